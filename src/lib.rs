@@ -1,0 +1,28 @@
+//! quotatrack tells a developer how much of each AI-coding subscription is
+//! left (Claude, Codex, Copilot, Gemini, Antigravity, Kiro, Z.ai), when each
+//! window resets, and whether the number can be trusted.
+//!
+//! It is built as an event-sourced engine: typed state machines decide,
+//! every input and decision is appended to a log, and what users see is a
+//! projection of that log. This crate is growing towards that design
+//! (`ARCHITECTURE.md`); what exists today is its foundation.
+//!
+//! # Layout
+//!
+//! - [`quota`]: the quota model (`QuotaDefinition`, `UsageSnapshot`,
+//!   `ResolvedUsageWindow`) and `resolve_usage_window`, the resolution of
+//!   what a provider reported into what users see.
+//! - [`providers`]: the seven providers, each an id, a label, its quotas,
+//!   the request it needs and a pure `parse` of one response.
+//! - [`wire`]: the versioned JSON formats other programs read
+//!   (`quotatrack parse --json`).
+//! - [`cli`]: the command line's argument types, without I/O.
+
+#![deny(missing_docs)]
+
+pub mod cli;
+#[allow(missing_docs)]
+pub mod providers;
+#[allow(missing_docs)]
+pub mod quota;
+pub mod wire;

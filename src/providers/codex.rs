@@ -1,0 +1,211 @@
+//! Codex (ChatGPT plans) through `GET /backend-api/wham/usage`.
+//!
+//! Windows are classified by `limit_window_seconds`, never by slot: free and
+//! team accounts carry the weekly window in `primary_window`. The slot is
+//! only a fallback when the length is missing (primary 5 h, secondary 7 d).
+//! `used_percent` is 0–100 used; `reset_at` is epoch seconds,
+//! `reset_after_seconds` relative. When the body has no main windows, the
+//! `x-codex-*` headers of the same response fill them in.
+
+use jiff::Timestamp;
+use serde_json::Value;
+
+use super::decode::{
+    after, array_at, at, epoch, number, number_at, slug, text_at, timestamp_at, whole_seconds,
+    window_id,
+};
+use super::errors::Failure;
+use super::{AuthScheme, FetchError, Method, Provider, ProviderId, Reading, RequestSpec, Response};
+use crate::quota::{QuotaDefinition, QuotaKind, ResetBehavior, Unit, UsageSnapshot, WindowType};
+
+/// The slots of a rate-limit object and the length each implies when the
+/// body does not say.
+const SLOTS: [(&str, &str, u64); 2] = [
+    ("primary_window", "primary", 18_000),
+    ("secondary_window", "secondary", 604_800),
+];
+
+pub struct Codex;
+
+impl Provider for Codex {
+    fn id(&self) -> ProviderId {
+        ProviderId::Codex
+    }
+
+    fn label(&self) -> &'static str {
+        "Codex"
+    }
+
+    fn quotas(&self) -> Vec<QuotaDefinition> {
+        vec![
+            QuotaDefinition::new(
+                "window",
+                WindowType::Rolling,
+                ResetBehavior::Continuous,
+                QuotaKind::PercentageOnly,
+            ),
+            QuotaDefinition::new(
+                "spend",
+                WindowType::Fixed,
+                ResetBehavior::Calendar,
+                QuotaKind::Amount {
+                    amount: 0.0,
+                    unit: Unit::Credits,
+                },
+            ),
+        ]
+    }
+
+    fn request(&self) -> RequestSpec {
+        RequestSpec {
+            method: Method::Get,
+            origin: "https://chatgpt.com",
+            path: "/backend-api/wham/usage",
+            headers: vec![
+                ("accept", "application/json"),
+                ("user-agent", "codex_cli_rs/0.63.0 (quotatrack)"),
+                ("originator", "codex_cli_rs"),
+            ],
+            body: None,
+            auth: AuthScheme::Bearer,
+        }
+    }
+
+    fn read(
+        &self,
+        body: &Value,
+        response: &Response<'_>,
+        now: Timestamp,
+    ) -> Result<Reading, FetchError> {
+        let mut snapshots = rate_windows(at(body, &["rate_limit"]), now);
+        if snapshots.is_empty() {
+            snapshots = header_windows(response);
+        }
+        for snapshot in rate_windows(at(body, &["code_review_rate_limit"]), now) {
+            snapshots.push(prefixed(snapshot, "review", "Code review"));
+        }
+        for limit in array_at(body, &["additional_rate_limits"]) {
+            let Some(name) =
+                text_at(limit, &["limit_name"]).or_else(|| text_at(limit, &["metered_feature"]))
+            else {
+                continue;
+            };
+            for snapshot in rate_windows(at(limit, &["rate_limit"]), now) {
+                let id = format!(
+                    "{}-{}",
+                    snapshot.window.as_deref().unwrap_or_default(),
+                    slug(&name)
+                );
+                let label = format!("{name} {}", snapshot.label.as_deref().unwrap_or_default());
+                snapshots.push(snapshot.window(id, label).model(name.clone()));
+            }
+        }
+        snapshots.extend(spend_limit(body, now));
+        Ok(Reading {
+            plan: text_at(body, &["plan_type"]),
+            snapshots,
+        })
+    }
+
+    fn classify(&self, failure: &Failure<'_>) -> FetchError {
+        // A usage-limit 429 carries its reset in the body when the header is missing.
+        let mut error = failure.classify();
+        if let (FetchError::RateLimited { retry_after_s, .. }, Some(json)) =
+            (&mut error, failure.json)
+        {
+            let relative = number_at(json, &["error", "resets_in_seconds"]).and_then(whole_seconds);
+            let absolute = timestamp_at(json, &["error", "resets_at"])
+                .map(|reset| super::errors::seconds_until(failure.now, reset));
+            *retry_after_s = retry_after_s.or(relative).or(absolute);
+        }
+        error
+    }
+}
+
+/// The windows of one rate-limit object (`rate_limit`, a code-review or an
+/// additional limit), each identified by its length.
+fn rate_windows(rate_limit: Option<&Value>, now: Timestamp) -> Vec<UsageSnapshot> {
+    let Some(rate_limit) = rate_limit else {
+        return Vec::new();
+    };
+    SLOTS
+        .iter()
+        .filter_map(|(key, _, default_seconds)| {
+            let window = at(rate_limit, &[key])?;
+            let percent = number_at(window, &["used_percent"])?;
+            let seconds = number_at(window, &["limit_window_seconds"])
+                .and_then(whole_seconds)
+                .unwrap_or(*default_seconds);
+            let reset = number_at(window, &["reset_at"])
+                .and_then(epoch)
+                .or_else(|| {
+                    number_at(window, &["reset_after_seconds"]).and_then(|s| after(now, s))
+                });
+            Some(length_window(percent, seconds, reset))
+        })
+        .collect()
+}
+
+/// The main windows from `x-codex-{primary,secondary}-*` headers. A window
+/// reporting 0 % with neither a length nor a reset carries no data.
+fn header_windows(response: &Response<'_>) -> Vec<UsageSnapshot> {
+    SLOTS
+        .iter()
+        .filter_map(|(_, slot, default_seconds)| {
+            let header = |field: &str| {
+                response
+                    .header(&format!("x-codex-{slot}-{field}"))
+                    .and_then(|v| number(&Value::String(v.to_owned())))
+            };
+            let percent = header("used-percent")?;
+            let minutes = header("window-minutes");
+            let reset = header("reset-at").and_then(epoch);
+            if percent == 0.0 && minutes.is_none() && reset.is_none() {
+                return None;
+            }
+            let seconds = minutes
+                .and_then(|m| whole_seconds(m * 60.0))
+                .unwrap_or(*default_seconds);
+            Some(length_window(percent, seconds, reset))
+        })
+        .collect()
+}
+
+fn length_window(percent: f64, seconds: u64, reset: Option<Timestamp>) -> UsageSnapshot {
+    let id = window_id(seconds);
+    UsageSnapshot::of("window")
+        .window(id.clone(), id)
+        .used_percent(percent)
+        .resets_at(reset)
+        .window_seconds(Some(seconds))
+}
+
+fn prefixed(snapshot: UsageSnapshot, id_prefix: &str, label_prefix: &str) -> UsageSnapshot {
+    let id = snapshot.window.clone().unwrap_or_default();
+    snapshot.window(format!("{id_prefix}-{id}"), format!("{label_prefix} {id}"))
+}
+
+/// The Team/Enterprise spend-control pool (`individual_limit`), at the root,
+/// inside `spend_control` or inside `rate_limit`; numbers may be strings.
+fn spend_limit(body: &Value, now: Timestamp) -> Option<UsageSnapshot> {
+    let pool = [
+        &["spend_control", "individual_limit"][..],
+        &["individual_limit"],
+        &["rate_limit", "individual_limit"],
+    ]
+    .iter()
+    .find_map(|path| at(body, path))?;
+    let limit = number_at(pool, &["limit"]);
+    let used =
+        number_at(pool, &["used"]).or_else(|| Some(limit? - number_at(pool, &["remaining"])?));
+    let mut snapshot = UsageSnapshot::of("spend")
+        .window("spend", "Spend")
+        .amounts(limit, used)
+        .resets_at(
+            number_at(pool, &["reset_at"])
+                .and_then(epoch)
+                .or_else(|| number_at(pool, &["reset_after_seconds"]).and_then(|s| after(now, s))),
+        );
+    snapshot.used_ratio = number_at(pool, &["used_percent"]).map(|p| p / 100.0);
+    (limit.is_some() || snapshot.used_ratio.is_some()).then_some(snapshot)
+}

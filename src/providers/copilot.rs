@@ -1,0 +1,200 @@
+//! GitHub Copilot through `GET /copilot_internal/user`.
+//!
+//! `percent_remaining` is 0–100 **remaining** and goes negative on overage
+//! (-15 means 115 % used), `remaining` is floored while `quota_remaining` is
+//! the real balance, and an `unlimited` bucket has no meter. Premium requests
+//! cost a per-model multiple of one request, so the premium quota is a
+//! multiplier quota. Legacy free accounts report `monthly_quotas` (totals)
+//! and `limited_user_quotas` (remaining), numbers possibly as strings.
+
+use std::collections::BTreeMap;
+
+use jiff::Timestamp;
+use serde_json::Value;
+
+use super::decode::{at, bool_at, next_month_start_utc, number_at, text_at, timestamp_at};
+use super::errors::{ErrorKind, Failure, seconds_until};
+use super::{AuthScheme, FetchError, Method, Provider, ProviderId, Reading, RequestSpec, Response};
+use crate::quota::{QuotaDefinition, QuotaKind, ResetBehavior, Unit, UsageSnapshot, WindowType};
+
+/// The premium allowance of an individual Pro plan, used when a response
+/// gives no entitlement.
+const DEFAULT_PREMIUM_REQUESTS: f64 = 300.0;
+
+/// What one request to each model costs in premium requests.
+const MULTIPLIERS: [(&str, f64); 20] = [
+    ("claude-haiku-4.5", 0.33),
+    ("claude-opus-4.1", 10.0),
+    ("claude-opus-4.5", 3.0),
+    ("claude-sonnet-4", 1.0),
+    ("claude-sonnet-4.5", 1.0),
+    ("gemini-2.5-pro", 1.0),
+    ("gemini-3-flash", 0.33),
+    ("gemini-3-pro", 1.0),
+    ("gpt-4.1", 0.0),
+    ("gpt-4o", 0.0),
+    ("gpt-5-mini", 0.0),
+    ("raptor-mini", 0.0),
+    ("gpt-5", 1.0),
+    ("gpt-5-codex", 1.0),
+    ("gpt-5.1", 1.0),
+    ("gpt-5.1-codex", 1.0),
+    ("gpt-5.1-codex-max", 1.0),
+    ("gpt-5.1-codex-mini", 0.33),
+    ("gpt-5.2", 1.0),
+    ("grok-code-fast-1", 0.25),
+];
+
+/// Metered buckets: key in `quota_snapshots`, window id, label.
+const BUCKETS: [(&str, &str, &str); 3] = [
+    ("premium_interactions", "premium", "Premium"),
+    ("chat", "chat", "Chat"),
+    ("completions", "completions", "Completions"),
+];
+
+pub struct Copilot;
+
+impl Provider for Copilot {
+    fn id(&self) -> ProviderId {
+        ProviderId::Copilot
+    }
+
+    fn label(&self) -> &'static str {
+        "Copilot"
+    }
+
+    fn quotas(&self) -> Vec<QuotaDefinition> {
+        let multipliers: BTreeMap<String, f64> = MULTIPLIERS
+            .iter()
+            .map(|(m, x)| ((*m).to_owned(), *x))
+            .collect();
+        let monthly = |id: &str, kind| {
+            QuotaDefinition::new(id, WindowType::Fixed, ResetBehavior::Calendar, kind)
+        };
+        let requests = || QuotaKind::Amount {
+            amount: 0.0,
+            unit: Unit::Requests,
+        };
+        vec![
+            monthly(
+                "premium",
+                QuotaKind::Multiplier {
+                    base_amount: DEFAULT_PREMIUM_REQUESTS,
+                    multipliers,
+                },
+            ),
+            monthly("chat", requests()),
+            monthly("completions", requests()),
+        ]
+    }
+
+    fn request(&self) -> RequestSpec {
+        RequestSpec {
+            method: Method::Get,
+            origin: "https://api.github.com",
+            path: "/copilot_internal/user",
+            headers: vec![
+                ("accept", "application/json"),
+                ("editor-version", "vscode/1.96.2"),
+                ("editor-plugin-version", "copilot-chat/0.26.7"),
+                ("user-agent", "GitHubCopilotChat/0.26.7"),
+                ("x-github-api-version", "2025-04-01"),
+            ],
+            body: None,
+            auth: AuthScheme::Token,
+        }
+    }
+
+    fn read(
+        &self,
+        body: &Value,
+        _response: &Response<'_>,
+        now: Timestamp,
+    ) -> Result<Reading, FetchError> {
+        let reset = timestamp_at(body, &["quota_reset_date_utc"])
+            .or_else(|| timestamp_at(body, &["quota_reset_date"]))
+            .or_else(|| timestamp_at(body, &["quota_reset_at"]))
+            .or_else(|| next_month_start_utc(now));
+        let mut snapshots: Vec<_> = BUCKETS
+            .iter()
+            .filter_map(|(key, id, label)| {
+                let bucket = at(body, &["quota_snapshots", key])?;
+                bucket_snapshot(bucket, id).map(|s| s.window(*id, *label).resets_at(reset))
+            })
+            .collect();
+        if snapshots.is_empty() {
+            snapshots = legacy_quotas(body, now);
+        }
+        Ok(Reading {
+            plan: text_at(body, &["copilot_plan"]),
+            snapshots,
+        })
+    }
+
+    fn classify(&self, failure: &Failure<'_>) -> FetchError {
+        // GitHub signals its API rate limit with 403 and an exhausted counter.
+        let exhausted = failure.response.header("x-ratelimit-remaining") == Some("0");
+        if !(exhausted && matches!(failure.status(), 403 | 429)) {
+            return failure.classify();
+        }
+        let reset = failure
+            .response
+            .header("x-ratelimit-reset")
+            .and_then(|v| super::decode::timestamp(&Value::String(v.to_owned())));
+        match failure.error(ErrorKind::RateLimited) {
+            FetchError::RateLimited {
+                message,
+                retry_after_s,
+            } => FetchError::RateLimited {
+                message,
+                retry_after_s: retry_after_s
+                    .or_else(|| reset.map(|at| seconds_until(failure.now, at))),
+            },
+            other => other,
+        }
+    }
+}
+
+/// One `quota_snapshots` bucket. Unlimited buckets are kept only for
+/// premium requests (chat and completions are unlimited on every paid plan);
+/// an empty placeholder or a zero entitlement has no meter to show.
+fn bucket_snapshot(bucket: &Value, quota: &str) -> Option<UsageSnapshot> {
+    let premium = quota == "premium";
+    if bool_at(bucket, &["unlimited"]) == Some(true) {
+        let mut snapshot = UsageSnapshot::of(quota).unit(Unit::Requests);
+        snapshot.unlimited = true;
+        return premium.then_some(snapshot);
+    }
+    let entitlement = number_at(bucket, &["entitlement"]).filter(|e| *e > 0.0)?;
+    let remaining =
+        number_at(bucket, &["quota_remaining"]).or_else(|| number_at(bucket, &["remaining"]));
+    let mut snapshot = UsageSnapshot::of(quota).unit(Unit::Requests);
+    snapshot.limit = Some(entitlement);
+    snapshot.remaining = remaining;
+    snapshot.used = remaining.map(|left| entitlement - left);
+    snapshot.used_ratio =
+        number_at(bucket, &["percent_remaining"]).map(|left| (100.0 - left) / 100.0);
+    (snapshot.remaining.is_some() || snapshot.used_ratio.is_some()).then_some(snapshot)
+}
+
+/// The pre-2026 free-plan shape: totals in `monthly_quotas`, what is left in
+/// `limited_user_quotas`. Without the remaining side usage is unknown, and
+/// no window is made (never assume full).
+fn legacy_quotas(body: &Value, now: Timestamp) -> Vec<UsageSnapshot> {
+    let reset =
+        timestamp_at(body, &["limited_user_reset_date"]).or_else(|| next_month_start_utc(now));
+    [("chat", "Chat"), ("completions", "Completions")]
+        .iter()
+        .filter_map(|(key, label)| {
+            let total = number_at(body, &["monthly_quotas", key]).filter(|t| *t > 0.0)?;
+            let remaining = number_at(body, &["limited_user_quotas", key])?;
+            let mut snapshot = UsageSnapshot::of(key)
+                .window(*key, *label)
+                .unit(Unit::Requests)
+                .resets_at(reset);
+            snapshot.limit = Some(total);
+            snapshot.remaining = Some(remaining);
+            Some(snapshot)
+        })
+        .collect()
+}

@@ -1,0 +1,275 @@
+//! Classifying failed responses into the five error kinds of the parse
+//! contract, with the message the provider gave and any retry hint.
+//!
+//! The default rules are HTTP conventions: 401/403 are auth, 429 is a rate
+//! limit, 5xx/529 and any HTML page are unavailable, other 4xx are API errors.
+//! An HTML body is never read as "token expired": edge pages (Cloudflare,
+//! CloudFront, nginx) say nothing about the credential.
+
+use jiff::{SignedDuration, Timestamp};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::Response;
+use super::decode::{number, text};
+
+/// The longest provider message we carry, in characters.
+const MAX_MESSAGE_CHARS: usize = 300;
+
+/// Why a fetch did not produce usage.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum FetchError {
+    /// Missing, expired, revoked or under-scoped credentials.
+    #[error("{message}")]
+    Auth { message: String },
+    /// The provider asks us to wait; `retry_after_s` when it says how long.
+    #[error("{message}")]
+    RateLimited {
+        message: String,
+        retry_after_s: Option<u64>,
+    },
+    /// The provider or the network in front of it is failing.
+    #[error("{message}")]
+    Unavailable { message: String },
+    /// Any other error the provider reported.
+    #[error("{message}")]
+    Api { message: String },
+    /// The response is not what the provider sends.
+    #[error("{message}")]
+    Malformed { message: String },
+}
+
+/// The error kinds of the parse contract.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    Auth,
+    RateLimited,
+    Unavailable,
+    ApiError,
+    Malformed,
+}
+
+impl ErrorKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::Auth => "auth",
+            ErrorKind::RateLimited => "rate_limited",
+            ErrorKind::Unavailable => "unavailable",
+            ErrorKind::ApiError => "api_error",
+            ErrorKind::Malformed => "malformed",
+        }
+    }
+}
+
+impl FetchError {
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            FetchError::Auth { .. } => ErrorKind::Auth,
+            FetchError::RateLimited { .. } => ErrorKind::RateLimited,
+            FetchError::Unavailable { .. } => ErrorKind::Unavailable,
+            FetchError::Api { .. } => ErrorKind::ApiError,
+            FetchError::Malformed { .. } => ErrorKind::Malformed,
+        }
+    }
+
+    pub fn message(&self) -> &str {
+        match self {
+            FetchError::Auth { message }
+            | FetchError::RateLimited { message, .. }
+            | FetchError::Unavailable { message }
+            | FetchError::Api { message }
+            | FetchError::Malformed { message } => message,
+        }
+    }
+
+    pub fn retry_after_s(&self) -> Option<u64> {
+        match self {
+            FetchError::RateLimited { retry_after_s, .. } => *retry_after_s,
+            _ => None,
+        }
+    }
+
+    /// An error of `kind` carrying `message`.
+    pub fn new(kind: ErrorKind, message: String) -> Self {
+        match kind {
+            ErrorKind::Auth => FetchError::Auth { message },
+            ErrorKind::RateLimited => FetchError::RateLimited {
+                message,
+                retry_after_s: None,
+            },
+            ErrorKind::Unavailable => FetchError::Unavailable { message },
+            ErrorKind::ApiError => FetchError::Api { message },
+            ErrorKind::Malformed => FetchError::Malformed { message },
+        }
+    }
+
+    pub(crate) fn malformed(message: impl Into<String>) -> Self {
+        FetchError::Malformed {
+            message: message.into(),
+        }
+    }
+}
+
+/// A failed response, with what the default rules need to classify it.
+#[derive(Debug, Clone, Copy)]
+pub struct Failure<'a> {
+    pub response: &'a Response<'a>,
+    /// The body, when it is JSON.
+    pub json: Option<&'a Value>,
+    pub now: Timestamp,
+}
+
+impl<'a> Failure<'a> {
+    pub fn new(response: &'a Response<'a>, json: Option<&'a Value>, now: Timestamp) -> Self {
+        Self {
+            response,
+            json,
+            now,
+        }
+    }
+
+    pub fn status(&self) -> u16 {
+        self.response.status
+    }
+
+    /// True for an HTML page (by content type or by its first byte).
+    pub fn is_html(&self) -> bool {
+        let declared = self
+            .response
+            .header("content-type")
+            .is_some_and(|ct| ct.to_ascii_lowercase().contains("text/html"));
+        let looks = self
+            .response
+            .body
+            .iter()
+            .find(|b| !b.is_ascii_whitespace())
+            .is_some_and(|b| *b == b'<');
+        self.json.is_none() && (declared || looks)
+    }
+
+    /// The kind the HTTP status alone implies.
+    pub fn status_kind(&self) -> ErrorKind {
+        match self.status() {
+            429 => ErrorKind::RateLimited,
+            _ if self.is_html() => ErrorKind::Unavailable,
+            401 | 403 => ErrorKind::Auth,
+            500..=599 => ErrorKind::Unavailable,
+            _ => ErrorKind::ApiError,
+        }
+    }
+
+    /// `http <status>: <provider message>`, bounded in length.
+    pub fn message(&self) -> String {
+        let detail = match self.json {
+            Some(json) => envelope_message(json),
+            None if self.is_html() => Some("an HTML error page instead of JSON".to_owned()),
+            None if self.response.body.iter().all(u8::is_ascii_whitespace) => None,
+            None => Some(format!(
+                "a non-JSON body: {}",
+                String::from_utf8_lossy(self.response.body).trim()
+            )),
+        };
+        let message = match detail {
+            Some(detail) => format!("http {}: {detail}", self.status()),
+            None => format!("http {} with an empty body", self.status()),
+        };
+        bounded(&message)
+    }
+
+    /// The `Retry-After` header, as seconds or an HTTP-date relative to `now`.
+    pub fn retry_after(&self) -> Option<u64> {
+        let value = self.response.header("retry-after")?;
+        if let Some(seconds) = value
+            .parse::<f64>()
+            .ok()
+            .filter(|s| s.is_finite() && *s >= 0.0)
+        {
+            return Some(seconds.ceil() as u64);
+        }
+        let at = jiff::fmt::rfc2822::parse(value).ok()?.timestamp();
+        Some(seconds_until(self.now, at))
+    }
+
+    /// The error of `kind` with this response's message and retry hint.
+    pub fn error(&self, kind: ErrorKind) -> FetchError {
+        let mut error = FetchError::new(kind, self.message());
+        if let FetchError::RateLimited { retry_after_s, .. } = &mut error {
+            *retry_after_s = self.retry_after();
+        }
+        error
+    }
+
+    /// The default classification: the status kind, message and retry hint.
+    pub fn classify(&self) -> FetchError {
+        self.error(self.status_kind())
+    }
+}
+
+/// The error for a 2xx body that is not JSON.
+pub(super) fn not_json(response: &Response<'_>, error: &serde_json::Error) -> FetchError {
+    let what = if response.body.is_empty() {
+        "an empty body".to_owned()
+    } else if response.body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'<') {
+        "an HTML page".to_owned()
+    } else {
+        format!("a body that is not JSON ({error})")
+    };
+    FetchError::malformed(format!("http {} with {what}", response.status))
+}
+
+/// The whole seconds from `now` until `at`, 0 when `at` has passed.
+pub(super) fn seconds_until(now: Timestamp, at: Timestamp) -> u64 {
+    let wait = at.duration_since(now);
+    if wait <= SignedDuration::ZERO {
+        0
+    } else {
+        wait.as_secs_f64().ceil() as u64
+    }
+}
+
+/// The human message of the common error envelopes: `{"error":{"message"}}`,
+/// `{"error":"…","error_description":"…"}`, `{"message"}`, `{"detail"}`, `{"msg"}`.
+pub(super) fn envelope_message(json: &Value) -> Option<String> {
+    let error = json.get("error");
+    let candidates = [
+        error.and_then(|e| e.get("message")),
+        json.get("error_description"),
+        json.get("message"),
+        json.get("detail"),
+        json.get("msg"),
+        error,
+    ];
+    candidates
+        .into_iter()
+        .flatten()
+        .find_map(text)
+        .map(|m| bounded(&m))
+}
+
+/// A machine code from the common envelopes (`error.type`, `error.code`,
+/// `error.status`, `code`, `__type`), as text.
+pub(super) fn envelope_code(json: &Value) -> Option<String> {
+    let error = json.get("error");
+    let candidates = [
+        error.and_then(|e| e.get("type")),
+        error.and_then(|e| e.get("status")),
+        error.and_then(|e| e.get("code")),
+        json.get("__type"),
+        json.get("code"),
+    ];
+    candidates
+        .into_iter()
+        .flatten()
+        .find_map(|v| text(v).or_else(|| number(v).map(|n| n.to_string())))
+}
+
+/// Cuts a message to [`MAX_MESSAGE_CHARS`] characters.
+fn bounded(message: &str) -> String {
+    let message = message.trim();
+    match message.char_indices().nth(MAX_MESSAGE_CHARS) {
+        Some((cut, _)) => format!("{}…", &message[..cut]),
+        None => message.to_owned(),
+    }
+}

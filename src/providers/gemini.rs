@@ -1,0 +1,118 @@
+//! Gemini CLI (Code Assist) through `POST v1internal:retrieveUserQuota`.
+//!
+//! One bucket per model and token type, each with a 0–1 **remaining**
+//! fraction and a daily `resetTime`. `_vertex` twins and repeated model ids
+//! are folded into one window per model keeping the lowest fraction; the
+//! epoch-0 reset marks an unavailable model. Besides the per-model windows,
+//! `pro` and `flash` give the most constrained model of each family.
+
+use jiff::Timestamp;
+use serde_json::Value;
+
+use super::decode::{array_at, text_at};
+use super::errors::Failure;
+use super::google;
+use super::{AuthScheme, FetchError, Method, Provider, ProviderId, Reading, RequestSpec, Response};
+use crate::quota::{
+    Aggregation, QuotaDefinition, QuotaKind, ResetBehavior, UsageSnapshot, WindowType,
+};
+
+/// Model families with an aggregate window, checked in order (`flash` first
+/// so that `flash-lite` is not read as `pro`).
+const FAMILIES: [&str; 2] = ["flash", "pro"];
+
+pub struct Gemini;
+
+impl Provider for Gemini {
+    fn id(&self) -> ProviderId {
+        ProviderId::Gemini
+    }
+
+    fn label(&self) -> &'static str {
+        "Gemini"
+    }
+
+    fn quotas(&self) -> Vec<QuotaDefinition> {
+        let per_model = |id: &str, aggregation| {
+            QuotaDefinition::new(
+                id,
+                WindowType::Fixed,
+                ResetBehavior::Calendar,
+                QuotaKind::PerModel { aggregation },
+            )
+        };
+        vec![
+            per_model("model", Aggregation::Individual),
+            per_model("pro", Aggregation::Min),
+            per_model("flash", Aggregation::Min),
+        ]
+    }
+
+    fn request(&self) -> RequestSpec {
+        RequestSpec {
+            method: Method::Post,
+            origin: "https://cloudcode-pa.googleapis.com",
+            path: "/v1internal:retrieveUserQuota",
+            headers: vec![
+                ("content-type", "application/json"),
+                ("accept", "application/json"),
+            ],
+            body: Some("{}"),
+            auth: AuthScheme::Bearer,
+        }
+    }
+
+    fn read(
+        &self,
+        body: &Value,
+        _response: &Response<'_>,
+        _now: Timestamp,
+    ) -> Result<Reading, FetchError> {
+        if let Some(error) = google::body_error(body) {
+            return Err(error);
+        }
+        let mut models: Vec<UsageSnapshot> = Vec::new();
+        for bucket in array_at(body, &["buckets"]) {
+            let (Some(model), Some(fraction)) = (
+                text_at(bucket, &["modelId"]),
+                google::remaining_fraction(bucket),
+            ) else {
+                continue;
+            };
+            let model = model.trim_end_matches("_vertex").to_owned();
+            let id = match text_at(bucket, &["tokenType"]).map(|t| t.to_ascii_lowercase()) {
+                Some(kind) if kind != "requests" => format!("{model}-{kind}"),
+                _ => model.clone(),
+            };
+            let snapshot = UsageSnapshot::of("model")
+                .window(id.clone(), id.clone())
+                .model(model)
+                .remaining_fraction(fraction)
+                .resets_at(google::reset_time(bucket));
+            match models
+                .iter_mut()
+                .find(|s| s.window.as_deref() == Some(id.as_str()))
+            {
+                Some(seen) => *seen = google::min_fraction(seen.clone(), snapshot),
+                None => models.push(snapshot),
+            }
+        }
+        let families = models.iter().filter_map(|snapshot| {
+            let model = snapshot.model.as_deref()?.to_ascii_lowercase();
+            let family = FAMILIES.iter().find(|f| model.contains(*f))?;
+            Some(UsageSnapshot {
+                quota: (*family).to_owned(),
+                ..snapshot.clone()
+            })
+        });
+        let snapshots = models.iter().cloned().chain(families).collect();
+        Ok(Reading {
+            plan: None,
+            snapshots,
+        })
+    }
+
+    fn classify(&self, failure: &Failure<'_>) -> FetchError {
+        google::classify(failure)
+    }
+}

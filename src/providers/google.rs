@@ -1,0 +1,128 @@
+//! What Gemini and Antigravity share: Google's Cloud Code RPC error envelope
+//! (`{"error":{"code","message","status","details"}}`) and its retry hints,
+//! and the meaning of a missing `remainingFraction`.
+
+use jiff::Timestamp;
+use serde_json::Value;
+
+use super::decode::{array_at, at, number_at, text_at, timestamp};
+use super::errors::{ErrorKind, Failure, FetchError, seconds_until};
+use crate::quota::UsageSnapshot;
+
+/// Reasons in a 403 that mean "this account or client cannot use the
+/// service", which a new login does not fix.
+const NOT_AUTH_403: [&str; 3] = [
+    "UNSUPPORTED_CLIENT",
+    "no longer supported",
+    "SECURITY_POLICY_VIOLATED",
+];
+
+/// Classifies a Cloud Code failure: 403s about the client or a security
+/// policy are API errors, not auth; 429 retry hints come from the body's
+/// `RetryInfo`, `quotaResetDelay` or `quotaResetTimeStamp` when the header
+/// has none.
+pub fn classify(failure: &Failure<'_>) -> FetchError {
+    let Some(json) = failure.json else {
+        return failure.classify();
+    };
+    let kind = match failure.status_kind() {
+        ErrorKind::Auth if failure.status() == 403 && mentions_any(json, &NOT_AUTH_403) => {
+            ErrorKind::ApiError
+        }
+        kind => kind,
+    };
+    let mut error = failure.error(kind);
+    if let FetchError::RateLimited { retry_after_s, .. } = &mut error {
+        *retry_after_s = retry_after_s.or_else(|| body_retry_after(json, failure.now));
+    }
+    error
+}
+
+/// The earliest retry hint in the error's `details`.
+fn body_retry_after(json: &Value, now: Timestamp) -> Option<u64> {
+    array_at(json, &["error", "details"])
+        .iter()
+        .filter_map(|detail| {
+            let delay = text_at(detail, &["retryDelay"])
+                .or_else(|| text_at(detail, &["metadata", "quotaResetDelay"]))
+                .and_then(|d| duration_seconds(&d));
+            delay.or_else(|| {
+                at(detail, &["metadata", "quotaResetTimeStamp"])
+                    .and_then(timestamp)
+                    .map(|reset| seconds_until(now, reset))
+            })
+        })
+        .min()
+}
+
+/// Google's duration text (`"0.976s"`, `"1500ms"`), rounded up to seconds.
+fn duration_seconds(text: &str) -> Option<u64> {
+    let text = text.trim();
+    let seconds = if let Some(ms) = text.strip_suffix("ms") {
+        ms.parse::<f64>().ok()? / 1000.0
+    } else {
+        text.strip_suffix('s')?.parse::<f64>().ok()?
+    };
+    (seconds.is_finite() && seconds >= 0.0).then(|| seconds.ceil() as u64)
+}
+
+/// True when the error's message, status or a detail's reason mentions one
+/// of `needles`.
+fn mentions_any(json: &Value, needles: &[&str]) -> bool {
+    let mut haystack = [&["error", "message"][..], &["error", "status"]]
+        .iter()
+        .filter_map(|path| text_at(json, path))
+        .collect::<Vec<_>>();
+    haystack.extend(
+        array_at(json, &["error", "details"])
+            .iter()
+            .filter_map(|d| text_at(d, &["reason"])),
+    );
+    haystack
+        .iter()
+        .any(|text| needles.iter().any(|needle| text.contains(needle)))
+}
+
+/// The remaining fraction of a quota entry. Proto3 drops zero values, so a
+/// missing fraction beside a reset time means exhausted (0); missing with no
+/// reset time means unknown (`None`). A reset at the epoch (1970) marks an
+/// unavailable model, which has nothing left.
+pub fn remaining_fraction(entry: &Value) -> Option<f64> {
+    let reset = at(entry, &["resetTime"]);
+    match number_at(entry, &["remainingFraction"]) {
+        Some(fraction) => Some(fraction),
+        None if reset.is_some() => Some(0.0),
+        None => None,
+    }
+}
+
+/// The reset time of a quota entry; the 1970 sentinel is no reset.
+pub fn reset_time(entry: &Value) -> Option<Timestamp> {
+    at(entry, &["resetTime"])
+        .and_then(timestamp)
+        .filter(|t| t.as_second() > 0)
+}
+
+/// The error for a 2xx body carrying an RPC error envelope.
+pub fn body_error(json: &Value) -> Option<FetchError> {
+    let code = number_at(json, &["error", "code"])?;
+    let message =
+        text_at(json, &["error", "message"]).unwrap_or_else(|| "unknown error".to_owned());
+    let kind = match code as u16 {
+        401 => ErrorKind::Auth,
+        429 => ErrorKind::RateLimited,
+        500..=599 => ErrorKind::Unavailable,
+        _ => ErrorKind::ApiError,
+    };
+    Some(FetchError::new(kind, format!("error {code}: {message}")))
+}
+
+/// Of two readings of one model, the one with less left; a missing reset is
+/// filled from the other.
+pub fn min_fraction(a: UsageSnapshot, b: UsageSnapshot) -> UsageSnapshot {
+    let left = |s: &UsageSnapshot| s.remaining_ratio.unwrap_or(1.0);
+    let reset = a.resets_at.or(b.resets_at);
+    let mut lower = if left(&b) < left(&a) { b } else { a };
+    lower.resets_at = lower.resets_at.or(reset);
+    lower
+}

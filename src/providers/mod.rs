@@ -1,0 +1,278 @@
+//! The seven providers, all of one shape: an id, a label, the quotas it
+//! declares, the request it needs, and a pure `parse` of one recorded
+//! response into resolved windows or a classified error.
+//!
+//! Providers parse and never fetch: the transport performs the request a
+//! provider describes and hands the response back to [`Provider::parse`].
+//! What is common to every provider (JSON decoding, HTTP error
+//! classification, resolution against the quota table) lives in this module
+//! and its helpers; each provider file holds only that provider's quirks.
+
+mod decode;
+mod errors;
+mod google;
+
+pub mod anthropic;
+pub mod antigravity;
+pub mod codex;
+pub mod copilot;
+pub mod gemini;
+pub mod kiro;
+pub mod zai;
+
+use std::fmt;
+use std::str::FromStr;
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::quota::{QuotaDefinition, ResolvedUsageWindow, UsageSnapshot, resolve_quota};
+
+pub use errors::{ErrorKind, FetchError};
+
+/// A provider id, as used on the command line, in events and in window ids.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProviderId {
+    Anthropic,
+    Antigravity,
+    Codex,
+    Copilot,
+    Gemini,
+    Kiro,
+    Zai,
+}
+
+impl ProviderId {
+    /// Every provider, in display order.
+    pub const ALL: [ProviderId; 7] = [
+        ProviderId::Anthropic,
+        ProviderId::Codex,
+        ProviderId::Copilot,
+        ProviderId::Gemini,
+        ProviderId::Antigravity,
+        ProviderId::Kiro,
+        ProviderId::Zai,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProviderId::Anthropic => "anthropic",
+            ProviderId::Antigravity => "antigravity",
+            ProviderId::Codex => "codex",
+            ProviderId::Copilot => "copilot",
+            ProviderId::Gemini => "gemini",
+            ProviderId::Kiro => "kiro",
+            ProviderId::Zai => "zai",
+        }
+    }
+
+    /// The provider's implementation.
+    pub fn provider(self) -> &'static dyn Provider {
+        match self {
+            ProviderId::Anthropic => &anthropic::Anthropic,
+            ProviderId::Antigravity => &antigravity::Antigravity,
+            ProviderId::Codex => &codex::Codex,
+            ProviderId::Copilot => &copilot::Copilot,
+            ProviderId::Gemini => &gemini::Gemini,
+            ProviderId::Kiro => &kiro::Kiro,
+            ProviderId::Zai => &zai::Zai,
+        }
+    }
+}
+
+impl fmt::Display for ProviderId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The error for a provider id we do not know.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "unknown provider {0:?} (expected one of: anthropic, antigravity, codex, copilot, gemini, kiro, zai)"
+)]
+pub struct UnknownProvider(pub String);
+
+impl FromStr for ProviderId {
+    type Err = UnknownProvider;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        ProviderId::ALL
+            .into_iter()
+            .find(|id| id.as_str() == s)
+            .ok_or_else(|| UnknownProvider(s.to_owned()))
+    }
+}
+
+/// One HTTP response as received, borrowed from wherever it was recorded.
+#[derive(Debug, Clone, Copy)]
+pub struct Response<'a> {
+    pub status: u16,
+    /// Header names in any case; looked up case-insensitively.
+    pub headers: &'a [(String, String)],
+    pub body: &'a [u8],
+}
+
+impl Response<'_> {
+    /// The first header named `name`, compared case-insensitively.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(key, _)| key.eq_ignore_ascii_case(name))
+            .map(|(_, value)| value.trim())
+    }
+}
+
+/// HTTP method of a provider request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Method {
+    Get,
+    Post,
+}
+
+/// How the credential goes into the request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthScheme {
+    /// `Authorization: Bearer <token>`.
+    Bearer,
+    /// `Authorization: token <token>` (GitHub).
+    Token,
+}
+
+/// The request a provider needs, without the credential.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestSpec {
+    pub method: Method,
+    /// The default origin (scheme, host, port); `QUOTATRACK_<ID>_BASE_URL` replaces it.
+    pub origin: &'static str,
+    pub path: &'static str,
+    /// Headers that must be sent, besides the credential.
+    pub headers: Vec<(&'static str, &'static str)>,
+    pub body: Option<&'static str>,
+    pub auth: AuthScheme,
+}
+
+impl RequestSpec {
+    /// The full URL at the default origin.
+    pub fn url(&self) -> String {
+        format!("{}{}", self.origin, self.path)
+    }
+}
+
+/// What a provider read out of one successful response.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ParsedUsage {
+    pub provider: ProviderId,
+    /// The plan label, when the response names one.
+    pub plan: Option<String>,
+    /// Resolved windows, in the provider's display order; never empty.
+    pub windows: Vec<ResolvedUsageWindow>,
+}
+
+/// A provider's reading of a response body, before resolution.
+#[derive(Debug, Clone, Default)]
+pub struct Reading {
+    pub plan: Option<String>,
+    pub snapshots: Vec<UsageSnapshot>,
+}
+
+/// The shape every provider shares.
+pub trait Provider: Sync {
+    fn id(&self) -> ProviderId;
+
+    /// The name users know the service by.
+    fn label(&self) -> &'static str;
+
+    /// The quotas this provider's snapshots are resolved against.
+    fn quotas(&self) -> Vec<QuotaDefinition>;
+
+    /// The usage request.
+    fn request(&self) -> RequestSpec;
+
+    /// Reads a successful (2xx, JSON) body into snapshots, or reports an
+    /// error the body carries despite its status.
+    fn read(
+        &self,
+        body: &Value,
+        response: &Response<'_>,
+        now: Timestamp,
+    ) -> Result<Reading, FetchError>;
+
+    /// Classifies a failed response; the default covers the HTTP status
+    /// conventions and common error envelopes.
+    fn classify(&self, failure: &errors::Failure<'_>) -> FetchError {
+        failure.classify()
+    }
+
+    /// Parses one response. Pure: no I/O, no clock but `now`, no panic on any
+    /// input, linear in the size of the body.
+    fn parse(&self, response: &Response<'_>, now: Timestamp) -> Result<ParsedUsage, FetchError> {
+        let json = serde_json::from_slice::<Value>(response.body);
+        if !(200..300).contains(&response.status) {
+            let failure = errors::Failure::new(response, json.as_ref().ok(), now);
+            return Err(self.classify(&failure));
+        }
+        let json = json.map_err(|error| errors::not_json(response, &error))?;
+        let reading = self.read(&json, response, now)?;
+        resolve(self, reading)
+    }
+}
+
+/// Resolves a reading against the provider's quotas, keeping snapshot order.
+fn resolve(
+    provider: &(impl Provider + ?Sized),
+    reading: Reading,
+) -> Result<ParsedUsage, FetchError> {
+    let quotas = provider.quotas();
+    let mut windows = Vec::new();
+    for quota in &quotas {
+        let snapshots: Vec<_> = reading
+            .snapshots
+            .iter()
+            .filter(|s| s.quota == quota.id)
+            .collect();
+        if !snapshots.is_empty() {
+            windows.extend(resolve_quota(quota, &snapshots));
+        }
+    }
+    // Display order is the snapshot order; aggregated windows follow their models.
+    let position = |window: &ResolvedUsageWindow| {
+        reading
+            .snapshots
+            .iter()
+            .position(|s| {
+                s.quota == window.quota && s.window.as_deref().unwrap_or(&s.quota) == window.id
+            })
+            .unwrap_or(usize::MAX)
+    };
+    windows.sort_by_key(position);
+    dedupe_ids(&mut windows);
+    if windows.is_empty() {
+        return Err(FetchError::Malformed {
+            message: "the response holds no usable usage window".to_owned(),
+        });
+    }
+    Ok(ParsedUsage {
+        provider: provider.id(),
+        plan: reading.plan,
+        windows,
+    })
+}
+
+/// Makes window ids unique by suffixing repeats (`5h`, `5h-2`), so two
+/// windows of one length never overwrite each other downstream.
+fn dedupe_ids(windows: &mut [ResolvedUsageWindow]) {
+    let mut seen = std::collections::HashSet::new();
+    for window in windows {
+        let mut candidate = window.id.clone();
+        let mut n = 2;
+        while !seen.insert(candidate.clone()) {
+            candidate = format!("{}-{n}", window.id);
+            n += 1;
+        }
+        window.id = candidate;
+    }
+}

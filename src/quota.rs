@@ -1,0 +1,448 @@
+//! The quota model: what a provider promises (`QuotaDefinition`), what it
+//! reports (`UsageSnapshot`) and what we show (`ResolvedUsageWindow`).
+//!
+//! Resolution follows the tracker design (`platform-tracker.md` §3.2): every
+//! field of a window is resolved on its own, explicit snapshot values win over
+//! derived ones, ratios are clamped to 0..1, amounts are floored at 0 but never
+//! capped (an overage is real), and an empty snapshot means "fully used".
+//!
+//! Two choices differ from the JavaScript source on purpose:
+//!
+//! - **Non-finite inputs are absent.** JavaScript kept `NaN` as a "present"
+//!   value, which leaked `NaN` amounts into the footer. Here a `NaN` or
+//!   infinite snapshot value is treated exactly as if the provider had not sent
+//!   it, so every resolved number is finite.
+//! - **An explicit total of 0 stays 0** (the tracker's first generation). A
+//!   zero total derives no ratios from amounts, and amounts derived from ratios
+//!   are 0.
+
+use std::collections::BTreeMap;
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+/// The total a percentage-only quota is measured against.
+pub const PERCENT_TOTAL: f64 = 100.0;
+
+/// What a provider promises for one quota.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QuotaDefinition {
+    /// Stable id; snapshots name the quota they measure by this id.
+    pub id: String,
+    /// How the window moves: rolling, fixed or per session.
+    pub window_type: WindowType,
+    /// When the quota refills.
+    pub reset_behavior: ResetBehavior,
+    /// The shape of the allowance.
+    #[serde(flatten)]
+    pub kind: QuotaKind,
+}
+
+/// The five shapes of allowance the tracker design knows.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum QuotaKind {
+    /// A time window of `seconds` (Claude's 5 h session, Codex's week).
+    Duration { seconds: f64 },
+    /// A countable allowance (Copilot premium requests, Kiro credits).
+    Amount { amount: f64, unit: Unit },
+    /// Only a percentage is known; the total is [`PERCENT_TOTAL`].
+    PercentageOnly,
+    /// A request allowance where each model costs `multipliers[model]`
+    /// requests per request; a model absent from the table costs 1.
+    Multiplier {
+        base_amount: f64,
+        multipliers: BTreeMap<String, f64>,
+    },
+    /// One window per model, combined by `aggregation`.
+    PerModel { aggregation: Aggregation },
+}
+
+/// How a window moves through time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WindowType {
+    Rolling,
+    Fixed,
+    Session,
+}
+
+/// When a quota refills.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResetBehavior {
+    /// Usage ages out continuously (rolling windows).
+    Continuous,
+    /// Refills at a calendar boundary (the 1st of the month).
+    Calendar,
+    /// The window starts with the first use after a reset.
+    SessionStart,
+}
+
+/// How per-model windows combine into one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Aggregation {
+    /// The most constrained model (lowest remaining ratio).
+    Min,
+    /// The least constrained model (highest remaining ratio).
+    Max,
+    /// Amounts added over all models.
+    Sum,
+    /// No combination: one window per model.
+    Individual,
+}
+
+/// What a window counts.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Unit {
+    Percent,
+    Requests,
+    Tokens,
+    Credits,
+    Seconds,
+    /// A currency, as a lowercase ISO 4217 code (`usd`, `eur`).
+    #[serde(untagged)]
+    Currency(String),
+}
+
+/// One measurement a provider reported; every field is optional and resolved
+/// independently against the quota it names.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct UsageSnapshot {
+    /// The id of the [`QuotaDefinition`] this measures.
+    pub quota: String,
+    /// The window id when several windows share one quota (per-model
+    /// windows, model-scoped weeks); defaults to the quota id.
+    pub window: Option<String>,
+    /// A short human label; defaults to the window id.
+    pub label: Option<String>,
+    pub model: Option<String>,
+    pub remaining: Option<f64>,
+    pub used: Option<f64>,
+    pub remaining_ratio: Option<f64>,
+    pub used_ratio: Option<f64>,
+    /// Overrides the quota's total for this snapshot (a real entitlement
+    /// instead of a declared one).
+    pub limit: Option<f64>,
+    /// No meter at all: the provider says this allowance is unlimited.
+    pub unlimited: bool,
+    pub unit: Option<Unit>,
+    /// `None` when the window has not started or the provider gives no reset.
+    pub resets_at: Option<Timestamp>,
+    pub window_seconds: Option<u64>,
+    /// Requests per model, for multiplier quotas.
+    pub requests_by_model: BTreeMap<String, f64>,
+}
+
+/// A window as users see it: every ratio in 0..1, every amount ≥ 0.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ResolvedUsageWindow {
+    pub id: String,
+    pub quota: String,
+    pub label: String,
+    pub model: Option<String>,
+    /// `None` only for unlimited windows.
+    pub remaining: Option<f64>,
+    /// `None` only for unlimited windows the provider gave no count for.
+    pub used: Option<f64>,
+    pub remaining_ratio: f64,
+    pub used_ratio: f64,
+    /// The total the amounts are measured against; `None` when unlimited.
+    pub limit: Option<f64>,
+    pub unit: Unit,
+    pub resets_at: Option<Timestamp>,
+    pub window_seconds: Option<u64>,
+    pub window_type: WindowType,
+    pub reset_behavior: ResetBehavior,
+}
+
+impl QuotaDefinition {
+    pub fn new(id: &str, window_type: WindowType, reset: ResetBehavior, kind: QuotaKind) -> Self {
+        Self {
+            id: id.to_owned(),
+            window_type,
+            reset_behavior: reset,
+            kind,
+        }
+    }
+
+    pub fn is_duration(&self) -> bool {
+        matches!(self.kind, QuotaKind::Duration { .. })
+    }
+
+    pub fn is_amount(&self) -> bool {
+        matches!(self.kind, QuotaKind::Amount { .. })
+    }
+
+    pub fn is_percentage_only(&self) -> bool {
+        matches!(self.kind, QuotaKind::PercentageOnly)
+    }
+
+    pub fn is_multiplier(&self) -> bool {
+        matches!(self.kind, QuotaKind::Multiplier { .. })
+    }
+
+    pub fn is_per_model(&self) -> bool {
+        matches!(self.kind, QuotaKind::PerModel { .. })
+    }
+
+    /// The total amounts are measured against. A non-finite or negative
+    /// declared total counts as 0.
+    pub fn total(&self) -> f64 {
+        let declared = match &self.kind {
+            QuotaKind::Duration { seconds } => *seconds,
+            QuotaKind::Amount { amount, .. } => *amount,
+            QuotaKind::Multiplier { base_amount, .. } => *base_amount,
+            QuotaKind::PercentageOnly | QuotaKind::PerModel { .. } => PERCENT_TOTAL,
+        };
+        finite(declared).map_or(0.0, |total| total.max(0.0))
+    }
+
+    /// The unit amounts are counted in, unless a snapshot says otherwise.
+    pub fn unit(&self) -> Unit {
+        match &self.kind {
+            QuotaKind::Duration { .. } => Unit::Seconds,
+            QuotaKind::Amount { unit, .. } => unit.clone(),
+            QuotaKind::Multiplier { .. } => Unit::Requests,
+            QuotaKind::PercentageOnly | QuotaKind::PerModel { .. } => Unit::Percent,
+        }
+    }
+
+    /// The cost of one request to `model` under a multiplier quota (1 for
+    /// any other quota, or a model the table does not list).
+    pub fn multiplier_for(&self, model: &str) -> f64 {
+        match &self.kind {
+            QuotaKind::Multiplier { multipliers, .. } => multipliers
+                .get(model)
+                .copied()
+                .and_then(finite)
+                .map_or(1.0, |m| m.max(0.0)),
+            _ => 1.0,
+        }
+    }
+
+    /// How many more requests to `model` fit in `remaining` base requests;
+    /// `None` when the model costs nothing.
+    pub fn requests_left_for(&self, model: &str, remaining: f64) -> Option<f64> {
+        let multiplier = self.multiplier_for(model);
+        (multiplier > 0.0).then(|| (remaining.max(0.0) / multiplier).floor())
+    }
+}
+
+impl UsageSnapshot {
+    /// An empty snapshot of quota `quota` (which, resolved as is, reads fully used).
+    pub fn of(quota: &str) -> Self {
+        Self {
+            quota: quota.to_owned(),
+            ..Self::default()
+        }
+    }
+
+    /// The window id, label and model of a per-model or scoped window.
+    pub fn window(mut self, id: impl Into<String>, label: impl Into<String>) -> Self {
+        self.window = Some(id.into());
+        self.label = Some(label.into());
+        self
+    }
+
+    pub fn model(mut self, model: impl Into<String>) -> Self {
+        self.model = Some(model.into());
+        self
+    }
+
+    /// A used percentage on the 0–100 scale.
+    pub fn used_percent(mut self, percent: f64) -> Self {
+        self.used_ratio = Some(percent / 100.0);
+        self
+    }
+
+    /// A remaining fraction on the 0–1 scale.
+    pub fn remaining_fraction(mut self, fraction: f64) -> Self {
+        self.remaining_ratio = Some(fraction);
+        self
+    }
+
+    pub fn resets_at(mut self, at: Option<Timestamp>) -> Self {
+        self.resets_at = at;
+        self
+    }
+
+    pub fn window_seconds(mut self, seconds: Option<u64>) -> Self {
+        self.window_seconds = seconds;
+        self
+    }
+
+    pub fn unit(mut self, unit: Unit) -> Self {
+        self.unit = Some(unit);
+        self
+    }
+
+    /// Absolute counts: the allowance and how much of it is used.
+    pub fn amounts(mut self, limit: Option<f64>, used: Option<f64>) -> Self {
+        self.limit = limit;
+        self.used = used;
+        self
+    }
+}
+
+/// Resolves one snapshot against the quota it measures (the tracker's
+/// `resolveUsageWindow`, see the module doc for the two deliberate changes).
+pub fn resolve_usage_window(
+    quota: &QuotaDefinition,
+    snapshot: &UsageSnapshot,
+) -> ResolvedUsageWindow {
+    let id = snapshot.window.clone().unwrap_or_else(|| quota.id.clone());
+    let label = snapshot.label.clone().unwrap_or_else(|| id.clone());
+    let unit = snapshot.unit.clone().unwrap_or_else(|| quota.unit());
+    let mut window = ResolvedUsageWindow {
+        id,
+        quota: quota.id.clone(),
+        label,
+        model: snapshot.model.clone(),
+        remaining: None,
+        used: None,
+        remaining_ratio: 1.0,
+        used_ratio: 0.0,
+        limit: None,
+        unit,
+        resets_at: snapshot.resets_at,
+        window_seconds: snapshot.window_seconds,
+        window_type: quota.window_type,
+        reset_behavior: quota.reset_behavior,
+    };
+    if snapshot.unlimited {
+        window.used = snapshot.used.and_then(finite).map(|used| used.max(0.0));
+        return window;
+    }
+
+    let total = snapshot
+        .limit
+        .and_then(finite)
+        .filter(|limit| *limit >= 0.0)
+        .unwrap_or_else(|| quota.total());
+    let s_remaining = snapshot.remaining.and_then(finite);
+    let s_used = snapshot
+        .used
+        .and_then(finite)
+        .or_else(|| multiplied_use(quota, snapshot));
+    let s_remaining_ratio = snapshot.remaining_ratio.and_then(finite);
+    let s_used_ratio = snapshot.used_ratio.and_then(finite);
+
+    let remaining_n = s_remaining.or_else(|| s_used.map(|used| (total - used).max(0.0)));
+    let used_n = s_used.or_else(|| s_remaining.map(|remaining| (total - remaining).max(0.0)));
+    let ratio_of = |amount: f64| (total > 0.0).then(|| clamp01(amount / total));
+
+    let remaining_ratio = clamp01(
+        s_remaining_ratio
+            .or_else(|| remaining_n.and_then(ratio_of))
+            .unwrap_or_else(|| s_used_ratio.map_or(0.0, |used| 1.0 - used)),
+    );
+    let used_ratio = clamp01(
+        s_used_ratio
+            .or_else(|| used_n.and_then(ratio_of))
+            .unwrap_or(1.0 - remaining_ratio),
+    );
+    window.remaining = Some(remaining_n.unwrap_or(remaining_ratio * total).max(0.0));
+    window.used = Some(used_n.unwrap_or(used_ratio * total).max(0.0));
+    window.remaining_ratio = remaining_ratio;
+    window.used_ratio = used_ratio;
+    window.limit = Some(total);
+    window
+}
+
+/// Resolves every snapshot of one quota, combining per-model windows by the
+/// quota's aggregation strategy.
+pub fn resolve_quota(
+    quota: &QuotaDefinition,
+    snapshots: &[&UsageSnapshot],
+) -> Vec<ResolvedUsageWindow> {
+    let windows: Vec<_> = snapshots
+        .iter()
+        .map(|snapshot| resolve_usage_window(quota, snapshot))
+        .collect();
+    let QuotaKind::PerModel { aggregation } = quota.kind else {
+        return windows;
+    };
+    let by_remaining = |a: &&ResolvedUsageWindow, b: &&ResolvedUsageWindow| {
+        a.remaining_ratio.total_cmp(&b.remaining_ratio)
+    };
+    let chosen = match aggregation {
+        Aggregation::Individual => return windows,
+        Aggregation::Sum => return sum_windows(quota, &windows).into_iter().collect(),
+        Aggregation::Min => windows.iter().min_by(by_remaining),
+        Aggregation::Max => windows.iter().max_by(by_remaining),
+    };
+    chosen
+        .map(|window| ResolvedUsageWindow {
+            id: quota.id.clone(),
+            label: quota.id.clone(),
+            ..window.clone()
+        })
+        .into_iter()
+        .collect()
+}
+
+/// Adds per-model windows into one: amounts and totals add up, ratios are
+/// recomputed from the sums.
+fn sum_windows(
+    quota: &QuotaDefinition,
+    windows: &[ResolvedUsageWindow],
+) -> Option<ResolvedUsageWindow> {
+    let first = windows.first()?;
+    let add = |field: fn(&ResolvedUsageWindow) -> Option<f64>| {
+        windows.iter().map(field).sum::<Option<f64>>()
+    };
+    let used = add(|w| w.used);
+    let remaining = add(|w| w.remaining);
+    let limit = add(|w| w.limit);
+    let ratio = |amount: Option<f64>| match (amount, limit) {
+        (Some(amount), Some(limit)) if limit > 0.0 => Some(clamp01(amount / limit)),
+        _ => None,
+    };
+    let used_ratio = ratio(used).unwrap_or_else(|| {
+        windows.iter().map(|w| w.used_ratio).sum::<f64>() / windows.len() as f64
+    });
+    Some(ResolvedUsageWindow {
+        id: quota.id.clone(),
+        label: quota.id.clone(),
+        model: None,
+        used,
+        remaining,
+        limit,
+        used_ratio,
+        remaining_ratio: ratio(remaining).unwrap_or(1.0 - used_ratio),
+        resets_at: windows.iter().filter_map(|w| w.resets_at).min(),
+        ..first.clone()
+    })
+}
+
+/// Effective use of a multiplier quota: Σ requests × multiplier(model).
+fn multiplied_use(quota: &QuotaDefinition, snapshot: &UsageSnapshot) -> Option<f64> {
+    if !quota.is_multiplier() || snapshot.requests_by_model.is_empty() {
+        return None;
+    }
+    let used = snapshot
+        .requests_by_model
+        .iter()
+        .filter_map(|(model, requests)| {
+            finite(*requests).map(|r| r.max(0.0) * quota.multiplier_for(model))
+        })
+        .sum();
+    Some(used)
+}
+
+/// `Some(value)` when `value` is finite.
+pub fn finite(value: f64) -> Option<f64> {
+    value.is_finite().then_some(value)
+}
+
+/// Clamps to 0..1; a non-finite value is 0.
+pub fn clamp01(value: f64) -> f64 {
+    if value.is_finite() {
+        value.clamp(0.0, 1.0)
+    } else {
+        0.0
+    }
+}

@@ -1,0 +1,186 @@
+//! The JSON formats other programs depend on, converted explicitly from
+//! the internal types so that an internal change never changes a format by
+//! accident. Numbers are rounded to 6 decimals (no `0.6299999999999999`),
+//! times are RFC 3339 UTC with whole seconds.
+
+use jiff::{Timestamp, Unit as TimeUnit};
+use serde::Serialize;
+
+use crate::providers::{FetchError, ParsedUsage, ProviderId};
+use crate::quota::{ResolvedUsageWindow, Unit};
+
+/// The output of `quotatrack parse --json` (see `parse-contract.md`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum ParseOutput {
+    /// The response was understood.
+    Usage {
+        /// The provider id.
+        provider: ProviderId,
+        /// The plan label, when the response names one.
+        plan: Option<String>,
+        /// Resolved windows, in display order.
+        windows: Vec<Window>,
+    },
+    /// The response is an error, classified.
+    Error {
+        /// The provider id.
+        provider: ProviderId,
+        /// What went wrong.
+        error: ErrorBody,
+    },
+}
+
+/// One window, as `parse --json` and `status --json` print it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Window {
+    /// Stable short id (`5h`, `7d-sonnet`, `premium`).
+    pub id: String,
+    /// Short human label.
+    pub label: String,
+    /// Share used, 0..1.
+    pub used_ratio: f64,
+    /// Share left, 0..1.
+    pub remaining_ratio: f64,
+    /// Amount used, in `unit`; may exceed `limit` on overage.
+    pub used: Option<f64>,
+    /// Amount left, in `unit`, never negative.
+    pub remaining: Option<f64>,
+    /// The allowance, in `unit`; `null` when unlimited.
+    pub limit: Option<f64>,
+    /// `percent`, `requests`, `tokens`, `credits`, `seconds` or a currency code.
+    pub unit: Option<Unit>,
+    /// When the window resets; `null` when not started or unknown.
+    pub resets_at: Option<String>,
+    /// The window's length, when known.
+    pub window_seconds: Option<u64>,
+    /// The model of a per-model or model-scoped window.
+    pub model: Option<String>,
+}
+
+/// The `error` object of a failed parse.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ErrorBody {
+    /// `auth`, `rate_limited`, `unavailable`, `api_error` or `malformed`.
+    pub kind: &'static str,
+    /// What the provider said, or what was wrong with the response.
+    pub message: String,
+    /// Seconds to wait, for `rate_limited` when the provider says.
+    pub retry_after_s: Option<u64>,
+}
+
+impl ParseOutput {
+    /// The output for one parse result.
+    pub fn new(provider: ProviderId, result: &Result<ParsedUsage, FetchError>) -> Self {
+        match result {
+            Ok(usage) => ParseOutput::Usage {
+                provider,
+                plan: usage.plan.clone(),
+                windows: usage.windows.iter().map(Window::from).collect(),
+            },
+            Err(error) => ParseOutput::Error {
+                provider,
+                error: ErrorBody {
+                    kind: error.kind().as_str(),
+                    message: error.message().to_owned(),
+                    retry_after_s: error.retry_after_s(),
+                },
+            },
+        }
+    }
+
+    /// A plain-text rendering for people, one line per window.
+    pub fn to_text(&self) -> String {
+        match self {
+            ParseOutput::Usage {
+                provider,
+                plan,
+                windows,
+            } => {
+                let mut out = match plan {
+                    Some(plan) => format!("{provider} ({plan})\n"),
+                    None => format!("{provider}\n"),
+                };
+                for window in windows {
+                    out.push_str(&window.to_text());
+                    out.push('\n');
+                }
+                out
+            }
+            ParseOutput::Error { provider, error } => {
+                let retry = error
+                    .retry_after_s
+                    .map_or_else(String::new, |s| format!(" (retry after {s}s)"));
+                format!("{provider}: {}: {}{retry}\n", error.kind, error.message)
+            }
+        }
+    }
+}
+
+impl Window {
+    fn to_text(&self) -> String {
+        let amounts = match (self.used, self.limit, &self.unit) {
+            (_, _, Some(Unit::Percent)) => String::new(),
+            (Some(used), Some(limit), Some(unit)) => {
+                format!("  {used} of {limit} {}", unit_name(unit))
+            }
+            (_, None, _) => "  unlimited".to_owned(),
+            _ => String::new(),
+        };
+        let reset = self
+            .resets_at
+            .as_deref()
+            .map_or_else(|| "  no reset".to_owned(), |at| format!("  resets {at}"));
+        format!(
+            "  {:<24} {:>5.1}% used{amounts}{reset}",
+            self.id,
+            self.used_ratio * 100.0
+        )
+    }
+}
+
+impl From<&ResolvedUsageWindow> for Window {
+    fn from(window: &ResolvedUsageWindow) -> Self {
+        Window {
+            id: window.id.clone(),
+            label: window.label.clone(),
+            used_ratio: round6(window.used_ratio),
+            remaining_ratio: round6(window.remaining_ratio),
+            used: window.used.map(round6),
+            remaining: window.remaining.map(round6),
+            limit: window.limit.map(round6),
+            unit: Some(window.unit.clone()),
+            resets_at: window.resets_at.map(rfc3339_seconds),
+            window_seconds: window.window_seconds,
+            model: window.model.clone(),
+        }
+    }
+}
+
+/// RFC 3339 in UTC with whole seconds (`2026-08-22T14:00:00Z`).
+pub fn rfc3339_seconds(at: Timestamp) -> String {
+    at.round(TimeUnit::Second)
+        .unwrap_or(at)
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
+}
+
+fn unit_name(unit: &Unit) -> &str {
+    match unit {
+        Unit::Percent => "percent",
+        Unit::Requests => "requests",
+        Unit::Tokens => "tokens",
+        Unit::Credits => "credits",
+        Unit::Seconds => "seconds",
+        Unit::Currency(code) => code,
+    }
+}
+
+fn round6(value: f64) -> f64 {
+    let rounded = (value * 1e6).round() / 1e6;
+    if rounded.is_finite() {
+        rounded + 0.0
+    } else {
+        value
+    }
+}
