@@ -38,8 +38,12 @@ pub struct ParseArgs {
     /// anthropic, antigravity, codex, copilot, gemini, kiro or zai.
     #[arg(value_parser = parse_provider)]
     pub provider: ProviderId,
-    /// The response body as received; `-` reads standard input.
+    /// The response body as received; `-` reads standard input. With
+    /// `--exchange`, a recorded exchange (fixture format) instead.
     pub file: PathBuf,
+    /// FILE is a recorded exchange: status, headers, body and clock come from it.
+    #[arg(long, conflicts_with_all = ["status", "headers"])]
+    pub exchange: bool,
     /// The HTTP status of the response.
     #[arg(long, default_value_t = 200)]
     pub status: u16,

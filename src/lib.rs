@@ -14,6 +14,8 @@
 //!   what a provider reported into what users see.
 //! - [`providers`]: the seven providers, each an id, a label, its quotas,
 //!   the request it needs and a pure `parse` of one response.
+//! - [`exchange`]: the recorded exchange (request and response), the format
+//!   of fixtures and incident attachments.
 //! - [`wire`]: the versioned JSON formats other programs read
 //!   (`quotatrack parse --json`).
 //! - [`cli`]: the command line's argument types, without I/O.
@@ -21,6 +23,7 @@
 #![deny(missing_docs)]
 
 pub mod cli;
+pub mod exchange;
 #[allow(missing_docs)]
 pub mod providers;
 #[allow(missing_docs)]

@@ -9,6 +9,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Parser;
 use quotatrack::cli::{Args, Command, ParseArgs};
+use quotatrack::exchange::RecordedExchange;
 use quotatrack::providers::Response;
 use quotatrack::wire::ParseOutput;
 
@@ -30,13 +31,29 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
 }
 
 fn run_parse(args: ParseArgs) -> anyhow::Result<ExitCode> {
-    let body = read_input(&args.file)?;
+    let input = read_input(&args.file)?;
+    let (status, headers, body, recorded_at) = if args.exchange {
+        let exchange: RecordedExchange = serde_json::from_slice(&input)
+            .with_context(|| format!("{} is not a recorded exchange", args.file.display()))?;
+        let response = exchange.response;
+        (
+            response.status,
+            response.header_pairs(),
+            response.body_bytes(),
+            Some(exchange.recorded_at),
+        )
+    } else {
+        (args.status, args.headers, input, None)
+    };
     let response = Response {
-        status: args.status,
-        headers: &args.headers,
+        status,
+        headers: &headers,
         body: &body,
     };
-    let now = args.now.unwrap_or_else(jiff::Timestamp::now);
+    let now = args
+        .now
+        .or(recorded_at)
+        .unwrap_or_else(jiff::Timestamp::now);
     let result = args.provider.provider().parse(&response, now);
     let output = ParseOutput::new(args.provider, &result);
     let text = if args.json {

@@ -119,8 +119,9 @@ impl Provider for Anthropic {
             .iter()
             .filter(|e| text_at(e, &["kind"]).as_deref() == Some("weekly_scoped"))
         {
-            let Some(name) = text_at(entry, &["scope", "model", "display_name"])
-                .or_else(|| text_at(entry, &["scope", "model", "id"]))
+            let model_id = text_at(entry, &["scope", "model", "id"]);
+            let Some(name) =
+                text_at(entry, &["scope", "model", "display_name"]).or_else(|| model_id.clone())
             else {
                 continue;
             };
@@ -130,7 +131,10 @@ impl Provider for Anthropic {
                 .any(|s| s.window.as_deref() == Some(&format!("7d-{suffix}")));
             if let (false, Some(snapshot)) = (already, percent_window("7d", Some(entry), "percent"))
             {
-                snapshots.push(scoped_week(snapshot, &suffix, &format!("{name} week")).model(name));
+                snapshots.push(
+                    scoped_week(snapshot, &suffix, &format!("{name} week"))
+                        .model(model_id.unwrap_or(name)),
+                );
             }
         }
 

@@ -4,7 +4,8 @@
 //! fraction and a daily `resetTime`. `_vertex` twins and repeated model ids
 //! are folded into one window per model keeping the lowest fraction; the
 //! epoch-0 reset marks an unavailable model. Besides the per-model windows,
-//! `pro` and `flash` give the most constrained model of each family.
+//! `pro` and `flash` give the most constrained available model of each
+//! family (an unavailable model would otherwise pin its family at 100 %).
 
 use jiff::Timestamp;
 use serde_json::Value;
@@ -72,6 +73,7 @@ impl Provider for Gemini {
             return Err(error);
         }
         let mut models: Vec<UsageSnapshot> = Vec::new();
+        let mut unavailable: Vec<String> = Vec::new();
         for bucket in array_at(body, &["buckets"]) {
             let (Some(model), Some(fraction)) = (
                 text_at(bucket, &["modelId"]),
@@ -84,6 +86,9 @@ impl Provider for Gemini {
                 Some(kind) if kind != "requests" => format!("{model}-{kind}"),
                 _ => model.clone(),
             };
+            if google::is_unavailable(bucket) {
+                unavailable.push(id.clone());
+            }
             let snapshot = UsageSnapshot::of("model")
                 .window(id.clone(), id.clone())
                 .model(model)
@@ -97,7 +102,12 @@ impl Provider for Gemini {
                 None => models.push(snapshot),
             }
         }
-        let families = models.iter().filter_map(|snapshot| {
+        let available = |s: &&UsageSnapshot| {
+            !unavailable
+                .iter()
+                .any(|id| s.window.as_deref() == Some(id.as_str()))
+        };
+        let families = models.iter().filter(available).filter_map(|snapshot| {
             let model = snapshot.model.as_deref()?.to_ascii_lowercase();
             let family = FAMILIES.iter().find(|f| model.contains(*f))?;
             Some(UsageSnapshot {

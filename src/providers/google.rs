@@ -5,7 +5,7 @@
 use jiff::Timestamp;
 use serde_json::Value;
 
-use super::decode::{array_at, at, number_at, text_at, timestamp};
+use super::decode::{array_at, at, number, number_at, text_at, timestamp};
 use super::errors::{ErrorKind, Failure, FetchError, seconds_until};
 use crate::quota::UsageSnapshot;
 
@@ -85,15 +85,20 @@ fn mentions_any(json: &Value, needles: &[&str]) -> bool {
 
 /// The remaining fraction of a quota entry. Proto3 drops zero values, so a
 /// missing fraction beside a reset time means exhausted (0); missing with no
-/// reset time means unknown (`None`). A reset at the epoch (1970) marks an
-/// unavailable model, which has nothing left.
+/// reset time means unknown (`None`), and so does a fraction that is there
+/// but not a number.
 pub fn remaining_fraction(entry: &Value) -> Option<f64> {
-    let reset = at(entry, &["resetTime"]);
-    match number_at(entry, &["remainingFraction"]) {
-        Some(fraction) => Some(fraction),
-        None if reset.is_some() => Some(0.0),
-        None => None,
+    match at(entry, &["remainingFraction"]) {
+        Some(fraction) => number(fraction),
+        None => at(entry, &["resetTime"]).map(|_| 0.0),
     }
+}
+
+/// True for the epoch-0 reset Google uses to mark an unavailable model.
+pub fn is_unavailable(entry: &Value) -> bool {
+    at(entry, &["resetTime"])
+        .and_then(timestamp)
+        .is_some_and(|t| t.as_second() <= 0)
 }
 
 /// The reset time of a quota entry; the 1970 sentinel is no reset.

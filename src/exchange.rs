@@ -1,0 +1,67 @@
+//! The recorded exchange: one provider request and its response, the
+//! format of `fixtures/providers/<id>/*.json`, of incident attachments and
+//! (later) of what the transport records into the log. Secrets are
+//! `[redacted]` before an exchange is ever written.
+
+use std::collections::BTreeMap;
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::providers::ProviderId;
+
+/// A request and its response, as recorded.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RecordedExchange {
+    /// The provider the request went to.
+    pub provider: ProviderId,
+    /// When the response arrived; the clock for its relative fields.
+    pub recorded_at: Timestamp,
+    /// What was sent.
+    pub request: RecordedRequest,
+    /// What came back.
+    pub response: RecordedResponse,
+}
+
+/// The request side, credentials redacted.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RecordedRequest {
+    /// `GET` or `POST`.
+    pub method: String,
+    /// The full URL.
+    pub url: String,
+    /// Header names in lower case.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+}
+
+/// The response side.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RecordedResponse {
+    /// The HTTP status.
+    pub status: u16,
+    /// Header names in lower case.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// JSON when the response was JSON, otherwise the text as a string.
+    pub body: Value,
+}
+
+impl RecordedResponse {
+    /// The body bytes as the provider sent them (JSON re-encoded compactly).
+    pub fn body_bytes(&self) -> Vec<u8> {
+        match &self.body {
+            Value::String(text) => text.as_bytes().to_vec(),
+            json => serde_json::to_vec(json).unwrap_or_default(),
+        }
+    }
+
+    /// The headers as name/value pairs.
+    pub fn header_pairs(&self) -> Vec<(String, String)> {
+        self.headers
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+}

@@ -1,0 +1,206 @@
+//! `quotatrack parse` as a real process, against `parse-contract.md`: the
+//! JSON it prints, its exit codes, and that no input makes it exit 2 or 101.
+
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+
+use quotatrack::wire::ParseOutput;
+use serde_json::Value;
+
+use crate::support::{Expect, Fixture, all_fixtures, check};
+
+fn quotatrack(args: &[&str], stdin: &[u8]) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_quotatrack"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(stdin).ok();
+    child.wait_with_output().unwrap()
+}
+
+/// Runs `parse` on a fixture's body with its status, headers and clock.
+fn parse_fixture(fixture: &Fixture) -> Output {
+    let provider = fixture.provider.to_string();
+    let status = fixture.status.to_string();
+    let now = fixture.recorded_at.to_string();
+    let headers: Vec<String> = fixture
+        .headers
+        .iter()
+        .map(|(k, v)| format!("{k}: {v}"))
+        .collect();
+    let mut args = vec![
+        "parse", &provider, "-", "--status", &status, "--now", &now, "--json",
+    ];
+    for header in &headers {
+        args.extend(["--header", header]);
+    }
+    quotatrack(&args, &fixture.body)
+}
+
+#[test]
+fn parse_prints_the_contract_output_for_every_fixture() {
+    for fixture in all_fixtures() {
+        let output = parse_fixture(&fixture);
+        let name = fixture.path.display();
+        let stdout: Value =
+            serde_json::from_slice(&output.stdout).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let expected =
+            serde_json::to_value(ParseOutput::new(fixture.provider, &check(&fixture))).unwrap();
+        assert_eq!(stdout, expected, "{name}");
+        let code = output.status.code();
+        match fixture.expect() {
+            Expect::Usage => assert_eq!(code, Some(0), "{name}"),
+            Expect::Error(kind) => {
+                assert_eq!(code, Some(1), "{name}");
+                assert_eq!(stdout["error"]["kind"], kind.as_str(), "{name}");
+            }
+        }
+    }
+}
+
+#[test]
+fn success_output_has_every_contract_field() {
+    let fixture = all_fixtures()
+        .into_iter()
+        .find(|f| f.name() == "ok-plus")
+        .unwrap();
+    let stdout: Value = serde_json::from_slice(&parse_fixture(&fixture).stdout).unwrap();
+    assert_eq!(stdout["provider"], "codex");
+    assert_eq!(stdout["plan"], "plus");
+    let fields = [
+        "id",
+        "label",
+        "used_ratio",
+        "remaining_ratio",
+        "used",
+        "remaining",
+        "limit",
+        "unit",
+        "resets_at",
+        "window_seconds",
+        "model",
+    ];
+    let window = stdout["windows"][0].as_object().unwrap();
+    let mut keys: Vec<_> = window.keys().map(String::as_str).collect();
+    keys.sort();
+    let mut expected = fields.to_vec();
+    expected.sort();
+    assert_eq!(keys, expected);
+    assert_eq!(window["resets_at"], "2026-08-22T15:30:12Z");
+}
+
+#[test]
+fn garbage_input_is_a_parse_error_never_a_usage_error_or_panic() {
+    let inputs: [&[u8]; 6] = [
+        b"",
+        b"\xff\xfe\x00garbage",
+        b"null",
+        b"[1,2,3]",
+        b"{\"a\":",
+        &[b'['; 50_000],
+    ];
+    for provider in [
+        "anthropic",
+        "antigravity",
+        "codex",
+        "copilot",
+        "gemini",
+        "kiro",
+        "zai",
+    ] {
+        for input in inputs {
+            for status in ["200", "401", "429", "503"] {
+                let output = quotatrack(
+                    &["parse", provider, "-", "--status", status, "--json"],
+                    input,
+                );
+                assert_eq!(
+                    output.status.code(),
+                    Some(1),
+                    "{provider} {status} {:?}",
+                    String::from_utf8_lossy(input)
+                );
+                let stdout: Value = serde_json::from_slice(&output.stdout).unwrap();
+                assert!(stdout["error"]["kind"].is_string());
+            }
+        }
+    }
+}
+
+#[test]
+fn retry_after_as_http_date_is_relative_to_now() {
+    let body = br#"{"error":{"type":"rate_limit_error","message":"Rate limited. Please try again later."}}"#;
+    let args = [
+        "parse",
+        "anthropic",
+        "-",
+        "--status",
+        "429",
+        "--header",
+        "Retry-After: Wed, 21 Oct 2026 07:28:00 GMT",
+        "--now",
+        "2026-10-21T07:00:00Z",
+        "--json",
+    ];
+    let output = quotatrack(&args, body);
+    let stdout: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(stdout["error"]["retry_after_s"], 1680);
+}
+
+#[test]
+fn usage_errors_exit_2_with_one_line_on_stderr() {
+    let cases: [&[&str]; 4] = [
+        &["parse", "openrouter", "-"],
+        &["parse", "codex", "/nonexistent/body.json"],
+        &["parse", "codex", "-", "--header", "no colon here"],
+        &["parse", "codex", "-", "--now", "yesterday"],
+    ];
+    for args in cases {
+        let output = quotatrack(args, b"{}");
+        assert_eq!(output.status.code(), Some(2), "{args:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!stderr.trim().is_empty(), "{args:?}");
+        assert!(output.stdout.is_empty(), "{args:?}");
+    }
+}
+
+#[test]
+fn text_output_names_each_window() {
+    let fixture = all_fixtures()
+        .into_iter()
+        .find(|f| f.name() == "ok-full")
+        .unwrap();
+    let output = quotatrack(
+        &["parse", "anthropic", "-", "--now", "2026-08-22T12:00:00Z"],
+        &fixture.body,
+    );
+    let text = String::from_utf8(output.stdout).unwrap();
+    assert!(text.starts_with("anthropic\n"), "{text}");
+    assert!(text.contains("5h") && text.contains("37.0% used"), "{text}");
+    assert!(
+        text.contains("extra") && text.contains("12.75 of 50 usd"),
+        "{text}"
+    );
+}
+
+#[test]
+fn exchange_flag_reads_status_headers_body_and_clock_from_a_recorded_exchange() {
+    for fixture in all_fixtures() {
+        let path = fixture.path.to_string_lossy().into_owned();
+        let provider = fixture.provider.to_string();
+        let output = quotatrack(&["parse", &provider, &path, "--exchange", "--json"], b"");
+        let stdout: Value = serde_json::from_slice(&output.stdout).unwrap();
+        let expected =
+            serde_json::to_value(ParseOutput::new(fixture.provider, &check(&fixture))).unwrap();
+        assert_eq!(stdout, expected, "{path}");
+    }
+    let output = quotatrack(
+        &["parse", "codex", "-", "--exchange"],
+        b"{\"not\":\"an exchange\"}",
+    );
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("not a recorded exchange"));
+}

@@ -1,0 +1,12 @@
+//! The one integration-test binary; each module tests one boundary.
+
+mod support;
+
+// The 16 resolution vectors of the tracker design, multiplier and per-model quotas, and invariants.
+mod resolution;
+// Every recorded provider response parses to its reviewed snapshot and expected kind.
+mod providers;
+// Mutated and random provider responses never panic, hang or yield out-of-range numbers.
+mod robustness;
+// The `quotatrack parse` command against the parse contract, run as a real process.
+mod cli;

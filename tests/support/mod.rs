@@ -1,0 +1,125 @@
+//! Shared test support: loading recorded exchanges and the one `check`
+//! helper through which tests parse them.
+
+use std::path::{Path, PathBuf};
+
+use jiff::Timestamp;
+use quotatrack::exchange::RecordedExchange;
+use quotatrack::providers::{FetchError, ParsedUsage, ProviderId, Response};
+
+/// A recorded exchange from `fixtures/providers/<id>/<scenario>.json`.
+#[derive(Debug, Clone)]
+pub struct Fixture {
+    pub path: PathBuf,
+    pub provider: ProviderId,
+    pub recorded_at: Timestamp,
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+/// What a fixture's file name promises: `ok-…` parses, `err-<kind>-…` fails with `kind`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Expect {
+    Usage,
+    Error(String),
+}
+
+impl Fixture {
+    pub fn load(path: &Path) -> Fixture {
+        let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let exchange: RecordedExchange =
+            serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        Fixture {
+            path: path.to_owned(),
+            provider: exchange.provider,
+            recorded_at: exchange.recorded_at,
+            status: exchange.response.status,
+            headers: exchange.response.header_pairs(),
+            body: exchange.response.body_bytes(),
+        }
+    }
+
+    pub fn name(&self) -> String {
+        self.path
+            .file_stem()
+            .unwrap()
+            .to_string_lossy()
+            .into_owned()
+    }
+
+    pub fn expect(&self) -> Expect {
+        let name = self.name();
+        if name.starts_with("ok-") {
+            return Expect::Usage;
+        }
+        let kind = name
+            .strip_prefix("err-")
+            .and_then(|rest| rest.split('-').next())
+            .unwrap_or_else(|| panic!("fixture {name} must start with ok- or err-<kind>-"));
+        Expect::Error(kind.to_owned())
+    }
+
+    pub fn with_body(&self, body: Vec<u8>) -> Fixture {
+        Fixture {
+            body,
+            ..self.clone()
+        }
+    }
+}
+
+pub fn fixtures_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/providers")
+}
+
+/// Every provider fixture, sorted by path.
+pub fn all_fixtures() -> Vec<Fixture> {
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(fixtures_dir())
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.is_dir())
+        .flat_map(|dir| std::fs::read_dir(dir).unwrap())
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.extension().is_some_and(|e| e == "json"))
+        .collect();
+    paths.sort();
+    paths.iter().map(|p| Fixture::load(p)).collect()
+}
+
+/// Parses a fixture with its own provider and recorded clock.
+pub fn check(fixture: &Fixture) -> Result<ParsedUsage, FetchError> {
+    let response = Response {
+        status: fixture.status,
+        headers: &fixture.headers,
+        body: &fixture.body,
+    };
+    fixture
+        .provider
+        .provider()
+        .parse(&response, fixture.recorded_at)
+}
+
+/// Asserts the numeric promises every parsed window keeps.
+pub fn assert_windows_in_range(usage: &ParsedUsage) {
+    assert!(
+        !usage.windows.is_empty(),
+        "a success has at least one window"
+    );
+    for window in &usage.windows {
+        for ratio in [window.used_ratio, window.remaining_ratio] {
+            assert!(
+                (0.0..=1.0).contains(&ratio),
+                "ratio {ratio} out of range in {window:?}"
+            );
+        }
+        for amount in [window.used, window.remaining, window.limit]
+            .into_iter()
+            .flatten()
+        {
+            assert!(
+                amount.is_finite() && amount >= 0.0,
+                "amount {amount} invalid in {window:?}"
+            );
+        }
+    }
+}
