@@ -168,6 +168,35 @@ impl QuotaDefinition {
         }
     }
 
+    /// A rolling percent-only window (Claude's week, Codex's windows).
+    pub fn rolling_percent(id: &str) -> Self {
+        Self::new(
+            id,
+            WindowType::Rolling,
+            ResetBehavior::Continuous,
+            QuotaKind::PercentageOnly,
+        )
+    }
+
+    /// A countable monthly allowance whose total each snapshot brings.
+    pub fn monthly_amount(id: &str, unit: Unit) -> Self {
+        Self::new(
+            id,
+            WindowType::Fixed,
+            ResetBehavior::Calendar,
+            QuotaKind::Amount { amount: 0.0, unit },
+        )
+    }
+
+    /// Per-model windows combined by `aggregation`.
+    pub fn per_model(id: &str, window_type: WindowType, aggregation: Aggregation) -> Self {
+        let reset = match window_type {
+            WindowType::Rolling => ResetBehavior::Continuous,
+            _ => ResetBehavior::Calendar,
+        };
+        Self::new(id, window_type, reset, QuotaKind::PerModel { aggregation })
+    }
+
     pub fn is_duration(&self) -> bool {
         matches!(self.kind, QuotaKind::Duration { .. })
     }

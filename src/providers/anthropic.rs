@@ -11,7 +11,7 @@ use jiff::Timestamp;
 use serde_json::Value;
 
 use super::decode::{array_at, at, bool_at, number_at, slug, text_at, timestamp_at};
-use super::{AuthScheme, FetchError, Method, Provider, ProviderId, Reading, RequestSpec, Response};
+use super::{FetchError, Provider, ProviderId, Reading, RequestSpec, Response, Spec};
 use crate::quota::{QuotaDefinition, QuotaKind, ResetBehavior, Unit, UsageSnapshot, WindowType};
 
 const FIVE_HOURS: u64 = 18_000;
@@ -35,63 +35,49 @@ const SCOPED_WEEKS: [(&str, &str, &str); 3] = [
     ("seven_day_oauth_apps", "oauth-apps", "OAuth apps week"),
 ];
 
+const SPEC: Spec = Spec {
+    id: ProviderId::Anthropic,
+    label: "Claude",
+    // Without a claude-code user agent the endpoint answers 429 forever.
+    request: RequestSpec::get(
+        "https://api.anthropic.com",
+        "/api/oauth/usage",
+        &[
+            ("anthropic-beta", "oauth-2025-04-20"),
+            ("user-agent", "claude-code/2.1.220"),
+            ("anthropic-version", "2023-06-01"),
+            ("accept", "application/json"),
+            ("content-type", "application/json"),
+        ],
+    ),
+};
+
 pub struct Anthropic;
 
 impl Provider for Anthropic {
-    fn id(&self) -> ProviderId {
-        ProviderId::Anthropic
-    }
-
-    fn label(&self) -> &'static str {
-        "Claude"
+    fn spec(&self) -> &'static Spec {
+        &SPEC
     }
 
     fn quotas(&self) -> Vec<QuotaDefinition> {
-        use QuotaKind::{Amount, PercentageOnly};
-        let usd = || Amount {
-            amount: 0.0,
-            unit: Unit::Currency("usd".to_owned()),
-        };
+        let usd = || Unit::Currency("usd".to_owned());
         vec![
             QuotaDefinition::new(
                 "5h",
                 WindowType::Session,
                 ResetBehavior::SessionStart,
-                PercentageOnly,
+                QuotaKind::PercentageOnly,
             ),
-            QuotaDefinition::new(
-                "7d",
-                WindowType::Rolling,
-                ResetBehavior::Continuous,
-                PercentageOnly,
-            ),
+            QuotaDefinition::rolling_percent("7d"),
             QuotaDefinition::new(
                 "routines",
                 WindowType::Fixed,
                 ResetBehavior::Calendar,
-                PercentageOnly,
+                QuotaKind::PercentageOnly,
             ),
-            QuotaDefinition::new("extra", WindowType::Fixed, ResetBehavior::Calendar, usd()),
-            QuotaDefinition::new("credits", WindowType::Fixed, ResetBehavior::Calendar, usd()),
+            QuotaDefinition::monthly_amount("extra", usd()),
+            QuotaDefinition::monthly_amount("credits", usd()),
         ]
-    }
-
-    fn request(&self) -> RequestSpec {
-        RequestSpec {
-            method: Method::Get,
-            origin: "https://api.anthropic.com",
-            path: "/api/oauth/usage",
-            headers: vec![
-                ("anthropic-beta", "oauth-2025-04-20"),
-                // Without a claude-code user agent the endpoint answers 429 forever.
-                ("user-agent", "claude-code/2.1.220"),
-                ("anthropic-version", "2023-06-01"),
-                ("accept", "application/json"),
-                ("content-type", "application/json"),
-            ],
-            body: None,
-            auth: AuthScheme::Bearer,
-        }
     }
 
     fn read(

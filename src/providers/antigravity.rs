@@ -15,10 +15,8 @@ use serde_json::Value;
 use super::decode::{array_at, at, bool_at, number_at, text_at};
 use super::errors::Failure;
 use super::google;
-use super::{AuthScheme, FetchError, Method, Provider, ProviderId, Reading, RequestSpec, Response};
-use crate::quota::{
-    Aggregation, QuotaDefinition, QuotaKind, ResetBehavior, UsageSnapshot, WindowType,
-};
+use super::{FetchError, Provider, ProviderId, Reading, RequestSpec, Response, Spec};
+use crate::quota::{Aggregation, QuotaDefinition, UsageSnapshot, WindowType};
 
 /// Models listed but not metered for the user.
 const HIDDEN_MODELS: [&str; 1] = ["tab_flash_lite_preview"];
@@ -26,56 +24,40 @@ const HIDDEN_MODELS: [&str; 1] = ["tab_flash_lite_preview"];
 /// Summary bucket windows: the `window` value and its length.
 const POOL_WINDOWS: [(&str, u64); 3] = [("5h", 18_000), ("weekly", 604_800), ("session", 18_000)];
 
+const SPEC: Spec = Spec {
+    id: ProviderId::Antigravity,
+    label: "Antigravity",
+    request: RequestSpec::post(
+        "https://cloudcode-pa.googleapis.com",
+        "/v1internal:fetchAvailableModels",
+        &[
+            ("content-type", "application/json"),
+            ("user-agent", "antigravity/1.11.5 linux/amd64"),
+            (
+                "x-goog-api-client",
+                "google-cloud-sdk vscode_cloudshelleditor/0.1",
+            ),
+            (
+                "client-metadata",
+                r#"{"ideType":"IDE_UNSPECIFIED","platform":"PLATFORM_UNSPECIFIED","pluginType":"GEMINI"}"#,
+            ),
+        ],
+        "{}",
+    ),
+};
+
 pub struct Antigravity;
 
 impl Provider for Antigravity {
-    fn id(&self) -> ProviderId {
-        ProviderId::Antigravity
-    }
-
-    fn label(&self) -> &'static str {
-        "Antigravity"
+    fn spec(&self) -> &'static Spec {
+        &SPEC
     }
 
     fn quotas(&self) -> Vec<QuotaDefinition> {
         vec![
-            QuotaDefinition::new(
-                "pool",
-                WindowType::Rolling,
-                ResetBehavior::Continuous,
-                QuotaKind::PercentageOnly,
-            ),
-            QuotaDefinition::new(
-                "model",
-                WindowType::Rolling,
-                ResetBehavior::Continuous,
-                QuotaKind::PerModel {
-                    aggregation: Aggregation::Individual,
-                },
-            ),
+            QuotaDefinition::rolling_percent("pool"),
+            QuotaDefinition::per_model("model", WindowType::Rolling, Aggregation::Individual),
         ]
-    }
-
-    fn request(&self) -> RequestSpec {
-        RequestSpec {
-            method: Method::Post,
-            origin: "https://cloudcode-pa.googleapis.com",
-            path: "/v1internal:fetchAvailableModels",
-            headers: vec![
-                ("content-type", "application/json"),
-                ("user-agent", "antigravity/1.11.5 linux/amd64"),
-                (
-                    "x-goog-api-client",
-                    "google-cloud-sdk vscode_cloudshelleditor/0.1",
-                ),
-                (
-                    "client-metadata",
-                    r#"{"ideType":"IDE_UNSPECIFIED","platform":"PLATFORM_UNSPECIFIED","pluginType":"GEMINI"}"#,
-                ),
-            ],
-            body: Some("{}"),
-            auth: AuthScheme::Bearer,
-        }
     }
 
     fn read(
@@ -84,9 +66,6 @@ impl Provider for Antigravity {
         _response: &Response<'_>,
         _now: Timestamp,
     ) -> Result<Reading, FetchError> {
-        if let Some(error) = google::body_error(body) {
-            return Err(error);
-        }
         let body = at(body, &["response"]).unwrap_or(body);
         let mut snapshots = pool_windows(body);
         snapshots.extend(model_windows(body));

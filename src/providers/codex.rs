@@ -15,8 +15,8 @@ use super::decode::{
     window_id,
 };
 use super::errors::Failure;
-use super::{AuthScheme, FetchError, Method, Provider, ProviderId, Reading, RequestSpec, Response};
-use crate::quota::{QuotaDefinition, QuotaKind, ResetBehavior, Unit, UsageSnapshot, WindowType};
+use super::{FetchError, Provider, ProviderId, Reading, RequestSpec, Response, Spec};
+use crate::quota::{QuotaDefinition, Unit, UsageSnapshot};
 
 /// The slots of a rate-limit object and the length each implies when the
 /// body does not say.
@@ -25,50 +25,32 @@ const SLOTS: [(&str, &str, u64); 2] = [
     ("secondary_window", "secondary", 604_800),
 ];
 
+const SPEC: Spec = Spec {
+    id: ProviderId::Codex,
+    label: "Codex",
+    request: RequestSpec::get(
+        "https://chatgpt.com",
+        "/backend-api/wham/usage",
+        &[
+            ("accept", "application/json"),
+            ("user-agent", "codex_cli_rs/0.63.0 (quotatrack)"),
+            ("originator", "codex_cli_rs"),
+        ],
+    ),
+};
+
 pub struct Codex;
 
 impl Provider for Codex {
-    fn id(&self) -> ProviderId {
-        ProviderId::Codex
-    }
-
-    fn label(&self) -> &'static str {
-        "Codex"
+    fn spec(&self) -> &'static Spec {
+        &SPEC
     }
 
     fn quotas(&self) -> Vec<QuotaDefinition> {
         vec![
-            QuotaDefinition::new(
-                "window",
-                WindowType::Rolling,
-                ResetBehavior::Continuous,
-                QuotaKind::PercentageOnly,
-            ),
-            QuotaDefinition::new(
-                "spend",
-                WindowType::Fixed,
-                ResetBehavior::Calendar,
-                QuotaKind::Amount {
-                    amount: 0.0,
-                    unit: Unit::Credits,
-                },
-            ),
+            QuotaDefinition::rolling_percent("window"),
+            QuotaDefinition::monthly_amount("spend", Unit::Credits),
         ]
-    }
-
-    fn request(&self) -> RequestSpec {
-        RequestSpec {
-            method: Method::Get,
-            origin: "https://chatgpt.com",
-            path: "/backend-api/wham/usage",
-            headers: vec![
-                ("accept", "application/json"),
-                ("user-agent", "codex_cli_rs/0.63.0 (quotatrack)"),
-                ("originator", "codex_cli_rs"),
-            ],
-            body: None,
-            auth: AuthScheme::Bearer,
-        }
     }
 
     fn read(

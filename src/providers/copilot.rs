@@ -14,7 +14,7 @@ use serde_json::Value;
 
 use super::decode::{at, bool_at, next_month_start_utc, number_at, text_at, timestamp_at};
 use super::errors::{ErrorKind, Failure, seconds_until};
-use super::{AuthScheme, FetchError, Method, Provider, ProviderId, Reading, RequestSpec, Response};
+use super::{AuthScheme, FetchError, Provider, ProviderId, Reading, RequestSpec, Response, Spec};
 use crate::quota::{QuotaDefinition, QuotaKind, ResetBehavior, Unit, UsageSnapshot, WindowType};
 
 /// The premium allowance of an individual Pro plan, used when a response
@@ -52,15 +52,28 @@ const BUCKETS: [(&str, &str, &str); 3] = [
     ("completions", "completions", "Completions"),
 ];
 
+const SPEC: Spec = Spec {
+    id: ProviderId::Copilot,
+    label: "Copilot",
+    request: RequestSpec::get(
+        "https://api.github.com",
+        "/copilot_internal/user",
+        &[
+            ("accept", "application/json"),
+            ("editor-version", "vscode/1.96.2"),
+            ("editor-plugin-version", "copilot-chat/0.26.7"),
+            ("user-agent", "GitHubCopilotChat/0.26.7"),
+            ("x-github-api-version", "2025-04-01"),
+        ],
+    )
+    .with_auth(AuthScheme::Token),
+};
+
 pub struct Copilot;
 
 impl Provider for Copilot {
-    fn id(&self) -> ProviderId {
-        ProviderId::Copilot
-    }
-
-    fn label(&self) -> &'static str {
-        "Copilot"
+    fn spec(&self) -> &'static Spec {
+        &SPEC
     }
 
     fn quotas(&self) -> Vec<QuotaDefinition> {
@@ -68,41 +81,20 @@ impl Provider for Copilot {
             .iter()
             .map(|(m, x)| ((*m).to_owned(), *x))
             .collect();
-        let monthly = |id: &str, kind| {
-            QuotaDefinition::new(id, WindowType::Fixed, ResetBehavior::Calendar, kind)
-        };
-        let requests = || QuotaKind::Amount {
-            amount: 0.0,
-            unit: Unit::Requests,
+        let premium = QuotaKind::Multiplier {
+            base_amount: DEFAULT_PREMIUM_REQUESTS,
+            multipliers,
         };
         vec![
-            monthly(
+            QuotaDefinition::new(
                 "premium",
-                QuotaKind::Multiplier {
-                    base_amount: DEFAULT_PREMIUM_REQUESTS,
-                    multipliers,
-                },
+                WindowType::Fixed,
+                ResetBehavior::Calendar,
+                premium,
             ),
-            monthly("chat", requests()),
-            monthly("completions", requests()),
+            QuotaDefinition::monthly_amount("chat", Unit::Requests),
+            QuotaDefinition::monthly_amount("completions", Unit::Requests),
         ]
-    }
-
-    fn request(&self) -> RequestSpec {
-        RequestSpec {
-            method: Method::Get,
-            origin: "https://api.github.com",
-            path: "/copilot_internal/user",
-            headers: vec![
-                ("accept", "application/json"),
-                ("editor-version", "vscode/1.96.2"),
-                ("editor-plugin-version", "copilot-chat/0.26.7"),
-                ("user-agent", "GitHubCopilotChat/0.26.7"),
-                ("x-github-api-version", "2025-04-01"),
-            ],
-            body: None,
-            auth: AuthScheme::Token,
-        }
     }
 
     fn read(

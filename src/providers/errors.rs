@@ -219,6 +219,28 @@ pub(super) fn not_json(response: &Response<'_>, error: &serde_json::Error) -> Fe
     FetchError::malformed(format!("http {} with {what}", response.status))
 }
 
+/// The error a 2xx body reports in an RPC envelope
+/// (`{"error":{"code":<HTTP status as a number>,"message":…}}`, as Google's
+/// APIs send); `None` for any other body.
+pub(super) fn rpc_body_error(json: &Value) -> Option<FetchError> {
+    let code = json
+        .get("error")?
+        .get("code")?
+        .as_u64()
+        .filter(|c| (400..600).contains(c))?;
+    let message = envelope_message(json).unwrap_or_else(|| "unknown error".to_owned());
+    let kind = match code {
+        401 => ErrorKind::Auth,
+        429 => ErrorKind::RateLimited,
+        500.. => ErrorKind::Unavailable,
+        _ => ErrorKind::ApiError,
+    };
+    Some(FetchError::new(
+        kind,
+        format!("error {code} in a 2xx body: {message}"),
+    ))
+}
+
 /// The whole seconds from `now` until `at`, 0 when `at` has passed.
 pub(super) fn seconds_until(now: Timestamp, at: Timestamp) -> u64 {
     let wait = at.duration_since(now);

@@ -13,54 +13,42 @@ use serde_json::Value;
 use super::decode::{array_at, text_at};
 use super::errors::Failure;
 use super::google;
-use super::{AuthScheme, FetchError, Method, Provider, ProviderId, Reading, RequestSpec, Response};
-use crate::quota::{
-    Aggregation, QuotaDefinition, QuotaKind, ResetBehavior, UsageSnapshot, WindowType,
-};
+use super::{FetchError, Provider, ProviderId, Reading, RequestSpec, Response, Spec};
+use crate::quota::{Aggregation, QuotaDefinition, UsageSnapshot, WindowType};
 
 /// Model families with an aggregate window, checked in order (`flash` first
 /// so that `flash-lite` is not read as `pro`).
 const FAMILIES: [&str; 2] = ["flash", "pro"];
 
+const SPEC: Spec = Spec {
+    id: ProviderId::Gemini,
+    label: "Gemini",
+    request: RequestSpec::post(
+        "https://cloudcode-pa.googleapis.com",
+        "/v1internal:retrieveUserQuota",
+        &[
+            ("content-type", "application/json"),
+            ("accept", "application/json"),
+        ],
+        "{}",
+    ),
+};
+
 pub struct Gemini;
 
 impl Provider for Gemini {
-    fn id(&self) -> ProviderId {
-        ProviderId::Gemini
-    }
-
-    fn label(&self) -> &'static str {
-        "Gemini"
+    fn spec(&self) -> &'static Spec {
+        &SPEC
     }
 
     fn quotas(&self) -> Vec<QuotaDefinition> {
-        let per_model = |id: &str, aggregation| {
-            QuotaDefinition::new(
-                id,
-                WindowType::Fixed,
-                ResetBehavior::Calendar,
-                QuotaKind::PerModel { aggregation },
-            )
-        };
+        let daily =
+            |id: &str, aggregation| QuotaDefinition::per_model(id, WindowType::Fixed, aggregation);
         vec![
-            per_model("model", Aggregation::Individual),
-            per_model("pro", Aggregation::Min),
-            per_model("flash", Aggregation::Min),
+            daily("model", Aggregation::Individual),
+            daily("pro", Aggregation::Min),
+            daily("flash", Aggregation::Min),
         ]
-    }
-
-    fn request(&self) -> RequestSpec {
-        RequestSpec {
-            method: Method::Post,
-            origin: "https://cloudcode-pa.googleapis.com",
-            path: "/v1internal:retrieveUserQuota",
-            headers: vec![
-                ("content-type", "application/json"),
-                ("accept", "application/json"),
-            ],
-            body: Some("{}"),
-            auth: AuthScheme::Bearer,
-        }
     }
 
     fn read(
@@ -69,9 +57,6 @@ impl Provider for Gemini {
         _response: &Response<'_>,
         _now: Timestamp,
     ) -> Result<Reading, FetchError> {
-        if let Some(error) = google::body_error(body) {
-            return Err(error);
-        }
         let mut models: Vec<UsageSnapshot> = Vec::new();
         let mut unavailable: Vec<String> = Vec::new();
         for bucket in array_at(body, &["buckets"]) {

@@ -5,7 +5,7 @@
 use jiff::Timestamp;
 use serde_json::Value;
 
-use super::decode::{array_at, at, number, number_at, text_at, timestamp};
+use super::decode::{array_at, at, number, text_at, timestamp};
 use super::errors::{ErrorKind, Failure, FetchError, seconds_until};
 use crate::quota::UsageSnapshot;
 
@@ -106,20 +106,6 @@ pub fn reset_time(entry: &Value) -> Option<Timestamp> {
     at(entry, &["resetTime"])
         .and_then(timestamp)
         .filter(|t| t.as_second() > 0)
-}
-
-/// The error for a 2xx body carrying an RPC error envelope.
-pub fn body_error(json: &Value) -> Option<FetchError> {
-    let code = number_at(json, &["error", "code"])?;
-    let message =
-        text_at(json, &["error", "message"]).unwrap_or_else(|| "unknown error".to_owned());
-    let kind = match code as u16 {
-        401 => ErrorKind::Auth,
-        429 => ErrorKind::RateLimited,
-        500..=599 => ErrorKind::Unavailable,
-        _ => ErrorKind::ApiError,
-    };
-    Some(FetchError::new(kind, format!("error {code}: {message}")))
 }
 
 /// Of two readings of one model, the one with less left; a missing reset is

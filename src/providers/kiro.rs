@@ -11,8 +11,8 @@ use serde_json::Value;
 
 use super::decode::{after, array_at, at, number_at, slug, text_at, timestamp_at};
 use super::errors::{ErrorKind, Failure, envelope_code};
-use super::{AuthScheme, FetchError, Method, Provider, ProviderId, Reading, RequestSpec, Response};
-use crate::quota::{QuotaDefinition, QuotaKind, ResetBehavior, Unit, UsageSnapshot, WindowType};
+use super::{FetchError, Provider, ProviderId, Reading, RequestSpec, Response, Spec};
+use crate::quota::{QuotaDefinition, Unit, UsageSnapshot};
 
 /// AWS error types and the kind each means.
 const AWS_ERRORS: [(&str, ErrorKind); 6] = [
@@ -24,47 +24,33 @@ const AWS_ERRORS: [(&str, ErrorKind); 6] = [
     ("ServiceUnavailableException", ErrorKind::Unavailable),
 ];
 
+const SPEC: Spec = Spec {
+    id: ProviderId::Kiro,
+    label: "Kiro",
+    request: RequestSpec::post(
+        "https://codewhisperer.us-east-1.amazonaws.com",
+        "/",
+        &[
+            ("content-type", "application/x-amz-json-1.0"),
+            ("x-amz-target", "AmazonCodeWhispererService.GetUsageLimits"),
+            ("accept", "application/json"),
+        ],
+        r#"{"origin":"AI_EDITOR","resourceType":"AGENTIC_REQUEST"}"#,
+    ),
+};
+
 pub struct Kiro;
 
 impl Provider for Kiro {
-    fn id(&self) -> ProviderId {
-        ProviderId::Kiro
-    }
-
-    fn label(&self) -> &'static str {
-        "Kiro"
+    fn spec(&self) -> &'static Spec {
+        &SPEC
     }
 
     fn quotas(&self) -> Vec<QuotaDefinition> {
-        let monthly = |id: &str, unit| {
-            QuotaDefinition::new(
-                id,
-                WindowType::Fixed,
-                ResetBehavior::Calendar,
-                QuotaKind::Amount { amount: 0.0, unit },
-            )
-        };
-        vec![
-            monthly("usage", Unit::Credits),
-            monthly("overage", Unit::Credits),
-            monthly("bonus", Unit::Credits),
-            monthly("trial", Unit::Credits),
-        ]
-    }
-
-    fn request(&self) -> RequestSpec {
-        RequestSpec {
-            method: Method::Post,
-            origin: "https://codewhisperer.us-east-1.amazonaws.com",
-            path: "/",
-            headers: vec![
-                ("content-type", "application/x-amz-json-1.0"),
-                ("x-amz-target", "AmazonCodeWhispererService.GetUsageLimits"),
-                ("accept", "application/json"),
-            ],
-            body: Some(r#"{"origin":"AI_EDITOR","resourceType":"AGENTIC_REQUEST"}"#),
-            auth: AuthScheme::Bearer,
-        }
+        ["usage", "overage", "bonus", "trial"]
+            .into_iter()
+            .map(|id| QuotaDefinition::monthly_amount(id, Unit::Credits))
+            .collect()
     }
 
     fn read(

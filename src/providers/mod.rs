@@ -150,16 +150,60 @@ pub struct RequestSpec {
     pub origin: &'static str,
     pub path: &'static str,
     /// Headers that must be sent, besides the credential.
-    pub headers: Vec<(&'static str, &'static str)>,
+    pub headers: &'static [(&'static str, &'static str)],
     pub body: Option<&'static str>,
     pub auth: AuthScheme,
 }
 
 impl RequestSpec {
+    /// A `GET` with a bearer token.
+    pub const fn get(
+        origin: &'static str,
+        path: &'static str,
+        headers: &'static [(&'static str, &'static str)],
+    ) -> Self {
+        Self {
+            method: Method::Get,
+            origin,
+            path,
+            headers,
+            body: None,
+            auth: AuthScheme::Bearer,
+        }
+    }
+
+    /// A `POST` of `body` with a bearer token.
+    pub const fn post(
+        origin: &'static str,
+        path: &'static str,
+        headers: &'static [(&'static str, &'static str)],
+        body: &'static str,
+    ) -> Self {
+        Self {
+            body: Some(body),
+            method: Method::Post,
+            ..Self::get(origin, path, headers)
+        }
+    }
+
+    /// The same request with `auth` instead of a bearer token.
+    pub const fn with_auth(self, auth: AuthScheme) -> Self {
+        Self { auth, ..self }
+    }
+
     /// The full URL at the default origin.
     pub fn url(&self) -> String {
         format!("{}{}", self.origin, self.path)
     }
+}
+
+/// What identifies a provider: its id, the name users know it by, and the
+/// usage request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Spec {
+    pub id: ProviderId,
+    pub label: &'static str,
+    pub request: RequestSpec,
 }
 
 /// What a provider read out of one successful response.
@@ -181,16 +225,25 @@ pub struct Reading {
 
 /// The shape every provider shares.
 pub trait Provider: Sync {
-    fn id(&self) -> ProviderId;
-
-    /// The name users know the service by.
-    fn label(&self) -> &'static str;
+    /// Id, label and request.
+    fn spec(&self) -> &'static Spec;
 
     /// The quotas this provider's snapshots are resolved against.
     fn quotas(&self) -> Vec<QuotaDefinition>;
 
+    fn id(&self) -> ProviderId {
+        self.spec().id
+    }
+
+    /// The name users know the service by.
+    fn label(&self) -> &'static str {
+        self.spec().label
+    }
+
     /// The usage request.
-    fn request(&self) -> RequestSpec;
+    fn request(&self) -> RequestSpec {
+        self.spec().request.clone()
+    }
 
     /// Reads a successful (2xx, JSON) body into snapshots, or reports an
     /// error the body carries despite its status.
@@ -216,6 +269,9 @@ pub trait Provider: Sync {
             return Err(self.classify(&failure));
         }
         let json = json.map_err(|error| errors::not_json(response, &error))?;
+        if let Some(error) = errors::rpc_body_error(&json) {
+            return Err(error);
+        }
         let reading = self.read(&json, response, now)?;
         resolve(self, reading)
     }

@@ -12,8 +12,8 @@ use serde_json::Value;
 
 use super::decode::{array_at, at, bool_at, number, number_at, text_at, timestamp_at, window_id};
 use super::errors::{ErrorKind, Failure};
-use super::{AuthScheme, FetchError, Method, Provider, ProviderId, Reading, RequestSpec, Response};
-use crate::quota::{QuotaDefinition, QuotaKind, ResetBehavior, Unit, UsageSnapshot, WindowType};
+use super::{FetchError, Provider, ProviderId, Reading, RequestSpec, Response, Spec};
+use crate::quota::{QuotaDefinition, Unit, UsageSnapshot};
 
 /// Seconds per `unit` code. Sources disagree on some codes; these are the
 /// pairings observed in real responses (3 = hour, 6 = week, 5 = month for
@@ -30,49 +30,31 @@ const UNIT_SECONDS: [(i64, u64); 5] = [
 /// Plan label keys, in order of preference.
 const PLAN_KEYS: [&str; 5] = ["planName", "plan", "plan_type", "packageName", "level"];
 
+const SPEC: Spec = Spec {
+    id: ProviderId::Zai,
+    label: "Z.ai",
+    request: RequestSpec::get(
+        "https://api.z.ai",
+        "/api/monitor/usage/quota/limit",
+        &[
+            ("accept", "application/json"),
+            ("accept-language", "en-US,en"),
+        ],
+    ),
+};
+
 pub struct Zai;
 
 impl Provider for Zai {
-    fn id(&self) -> ProviderId {
-        ProviderId::Zai
-    }
-
-    fn label(&self) -> &'static str {
-        "Z.ai"
+    fn spec(&self) -> &'static Spec {
+        &SPEC
     }
 
     fn quotas(&self) -> Vec<QuotaDefinition> {
         vec![
-            QuotaDefinition::new(
-                "window",
-                WindowType::Rolling,
-                ResetBehavior::Continuous,
-                QuotaKind::PercentageOnly,
-            ),
-            QuotaDefinition::new(
-                "tools",
-                WindowType::Fixed,
-                ResetBehavior::Calendar,
-                QuotaKind::Amount {
-                    amount: 0.0,
-                    unit: Unit::Requests,
-                },
-            ),
+            QuotaDefinition::rolling_percent("window"),
+            QuotaDefinition::monthly_amount("tools", Unit::Requests),
         ]
-    }
-
-    fn request(&self) -> RequestSpec {
-        RequestSpec {
-            method: Method::Get,
-            origin: "https://api.z.ai",
-            path: "/api/monitor/usage/quota/limit",
-            headers: vec![
-                ("accept", "application/json"),
-                ("accept-language", "en-US,en"),
-            ],
-            body: None,
-            auth: AuthScheme::Bearer,
-        }
     }
 
     fn read(
