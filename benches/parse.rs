@@ -20,23 +20,15 @@ fn bodies(provider: ProviderId) -> Vec<Recorded> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("fixtures/providers")
         .join(provider.as_str());
-    let mut paths: Vec<_> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
+    let mut paths: Vec<_> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
     paths.sort();
     paths
         .iter()
         .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with("ok-"))
         .map(|path| {
-            let exchange: RecordedExchange =
-                serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+            let exchange: RecordedExchange = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
             let response = exchange.response;
-            (
-                response.body_bytes(),
-                response.header_pairs(),
-                exchange.recorded_at,
-            )
+            (response.body_bytes(), response.header_pairs(), exchange.recorded_at)
         })
         .collect()
 }

@@ -59,8 +59,7 @@ pub struct ParseArgs {
 }
 
 fn parse_provider(s: &str) -> Result<ProviderId, String> {
-    s.parse()
-        .map_err(|e: crate::providers::UnknownProvider| e.to_string())
+    s.parse().map_err(|e: crate::providers::UnknownProvider| e.to_string())
 }
 
 fn parse_header(s: &str) -> Result<(String, String), String> {

@@ -59,9 +59,6 @@ impl RecordedResponse {
 
     /// The headers as name/value pairs.
     pub fn header_pairs(&self) -> Vec<(String, String)> {
-        self.headers
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect()
+        self.headers.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
     }
 }

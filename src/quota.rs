@@ -318,10 +318,7 @@ impl UsageSnapshot {
 
 /// Resolves one snapshot against the quota it measures (the tracker's
 /// `resolveUsageWindow`, see the module doc for the two deliberate changes).
-pub fn resolve_usage_window(
-    quota: &QuotaDefinition,
-    snapshot: &UsageSnapshot,
-) -> ResolvedUsageWindow {
+pub fn resolve_usage_window(quota: &QuotaDefinition, snapshot: &UsageSnapshot) -> ResolvedUsageWindow {
     let id = snapshot.window.clone().unwrap_or_else(|| quota.id.clone());
     let label = snapshot.label.clone().unwrap_or_else(|| id.clone());
     let unit = snapshot.unit.clone().unwrap_or_else(|| quota.unit());
@@ -383,10 +380,7 @@ pub fn resolve_usage_window(
 
 /// Resolves every snapshot of one quota, combining per-model windows by the
 /// quota's aggregation strategy.
-pub fn resolve_quota(
-    quota: &QuotaDefinition,
-    snapshots: &[&UsageSnapshot],
-) -> Vec<ResolvedUsageWindow> {
+pub fn resolve_quota(quota: &QuotaDefinition, snapshots: &[&UsageSnapshot]) -> Vec<ResolvedUsageWindow> {
     let windows: Vec<_> = snapshots
         .iter()
         .map(|snapshot| resolve_usage_window(quota, snapshot))
@@ -394,9 +388,8 @@ pub fn resolve_quota(
     let QuotaKind::PerModel { aggregation } = quota.kind else {
         return windows;
     };
-    let by_remaining = |a: &&ResolvedUsageWindow, b: &&ResolvedUsageWindow| {
-        a.remaining_ratio.total_cmp(&b.remaining_ratio)
-    };
+    let by_remaining =
+        |a: &&ResolvedUsageWindow, b: &&ResolvedUsageWindow| a.remaining_ratio.total_cmp(&b.remaining_ratio);
     let chosen = match aggregation {
         Aggregation::Individual => return windows,
         Aggregation::Sum => return sum_windows(quota, &windows).into_iter().collect(),
@@ -415,14 +408,9 @@ pub fn resolve_quota(
 
 /// Adds per-model windows into one: amounts and totals add up, ratios are
 /// recomputed from the sums.
-fn sum_windows(
-    quota: &QuotaDefinition,
-    windows: &[ResolvedUsageWindow],
-) -> Option<ResolvedUsageWindow> {
+fn sum_windows(quota: &QuotaDefinition, windows: &[ResolvedUsageWindow]) -> Option<ResolvedUsageWindow> {
     let first = windows.first()?;
-    let add = |field: fn(&ResolvedUsageWindow) -> Option<f64>| {
-        windows.iter().map(field).sum::<Option<f64>>()
-    };
+    let add = |field: fn(&ResolvedUsageWindow) -> Option<f64>| windows.iter().map(field).sum::<Option<f64>>();
     let used = add(|w| w.used);
     let remaining = add(|w| w.remaining);
     let limit = add(|w| w.limit);
@@ -430,9 +418,8 @@ fn sum_windows(
         (Some(amount), Some(limit)) if limit > 0.0 => Some(clamp01(amount / limit)),
         _ => None,
     };
-    let used_ratio = ratio(used).unwrap_or_else(|| {
-        windows.iter().map(|w| w.used_ratio).sum::<f64>() / windows.len() as f64
-    });
+    let used_ratio =
+        ratio(used).unwrap_or_else(|| windows.iter().map(|w| w.used_ratio).sum::<f64>() / windows.len() as f64);
     Some(ResolvedUsageWindow {
         id: quota.id.clone(),
         label: quota.id.clone(),
@@ -455,9 +442,7 @@ fn multiplied_use(quota: &QuotaDefinition, snapshot: &UsageSnapshot) -> Option<f
     let used = snapshot
         .requests_by_model
         .iter()
-        .filter_map(|(model, requests)| {
-            finite(*requests).map(|r| r.max(0.0) * quota.multiplier_for(model))
-        })
+        .filter_map(|(model, requests)| finite(*requests).map(|r| r.max(0.0) * quota.multiplier_for(model)))
         .sum();
     Some(used)
 }
@@ -469,9 +454,5 @@ pub fn finite(value: f64) -> Option<f64> {
 
 /// Clamps to 0..1; a non-finite value is 0.
 pub fn clamp01(value: f64) -> f64 {
-    if value.is_finite() {
-        value.clamp(0.0, 1.0)
-    } else {
-        0.0
-    }
+    if value.is_finite() { value.clamp(0.0, 1.0) } else { 0.0 }
 }

@@ -178,9 +178,5 @@ fn unit_name(unit: &Unit) -> &str {
 
 fn round6(value: f64) -> f64 {
     let rounded = (value * 1e6).round() / 1e6;
-    if rounded.is_finite() {
-        rounded + 0.0
-    } else {
-        value
-    }
+    if rounded.is_finite() { rounded + 0.0 } else { value }
 }

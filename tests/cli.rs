@@ -26,14 +26,8 @@ fn parse_fixture(fixture: &Fixture) -> Output {
     let provider = fixture.provider.to_string();
     let status = fixture.status.to_string();
     let now = fixture.recorded_at.to_string();
-    let headers: Vec<String> = fixture
-        .headers
-        .iter()
-        .map(|(k, v)| format!("{k}: {v}"))
-        .collect();
-    let mut args = vec![
-        "parse", &provider, "-", "--status", &status, "--now", &now, "--json",
-    ];
+    let headers: Vec<String> = fixture.headers.iter().map(|(k, v)| format!("{k}: {v}")).collect();
+    let mut args = vec!["parse", &provider, "-", "--status", &status, "--now", &now, "--json"];
     for header in &headers {
         args.extend(["--header", header]);
     }
@@ -45,10 +39,8 @@ fn parse_prints_the_contract_output_for_every_fixture() {
     for fixture in all_fixtures() {
         let output = parse_fixture(&fixture);
         let name = fixture.path.display();
-        let stdout: Value =
-            serde_json::from_slice(&output.stdout).unwrap_or_else(|e| panic!("{name}: {e}"));
-        let expected =
-            serde_json::to_value(ParseOutput::new(fixture.provider, &check(&fixture))).unwrap();
+        let stdout: Value = serde_json::from_slice(&output.stdout).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let expected = serde_json::to_value(ParseOutput::new(fixture.provider, &check(&fixture))).unwrap();
         assert_eq!(stdout, expected, "{name}");
         let code = output.status.code();
         match fixture.expect() {
@@ -63,10 +55,7 @@ fn parse_prints_the_contract_output_for_every_fixture() {
 
 #[test]
 fn success_output_has_every_contract_field() {
-    let fixture = all_fixtures()
-        .into_iter()
-        .find(|f| f.name() == "ok-plus")
-        .unwrap();
+    let fixture = all_fixtures().into_iter().find(|f| f.name() == "ok-plus").unwrap();
     let stdout: Value = serde_json::from_slice(&parse_fixture(&fixture).stdout).unwrap();
     assert_eq!(stdout["provider"], "codex");
     assert_eq!(stdout["plan"], "plus");
@@ -102,21 +91,10 @@ fn garbage_input_is_a_parse_error_never_a_usage_error_or_panic() {
         b"{\"a\":",
         &[b'['; 50_000],
     ];
-    for provider in [
-        "anthropic",
-        "antigravity",
-        "codex",
-        "copilot",
-        "gemini",
-        "kiro",
-        "zai",
-    ] {
+    for provider in ["anthropic", "antigravity", "codex", "copilot", "gemini", "kiro", "zai"] {
         for input in inputs {
             for status in ["200", "401", "429", "503"] {
-                let output = quotatrack(
-                    &["parse", provider, "-", "--status", status, "--json"],
-                    input,
-                );
+                let output = quotatrack(&["parse", provider, "-", "--status", status, "--json"], input);
                 assert_eq!(
                     output.status.code(),
                     Some(1),
@@ -169,10 +147,7 @@ fn usage_errors_exit_2_with_one_line_on_stderr() {
 
 #[test]
 fn text_output_names_each_window() {
-    let fixture = all_fixtures()
-        .into_iter()
-        .find(|f| f.name() == "ok-full")
-        .unwrap();
+    let fixture = all_fixtures().into_iter().find(|f| f.name() == "ok-full").unwrap();
     let output = quotatrack(
         &["parse", "anthropic", "-", "--now", "2026-08-22T12:00:00Z"],
         &fixture.body,
@@ -180,10 +155,7 @@ fn text_output_names_each_window() {
     let text = String::from_utf8(output.stdout).unwrap();
     assert!(text.starts_with("anthropic\n"), "{text}");
     assert!(text.contains("5h") && text.contains("37.0% used"), "{text}");
-    assert!(
-        text.contains("extra") && text.contains("12.75 of 50 usd"),
-        "{text}"
-    );
+    assert!(text.contains("extra") && text.contains("12.75 of 50 usd"), "{text}");
 }
 
 #[test]
@@ -193,14 +165,10 @@ fn exchange_flag_reads_status_headers_body_and_clock_from_a_recorded_exchange() 
         let provider = fixture.provider.to_string();
         let output = quotatrack(&["parse", &provider, &path, "--exchange", "--json"], b"");
         let stdout: Value = serde_json::from_slice(&output.stdout).unwrap();
-        let expected =
-            serde_json::to_value(ParseOutput::new(fixture.provider, &check(&fixture))).unwrap();
+        let expected = serde_json::to_value(ParseOutput::new(fixture.provider, &check(&fixture))).unwrap();
         assert_eq!(stdout, expected, "{path}");
     }
-    let output = quotatrack(
-        &["parse", "codex", "-", "--exchange"],
-        b"{\"not\":\"an exchange\"}",
-    );
+    let output = quotatrack(&["parse", "codex", "-", "--exchange"], b"{\"not\":\"an exchange\"}");
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("not a recorded exchange"));
 }

@@ -23,10 +23,7 @@ fn every_fixture_has_the_outcome_its_name_promises() {
             (Expect::Error(kind), Err(error)) => {
                 assert_eq!(error.kind().as_str(), kind, "{}: {error}", fixture.name())
             }
-            (expect, got) => panic!(
-                "{}: expected {expect:?}, got {got:?}",
-                fixture.path.display()
-            ),
+            (expect, got) => panic!("{}: expected {expect:?}, got {got:?}", fixture.path.display()),
         }
     }
 }
@@ -57,19 +54,11 @@ fn fixture_files_hold_no_secrets() {
     for fixture in all_fixtures() {
         let text = std::fs::read_to_string(&fixture.path).unwrap();
         for shape in secret_shapes {
-            assert!(
-                !text.contains(shape),
-                "{} contains {shape:?}",
-                fixture.path.display()
-            );
+            assert!(!text.contains(shape), "{} contains {shape:?}", fixture.path.display());
         }
         let json: serde_json::Value = serde_json::from_str(&text).unwrap();
         let auth = &json["request"]["headers"]["authorization"];
-        assert!(
-            auth.is_null() || auth == "[redacted]",
-            "{}",
-            fixture.path.display()
-        );
+        assert!(auth.is_null() || auth == "[redacted]", "{}", fixture.path.display());
     }
 }
 
@@ -80,20 +69,10 @@ fn every_provider_declares_its_request_and_quotas() {
         assert_eq!(provider.id(), id);
         assert!(!provider.quotas().is_empty(), "{id}");
         let request = provider.request();
-        assert!(
-            request.url().starts_with("https://"),
-            "{id}: {}",
-            request.url()
-        );
+        assert!(request.url().starts_with("https://"), "{id}: {}", request.url());
     }
     let claude = ProviderId::Anthropic.provider().request();
-    let header = |name: &str| {
-        claude
-            .headers
-            .iter()
-            .find(|(n, _)| *n == name)
-            .map(|(_, v)| *v)
-    };
+    let header = |name: &str| claude.headers.iter().find(|(n, _)| *n == name).map(|(_, v)| *v);
     assert_eq!(header("anthropic-beta"), Some("oauth-2025-04-20"));
     assert!(header("user-agent").is_some_and(|ua| ua.starts_with("claude-code/")));
 }

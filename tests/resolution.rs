@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 
 use proptest::prelude::*;
 use quotatrack::quota::{
-    Aggregation, QuotaDefinition, QuotaKind, ResetBehavior, ResolvedUsageWindow, Unit,
-    UsageSnapshot, WindowType, resolve_quota, resolve_usage_window,
+    Aggregation, QuotaDefinition, QuotaKind, ResetBehavior, ResolvedUsageWindow, Unit, UsageSnapshot, WindowType,
+    resolve_quota, resolve_usage_window,
 };
 
 fn amount(total: f64) -> QuotaDefinition {
@@ -57,10 +57,7 @@ fn check(quota: QuotaDefinition, given: Given, expect: (f64, f64, f64, f64)) {
     );
     let close = |a: f64, b: f64| (a - b).abs() < 1e-9;
     assert!(
-        close(got.0, expect.0)
-            && close(got.1, expect.1)
-            && close(got.2, expect.2)
-            && close(got.3, expect.3),
+        close(got.0, expect.0) && close(got.1, expect.1) && close(got.2, expect.2) && close(got.3, expect.3),
         "total {} {:?}: got {got:?}, expected {expect:?}",
         quota.total(),
         snapshot
@@ -89,10 +86,7 @@ fn used_ratio_derives_amounts_of_a_duration() {
 fn percent_snapshot_matches_used_ratio() {
     let snapshot = UsageSnapshot::of("q").used_percent(25.0);
     let window = resolve_usage_window(&duration(18000.0), &snapshot);
-    assert_eq!(
-        (window.remaining, window.used),
-        (Some(13500.0), Some(4500.0))
-    );
+    assert_eq!((window.remaining, window.used), (Some(13500.0), Some(4500.0)));
     assert_eq!((window.remaining_ratio, window.used_ratio), (0.75, 0.25));
 }
 
@@ -246,19 +240,12 @@ fn requests(pairs: &[(&str, f64)]) -> UsageSnapshot {
 #[test]
 fn multiplier_use_is_requests_times_multiplier() {
     let quota = copilot_like();
-    let snapshot = requests(&[
-        ("gpt-4o", 50.0),
-        ("claude-sonnet-4.5", 20.0),
-        ("claude-opus-4.1", 3.0),
-    ]);
+    let snapshot = requests(&[("gpt-4o", 50.0), ("claude-sonnet-4.5", 20.0), ("claude-opus-4.1", 3.0)]);
     let window = resolve_usage_window(&quota, &snapshot);
     assert_eq!(window.used, Some(50.0));
     assert_eq!(window.remaining, Some(250.0));
     assert!((window.used_ratio - 50.0 / 300.0).abs() < 1e-12);
-    assert_eq!(
-        quota.requests_left_for("claude-opus-4.1", 250.0),
-        Some(25.0)
-    );
+    assert_eq!(quota.requests_left_for("claude-opus-4.1", 250.0), Some(25.0));
 }
 
 #[test]
@@ -289,12 +276,8 @@ fn per_model(aggregation: Aggregation) -> QuotaDefinition {
 }
 
 fn model_windows(aggregation: Aggregation) -> Vec<ResolvedUsageWindow> {
-    let a = UsageSnapshot::of("family")
-        .model("a")
-        .amounts(Some(100.0), Some(20.0));
-    let b = UsageSnapshot::of("family")
-        .model("b")
-        .amounts(Some(100.0), Some(70.0));
+    let a = UsageSnapshot::of("family").model("a").amounts(Some(100.0), Some(20.0));
+    let b = UsageSnapshot::of("family").model("b").amounts(Some(100.0), Some(70.0));
     resolve_quota(&per_model(aggregation), &[&a, &b])
 }
 
@@ -319,10 +302,7 @@ fn per_model_max_picks_the_least_constrained_model() {
 fn per_model_sum_adds_amounts_and_recomputes_ratios() {
     let windows = model_windows(Aggregation::Sum);
     assert_eq!(windows.len(), 1);
-    assert_eq!(
-        (windows[0].used, windows[0].limit),
-        (Some(90.0), Some(200.0))
-    );
+    assert_eq!((windows[0].used, windows[0].limit), (Some(90.0), Some(200.0)));
     assert!((windows[0].used_ratio - 0.45).abs() < 1e-12);
 }
 
@@ -340,10 +320,7 @@ fn unlimited_snapshot_has_no_limit_and_nothing_used() {
         ..UsageSnapshot::of("q")
     };
     let window = resolve_usage_window(&amount(300.0), &snapshot);
-    assert_eq!(
-        (window.limit, window.remaining, window.used_ratio),
-        (None, None, 0.0)
-    );
+    assert_eq!((window.limit, window.remaining, window.used_ratio), (None, None, 0.0));
 }
 
 #[test]

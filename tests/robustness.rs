@@ -132,11 +132,7 @@ fn survives(fixture: &Fixture) {
     let started = Instant::now();
     let result = check(fixture);
     let took = started.elapsed();
-    assert!(
-        took < PARSE_BUDGET,
-        "{} took {took:?}",
-        fixture.path.display()
-    );
+    assert!(took < PARSE_BUDGET, "{} took {took:?}", fixture.path.display());
     if let Ok(usage) = result {
         assert_windows_in_range(&usage);
     }

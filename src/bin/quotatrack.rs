@@ -50,10 +50,7 @@ fn run_parse(args: ParseArgs) -> anyhow::Result<ExitCode> {
         headers: &headers,
         body: &body,
     };
-    let now = args
-        .now
-        .or(recorded_at)
-        .unwrap_or_else(jiff::Timestamp::now);
+    let now = args.now.or(recorded_at).unwrap_or_else(jiff::Timestamp::now);
     let result = args.provider.provider().parse(&response, now);
     let output = ParseOutput::new(args.provider, &result);
     let text = if args.json {

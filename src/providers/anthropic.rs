@@ -80,12 +80,7 @@ impl Provider for Anthropic {
         ]
     }
 
-    fn read(
-        &self,
-        body: &Value,
-        _response: &Response<'_>,
-        _now: Timestamp,
-    ) -> Result<Reading, FetchError> {
+    fn read(&self, body: &Value, _response: &Response<'_>, _now: Timestamp) -> Result<Reading, FetchError> {
         let limits = array_at(body, &["limits"]);
         let mut snapshots = Vec::new();
 
@@ -106,21 +101,15 @@ impl Provider for Anthropic {
             .filter(|e| text_at(e, &["kind"]).as_deref() == Some("weekly_scoped"))
         {
             let model_id = text_at(entry, &["scope", "model", "id"]);
-            let Some(name) =
-                text_at(entry, &["scope", "model", "display_name"]).or_else(|| model_id.clone())
-            else {
+            let Some(name) = text_at(entry, &["scope", "model", "display_name"]).or_else(|| model_id.clone()) else {
                 continue;
             };
             let suffix = slug(&name);
             let already = snapshots
                 .iter()
                 .any(|s| s.window.as_deref() == Some(&format!("7d-{suffix}")));
-            if let (false, Some(snapshot)) = (already, percent_window("7d", Some(entry), "percent"))
-            {
-                snapshots.push(
-                    scoped_week(snapshot, &suffix, &format!("{name} week"))
-                        .model(model_id.unwrap_or(name)),
-                );
+            if let (false, Some(snapshot)) = (already, percent_window("7d", Some(entry), "percent")) {
+                snapshots.push(scoped_week(snapshot, &suffix, &format!("{name} week")).model(model_id.unwrap_or(name)));
             }
         }
 
@@ -130,10 +119,7 @@ impl Provider for Anthropic {
         snapshots.extend(routines.map(|s| s.window("routines", "Routines")));
         snapshots.extend(extra_usage(body));
         snapshots.extend(credit_grant(body));
-        Ok(Reading {
-            plan: None,
-            snapshots,
-        })
+        Ok(Reading { plan: None, snapshots })
     }
 }
 
@@ -151,9 +137,7 @@ fn percent_window(quota: &str, object: Option<&Value>, field: &str) -> Option<Us
 
 /// The `limits[]` entry of `kind`, as the session or weekly window.
 fn limit_of_kind(quota: &str, limits: &[Value], kind: &str) -> Option<UsageSnapshot> {
-    let entry = limits
-        .iter()
-        .find(|e| text_at(e, &["kind"]).as_deref() == Some(kind))?;
+    let entry = limits.iter().find(|e| text_at(e, &["kind"]).as_deref() == Some(kind))?;
     percent_window(quota, Some(entry), "percent")
 }
 

@@ -33,10 +33,7 @@ const SPEC: Spec = Spec {
         &[
             ("content-type", "application/json"),
             ("user-agent", "antigravity/1.11.5 linux/amd64"),
-            (
-                "x-goog-api-client",
-                "google-cloud-sdk vscode_cloudshelleditor/0.1",
-            ),
+            ("x-goog-api-client", "google-cloud-sdk vscode_cloudshelleditor/0.1"),
             (
                 "client-metadata",
                 r#"{"ideType":"IDE_UNSPECIFIED","platform":"PLATFORM_UNSPECIFIED","pluginType":"GEMINI"}"#,
@@ -60,19 +57,11 @@ impl Provider for Antigravity {
         ]
     }
 
-    fn read(
-        &self,
-        body: &Value,
-        _response: &Response<'_>,
-        _now: Timestamp,
-    ) -> Result<Reading, FetchError> {
+    fn read(&self, body: &Value, _response: &Response<'_>, _now: Timestamp) -> Result<Reading, FetchError> {
         let body = at(body, &["response"]).unwrap_or(body);
         let mut snapshots = pool_windows(body);
         snapshots.extend(model_windows(body));
-        Ok(Reading {
-            plan: None,
-            snapshots,
-        })
+        Ok(Reading { plan: None, snapshots })
     }
 
     fn classify(&self, failure: &Failure<'_>) -> FetchError {
@@ -89,9 +78,7 @@ fn model_windows(body: &Value) -> Vec<UsageSnapshot> {
         .iter()
         .filter(|(id, entry)| {
             bool_at(entry, &["isInternal"]) != Some(true)
-                && !HIDDEN_MODELS
-                    .iter()
-                    .any(|hidden| id.eq_ignore_ascii_case(hidden))
+                && !HIDDEN_MODELS.iter().any(|hidden| id.eq_ignore_ascii_case(hidden))
         })
         .filter_map(|(id, entry)| {
             let quota = at(entry, &["quotaInfo"])?;
@@ -121,9 +108,7 @@ fn pool_windows(body: &Value) -> Vec<UsageSnapshot> {
             "3p"
         };
         for bucket in array_at(group, &["buckets"]) {
-            let window = text_at(bucket, &["window"])
-                .unwrap_or_default()
-                .to_ascii_lowercase();
+            let window = text_at(bucket, &["window"]).unwrap_or_default().to_ascii_lowercase();
             let Some(&(_, seconds)) = POOL_WINDOWS.iter().find(|(w, _)| *w == window) else {
                 continue;
             };

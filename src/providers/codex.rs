@@ -11,8 +11,7 @@ use jiff::Timestamp;
 use serde_json::Value;
 
 use super::decode::{
-    after, array_at, at, epoch, number, number_at, slug, text_at, timestamp_at, whole_seconds,
-    window_id,
+    after, array_at, at, epoch, number, number_at, slug, text_at, timestamp_at, whole_seconds, window_id,
 };
 use super::errors::Failure;
 use super::{FetchError, Provider, ProviderId, Reading, RequestSpec, Response, Spec};
@@ -53,12 +52,7 @@ impl Provider for Codex {
         ]
     }
 
-    fn read(
-        &self,
-        body: &Value,
-        response: &Response<'_>,
-        now: Timestamp,
-    ) -> Result<Reading, FetchError> {
+    fn read(&self, body: &Value, response: &Response<'_>, now: Timestamp) -> Result<Reading, FetchError> {
         let mut snapshots = rate_windows(at(body, &["rate_limit"]), now);
         if snapshots.is_empty() {
             snapshots = header_windows(response);
@@ -67,17 +61,11 @@ impl Provider for Codex {
             snapshots.push(prefixed(snapshot, "review", "Code review"));
         }
         for limit in array_at(body, &["additional_rate_limits"]) {
-            let Some(name) =
-                text_at(limit, &["limit_name"]).or_else(|| text_at(limit, &["metered_feature"]))
-            else {
+            let Some(name) = text_at(limit, &["limit_name"]).or_else(|| text_at(limit, &["metered_feature"])) else {
                 continue;
             };
             for snapshot in rate_windows(at(limit, &["rate_limit"]), now) {
-                let id = format!(
-                    "{}-{}",
-                    snapshot.window.as_deref().unwrap_or_default(),
-                    slug(&name)
-                );
+                let id = format!("{}-{}", snapshot.window.as_deref().unwrap_or_default(), slug(&name));
                 let label = format!("{name} {}", snapshot.label.as_deref().unwrap_or_default());
                 snapshots.push(snapshot.window(id, label).model(name.clone()));
             }
@@ -92,9 +80,7 @@ impl Provider for Codex {
     fn classify(&self, failure: &Failure<'_>) -> FetchError {
         // A usage-limit 429 carries its reset in the body when the header is missing.
         let mut error = failure.classify();
-        if let (FetchError::RateLimited { retry_after_s, .. }, Some(json)) =
-            (&mut error, failure.json)
-        {
+        if let (FetchError::RateLimited { retry_after_s, .. }, Some(json)) = (&mut error, failure.json) {
             let relative = number_at(json, &["error", "resets_in_seconds"]).and_then(whole_seconds);
             let absolute = timestamp_at(json, &["error", "resets_at"])
                 .map(|reset| super::errors::seconds_until(failure.now, reset));
@@ -120,9 +106,7 @@ fn rate_windows(rate_limit: Option<&Value>, now: Timestamp) -> Vec<UsageSnapshot
                 .unwrap_or(*default_seconds);
             let reset = number_at(window, &["reset_at"])
                 .and_then(epoch)
-                .or_else(|| {
-                    number_at(window, &["reset_after_seconds"]).and_then(|s| after(now, s))
-                });
+                .or_else(|| number_at(window, &["reset_after_seconds"]).and_then(|s| after(now, s)));
             Some(length_window(percent, seconds, reset))
         })
         .collect()
@@ -178,8 +162,7 @@ fn spend_limit(body: &Value, now: Timestamp) -> Option<UsageSnapshot> {
     .iter()
     .find_map(|path| at(body, path))?;
     let limit = number_at(pool, &["limit"]);
-    let used =
-        number_at(pool, &["used"]).or_else(|| Some(limit? - number_at(pool, &["remaining"])?));
+    let used = number_at(pool, &["used"]).or_else(|| Some(limit? - number_at(pool, &["remaining"])?));
     let mut snapshot = UsageSnapshot::of("spend")
         .window("spend", "Spend")
         .amounts(limit, used)

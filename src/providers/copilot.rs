@@ -77,32 +77,19 @@ impl Provider for Copilot {
     }
 
     fn quotas(&self) -> Vec<QuotaDefinition> {
-        let multipliers: BTreeMap<String, f64> = MULTIPLIERS
-            .iter()
-            .map(|(m, x)| ((*m).to_owned(), *x))
-            .collect();
+        let multipliers: BTreeMap<String, f64> = MULTIPLIERS.iter().map(|(m, x)| ((*m).to_owned(), *x)).collect();
         let premium = QuotaKind::Multiplier {
             base_amount: DEFAULT_PREMIUM_REQUESTS,
             multipliers,
         };
         vec![
-            QuotaDefinition::new(
-                "premium",
-                WindowType::Fixed,
-                ResetBehavior::Calendar,
-                premium,
-            ),
+            QuotaDefinition::new("premium", WindowType::Fixed, ResetBehavior::Calendar, premium),
             QuotaDefinition::monthly_amount("chat", Unit::Requests),
             QuotaDefinition::monthly_amount("completions", Unit::Requests),
         ]
     }
 
-    fn read(
-        &self,
-        body: &Value,
-        _response: &Response<'_>,
-        now: Timestamp,
-    ) -> Result<Reading, FetchError> {
+    fn read(&self, body: &Value, _response: &Response<'_>, now: Timestamp) -> Result<Reading, FetchError> {
         let reset = timestamp_at(body, &["quota_reset_date_utc"])
             .or_else(|| timestamp_at(body, &["quota_reset_date"]))
             .or_else(|| timestamp_at(body, &["quota_reset_at"]))
@@ -134,13 +121,9 @@ impl Provider for Copilot {
             .header("x-ratelimit-reset")
             .and_then(|v| super::decode::timestamp(&Value::String(v.to_owned())));
         match failure.error(ErrorKind::RateLimited) {
-            FetchError::RateLimited {
+            FetchError::RateLimited { message, retry_after_s } => FetchError::RateLimited {
                 message,
-                retry_after_s,
-            } => FetchError::RateLimited {
-                message,
-                retry_after_s: retry_after_s
-                    .or_else(|| reset.map(|at| seconds_until(failure.now, at))),
+                retry_after_s: retry_after_s.or_else(|| reset.map(|at| seconds_until(failure.now, at))),
             },
             other => other,
         }
@@ -158,14 +141,12 @@ fn bucket_snapshot(bucket: &Value, quota: &str) -> Option<UsageSnapshot> {
         return premium.then_some(snapshot);
     }
     let entitlement = number_at(bucket, &["entitlement"]).filter(|e| *e > 0.0)?;
-    let remaining =
-        number_at(bucket, &["quota_remaining"]).or_else(|| number_at(bucket, &["remaining"]));
+    let remaining = number_at(bucket, &["quota_remaining"]).or_else(|| number_at(bucket, &["remaining"]));
     let mut snapshot = UsageSnapshot::of(quota).unit(Unit::Requests);
     snapshot.limit = Some(entitlement);
     snapshot.remaining = remaining;
     snapshot.used = remaining.map(|left| entitlement - left);
-    snapshot.used_ratio =
-        number_at(bucket, &["percent_remaining"]).map(|left| (100.0 - left) / 100.0);
+    snapshot.used_ratio = number_at(bucket, &["percent_remaining"]).map(|left| (100.0 - left) / 100.0);
     (snapshot.remaining.is_some() || snapshot.used_ratio.is_some()).then_some(snapshot)
 }
 
@@ -173,8 +154,7 @@ fn bucket_snapshot(bucket: &Value, quota: &str) -> Option<UsageSnapshot> {
 /// `limited_user_quotas`. Without the remaining side usage is unknown, and
 /// no window is made (never assume full).
 fn legacy_quotas(body: &Value, now: Timestamp) -> Vec<UsageSnapshot> {
-    let reset =
-        timestamp_at(body, &["limited_user_reset_date"]).or_else(|| next_month_start_utc(now));
+    let reset = timestamp_at(body, &["limited_user_reset_date"]).or_else(|| next_month_start_utc(now));
     [("chat", "Chat"), ("completions", "Completions")]
         .iter()
         .filter_map(|(key, label)| {

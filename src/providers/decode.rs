@@ -55,9 +55,7 @@ pub fn bool_at(value: &Value, path: &[&str]) -> Option<bool> {
 
 /// The elements of an array at `path`; empty when it is absent or no array.
 pub fn array_at<'a>(value: &'a Value, path: &[&str]) -> &'a [Value] {
-    at(value, path)
-        .and_then(Value::as_array)
-        .map_or(&[], Vec::as_slice)
+    at(value, path).and_then(Value::as_array).map_or(&[], Vec::as_slice)
 }
 
 /// A point in time from any encoding a provider uses: RFC 3339 text (any
@@ -87,11 +85,7 @@ pub fn epoch(n: f64) -> Option<Timestamp> {
     if !n.is_finite() {
         return None;
     }
-    let seconds = if n.abs() < EPOCH_MS_THRESHOLD {
-        n
-    } else {
-        n / 1000.0
-    };
+    let seconds = if n.abs() < EPOCH_MS_THRESHOLD { n } else { n / 1000.0 };
     SignedDuration::try_from_secs_f64(seconds)
         .ok()
         .and_then(|d| Timestamp::from_duration(d).ok())
@@ -114,10 +108,7 @@ fn date_midnight_utc(s: &str) -> Option<Timestamp> {
 /// calendar reset when the response does not say).
 pub fn next_month_start_utc(now: Timestamp) -> Option<Timestamp> {
     let today = now.to_zoned(TimeZone::UTC).date();
-    let first = today
-        .first_of_month()
-        .checked_add(jiff::Span::new().months(1))
-        .ok()?;
+    let first = today.first_of_month().checked_add(jiff::Span::new().months(1)).ok()?;
     first.to_zoned(TimeZone::UTC).ok().map(|z| z.timestamp())
 }
 

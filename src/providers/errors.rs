@@ -123,11 +123,7 @@ pub struct Failure<'a> {
 
 impl<'a> Failure<'a> {
     pub fn new(response: &'a Response<'a>, json: Option<&'a Value>, now: Timestamp) -> Self {
-        Self {
-            response,
-            json,
-            now,
-        }
+        Self { response, json, now }
     }
 
     pub fn status(&self) -> u16 {
@@ -181,11 +177,7 @@ impl<'a> Failure<'a> {
     /// The `Retry-After` header, as seconds or an HTTP-date relative to `now`.
     pub fn retry_after(&self) -> Option<u64> {
         let value = self.response.header("retry-after")?;
-        if let Some(seconds) = value
-            .parse::<f64>()
-            .ok()
-            .filter(|s| s.is_finite() && *s >= 0.0)
-        {
+        if let Some(seconds) = value.parse::<f64>().ok().filter(|s| s.is_finite() && *s >= 0.0) {
             return Some(seconds.ceil() as u64);
         }
         let at = jiff::fmt::rfc2822::parse(value).ok()?.timestamp();
@@ -235,10 +227,7 @@ pub(super) fn rpc_body_error(json: &Value) -> Option<FetchError> {
         500.. => ErrorKind::Unavailable,
         _ => ErrorKind::ApiError,
     };
-    Some(FetchError::new(
-        kind,
-        format!("error {code} in a 2xx body: {message}"),
-    ))
+    Some(FetchError::new(kind, format!("error {code} in a 2xx body: {message}")))
 }
 
 /// The whole seconds from `now` until `at`, 0 when `at` has passed.
@@ -263,11 +252,7 @@ pub(super) fn envelope_message(json: &Value) -> Option<String> {
         json.get("msg"),
         error,
     ];
-    candidates
-        .into_iter()
-        .flatten()
-        .find_map(text)
-        .map(|m| bounded(&m))
+    candidates.into_iter().flatten().find_map(text).map(|m| bounded(&m))
 }
 
 /// A machine code from the common envelopes (`error.type`, `error.code`,

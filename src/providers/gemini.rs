@@ -26,10 +26,7 @@ const SPEC: Spec = Spec {
     request: RequestSpec::post(
         "https://cloudcode-pa.googleapis.com",
         "/v1internal:retrieveUserQuota",
-        &[
-            ("content-type", "application/json"),
-            ("accept", "application/json"),
-        ],
+        &[("content-type", "application/json"), ("accept", "application/json")],
         "{}",
     ),
 };
@@ -42,8 +39,7 @@ impl Provider for Gemini {
     }
 
     fn quotas(&self) -> Vec<QuotaDefinition> {
-        let daily =
-            |id: &str, aggregation| QuotaDefinition::per_model(id, WindowType::Fixed, aggregation);
+        let daily = |id: &str, aggregation| QuotaDefinition::per_model(id, WindowType::Fixed, aggregation);
         vec![
             daily("model", Aggregation::Individual),
             daily("pro", Aggregation::Min),
@@ -51,19 +47,12 @@ impl Provider for Gemini {
         ]
     }
 
-    fn read(
-        &self,
-        body: &Value,
-        _response: &Response<'_>,
-        _now: Timestamp,
-    ) -> Result<Reading, FetchError> {
+    fn read(&self, body: &Value, _response: &Response<'_>, _now: Timestamp) -> Result<Reading, FetchError> {
         let mut models: Vec<UsageSnapshot> = Vec::new();
         let mut unavailable: Vec<String> = Vec::new();
         for bucket in array_at(body, &["buckets"]) {
-            let (Some(model), Some(fraction)) = (
-                text_at(bucket, &["modelId"]),
-                google::remaining_fraction(bucket),
-            ) else {
+            let (Some(model), Some(fraction)) = (text_at(bucket, &["modelId"]), google::remaining_fraction(bucket))
+            else {
                 continue;
             };
             let model = model.trim_end_matches("_vertex").to_owned();
@@ -79,19 +68,12 @@ impl Provider for Gemini {
                 .model(model)
                 .remaining_fraction(fraction)
                 .resets_at(google::reset_time(bucket));
-            match models
-                .iter_mut()
-                .find(|s| s.window.as_deref() == Some(id.as_str()))
-            {
+            match models.iter_mut().find(|s| s.window.as_deref() == Some(id.as_str())) {
                 Some(seen) => *seen = google::min_fraction(seen.clone(), snapshot),
                 None => models.push(snapshot),
             }
         }
-        let available = |s: &&UsageSnapshot| {
-            !unavailable
-                .iter()
-                .any(|id| s.window.as_deref() == Some(id.as_str()))
-        };
+        let available = |s: &&UsageSnapshot| !unavailable.iter().any(|id| s.window.as_deref() == Some(id.as_str()));
         let families = models.iter().filter(available).filter_map(|snapshot| {
             let model = snapshot.model.as_deref()?.to_ascii_lowercase();
             let family = FAMILIES.iter().find(|f| model.contains(*f))?;
@@ -101,10 +83,7 @@ impl Provider for Gemini {
             })
         });
         let snapshots = models.iter().cloned().chain(families).collect();
-        Ok(Reading {
-            plan: None,
-            snapshots,
-        })
+        Ok(Reading { plan: None, snapshots })
     }
 
     fn classify(&self, failure: &Failure<'_>) -> FetchError {

@@ -11,11 +11,7 @@ use crate::quota::UsageSnapshot;
 
 /// Reasons in a 403 that mean "this account or client cannot use the
 /// service", which a new login does not fix.
-const NOT_AUTH_403: [&str; 3] = [
-    "UNSUPPORTED_CLIENT",
-    "no longer supported",
-    "SECURITY_POLICY_VIOLATED",
-];
+const NOT_AUTH_403: [&str; 3] = ["UNSUPPORTED_CLIENT", "no longer supported", "SECURITY_POLICY_VIOLATED"];
 
 /// Classifies a Cloud Code failure: 403s about the client or a security
 /// policy are API errors, not auth; 429 retry hints come from the body's
@@ -26,9 +22,7 @@ pub fn classify(failure: &Failure<'_>) -> FetchError {
         return failure.classify();
     };
     let kind = match failure.status_kind() {
-        ErrorKind::Auth if failure.status() == 403 && mentions_any(json, &NOT_AUTH_403) => {
-            ErrorKind::ApiError
-        }
+        ErrorKind::Auth if failure.status() == 403 && mentions_any(json, &NOT_AUTH_403) => ErrorKind::ApiError,
         kind => kind,
     };
     let mut error = failure.error(kind);

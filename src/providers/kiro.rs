@@ -53,40 +53,21 @@ impl Provider for Kiro {
             .collect()
     }
 
-    fn read(
-        &self,
-        body: &Value,
-        _response: &Response<'_>,
-        now: Timestamp,
-    ) -> Result<Reading, FetchError> {
-        let reset = timestamp_at(body, &["nextDateReset"]).or_else(|| {
-            number_at(body, &["daysUntilReset"]).and_then(|days| after(now, days * 86_400.0))
-        });
+    fn read(&self, body: &Value, _response: &Response<'_>, now: Timestamp) -> Result<Reading, FetchError> {
+        let reset = timestamp_at(body, &["nextDateReset"])
+            .or_else(|| number_at(body, &["daysUntilReset"]).and_then(|days| after(now, days * 86_400.0)));
         let mut snapshots = Vec::new();
         for entry in array_at(body, &["usageBreakdownList"]) {
             let resource = text_at(entry, &["resourceType"]).unwrap_or_default();
             let (id, label, unit) = match resource.as_str() {
                 "CREDIT" => ("credits".to_owned(), "Credits".to_owned(), Unit::Credits),
-                "CODE_COMPLETION" => (
-                    "completions".to_owned(),
-                    "Completions".to_owned(),
-                    Unit::Requests,
-                ),
-                "AGENTIC_REQUEST" => (
-                    "agentic".to_owned(),
-                    "Agentic requests".to_owned(),
-                    Unit::Requests,
-                ),
+                "CODE_COMPLETION" => ("completions".to_owned(), "Completions".to_owned(), Unit::Requests),
+                "AGENTIC_REQUEST" => ("agentic".to_owned(), "Agentic requests".to_owned(), Unit::Requests),
                 other => (slug(other), other.to_owned(), Unit::Requests),
             };
             let entry_reset = timestamp_at(entry, &["nextDateReset"]).or(reset);
             if let Some(snapshot) = counted(entry, "usage", "usageLimit", "currentUsage") {
-                snapshots.push(
-                    snapshot
-                        .window(id, label)
-                        .unit(unit.clone())
-                        .resets_at(entry_reset),
-                );
+                snapshots.push(snapshot.window(id, label).unit(unit.clone()).resets_at(entry_reset));
             }
             if let Some(snapshot) = counted(entry, "overage", "overageCap", "currentOverages") {
                 snapshots.push(
@@ -99,12 +80,7 @@ impl Provider for Kiro {
             for bonus in array_at(entry, &["bonuses"]) {
                 if let Some(snapshot) = counted(bonus, "bonus", "usageLimit", "currentUsage") {
                     let expires = timestamp_at(bonus, &["expiresAt"]).or(entry_reset);
-                    snapshots.push(
-                        snapshot
-                            .window("bonus", "Bonus")
-                            .unit(unit.clone())
-                            .resets_at(expires),
-                    );
+                    snapshots.push(snapshot.window("bonus", "Bonus").unit(unit.clone()).resets_at(expires));
                 }
             }
         }
@@ -138,9 +114,7 @@ impl Provider for Kiro {
 /// A limit/usage pair, preferring the `…WithPrecision` fields; `None`
 /// unless both are there.
 fn counted(entry: &Value, quota: &str, limit_key: &str, used_key: &str) -> Option<UsageSnapshot> {
-    let precise = |key: &str| {
-        number_at(entry, &[&format!("{key}WithPrecision")]).or_else(|| number_at(entry, &[key]))
-    };
+    let precise = |key: &str| number_at(entry, &[&format!("{key}WithPrecision")]).or_else(|| number_at(entry, &[key]));
     let limit = precise(limit_key)?;
     let used = precise(used_key)?;
     Some(UsageSnapshot::of(quota).amounts(Some(limit), Some(used)))

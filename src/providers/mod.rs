@@ -90,9 +90,7 @@ impl fmt::Display for ProviderId {
 
 /// The error for a provider id we do not know.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error(
-    "unknown provider {0:?} (expected one of: anthropic, antigravity, codex, copilot, gemini, kiro, zai)"
-)]
+#[error("unknown provider {0:?} (expected one of: anthropic, antigravity, codex, copilot, gemini, kiro, zai)")]
 pub struct UnknownProvider(pub String);
 
 impl FromStr for ProviderId {
@@ -247,12 +245,7 @@ pub trait Provider: Sync {
 
     /// Reads a successful (2xx, JSON) body into snapshots, or reports an
     /// error the body carries despite its status.
-    fn read(
-        &self,
-        body: &Value,
-        response: &Response<'_>,
-        now: Timestamp,
-    ) -> Result<Reading, FetchError>;
+    fn read(&self, body: &Value, response: &Response<'_>, now: Timestamp) -> Result<Reading, FetchError>;
 
     /// Classifies a failed response; the default covers the HTTP status
     /// conventions and common error envelopes.
@@ -278,18 +271,11 @@ pub trait Provider: Sync {
 }
 
 /// Resolves a reading against the provider's quotas, keeping snapshot order.
-fn resolve(
-    provider: &(impl Provider + ?Sized),
-    reading: Reading,
-) -> Result<ParsedUsage, FetchError> {
+fn resolve(provider: &(impl Provider + ?Sized), reading: Reading) -> Result<ParsedUsage, FetchError> {
     let quotas = provider.quotas();
     let mut windows = Vec::new();
     for quota in &quotas {
-        let snapshots: Vec<_> = reading
-            .snapshots
-            .iter()
-            .filter(|s| s.quota == quota.id)
-            .collect();
+        let snapshots: Vec<_> = reading.snapshots.iter().filter(|s| s.quota == quota.id).collect();
         if !snapshots.is_empty() {
             windows.extend(resolve_quota(quota, &snapshots));
         }
@@ -299,9 +285,7 @@ fn resolve(
         reading
             .snapshots
             .iter()
-            .position(|s| {
-                s.quota == window.quota && s.window.as_deref().unwrap_or(&s.quota) == window.id
-            })
+            .position(|s| s.quota == window.quota && s.window.as_deref().unwrap_or(&s.quota) == window.id)
             .unwrap_or(usize::MAX)
     };
     windows.sort_by_key(position);

@@ -19,13 +19,7 @@ use crate::quota::{QuotaDefinition, Unit, UsageSnapshot};
 /// pairings observed in real responses (3 = hour, 6 = week, 5 = month for
 /// tool calls) plus the day codes both readings share. Unknown codes give
 /// a window of unknown length, not an error.
-const UNIT_SECONDS: [(i64, u64); 5] = [
-    (1, 86_400),
-    (3, 3_600),
-    (4, 86_400),
-    (5, 2_592_000),
-    (6, 604_800),
-];
+const UNIT_SECONDS: [(i64, u64); 5] = [(1, 86_400), (3, 3_600), (4, 86_400), (5, 2_592_000), (6, 604_800)];
 
 /// Plan label keys, in order of preference.
 const PLAN_KEYS: [&str; 5] = ["planName", "plan", "plan_type", "packageName", "level"];
@@ -36,10 +30,7 @@ const SPEC: Spec = Spec {
     request: RequestSpec::get(
         "https://api.z.ai",
         "/api/monitor/usage/quota/limit",
-        &[
-            ("accept", "application/json"),
-            ("accept-language", "en-US,en"),
-        ],
+        &[("accept", "application/json"), ("accept-language", "en-US,en")],
     ),
 };
 
@@ -57,12 +48,7 @@ impl Provider for Zai {
         ]
     }
 
-    fn read(
-        &self,
-        body: &Value,
-        _response: &Response<'_>,
-        _now: Timestamp,
-    ) -> Result<Reading, FetchError> {
+    fn read(&self, body: &Value, _response: &Response<'_>, _now: Timestamp) -> Result<Reading, FetchError> {
         if let Some(error) = business_error(body) {
             return Err(error);
         }
@@ -95,9 +81,7 @@ fn limit_window(limit: &Value, index: usize) -> Option<UsageSnapshot> {
     let used = number_at(limit, &["currentValue"]);
     let reset = timestamp_at(limit, &["nextResetTime"]);
     if kind == "TIME_LIMIT" {
-        let mut snapshot = UsageSnapshot::of("tools")
-            .window("tools", "Tools")
-            .amounts(total, used);
+        let mut snapshot = UsageSnapshot::of("tools").window("tools", "Tools").amounts(total, used);
         snapshot.used_ratio = percent.map(|p| p / 100.0);
         snapshot.window_seconds = Some(2_592_000);
         return (total.is_some() || percent.is_some()).then(|| snapshot.resets_at(reset));
@@ -139,10 +123,7 @@ fn business_error(body: &Value) -> Option<FetchError> {
         .unwrap_or_else(|| "request failed".to_owned());
     let kind = code.and_then(code_kind).unwrap_or(ErrorKind::ApiError);
     let code = code.map_or_else(String::new, |c| format!(" {c}"));
-    Some(FetchError::new(
-        kind,
-        format!("z.ai error{code}: {message}"),
-    ))
+    Some(FetchError::new(kind, format!("z.ai error{code}: {message}")))
 }
 
 /// The business code of either envelope (`code` or `error.code`, number or text).

@@ -41,11 +41,7 @@ impl Fixture {
     }
 
     pub fn name(&self) -> String {
-        self.path
-            .file_stem()
-            .unwrap()
-            .to_string_lossy()
-            .into_owned()
+        self.path.file_stem().unwrap().to_string_lossy().into_owned()
     }
 
     pub fn expect(&self) -> Expect {
@@ -61,10 +57,7 @@ impl Fixture {
     }
 
     pub fn with_body(&self, body: Vec<u8>) -> Fixture {
-        Fixture {
-            body,
-            ..self.clone()
-        }
+        Fixture { body, ..self.clone() }
     }
 }
 
@@ -93,29 +86,17 @@ pub fn check(fixture: &Fixture) -> Result<ParsedUsage, FetchError> {
         headers: &fixture.headers,
         body: &fixture.body,
     };
-    fixture
-        .provider
-        .provider()
-        .parse(&response, fixture.recorded_at)
+    fixture.provider.provider().parse(&response, fixture.recorded_at)
 }
 
 /// Asserts the numeric promises every parsed window keeps.
 pub fn assert_windows_in_range(usage: &ParsedUsage) {
-    assert!(
-        !usage.windows.is_empty(),
-        "a success has at least one window"
-    );
+    assert!(!usage.windows.is_empty(), "a success has at least one window");
     for window in &usage.windows {
         for ratio in [window.used_ratio, window.remaining_ratio] {
-            assert!(
-                (0.0..=1.0).contains(&ratio),
-                "ratio {ratio} out of range in {window:?}"
-            );
+            assert!((0.0..=1.0).contains(&ratio), "ratio {ratio} out of range in {window:?}");
         }
-        for amount in [window.used, window.remaining, window.limit]
-            .into_iter()
-            .flatten()
-        {
+        for amount in [window.used, window.remaining, window.limit].into_iter().flatten() {
             assert!(
                 amount.is_finite() && amount >= 0.0,
                 "amount {amount} invalid in {window:?}"
