@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 
 use proptest::prelude::*;
+use proptest::test_runner::FileFailurePersistence;
 use quotatrack::quota::{
     Aggregation, QuotaDefinition, QuotaKind, ResetBehavior, ResolvedUsageWindow, Unit, UsageSnapshot, WindowType,
     resolve_quota, resolve_usage_window,
@@ -428,6 +429,11 @@ fn any_snapshot() -> impl Strategy<Value = UsageSnapshot> {
 }
 
 proptest! {
+    #![proptest_config(ProptestConfig {
+        failure_persistence: Some(Box::new(FileFailurePersistence::WithSource("proptest-regressions"))),
+        ..ProptestConfig::default()
+    })]
+
     #[test]
     fn resolved_numbers_stay_in_range(quota in any_quota(), snapshot in any_snapshot()) {
         let window = resolve_usage_window(&quota, &snapshot);

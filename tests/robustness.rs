@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use proptest::prelude::*;
 use proptest::sample::Index;
+use proptest::test_runner::FileFailurePersistence;
 use serde_json::Value;
 
 use crate::support::{Fixture, all_fixtures, assert_windows_in_range, check};
@@ -139,7 +140,11 @@ fn survives(fixture: &Fixture) {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 2048, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig {
+        cases: 2048,
+        failure_persistence: Some(Box::new(FileFailurePersistence::WithSource("proptest-regressions"))),
+        ..ProptestConfig::default()
+    })]
 
     #[test]
     fn mutated_fixtures_never_panic_or_hang(which in any::<Index>(), mutation in any_mutation()) {
