@@ -280,7 +280,7 @@ fn resolve(provider: &(impl Provider + ?Sized), reading: Reading) -> Result<Pars
             windows.extend(resolve_quota(quota, &snapshots));
         }
     }
-    // Display order is the snapshot order; aggregated windows follow their models.
+    // Display order is the snapshot order; aggregated windows (no snapshot of their own) come last.
     let position = |window: &ResolvedUsageWindow| {
         reading
             .snapshots
