@@ -217,6 +217,12 @@ impl QuotaDefinition {
         matches!(self.kind, QuotaKind::PerModel { .. })
     }
 
+    /// True when the quota combines its snapshots into one window (per-model
+    /// min, max or sum) rather than resolving each on its own.
+    pub fn aggregates(&self) -> bool {
+        matches!(self.kind, QuotaKind::PerModel { aggregation } if aggregation != Aggregation::Individual)
+    }
+
     /// The total amounts are measured against. A non-finite or negative
     /// declared total counts as 0.
     pub fn total(&self) -> f64 {

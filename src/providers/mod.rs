@@ -273,22 +273,28 @@ pub trait Provider: Sync {
 /// Resolves a reading against the provider's quotas, keeping snapshot order.
 fn resolve(provider: &(impl Provider + ?Sized), reading: Reading) -> Result<ParsedUsage, FetchError> {
     let quotas = provider.quotas();
-    let mut windows = Vec::new();
+    // Display order is the snapshot order; an aggregated window (one for many
+    // snapshots) comes after every window of its own. Linear in snapshots.
+    let mut keyed: Vec<(usize, ResolvedUsageWindow)> = Vec::new();
     for quota in &quotas {
-        let snapshots: Vec<_> = reading.snapshots.iter().filter(|s| s.quota == quota.id).collect();
-        if !snapshots.is_empty() {
-            windows.extend(resolve_quota(quota, &snapshots));
-        }
-    }
-    // Display order is the snapshot order; aggregated windows (no snapshot of their own) come last.
-    let position = |window: &ResolvedUsageWindow| {
-        reading
+        let (indexes, snapshots): (Vec<usize>, Vec<&UsageSnapshot>) = reading
             .snapshots
             .iter()
-            .position(|s| s.quota == window.quota && s.window.as_deref().unwrap_or(&s.quota) == window.id)
-            .unwrap_or(usize::MAX)
-    };
-    windows.sort_by_key(position);
+            .enumerate()
+            .filter(|(_, s)| s.quota == quota.id)
+            .unzip();
+        if snapshots.is_empty() {
+            continue;
+        }
+        let windows = resolve_quota(quota, &snapshots);
+        if quota.aggregates() {
+            keyed.extend(windows.into_iter().map(|w| (usize::MAX, w)));
+        } else {
+            keyed.extend(indexes.into_iter().zip(windows));
+        }
+    }
+    keyed.sort_by_key(|(index, _)| *index);
+    let mut windows: Vec<_> = keyed.into_iter().map(|(_, window)| window).collect();
     dedupe_ids(&mut windows);
     if windows.is_empty() {
         return Err(FetchError::Malformed {
