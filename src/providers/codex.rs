@@ -79,14 +79,14 @@ impl Provider for Codex {
 
     fn classify(&self, failure: &Failure<'_>) -> FetchError {
         // A usage-limit 429 carries its reset in the body when the header is missing.
-        let mut error = failure.classify();
-        if let (FetchError::RateLimited { retry_after_s, .. }, Some(json)) = (&mut error, failure.json) {
+        failure.classify().or_retry_after(|| {
+            let json = failure.json?;
             let relative = number_at(json, &["error", "resets_in_seconds"]).and_then(whole_seconds);
-            let absolute = timestamp_at(json, &["error", "resets_at"])
-                .map(|reset| super::errors::seconds_until(failure.now, reset));
-            *retry_after_s = retry_after_s.or(relative).or(absolute);
-        }
-        error
+            relative.or_else(|| {
+                timestamp_at(json, &["error", "resets_at"])
+                    .map(|reset| super::errors::seconds_until(failure.now, reset))
+            })
+        })
     }
 }
 

@@ -120,13 +120,9 @@ impl Provider for Copilot {
             .response
             .header("x-ratelimit-reset")
             .and_then(|v| super::decode::timestamp(&Value::String(v.to_owned())));
-        match failure.error(ErrorKind::RateLimited) {
-            FetchError::RateLimited { message, retry_after_s } => FetchError::RateLimited {
-                message,
-                retry_after_s: retry_after_s.or_else(|| reset.map(|at| seconds_until(failure.now, at))),
-            },
-            other => other,
-        }
+        failure
+            .error(ErrorKind::RateLimited)
+            .or_retry_after(|| reset.map(|at| seconds_until(failure.now, at)))
     }
 }
 

@@ -105,6 +105,22 @@ impl FetchError {
         }
     }
 
+    /// A rate limit keeps its own retry hint (the `Retry-After` header);
+    /// lacking one, `fallback` (a hint from the body or other headers)
+    /// supplies it. Any other error is returned unchanged.
+    pub(crate) fn or_retry_after(self, fallback: impl FnOnce() -> Option<u64>) -> Self {
+        match self {
+            FetchError::RateLimited {
+                message,
+                retry_after_s: None,
+            } => FetchError::RateLimited {
+                message,
+                retry_after_s: fallback(),
+            },
+            other => other,
+        }
+    }
+
     pub(crate) fn malformed(message: impl Into<String>) -> Self {
         FetchError::Malformed {
             message: message.into(),

@@ -25,11 +25,9 @@ pub fn classify(failure: &Failure<'_>) -> FetchError {
         ErrorKind::Auth if failure.status() == 403 && mentions_any(json, &NOT_AUTH_403) => ErrorKind::ApiError,
         kind => kind,
     };
-    let mut error = failure.error(kind);
-    if let FetchError::RateLimited { retry_after_s, .. } = &mut error {
-        *retry_after_s = retry_after_s.or_else(|| body_retry_after(json, failure.now));
-    }
-    error
+    failure
+        .error(kind)
+        .or_retry_after(|| body_retry_after(json, failure.now))
 }
 
 /// The earliest retry hint in the error's `details`.
