@@ -69,7 +69,7 @@ impl Provider for Gemini {
                 .remaining_fraction(fraction)
                 .resets_at(google::reset_time(bucket));
             match models.iter_mut().find(|s| s.window.as_deref() == Some(id.as_str())) {
-                Some(seen) => *seen = google::min_fraction(seen.clone(), snapshot),
+                Some(seen) => *seen = min_fraction(seen.clone(), snapshot),
                 None => models.push(snapshot),
             }
         }
@@ -89,4 +89,14 @@ impl Provider for Gemini {
     fn classify(&self, failure: &Failure<'_>) -> FetchError {
         google::classify(failure)
     }
+}
+
+/// Of two readings of one model, the one with less left; a missing reset is
+/// filled from the other.
+fn min_fraction(a: UsageSnapshot, b: UsageSnapshot) -> UsageSnapshot {
+    let left = |s: &UsageSnapshot| s.remaining_ratio.unwrap_or(1.0);
+    let reset = a.resets_at.or(b.resets_at);
+    let mut lower = if left(&b) < left(&a) { b } else { a };
+    lower.resets_at = lower.resets_at.or(reset);
+    lower
 }

@@ -7,7 +7,6 @@ use serde_json::Value;
 
 use super::decode::{array_at, at, number, text_at, timestamp};
 use super::errors::{ErrorKind, Failure, FetchError, seconds_until};
-use crate::quota::UsageSnapshot;
 
 /// Reasons in a 403 that mean "this account or client cannot use the
 /// service", which a new login does not fix.
@@ -98,14 +97,4 @@ pub fn reset_time(entry: &Value) -> Option<Timestamp> {
     at(entry, &["resetTime"])
         .and_then(timestamp)
         .filter(|t| t.as_second() > 0)
-}
-
-/// Of two readings of one model, the one with less left; a missing reset is
-/// filled from the other.
-pub fn min_fraction(a: UsageSnapshot, b: UsageSnapshot) -> UsageSnapshot {
-    let left = |s: &UsageSnapshot| s.remaining_ratio.unwrap_or(1.0);
-    let reset = a.resets_at.or(b.resets_at);
-    let mut lower = if left(&b) < left(&a) { b } else { a };
-    lower.resets_at = lower.resets_at.or(reset);
-    lower
 }
