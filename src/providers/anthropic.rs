@@ -11,8 +11,20 @@ use jiff::Timestamp;
 use serde_json::Value;
 
 use super::decode::{array_at, at, bool_at, number_at, slug, text_at, timestamp_at};
-use super::{FetchError, Provider, ProviderId, Reading, RequestSpec, Response, Spec};
+use super::{FetchError, Provider, ProviderId, Reading, RequestSpec, Response};
 use crate::quota::{QuotaDefinition, QuotaKind, ResetBehavior, Unit, UsageSnapshot, WindowType};
+
+pub const PROVIDER: Provider = Provider::new(ProviderId::Anthropic, "Claude", REQUEST, quotas, read);
+
+const REQUEST: RequestSpec = RequestSpec::get("https://api.anthropic.com", "/api/oauth/usage", &HEADERS);
+
+/// Without a claude-code user agent the endpoint answers 429 forever.
+const HEADERS: [(&str, &str); 4] = [
+    ("anthropic-beta", "oauth-2025-04-20"),
+    ("user-agent", "claude-code/2.1.220"),
+    ("anthropic-version", "2023-06-01"),
+    ("accept", "application/json"),
+];
 
 const FIVE_HOURS: u64 = 18_000;
 const SEVEN_DAYS: u64 = 604_800;
@@ -35,92 +47,67 @@ const SCOPED_WEEKS: [(&str, &str, &str); 3] = [
     ("seven_day_oauth_apps", "oauth-apps", "OAuth apps week"),
 ];
 
-const SPEC: Spec = Spec {
-    id: ProviderId::Anthropic,
-    label: "Claude",
-    // Without a claude-code user agent the endpoint answers 429 forever.
-    request: RequestSpec::get(
-        "https://api.anthropic.com",
-        "/api/oauth/usage",
-        &[
-            ("anthropic-beta", "oauth-2025-04-20"),
-            ("user-agent", "claude-code/2.1.220"),
-            ("anthropic-version", "2023-06-01"),
-            ("accept", "application/json"),
-            ("content-type", "application/json"),
-        ],
-    ),
-};
+fn quotas() -> Vec<QuotaDefinition> {
+    let usd = || Unit::Currency("usd".to_owned());
+    vec![
+        QuotaDefinition::new(
+            "5h",
+            WindowType::Session,
+            ResetBehavior::SessionStart,
+            QuotaKind::PercentageOnly,
+        ),
+        QuotaDefinition::rolling_percent("7d"),
+        QuotaDefinition::new(
+            "routines",
+            WindowType::Fixed,
+            ResetBehavior::Calendar,
+            QuotaKind::PercentageOnly,
+        ),
+        QuotaDefinition::monthly_amount("extra", usd()),
+        QuotaDefinition::monthly_amount("credits", usd()),
+    ]
+}
 
-pub struct Anthropic;
+fn read(body: &Value, _response: &Response<'_>, _now: Timestamp) -> Result<Reading, FetchError> {
+    let limits = array_at(body, &["limits"]);
+    let mut snapshots = Vec::new();
 
-impl Provider for Anthropic {
-    fn spec(&self) -> &'static Spec {
-        &SPEC
-    }
+    let session =
+        percent_window("5h", body.get("five_hour"), "utilization").or_else(|| limit_of_kind("5h", limits, "session"));
+    snapshots.extend(session.map(|s| s.window_seconds(Some(FIVE_HOURS))));
+    let week = percent_window("7d", body.get("seven_day"), "utilization")
+        .or_else(|| limit_of_kind("7d", limits, "weekly_all"));
+    snapshots.extend(week.map(|s| s.window_seconds(Some(SEVEN_DAYS))));
 
-    fn quotas(&self) -> Vec<QuotaDefinition> {
-        let usd = || Unit::Currency("usd".to_owned());
-        vec![
-            QuotaDefinition::new(
-                "5h",
-                WindowType::Session,
-                ResetBehavior::SessionStart,
-                QuotaKind::PercentageOnly,
-            ),
-            QuotaDefinition::rolling_percent("7d"),
-            QuotaDefinition::new(
-                "routines",
-                WindowType::Fixed,
-                ResetBehavior::Calendar,
-                QuotaKind::PercentageOnly,
-            ),
-            QuotaDefinition::monthly_amount("extra", usd()),
-            QuotaDefinition::monthly_amount("credits", usd()),
-        ]
-    }
-
-    fn read(&self, body: &Value, _response: &Response<'_>, _now: Timestamp) -> Result<Reading, FetchError> {
-        let limits = array_at(body, &["limits"]);
-        let mut snapshots = Vec::new();
-
-        let session = percent_window("5h", body.get("five_hour"), "utilization")
-            .or_else(|| limit_of_kind("5h", limits, "session"));
-        snapshots.extend(session.map(|s| s.window_seconds(Some(FIVE_HOURS))));
-        let week = percent_window("7d", body.get("seven_day"), "utilization")
-            .or_else(|| limit_of_kind("7d", limits, "weekly_all"));
-        snapshots.extend(week.map(|s| s.window_seconds(Some(SEVEN_DAYS))));
-
-        for (key, suffix, label) in SCOPED_WEEKS {
-            if let Some(snapshot) = percent_window("7d", body.get(key), "utilization") {
-                snapshots.push(scoped_week(snapshot, suffix, label));
-            }
+    for (key, suffix, label) in SCOPED_WEEKS {
+        if let Some(snapshot) = percent_window("7d", body.get(key), "utilization") {
+            snapshots.push(scoped_week(snapshot, suffix, label));
         }
-        for entry in limits
-            .iter()
-            .filter(|e| text_at(e, &["kind"]).as_deref() == Some("weekly_scoped"))
-        {
-            let model_id = text_at(entry, &["scope", "model", "id"]);
-            let Some(name) = text_at(entry, &["scope", "model", "display_name"]).or_else(|| model_id.clone()) else {
-                continue;
-            };
-            let suffix = slug(&name);
-            let already = snapshots
-                .iter()
-                .any(|s| s.window.as_deref() == Some(&format!("7d-{suffix}")));
-            if let (false, Some(snapshot)) = (already, percent_window("7d", Some(entry), "percent")) {
-                snapshots.push(scoped_week(snapshot, &suffix, &format!("{name} week")).model(model_id.unwrap_or(name)));
-            }
-        }
-
-        let routines = ROUTINES_KEYS
-            .iter()
-            .find_map(|key| percent_window("routines", body.get(key), "utilization"));
-        snapshots.extend(routines.map(|s| s.window("routines", "Routines")));
-        snapshots.extend(extra_usage(body));
-        snapshots.extend(credit_grant(body));
-        Ok(Reading { plan: None, snapshots })
     }
+    for entry in limits
+        .iter()
+        .filter(|e| text_at(e, &["kind"]).as_deref() == Some("weekly_scoped"))
+    {
+        let model_id = text_at(entry, &["scope", "model", "id"]);
+        let Some(name) = text_at(entry, &["scope", "model", "display_name"]).or_else(|| model_id.clone()) else {
+            continue;
+        };
+        let suffix = slug(&name);
+        let already = snapshots
+            .iter()
+            .any(|s| s.window.as_deref() == Some(&format!("7d-{suffix}")));
+        if let (false, Some(snapshot)) = (already, percent_window("7d", Some(entry), "percent")) {
+            snapshots.push(scoped_week(snapshot, &suffix, &format!("{name} week")).model(model_id.unwrap_or(name)));
+        }
+    }
+
+    let routines = ROUTINES_KEYS
+        .iter()
+        .find_map(|key| percent_window("routines", body.get(key), "utilization"));
+    snapshots.extend(routines.map(|s| s.window("routines", "Routines")));
+    snapshots.extend(extra_usage(body));
+    snapshots.extend(credit_grant(body));
+    Ok(Reading { plan: None, snapshots })
 }
 
 /// A percent-used window object (`{utilization|percent, resets_at}`); `None`

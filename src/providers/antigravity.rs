@@ -15,8 +15,23 @@ use serde_json::Value;
 use super::decode::{array_at, at, bool_at, number_at, text_at};
 use super::errors::Failure;
 use super::google;
-use super::{FetchError, Provider, ProviderId, Reading, RequestSpec, Response, Spec};
+use super::{FetchError, Provider, ProviderId, Reading, RequestSpec, Response};
 use crate::quota::{Aggregation, QuotaDefinition, UsageSnapshot, WindowType};
+
+pub const PROVIDER: Provider =
+    Provider::new(ProviderId::Antigravity, "Antigravity", REQUEST, quotas, read).with_classify(classify);
+
+const REQUEST: RequestSpec = RequestSpec::post(google::ORIGIN, "/v1internal:fetchAvailableModels", &HEADERS, "{}");
+
+const HEADERS: [(&str, &str); 4] = [
+    ("content-type", "application/json"),
+    ("user-agent", "antigravity/1.11.5 linux/amd64"),
+    ("x-goog-api-client", "google-cloud-sdk vscode_cloudshelleditor/0.1"),
+    (
+        "client-metadata",
+        r#"{"ideType":"IDE_UNSPECIFIED","platform":"PLATFORM_UNSPECIFIED","pluginType":"GEMINI"}"#,
+    ),
+];
 
 /// Models listed but not metered for the user.
 const HIDDEN_MODELS: [&str; 1] = ["tab_flash_lite_preview"];
@@ -24,49 +39,22 @@ const HIDDEN_MODELS: [&str; 1] = ["tab_flash_lite_preview"];
 /// Summary bucket windows: the `window` value and its length.
 const POOL_WINDOWS: [(&str, u64); 3] = [("5h", 18_000), ("weekly", 604_800), ("session", 18_000)];
 
-const SPEC: Spec = Spec {
-    id: ProviderId::Antigravity,
-    label: "Antigravity",
-    request: RequestSpec::post(
-        "https://cloudcode-pa.googleapis.com",
-        "/v1internal:fetchAvailableModels",
-        &[
-            ("content-type", "application/json"),
-            ("user-agent", "antigravity/1.11.5 linux/amd64"),
-            ("x-goog-api-client", "google-cloud-sdk vscode_cloudshelleditor/0.1"),
-            (
-                "client-metadata",
-                r#"{"ideType":"IDE_UNSPECIFIED","platform":"PLATFORM_UNSPECIFIED","pluginType":"GEMINI"}"#,
-            ),
-        ],
-        "{}",
-    ),
-};
+fn quotas() -> Vec<QuotaDefinition> {
+    vec![
+        QuotaDefinition::rolling_percent("pool"),
+        QuotaDefinition::per_model("model", WindowType::Rolling, Aggregation::Individual),
+    ]
+}
 
-pub struct Antigravity;
+fn read(body: &Value, _response: &Response<'_>, _now: Timestamp) -> Result<Reading, FetchError> {
+    let body = at(body, &["response"]).unwrap_or(body);
+    let mut snapshots = pool_windows(body);
+    snapshots.extend(model_windows(body));
+    Ok(Reading { plan: None, snapshots })
+}
 
-impl Provider for Antigravity {
-    fn spec(&self) -> &'static Spec {
-        &SPEC
-    }
-
-    fn quotas(&self) -> Vec<QuotaDefinition> {
-        vec![
-            QuotaDefinition::rolling_percent("pool"),
-            QuotaDefinition::per_model("model", WindowType::Rolling, Aggregation::Individual),
-        ]
-    }
-
-    fn read(&self, body: &Value, _response: &Response<'_>, _now: Timestamp) -> Result<Reading, FetchError> {
-        let body = at(body, &["response"]).unwrap_or(body);
-        let mut snapshots = pool_windows(body);
-        snapshots.extend(model_windows(body));
-        Ok(Reading { plan: None, snapshots })
-    }
-
-    fn classify(&self, failure: &Failure<'_>) -> FetchError {
-        google::classify(failure)
-    }
+fn classify(failure: &Failure<'_>) -> FetchError {
+    google::classify(failure)
 }
 
 /// One window per metered model of the `models` map, sorted by id.

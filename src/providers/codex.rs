@@ -14,8 +14,18 @@ use super::decode::{
     after, array_at, at, epoch, number, number_at, slug, text_at, timestamp_at, whole_seconds, window_id,
 };
 use super::errors::Failure;
-use super::{FetchError, Provider, ProviderId, Reading, RequestSpec, Response, Spec};
+use super::{FetchError, Provider, ProviderId, Reading, RequestSpec, Response};
 use crate::quota::{QuotaDefinition, Unit, UsageSnapshot};
+
+pub const PROVIDER: Provider = Provider::new(ProviderId::Codex, "Codex", REQUEST, quotas, read).with_classify(classify);
+
+const REQUEST: RequestSpec = RequestSpec::get("https://chatgpt.com", "/backend-api/wham/usage", &HEADERS);
+
+const HEADERS: [(&str, &str); 3] = [
+    ("accept", "application/json"),
+    ("user-agent", "codex_cli_rs/0.63.0 (quotatrack)"),
+    ("originator", "codex_cli_rs"),
+];
 
 /// The slots of a rate-limit object and the length each implies when the
 /// body does not say.
@@ -24,70 +34,47 @@ const SLOTS: [(&str, &str, u64); 2] = [
     ("secondary_window", "secondary", 604_800),
 ];
 
-const SPEC: Spec = Spec {
-    id: ProviderId::Codex,
-    label: "Codex",
-    request: RequestSpec::get(
-        "https://chatgpt.com",
-        "/backend-api/wham/usage",
-        &[
-            ("accept", "application/json"),
-            ("user-agent", "codex_cli_rs/0.63.0 (quotatrack)"),
-            ("originator", "codex_cli_rs"),
-        ],
-    ),
-};
+fn quotas() -> Vec<QuotaDefinition> {
+    vec![
+        QuotaDefinition::rolling_percent("window"),
+        QuotaDefinition::monthly_amount("spend", Unit::Credits),
+    ]
+}
 
-pub struct Codex;
-
-impl Provider for Codex {
-    fn spec(&self) -> &'static Spec {
-        &SPEC
+fn read(body: &Value, response: &Response<'_>, now: Timestamp) -> Result<Reading, FetchError> {
+    let mut snapshots = rate_windows(at(body, &["rate_limit"]), now);
+    if snapshots.is_empty() {
+        snapshots = header_windows(response);
     }
-
-    fn quotas(&self) -> Vec<QuotaDefinition> {
-        vec![
-            QuotaDefinition::rolling_percent("window"),
-            QuotaDefinition::monthly_amount("spend", Unit::Credits),
-        ]
+    for snapshot in rate_windows(at(body, &["code_review_rate_limit"]), now) {
+        snapshots.push(prefixed(snapshot, "review", "Code review"));
     }
+    for limit in array_at(body, &["additional_rate_limits"]) {
+        let Some(name) = text_at(limit, &["limit_name"]).or_else(|| text_at(limit, &["metered_feature"])) else {
+            continue;
+        };
+        for snapshot in rate_windows(at(limit, &["rate_limit"]), now) {
+            let id = format!("{}-{}", snapshot.window.as_deref().unwrap_or_default(), slug(&name));
+            let label = format!("{name} {}", snapshot.label.as_deref().unwrap_or_default());
+            snapshots.push(snapshot.window(id, label).model(name.clone()));
+        }
+    }
+    snapshots.extend(spend_limit(body, now));
+    Ok(Reading {
+        plan: text_at(body, &["plan_type"]),
+        snapshots,
+    })
+}
 
-    fn read(&self, body: &Value, response: &Response<'_>, now: Timestamp) -> Result<Reading, FetchError> {
-        let mut snapshots = rate_windows(at(body, &["rate_limit"]), now);
-        if snapshots.is_empty() {
-            snapshots = header_windows(response);
-        }
-        for snapshot in rate_windows(at(body, &["code_review_rate_limit"]), now) {
-            snapshots.push(prefixed(snapshot, "review", "Code review"));
-        }
-        for limit in array_at(body, &["additional_rate_limits"]) {
-            let Some(name) = text_at(limit, &["limit_name"]).or_else(|| text_at(limit, &["metered_feature"])) else {
-                continue;
-            };
-            for snapshot in rate_windows(at(limit, &["rate_limit"]), now) {
-                let id = format!("{}-{}", snapshot.window.as_deref().unwrap_or_default(), slug(&name));
-                let label = format!("{name} {}", snapshot.label.as_deref().unwrap_or_default());
-                snapshots.push(snapshot.window(id, label).model(name.clone()));
-            }
-        }
-        snapshots.extend(spend_limit(body, now));
-        Ok(Reading {
-            plan: text_at(body, &["plan_type"]),
-            snapshots,
+fn classify(failure: &Failure<'_>) -> FetchError {
+    // A usage-limit 429 carries its reset in the body when the header is missing.
+    failure.classify().or_retry_after(|| {
+        let json = failure.json?;
+        let relative = number_at(json, &["error", "resets_in_seconds"]).and_then(whole_seconds);
+        relative.or_else(|| {
+            timestamp_at(json, &["error", "resets_at"]).map(|reset| super::errors::seconds_until(failure.now, reset))
         })
-    }
-
-    fn classify(&self, failure: &Failure<'_>) -> FetchError {
-        // A usage-limit 429 carries its reset in the body when the header is missing.
-        failure.classify().or_retry_after(|| {
-            let json = failure.json?;
-            let relative = number_at(json, &["error", "resets_in_seconds"]).and_then(whole_seconds);
-            relative.or_else(|| {
-                timestamp_at(json, &["error", "resets_at"])
-                    .map(|reset| super::errors::seconds_until(failure.now, reset))
-            })
-        })
-    }
+    })
 }
 
 /// The windows of one rate-limit object (`rate_limit`, a code-review or an

@@ -14,8 +14,22 @@ use serde_json::Value;
 
 use super::decode::{at, bool_at, next_month_start_utc, number_at, text_at, timestamp_at};
 use super::errors::{ErrorKind, Failure, seconds_until};
-use super::{AuthScheme, FetchError, Provider, ProviderId, Reading, RequestSpec, Response, Spec};
+use super::{AuthScheme, FetchError, Provider, ProviderId, Reading, RequestSpec, Response};
 use crate::quota::{QuotaDefinition, QuotaKind, ResetBehavior, Unit, UsageSnapshot, WindowType};
+
+pub const PROVIDER: Provider =
+    Provider::new(ProviderId::Copilot, "Copilot", REQUEST, quotas, read).with_classify(classify);
+
+const REQUEST: RequestSpec =
+    RequestSpec::get("https://api.github.com", "/copilot_internal/user", &HEADERS).with_auth(AuthScheme::Token);
+
+const HEADERS: [(&str, &str); 5] = [
+    ("accept", "application/json"),
+    ("editor-version", "vscode/1.96.2"),
+    ("editor-plugin-version", "copilot-chat/0.26.7"),
+    ("user-agent", "GitHubCopilotChat/0.26.7"),
+    ("x-github-api-version", "2025-04-01"),
+];
 
 /// The premium allowance of an individual Pro plan, used when a response
 /// gives no entitlement.
@@ -52,78 +66,53 @@ const BUCKETS: [(&str, &str, &str); 3] = [
     ("completions", "completions", "Completions"),
 ];
 
-const SPEC: Spec = Spec {
-    id: ProviderId::Copilot,
-    label: "Copilot",
-    request: RequestSpec::get(
-        "https://api.github.com",
-        "/copilot_internal/user",
-        &[
-            ("accept", "application/json"),
-            ("editor-version", "vscode/1.96.2"),
-            ("editor-plugin-version", "copilot-chat/0.26.7"),
-            ("user-agent", "GitHubCopilotChat/0.26.7"),
-            ("x-github-api-version", "2025-04-01"),
-        ],
-    )
-    .with_auth(AuthScheme::Token),
-};
+fn quotas() -> Vec<QuotaDefinition> {
+    let multipliers: BTreeMap<String, f64> = MULTIPLIERS.iter().map(|(m, x)| ((*m).to_owned(), *x)).collect();
+    let premium = QuotaKind::Multiplier {
+        base_amount: DEFAULT_PREMIUM_REQUESTS,
+        multipliers,
+    };
+    vec![
+        QuotaDefinition::new("premium", WindowType::Fixed, ResetBehavior::Calendar, premium),
+        QuotaDefinition::monthly_amount("chat", Unit::Requests),
+        QuotaDefinition::monthly_amount("completions", Unit::Requests),
+    ]
+}
 
-pub struct Copilot;
-
-impl Provider for Copilot {
-    fn spec(&self) -> &'static Spec {
-        &SPEC
-    }
-
-    fn quotas(&self) -> Vec<QuotaDefinition> {
-        let multipliers: BTreeMap<String, f64> = MULTIPLIERS.iter().map(|(m, x)| ((*m).to_owned(), *x)).collect();
-        let premium = QuotaKind::Multiplier {
-            base_amount: DEFAULT_PREMIUM_REQUESTS,
-            multipliers,
-        };
-        vec![
-            QuotaDefinition::new("premium", WindowType::Fixed, ResetBehavior::Calendar, premium),
-            QuotaDefinition::monthly_amount("chat", Unit::Requests),
-            QuotaDefinition::monthly_amount("completions", Unit::Requests),
-        ]
-    }
-
-    fn read(&self, body: &Value, _response: &Response<'_>, now: Timestamp) -> Result<Reading, FetchError> {
-        let reset = timestamp_at(body, &["quota_reset_date_utc"])
-            .or_else(|| timestamp_at(body, &["quota_reset_date"]))
-            .or_else(|| timestamp_at(body, &["quota_reset_at"]))
-            .or_else(|| next_month_start_utc(now));
-        let mut snapshots: Vec<_> = BUCKETS
-            .iter()
-            .filter_map(|(key, id, label)| {
-                let bucket = at(body, &["quota_snapshots", key])?;
-                bucket_snapshot(bucket, id).map(|s| s.window(*id, *label).resets_at(reset))
-            })
-            .collect();
-        if snapshots.is_empty() {
-            snapshots = legacy_quotas(body, now);
-        }
-        Ok(Reading {
-            plan: text_at(body, &["copilot_plan"]),
-            snapshots,
+fn read(body: &Value, _response: &Response<'_>, now: Timestamp) -> Result<Reading, FetchError> {
+    let reset = timestamp_at(body, &["quota_reset_date_utc"])
+        .or_else(|| timestamp_at(body, &["quota_reset_date"]))
+        .or_else(|| timestamp_at(body, &["quota_reset_at"]))
+        .or_else(|| next_month_start_utc(now));
+    let mut snapshots: Vec<_> = BUCKETS
+        .iter()
+        .filter_map(|(key, id, label)| {
+            let bucket = at(body, &["quota_snapshots", key])?;
+            bucket_snapshot(bucket, id).map(|s| s.window(*id, *label).resets_at(reset))
         })
+        .collect();
+    if snapshots.is_empty() {
+        snapshots = legacy_quotas(body, now);
     }
+    Ok(Reading {
+        plan: text_at(body, &["copilot_plan"]),
+        snapshots,
+    })
+}
 
-    fn classify(&self, failure: &Failure<'_>) -> FetchError {
-        // GitHub signals its API rate limit with 403 and an exhausted counter.
-        let exhausted = failure.response.header("x-ratelimit-remaining") == Some("0");
-        if !(exhausted && matches!(failure.status(), 403 | 429)) {
-            return failure.classify();
-        }
-        let reset = failure
-            .response
-            .header("x-ratelimit-reset")
-            .and_then(|v| super::decode::timestamp(&Value::String(v.to_owned())));
-        failure
-            .error(ErrorKind::RateLimited)
-            .or_retry_after(|| reset.map(|at| seconds_until(failure.now, at)))
+fn classify(failure: &Failure<'_>) -> FetchError {
+    // GitHub signals its API rate limit with 403 and an exhausted counter.
+    let exhausted = failure.response.header("x-ratelimit-remaining") == Some("0");
+    if !(exhausted && matches!(failure.status(), 403 | 429)) {
+        return failure.classify();
     }
+    let reset = failure
+        .response
+        .header("x-ratelimit-reset")
+        .and_then(|v| super::decode::timestamp(&Value::String(v.to_owned())));
+    failure
+        .error(ErrorKind::RateLimited)
+        .or_retry_after(|| reset.map(|at| seconds_until(failure.now, at)))
 }
 
 /// One `quota_snapshots` bucket. Unlimited buckets are kept only for

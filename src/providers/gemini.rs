@@ -13,82 +13,69 @@ use serde_json::Value;
 use super::decode::{array_at, text_at};
 use super::errors::Failure;
 use super::google;
-use super::{FetchError, Provider, ProviderId, Reading, RequestSpec, Response, Spec};
+use super::{FetchError, Provider, ProviderId, Reading, RequestSpec, Response};
 use crate::quota::{Aggregation, QuotaDefinition, UsageSnapshot, WindowType};
+
+pub const PROVIDER: Provider =
+    Provider::new(ProviderId::Gemini, "Gemini", REQUEST, quotas, read).with_classify(classify);
+
+const REQUEST: RequestSpec = RequestSpec::post(google::ORIGIN, "/v1internal:retrieveUserQuota", &HEADERS, "{}");
+
+const HEADERS: [(&str, &str); 2] = [("content-type", "application/json"), ("accept", "application/json")];
 
 /// Model families with an aggregate window, checked in order (`flash` first
 /// so that `flash-lite` is not read as `pro`).
 const FAMILIES: [&str; 2] = ["flash", "pro"];
 
-const SPEC: Spec = Spec {
-    id: ProviderId::Gemini,
-    label: "Gemini",
-    request: RequestSpec::post(
-        "https://cloudcode-pa.googleapis.com",
-        "/v1internal:retrieveUserQuota",
-        &[("content-type", "application/json"), ("accept", "application/json")],
-        "{}",
-    ),
-};
+fn quotas() -> Vec<QuotaDefinition> {
+    let daily = |id: &str, aggregation| QuotaDefinition::per_model(id, WindowType::Fixed, aggregation);
+    vec![
+        daily("model", Aggregation::Individual),
+        daily("pro", Aggregation::Min),
+        daily("flash", Aggregation::Min),
+    ]
+}
 
-pub struct Gemini;
-
-impl Provider for Gemini {
-    fn spec(&self) -> &'static Spec {
-        &SPEC
-    }
-
-    fn quotas(&self) -> Vec<QuotaDefinition> {
-        let daily = |id: &str, aggregation| QuotaDefinition::per_model(id, WindowType::Fixed, aggregation);
-        vec![
-            daily("model", Aggregation::Individual),
-            daily("pro", Aggregation::Min),
-            daily("flash", Aggregation::Min),
-        ]
-    }
-
-    fn read(&self, body: &Value, _response: &Response<'_>, _now: Timestamp) -> Result<Reading, FetchError> {
-        let mut models: Vec<UsageSnapshot> = Vec::new();
-        let mut unavailable: Vec<String> = Vec::new();
-        for bucket in array_at(body, &["buckets"]) {
-            let (Some(model), Some(fraction)) = (text_at(bucket, &["modelId"]), google::remaining_fraction(bucket))
-            else {
-                continue;
-            };
-            let model = model.trim_end_matches("_vertex").to_owned();
-            let id = match text_at(bucket, &["tokenType"]).map(|t| t.to_ascii_lowercase()) {
-                Some(kind) if kind != "requests" => format!("{model}-{kind}"),
-                _ => model.clone(),
-            };
-            if google::is_unavailable(bucket) {
-                unavailable.push(id.clone());
-            }
-            let snapshot = UsageSnapshot::of("model")
-                .window(id.clone(), id.clone())
-                .model(model)
-                .remaining_fraction(fraction)
-                .resets_at(google::reset_time(bucket));
-            match models.iter_mut().find(|s| s.window.as_deref() == Some(id.as_str())) {
-                Some(seen) => *seen = min_fraction(seen.clone(), snapshot),
-                None => models.push(snapshot),
-            }
+fn read(body: &Value, _response: &Response<'_>, _now: Timestamp) -> Result<Reading, FetchError> {
+    let mut models: Vec<UsageSnapshot> = Vec::new();
+    let mut unavailable: Vec<String> = Vec::new();
+    for bucket in array_at(body, &["buckets"]) {
+        let (Some(model), Some(fraction)) = (text_at(bucket, &["modelId"]), google::remaining_fraction(bucket)) else {
+            continue;
+        };
+        let model = model.trim_end_matches("_vertex").to_owned();
+        let id = match text_at(bucket, &["tokenType"]).map(|t| t.to_ascii_lowercase()) {
+            Some(kind) if kind != "requests" => format!("{model}-{kind}"),
+            _ => model.clone(),
+        };
+        if google::is_unavailable(bucket) {
+            unavailable.push(id.clone());
         }
-        let available = |s: &&UsageSnapshot| !unavailable.iter().any(|id| s.window.as_deref() == Some(id.as_str()));
-        let families = models.iter().filter(available).filter_map(|snapshot| {
-            let model = snapshot.model.as_deref()?.to_ascii_lowercase();
-            let family = FAMILIES.iter().find(|f| model.contains(*f))?;
-            Some(UsageSnapshot {
-                quota: (*family).to_owned(),
-                ..snapshot.clone()
-            })
-        });
-        let snapshots = models.iter().cloned().chain(families).collect();
-        Ok(Reading { plan: None, snapshots })
+        let snapshot = UsageSnapshot::of("model")
+            .window(id.clone(), id.clone())
+            .model(model)
+            .remaining_fraction(fraction)
+            .resets_at(google::reset_time(bucket));
+        match models.iter_mut().find(|s| s.window.as_deref() == Some(id.as_str())) {
+            Some(seen) => *seen = min_fraction(seen.clone(), snapshot),
+            None => models.push(snapshot),
+        }
     }
+    let available = |s: &&UsageSnapshot| !unavailable.iter().any(|id| s.window.as_deref() == Some(id.as_str()));
+    let families = models.iter().filter(available).filter_map(|snapshot| {
+        let model = snapshot.model.as_deref()?.to_ascii_lowercase();
+        let family = FAMILIES.iter().find(|f| model.contains(*f))?;
+        Some(UsageSnapshot {
+            quota: (*family).to_owned(),
+            ..snapshot.clone()
+        })
+    });
+    let snapshots = models.iter().cloned().chain(families).collect();
+    Ok(Reading { plan: None, snapshots })
+}
 
-    fn classify(&self, failure: &Failure<'_>) -> FetchError {
-        google::classify(failure)
-    }
+fn classify(failure: &Failure<'_>) -> FetchError {
+    google::classify(failure)
 }
 
 /// Of two readings of one model, the one with less left; a missing reset is

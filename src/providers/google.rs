@@ -8,6 +8,9 @@ use serde_json::Value;
 use super::decode::{array_at, at, number, text_at, timestamp};
 use super::errors::{ErrorKind, Failure, FetchError, seconds_until};
 
+/// The Cloud Code origin both Gemini and Antigravity ask.
+pub const ORIGIN: &str = "https://cloudcode-pa.googleapis.com";
+
 /// Reasons in a 403 that mean "this account or client cannot use the
 /// service", which a new login does not fix.
 const NOT_AUTH_403: [&str; 3] = ["UNSUPPORTED_CLIENT", "no longer supported", "SECURITY_POLICY_VIOLATED"];

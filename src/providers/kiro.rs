@@ -11,8 +11,23 @@ use serde_json::Value;
 
 use super::decode::{after, array_at, at, number_at, slug, text_at, timestamp_at};
 use super::errors::{ErrorKind, Failure, envelope_code};
-use super::{FetchError, Provider, ProviderId, Reading, RequestSpec, Response, Spec};
+use super::{FetchError, Provider, ProviderId, Reading, RequestSpec, Response};
 use crate::quota::{QuotaDefinition, Unit, UsageSnapshot};
+
+pub const PROVIDER: Provider = Provider::new(ProviderId::Kiro, "Kiro", REQUEST, quotas, read).with_classify(classify);
+
+const REQUEST: RequestSpec = RequestSpec::post(
+    "https://codewhisperer.us-east-1.amazonaws.com",
+    "/",
+    &HEADERS,
+    r#"{"origin":"AI_EDITOR","resourceType":"AGENTIC_REQUEST"}"#,
+);
+
+const HEADERS: [(&str, &str); 3] = [
+    ("content-type", "application/x-amz-json-1.0"),
+    ("x-amz-target", "AmazonCodeWhispererService.GetUsageLimits"),
+    ("accept", "application/json"),
+];
 
 /// AWS error types and the kind each means.
 const AWS_ERRORS: [(&str, ErrorKind); 6] = [
@@ -24,90 +39,67 @@ const AWS_ERRORS: [(&str, ErrorKind); 6] = [
     ("ServiceUnavailableException", ErrorKind::Unavailable),
 ];
 
-const SPEC: Spec = Spec {
-    id: ProviderId::Kiro,
-    label: "Kiro",
-    request: RequestSpec::post(
-        "https://codewhisperer.us-east-1.amazonaws.com",
-        "/",
-        &[
-            ("content-type", "application/x-amz-json-1.0"),
-            ("x-amz-target", "AmazonCodeWhispererService.GetUsageLimits"),
-            ("accept", "application/json"),
-        ],
-        r#"{"origin":"AI_EDITOR","resourceType":"AGENTIC_REQUEST"}"#,
-    ),
-};
+fn quotas() -> Vec<QuotaDefinition> {
+    ["usage", "overage", "bonus", "trial"]
+        .into_iter()
+        .map(|id| QuotaDefinition::monthly_amount(id, Unit::Credits))
+        .collect()
+}
 
-pub struct Kiro;
-
-impl Provider for Kiro {
-    fn spec(&self) -> &'static Spec {
-        &SPEC
-    }
-
-    fn quotas(&self) -> Vec<QuotaDefinition> {
-        ["usage", "overage", "bonus", "trial"]
-            .into_iter()
-            .map(|id| QuotaDefinition::monthly_amount(id, Unit::Credits))
-            .collect()
-    }
-
-    fn read(&self, body: &Value, _response: &Response<'_>, now: Timestamp) -> Result<Reading, FetchError> {
-        let reset = timestamp_at(body, &["nextDateReset"])
-            .or_else(|| number_at(body, &["daysUntilReset"]).and_then(|days| after(now, days * 86_400.0)));
-        let mut snapshots = Vec::new();
-        for entry in array_at(body, &["usageBreakdownList"]) {
-            let resource = text_at(entry, &["resourceType"]).unwrap_or_default();
-            let (id, label, unit) = match resource.as_str() {
-                "CREDIT" => ("credits".to_owned(), "Credits".to_owned(), Unit::Credits),
-                "CODE_COMPLETION" => ("completions".to_owned(), "Completions".to_owned(), Unit::Requests),
-                "AGENTIC_REQUEST" => ("agentic".to_owned(), "Agentic requests".to_owned(), Unit::Requests),
-                other => (slug(other), other.to_owned(), Unit::Requests),
-            };
-            let entry_reset = timestamp_at(entry, &["nextDateReset"]).or(reset);
-            if let Some(snapshot) = counted(entry, "usage", "usageLimit", "currentUsage") {
-                snapshots.push(snapshot.window(id, label).unit(unit.clone()).resets_at(entry_reset));
-            }
-            if let Some(snapshot) = counted(entry, "overage", "overageCap", "currentOverages") {
-                snapshots.push(
-                    snapshot
-                        .window("overage", "Overage")
-                        .unit(unit.clone())
-                        .resets_at(entry_reset),
-                );
-            }
-            for bonus in array_at(entry, &["bonuses"]) {
-                if let Some(snapshot) = counted(bonus, "bonus", "usageLimit", "currentUsage") {
-                    let expires = timestamp_at(bonus, &["expiresAt"]).or(entry_reset);
-                    snapshots.push(snapshot.window("bonus", "Bonus").unit(unit.clone()).resets_at(expires));
-                }
-            }
+fn read(body: &Value, _response: &Response<'_>, now: Timestamp) -> Result<Reading, FetchError> {
+    let reset = timestamp_at(body, &["nextDateReset"])
+        .or_else(|| number_at(body, &["daysUntilReset"]).and_then(|days| after(now, days * 86_400.0)));
+    let mut snapshots = Vec::new();
+    for entry in array_at(body, &["usageBreakdownList"]) {
+        let resource = text_at(entry, &["resourceType"]).unwrap_or_default();
+        let (id, label, unit) = match resource.as_str() {
+            "CREDIT" => ("credits".to_owned(), "Credits".to_owned(), Unit::Credits),
+            "CODE_COMPLETION" => ("completions".to_owned(), "Completions".to_owned(), Unit::Requests),
+            "AGENTIC_REQUEST" => ("agentic".to_owned(), "Agentic requests".to_owned(), Unit::Requests),
+            other => (slug(other), other.to_owned(), Unit::Requests),
+        };
+        let entry_reset = timestamp_at(entry, &["nextDateReset"]).or(reset);
+        if let Some(snapshot) = counted(entry, "usage", "usageLimit", "currentUsage") {
+            snapshots.push(snapshot.window(id, label).unit(unit.clone()).resets_at(entry_reset));
         }
-        if let Some(trial) = at(body, &["freeTrialInfo"]) {
-            let expires = timestamp_at(trial, &["freeTrialExpiry"]);
-            snapshots.extend(
-                counted(trial, "trial", "usageLimit", "currentUsage")
-                    .map(|s| s.window("trial", "Free trial").resets_at(expires)),
+        if let Some(snapshot) = counted(entry, "overage", "overageCap", "currentOverages") {
+            snapshots.push(
+                snapshot
+                    .window("overage", "Overage")
+                    .unit(unit.clone())
+                    .resets_at(entry_reset),
             );
         }
-        Ok(Reading {
-            plan: text_at(body, &["subscriptionInfo", "subscriptionTitle"]),
-            snapshots,
-        })
-    }
-
-    fn classify(&self, failure: &Failure<'_>) -> FetchError {
-        let aws_kind = failure.json.and_then(envelope_code).and_then(|code| {
-            AWS_ERRORS
-                .iter()
-                .find(|(name, _)| code.ends_with(name))
-                .map(|(_, kind)| *kind)
-        });
-        match aws_kind {
-            Some(kind) => failure.error(kind),
-            None => failure.classify(),
+        for bonus in array_at(entry, &["bonuses"]) {
+            if let Some(snapshot) = counted(bonus, "bonus", "usageLimit", "currentUsage") {
+                let expires = timestamp_at(bonus, &["expiresAt"]).or(entry_reset);
+                snapshots.push(snapshot.window("bonus", "Bonus").unit(unit.clone()).resets_at(expires));
+            }
         }
+    }
+    if let Some(trial) = at(body, &["freeTrialInfo"]) {
+        let expires = timestamp_at(trial, &["freeTrialExpiry"]);
+        snapshots.extend(
+            counted(trial, "trial", "usageLimit", "currentUsage")
+                .map(|s| s.window("trial", "Free trial").resets_at(expires)),
+        );
+    }
+    Ok(Reading {
+        plan: text_at(body, &["subscriptionInfo", "subscriptionTitle"]),
+        snapshots,
+    })
+}
+
+fn classify(failure: &Failure<'_>) -> FetchError {
+    let aws_kind = failure.json.and_then(envelope_code).and_then(|code| {
+        AWS_ERRORS
+            .iter()
+            .find(|(name, _)| code.ends_with(name))
+            .map(|(_, kind)| *kind)
+    });
+    match aws_kind {
+        Some(kind) => failure.error(kind),
+        None => failure.classify(),
     }
 }
 

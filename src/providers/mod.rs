@@ -69,15 +69,15 @@ impl ProviderId {
     }
 
     /// The provider's implementation.
-    pub fn provider(self) -> &'static dyn Provider {
+    pub fn provider(self) -> &'static Provider {
         match self {
-            ProviderId::Anthropic => &anthropic::Anthropic,
-            ProviderId::Antigravity => &antigravity::Antigravity,
-            ProviderId::Codex => &codex::Codex,
-            ProviderId::Copilot => &copilot::Copilot,
-            ProviderId::Gemini => &gemini::Gemini,
-            ProviderId::Kiro => &kiro::Kiro,
-            ProviderId::Zai => &zai::Zai,
+            ProviderId::Anthropic => &anthropic::PROVIDER,
+            ProviderId::Antigravity => &antigravity::PROVIDER,
+            ProviderId::Codex => &codex::PROVIDER,
+            ProviderId::Copilot => &copilot::PROVIDER,
+            ProviderId::Gemini => &gemini::PROVIDER,
+            ProviderId::Kiro => &kiro::PROVIDER,
+            ProviderId::Zai => &zai::PROVIDER,
         }
     }
 }
@@ -195,15 +195,6 @@ impl RequestSpec {
     }
 }
 
-/// What identifies a provider: its id, the name users know it by, and the
-/// usage request.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Spec {
-    pub id: ProviderId,
-    pub label: &'static str,
-    pub request: RequestSpec,
-}
-
 /// What a provider read out of one successful response.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ParsedUsage {
@@ -221,57 +212,90 @@ pub struct Reading {
     pub snapshots: Vec<UsageSnapshot>,
 }
 
-/// The shape every provider shares.
-pub trait Provider: Sync {
-    /// Id, label and request.
-    fn spec(&self) -> &'static Spec;
-
+/// The shape every provider shares: what identifies it, the quotas it
+/// declares, and the two functions that hold its quirks. Each provider file
+/// defines one `PROVIDER` value; everything else is common and lives here.
+pub struct Provider {
+    id: ProviderId,
+    /// The name users know the service by.
+    label: &'static str,
+    /// The usage request, without the credential.
+    request: RequestSpec,
     /// The quotas this provider's snapshots are resolved against.
-    fn quotas(&self) -> Vec<QuotaDefinition>;
+    quotas: fn() -> Vec<QuotaDefinition>,
+    /// Reads a successful (2xx, JSON) body into snapshots, or reports an
+    /// error the body carries despite its status.
+    read: ReadFn,
+    /// Classifies a failed response; `Failure::classify` covers the HTTP
+    /// status conventions and common error envelopes.
+    classify: fn(&errors::Failure<'_>) -> FetchError,
+}
 
-    fn id(&self) -> ProviderId {
-        self.spec().id
+impl Provider {
+    /// A provider whose failures need no more than the common classification.
+    pub(crate) const fn new(
+        id: ProviderId,
+        label: &'static str,
+        request: RequestSpec,
+        quotas: fn() -> Vec<QuotaDefinition>,
+        read: ReadFn,
+    ) -> Self {
+        Self {
+            id,
+            label,
+            request,
+            quotas,
+            read,
+            classify: |failure| failure.classify(),
+        }
+    }
+
+    /// The same provider with its own failure classification.
+    pub(crate) const fn with_classify(self, classify: fn(&errors::Failure<'_>) -> FetchError) -> Self {
+        Self { classify, ..self }
+    }
+
+    pub fn id(&self) -> ProviderId {
+        self.id
     }
 
     /// The name users know the service by.
-    fn label(&self) -> &'static str {
-        self.spec().label
+    pub fn label(&self) -> &'static str {
+        self.label
     }
 
     /// The usage request.
-    fn request(&self) -> RequestSpec {
-        self.spec().request.clone()
+    pub fn request(&self) -> RequestSpec {
+        self.request.clone()
     }
 
-    /// Reads a successful (2xx, JSON) body into snapshots, or reports an
-    /// error the body carries despite its status.
-    fn read(&self, body: &Value, response: &Response<'_>, now: Timestamp) -> Result<Reading, FetchError>;
-
-    /// Classifies a failed response; the default covers the HTTP status
-    /// conventions and common error envelopes.
-    fn classify(&self, failure: &errors::Failure<'_>) -> FetchError {
-        failure.classify()
+    /// The quotas this provider's snapshots are resolved against.
+    pub fn quotas(&self) -> Vec<QuotaDefinition> {
+        (self.quotas)()
     }
 
     /// Parses one response. Pure: no I/O, no clock but `now`, no panic on any
     /// input, linear in the size of the body.
-    fn parse(&self, response: &Response<'_>, now: Timestamp) -> Result<ParsedUsage, FetchError> {
+    pub fn parse(&self, response: &Response<'_>, now: Timestamp) -> Result<ParsedUsage, FetchError> {
         let json = serde_json::from_slice::<Value>(response.body);
         if !(200..300).contains(&response.status) {
             let failure = errors::Failure::new(response, json.as_ref().ok(), now);
-            return Err(self.classify(&failure));
+            return Err((self.classify)(&failure));
         }
         let json = json.map_err(|error| errors::not_json(response, &error))?;
         if let Some(error) = errors::rpc_body_error(&json) {
             return Err(error);
         }
-        let reading = self.read(&json, response, now)?;
+        let reading = (self.read)(&json, response, now)?;
         resolve(self, reading)
     }
 }
 
+/// How a provider reads a successful body.
+type ReadFn = fn(&Value, &Response<'_>, Timestamp) -> Result<Reading, FetchError>;
+
 /// Resolves a reading against the provider's quotas, keeping snapshot order.
-fn resolve(provider: &(impl Provider + ?Sized), reading: Reading) -> Result<ParsedUsage, FetchError> {
+fn resolve(provider: &Provider, reading: Reading) -> Result<ParsedUsage, FetchError> {
     let quotas = provider.quotas();
     // Display order is the snapshot order; an aggregated window (one for many
     // snapshots) comes after every window of its own. Linear in snapshots.

@@ -12,8 +12,14 @@ use serde_json::Value;
 
 use super::decode::{array_at, at, bool_at, number, number_at, text_at, timestamp_at, window_id};
 use super::errors::{ErrorKind, Failure};
-use super::{FetchError, Provider, ProviderId, Reading, RequestSpec, Response, Spec};
+use super::{FetchError, Provider, ProviderId, Reading, RequestSpec, Response};
 use crate::quota::{QuotaDefinition, Unit, UsageSnapshot};
+
+pub const PROVIDER: Provider = Provider::new(ProviderId::Zai, "Z.ai", REQUEST, quotas, read).with_classify(classify);
+
+const REQUEST: RequestSpec = RequestSpec::get("https://api.z.ai", "/api/monitor/usage/quota/limit", &HEADERS);
+
+const HEADERS: [(&str, &str); 2] = [("accept", "application/json"), ("accept-language", "en-US,en")];
 
 /// Seconds per `unit` code. Sources disagree on some codes; these are the
 /// pairings observed in real responses (3 = hour, 6 = week, 5 = month for
@@ -24,52 +30,34 @@ const UNIT_SECONDS: [(i64, u64); 5] = [(1, 86_400), (3, 3_600), (4, 86_400), (5,
 /// Plan label keys, in order of preference.
 const PLAN_KEYS: [&str; 5] = ["planName", "plan", "plan_type", "packageName", "level"];
 
-const SPEC: Spec = Spec {
-    id: ProviderId::Zai,
-    label: "Z.ai",
-    request: RequestSpec::get(
-        "https://api.z.ai",
-        "/api/monitor/usage/quota/limit",
-        &[("accept", "application/json"), ("accept-language", "en-US,en")],
-    ),
-};
+fn quotas() -> Vec<QuotaDefinition> {
+    vec![
+        QuotaDefinition::rolling_percent("window"),
+        QuotaDefinition::monthly_amount("tools", Unit::Requests),
+    ]
+}
 
-pub struct Zai;
-
-impl Provider for Zai {
-    fn spec(&self) -> &'static Spec {
-        &SPEC
+fn read(body: &Value, _response: &Response<'_>, _now: Timestamp) -> Result<Reading, FetchError> {
+    if let Some(error) = business_error(body) {
+        return Err(error);
     }
+    let data = at(body, &["data"]).unwrap_or(body);
+    let snapshots = array_at(data, &["limits"])
+        .iter()
+        .enumerate()
+        .filter_map(|(index, limit)| limit_window(limit, index))
+        .collect();
+    Ok(Reading {
+        plan: PLAN_KEYS.iter().find_map(|key| text_at(data, &[key])),
+        snapshots,
+    })
+}
 
-    fn quotas(&self) -> Vec<QuotaDefinition> {
-        vec![
-            QuotaDefinition::rolling_percent("window"),
-            QuotaDefinition::monthly_amount("tools", Unit::Requests),
-        ]
-    }
-
-    fn read(&self, body: &Value, _response: &Response<'_>, _now: Timestamp) -> Result<Reading, FetchError> {
-        if let Some(error) = business_error(body) {
-            return Err(error);
-        }
-        let data = at(body, &["data"]).unwrap_or(body);
-        let snapshots = array_at(data, &["limits"])
-            .iter()
-            .enumerate()
-            .filter_map(|(index, limit)| limit_window(limit, index))
-            .collect();
-        Ok(Reading {
-            plan: PLAN_KEYS.iter().find_map(|key| text_at(data, &[key])),
-            snapshots,
-        })
-    }
-
-    fn classify(&self, failure: &Failure<'_>) -> FetchError {
-        let code = failure.json.and_then(business_code);
-        match code.and_then(code_kind) {
-            Some(kind) => failure.error(kind),
-            None => failure.classify(),
-        }
+fn classify(failure: &Failure<'_>) -> FetchError {
+    let code = failure.json.and_then(business_code);
+    match code.and_then(code_kind) {
+        Some(kind) => failure.error(kind),
+        None => failure.classify(),
     }
 }
 
