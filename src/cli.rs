@@ -28,8 +28,67 @@ pub struct Args {
 /// The commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Print the current view from the snapshot file (no network, no log).
+    Status(StatusArgs),
     /// Parse one recorded provider response (see parse-contract.md).
     Parse(ParseArgs),
+    /// Inspect or move the event log.
+    Log(LogArgs),
+    /// Print the store, folded from the log, as a table.
+    Store,
+}
+
+/// `quotatrack status`.
+#[derive(Debug, ClapArgs)]
+pub struct StatusArgs {
+    /// Print one JSON object (the contract's format).
+    #[arg(long)]
+    pub json: bool,
+    /// Only these providers (repeatable).
+    #[arg(long = "provider", value_name = "ID", value_parser = parse_provider)]
+    pub providers: Vec<ProviderId>,
+}
+
+/// `quotatrack log …`.
+#[derive(Debug, ClapArgs)]
+pub struct LogArgs {
+    /// What to do with the log.
+    #[command(subcommand)]
+    pub command: LogCommand,
+}
+
+/// The `log` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum LogCommand {
+    /// Print the log as JSON lines, one event per line, in sequence order.
+    Export {
+        /// Start at this sequence number.
+        #[arg(long, value_name = "SEQ", default_value_t = 0)]
+        since: u64,
+    },
+    /// Append the events of a JSON-lines file to an empty data dir.
+    Import {
+        /// The file (`-` reads standard input).
+        file: PathBuf,
+    },
+    /// Rebuild the store from the whole log and compare it with the checkpoint.
+    Verify,
+    /// Event counts by type and provider, size on disk, first and last time.
+    Stats,
+    /// Drop fetch bodies older than the retention period, keeping their outcomes.
+    Compact {
+        /// Keep full events this many days.
+        #[arg(long, default_value_t = 30)]
+        keep_days: u32,
+    },
+    /// Test aid: append small batches forever (or COUNT times), printing
+    /// each batch's last sequence number once it is durable.
+    #[command(hide = true)]
+    Stress {
+        /// Stop after this many batches.
+        #[arg(long)]
+        count: Option<u64>,
+    },
 }
 
 /// `quotatrack parse PROVIDER FILE`.

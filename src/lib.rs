@@ -18,14 +18,29 @@
 //!   of fixtures and incident attachments.
 //! - [`wire`]: the versioned JSON formats other programs read
 //!   (`quotatrack parse --json`).
+//! - [`events`]: the closed, versioned event enum and its envelope: what
+//!   the log stores and `log export` prints.
+//! - [`log`]: the sled log (append, checkpoints, verify, export/import,
+//!   retention); the only module that names sled.
+//! - [`store`]: the projection, a pure fold of events.
+//! - [`journal`]: the owner's log and live store together.
+//! - [`status`]: the view of the store at a clock reading, the status line
+//!   and the snapshot file.
 //! - [`cli`]: the command line's argument types, without I/O.
+//! - [`config`]: where things live (data dir), from arguments and environment.
 
 #![deny(missing_docs)]
 
 pub mod cli;
+pub mod config;
+pub mod events;
 pub mod exchange;
+pub mod journal;
+pub mod log;
 #[allow(missing_docs)]
 pub mod providers;
 #[allow(missing_docs)]
 pub mod quota;
+pub mod status;
+pub mod store;
 pub mod wire;

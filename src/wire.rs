@@ -4,9 +4,9 @@
 //! times are RFC 3339 UTC with whole seconds.
 
 use jiff::{Timestamp, Unit as TimeUnit};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-use crate::providers::{FetchError, ParsedUsage, ProviderId};
+use crate::providers::{ErrorKind, FetchError, ParsedUsage, ProviderId};
 use crate::quota::{ResolvedUsageWindow, Unit};
 
 /// The output of `quotatrack parse --json` (see `parse-contract.md`).
@@ -31,8 +31,9 @@ pub enum ParseOutput {
     },
 }
 
-/// One window, as `parse --json` and `status --json` print it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// One window, as `parse --json` and `status --json` print it, and as
+/// `fetch_completed` events carry it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Window {
     /// Stable short id (`5h`, `7d-sonnet`, `premium`).
     pub id: String,
@@ -59,10 +60,10 @@ pub struct Window {
 }
 
 /// The `error` object of a failed parse.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ErrorBody {
     /// `auth`, `rate_limited`, `unavailable`, `api_error` or `malformed`.
-    pub kind: &'static str,
+    pub kind: ErrorKind,
     /// What the provider said, or what was wrong with the response.
     pub message: String,
     /// Seconds to wait, for `rate_limited` when the provider says.
@@ -80,11 +81,7 @@ impl ParseOutput {
             },
             Err(error) => ParseOutput::Error {
                 provider,
-                error: ErrorBody {
-                    kind: error.kind().as_str(),
-                    message: error.message().to_owned(),
-                    retry_after_s: error.retry_after_s(),
-                },
+                error: ErrorBody::from(error),
             },
         }
     }
@@ -111,7 +108,7 @@ impl ParseOutput {
                 let retry = error
                     .retry_after_s
                     .map_or_else(String::new, |s| format!(" (retry after {s}s)"));
-                format!("{provider}: {}: {}{retry}\n", error.kind, error.message)
+                format!("{provider}: {}: {}{retry}\n", error.kind.as_str(), error.message)
             }
         }
     }
@@ -136,6 +133,16 @@ impl Window {
             self.id,
             self.used_ratio * 100.0
         )
+    }
+}
+
+impl From<&FetchError> for ErrorBody {
+    fn from(error: &FetchError) -> Self {
+        ErrorBody {
+            kind: error.kind(),
+            message: error.message().to_owned(),
+            retry_after_s: error.retry_after_s(),
+        }
     }
 }
 
@@ -179,4 +186,138 @@ fn unit_name(unit: &Unit) -> &str {
 fn round6(value: f64) -> f64 {
     let rounded = (value * 1e6).round() / 1e6;
     if rounded.is_finite() { rounded + 0.0 } else { value }
+}
+
+/// The output of `status --json`, and the content of the snapshot file
+/// (see `cli-contract.md`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Status {
+    /// The format version, 1.
+    pub schema: u32,
+    /// When this view was computed.
+    pub generated_at: String,
+    /// One entry per provider, in display order.
+    pub providers: Vec<ProviderStatus>,
+}
+
+/// One provider in `status --json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProviderStatus {
+    /// The provider id.
+    pub id: ProviderId,
+    /// The name users know it by.
+    pub label: String,
+    /// How far to trust `windows`.
+    pub state: Freshness,
+    /// When the windows were fetched.
+    pub updated_at: Option<String>,
+    /// Seconds since `updated_at`.
+    pub age_s: Option<u64>,
+    /// No request before this time.
+    pub blocked_until: Option<String>,
+    /// Consecutive failed fetches.
+    pub fails: u32,
+    /// The plan label, when known.
+    pub plan: Option<String>,
+    /// The windows of the last good fetch.
+    pub windows: Vec<StatusWindow>,
+    /// The provider's public status page.
+    pub status_page: Option<StatusPageBody>,
+    /// The last error, when the last fetch failed or credentials are missing.
+    pub error: Option<ErrorBody>,
+}
+
+/// A window in `status --json`: the fields of `parse`, except that the
+/// amounts are `null` once `resets_at` has passed (`reset_passed`), since
+/// the old numbers no longer say anything about the new window.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StatusWindow {
+    /// Stable short id.
+    pub id: String,
+    /// Short human label.
+    pub label: String,
+    /// Share used, 0..1; `null` when unknown.
+    pub used_ratio: Option<f64>,
+    /// Share left, 0..1; `null` when unknown.
+    pub remaining_ratio: Option<f64>,
+    /// Amount used, in `unit`.
+    pub used: Option<f64>,
+    /// Amount left, in `unit`.
+    pub remaining: Option<f64>,
+    /// The allowance, in `unit`.
+    pub limit: Option<f64>,
+    /// The unit of the amounts.
+    pub unit: Option<Unit>,
+    /// When the window resets.
+    pub resets_at: Option<String>,
+    /// The window's length, when known.
+    pub window_seconds: Option<u64>,
+    /// The model of a per-model window.
+    pub model: Option<String>,
+    /// The window has reset since it was read: its amounts are unknown until the next fetch.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub reset_passed: bool,
+}
+
+/// The `status_page` object.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusPageBody {
+    /// `none`, `minor`, `major`, `critical` or `maintenance`.
+    pub indicator: String,
+    /// The page's one-line description.
+    pub description: Option<String>,
+}
+
+/// How far a provider's numbers can be trusted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Freshness {
+    /// Fetched within the TTL.
+    Fresh,
+    /// The last good value is older than the TTL; `age_s` says how old.
+    Stale,
+    /// The provider asked us to wait; `blocked_until` says until when.
+    RateLimited,
+    /// No credentials, or the provider rejected them.
+    AuthRequired,
+    /// The provider or the network is failing; the last good value is kept.
+    Unavailable,
+    /// Disabled.
+    Inactive,
+    /// Never fetched.
+    Unknown,
+}
+
+impl Freshness {
+    /// The name, as printed.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Freshness::Fresh => "fresh",
+            Freshness::Stale => "stale",
+            Freshness::RateLimited => "rate_limited",
+            Freshness::AuthRequired => "auth_required",
+            Freshness::Unavailable => "unavailable",
+            Freshness::Inactive => "inactive",
+            Freshness::Unknown => "unknown",
+        }
+    }
+}
+
+impl From<&Window> for StatusWindow {
+    fn from(window: &Window) -> Self {
+        StatusWindow {
+            id: window.id.clone(),
+            label: window.label.clone(),
+            used_ratio: Some(window.used_ratio),
+            remaining_ratio: Some(window.remaining_ratio),
+            used: window.used,
+            remaining: window.remaining,
+            limit: window.limit,
+            unit: window.unit.clone(),
+            resets_at: window.resets_at.clone(),
+            window_seconds: window.window_seconds,
+            model: window.model.clone(),
+            reset_passed: false,
+        }
+    }
 }

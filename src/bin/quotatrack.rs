@@ -1,33 +1,211 @@
 //! The `quotatrack` command: parse arguments, run one library call per
 //! command, format its output, and map the result to an exit code here and
 //! nowhere else (0 ok, 1 the command's own check failed, 2 usage or
-//! unreadable input).
+//! unreadable input, 3 the data dir is owned by another process).
 
-use std::io::{Read, Write};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Parser;
-use quotatrack::cli::{Args, Command, ParseArgs};
+use jiff::{SignedDuration, Timestamp};
+use quotatrack::cli::{Args, Command, LogArgs, LogCommand, ParseArgs, StatusArgs};
+use quotatrack::events::{Event, Stream};
 use quotatrack::exchange::RecordedExchange;
-use quotatrack::providers::Response;
-use quotatrack::wire::ParseOutput;
+use quotatrack::journal::Journal;
+use quotatrack::log::{Log, LogError};
+use quotatrack::providers::{ProviderId, Response};
+use quotatrack::status::{self, StatusOptions};
+use quotatrack::wire::{ParseOutput, Status, rfc3339_seconds};
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    let json = matches!(
+        &args.command,
+        Command::Status(StatusArgs { json: true, .. }) | Command::Parse(ParseArgs { json: true, .. })
+    );
     match run(args) {
         Ok(code) => code,
+        Err(error) if is_broken_pipe(&error) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("quotatrack: {error:#}");
-            ExitCode::from(2)
+            if json {
+                println!("{}", serde_json::json!({"error": {"message": format!("{error:#}")}}));
+            }
+            match error.downcast_ref::<LogError>() {
+                Some(LogError::Owned { .. }) => ExitCode::from(3),
+                _ => ExitCode::from(2),
+            }
         }
     }
 }
 
+/// A reader that stopped reading (`quotatrack log export | head`) is not an error.
+fn is_broken_pipe(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        let io = cause
+            .downcast_ref::<std::io::Error>()
+            .or_else(|| match cause.downcast_ref::<LogError>() {
+                Some(LogError::Io(io)) => Some(io),
+                _ => None,
+            });
+        io.is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
 fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let data_dir = quotatrack::config::data_dir(args.data_dir.as_deref(), |name| std::env::var(name).ok());
     match args.command {
         Command::Parse(parse) => run_parse(parse),
+        Command::Status(status) => run_status(&data_dir, &status),
+        Command::Log(log) => run_log(&data_dir, log),
+        Command::Store => run_store(&data_dir),
     }
+}
+
+fn run_status(data_dir: &Path, args: &StatusArgs) -> anyhow::Result<ExitCode> {
+    let now = Timestamp::now();
+    let mut view = status::read_snapshot(data_dir)
+        .with_context(|| format!("cannot read the snapshot in {}", data_dir.display()))?
+        .unwrap_or_else(|| Status {
+            schema: 1,
+            generated_at: rfc3339_seconds(now),
+            providers: Vec::new(),
+        });
+    status::settle(&mut view, now, &StatusOptions::default());
+    if !args.providers.is_empty() {
+        view.providers.retain(|provider| args.providers.contains(&provider.id));
+    }
+    let text = if args.json {
+        serde_json::to_string(&view)?
+    } else {
+        status::line(&view, now, None)
+    };
+    println!("{text}");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn run_log(data_dir: &Path, args: LogArgs) -> anyhow::Result<ExitCode> {
+    let mut log = Log::open(data_dir)?;
+    match args.command {
+        LogCommand::Export { since } => {
+            let report = log.export(since, &mut std::io::stdout().lock())?;
+            for (seq, reason) in &report.skipped {
+                eprintln!("quotatrack: skipped log entry {seq}: {reason}");
+            }
+            if report.skipped.is_empty() {
+                return Ok(ExitCode::SUCCESS);
+            }
+            eprintln!(
+                "quotatrack: exported {} events, skipped {} unreadable; run `quotatrack log verify` for details",
+                report.written,
+                report.skipped.len()
+            );
+            Ok(ExitCode::from(1))
+        }
+        LogCommand::Import { file } => {
+            let input = open_input(&file)?;
+            let imported = log.import(input)?;
+            println!("imported {imported} events into {}", data_dir.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        LogCommand::Verify => {
+            let report = log.verify();
+            if let Some((seq, reason)) = &report.first_problem {
+                println!("log entry {seq}: {reason}");
+                return Ok(ExitCode::from(1));
+            }
+            if report.checkpoint_agrees == Some(false) {
+                println!(
+                    "the checkpoint disagrees with a rebuild from all {} events",
+                    report.events
+                );
+                return Ok(ExitCode::from(1));
+            }
+            let checkpoint = match report.checkpoint_agrees {
+                Some(_) => "checkpoint agrees",
+                None => "no checkpoint",
+            };
+            println!("ok: {} events readable, {checkpoint}", report.events);
+            Ok(ExitCode::SUCCESS)
+        }
+        LogCommand::Stats => {
+            let stats = log.stats();
+            let time = |at: Option<Timestamp>| at.map_or_else(|| "-".to_owned(), rfc3339_seconds);
+            println!("events        {}", stats.events);
+            println!("unreadable    {}", stats.unreadable);
+            println!("size on disk  {} bytes", stats.size_on_disk);
+            println!("first         {}", time(stats.first_at));
+            println!("last          {}", time(stats.last_at));
+            println!("by type:");
+            for (name, count) in &stats.by_type {
+                println!("  {name:<20} {count}");
+            }
+            println!("by provider:");
+            for (name, count) in &stats.by_provider {
+                println!("  {name:<20} {count}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        LogCommand::Compact { keep_days } => {
+            let keep = SignedDuration::from_hours(24 * i64::from(keep_days));
+            let shortened = log.compact(Timestamp::now(), keep)?;
+            println!("dropped the bodies of {shortened} fetches older than {keep_days} days");
+            Ok(ExitCode::SUCCESS)
+        }
+        LogCommand::Stress { count } => {
+            drop(log);
+            stress(data_dir, count)
+        }
+    }
+}
+
+/// Appends batches of one to three events, printing each batch's last
+/// sequence number once `record` returned (the append is then durable).
+fn stress(data_dir: &Path, count: Option<u64>) -> anyhow::Result<ExitCode> {
+    let mut journal = Journal::open(data_dir)?.checkpoint_every(50);
+    let start = Timestamp::from_second(1_800_000_000)?;
+    let mut out = std::io::stdout().lock();
+    for round in 0..count.unwrap_or(u64::MAX) {
+        let at = start + SignedDuration::from_secs(round as i64);
+        let provider = ProviderId::ALL[(round % 7) as usize];
+        let stream = Stream::Tracker(provider);
+        let mut batch = vec![(at, stream, Event::FetchStarted { provider })];
+        for _ in 0..round % 3 {
+            batch.push((
+                at,
+                stream,
+                Event::StoreUpdated {
+                    provider,
+                    fails: (round % 5) as u32,
+                    active: true,
+                    blocked_until: None,
+                },
+            ));
+        }
+        let envelopes = journal.record(batch)?;
+        if let Some(last) = envelopes.last() {
+            writeln!(out, "{}", last.seq)?;
+            out.flush()?;
+        }
+    }
+    journal.close()?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn run_store(data_dir: &Path) -> anyhow::Result<ExitCode> {
+    let journal = Journal::open(data_dir)?;
+    print!("{}", status::store_table(journal.store()));
+    Ok(ExitCode::SUCCESS)
+}
+
+fn open_input(path: &PathBuf) -> anyhow::Result<Box<dyn BufRead>> {
+    if path.as_os_str() == "-" {
+        return Ok(Box::new(BufReader::new(std::io::stdin())));
+    }
+    let file = std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+    Ok(Box::new(BufReader::new(file)))
 }
 
 fn run_parse(args: ParseArgs) -> anyhow::Result<ExitCode> {

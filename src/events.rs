@@ -1,0 +1,406 @@
+//! The events: everything the engine saw and everything it decided, as one
+//! closed, versioned enum. This is a format: it is what the log stores,
+//! what `log export` prints and what incident files hold, so a log written
+//! today must load in every later version.
+//!
+//! One stored event is one flat JSON object:
+//!
+//! ```json
+//! {"v":1,"seq":7,"at":"2026-11-23T10:00:00Z","stream":"tracker/anthropic",
+//!  "type":"fetch_failed", …}
+//! ```
+//!
+//! `v` is the format version (1, frozen), `seq` the position in the log,
+//! `at` the clock reading the event was decided at, `stream` the machine
+//! instance it belongs to. Names are past tense. Two families share the
+//! enum: inputs (what arrived: ticks, credentials, responses, settings, host
+//! events, requests) and decisions (what a machine made of them:
+//! transitions with their cause, store entries, the current provider).
+//!
+//! Invariant: no secret enters an event. Credentials appear as a
+//! fingerprint; recorded exchanges are redacted before they get here.
+
+use std::fmt;
+use std::str::FromStr;
+
+use jiff::Timestamp;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::Value;
+
+use crate::exchange::RecordedExchange;
+use crate::providers::ProviderId;
+use crate::wire::{ErrorBody, Window};
+
+/// The event format version this build writes and reads.
+pub const VERSION: u32 = 1;
+
+/// One event in the log: where it belongs, when it was decided, and what.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Envelope {
+    /// The machine instance the event belongs to.
+    pub stream: Stream,
+    /// Position in the log, dense from 0.
+    pub seq: u64,
+    /// The engine's clock reading when the event was decided.
+    pub at: Timestamp,
+    /// What happened.
+    pub payload: Event,
+}
+
+/// A machine instance: the engine itself, the controller, or the tracker of
+/// one provider. Written as `engine`, `controller`, `tracker/<id>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Stream {
+    /// The engine: ticks, settings, host events.
+    Engine,
+    /// The usage controller.
+    Controller,
+    /// The tracker machine of one provider.
+    Tracker(ProviderId),
+}
+
+/// Everything that can happen, version 1.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Event {
+    // Inputs.
+    /// The interval elapsed: an update cycle is due.
+    ClockTicked,
+    /// Credentials for a provider were found (or changed).
+    CredentialsFound {
+        /// The provider.
+        provider: ProviderId,
+        /// A short hash of the credential, enough to tell a change; never the credential.
+        fingerprint: String,
+        /// Where it came from (`env`, `file:~/.claude/.credentials.json`, `fixtures`).
+        source: String,
+    },
+    /// The credentials for a provider are gone.
+    CredentialsLost {
+        /// The provider.
+        provider: ProviderId,
+    },
+    /// A usage request was sent.
+    FetchStarted {
+        /// The provider.
+        provider: ProviderId,
+    },
+    /// A usage request finished, with what came back and what the parser made of it.
+    FetchCompleted {
+        /// The provider.
+        provider: ProviderId,
+        /// The redacted exchange; `None` when the request never got an answer
+        /// (timeout, connection refused) or when retention dropped the body.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        exchange: Option<Box<RecordedExchange>>,
+        /// The parse outcome.
+        outcome: Outcome,
+        /// How long the request took.
+        elapsed_ms: u64,
+    },
+    /// A provider's public status page was read.
+    StatusChecked {
+        /// The provider.
+        provider: ProviderId,
+        /// `none`, `minor`, `major`, `critical` or `maintenance`, as the page says.
+        indicator: String,
+        /// The page's one-line description.
+        description: Option<String>,
+    },
+    /// Settings were loaded or patched; the patch is the changed keys only.
+    SettingsChanged {
+        /// A JSON object of the changed settings.
+        patch: Value,
+    },
+    /// The host tool reported something.
+    HostReported {
+        /// What the host said.
+        host: HostEvent,
+    },
+    /// A refresh was asked for (by the host, the CLI or the interval).
+    RefreshRequested {
+        /// One provider, or all when `None`.
+        provider: Option<ProviderId>,
+    },
+    /// The host asked to move to the next provider.
+    CycleRequested,
+
+    // Decisions.
+    /// A machine changed state (or, for skips, decided to stay).
+    Transitioned {
+        /// The state it left.
+        from: String,
+        /// The state it entered.
+        to: String,
+        /// Why.
+        cause: Cause,
+    },
+    /// The tracker wrote its store entry's bookkeeping.
+    StoreUpdated {
+        /// The provider.
+        provider: ProviderId,
+        /// Consecutive failed fetches, for backoff.
+        fails: u32,
+        /// Whether the provider has credentials and is tracked.
+        active: bool,
+        /// No request before this time (a `Retry-After` or in-body reset).
+        blocked_until: Option<Timestamp>,
+    },
+    /// The controller chose the provider it shows.
+    ProviderSelected {
+        /// The provider, or `None` when none is usable.
+        provider: Option<ProviderId>,
+    },
+}
+
+/// What a completed fetch came to.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "result", rename_all = "snake_case")]
+pub enum Outcome {
+    /// The response was understood.
+    Usage {
+        /// The plan label, when the response names one.
+        plan: Option<String>,
+        /// The windows, in display order.
+        windows: Vec<Window>,
+    },
+    /// The request failed or the response was an error.
+    Failed {
+        /// The classified error.
+        error: ErrorBody,
+    },
+}
+
+/// Host events of the embedding protocol.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum HostEvent {
+    /// A host session began.
+    SessionStart,
+    /// A user turn began.
+    TurnStart,
+    /// A tool call returned.
+    ToolResult,
+    /// A turn ended.
+    TurnEnd,
+    /// The host switched models; the controller may follow it to another provider.
+    ModelChanged {
+        /// The provider the model belongs to, when the host knows it.
+        provider: Option<ProviderId>,
+        /// The model id.
+        model: String,
+    },
+    /// The host session is ending.
+    SessionShutdown,
+}
+
+/// Why a machine transitioned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Cause {
+    /// A fetch returned usage.
+    FetchSucceeded,
+    /// A fetch failed (network, server, malformed response).
+    FetchFailed,
+    /// The credentials disappeared.
+    AuthLost,
+    /// Credentials came back after being lost or rejected.
+    AuthRestored,
+    /// The provider rejected the credentials (401/403).
+    AuthRejected,
+    /// Backoff: the provider is not due yet.
+    ThrottleSkipped,
+    /// The provider said to wait (`Retry-After` or an in-body reset).
+    RateLimited,
+    /// The wait the provider asked for is over.
+    RateLimitExpired,
+    /// The controller probed a provider while cycling.
+    CycleProbed,
+    /// The machine started.
+    Started,
+    /// Settings were loaded or patched.
+    SettingsLoaded,
+    /// Another process owns the data dir.
+    AlreadyActive,
+    /// A host session began.
+    SessionStarted,
+    /// A refresh was asked for.
+    RefreshRequested,
+    /// Cached data was fresh enough; no fetch.
+    CacheHit,
+    /// A fetch failed and cached data is shown instead.
+    CachedFallback,
+    /// No provider is usable.
+    NoProvider,
+    /// The machine was disabled by settings.
+    Disabled,
+    /// The host session ended.
+    ShutDown,
+}
+
+/// Why a stored event could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    /// A later quotatrack wrote it.
+    #[error("event format v{found} is newer than this quotatrack understands (v{VERSION}); upgrade quotatrack")]
+    NewerVersion {
+        /// The version found.
+        found: u64,
+    },
+    /// The bytes are not an event of any known version.
+    #[error("not a valid event: {0}")]
+    Invalid(String),
+}
+
+/// The stored shape: the envelope's fields and the event's, in one object.
+#[derive(Serialize, Deserialize)]
+struct Stored<E> {
+    v: u32,
+    seq: u64,
+    at: Timestamp,
+    stream: Stream,
+    #[serde(flatten)]
+    event: E,
+}
+
+impl Envelope {
+    /// The event as one JSON object (the log's value and export's line).
+    pub fn to_json(&self) -> Vec<u8> {
+        let stored = Stored {
+            v: VERSION,
+            seq: self.seq,
+            at: self.at,
+            stream: self.stream,
+            event: &self.payload,
+        };
+        serde_json::to_vec(&stored).expect("events always serialize")
+    }
+
+    /// Reads one event, telling a newer format apart from garbage.
+    pub fn from_json(bytes: &[u8]) -> Result<Envelope, DecodeError> {
+        match serde_json::from_slice::<Stored<Event>>(bytes) {
+            Ok(stored) if stored.v == VERSION => Ok(Envelope {
+                stream: stored.stream,
+                seq: stored.seq,
+                at: stored.at,
+                payload: stored.event,
+            }),
+            Ok(stored) => Err(version_error(u64::from(stored.v))),
+            Err(error) => {
+                #[derive(Deserialize)]
+                struct Version {
+                    v: u64,
+                }
+                match serde_json::from_slice::<Version>(bytes) {
+                    Ok(Version { v }) if v > u64::from(VERSION) => Err(version_error(v)),
+                    _ => Err(DecodeError::Invalid(error.to_string())),
+                }
+            }
+        }
+    }
+
+    /// The provider this event is about, from the event or its stream.
+    pub fn provider(&self) -> Option<ProviderId> {
+        self.payload.provider().or(match self.stream {
+            Stream::Tracker(id) => Some(id),
+            Stream::Engine | Stream::Controller => None,
+        })
+    }
+}
+
+fn version_error(found: u64) -> DecodeError {
+    if found > u64::from(VERSION) {
+        DecodeError::NewerVersion { found }
+    } else {
+        DecodeError::Invalid(format!("unknown event format v{found}"))
+    }
+}
+
+impl Event {
+    /// The `type` name, as stored.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Event::ClockTicked => "clock_ticked",
+            Event::CredentialsFound { .. } => "credentials_found",
+            Event::CredentialsLost { .. } => "credentials_lost",
+            Event::FetchStarted { .. } => "fetch_started",
+            Event::FetchCompleted { .. } => "fetch_completed",
+            Event::StatusChecked { .. } => "status_checked",
+            Event::SettingsChanged { .. } => "settings_changed",
+            Event::HostReported { .. } => "host_reported",
+            Event::RefreshRequested { .. } => "refresh_requested",
+            Event::CycleRequested => "cycle_requested",
+            Event::Transitioned { .. } => "transitioned",
+            Event::StoreUpdated { .. } => "store_updated",
+            Event::ProviderSelected { .. } => "provider_selected",
+        }
+    }
+
+    /// Whether a machine decided this (rather than it arriving from outside).
+    pub fn is_decision(&self) -> bool {
+        matches!(
+            self,
+            Event::Transitioned { .. } | Event::StoreUpdated { .. } | Event::ProviderSelected { .. }
+        )
+    }
+
+    /// The provider named in the event, if any.
+    pub fn provider(&self) -> Option<ProviderId> {
+        match self {
+            Event::CredentialsFound { provider, .. }
+            | Event::CredentialsLost { provider }
+            | Event::FetchStarted { provider }
+            | Event::FetchCompleted { provider, .. }
+            | Event::StatusChecked { provider, .. }
+            | Event::StoreUpdated { provider, .. } => Some(*provider),
+            Event::RefreshRequested { provider } | Event::ProviderSelected { provider } => *provider,
+            Event::HostReported {
+                host: HostEvent::ModelChanged { provider, .. },
+            } => *provider,
+            Event::ClockTicked
+            | Event::SettingsChanged { .. }
+            | Event::HostReported { .. }
+            | Event::CycleRequested
+            | Event::Transitioned { .. } => None,
+        }
+    }
+}
+
+impl fmt::Display for Stream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Stream::Engine => f.write_str("engine"),
+            Stream::Controller => f.write_str("controller"),
+            Stream::Tracker(id) => write!(f, "tracker/{id}"),
+        }
+    }
+}
+
+impl FromStr for Stream {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "engine" => Ok(Stream::Engine),
+            "controller" => Ok(Stream::Controller),
+            _ => s
+                .strip_prefix("tracker/")
+                .and_then(|id| id.parse().ok())
+                .map(Stream::Tracker)
+                .ok_or_else(|| format!("unknown stream {s:?}")),
+        }
+    }
+}
+
+impl Serialize for Stream {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Stream {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}

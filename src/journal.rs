@@ -1,0 +1,86 @@
+//! The journal: the log and its live projection kept together by the
+//! process that owns the data dir. Recording appends (durably), folds each
+//! event into the store, checkpoints every `checkpoint_every` events and
+//! publishes the snapshot file other processes read.
+
+use std::path::{Path, PathBuf};
+
+use jiff::Timestamp;
+
+use crate::events::{Envelope, Event, Stream};
+use crate::log::{Log, LogError};
+use crate::status::{self, StatusOptions};
+use crate::store::Store;
+
+/// How many events pass between checkpoints by default.
+pub const CHECKPOINT_EVERY: u64 = 1_000;
+
+/// The owner's log and store.
+pub struct Journal {
+    log: Log,
+    store: Store,
+    data_dir: PathBuf,
+    checkpoint_every: u64,
+    since_checkpoint: u64,
+}
+
+impl Journal {
+    /// Opens the log in `data_dir` (taking ownership) and loads the store
+    /// from the latest checkpoint and the events after it.
+    pub fn open(data_dir: &Path) -> Result<Journal, LogError> {
+        let log = Log::open(data_dir)?;
+        let store = log.load()?;
+        Ok(Journal {
+            log,
+            store,
+            data_dir: data_dir.to_owned(),
+            checkpoint_every: CHECKPOINT_EVERY,
+            since_checkpoint: 0,
+        })
+    }
+
+    /// The same journal checkpointing every `events` events.
+    pub fn checkpoint_every(mut self, events: u64) -> Journal {
+        self.checkpoint_every = events.max(1);
+        self
+    }
+
+    /// Appends a batch (durably), folds it into the store, and checkpoints
+    /// when due. The returned envelopes are numbered and flushed.
+    pub fn record(
+        &mut self,
+        items: impl IntoIterator<Item = (Timestamp, Stream, Event)>,
+    ) -> Result<Vec<Envelope>, LogError> {
+        let envelopes = self.log.append(items)?;
+        for envelope in &envelopes {
+            self.store.apply(envelope);
+        }
+        self.since_checkpoint += envelopes.len() as u64;
+        if self.since_checkpoint >= self.checkpoint_every {
+            self.log.write_checkpoint(&self.store)?;
+            self.since_checkpoint = 0;
+        }
+        Ok(envelopes)
+    }
+
+    /// Replaces the snapshot file with the view at `now`.
+    pub fn publish(&self, now: Timestamp, options: &StatusOptions) -> Result<(), LogError> {
+        let view = status::view(&self.store, now, options);
+        Ok(status::write_snapshot(&self.data_dir, &view)?)
+    }
+
+    /// The live store.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The log underneath.
+    pub fn log(&self) -> &Log {
+        &self.log
+    }
+
+    /// Clean shutdown: a checkpoint of the current store.
+    pub fn close(self) -> Result<(), LogError> {
+        self.log.write_checkpoint(&self.store)
+    }
+}

@@ -1,0 +1,305 @@
+//! The status view: the store read at a clock reading, as `status --json`
+//! prints it and the status line shows it, and the snapshot file through
+//! which other processes read it without opening the log.
+//!
+//! Everything time-dependent is derived here, never stored: a value older
+//! than the TTL is `stale` and carries its age, a rate limit lasts until
+//! `blocked_until`, and a window whose `resets_at` has passed reads as
+//! unknown (its old numbers say nothing about the new window). A reader of
+//! an old snapshot re-derives these with its own clock, so a snapshot file
+//! written an hour ago reads as an hour old.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use jiff::{SignedDuration, Timestamp};
+
+use crate::providers::{ErrorKind, ProviderId};
+use crate::store::{Entry, Store};
+use crate::wire::{ErrorBody, Freshness, ProviderStatus, Status, StatusPageBody, StatusWindow, rfc3339_seconds};
+
+/// The snapshot file's name in the data dir.
+pub const SNAPSHOT_FILE: &str = "status.json";
+
+/// How the view judges age.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StatusOptions {
+    /// A last good value older than this is stale.
+    pub stale_after: SignedDuration,
+}
+
+impl Default for StatusOptions {
+    /// Three missed 60 s cycles.
+    fn default() -> Self {
+        StatusOptions {
+            stale_after: SignedDuration::from_secs(180),
+        }
+    }
+}
+
+/// The view of `store` at `now`.
+pub fn view(store: &Store, now: Timestamp, options: &StatusOptions) -> Status {
+    let providers = ProviderId::ALL
+        .iter()
+        .filter_map(|id| store.providers.get(id).map(|entry| provider_view(*id, entry)))
+        .collect();
+    let mut status = Status {
+        schema: 1,
+        generated_at: rfc3339_seconds(now),
+        providers,
+    };
+    settle(&mut status, now, options);
+    status
+}
+
+/// Re-derives the time-dependent fields of a view (from a snapshot file,
+/// say) at `now`.
+pub fn settle(status: &mut Status, now: Timestamp, options: &StatusOptions) {
+    status.generated_at = rfc3339_seconds(now);
+    for provider in &mut status.providers {
+        settle_provider(provider, now, options);
+    }
+}
+
+fn provider_view(id: ProviderId, entry: &Entry) -> ProviderStatus {
+    let error = match (&entry.last_error, entry.auth_required) {
+        (Some(error), _) => Some(error.clone()),
+        (None, true) => Some(ErrorBody {
+            kind: ErrorKind::Auth,
+            message: format!(
+                "no credentials found for {id}; log in with the {} CLI",
+                id.provider().label()
+            ),
+            retry_after_s: None,
+        }),
+        (None, false) => None,
+    };
+    let state = if entry.auth_required {
+        Freshness::AuthRequired
+    } else if !entry.active && entry.machine_state.is_some() {
+        Freshness::Inactive
+    } else if entry
+        .last_error
+        .as_ref()
+        .is_some_and(|error| error.kind != ErrorKind::RateLimited)
+    {
+        Freshness::Unavailable
+    } else if entry.last_good.is_none() {
+        Freshness::Unknown
+    } else {
+        Freshness::Fresh
+    };
+    ProviderStatus {
+        id,
+        label: id.provider().label().to_owned(),
+        state,
+        updated_at: entry.last_good.map(rfc3339_seconds),
+        age_s: None,
+        blocked_until: entry.blocked_until.map(rfc3339_seconds),
+        fails: entry.fails,
+        plan: entry.plan.clone(),
+        windows: entry.windows.iter().map(StatusWindow::from).collect(),
+        status_page: entry.status_page.as_ref().map(|page| StatusPageBody {
+            indicator: page.indicator.clone(),
+            description: page.description.clone(),
+        }),
+        error,
+    }
+}
+
+fn settle_provider(provider: &mut ProviderStatus, now: Timestamp, options: &StatusOptions) {
+    let updated = parse_time(provider.updated_at.as_deref());
+    let age = updated.map(|at| now.duration_since(at).max(SignedDuration::ZERO));
+    provider.age_s = age.map(|age| age.as_secs().unsigned_abs());
+    let blocked = parse_time(provider.blocked_until.as_deref()).is_some_and(|until| until > now);
+    provider.state = match provider.state {
+        Freshness::AuthRequired | Freshness::Inactive => provider.state,
+        _ if blocked => Freshness::RateLimited,
+        Freshness::Unavailable => Freshness::Unavailable,
+        _ => match age {
+            None => Freshness::Unknown,
+            Some(age) if age > options.stale_after => Freshness::Stale,
+            Some(_) => Freshness::Fresh,
+        },
+    };
+    for window in &mut provider.windows {
+        if parse_time(window.resets_at.as_deref()).is_some_and(|reset| reset <= now) {
+            window.reset_passed = true;
+            window.used_ratio = None;
+            window.remaining_ratio = None;
+            window.used = None;
+            window.remaining = None;
+        }
+    }
+}
+
+fn parse_time(text: Option<&str>) -> Option<Timestamp> {
+    text.and_then(|text| text.parse().ok())
+}
+
+/// The one-line status (`Claude 5h ━━━━━───── 45% ↺2h13m · 7d 61% │ …`).
+/// `bar_for` gets a progress bar on its first window.
+pub fn line(status: &Status, now: Timestamp, bar_for: Option<ProviderId>) -> String {
+    if status.providers.is_empty() {
+        return "no usage data yet: run `quotatrack watch` or `quotatrack status --refresh`".to_owned();
+    }
+    let bar_for = bar_for.or(status.providers.first().map(|provider| provider.id));
+    let parts: Vec<String> = status
+        .providers
+        .iter()
+        .map(|provider| provider_line(provider, now, Some(provider.id) == bar_for))
+        .collect();
+    parts.join(" │ ")
+}
+
+fn provider_line(provider: &ProviderStatus, now: Timestamp, with_bar: bool) -> String {
+    let label = &provider.label;
+    match provider.state {
+        Freshness::AuthRequired => return format!("{label}: login needed"),
+        Freshness::Inactive => return format!("{label}: off"),
+        Freshness::Unknown if provider.windows.is_empty() => return format!("{label}: no data"),
+        _ => {}
+    }
+    let windows: Vec<String> = provider
+        .windows
+        .iter()
+        .enumerate()
+        .map(|(index, window)| window_text(window, now, with_bar && index == 0))
+        .collect();
+    let mut text = format!("{label} {}", windows.join(" · "));
+    match provider.state {
+        Freshness::Stale | Freshness::Unavailable => {
+            if let Some(age) = provider.age_s {
+                text.push_str(&format!(" ({} ago)", compact_duration(age)));
+            }
+        }
+        Freshness::RateLimited => {
+            if let Some(until) = parse_time(provider.blocked_until.as_deref()) {
+                let wait = until.duration_since(now).as_secs().max(0).unsigned_abs();
+                text.push_str(&format!(" ⏳ {}", compact_duration(wait)));
+            }
+        }
+        _ => {}
+    }
+    text
+}
+
+fn window_text(window: &StatusWindow, now: Timestamp, with_bar: bool) -> String {
+    let Some(used) = window.used_ratio else {
+        return format!("{} ?", window.id);
+    };
+    let percent = (used * 100.0).round();
+    let bar = if with_bar {
+        let filled = (used * 10.0).round().clamp(0.0, 10.0) as usize;
+        format!("{}{} ", "━".repeat(filled), "─".repeat(10 - filled))
+    } else {
+        String::new()
+    };
+    let reset = parse_time(window.resets_at.as_deref())
+        .map(|at| {
+            format!(
+                " ↺{}",
+                compact_duration(at.duration_since(now).as_secs().unsigned_abs())
+            )
+        })
+        .unwrap_or_default();
+    format!("{} {bar}{percent}%{reset}", window.id)
+}
+
+/// `45s`, `54m`, `2h13m`, `9d`: the shortest readable form.
+pub fn compact_duration(seconds: u64) -> String {
+    match seconds {
+        0..60 => format!("{seconds}s"),
+        60..3_600 => format!("{}m", seconds / 60),
+        3_600..86_400 => format!("{}h{:02}m", seconds / 3_600, seconds % 3_600 / 60),
+        _ => format!("{}d", seconds / 86_400),
+    }
+}
+
+/// The store as a table, the tracker's debug view (`quotatrack store`).
+pub fn store_table(store: &Store) -> String {
+    let time = |at: Option<Timestamp>| at.map_or_else(|| "-".to_owned(), rfc3339_seconds);
+    let mut out = format!(
+        "{:<12} {:<14} {:<6} {:>5} {:<20} {:<20} {:<20} {:>7}  error\n",
+        "provider", "machine", "active", "fails", "updated", "last good", "blocked until", "windows"
+    );
+    for (id, entry) in &store.providers {
+        let error = entry
+            .last_error
+            .as_ref()
+            .map_or_else(|| "-".to_owned(), |e| format!("{}: {}", e.kind.as_str(), e.message));
+        out.push_str(&format!(
+            "{:<12} {:<14} {:<6} {:>5} {:<20} {:<20} {:<20} {:>7}  {error}\n",
+            id.as_str(),
+            entry.machine_state.as_deref().unwrap_or("-"),
+            entry.active,
+            entry.fails,
+            time(entry.updated),
+            time(entry.last_good),
+            time(entry.blocked_until),
+            entry.windows.len(),
+        ));
+        for window in &entry.windows {
+            out.push_str(&format!(
+                "  {:<24} {:>6.1}% used  resets {}\n",
+                window.id,
+                window.used_ratio * 100.0,
+                window.resets_at.as_deref().unwrap_or("-")
+            ));
+        }
+    }
+    out.push_str(&format!(
+        "controller: state {}, provider {}\n",
+        store.controller.state.as_deref().unwrap_or("-"),
+        store.controller.provider.map_or("-", ProviderId::as_str)
+    ));
+    out.push_str(&format!(
+        "applied through seq {}\n",
+        store.applied.map_or_else(|| "-".to_owned(), |s| s.to_string())
+    ));
+    out
+}
+
+/// Where the snapshot file of a data dir lives.
+pub fn snapshot_path(data_dir: &Path) -> PathBuf {
+    data_dir.join(SNAPSHOT_FILE)
+}
+
+/// Replaces the snapshot file atomically: write a temporary file (0600),
+/// fsync it, rename it over the old one, fsync the directory. A reader sees
+/// the old file or the new one, never a torn one.
+pub fn write_snapshot(data_dir: &Path, status: &Status) -> io::Result<()> {
+    let bytes = serde_json::to_vec(status).map_err(io::Error::other)?;
+    write_private_atomically(&snapshot_path(data_dir), &bytes)
+}
+
+/// Reads the snapshot file; `Ok(None)` when there is none yet.
+pub fn read_snapshot(data_dir: &Path) -> io::Result<Option<Status>> {
+    match fs::read(snapshot_path(data_dir)) {
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|error| io::Error::new(io::ErrorKind::InvalidData, error)),
+        Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(error) => Err(error),
+    }
+}
+
+/// Writes `bytes` to `path` through a 0600 temporary file and a rename.
+pub fn write_private_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path.file_name().and_then(|name| name.to_str()).unwrap_or("file");
+    let temporary = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&temporary)?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    drop(file);
+    fs::rename(&temporary, path)?;
+    File::open(dir)?.sync_all()
+}
