@@ -1,25 +1,12 @@
 //! `quotatrack parse` as a real process, against `parse-contract.md`: the
 //! JSON it prints, its exit codes, and that no input makes it exit 2 or 101.
 
-use std::io::Write;
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 
 use quotatrack::wire::ParseOutput;
 use serde_json::Value;
 
-use crate::support::{Expect, Fixture, all_fixtures, check};
-
-fn quotatrack(args: &[&str], stdin: &[u8]) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_quotatrack"))
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(stdin).ok();
-    child.wait_with_output().unwrap()
-}
+use crate::support::{Expect, Fixture, all_fixtures, check, quotatrack};
 
 /// Runs `parse` on a fixture's body with its status, headers and clock.
 fn parse_fixture(fixture: &Fixture) -> Output {

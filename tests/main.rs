@@ -10,3 +10,5 @@ mod providers;
 mod robustness;
 // The `quotatrack parse` command against the parse contract, run as a real process.
 mod cli;
+// The store as a fold of the log: live == rebuilt == checkpoint + tail, export/import, the store rules.
+mod projection;

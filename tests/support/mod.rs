@@ -1,7 +1,9 @@
 //! Shared test support: loading recorded exchanges and the one `check`
 //! helper through which tests parse them.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
 
 use jiff::Timestamp;
 use quotatrack::exchange::RecordedExchange;
@@ -103,4 +105,17 @@ pub fn assert_windows_in_range(usage: &ParsedUsage) {
             );
         }
     }
+}
+
+/// Runs the `quotatrack` binary as a real process with `stdin` as input.
+pub fn quotatrack(args: &[&str], stdin: &[u8]) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_quotatrack"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(stdin).ok();
+    child.wait_with_output().unwrap()
 }

@@ -1,0 +1,413 @@
+//! The store as a fold of the log: generated event sequences covering every
+//! event kind fold to the same store live, from the whole log and from a
+//! checkpoint plus its tail; export/import round-trips byte for byte; and
+//! the store's rules (a failure keeps the last good windows, a passed reset
+//! reads as unknown, stale values carry their age) hold.
+
+use std::collections::BTreeMap;
+
+use jiff::{SignedDuration, Timestamp};
+use proptest::prelude::*;
+use proptest::test_runner::{Config, FileFailurePersistence};
+use quotatrack::events::{Cause, Envelope, Event, HostEvent, Outcome, Stream};
+use quotatrack::exchange::{RecordedExchange, RecordedRequest, RecordedResponse};
+use quotatrack::journal::Journal;
+use quotatrack::log::Log;
+use quotatrack::providers::{ErrorKind, ProviderId};
+use quotatrack::quota::Unit;
+use quotatrack::status::{self, StatusOptions};
+use quotatrack::store::Store;
+use quotatrack::wire::{ErrorBody, Freshness, Window};
+use serde_json::json;
+
+pub const T0: i64 = 1_795_000_000;
+
+pub fn at(seconds: i64) -> Timestamp {
+    Timestamp::from_second(T0 + seconds).unwrap()
+}
+
+fn provider() -> impl Strategy<Value = ProviderId> {
+    prop::sample::select(ProviderId::ALL.to_vec())
+}
+
+fn stream() -> impl Strategy<Value = Stream> {
+    prop_oneof![
+        Just(Stream::Engine),
+        Just(Stream::Controller),
+        provider().prop_map(Stream::Tracker)
+    ]
+}
+
+pub fn window(id: &str, used_ratio: f64, resets_at: Option<Timestamp>) -> Window {
+    Window {
+        id: id.to_owned(),
+        label: id.to_owned(),
+        used_ratio,
+        remaining_ratio: 1.0 - used_ratio,
+        used: Some(used_ratio * 100.0),
+        remaining: Some(100.0 - used_ratio * 100.0),
+        limit: Some(100.0),
+        unit: Some(Unit::Percent),
+        resets_at: resets_at.map(quotatrack::wire::rfc3339_seconds),
+        window_seconds: Some(18_000),
+        model: None,
+    }
+}
+
+fn windows() -> impl Strategy<Value = Vec<Window>> {
+    prop::collection::vec(
+        (
+            prop::sample::select(vec!["5h", "7d", "premium"]),
+            0.0..=1.0f64,
+            prop::option::of(0i64..100_000),
+        ),
+        0..3,
+    )
+    .prop_map(|items| {
+        items
+            .into_iter()
+            .map(|(id, used, reset)| window(id, (used * 1e6).round() / 1e6, reset.map(at)))
+            .collect()
+    })
+}
+
+fn error_kind() -> impl Strategy<Value = ErrorKind> {
+    prop::sample::select(vec![
+        ErrorKind::Auth,
+        ErrorKind::RateLimited,
+        ErrorKind::Unavailable,
+        ErrorKind::ApiError,
+        ErrorKind::Malformed,
+    ])
+}
+
+fn outcome() -> impl Strategy<Value = Outcome> {
+    prop_oneof![
+        (prop::option::of("[a-z]{1,8}"), windows()).prop_map(|(plan, windows)| Outcome::Usage { plan, windows }),
+        (error_kind(), "[ -~]{0,20}", prop::option::of(0u64..4_000)).prop_map(|(kind, message, retry_after_s)| {
+            Outcome::Failed {
+                error: ErrorBody {
+                    kind,
+                    message,
+                    retry_after_s,
+                },
+            }
+        }),
+    ]
+}
+
+fn exchange(provider: ProviderId) -> RecordedExchange {
+    RecordedExchange {
+        provider,
+        recorded_at: at(0),
+        request: RecordedRequest {
+            method: "GET".to_owned(),
+            url: provider.provider().request().url(),
+            headers: BTreeMap::from([("authorization".to_owned(), "[redacted]".to_owned())]),
+        },
+        response: RecordedResponse {
+            status: 200,
+            headers: BTreeMap::new(),
+            body: json!({"five_hour": {"utilization": 12.5, "resets_at": null}}),
+        },
+    }
+}
+
+fn cause() -> impl Strategy<Value = Cause> {
+    prop::sample::select(vec![
+        Cause::FetchSucceeded,
+        Cause::FetchFailed,
+        Cause::AuthLost,
+        Cause::AuthRestored,
+        Cause::AuthRejected,
+        Cause::ThrottleSkipped,
+        Cause::RateLimited,
+        Cause::RateLimitExpired,
+        Cause::CycleProbed,
+        Cause::Started,
+        Cause::SettingsLoaded,
+        Cause::AlreadyActive,
+        Cause::SessionStarted,
+        Cause::RefreshRequested,
+        Cause::CacheHit,
+        Cause::CachedFallback,
+        Cause::NoProvider,
+        Cause::Disabled,
+        Cause::ShutDown,
+    ])
+}
+
+fn host_event() -> impl Strategy<Value = HostEvent> {
+    prop_oneof![
+        Just(HostEvent::SessionStart),
+        Just(HostEvent::TurnStart),
+        Just(HostEvent::ToolResult),
+        Just(HostEvent::TurnEnd),
+        Just(HostEvent::SessionShutdown),
+        (prop::option::of(provider()), "[a-z0-9-]{1,12}")
+            .prop_map(|(provider, model)| HostEvent::ModelChanged { provider, model }),
+    ]
+}
+
+/// Every event kind, with small values so that sequences collide on providers.
+pub fn event() -> impl Strategy<Value = Event> {
+    let state = || prop::sample::select(vec!["idle", "fetching", "backing_off", "rate_limited", "inactive"]);
+    prop_oneof![
+        Just(Event::ClockTicked),
+        (provider(), "[0-9a-f]{4}").prop_map(|(provider, fingerprint)| Event::CredentialsFound {
+            provider,
+            fingerprint,
+            source: "env".to_owned(),
+        }),
+        provider().prop_map(|provider| Event::CredentialsLost { provider }),
+        provider().prop_map(|provider| Event::FetchStarted { provider }),
+        (provider(), outcome(), any::<bool>(), 0u64..5_000).prop_map(|(provider, outcome, with_body, elapsed_ms)| {
+            Event::FetchCompleted {
+                provider,
+                exchange: with_body.then(|| Box::new(exchange(provider))),
+                outcome,
+                elapsed_ms,
+            }
+        }),
+        (
+            provider(),
+            prop::sample::select(vec!["none", "minor", "major"]),
+            prop::option::of("[a-z ]{0,10}")
+        )
+            .prop_map(|(provider, indicator, description)| Event::StatusChecked {
+                provider,
+                indicator: indicator.to_owned(),
+                description,
+            }),
+        (10u64..600).prop_map(|seconds| Event::SettingsChanged {
+            patch: json!({"refresh_interval_s": seconds}),
+        }),
+        host_event().prop_map(|host| Event::HostReported { host }),
+        prop::option::of(provider()).prop_map(|provider| Event::RefreshRequested { provider }),
+        Just(Event::CycleRequested),
+        (state(), state(), cause()).prop_map(|(from, to, cause)| Event::Transitioned {
+            from: from.to_owned(),
+            to: to.to_owned(),
+            cause,
+        }),
+        (provider(), 0u32..9, any::<bool>(), prop::option::of(0i64..100_000)).prop_map(
+            |(provider, fails, active, blocked)| Event::StoreUpdated {
+                provider,
+                fails,
+                active,
+                blocked_until: blocked.map(at),
+            }
+        ),
+        prop::option::of(provider()).prop_map(|provider| Event::ProviderSelected { provider }),
+    ]
+}
+
+/// Batches of events (a cycle appends one batch), with their streams.
+fn batches() -> impl Strategy<Value = Vec<Vec<(Stream, Event)>>> {
+    prop::collection::vec(prop::collection::vec((stream(), event()), 1..6), 1..25)
+}
+
+fn config(cases: u32) -> Config {
+    Config {
+        cases,
+        failure_persistence: Some(Box::new(FileFailurePersistence::WithSource("proptest-regressions"))),
+        ..Config::default()
+    }
+}
+
+fn export(log: &Log) -> Vec<u8> {
+    let mut out = Vec::new();
+    let report = log.export(0, &mut out).unwrap();
+    assert!(report.skipped.is_empty(), "{report:?}");
+    out
+}
+
+proptest! {
+    #![proptest_config(config(48))]
+
+    #[test]
+    fn live_fold_equals_rebuild_and_checkpoint_plus_tail(batches in batches(), every in 1u64..12) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut journal = Journal::open(dir.path()).unwrap().checkpoint_every(every);
+        let mut clock = 0;
+        let mut recorded: Vec<Envelope> = Vec::new();
+        for batch in batches {
+            clock += 60;
+            let items = batch.into_iter().map(|(stream, event)| (at(clock), stream, event));
+            recorded.extend(journal.record(items).unwrap());
+        }
+        let live = journal.store().clone();
+        prop_assert_eq!(&live, &Store::from_events(&recorded));
+        prop_assert_eq!(&live, &journal.log().rebuild().unwrap());
+        prop_assert_eq!(&live, &journal.log().load().unwrap());
+        let verify = journal.log().verify();
+        prop_assert_eq!(verify.first_problem, None);
+        prop_assert_ne!(verify.checkpoint_agrees, Some(false));
+        drop(journal);
+        // Reopened without a clean shutdown: the last checkpoint plus the tail.
+        let reopened = Journal::open(dir.path()).unwrap();
+        prop_assert_eq!(&live, reopened.store());
+        reopened.close().unwrap();
+        let log = Log::open(dir.path()).unwrap();
+        prop_assert_eq!(log.read_checkpoint(), Some(live));
+    }
+
+    #[test]
+    fn export_import_export_is_identical(batches in batches()) {
+        let source = tempfile::tempdir().unwrap();
+        let mut journal = Journal::open(source.path()).unwrap();
+        for (index, batch) in batches.into_iter().enumerate() {
+            let items = batch.into_iter().map(|(stream, event)| (at(index as i64), stream, event));
+            journal.record(items).unwrap();
+        }
+        let first = export(journal.log());
+        let target = tempfile::tempdir().unwrap();
+        let mut imported = Log::open(target.path()).unwrap();
+        imported.import(first.as_slice()).unwrap();
+        let second = export(&imported);
+        prop_assert_eq!(String::from_utf8_lossy(&second), String::from_utf8_lossy(&first));
+        prop_assert_eq!(imported.load().unwrap(), journal.store().clone());
+        prop_assert_eq!(imported.next_seq(), journal.log().next_seq());
+    }
+
+    #[test]
+    fn every_event_round_trips_through_its_json(stream in stream(), event in event(), seq in any::<u64>()) {
+        let envelope = Envelope { stream, seq, at: at(seq as i64 % 1_000_000), payload: event };
+        let json = envelope.to_json();
+        prop_assert_eq!(Envelope::from_json(&json), Ok(envelope));
+    }
+}
+
+/// A provider's store entry after `events`, each at its own minute.
+fn store_after(events: Vec<Event>) -> Store {
+    let envelopes: Vec<Envelope> = events
+        .into_iter()
+        .enumerate()
+        .map(|(index, payload)| Envelope {
+            stream: Stream::Tracker(ProviderId::Anthropic),
+            seq: index as u64,
+            at: at(60 * index as i64),
+            payload,
+        })
+        .collect();
+    Store::from_events(&envelopes)
+}
+
+fn fetched(outcome: Outcome) -> Event {
+    Event::FetchCompleted {
+        provider: ProviderId::Anthropic,
+        exchange: None,
+        outcome,
+        elapsed_ms: 120,
+    }
+}
+
+fn usage(windows: Vec<Window>) -> Outcome {
+    Outcome::Usage { plan: None, windows }
+}
+
+fn failure(kind: ErrorKind) -> Outcome {
+    Outcome::Failed {
+        error: ErrorBody {
+            kind,
+            message: "http 503: overloaded".to_owned(),
+            retry_after_s: None,
+        },
+    }
+}
+
+#[test]
+fn a_failed_fetch_keeps_the_last_good_windows() {
+    let good = vec![window("5h", 0.45, Some(at(7_200)))];
+    let store = store_after(vec![
+        fetched(usage(good.clone())),
+        fetched(failure(ErrorKind::Unavailable)),
+    ]);
+    let entry = &store.providers[&ProviderId::Anthropic];
+    assert_eq!(entry.windows, good);
+    assert_eq!(entry.last_good, Some(at(0)));
+    assert_eq!(entry.updated, Some(at(60)));
+    let view = status::view(&store, at(120), &StatusOptions::default());
+    let provider = &view.providers[0];
+    assert_eq!(provider.state, Freshness::Unavailable);
+    assert_eq!(provider.windows[0].used_ratio, Some(0.45));
+    assert_eq!(provider.error.as_ref().map(|e| e.kind), Some(ErrorKind::Unavailable));
+    assert_eq!(provider.age_s, Some(120));
+}
+
+#[test]
+fn a_window_whose_reset_has_passed_reads_as_unknown_until_fresh_data() {
+    let store = store_after(vec![fetched(usage(vec![
+        window("5h", 0.9, Some(at(600))),
+        window("7d", 0.2, Some(at(86_400))),
+    ]))]);
+    let view = status::view(&store, at(601), &StatusOptions::default());
+    let windows = &view.providers[0].windows;
+    assert!(windows[0].reset_passed);
+    assert_eq!((windows[0].used_ratio, windows[0].remaining_ratio), (None, None));
+    assert_eq!((windows[0].used, windows[0].remaining), (None, None));
+    assert!(!windows[1].reset_passed);
+    assert_eq!(windows[1].used_ratio, Some(0.2));
+    let line = status::line(&view, at(601), None);
+    assert!(line.starts_with("Claude 5h ? · 7d 20%"), "{line}");
+}
+
+#[test]
+fn stale_values_carry_their_age() {
+    let store = store_after(vec![fetched(usage(vec![window("5h", 0.45, Some(at(9_000)))]))]);
+    let options = StatusOptions {
+        stale_after: SignedDuration::from_secs(180),
+    };
+    let fresh = status::view(&store, at(170), &options);
+    assert_eq!(fresh.providers[0].state, Freshness::Fresh);
+    let stale = status::view(&store, at(600), &options);
+    assert_eq!(stale.providers[0].state, Freshness::Stale);
+    assert_eq!(stale.providers[0].age_s, Some(600));
+    assert_eq!(
+        status::line(&stale, at(600), Some(ProviderId::Codex)),
+        "Claude 5h 45% ↺2h20m (10m ago)"
+    );
+    // A reader of an old snapshot re-derives the age with its own clock.
+    let mut snapshot = fresh.clone();
+    status::settle(&mut snapshot, at(600), &options);
+    assert_eq!(snapshot, stale);
+}
+
+#[test]
+fn a_rate_limit_lasts_until_blocked_until() {
+    let store = store_after(vec![
+        fetched(usage(vec![window("5h", 0.5, None)])),
+        fetched(failure(ErrorKind::RateLimited)),
+        Event::StoreUpdated {
+            provider: ProviderId::Anthropic,
+            fails: 1,
+            active: true,
+            blocked_until: Some(at(3_300)),
+        },
+    ]);
+    let limited = status::view(&store, at(120), &StatusOptions::default());
+    assert_eq!(limited.providers[0].state, Freshness::RateLimited);
+    assert_eq!(status::line(&limited, at(120), None), "Claude 5h ━━━━━───── 50% ⏳ 53m");
+    let after = status::view(&store, at(3_301), &StatusOptions::default());
+    assert_eq!(after.providers[0].state, Freshness::Stale);
+}
+
+#[test]
+fn losing_credentials_clears_windows_and_asks_for_a_login() {
+    let store = store_after(vec![
+        fetched(usage(vec![window("5h", 0.5, None)])),
+        Event::CredentialsLost {
+            provider: ProviderId::Anthropic,
+        },
+    ]);
+    let entry = &store.providers[&ProviderId::Anthropic];
+    assert!(entry.windows.is_empty());
+    let view = status::view(&store, at(120), &StatusOptions::default());
+    assert_eq!(view.providers[0].state, Freshness::AuthRequired);
+    let message = &view.providers[0].error.as_ref().unwrap().message;
+    assert_eq!(
+        message,
+        "no credentials found for anthropic; log in with the Claude CLI"
+    );
+    assert_eq!(status::line(&view, at(120), None), "Claude: login needed");
+}
