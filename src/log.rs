@@ -136,6 +136,7 @@ impl Log {
     /// Opens (or creates) the log in `data_dir` and takes ownership of it.
     pub fn open(data_dir: &Path) -> Result<Log, LogError> {
         fs::DirBuilder::new().recursive(true).mode(0o700).create(data_dir)?;
+        fs::set_permissions(data_dir, fs::Permissions::from_mode(0o700))?;
         let db = sled::Config::new()
             .path(data_dir.join(DB_DIR))
             .open()

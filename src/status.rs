@@ -78,7 +78,7 @@ fn provider_view(id: ProviderId, entry: &Entry) -> ProviderStatus {
     };
     let state = if entry.auth_required {
         Freshness::AuthRequired
-    } else if !entry.active && entry.machine_state.is_some() {
+    } else if entry.active == Some(false) {
         Freshness::Inactive
     } else if entry
         .last_error
@@ -234,7 +234,7 @@ pub fn store_table(store: &Store) -> String {
             "{:<12} {:<14} {:<6} {:>5} {:<20} {:<20} {:<20} {:>7}  {error}\n",
             id.as_str(),
             entry.machine_state.as_deref().unwrap_or("-"),
-            entry.active,
+            entry.active.map_or("-", |active| if active { "yes" } else { "no" }),
             entry.fails,
             time(entry.updated),
             time(entry.last_good),

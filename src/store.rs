@@ -51,8 +51,9 @@ pub struct Entry {
     pub last_error: Option<ErrorBody>,
     /// Consecutive failures, as the tracker counts them for backoff.
     pub fails: u32,
-    /// Whether the tracker tracks this provider (credentials present, not disabled).
-    pub active: bool,
+    /// Whether the tracker tracks this provider (credentials present, not
+    /// disabled); `None` until the tracker first says.
+    pub active: Option<bool>,
     /// No request before this time.
     pub blocked_until: Option<Timestamp>,
     /// Credentials are missing or were rejected.
@@ -150,7 +151,7 @@ impl Store {
             } => {
                 let entry = self.entry(*provider);
                 entry.fails = *fails;
-                entry.active = *active;
+                entry.active = Some(*active);
                 entry.blocked_until = *blocked_until;
             }
             Event::Transitioned { to, .. } => match envelope.stream {

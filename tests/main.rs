@@ -12,3 +12,5 @@ mod robustness;
 mod cli;
 // The store as a fold of the log: live == rebuilt == checkpoint + tail, export/import, the store rules.
 mod projection;
+// The sled log with real processes: a committed v1 log, SIGKILL, altered bytes, ownership.
+mod log;
