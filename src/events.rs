@@ -278,14 +278,9 @@ impl Envelope {
 
     /// Reads one event, telling a newer format apart from garbage.
     pub fn from_json(bytes: &[u8]) -> Result<Envelope, DecodeError> {
-        match serde_json::from_slice::<Stored<Event>>(bytes) {
-            Ok(stored) if stored.v == VERSION => Ok(Envelope {
-                stream: stored.stream,
-                seq: stored.seq,
-                at: stored.at,
-                payload: stored.event,
-            }),
-            Ok(stored) => Err(version_error(u64::from(stored.v))),
+        match serde_json::from_slice::<Flat>(bytes) {
+            Ok(flat) if flat.v == VERSION => flat.into_envelope(),
+            Ok(flat) => Err(version_error(u64::from(flat.v))),
             Err(error) => {
                 #[derive(Deserialize)]
                 struct Version {
@@ -304,6 +299,161 @@ impl Envelope {
         self.payload.provider().or(match self.stream {
             Stream::Tracker(id) => Some(id),
             Stream::Engine | Stream::Controller => None,
+        })
+    }
+}
+
+/// The stored object read in one pass: every field any event has, by name.
+/// A derived internally tagged enum under `flatten` would first buffer the
+/// whole object and then read it again; the log is read a million events at
+/// a time on rebuild, so the reader is written out once here instead.
+#[derive(Deserialize)]
+struct Flat {
+    v: u32,
+    seq: u64,
+    at: Timestamp,
+    stream: Stream,
+    #[serde(rename = "type")]
+    kind: Kind,
+    #[serde(default)]
+    provider: Option<ProviderId>,
+    #[serde(default)]
+    fingerprint: Option<String>,
+    #[serde(default)]
+    source: Option<String>,
+    #[serde(default)]
+    exchange: Option<Box<RecordedExchange>>,
+    #[serde(default)]
+    outcome: Option<FlatOutcome>,
+    #[serde(default)]
+    elapsed_ms: Option<u64>,
+    #[serde(default)]
+    indicator: Option<String>,
+    #[serde(default)]
+    description: Option<String>,
+    #[serde(default)]
+    patch: Option<Value>,
+    #[serde(default)]
+    host: Option<HostEvent>,
+    #[serde(default)]
+    from: Option<String>,
+    #[serde(default)]
+    to: Option<String>,
+    #[serde(default)]
+    cause: Option<Cause>,
+    #[serde(default)]
+    fails: Option<u32>,
+    #[serde(default)]
+    active: Option<bool>,
+    #[serde(default)]
+    blocked_until: Option<Timestamp>,
+}
+
+/// The `type` names of version 1.
+#[derive(Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum Kind {
+    ClockTicked,
+    CredentialsFound,
+    CredentialsLost,
+    FetchStarted,
+    FetchCompleted,
+    StatusChecked,
+    SettingsChanged,
+    HostReported,
+    RefreshRequested,
+    CycleRequested,
+    Transitioned,
+    StoreUpdated,
+    ProviderSelected,
+}
+
+/// An [`Outcome`] read in one pass, like [`Flat`].
+#[derive(Deserialize)]
+struct FlatOutcome {
+    result: OutcomeKind,
+    #[serde(default)]
+    plan: Option<String>,
+    #[serde(default)]
+    windows: Option<Vec<Window>>,
+    #[serde(default)]
+    error: Option<ErrorBody>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum OutcomeKind {
+    Usage,
+    Failed,
+}
+
+impl Flat {
+    fn into_envelope(self) -> Result<Envelope, DecodeError> {
+        fn required<T>(value: Option<T>, field: &str, kind: &str) -> Result<T, DecodeError> {
+            value.ok_or_else(|| DecodeError::Invalid(format!("missing field `{field}` in a {kind} event")))
+        }
+        let provider = self.provider;
+        let payload = match self.kind {
+            Kind::ClockTicked => Event::ClockTicked,
+            Kind::CredentialsFound => Event::CredentialsFound {
+                provider: required(provider, "provider", "credentials_found")?,
+                fingerprint: required(self.fingerprint, "fingerprint", "credentials_found")?,
+                source: required(self.source, "source", "credentials_found")?,
+            },
+            Kind::CredentialsLost => Event::CredentialsLost {
+                provider: required(provider, "provider", "credentials_lost")?,
+            },
+            Kind::FetchStarted => Event::FetchStarted {
+                provider: required(provider, "provider", "fetch_started")?,
+            },
+            Kind::FetchCompleted => {
+                let outcome = required(self.outcome, "outcome", "fetch_completed")?;
+                Event::FetchCompleted {
+                    provider: required(provider, "provider", "fetch_completed")?,
+                    exchange: self.exchange,
+                    outcome: match outcome.result {
+                        OutcomeKind::Usage => Outcome::Usage {
+                            plan: outcome.plan,
+                            windows: required(outcome.windows, "windows", "usage outcome")?,
+                        },
+                        OutcomeKind::Failed => Outcome::Failed {
+                            error: required(outcome.error, "error", "failed outcome")?,
+                        },
+                    },
+                    elapsed_ms: required(self.elapsed_ms, "elapsed_ms", "fetch_completed")?,
+                }
+            }
+            Kind::StatusChecked => Event::StatusChecked {
+                provider: required(provider, "provider", "status_checked")?,
+                indicator: required(self.indicator, "indicator", "status_checked")?,
+                description: self.description,
+            },
+            Kind::SettingsChanged => Event::SettingsChanged {
+                patch: required(self.patch, "patch", "settings_changed")?,
+            },
+            Kind::HostReported => Event::HostReported {
+                host: required(self.host, "host", "host_reported")?,
+            },
+            Kind::RefreshRequested => Event::RefreshRequested { provider },
+            Kind::CycleRequested => Event::CycleRequested,
+            Kind::Transitioned => Event::Transitioned {
+                from: required(self.from, "from", "transitioned")?,
+                to: required(self.to, "to", "transitioned")?,
+                cause: required(self.cause, "cause", "transitioned")?,
+            },
+            Kind::StoreUpdated => Event::StoreUpdated {
+                provider: required(provider, "provider", "store_updated")?,
+                fails: required(self.fails, "fails", "store_updated")?,
+                active: required(self.active, "active", "store_updated")?,
+                blocked_until: self.blocked_until,
+            },
+            Kind::ProviderSelected => Event::ProviderSelected { provider },
+        };
+        Ok(Envelope {
+            stream: self.stream,
+            seq: self.seq,
+            at: self.at,
+            payload,
         })
     }
 }

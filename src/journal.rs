@@ -79,8 +79,10 @@ impl Journal {
         &self.log
     }
 
-    /// Clean shutdown: a checkpoint of the current store.
+    /// Clean shutdown: a checkpoint of the current store, then the log's
+    /// own clean close (see [`Log::close`]).
     pub fn close(self) -> Result<(), LogError> {
-        self.log.write_checkpoint(&self.store)
+        self.log.write_checkpoint(&self.store)?;
+        self.log.close()
     }
 }

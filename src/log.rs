@@ -137,18 +137,7 @@ impl Log {
     pub fn open(data_dir: &Path) -> Result<Log, LogError> {
         fs::DirBuilder::new().recursive(true).mode(0o700).create(data_dir)?;
         fs::set_permissions(data_dir, fs::Permissions::from_mode(0o700))?;
-        let db = sled::Config::new()
-            .path(data_dir.join(DB_DIR))
-            .open()
-            .map_err(|error| match &error {
-                sled::Error::Io(io) if io.to_string().contains("could not acquire lock") => LogError::Owned {
-                    dir: data_dir.to_owned(),
-                    pid: fs::read_to_string(data_dir.join(OWNER_FILE))
-                        .ok()
-                        .and_then(|text| text.trim().parse().ok()),
-                },
-                _ => storage(data_dir, &error),
-            })?;
+        let db = open_db(data_dir)?;
         let dir = data_dir.to_owned();
         // sled creates its files with the default umask; the directory keeps others out.
         fs::set_permissions(data_dir.join(DB_DIR), fs::Permissions::from_mode(0o700))?;
@@ -254,13 +243,42 @@ impl Log {
         Ok(store)
     }
 
-    /// The store folded from every event, ignoring checkpoints.
+    /// The store folded from every event, ignoring checkpoints. Two
+    /// threads decode alternate chunks of the log while this one folds them
+    /// in order: decoding is most of the work, and a small machine has two
+    /// cores.
     pub fn rebuild(&self) -> Result<Store, LogError> {
-        let mut store = Store::default();
-        for envelope in self.entries(0) {
-            store.apply(&envelope?);
-        }
-        Ok(store)
+        const CHUNK: u64 = 4_096;
+        const WORKERS: u64 = 2;
+        let n_chunks = self.next_seq.div_ceil(CHUNK);
+        std::thread::scope(|scope| {
+            let receivers: Vec<_> = (0..WORKERS)
+                .map(|worker| {
+                    let (sender, receiver) = std::sync::mpsc::sync_channel::<Vec<Result<Envelope, LogError>>>(2);
+                    scope.spawn(move || {
+                        for chunk in (worker..n_chunks).step_by(WORKERS as usize) {
+                            let entries = self.entries(chunk * CHUNK).take_while(|entry| match entry {
+                                Ok(envelope) => envelope.seq < (chunk + 1) * CHUNK,
+                                Err(LogError::Corrupt { seq, .. }) => *seq < (chunk + 1) * CHUNK,
+                                Err(_) => true,
+                            });
+                            if sender.send(entries.collect()).is_err() {
+                                return;
+                            }
+                        }
+                    });
+                    receiver
+                })
+                .collect();
+            let mut store = Store::default();
+            for chunk in 0..n_chunks {
+                let entries = receivers[(chunk % WORKERS) as usize].recv().unwrap_or_default();
+                for envelope in entries {
+                    store.apply(&envelope?);
+                }
+            }
+            Ok(store)
+        })
     }
 
     /// Stores `store` as the checkpoint and flushes.
@@ -454,6 +472,23 @@ impl Log {
         stats
     }
 
+    /// Clean shutdown: flushes, releases the data dir, and opens and closes
+    /// sled once more. sled folds its write-ahead log into a snapshot only
+    /// while opening, so doing that here moves the cost of replaying a
+    /// day's appends from the next start (where a status line waits for
+    /// it) to this shutdown.
+    pub fn close(self) -> Result<(), LogError> {
+        self.flush()?;
+        let dir = self.dir.clone();
+        drop(self);
+        match open_db(&dir) {
+            Ok(db) => db.flush().map(drop).map_err(|error| storage(&dir, &error)),
+            // Another process took the dir in between; its open did this work.
+            Err(LogError::Owned { .. }) => Ok(()),
+            Err(error) => Err(error),
+        }
+    }
+
     /// Flushes everything written so far to disk.
     pub fn flush(&self) -> Result<(), LogError> {
         self.db.flush().map_err(|e| self.storage(&e))?;
@@ -470,6 +505,35 @@ impl Log {
 struct Checkpoint {
     v: u32,
     store: Store,
+}
+
+/// Opens sled in `data_dir`. A lock held by another process is reported at
+/// once. A lock held by this process is a log it has just dropped: sled
+/// lets go of its file only when its background threads finish, so that
+/// is waited for, briefly.
+fn open_db(data_dir: &Path) -> Result<sled::Db, LogError> {
+    let mut attempts = 0;
+    loop {
+        let error = match sled::Config::new().path(data_dir.join(DB_DIR)).open() {
+            Ok(db) => return Ok(db),
+            Err(error) => error,
+        };
+        let locked = matches!(&error, sled::Error::Io(io) if io.to_string().contains("could not acquire lock"));
+        if !locked {
+            return Err(storage(data_dir, &error));
+        }
+        let pid = fs::read_to_string(data_dir.join(OWNER_FILE))
+            .ok()
+            .and_then(|text| text.trim().parse().ok());
+        attempts += 1;
+        if pid != Some(std::process::id()) || attempts > 200 {
+            return Err(LogError::Owned {
+                dir: data_dir.to_owned(),
+                pid,
+            });
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
 }
 
 fn storage(dir: &Path, error: &sled::Error) -> LogError {
