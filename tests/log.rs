@@ -169,7 +169,11 @@ fn log_of(dir: &Path, n: u64) {
 fn alter_stored_value(dir: &Path, seq: u64, alter: impl FnOnce(&mut Vec<u8>)) {
     // sled releases a closed log's lock when its background threads end.
     let db = (0..1_000_000)
-        .find_map(|_| sled::open(dir.join("log")).inspect_err(|_| std::thread::yield_now()).ok())
+        .find_map(|_| {
+            sled::open(dir.join("log"))
+                .inspect_err(|_| std::thread::yield_now())
+                .ok()
+        })
         .expect("the log stays locked");
     let events = db.open_tree("events").unwrap();
     let mut value = events.get(seq.to_be_bytes()).unwrap().unwrap().to_vec();
