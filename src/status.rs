@@ -143,7 +143,7 @@ fn parse_time(text: Option<&str>) -> Option<Timestamp> {
 /// `bar_for` gets a progress bar on its first window.
 pub fn line(status: &Status, now: Timestamp, bar_for: Option<ProviderId>) -> String {
     if status.providers.is_empty() {
-        return "no usage data yet: run `quotatrack watch` or `quotatrack status --refresh`".to_owned();
+        return "no usage data yet".to_owned();
     }
     let bar_for = bar_for.or(status.providers.first().map(|provider| provider.id));
     let parts: Vec<String> = status
