@@ -127,8 +127,8 @@ fn cycle_events(start: Timestamp, cycle: u64) -> Vec<(Timestamp, Stream, Event)>
     let window = |id: &str, used: f64| Window {
         id: id.to_owned(),
         label: id.to_owned(),
-        used_ratio: used,
-        remaining_ratio: 1.0 - used,
+        used_ratio: Some(used),
+        remaining_ratio: Some(1.0 - used),
         used: Some(used * 100.0),
         remaining: Some(100.0 - used * 100.0),
         limit: Some(100.0),
@@ -136,6 +136,7 @@ fn cycle_events(start: Timestamp, cycle: u64) -> Vec<(Timestamp, Stream, Event)>
         resets_at: Some("2026-11-20T12:00:00Z".to_owned()),
         window_seconds: Some(18_000),
         model: None,
+        reset_passed: false,
     };
     ProviderId::ALL
         .into_iter()

@@ -18,7 +18,7 @@ use jiff::{SignedDuration, Timestamp};
 
 use crate::providers::{ErrorKind, ProviderId};
 use crate::store::{Entry, Store};
-use crate::wire::{ErrorBody, Freshness, ProviderStatus, Status, StatusPageBody, StatusWindow, rfc3339_seconds};
+use crate::wire::{ErrorBody, Freshness, ProviderStatus, Status, StatusPageBody, Window, rfc3339_seconds};
 
 /// The snapshot file's name in the data dir.
 pub const SNAPSHOT_FILE: &str = "status.json";
@@ -100,7 +100,7 @@ fn provider_view(id: ProviderId, entry: &Entry) -> ProviderStatus {
         blocked_until: entry.blocked_until.map(rfc3339_seconds),
         fails: entry.fails,
         plan: entry.plan.clone(),
-        windows: entry.windows.iter().map(StatusWindow::from).collect(),
+        windows: entry.windows.clone(),
         status_page: entry.status_page.as_ref().map(|page| StatusPageBody {
             indicator: page.indicator.clone(),
             description: page.description.clone(),
@@ -186,7 +186,7 @@ fn provider_line(provider: &ProviderStatus, now: Timestamp, with_bar: bool) -> S
     text
 }
 
-fn window_text(window: &StatusWindow, now: Timestamp, with_bar: bool) -> String {
+fn window_text(window: &Window, now: Timestamp, with_bar: bool) -> String {
     let Some(used) = window.used_ratio else {
         return format!("{} ?", window.id);
     };
@@ -245,7 +245,7 @@ pub fn store_table(store: &Store) -> String {
             out.push_str(&format!(
                 "  {:<24} {:>6.1}% used  resets {}\n",
                 window.id,
-                window.used_ratio * 100.0,
+                window.used_ratio.unwrap_or(f64::NAN) * 100.0,
                 window.resets_at.as_deref().unwrap_or("-")
             ));
         }

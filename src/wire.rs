@@ -39,10 +39,11 @@ pub struct Window {
     pub id: String,
     /// Short human label.
     pub label: String,
-    /// Share used, 0..1.
-    pub used_ratio: f64,
-    /// Share left, 0..1.
-    pub remaining_ratio: f64,
+    /// Share used, 0..1. Always present in `parse`; `null` in `status`
+    /// once the window has reset (`reset_passed`).
+    pub used_ratio: Option<f64>,
+    /// Share left, 0..1; `null` exactly when `used_ratio` is.
+    pub remaining_ratio: Option<f64>,
     /// Amount used, in `unit`; may exceed `limit` on overage.
     pub used: Option<f64>,
     /// Amount left, in `unit`, never negative.
@@ -57,6 +58,11 @@ pub struct Window {
     pub window_seconds: Option<u64>,
     /// The model of a per-model or model-scoped window.
     pub model: Option<String>,
+    /// `status` only: the window has reset since it was read, so its
+    /// amounts are unknown (`null`) until the next fetch; the old numbers
+    /// say nothing about the new window.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub reset_passed: bool,
 }
 
 /// The `error` object of a failed parse.
@@ -131,7 +137,7 @@ impl Window {
         format!(
             "  {:<24} {:>5.1}% used{amounts}{reset}",
             self.id,
-            self.used_ratio * 100.0
+            self.used_ratio.unwrap_or(f64::NAN) * 100.0
         )
     }
 }
@@ -151,8 +157,8 @@ impl From<&ResolvedUsageWindow> for Window {
         Window {
             id: window.id.clone(),
             label: window.label.clone(),
-            used_ratio: round6(window.used_ratio),
-            remaining_ratio: round6(window.remaining_ratio),
+            used_ratio: Some(round6(window.used_ratio)),
+            remaining_ratio: Some(round6(window.remaining_ratio)),
             used: window.used.map(round6),
             remaining: window.remaining.map(round6),
             limit: window.limit.map(round6),
@@ -160,6 +166,7 @@ impl From<&ResolvedUsageWindow> for Window {
             resets_at: window.resets_at.map(rfc3339_seconds),
             window_seconds: window.window_seconds,
             model: window.model.clone(),
+            reset_passed: false,
         }
     }
 }
@@ -220,43 +227,11 @@ pub struct ProviderStatus {
     /// The plan label, when known.
     pub plan: Option<String>,
     /// The windows of the last good fetch.
-    pub windows: Vec<StatusWindow>,
+    pub windows: Vec<Window>,
     /// The provider's public status page.
     pub status_page: Option<StatusPageBody>,
     /// The last error, when the last fetch failed or credentials are missing.
     pub error: Option<ErrorBody>,
-}
-
-/// A window in `status --json`: the fields of `parse`, except that the
-/// amounts are `null` once `resets_at` has passed (`reset_passed`), since
-/// the old numbers no longer say anything about the new window.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct StatusWindow {
-    /// Stable short id.
-    pub id: String,
-    /// Short human label.
-    pub label: String,
-    /// Share used, 0..1; `null` when unknown.
-    pub used_ratio: Option<f64>,
-    /// Share left, 0..1; `null` when unknown.
-    pub remaining_ratio: Option<f64>,
-    /// Amount used, in `unit`.
-    pub used: Option<f64>,
-    /// Amount left, in `unit`.
-    pub remaining: Option<f64>,
-    /// The allowance, in `unit`.
-    pub limit: Option<f64>,
-    /// The unit of the amounts.
-    pub unit: Option<Unit>,
-    /// When the window resets.
-    pub resets_at: Option<String>,
-    /// The window's length, when known.
-    pub window_seconds: Option<u64>,
-    /// The model of a per-model window.
-    pub model: Option<String>,
-    /// The window has reset since it was read: its amounts are unknown until the next fetch.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub reset_passed: bool,
 }
 
 /// The `status_page` object.
@@ -299,25 +274,6 @@ impl Freshness {
             Freshness::Unavailable => "unavailable",
             Freshness::Inactive => "inactive",
             Freshness::Unknown => "unknown",
-        }
-    }
-}
-
-impl From<&Window> for StatusWindow {
-    fn from(window: &Window) -> Self {
-        StatusWindow {
-            id: window.id.clone(),
-            label: window.label.clone(),
-            used_ratio: Some(window.used_ratio),
-            remaining_ratio: Some(window.remaining_ratio),
-            used: window.used,
-            remaining: window.remaining,
-            limit: window.limit,
-            unit: window.unit.clone(),
-            resets_at: window.resets_at.clone(),
-            window_seconds: window.window_seconds,
-            model: window.model.clone(),
-            reset_passed: false,
         }
     }
 }

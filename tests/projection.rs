@@ -42,8 +42,8 @@ pub fn window(id: &str, used_ratio: f64, resets_at: Option<Timestamp>) -> Window
     Window {
         id: id.to_owned(),
         label: id.to_owned(),
-        used_ratio,
-        remaining_ratio: 1.0 - used_ratio,
+        used_ratio: Some(used_ratio),
+        remaining_ratio: Some(1.0 - used_ratio),
         used: Some(used_ratio * 100.0),
         remaining: Some(100.0 - used_ratio * 100.0),
         limit: Some(100.0),
@@ -51,6 +51,7 @@ pub fn window(id: &str, used_ratio: f64, resets_at: Option<Timestamp>) -> Window
         resets_at: resets_at.map(quotatrack::wire::rfc3339_seconds),
         window_seconds: Some(18_000),
         model: None,
+        reset_passed: false,
     }
 }
 
