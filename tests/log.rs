@@ -288,3 +288,38 @@ fn retention_drops_old_bodies_but_keeps_outcomes_and_the_store() {
         .count();
     assert_eq!(bodies, 0);
 }
+
+#[test]
+fn the_log_commands_over_the_committed_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let file = v1_log();
+    let import = run(&data, &["log", "import", file.to_str().unwrap()]);
+    assert_eq!(import.status.code(), Some(0), "{}", text(&import.stderr));
+    assert_eq!(
+        text(&import.stdout),
+        format!("imported 27 events into {}\n", data.display())
+    );
+    let again = run(&data, &["log", "import", file.to_str().unwrap()]);
+    assert_eq!(again.status.code(), Some(2));
+    assert!(
+        text(&again.stderr).contains("already holds 27 events"),
+        "{}",
+        text(&again.stderr)
+    );
+
+    let since = run(&data, &["log", "export", "--since", "20"]);
+    let seqs: Vec<u64> = text(&since.stdout)
+        .lines()
+        .map(|line| Envelope::from_json(line.as_bytes()).unwrap().seq)
+        .collect();
+    assert_eq!(seqs, (20..27).collect::<Vec<_>>());
+
+    let verify = run(&data, &["log", "verify"]);
+    assert_eq!(text(&verify.stdout), "ok: 27 events readable, checkpoint agrees\n");
+    let stats = text(&run(&data, &["log", "stats"]).stdout);
+    assert!(stats.contains("events        27\n"), "{stats}");
+    assert!(stats.contains("first         2026-11-20T09:00:00Z\n"), "{stats}");
+    assert!(stats.contains("  fetch_completed      3\n"), "{stats}");
+    insta::assert_snapshot!("v1_log_store_table", text(&run(&data, &["store"]).stdout));
+}
