@@ -17,7 +17,7 @@ pub struct Args {
     /// Settings file (TOML).
     #[arg(long, global = true, env = "QUOTATRACK_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// Offline mode: serve recorded exchanges from DIR/<provider>/*.json.
+    /// Offline mode: serve recorded exchanges from DIR/PROVIDER/*.json.
     #[arg(long, global = true, value_name = "DIR")]
     pub fixtures: Option<PathBuf>,
     /// What to do.
