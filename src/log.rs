@@ -32,6 +32,8 @@ const DB_DIR: &str = "log";
 const OWNER_FILE: &str = "owner.pid";
 /// The checkpoint key in the checkpoints tree.
 const CHECKPOINT_KEY: &[u8] = b"store";
+/// The CRC-32 that starts every stored value.
+const CRC_BYTES: usize = 4;
 /// How many events an import writes per flushed batch.
 const IMPORT_BATCH: usize = 10_000;
 
@@ -194,6 +196,11 @@ impl Log {
     /// Every entry from `since` on, in sequence order; unreadable entries
     /// are `Err(Corrupt)` in their place, so a caller can report and go on.
     pub fn entries(&self, since: u64) -> impl Iterator<Item = Result<Envelope, LogError>> + '_ {
+        self.read_from(since).map(|entry| entry.map(|(envelope, _)| envelope))
+    }
+
+    /// Each entry from `since` on, decoded and checked, with its stored JSON.
+    fn read_from(&self, since: u64) -> impl Iterator<Item = Result<(Envelope, sled::IVec), LogError>> + '_ {
         self.events.range(since.to_be_bytes()..).map(move |item| {
             let (key, value) = item.map_err(|e| self.storage(&e))?;
             let seq = key_seq(&key).ok_or_else(|| LogError::Corrupt {
@@ -206,21 +213,7 @@ impl Log {
             if envelope.seq != seq {
                 return Err(corrupt(format!("holds event {} under key {seq}", envelope.seq)));
             }
-            Ok(envelope)
-        })
-    }
-
-    /// The raw JSON of every readable entry from `since` on (what `export` prints).
-    fn raw_entries(&self, since: u64) -> impl Iterator<Item = Result<(u64, Vec<u8>), LogError>> + '_ {
-        self.events.range(since.to_be_bytes()..).map(move |item| {
-            let (key, value) = item.map_err(|e| self.storage(&e))?;
-            let seq = key_seq(&key).unwrap_or(u64::MAX);
-            let json = unseal(&value).map_err(|reason| LogError::Corrupt { seq, reason })?;
-            Envelope::from_json(json).map_err(|error| LogError::Corrupt {
-                seq,
-                reason: error.to_string(),
-            })?;
-            Ok((seq, json.to_vec()))
+            Ok((envelope, value))
         })
     }
 
@@ -348,10 +341,10 @@ impl Log {
     /// (and reporting) unreadable ones.
     pub fn export(&self, since: u64, out: &mut impl Write) -> Result<ExportReport, LogError> {
         let mut report = ExportReport::default();
-        for entry in self.raw_entries(since) {
+        for entry in self.read_from(since) {
             match entry {
-                Ok((_, json)) => {
-                    out.write_all(&json)?;
+                Ok((_, value)) => {
+                    out.write_all(&value[CRC_BYTES..])?;
                     out.write_all(b"\n")?;
                     report.written += 1;
                 }
@@ -549,7 +542,7 @@ fn key_seq(key: &[u8]) -> Option<u64> {
 
 /// Prefixes `json` with its CRC-32 (big-endian).
 fn seal(json: &[u8]) -> Vec<u8> {
-    let mut value = Vec::with_capacity(json.len() + 4);
+    let mut value = Vec::with_capacity(json.len() + CRC_BYTES);
     value.extend_from_slice(&crc32fast::hash(json).to_be_bytes());
     value.extend_from_slice(json);
     value
@@ -558,7 +551,7 @@ fn seal(json: &[u8]) -> Vec<u8> {
 /// The JSON of a sealed value, if its checksum holds.
 fn unseal(value: &[u8]) -> Result<&[u8], String> {
     let (sum, json) = value
-        .split_first_chunk::<4>()
+        .split_first_chunk::<CRC_BYTES>()
         .ok_or_else(|| format!("a value of {} bytes is too short", value.len()))?;
     if u32::from_be_bytes(*sum) == crc32fast::hash(json) {
         Ok(json)
