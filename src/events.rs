@@ -59,8 +59,9 @@ pub enum Stream {
     Tracker(ProviderId),
 }
 
-/// Everything that can happen, version 1.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// Everything that can happen, version 1. Written by the derived
+/// `Serialize`; read only through [`Envelope::from_json`].
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Event {
     // Inputs.
@@ -154,7 +155,7 @@ pub enum Event {
 }
 
 /// What a completed fetch came to.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "result", rename_all = "snake_case")]
 pub enum Outcome {
     /// The response was understood.
@@ -252,8 +253,9 @@ pub enum DecodeError {
     Invalid(String),
 }
 
-/// The stored shape: the envelope's fields and the event's, in one object.
-#[derive(Serialize, Deserialize)]
+/// The stored shape: the envelope's fields and the event's, in one object
+/// (written only; [`Flat`] reads it).
+#[derive(Serialize)]
 struct Stored<E> {
     v: u32,
     seq: u64,
