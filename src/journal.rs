@@ -28,7 +28,11 @@ impl Journal {
     /// Opens the log in `data_dir` (taking ownership) and loads the store
     /// from the latest checkpoint and the events after it.
     pub fn open(data_dir: &Path) -> Result<Journal, LogError> {
-        let log = Log::open(data_dir)?;
+        Journal::from_log(data_dir, Log::open(data_dir)?)
+    }
+
+    /// The journal of a log already opened in `data_dir`.
+    pub fn from_log(data_dir: &Path, log: Log) -> Result<Journal, LogError> {
         let store = log.load()?;
         Ok(Journal {
             log,

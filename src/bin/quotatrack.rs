@@ -154,17 +154,14 @@ fn run_log(data_dir: &Path, args: LogArgs) -> anyhow::Result<ExitCode> {
             println!("dropped the bodies of {shortened} fetches older than {keep_days} days");
             Ok(ExitCode::SUCCESS)
         }
-        LogCommand::Stress { count } => {
-            drop(log);
-            stress(data_dir, count)
-        }
+        LogCommand::Stress { count } => stress(Journal::from_log(data_dir, log)?, count),
     }
 }
 
 /// Appends batches of one to three events, printing each batch's last
 /// sequence number once `record` returned (the append is then durable).
-fn stress(data_dir: &Path, count: Option<u64>) -> anyhow::Result<ExitCode> {
-    let mut journal = Journal::open(data_dir)?.checkpoint_every(50);
+fn stress(journal: Journal, count: Option<u64>) -> anyhow::Result<ExitCode> {
+    let mut journal = journal.checkpoint_every(50);
     let start = Timestamp::from_second(1_800_000_000)?;
     let mut out = std::io::stdout().lock();
     for round in 0..count.unwrap_or(u64::MAX) {
