@@ -26,21 +26,36 @@
 //! - [`journal`]: the owner's log and live store together.
 //! - [`status`]: the view of the store at a clock reading, the status line
 //!   and the snapshot file.
+//! - [`clock`], [`credentials`], [`transport`]: the engine's three inputs,
+//!   as traits with their offline implementations (manual clock, fixed
+//!   credentials, the exchange player).
+//! - [`machines`]: the state machines (statig); [`machines::tracker`]
+//!   decides when each provider is fetched.
+//! - [`driver`]: turns machine decisions into events; shared by the engine
+//!   and replay.
+//! - [`engine`]: the update cycle: credentials, polls, fetches, recording,
+//!   snapshot, notifications.
 //! - [`cli`]: the command line's argument types, without I/O.
 //! - [`config`]: where things live (data dir), from arguments and environment.
 
 #![deny(missing_docs)]
 
 pub mod cli;
+pub mod clock;
 pub mod config;
+pub mod credentials;
+pub mod driver;
+pub mod engine;
 pub mod events;
 pub mod exchange;
 pub mod journal;
 pub mod log;
+pub mod machines;
 #[allow(missing_docs)]
 pub mod providers;
 #[allow(missing_docs)]
 pub mod quota;
 pub mod status;
 pub mod store;
+pub mod transport;
 pub mod wire;

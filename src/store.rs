@@ -5,7 +5,7 @@
 //! Rules kept here rather than hoped for:
 //! - a failed fetch never touches the windows of the last good one;
 //! - losing credentials clears the windows (they belong to an account we
-//!   can no longer see) and resets the failure count, as the tracker did;
+//!   can no longer see);
 //! - the machines' bookkeeping (`fails`, `active`, `blocked_until`) comes
 //!   only from their `store_updated` decisions, so there is one source of
 //!   truth for backoff.
@@ -45,6 +45,9 @@ pub struct Entry {
     pub plan: Option<String>,
     /// When the last fetch (good or bad) completed.
     pub updated: Option<Timestamp>,
+    /// When the last fetch started: the base of the tracker's backoff.
+    #[serde(default)]
+    pub last_attempt: Option<Timestamp>,
     /// When the last successful fetch completed; the age of `windows`.
     pub last_good: Option<Timestamp>,
     /// The error of the last fetch, cleared by a success.
@@ -114,7 +117,6 @@ impl Store {
                 entry.auth_required = true;
                 entry.windows.clear();
                 entry.plan = None;
-                entry.fails = 0;
             }
             Event::FetchCompleted { provider, outcome, .. } => {
                 let entry = self.entry(*provider);
@@ -167,8 +169,8 @@ impl Store {
                     }
                 }
             }
+            Event::FetchStarted { provider } => self.entry(*provider).last_attempt = Some(at),
             Event::ClockTicked
-            | Event::FetchStarted { .. }
             | Event::HostReported { .. }
             | Event::RefreshRequested { .. }
             | Event::CycleRequested => {}

@@ -14,3 +14,5 @@ mod cli;
 mod projection;
 // The sled log with real processes: a committed v1 log, SIGKILL, altered bytes, ownership.
 mod log;
+// The engine under paused time: interval, backoff, rate limits, notifications.
+mod engine;

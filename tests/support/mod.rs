@@ -119,3 +119,10 @@ pub fn quotatrack(args: &[&str], stdin: &[u8]) -> Output {
     child.stdin.take().unwrap().write_all(stdin).ok();
     child.wait_with_output().unwrap()
 }
+
+/// The recorded exchange `fixtures/providers/<provider>/<name>.json`.
+pub fn exchange(provider: ProviderId, name: &str) -> RecordedExchange {
+    let path = fixtures_dir().join(provider.as_str()).join(format!("{name}.json"));
+    let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}

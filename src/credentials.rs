@@ -1,0 +1,112 @@
+//! Credentials as an input: per provider, a secret to send, a fingerprint
+//! to log and the place it came from. The secret never leaves memory: it
+//! has no `Display`, its `Debug` prints `[redacted]`, and only the
+//! fingerprint (a short hash that tells one credential from another)
+//! reaches an event.
+//!
+//! The engine asks again on every cycle, so a token rotated by its owning
+//! CLI is picked up at the next cycle.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use crate::providers::ProviderId;
+
+/// A secret: a token or API key.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret.
+    pub fn new(value: impl Into<String>) -> Secret {
+        Secret(value.into())
+    }
+
+    /// The secret itself, for the one place that sends it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// A short, stable hash of the secret (FNV-1a, 48 bits, hex): enough to
+    /// tell a change, useless for recovering the secret.
+    pub fn fingerprint(&self) -> String {
+        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+        for byte in self.0.bytes() {
+            hash ^= u64::from(byte);
+            hash = hash.wrapping_mul(0x0100_0000_01b3);
+        }
+        format!("{:012x}", hash >> 16)
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+/// A credential found for a provider.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Credential {
+    /// What to send.
+    pub secret: Secret,
+    /// Where it came from: `env`, `file:<path>`, `fixtures`.
+    pub source: String,
+}
+
+impl Credential {
+    /// The fingerprint that events carry instead of the secret.
+    pub fn fingerprint(&self) -> String {
+        self.secret.fingerprint()
+    }
+}
+
+/// Where the engine finds credentials.
+pub trait Credentials: Send + Sync {
+    /// The credential for `provider`, or `None` when there is none.
+    fn find(&self, provider: ProviderId) -> Option<Credential>;
+}
+
+/// A fixed set of credentials: what `--fixtures` mode, tests and replay use.
+#[derive(Debug, Clone, Default)]
+pub struct FixedCredentials {
+    credentials: BTreeMap<ProviderId, Credential>,
+}
+
+impl FixedCredentials {
+    /// Stand-in credentials for `providers`, from `source`. The secret is a
+    /// placeholder: offline transports never send it anywhere.
+    pub fn present(providers: impl IntoIterator<Item = ProviderId>, source: &str) -> FixedCredentials {
+        let credentials = providers
+            .into_iter()
+            .map(|id| {
+                let credential = Credential {
+                    secret: Secret::new(format!("{source}-{id}")),
+                    source: source.to_owned(),
+                };
+                (id, credential)
+            })
+            .collect();
+        FixedCredentials { credentials }
+    }
+
+    /// Sets or removes the credential of `provider`.
+    pub fn set(&mut self, provider: ProviderId, credential: Option<Credential>) {
+        match credential {
+            Some(credential) => self.credentials.insert(provider, credential),
+            None => self.credentials.remove(&provider),
+        };
+    }
+}
+
+impl Credentials for FixedCredentials {
+    fn find(&self, provider: ProviderId) -> Option<Credential> {
+        self.credentials.get(&provider).cloned()
+    }
+}
+
+impl<T: Credentials + ?Sized> Credentials for std::sync::Mutex<T> {
+    fn find(&self, provider: ProviderId) -> Option<Credential> {
+        self.lock().unwrap_or_else(|poison| poison.into_inner()).find(provider)
+    }
+}

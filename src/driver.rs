@@ -1,0 +1,265 @@
+//! The driver: the tracker machines and the events they produce. It is
+//! where machine decisions become log events, in one place, and it is
+//! shared by the live engine and by replay, so both turn the same inputs
+//! into the same events by construction.
+//!
+//! A cycle at `at` has two halves. First, per provider in id order: the
+//! credentials as found now (an input event only when they changed), then
+//! a poll (the decisions, and whether to fetch). The engine records these,
+//! performs the fetches, then, second half, feeds each completed fetch back
+//! in provider order. Replay calls the same functions with the recorded
+//! credentials and responses.
+
+use std::collections::BTreeMap;
+
+use jiff::Timestamp;
+
+use crate::events::{Event, Outcome, Stream};
+use crate::exchange::RecordedExchange;
+use crate::machines::tracker::{Decisions, Fetched, Input, Machine, Rules, State, Tracker};
+use crate::providers::{ErrorKind, ProviderId, Response};
+use crate::store::{Entry, Store};
+use crate::wire::{ErrorBody, Window};
+
+/// One event to record: when, which stream, what.
+pub type Item = (Timestamp, Stream, Event);
+
+/// The credentials a cycle found for one provider: fingerprint and source.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Found {
+    /// The credential's fingerprint.
+    pub fingerprint: String,
+    /// Where it came from.
+    pub source: String,
+}
+
+/// The trackers of a provider set.
+pub struct Driver {
+    rules: Rules,
+    slots: BTreeMap<ProviderId, Slot>,
+}
+
+struct Slot {
+    machine: Machine,
+    /// The bookkeeping last written as `store_updated`, to write only changes.
+    written: Option<Bookkeeping>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Bookkeeping {
+    fails: u32,
+    active: bool,
+    blocked_until: Option<Timestamp>,
+}
+
+impl Driver {
+    /// Trackers for `providers` under `rules`, resumed from `store` (a
+    /// fresh store gives fresh trackers).
+    pub fn new(rules: Rules, providers: &[ProviderId], store: &Store) -> Driver {
+        let slots = providers
+            .iter()
+            .map(|id| (*id, Slot::resume(rules, store.providers.get(id))))
+            .collect();
+        Driver { rules, slots }
+    }
+
+    /// The rules in force.
+    pub fn rules(&self) -> Rules {
+        self.rules
+    }
+
+    /// Applies new rules, keeping every tracker's state and bookkeeping.
+    pub fn set_rules(&mut self, rules: Rules) {
+        self.rules = rules;
+        for slot in self.slots.values_mut() {
+            let tracker = slot.machine.inner();
+            slot.machine = Tracker::resume(
+                rules,
+                slot.machine.state().clone(),
+                tracker.fails(),
+                tracker.last_attempt(),
+                tracker.credentials().map(str::to_owned),
+            );
+        }
+    }
+
+    /// The providers driven, in id order.
+    pub fn providers(&self) -> Vec<ProviderId> {
+        self.slots.keys().copied().collect()
+    }
+
+    /// The tracker state of `provider`.
+    pub fn state(&self, provider: ProviderId) -> Option<&State> {
+        self.slots.get(&provider).map(|slot| slot.machine.state())
+    }
+
+    /// The tracker of `provider`.
+    pub fn tracker(&self, provider: ProviderId) -> Option<&Tracker> {
+        self.slots.get(&provider).map(|slot| slot.machine.inner())
+    }
+
+    /// The credentials found for `provider` at `at`: an input event and its
+    /// decisions when they differ from what the tracker knows, else nothing.
+    pub fn credentials(&mut self, provider: ProviderId, at: Timestamp, found: Option<Found>) -> Vec<Item> {
+        let Some(slot) = self.slots.get_mut(&provider) else {
+            return Vec::new();
+        };
+        let known = slot.machine.inner().credentials();
+        let event = match &found {
+            Some(found) if known == Some(found.fingerprint.as_str()) => return Vec::new(),
+            Some(found) => Event::CredentialsFound {
+                provider,
+                fingerprint: found.fingerprint.clone(),
+                source: found.source.clone(),
+            },
+            None if !slot.machine.state().is_active() => return Vec::new(),
+            None => Event::CredentialsLost { provider },
+        };
+        let mut items = vec![(at, Stream::Tracker(provider), event)];
+        let input = Input::Credentials(found.map(|found| found.fingerprint));
+        items.extend(slot.handle(provider, at, &input).0);
+        items
+    }
+
+    /// A poll of `provider` at `at`: its decisions, and whether to fetch.
+    pub fn poll(&mut self, provider: ProviderId, at: Timestamp) -> (Vec<Item>, bool) {
+        match self.slots.get_mut(&provider) {
+            Some(slot) => slot.handle(provider, at, &Input::Poll { now: at }),
+            None => (Vec::new(), false),
+        }
+    }
+
+    /// A completed fetch of `provider`, taken in at `at`: the input event
+    /// and the decisions it led to.
+    pub fn completed(
+        &mut self,
+        provider: ProviderId,
+        at: Timestamp,
+        exchange: Option<RecordedExchange>,
+        outcome: Outcome,
+        elapsed_ms: u64,
+    ) -> Vec<Item> {
+        let Some(slot) = self.slots.get_mut(&provider) else {
+            return Vec::new();
+        };
+        let result = fetched(&outcome);
+        let mut items = vec![(
+            at,
+            Stream::Tracker(provider),
+            Event::FetchCompleted {
+                provider,
+                exchange: exchange.map(Box::new),
+                outcome,
+                elapsed_ms,
+            },
+        )];
+        items.extend(slot.handle(provider, at, &Input::Completed { now: at, result }).0);
+        items
+    }
+}
+
+impl Slot {
+    fn resume(rules: Rules, entry: Option<&Entry>) -> Slot {
+        let Some(entry) = entry else {
+            return Slot {
+                machine: Tracker::resume(rules, State::initial(), 0, None, None),
+                written: None,
+            };
+        };
+        let state = entry
+            .machine_state
+            .as_deref()
+            .and_then(|name| State::from_name(name, entry.blocked_until))
+            .unwrap_or_else(State::initial);
+        Slot {
+            machine: Tracker::resume(rules, state, entry.fails, entry.last_attempt, entry.credentials.clone()),
+            written: entry.active.map(|active| Bookkeeping {
+                fails: entry.fails,
+                active,
+                blocked_until: entry.blocked_until,
+            }),
+        }
+    }
+
+    /// Hands one input to the machine and turns its decisions into events:
+    /// transitions, then the fetch, then the bookkeeping if it changed.
+    fn handle(&mut self, provider: ProviderId, at: Timestamp, input: &Input) -> (Vec<Item>, bool) {
+        let stream = Stream::Tracker(provider);
+        let mut decisions = Decisions::default();
+        self.machine.handle_with_context(input, &mut decisions);
+        let mut items: Vec<Item> = decisions
+            .transitions
+            .into_iter()
+            .map(|transition| {
+                let event = Event::Transitioned {
+                    from: transition.from.name().to_owned(),
+                    to: transition.to.name().to_owned(),
+                    cause: transition.cause,
+                };
+                (at, stream, event)
+            })
+            .collect();
+        if decisions.fetch {
+            items.push((at, stream, Event::FetchStarted { provider }));
+        }
+        let state = self.machine.state();
+        let now = Bookkeeping {
+            fails: self.machine.inner().fails(),
+            active: state.is_active(),
+            blocked_until: state.blocked_until(),
+        };
+        if self.written != Some(now) {
+            self.written = Some(now);
+            let event = Event::StoreUpdated {
+                provider,
+                fails: now.fails,
+                active: now.active,
+                blocked_until: now.blocked_until,
+            };
+            items.push((at, stream, event));
+        }
+        (items, decisions.fetch)
+    }
+}
+
+/// What the tracker makes of an outcome.
+fn fetched(outcome: &Outcome) -> Fetched {
+    match outcome {
+        Outcome::Usage { .. } => Fetched::Usage,
+        Outcome::Failed { error } => Fetched::Failed {
+            kind: error.kind,
+            retry_after_s: error.retry_after_s,
+        },
+    }
+}
+
+/// Reads a recorded exchange with the current parser, at `at`.
+pub fn read_exchange(exchange: &RecordedExchange, at: Timestamp) -> Outcome {
+    let headers = exchange.response.header_pairs();
+    let body = exchange.response.body_bytes();
+    let response = Response {
+        status: exchange.response.status,
+        headers: &headers,
+        body: &body,
+    };
+    match exchange.provider.provider().parse(&response, at) {
+        Ok(usage) => Outcome::Usage {
+            plan: usage.plan,
+            windows: usage.windows.iter().map(Window::from).collect(),
+        },
+        Err(error) => Outcome::Failed {
+            error: ErrorBody::from(&error),
+        },
+    }
+}
+
+/// The outcome of a request that got no answer.
+pub fn no_answer(provider: ProviderId, reason: &str) -> Outcome {
+    Outcome::Failed {
+        error: ErrorBody {
+            kind: ErrorKind::Unavailable,
+            message: format!("{}: {reason}", provider.provider().label()),
+            retry_after_s: None,
+        },
+    }
+}
