@@ -36,11 +36,56 @@ pub enum Command {
     Log(LogArgs),
     /// Print the store, folded from the log, as a table.
     Store,
+    /// Re-drive a recorded log through the current machines and parsers and
+    /// report the first divergence (exit 1) or none (exit 0).
+    Replay(ReplayArgs),
+    /// Run the engine over the bundled fixtures with a virtual clock and
+    /// print what a user would have seen.
+    Demo(DemoArgs),
+    /// Run the engine in the foreground, printing the status line after
+    /// every update, until interrupted.
+    Watch,
+}
+
+/// `quotatrack replay FILE`.
+#[derive(Debug, Clone, ClapArgs)]
+pub struct ReplayArgs {
+    /// A `log export` or an incident file (JSON lines); `-` reads standard input.
+    pub file: PathBuf,
+    /// Print the store as it was at this time (RFC 3339) instead of comparing.
+    #[arg(long, value_name = "RFC3339")]
+    pub at: Option<jiff::Timestamp>,
+    /// Print the recorded decisions, one per line, before the verdict.
+    #[arg(long)]
+    pub timeline: bool,
+    /// Print one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `quotatrack demo`.
+#[derive(Debug, Clone, ClapArgs)]
+pub struct DemoArgs {
+    /// Hours of virtual time to run (default: 6 for the demo, the
+    /// scenario's own length for an incident).
+    #[arg(long)]
+    pub hours: Option<u32>,
+    /// Run a recorded incident's scenario instead of the demo (how
+    /// `fixtures/incidents/` is produced; see `tools/record-incidents`).
+    #[arg(long, value_name = "NAME")]
+    pub scenario: Option<String>,
 }
 
 /// `quotatrack status`.
 #[derive(Debug, ClapArgs)]
 pub struct StatusArgs {
+    /// Fetch what is due first (honouring backoff and Retry-After), then print.
+    #[arg(long)]
+    pub refresh: bool,
+    /// Render a template of footer values instead of the status line,
+    /// e.g. "{anthropic.5h.used_percent}% ↺{anthropic.5h.resets_in}".
+    #[arg(long, value_name = "TEMPLATE", conflicts_with = "json")]
+    pub format: Option<String>,
     /// Print one JSON object (the contract's format).
     #[arg(long)]
     pub json: bool,

@@ -253,6 +253,51 @@ pub enum DecodeError {
     Invalid(String),
 }
 
+/// A line of a JSON-lines event file that could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("line {line}: {message}")]
+pub struct LineError {
+    /// The line number, from 1.
+    pub line: usize,
+    /// What is wrong with it.
+    pub message: String,
+}
+
+/// Reads a JSON-lines event file (a `log export` or an incident): one event
+/// per non-blank line, sequence numbers increasing. Stops at the first bad
+/// line, naming it.
+pub fn read_lines(input: impl std::io::BufRead) -> impl Iterator<Item = Result<Envelope, LineError>> {
+    let mut next: Option<u64> = None;
+    let mut failed = false;
+    input.lines().enumerate().filter_map(move |(index, line)| {
+        if failed {
+            return None;
+        }
+        let fail = |message: String| LineError {
+            line: index + 1,
+            message,
+        };
+        let result = match line {
+            Err(error) => Err(fail(error.to_string())),
+            Ok(line) if line.trim().is_empty() => return None,
+            Ok(line) => match Envelope::from_json(line.as_bytes()) {
+                Err(error) => Err(fail(error.to_string())),
+                Ok(envelope) if next.is_some_and(|next| envelope.seq < next) => Err(fail(format!(
+                    "event {} is out of order (expected {} or later)",
+                    envelope.seq,
+                    next.unwrap_or(0)
+                ))),
+                Ok(envelope) => {
+                    next = Some(envelope.seq + 1);
+                    Ok(envelope)
+                }
+            },
+        };
+        failed = result.is_err();
+        Some(result)
+    })
+}
+
 /// The stored shape: the envelope's fields and the event's, in one object
 /// (written only; [`Flat`] reads it).
 #[derive(Serialize)]

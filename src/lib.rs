@@ -33,8 +33,14 @@
 //!   decides when each provider is fetched.
 //! - [`driver`]: turns machine decisions into events; shared by the engine
 //!   and replay.
+//! - [`replay`]: re-drives a recorded log through fresh machines and the
+//!   current parsers and reports the first divergence.
+//! - [`scenario`]: the engine under a virtual clock over scripted
+//!   responses: `demo` and the recorded incidents.
 //! - [`engine`]: the update cycle: credentials, polls, fetches, recording,
 //!   snapshot, notifications.
+//! - [`footer`]: named single values (`anthropic.5h.used_percent`) and
+//!   `status --format` templates.
 //! - [`cli`]: the command line's argument types, without I/O.
 //! - [`config`]: where things live (data dir), from arguments and environment.
 
@@ -48,6 +54,7 @@ pub mod driver;
 pub mod engine;
 pub mod events;
 pub mod exchange;
+pub mod footer;
 pub mod journal;
 pub mod log;
 pub mod machines;
@@ -55,6 +62,8 @@ pub mod machines;
 pub mod providers;
 #[allow(missing_docs)]
 pub mod quota;
+pub mod replay;
+pub mod scenario;
 pub mod status;
 pub mod store;
 pub mod transport;

@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 
 use jiff::{SignedDuration, Timestamp};
 
-use crate::events::{Envelope, Event, Stream};
+use crate::events::{self, Envelope, Event, Stream};
 use crate::status::write_private_atomically;
 use crate::store::Store;
 
@@ -371,25 +371,11 @@ impl Log {
         let mut in_batch = 0;
         let mut imported = 0;
         let mut next: Option<u64> = None;
-        for (index, line) in input.lines().enumerate() {
-            let line = line?;
-            if line.trim().is_empty() {
-                continue;
-            }
-            let envelope = Envelope::from_json(line.as_bytes()).map_err(|error| LogError::Import {
-                line: index + 1,
-                message: error.to_string(),
+        for envelope in events::read_lines(input) {
+            let envelope = envelope.map_err(|error| LogError::Import {
+                line: error.line,
+                message: error.message,
             })?;
-            if next.is_some_and(|next| envelope.seq < next) {
-                return Err(LogError::Import {
-                    line: index + 1,
-                    message: format!(
-                        "event {} is out of order (expected {} or later)",
-                        envelope.seq,
-                        next.unwrap_or(0)
-                    ),
-                });
-            }
             next = Some(envelope.seq + 1);
             batch.insert(&envelope.seq.to_be_bytes(), seal(&envelope.to_json()));
             store.apply(&envelope);

@@ -154,7 +154,8 @@ pub fn line(status: &Status, now: Timestamp, bar_for: Option<ProviderId>) -> Str
     parts.join(" │ ")
 }
 
-fn provider_line(provider: &ProviderStatus, now: Timestamp, with_bar: bool) -> String {
+/// One provider's part of the status line.
+pub fn provider_line(provider: &ProviderStatus, now: Timestamp, with_bar: bool) -> String {
     let label = &provider.label;
     match provider.state {
         Freshness::AuthRequired => return format!("{label}: login needed"),

@@ -16,3 +16,5 @@ mod projection;
 mod log;
 // The engine under paused time: interval, backoff, rate limits, notifications.
 mod engine;
+// Replay: incidents re-drive to their decisions; changed rules or readings diverge in one line.
+mod replay;

@@ -10,20 +10,26 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Parser;
 use jiff::{SignedDuration, Timestamp};
-use quotatrack::cli::{Args, Command, LogArgs, LogCommand, ParseArgs, StatusArgs};
+use quotatrack::cli::{Args, Command, DemoArgs, LogArgs, LogCommand, ParseArgs, ReplayArgs, StatusArgs};
+use quotatrack::credentials::FixedCredentials;
+use quotatrack::engine::Engine;
 use quotatrack::events::{Event, Stream};
 use quotatrack::exchange::RecordedExchange;
 use quotatrack::journal::Journal;
 use quotatrack::log::{Log, LogError};
 use quotatrack::providers::{ProviderId, Response};
 use quotatrack::status::{self, StatusOptions};
+use quotatrack::transport::ExchangePlayer;
 use quotatrack::wire::{ParseOutput, Status, rfc3339_seconds};
+use quotatrack::{footer, replay, scenario};
 
 fn main() -> ExitCode {
     let args = Args::parse();
     let json = matches!(
         &args.command,
-        Command::Status(StatusArgs { json: true, .. }) | Command::Parse(ParseArgs { json: true, .. })
+        Command::Status(StatusArgs { json: true, .. })
+            | Command::Parse(ParseArgs { json: true, .. })
+            | Command::Replay(ReplayArgs { json: true, .. })
     );
     match run(args) {
         Ok(code) => code,
@@ -58,13 +64,52 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
     let data_dir = quotatrack::config::data_dir(args.data_dir.as_deref(), |name| std::env::var(name).ok());
     match args.command {
         Command::Parse(parse) => run_parse(parse),
-        Command::Status(status) => run_status(&data_dir, &status),
+        Command::Status(status) => run_status(&data_dir, args.fixtures.as_deref(), &status),
         Command::Log(log) => run_log(&data_dir, log),
         Command::Store => run_store(&data_dir),
+        Command::Replay(replay) => run_replay(&replay),
+        Command::Demo(demo) => run_demo(args.data_dir.as_deref(), &demo),
+        Command::Watch => run_watch(&data_dir, args.fixtures.as_deref()),
     }
 }
 
-fn run_status(data_dir: &Path, args: &StatusArgs) -> anyhow::Result<ExitCode> {
+/// The engine of `watch` and `status --refresh`.
+fn engine(data_dir: &Path, fixtures: Option<&Path>) -> anyhow::Result<Engine> {
+    let Some(fixtures) = fixtures else {
+        anyhow::bail!(
+            "this build fetches only from recorded exchanges: pass --fixtures DIR (e.g. --fixtures fixtures/providers)"
+        );
+    };
+    let clock = std::sync::Arc::new(quotatrack::clock::SystemClock);
+    let player = ExchangePlayer::from_dir(fixtures, clock.clone())?;
+    let credentials = FixedCredentials::present(player.providers(), "fixtures");
+    Ok(Engine::builder()
+        .data_dir(data_dir)
+        .clock(clock)
+        .transport(std::sync::Arc::new(player))
+        .credentials(std::sync::Arc::new(credentials))
+        .build()?)
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_current_thread().enable_all().build()?)
+}
+
+fn run_status(data_dir: &Path, fixtures: Option<&Path>, args: &StatusArgs) -> anyhow::Result<ExitCode> {
+    if args.refresh {
+        match engine(data_dir, fixtures) {
+            Ok(mut engine) => {
+                runtime()?.block_on(engine.refresh(None))?;
+                engine.close()?;
+            }
+            Err(error) => match error.downcast_ref::<quotatrack::engine::EngineError>() {
+                Some(quotatrack::engine::EngineError::Log(owned @ LogError::Owned { .. })) => {
+                    eprintln!("quotatrack: {owned}; showing its latest snapshot");
+                }
+                _ => return Err(error),
+            },
+        }
+    }
     let now = Timestamp::now();
     let mut view = status::read_snapshot(data_dir)
         .with_context(|| format!("cannot read the snapshot in {}", data_dir.display()))?
@@ -77,13 +122,93 @@ fn run_status(data_dir: &Path, args: &StatusArgs) -> anyhow::Result<ExitCode> {
     if !args.providers.is_empty() {
         view.providers.retain(|provider| args.providers.contains(&provider.id));
     }
-    let text = if args.json {
-        serde_json::to_string(&view)?
-    } else {
-        status::line(&view, now, None)
+    let text = match (&args.format, args.json) {
+        (Some(template), _) => footer::render(template, &view, now)?,
+        (None, true) => serde_json::to_string(&view)?,
+        (None, false) => status::line(&view, now, None),
     };
     println!("{text}");
     Ok(ExitCode::SUCCESS)
+}
+
+fn run_replay(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
+    let input = open_input(&args.file)?;
+    let request = replay::Request {
+        at: args.at,
+        timeline: args.timeline,
+        json: args.json,
+        options: replay::Options::default(),
+    };
+    let rendered =
+        replay::command(input, &request).with_context(|| format!("cannot replay {}", args.file.display()))?;
+    println!("{}", rendered.text);
+    Ok(if rendered.identical {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+fn run_demo(explicit_dir: Option<&Path>, args: &DemoArgs) -> anyhow::Result<ExitCode> {
+    let chosen = match &args.scenario {
+        Some(name) => scenario::incident(name).with_context(|| {
+            let names: Vec<&str> = scenario::INCIDENTS.iter().map(|s| s.name).collect();
+            format!("no scenario {name:?} (known: {})", names.join(", "))
+        })?,
+        None => &scenario::DEMO,
+    };
+    let minutes = args.hours.map_or(chosen.minutes, |hours| hours * 60);
+    let temporary = tempfile::tempdir()?;
+    let data_dir = explicit_dir.unwrap_or(temporary.path());
+    println!(
+        "quotatrack {}: {} ({} min of virtual time)",
+        chosen.name, chosen.about, minutes
+    );
+    let timeline = runtime()?.block_on(scenario::run(chosen, minutes, data_dir))?;
+    for (time, line) in &timeline.changes {
+        println!("{time}  {line}");
+    }
+    println!("final  {}", timeline.last);
+    let requests: Vec<String> = timeline.requests.iter().map(|(id, n)| format!("{id} {n}")).collect();
+    println!("requests: {}", requests.join(", "));
+    if let Some(dir) = explicit_dir {
+        let dir = dir.display();
+        println!("log kept in {dir}: quotatrack --data-dir {dir} log export | quotatrack replay -");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn run_watch(data_dir: &Path, fixtures: Option<&Path>) -> anyhow::Result<ExitCode> {
+    let mut engine = engine(data_dir, fixtures)?;
+    let mut updates = engine.subscribe();
+    runtime()?.block_on(async {
+        let printer = tokio::spawn(async move {
+            while let Ok(view) = updates.recv().await {
+                println!("{}", status::line(&view, Timestamp::now(), None));
+            }
+        });
+        engine.run(shutdown_signal()).await?;
+        engine.close()?;
+        printer.abort();
+        anyhow::Ok(())
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Completes on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut terminate) => {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = terminate.recv() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
 }
 
 fn run_log(data_dir: &Path, args: LogArgs) -> anyhow::Result<ExitCode> {

@@ -1,0 +1,452 @@
+//! Replay: re-drive the inputs of a recorded log (a `log export` or an
+//! incident file) through fresh machines and the current parsers, and
+//! compare what they decide with what was recorded.
+//!
+//! The log is cut into cycles, each starting at an engine `clock_ticked`
+//! or `refresh_requested`. For each cycle replay does what the engine did,
+//! through the same [`Driver`]: per provider, the credentials the
+//! recording found (an absent event means "unchanged") and a poll; then
+//! every fetch the machines ask for is answered with the response recorded
+//! in that cycle, re-parsed at its recorded clock reading. The events this
+//! produces are compared one by one with the recorded ones (inputs
+//! included, so a parser that now reads a response differently shows up as
+//! a different `fetch_completed`). The first difference is the divergence.
+//!
+//! Same code gives the same events (a property test holds this). An
+//! input-only file (no recorded decisions) is allowed: nothing is compared
+//! and the decisions made are returned.
+//!
+//! The provider set is the set of providers the file mentions: the engine
+//! records a credentials event for every provider it drives in its first
+//! cycle. Events of the controller stream are not replayed yet.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use jiff::Timestamp;
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use crate::driver::{self, Driver, Found, Item};
+use crate::events::{Envelope, Event, Outcome, Stream};
+use crate::exchange::RecordedExchange;
+use crate::machines::tracker::Rules;
+use crate::providers::ProviderId;
+use crate::store::Store;
+use crate::wire::rfc3339_seconds;
+
+/// How to replay.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Rules to use instead of the recorded settings (to try a change).
+    pub rules: Option<Rules>,
+}
+
+/// What a replay found.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Report {
+    /// Events read.
+    pub events: usize,
+    /// Decisions recorded in the file.
+    pub recorded_decisions: usize,
+    /// Events compared before the first divergence (or all).
+    pub compared: usize,
+    /// The first divergence, if any.
+    pub divergence: Option<Divergence>,
+    /// The events replay produced, as one-line descriptions (what an
+    /// input-only file led to).
+    #[serde(skip)]
+    pub produced: Vec<String>,
+}
+
+/// The first place where replay and recording differ.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Divergence {
+    /// The recorded event's sequence number (the one after the last
+    /// recorded event when the recording ended first).
+    pub seq: u64,
+    /// The stream.
+    pub stream: String,
+    /// The clock reading.
+    pub at: String,
+    /// The recorded event, described in one line (`None`: nothing recorded).
+    pub expected: Option<String>,
+    /// The replayed event, described in one line (`None`: nothing produced).
+    pub got: Option<String>,
+    /// Up to three recorded events before it.
+    pub context: Vec<String>,
+}
+
+impl Report {
+    /// Whether replay made exactly the recorded decisions.
+    pub fn identical(&self) -> bool {
+        self.divergence.is_none()
+    }
+}
+
+impl Divergence {
+    /// The divergence as one readable line.
+    pub fn line(&self) -> String {
+        let side = |event: &Option<String>| event.clone().unwrap_or_else(|| "nothing".to_owned());
+        format!(
+            "diverged at seq {} ({} {}): expected {}, got {}",
+            self.seq,
+            self.stream,
+            self.at,
+            side(&self.expected),
+            side(&self.got)
+        )
+    }
+}
+
+/// Replays `events`.
+pub fn replay(events: &[Envelope], options: &Options) -> Report {
+    let providers = mentioned_providers(events);
+    let recorded_decisions = events.iter().filter(|e| is_decision(&e.payload)).count();
+    let compare = recorded_decisions > 0;
+    let mut settings = Map::new();
+    let rules_for = |settings: &Map<String, Value>| options.rules.unwrap_or_else(|| Rules::from_settings(settings));
+    let mut driver = Driver::new(rules_for(&settings), &providers, &Store::default());
+    let mut report = Report {
+        events: events.len(),
+        recorded_decisions,
+        compared: 0,
+        divergence: None,
+        produced: Vec::new(),
+    };
+    let replayed: Vec<&Envelope> = events.iter().filter(|e| replayed_stream(e.stream)).collect();
+    let mut index = 0;
+    while index < replayed.len() {
+        let envelope = replayed[index];
+        if let (Stream::Engine, Event::SettingsChanged { patch }) = (envelope.stream, &envelope.payload) {
+            if let Value::Object(patch) = patch {
+                settings.extend(patch.clone());
+            }
+            driver.set_rules(rules_for(&settings));
+            report.compared += 1;
+            index += 1;
+            continue;
+        }
+        let end = cycle_end(&replayed, index);
+        let cycle = &replayed[index..end];
+        let produced = replay_cycle(&mut driver, cycle);
+        report.produced.extend(
+            produced
+                .iter()
+                .map(|(at, stream, event)| format!("{} {stream} {}", rfc3339_seconds(*at), describe(event))),
+        );
+        if compare {
+            if let Some(divergence) = first_difference(&replayed, index, cycle, &produced) {
+                report.compared += divergence.0;
+                report.divergence = Some(divergence.1);
+                return report;
+            }
+            report.compared += cycle.len();
+        }
+        index = end;
+    }
+    report
+}
+
+/// The store as the recording had it at `time`: every event up to then, folded.
+pub fn store_at(events: &[Envelope], time: Timestamp) -> Store {
+    Store::from_events(events.iter().filter(|e| e.at <= time))
+}
+
+/// The recorded decisions, with the credential changes and responses
+/// that led to them, as a timeline, one line each.
+pub fn timeline(events: &[Envelope]) -> Vec<String> {
+    events
+        .iter()
+        .filter(|e| {
+            is_decision(&e.payload)
+                || matches!(
+                    e.payload,
+                    Event::FetchCompleted { .. } | Event::CredentialsFound { .. } | Event::CredentialsLost { .. }
+                )
+        })
+        .map(|e| format!("{} {} {}", rfc3339_seconds(e.at), e.stream, describe(&e.payload)))
+        .collect()
+}
+
+/// Events replay produces and compares: the engine's and the trackers'.
+fn replayed_stream(stream: Stream) -> bool {
+    matches!(stream, Stream::Engine | Stream::Tracker(_))
+}
+
+/// Decisions, for replay's purposes: what a machine chose, fetching included.
+fn is_decision(event: &Event) -> bool {
+    event.is_decision() || matches!(event, Event::FetchStarted { .. })
+}
+
+fn is_trigger(envelope: &Envelope) -> bool {
+    envelope.stream == Stream::Engine
+        && matches!(
+            envelope.payload,
+            Event::ClockTicked | Event::RefreshRequested { .. } | Event::SettingsChanged { .. }
+        )
+}
+
+/// Where the cycle starting at `start` ends (exclusive).
+fn cycle_end(events: &[&Envelope], start: usize) -> usize {
+    events[start + 1..]
+        .iter()
+        .position(|e| is_trigger(e))
+        .map_or(events.len(), |offset| start + 1 + offset)
+}
+
+fn mentioned_providers(events: &[Envelope]) -> Vec<ProviderId> {
+    let set: BTreeSet<ProviderId> = events
+        .iter()
+        .filter(|e| matches!(e.stream, Stream::Tracker(_)))
+        .filter_map(Envelope::provider)
+        .collect();
+    set.into_iter().collect()
+}
+
+/// Re-drives one recorded cycle; returns the events it produces.
+fn replay_cycle(driver: &mut Driver, cycle: &[&Envelope]) -> Vec<Item> {
+    let trigger = cycle[0];
+    let at = trigger.at;
+    let scope = match &trigger.payload {
+        Event::RefreshRequested { provider } => *provider,
+        _ => None,
+    };
+    let mut credentials: BTreeMap<ProviderId, Option<Found>> = BTreeMap::new();
+    let mut responses: BTreeMap<ProviderId, (Timestamp, Option<RecordedExchange>, Outcome, u64)> = BTreeMap::new();
+    for envelope in &cycle[1..] {
+        match &envelope.payload {
+            Event::CredentialsFound {
+                provider,
+                fingerprint,
+                source,
+            } => {
+                let found = Found {
+                    fingerprint: fingerprint.clone(),
+                    source: source.clone(),
+                };
+                credentials.insert(*provider, Some(found));
+            }
+            Event::CredentialsLost { provider } => {
+                credentials.insert(*provider, None);
+            }
+            Event::FetchCompleted {
+                provider,
+                exchange,
+                outcome,
+                elapsed_ms,
+            } => {
+                let exchange = exchange.as_deref().cloned();
+                responses.insert(*provider, (envelope.at, exchange, outcome.clone(), *elapsed_ms));
+            }
+            _ => {}
+        }
+    }
+    let mut produced: Vec<Item> = vec![(at, trigger.stream, trigger.payload.clone())];
+    let mut fetches = Vec::new();
+    for provider in driver.providers() {
+        if scope.is_some_and(|only| only != provider) {
+            continue;
+        }
+        let found = match credentials.remove(&provider) {
+            Some(found) => found,
+            None => unchanged(driver, provider),
+        };
+        produced.extend(driver.credentials(provider, at, found));
+        let (decided, fetch) = driver.poll(provider, at);
+        produced.extend(decided);
+        if fetch {
+            fetches.push(provider);
+        }
+    }
+    for provider in fetches {
+        // A fetch the recording never made has no answer: the FetchStarted
+        // above already differs from the recording, and replay stops there.
+        let Some((done, exchange, recorded, elapsed_ms)) = responses.remove(&provider) else {
+            continue;
+        };
+        let outcome = match &exchange {
+            Some(exchange) => driver::read_exchange(exchange, done),
+            None => recorded,
+        };
+        produced.extend(driver.completed(provider, done, exchange, outcome, elapsed_ms));
+    }
+    produced
+}
+
+/// The credentials as the tracker knows them: a cycle without a
+/// credentials event found what the previous one did.
+fn unchanged(driver: &Driver, provider: ProviderId) -> Option<Found> {
+    let fingerprint = driver.tracker(provider)?.credentials()?;
+    Some(Found {
+        fingerprint: fingerprint.to_owned(),
+        source: String::new(),
+    })
+}
+
+/// Compares a recorded cycle with the produced one; on a difference,
+/// returns how many events matched and the divergence.
+fn first_difference(
+    all: &[&Envelope],
+    start: usize,
+    recorded: &[&Envelope],
+    produced: &[Item],
+) -> Option<(usize, Divergence)> {
+    let length = recorded.len().max(produced.len());
+    for position in 0..length {
+        let expected = recorded.get(position);
+        let got = produced.get(position);
+        let same = match (expected, got) {
+            (Some(expected), Some((at, stream, event))) => {
+                expected.at == *at && expected.stream == *stream && expected.payload == *event
+            }
+            _ => false,
+        };
+        if same {
+            continue;
+        }
+        let (seq, stream, at) = match (expected, got) {
+            (Some(expected), _) => (expected.seq, expected.stream, expected.at),
+            (None, Some((at, stream, _))) => (recorded.last().map_or(0, |e| e.seq + 1), *stream, *at),
+            (None, None) => unreachable!("position is below the longer length"),
+        };
+        let end = start + position.min(recorded.len());
+        let context = all[end.saturating_sub(3)..end]
+            .iter()
+            .map(|e| format!("seq {} {} {}", e.seq, e.stream, describe(&e.payload)))
+            .collect();
+        let divergence = Divergence {
+            seq,
+            stream: stream.to_string(),
+            at: rfc3339_seconds(at),
+            expected: expected.map(|e| describe(&e.payload)),
+            got: got.map(|(_, _, event)| describe(event)),
+            context,
+        };
+        return Some((position, divergence));
+    }
+    None
+}
+
+/// One event in one line, for divergences and timelines.
+pub fn describe(event: &Event) -> String {
+    match event {
+        Event::ClockTicked => "clock_ticked".to_owned(),
+        Event::CredentialsFound { fingerprint, .. } => format!("credentials_found {fingerprint}"),
+        Event::CredentialsLost { .. } => "credentials_lost".to_owned(),
+        Event::FetchStarted { .. } => "fetch_started".to_owned(),
+        Event::FetchCompleted { outcome, .. } => match outcome {
+            Outcome::Usage { windows, .. } => {
+                let windows: Vec<String> = windows
+                    .iter()
+                    .map(|w| match w.used_ratio {
+                        Some(used) => format!("{} {:.1}%", w.id, used * 100.0),
+                        None => format!("{} ?", w.id),
+                    })
+                    .collect();
+                format!("fetch_completed usage [{}]", windows.join(", "))
+            }
+            Outcome::Failed { error } => {
+                let retry = error
+                    .retry_after_s
+                    .map_or_else(String::new, |s| format!(" retry after {s}s"));
+                format!("fetch_completed {}{retry}: {}", error.kind.as_str(), error.message)
+            }
+        },
+        Event::Transitioned { from, to, cause } => {
+            let cause = serde_json::to_value(cause).ok();
+            let cause = cause.as_ref().and_then(Value::as_str).unwrap_or("?");
+            format!("transitioned {from} → {to} ({cause})")
+        }
+        Event::StoreUpdated {
+            fails,
+            active,
+            blocked_until,
+            ..
+        } => {
+            let blocked = blocked_until.map_or_else(String::new, |until| {
+                format!(" blocked until {}", rfc3339_seconds(until))
+            });
+            format!("store_updated fails {fails} active {active}{blocked}")
+        }
+        other => serde_json::to_value(other)
+            .ok()
+            .and_then(|v| v.get("type").and_then(Value::as_str).map(str::to_owned))
+            .unwrap_or_else(|| "event".to_owned()),
+    }
+}
+
+/// What the `replay` command was asked.
+#[derive(Debug, Clone, Default)]
+pub struct Request {
+    /// Show the store as it was at this time instead of comparing.
+    pub at: Option<Timestamp>,
+    /// Print the recorded timeline before the verdict.
+    pub timeline: bool,
+    /// One JSON object instead of text.
+    pub json: bool,
+    /// Rules to try instead of the recorded ones.
+    pub options: Options,
+}
+
+/// The `replay` command's output and verdict.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rendered {
+    /// What to print on stdout.
+    pub text: String,
+    /// Whether replay matched the recording (exit 0) or diverged (exit 1).
+    pub identical: bool,
+}
+
+/// Runs the `replay` command (shared by `quotatrack replay` and the
+/// `replay` tool) over a JSON-lines file.
+pub fn command(input: impl std::io::BufRead, request: &Request) -> Result<Rendered, crate::events::LineError> {
+    let events = crate::events::read_lines(input).collect::<Result<Vec<_>, _>>()?;
+    if let Some(time) = request.at {
+        let store = store_at(&events, time);
+        let view = crate::status::view(&store, time, &crate::status::StatusOptions::default());
+        let text = if request.json {
+            serde_json::to_string(&view).unwrap_or_default()
+        } else {
+            crate::status::line(&view, time, None)
+        };
+        return Ok(Rendered { text, identical: true });
+    }
+    let report = replay(&events, &request.options);
+    if request.json {
+        let text = serde_json::json!({
+            "identical": report.identical(),
+            "events": report.events,
+            "recorded_decisions": report.recorded_decisions,
+            "divergence": report.divergence,
+        });
+        return Ok(Rendered {
+            text: text.to_string(),
+            identical: report.identical(),
+        });
+    }
+    let mut lines = Vec::new();
+    if request.timeline {
+        lines.extend(timeline(&events));
+    }
+    match &report.divergence {
+        _ if report.recorded_decisions == 0 => {
+            lines.extend(report.produced.iter().cloned());
+            lines.push(format!(
+                "replay: {} input events, no recorded decisions; the lines above are what the machines decided",
+                report.events
+            ));
+        }
+        None => lines.push(format!(
+            "replay: identical ({} events, {} recorded decisions)",
+            report.events, report.recorded_decisions
+        )),
+        Some(divergence) => {
+            lines.push(format!("replay: {}", divergence.line()));
+            lines.extend(divergence.context.iter().map(|line| format!("  after {line}")));
+        }
+    }
+    Ok(Rendered {
+        text: lines.join("\n"),
+        identical: report.identical(),
+    })
+}
