@@ -18,3 +18,5 @@ mod log;
 mod engine;
 // Replay: incidents re-drive to their decisions; changed rules or readings diverge in one line.
 mod replay;
+// The tracker machine against a reference model of its rules (proptest-state-machine).
+mod machines;
