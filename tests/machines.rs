@@ -168,7 +168,11 @@ impl ReferenceStateMachine for Reference {
                     }
                 }
                 S::BackingOff | S::AuthRequired => {
-                    let fails = if model.state == S::AuthRequired { u32::MAX } else { model.fails };
+                    let fails = if model.state == S::AuthRequired {
+                        u32::MAX
+                    } else {
+                        model.fails
+                    };
                     if model.due(fails) {
                         model.start_fetch();
                     } else {
@@ -266,7 +270,9 @@ impl StateMachineTest for Sut {
                 _ => None,
             })
             .collect();
-        sut.fetch = events.iter().any(|(_, _, event)| matches!(event, Event::FetchStarted { .. }));
+        sut.fetch = events
+            .iter()
+            .any(|(_, _, event)| matches!(event, Event::FetchStarted { .. }));
         assert_eq!(sut.causes, model.causes, "causes after {step:?}");
         assert_eq!(sut.fetch, model.fetch, "fetch decision after {step:?}");
         sut
