@@ -20,3 +20,5 @@ mod engine;
 mod replay;
 // The tracker machine against a reference model of its rules (proptest-state-machine).
 mod machines;
+// Footer values and status --format templates.
+mod footer;
