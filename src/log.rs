@@ -490,10 +490,18 @@ struct Checkpoint {
 /// once. A lock held by this process is a log it has just dropped: sled
 /// lets go of its file only when its background threads finish, so that
 /// is waited for, briefly.
+/// sled's page cache. Its default (1 GB) lets a long-running engine's
+/// memory grow with every page it writes; the engine reads the log only at
+/// open, so a small cache costs nothing and keeps memory flat.
+const CACHE_BYTES: u64 = 4 * 1024 * 1024;
+
 fn open_db(data_dir: &Path) -> Result<sled::Db, LogError> {
     let mut attempts = 0;
     loop {
-        let error = match sled::Config::new().path(data_dir.join(DB_DIR)).open() {
+        let config = sled::Config::new()
+            .path(data_dir.join(DB_DIR))
+            .cache_capacity(CACHE_BYTES);
+        let error = match config.open() {
             Ok(db) => return Ok(db),
             Err(error) => error,
         };

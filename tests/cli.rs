@@ -170,7 +170,10 @@ mod engine_commands {
     use crate::support::quotatrack;
 
     fn fixtures() -> String {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/providers").display().to_string()
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("fixtures/providers")
+            .display()
+            .to_string()
     }
 
     #[test]
@@ -181,7 +184,10 @@ mod engine_commands {
         let stdout = String::from_utf8_lossy(&output.stdout);
         assert_eq!(output.status.code(), Some(0), "{stdout}");
         assert!(stdout.contains("12:00  Claude 5h 37% ↺2h00m"), "{stdout}");
-        assert!(stdout.contains("(1m ago)"), "the failure streak shows stale values: {stdout}");
+        assert!(
+            stdout.contains("(1m ago)"),
+            "the failure streak shows stale values: {stdout}"
+        );
         assert!(stdout.contains("⏳ 5m"), "the rate limit shows its wait: {stdout}");
         assert!(stdout.contains("Codex: login needed"), "the lost credential: {stdout}");
         assert!(stdout.contains("\nfinal  "), "{stdout}");
@@ -189,15 +195,36 @@ mod engine_commands {
         let export = quotatrack(&["--data-dir", data, "log", "export"], b"");
         assert_eq!(export.status.code(), Some(0));
         let replayed = quotatrack(&["replay", "-"], &export.stdout);
-        assert_eq!(replayed.status.code(), Some(0), "{}", String::from_utf8_lossy(&replayed.stdout));
+        assert_eq!(
+            replayed.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&replayed.stdout)
+        );
     }
 
     #[test]
     fn status_refresh_over_fixtures_fetches_once_and_then_honours_the_rules() {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().to_str().unwrap();
-        let first = quotatrack(&["--data-dir", data, "--fixtures", &fixtures(), "status", "--refresh", "--json"], b"");
-        assert_eq!(first.status.code(), Some(0), "{}", String::from_utf8_lossy(&first.stderr));
+        let first = quotatrack(
+            &[
+                "--data-dir",
+                data,
+                "--fixtures",
+                &fixtures(),
+                "status",
+                "--refresh",
+                "--json",
+            ],
+            b"",
+        );
+        assert_eq!(
+            first.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&first.stderr)
+        );
         let view: serde_json::Value = serde_json::from_slice(&first.stdout).unwrap();
         let providers = view["providers"].as_array().unwrap();
         assert_eq!(providers.len(), 7);
@@ -205,7 +232,10 @@ mod engine_commands {
         assert_eq!(providers[0]["state"], "auth_required");
         assert!(providers[0]["error"]["message"].as_str().unwrap().contains("expired"));
 
-        let second = quotatrack(&["--data-dir", data, "--fixtures", &fixtures(), "status", "--refresh"], b"");
+        let second = quotatrack(
+            &["--data-dir", data, "--fixtures", &fixtures(), "status", "--refresh"],
+            b"",
+        );
         assert_eq!(second.status.code(), Some(0));
         let stats = quotatrack(&["--data-dir", data, "log", "stats"], b"");
         let stats = String::from_utf8_lossy(&stats.stdout);
@@ -215,13 +245,19 @@ mod engine_commands {
             .and_then(|line| line.split_whitespace().last())
             .and_then(|n| n.parse().ok())
             .unwrap();
-        assert_eq!(fetches, 7, "the second refresh within a minute fetched nothing: {stats}");
+        assert_eq!(
+            fetches, 7,
+            "the second refresh within a minute fetched nothing: {stats}"
+        );
     }
 
     #[test]
     fn status_refresh_without_a_transport_says_what_to_do() {
         let dir = tempfile::tempdir().unwrap();
-        let output = quotatrack(&["--data-dir", dir.path().to_str().unwrap(), "status", "--refresh"], b"");
+        let output = quotatrack(
+            &["--data-dir", dir.path().to_str().unwrap(), "status", "--refresh"],
+            b"",
+        );
         assert_eq!(output.status.code(), Some(2));
         assert!(String::from_utf8_lossy(&output.stderr).contains("--fixtures DIR"));
     }
@@ -237,14 +273,22 @@ mod engine_commands {
             .spawn()
             .unwrap();
         let mut first = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut first).unwrap();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut first)
+            .unwrap();
         assert!(first.starts_with("Claude: login needed │ "), "{first}");
-        let kill = Command::new("sh").args(["-c", &format!("kill -TERM {}", child.id())]).status().unwrap();
+        let kill = Command::new("sh")
+            .args(["-c", &format!("kill -TERM {}", child.id())])
+            .status()
+            .unwrap();
         assert!(kill.success());
         let status = child.wait().unwrap();
         assert_eq!(status.code(), Some(0), "SIGTERM is a clean stop");
         let verify = quotatrack(&["--data-dir", data, "log", "verify"], b"");
         let verify = String::from_utf8_lossy(&verify.stdout);
-        assert!(verify.contains("checkpoint agrees"), "clean shutdown wrote a checkpoint: {verify}");
+        assert!(
+            verify.contains("checkpoint agrees"),
+            "clean shutdown wrote a checkpoint: {verify}"
+        );
     }
 }

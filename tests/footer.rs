@@ -37,7 +37,11 @@ fn view() -> Status {
         schema: 1,
         generated_at: "2026-11-23T10:00:00Z".to_owned(),
         providers: vec![
-            provider(ProviderId::Anthropic, Freshness::Fresh, vec![window("5h", 0.45, Some(in_2h13m)), passed_window]),
+            provider(
+                ProviderId::Anthropic,
+                Freshness::Fresh,
+                vec![window("5h", 0.45, Some(in_2h13m)), passed_window],
+            ),
             provider(ProviderId::Gemini, Freshness::AuthRequired, Vec::new()),
         ],
     }
@@ -75,19 +79,34 @@ fn provider_values_render() {
 #[test]
 fn unknown_right_now_is_dashes_not_an_error() {
     // The 7d window reset five minutes ago: its old numbers say nothing.
-    assert_eq!(check("{anthropic.7d.used_percent} {anthropic.7d.resets_in}").unwrap(), "-- --");
+    assert_eq!(
+        check("{anthropic.7d.used_percent} {anthropic.7d.resets_in}").unwrap(),
+        "-- --"
+    );
     // Gemini has no windows yet; codex is not in the view at all.
-    assert_eq!(check("{gemini.pro.used_percent} {codex.5h.used_percent}").unwrap(), "-- --");
+    assert_eq!(
+        check("{gemini.pro.used_percent} {codex.5h.used_percent}").unwrap(),
+        "-- --"
+    );
 }
 
 #[test]
 fn a_name_that_cannot_exist_is_an_error_naming_the_valid_ones() {
     let error = check("{anthropic.5h.usd}").unwrap_err();
     let message = error.to_string();
-    assert!(message.starts_with("unknown footer value \"anthropic.5h.usd\""), "{message}");
+    assert!(
+        message.starts_with("unknown footer value \"anthropic.5h.usd\""),
+        "{message}"
+    );
     assert!(message.contains("used_percent"), "{message}");
     assert!(message.contains("windows now: anthropic: 5h, 7d"), "{message}");
     assert!(matches!(check("{nobody.state}"), Err(FooterError::UnknownName { .. })));
-    assert!(matches!(check("{anthropic.nope}"), Err(FooterError::UnknownName { .. })));
-    assert_eq!(check("{anthropic.5h.used_percent"), Err(FooterError::Unclosed { position: 0 }));
+    assert!(matches!(
+        check("{anthropic.nope}"),
+        Err(FooterError::UnknownName { .. })
+    ));
+    assert_eq!(
+        check("{anthropic.5h.used_percent"),
+        Err(FooterError::Unclosed { position: 0 })
+    );
 }

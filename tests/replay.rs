@@ -179,7 +179,7 @@ mod generated {
     use jiff::{SignedDuration, Timestamp};
     use proptest::prelude::*;
     use proptest::test_runner::FileFailurePersistence;
-    use quotatrack::clock::{Clock, ManualClock};
+    use quotatrack::clock::ManualClock;
     use quotatrack::credentials::{Credential, FixedCredentials, Secret};
     use quotatrack::engine::Engine;
     use quotatrack::exchange::RecordedExchange;
