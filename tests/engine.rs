@@ -169,3 +169,49 @@ async fn rejected_credentials_are_probed_only_at_the_longest_backoff() {
     assert_eq!(rig.fetch_minutes(), vec![0, 8, 16, 24]);
     assert_eq!(rig.engine.status().providers[0].state, Freshness::AuthRequired);
 }
+
+/// A provider that never answers.
+struct Silent;
+
+impl quotatrack::transport::Transport for Silent {
+    fn send<'a>(
+        &'a self,
+        _: &'a quotatrack::transport::Request,
+    ) -> quotatrack::clock::BoxFuture<'a, Result<RecordedExchange, quotatrack::transport::TransportError>> {
+        Box::pin(std::future::pending())
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_fetch_that_never_answers_is_cut_off_at_five_seconds() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(TokioClock::starting_at(start()));
+    let mut engine = Engine::builder()
+        .data_dir(dir.path())
+        .clock(clock.clone())
+        .transport(Arc::new(Silent))
+        .credentials(Arc::new(FixedCredentials::present([Anthropic], "test")))
+        .providers(&[Anthropic])
+        .build()
+        .unwrap();
+    engine.cycle().await.unwrap();
+    assert_eq!(clock.now().duration_since(start()), SignedDuration::from_secs(5));
+    let status = engine.status();
+    assert_eq!(status.providers[0].state, Freshness::Unavailable);
+    assert_eq!(
+        status.providers[0].error.as_ref().unwrap().message,
+        "Claude: no answer within 5 s"
+    );
+    let completed = engine
+        .log()
+        .entries(0)
+        .map(Result::unwrap)
+        .find_map(|e| match e.payload {
+            Event::FetchCompleted {
+                exchange, elapsed_ms, ..
+            } => Some((exchange, elapsed_ms)),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(completed, (None, 5_000), "no exchange, and the time it took");
+}
