@@ -281,8 +281,9 @@ impl Engine {
             items.extend(self.driver.completed(provider, done, exchange, outcome, elapsed_ms));
         }
         events += self.journal.record(items)?.len();
-        self.journal.publish(done, &self.status_options)?;
-        let _ = self.updates.send(Arc::new(self.status()));
+        // Subscribers get exactly the view the snapshot file now holds.
+        let view = self.journal.publish(done, &self.status_options)?;
+        let _ = self.updates.send(Arc::new(view));
         Ok(CycleReport {
             at: Some(at),
             fetched,

@@ -11,6 +11,7 @@ use crate::events::{Envelope, Event, Stream};
 use crate::log::{Log, LogError};
 use crate::status::{self, StatusOptions};
 use crate::store::Store;
+use crate::wire::Status;
 
 /// How many events pass between checkpoints by default.
 pub const CHECKPOINT_EVERY: u64 = 1_000;
@@ -67,10 +68,11 @@ impl Journal {
         Ok(envelopes)
     }
 
-    /// Replaces the snapshot file with the view at `now`.
-    pub fn publish(&self, now: Timestamp, options: &StatusOptions) -> Result<(), LogError> {
+    /// Replaces the snapshot file with the view at `now`, and returns that view.
+    pub fn publish(&self, now: Timestamp, options: &StatusOptions) -> Result<Status, LogError> {
         let view = status::view(&self.store, now, options);
-        Ok(status::write_snapshot(&self.data_dir, &view)?)
+        status::write_snapshot(&self.data_dir, &view)?;
+        Ok(view)
     }
 
     /// The live store.

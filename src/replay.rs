@@ -48,8 +48,6 @@ pub struct Report {
     pub events: usize,
     /// Decisions recorded in the file.
     pub recorded_decisions: usize,
-    /// Events compared before the first divergence (or all).
-    pub compared: usize,
     /// The first divergence, if any.
     pub divergence: Option<Divergence>,
     /// The events replay produced, as one-line descriptions (what an
@@ -109,7 +107,6 @@ pub fn replay(events: &[Envelope], options: &Options) -> Report {
     let mut report = Report {
         events: events.len(),
         recorded_decisions,
-        compared: 0,
         divergence: None,
         produced: Vec::new(),
     };
@@ -122,7 +119,6 @@ pub fn replay(events: &[Envelope], options: &Options) -> Report {
                 settings.extend(patch.clone());
             }
             driver.set_rules(rules_for(&settings));
-            report.compared += 1;
             index += 1;
             continue;
         }
@@ -136,11 +132,9 @@ pub fn replay(events: &[Envelope], options: &Options) -> Report {
         );
         if compare {
             if let Some(divergence) = first_difference(&replayed, index, cycle, &produced) {
-                report.compared += divergence.0;
-                report.divergence = Some(divergence.1);
+                report.divergence = Some(divergence);
                 return report;
             }
-            report.compared += cycle.len();
         }
         index = end;
     }
@@ -287,14 +281,9 @@ fn unchanged(driver: &Driver, provider: ProviderId) -> Option<Found> {
     })
 }
 
-/// Compares a recorded cycle with the produced one; on a difference,
-/// returns how many events matched and the divergence.
-fn first_difference(
-    all: &[&Envelope],
-    start: usize,
-    recorded: &[&Envelope],
-    produced: &[Item],
-) -> Option<(usize, Divergence)> {
+/// Compares a recorded cycle with the produced one; returns the first
+/// difference.
+fn first_difference(all: &[&Envelope], start: usize, recorded: &[&Envelope], produced: &[Item]) -> Option<Divergence> {
     let length = recorded.len().max(produced.len());
     for position in 0..length {
         let expected = recorded.get(position);
@@ -326,7 +315,7 @@ fn first_difference(
             got: got.map(|(_, _, event)| describe(event)),
             context,
         };
-        return Some((position, divergence));
+        return Some(divergence);
     }
     None
 }
