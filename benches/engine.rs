@@ -15,7 +15,6 @@ use jiff::{SignedDuration, Timestamp};
 use quotatrack::clock::ManualClock;
 use quotatrack::credentials::FixedCredentials;
 use quotatrack::engine::Engine;
-use quotatrack::exchange::RecordedExchange;
 use quotatrack::log::Log;
 use quotatrack::providers::ProviderId;
 use quotatrack::replay;
@@ -26,22 +25,8 @@ fn main() {
     let dir = tempfile::tempdir().unwrap();
     let start: Timestamp = DEMO.start.parse().unwrap();
     let clock = Arc::new(ManualClock::new(start));
-    let script = DEMO
-        .responses
-        .iter()
-        .map(|(id, steps)| {
-            let exchanges: Vec<RecordedExchange> = steps
-                .iter()
-                .flat_map(|(name, count)| {
-                    let exchange: RecordedExchange =
-                        serde_json::from_str(scenario::bundled(*id, name).unwrap()).unwrap();
-                    std::iter::repeat_n(exchange, *count as usize)
-                })
-                .collect();
-            (*id, exchanges)
-        })
-        .collect();
-    let player = Arc::new(ExchangePlayer::new(script, clock.clone()));
+    let script = scenario::script(&DEMO).unwrap();
+    let player = Arc::new(ExchangePlayer::new(script, clock.clone()).holding_last());
     let providers: Vec<ProviderId> = DEMO.responses.iter().map(|(id, _)| *id).collect();
     let credentials = Arc::new(Mutex::new(FixedCredentials::present(providers.clone(), "bench")));
     let mut engine = Engine::builder()

@@ -166,7 +166,7 @@ pub struct Timeline {
 pub async fn run(scenario: &Scenario, minutes: u32, data_dir: &Path) -> Result<Timeline, ScenarioError> {
     let start: Timestamp = scenario.start.parse().expect("scenario start times are valid");
     let clock = Arc::new(ManualClock::new(start));
-    let player = Arc::new(ExchangePlayer::new(script(scenario)?, clock.clone()));
+    let player = Arc::new(ExchangePlayer::new(script(scenario)?, clock.clone()).holding_last());
     let providers: Vec<ProviderId> = scenario.responses.iter().map(|(id, _)| *id).collect();
     let credentials = Arc::new(Mutex::new(FixedCredentials::present(providers.clone(), "scenario")));
     let mut engine = Engine::builder()
@@ -226,8 +226,10 @@ fn signature(provider: &ProviderStatus) -> String {
     format!("{} {error:?} {}", provider.state.as_str(), windows.join(","))
 }
 
-/// The scenario's responses, expanded from the bundled fixtures.
-fn script(scenario: &Scenario) -> Result<BTreeMap<ProviderId, Vec<RecordedExchange>>, ScenarioError> {
+/// The scenario's responses, expanded from the bundled fixtures: per
+/// provider, what its requests are answered with, in order (play them with
+/// [`ExchangePlayer::holding_last`], so the last one lasts).
+pub fn script(scenario: &Scenario) -> Result<BTreeMap<ProviderId, Vec<RecordedExchange>>, ScenarioError> {
     let mut script = BTreeMap::new();
     for (provider, steps) in scenario.responses {
         let mut exchanges = Vec::new();
@@ -241,10 +243,6 @@ fn script(scenario: &Scenario) -> Result<BTreeMap<ProviderId, Vec<RecordedExchan
             let exchange: RecordedExchange =
                 serde_json::from_str(text).expect("bundled fixtures are recorded exchanges (a test reads each)");
             exchanges.extend(std::iter::repeat_n(exchange, *count as usize));
-        }
-        // The player starts over at the end; the last response repeats instead.
-        if let Some(last) = exchanges.last().cloned() {
-            exchanges.extend(std::iter::repeat_n(last, 24 * 60));
         }
         script.insert(*provider, exchanges);
     }

@@ -83,6 +83,9 @@ pub trait Transport: Send + Sync {
 pub struct ExchangePlayer {
     clock: Arc<dyn Clock>,
     queues: Mutex<BTreeMap<ProviderId, Queue>>,
+    /// At the end of a sequence, keep serving its last exchange instead of
+    /// starting over.
+    hold_last: bool,
 }
 
 struct Queue {
@@ -111,7 +114,15 @@ impl ExchangePlayer {
         ExchangePlayer {
             clock,
             queues: Mutex::new(queues),
+            hold_last: false,
         }
+    }
+
+    /// The same player, answering with each sequence's last exchange once
+    /// the sequence is used up (a script whose end state lasts).
+    pub fn holding_last(mut self) -> ExchangePlayer {
+        self.hold_last = true;
+        self
     }
 
     /// The exchanges of `dir/<provider>/*.json`, in file-name order
@@ -137,8 +148,15 @@ impl ExchangePlayer {
 
 impl Transport for ExchangePlayer {
     fn send<'a>(&'a self, request: &'a Request) -> BoxFuture<'a, Result<RecordedExchange, TransportError>> {
+        let hold_last = self.hold_last;
         let served = self.lock().get_mut(&request.provider).map(|queue| {
-            let exchange = queue.exchanges[queue.served % queue.exchanges.len()].clone();
+            let n_exchanges = queue.exchanges.len();
+            let index = if hold_last {
+                queue.served.min(n_exchanges - 1)
+            } else {
+                queue.served % n_exchanges
+            };
+            let exchange = queue.exchanges[index].clone();
             queue.served += 1;
             exchange
         });

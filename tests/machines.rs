@@ -13,7 +13,9 @@ use quotatrack::machines::tracker::Rules;
 use quotatrack::providers::{ErrorKind, ProviderId};
 use quotatrack::store::Store;
 
-use crate::support::all_fixtures;
+use quotatrack::transport::load_fixtures;
+
+use crate::support::fixtures_dir;
 
 const P: ProviderId = ProviderId::Anthropic;
 
@@ -26,14 +28,12 @@ fn outcomes() -> &'static [Outcome] {
 
 fn read_outcomes() -> Vec<Outcome> {
     let start: Timestamp = "2026-08-22T12:00:00Z".parse().unwrap();
-    let mut outcomes: Vec<Outcome> = all_fixtures()
+    let mut fixtures = load_fixtures(&fixtures_dir()).unwrap();
+    let mut outcomes: Vec<Outcome> = fixtures
+        .remove(&P)
+        .unwrap()
         .iter()
-        .filter(|fixture| fixture.provider == P)
-        .map(|fixture| {
-            let path = &fixture.path;
-            let exchange = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
-            driver::read_exchange(&exchange, start)
-        })
+        .map(|exchange| driver::read_exchange(exchange, start))
         .collect();
     outcomes.push(driver::no_answer(P, "no answer within 5 s"));
     outcomes
