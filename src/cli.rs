@@ -20,6 +20,10 @@ pub struct Args {
     /// Offline mode: serve recorded exchanges from DIR/PROVIDER/*.json.
     #[arg(long, global = true, value_name = "DIR")]
     pub fixtures: Option<PathBuf>,
+    /// The bound on one provider request, in seconds.
+    #[arg(long, global = true, env = "QUOTATRACK_TIMEOUT", value_name = "SECONDS", default_value_t = 5.0,
+          value_parser = parse_timeout)]
+    pub timeout: f64,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -45,6 +49,28 @@ pub enum Command {
     /// Run the engine in the foreground, printing the status line after
     /// every update, until interrupted.
     Watch,
+    /// Perform PROVIDER's real usage request with your credentials and write
+    /// the redacted exchange as a fixture (for a bug report).
+    Record(RecordArgs),
+    /// Show where each provider's credentials come from, or why there are none.
+    Credentials,
+}
+
+/// `quotatrack record PROVIDER`.
+#[derive(Debug, Clone, ClapArgs)]
+pub struct RecordArgs {
+    /// The provider to ask.
+    pub provider: ProviderId,
+    /// Where to write the fixture (default: `PROVIDER-<time>.json` here).
+    #[arg(long, short, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+fn parse_timeout(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(seconds) if seconds > 0.0 && seconds <= 300.0 => Ok(seconds),
+        _ => Err(format!("expected seconds between 0 and 300, got {text:?}")),
+    }
 }
 
 /// `quotatrack replay FILE`.

@@ -255,9 +255,14 @@ pub fn read_exchange(exchange: &RecordedExchange, at: Timestamp) -> Outcome {
 
 /// The outcome of a request that got no answer.
 pub fn no_answer(provider: ProviderId, reason: &str) -> Outcome {
+    failed(provider, ErrorKind::Unavailable, reason)
+}
+
+/// The outcome of a fetch that ended without a usable response.
+pub fn failed(provider: ProviderId, kind: ErrorKind, reason: &str) -> Outcome {
     Outcome::Failed {
         error: ErrorBody {
-            kind: ErrorKind::Unavailable,
+            kind,
             message: format!("{}: {reason}", provider.provider().label()),
             retry_after_s: None,
         },

@@ -25,7 +25,7 @@ use tokio::sync::broadcast;
 use tokio::task::JoinSet;
 
 use crate::clock::{Clock, SystemClock};
-use crate::credentials::Credentials;
+use crate::credentials::{Credentials, fix_command};
 use crate::driver::{self, Driver, Found};
 use crate::events::{Event, Stream};
 use crate::exchange::RecordedExchange;
@@ -276,7 +276,7 @@ impl Engine {
                     let outcome = driver::read_exchange(&exchange, done);
                     (Some(exchange), outcome)
                 }
-                Err(error) => (None, driver::no_answer(provider, &error.to_string())),
+                Err(error) => (None, driver::failed(provider, error.kind(), &error.to_string())),
             };
             items.extend(self.driver.completed(provider, done, exchange, outcome, elapsed_ms));
         }
@@ -304,11 +304,18 @@ impl Engine {
             let timeout = self.fetch_timeout;
             tasks.spawn(async move {
                 let started = clock.now();
-                let answer = match tokio::time::timeout(timeout, transport.send(&request)).await {
-                    Ok(answer) => answer,
-                    Err(_) => Err(TransportError::Timeout {
-                        seconds: timeout.as_secs(),
-                    }),
+                let answer = if request.credential.expired(started) {
+                    Err(TransportError::Expired {
+                        origin: request.credential.source.clone(),
+                        fix: fix_command(request.provider),
+                    })
+                } else {
+                    match tokio::time::timeout(timeout, transport.send(&request)).await {
+                        Ok(answer) => answer,
+                        Err(_) => Err(TransportError::Timeout {
+                            millis: timeout.as_millis() as u64,
+                        }),
+                    }
                 };
                 let elapsed_ms = clock.now().duration_since(started).as_millis().max(0) as u64;
                 (request.provider, answer, elapsed_ms)

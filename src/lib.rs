@@ -28,7 +28,10 @@
 //!   and the snapshot file.
 //! - [`clock`], [`credentials`], [`transport`]: the engine's three inputs,
 //!   as traits with their offline implementations (manual clock, fixed
-//!   credentials, the exchange player).
+//!   credentials, the exchange player) and live ones (system clock,
+//!   credential discovery in each vendor's files, reqwest).
+//! - [`redact`]: secrets, identities and emails removed from every exchange
+//!   before it is recorded.
 //! - [`machines`]: the state machines (statig); [`machines::tracker`]
 //!   decides when each provider is fetched.
 //! - [`driver`]: turns machine decisions into events; shared by the engine
@@ -62,6 +65,8 @@ pub mod machines;
 pub mod providers;
 #[allow(missing_docs)]
 pub mod quota;
+pub mod record;
+pub mod redact;
 pub mod replay;
 pub mod scenario;
 pub mod status;

@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use jiff::Timestamp;
 
 use crate::clock::{Clock, ManualClock};
-use crate::credentials::{Credential, FixedCredentials, Secret};
+use crate::credentials::{Credential, FixedCredentials};
 use crate::engine::{Engine, EngineError};
 use crate::exchange::RecordedExchange;
 use crate::providers::ProviderId::{self, Anthropic, Antigravity, Codex, Copilot, Gemini, Kiro, Zai};
@@ -182,10 +182,7 @@ pub async fn run(scenario: &Scenario, minutes: u32, data_dir: &Path) -> Result<T
     for minute in 0..minutes {
         for (at, provider, present) in scenario.credentials {
             if *at == minute {
-                let credential = present.then(|| Credential {
-                    secret: Secret::new(format!("scenario-{provider}-{minute}")),
-                    source: "scenario".to_owned(),
-                });
+                let credential = present.then(|| Credential::new(format!("scenario-{provider}-{minute}"), "scenario"));
                 credentials
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())

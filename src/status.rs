@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 
 use jiff::{SignedDuration, Timestamp};
 
+use crate::credentials::fix_command;
 use crate::providers::{ErrorKind, ProviderId};
 use crate::store::{Entry, Store};
 use crate::wire::{ErrorBody, Freshness, ProviderStatus, Status, StatusPageBody, Window, rfc3339_seconds};
@@ -64,14 +65,16 @@ pub fn settle(status: &mut Status, now: Timestamp, options: &StatusOptions) {
 }
 
 fn provider_view(id: ProviderId, entry: &Entry) -> ProviderStatus {
+    let fix = fix_command(id);
     let error = match (&entry.last_error, entry.auth_required) {
+        (Some(error), _) if error.kind == ErrorKind::Auth && !error.message.contains(fix) => Some(ErrorBody {
+            message: format!("{}; run `{fix}`", error.message),
+            ..error.clone()
+        }),
         (Some(error), _) => Some(error.clone()),
         (None, true) => Some(ErrorBody {
             kind: ErrorKind::Auth,
-            message: format!(
-                "no credentials found for {id}; log in with the {} CLI",
-                id.provider().label()
-            ),
+            message: format!("no credentials found for {id}; run `{fix}`"),
             retry_after_s: None,
         }),
         (None, false) => None,

@@ -3,19 +3,27 @@
 //! transport error when no answer came), so what went over the wire is
 //! exactly what the log keeps and what replay feeds back.
 //!
-//! This file holds the trait and the offline implementation,
+//! This file holds the trait, the offline implementation,
 //! [`ExchangePlayer`], which serves recorded exchanges (the `--fixtures`
-//! mode, `demo` and tests).
+//! mode, `demo` and tests), and the live one, [`HttpTransport`] (reqwest
+//! with rustls; the only code in the crate that names the HTTP client).
 
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::Value;
 
 use crate::clock::{BoxFuture, Clock};
-use crate::credentials::Credential;
-use crate::exchange::RecordedExchange;
-use crate::providers::{Method, ProviderId};
+use crate::credentials::{Credential, Secret};
+use crate::exchange::{RecordedExchange, RecordedRequest, RecordedResponse};
+use crate::providers::{AuthScheme, ErrorKind, Method, ProviderId};
+use crate::redact::{REDACTED, Redactor};
+
+/// The most a response body may hold; a larger one is `malformed`.
+pub const MAX_BODY_BYTES: usize = 1 << 20;
 
 /// One request to send: a provider's request with its credential.
 #[derive(Debug, Clone)]
@@ -24,50 +32,128 @@ pub struct Request {
     pub provider: ProviderId,
     /// `GET` or `POST`.
     pub method: Method,
-    /// The full URL.
-    pub url: String,
+    /// The provider's default origin (scheme, host, port).
+    pub origin: String,
+    /// The path (and query) after the origin.
+    pub path: String,
     /// Headers besides the credential.
     pub headers: Vec<(String, String)>,
+    /// Headers whose values are secrets (an account id): sent, recorded as
+    /// `[redacted]`.
+    pub secret_headers: Vec<(String, Secret)>,
     /// The body of a `POST`.
     pub body: Option<String>,
+    /// How the credential is sent.
+    pub auth: AuthScheme,
     /// The credential; the transport puts it where the provider wants it.
     pub credential: Credential,
 }
 
 impl Request {
-    /// The usage request of `provider`, at its default origin.
+    /// The usage request of `provider`, at its default origin, with the
+    /// credential's extras placed where the provider wants them.
     pub fn usage(provider: ProviderId, credential: Credential) -> Request {
         let spec = provider.provider().request();
+        let secret_headers = spec
+            .secret_headers
+            .iter()
+            .filter_map(|(extra, header)| {
+                let value = credential.extras.get(extra)?;
+                Some(((*header).to_owned(), value.clone()))
+            })
+            .collect();
+        let body = spec.body.map(|body| {
+            let mut json: Value = serde_json::from_str(body).unwrap_or_else(|_| Value::Object(Default::default()));
+            for (extra, field) in spec.body_fields {
+                if let (Some(value), Some(fields)) = (credential.extras.get(extra), json.as_object_mut()) {
+                    fields.insert((*field).to_owned(), Value::String(value.expose().to_owned()));
+                }
+            }
+            json.to_string()
+        });
         Request {
             provider,
             method: spec.method,
-            url: spec.url(),
+            origin: spec.origin.to_owned(),
+            path: spec.path.to_owned(),
             headers: spec
                 .headers
                 .iter()
                 .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
                 .collect(),
-            body: spec.body.map(str::to_owned),
+            secret_headers,
+            body,
+            auth: spec.auth,
             credential,
         }
     }
+
+    /// The full URL at `origin`.
+    pub fn url_at(&self, origin: &str) -> String {
+        format!("{}{}", origin.trim_end_matches('/'), self.path)
+    }
+
+    /// Every secret the request carries, for redaction.
+    pub fn secrets(&self) -> Vec<&str> {
+        let mut secrets: Vec<&str> = self.credential.secrets().collect();
+        secrets.extend(self.secret_headers.iter().map(|(_, value)| value.expose()));
+        secrets
+    }
 }
 
-/// Why no response came back.
+/// Why no usable response came back.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TransportError {
     /// The request took longer than the fetch bound.
-    #[error("no answer within {seconds} s")]
+    #[error("no answer within {}", seconds_text(*millis))]
     Timeout {
-        /// The bound.
-        seconds: u64,
+        /// The bound, in milliseconds.
+        millis: u64,
     },
     /// The connection failed or broke.
     #[error("{0}")]
     Network(String),
+    /// The body was larger than [`MAX_BODY_BYTES`].
+    #[error("response body larger than {} KiB", limit / 1024)]
+    TooLarge {
+        /// The limit, in bytes.
+        limit: usize,
+    },
     /// An offline transport has nothing recorded for this provider.
     #[error("no recorded exchange for {0}")]
     NothingRecorded(ProviderId),
+    /// The credential's own store says it has expired; nothing was sent.
+    #[error("the token in {origin} has expired; run `{fix}`")]
+    Expired {
+        /// Where the credential came from.
+        origin: String,
+        /// The command that renews it.
+        fix: &'static str,
+    },
+    /// The HTTP client could not be built.
+    #[error("cannot start the HTTP client: {0}")]
+    Client(String),
+}
+
+impl TransportError {
+    /// How the failure is classified in the store: an oversized body is
+    /// `malformed`, an expired token `auth`, everything else `unavailable`.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            TransportError::TooLarge { .. } => ErrorKind::Malformed,
+            TransportError::Expired { .. } => ErrorKind::Auth,
+            _ => ErrorKind::Unavailable,
+        }
+    }
+}
+
+/// `5 s`, `0.5 s`.
+fn seconds_text(millis: u64) -> String {
+    if millis % 1000 == 0 {
+        format!("{} s", millis / 1000)
+    } else {
+        format!("{} s", millis as f64 / 1000.0)
+    }
 }
 
 /// Sends requests.
@@ -205,4 +291,166 @@ pub fn load_fixtures(dir: &Path) -> Result<BTreeMap<ProviderId, Vec<RecordedExch
         }
     }
     Ok(all)
+}
+
+/// The live transport: one shared reqwest client (rustls, gzip, at most
+/// three redirects), each request bounded by the fetch timeout, each body
+/// capped at [`MAX_BODY_BYTES`], each exchange redacted before it is
+/// returned. `QUOTATRACK_<ID>_BASE_URL` replaces a provider's origin.
+pub struct HttpTransport {
+    client: reqwest::Client,
+    clock: Arc<dyn Clock>,
+    origins: BTreeMap<ProviderId, String>,
+    timeout: Duration,
+}
+
+impl HttpTransport {
+    /// A transport bounded by `timeout`, with `origins` replacing the
+    /// default origin of the providers they name.
+    pub fn new(
+        clock: Arc<dyn Clock>,
+        timeout: Duration,
+        origins: BTreeMap<ProviderId, String>,
+    ) -> Result<HttpTransport, TransportError> {
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::limited(3))
+            .connect_timeout(timeout)
+            .timeout(timeout)
+            .build()
+            .map_err(|error| TransportError::Client(error_chain(&error)))?;
+        Ok(HttpTransport {
+            client,
+            clock,
+            origins,
+            timeout,
+        })
+    }
+
+    /// The origins set by `QUOTATRACK_<ID>_BASE_URL` in `env`.
+    pub fn origins_from(env: impl Fn(&str) -> Option<String>) -> BTreeMap<ProviderId, String> {
+        ProviderId::ALL
+            .into_iter()
+            .filter_map(|id| {
+                let origin = env(&format!("QUOTATRACK_{}_BASE_URL", id.as_str().to_uppercase()))?;
+                let origin = origin.trim().trim_end_matches('/').to_owned();
+                (!origin.is_empty()).then_some((id, origin))
+            })
+            .collect()
+    }
+
+    async fn exchange(&self, request: &Request) -> Result<RecordedExchange, TransportError> {
+        let origin = self
+            .origins
+            .get(&request.provider)
+            .map_or(request.origin.as_str(), String::as_str);
+        let url = request.url_at(origin);
+        let method = match request.method {
+            Method::Get => reqwest::Method::GET,
+            Method::Post => reqwest::Method::POST,
+        };
+        let token = request.credential.secret.expose();
+        let authorization = match request.auth {
+            AuthScheme::Bearer => format!("Bearer {token}"),
+            AuthScheme::Token => format!("token {token}"),
+        };
+        let mut builder = self
+            .client
+            .request(method, &url)
+            .timeout(self.timeout)
+            .header(reqwest::header::AUTHORIZATION, authorization);
+        for (name, value) in &request.headers {
+            builder = builder.header(name.as_str(), value.as_str());
+        }
+        for (name, value) in &request.secret_headers {
+            builder = builder.header(name.as_str(), value.expose());
+        }
+        if let Some(body) = &request.body {
+            builder = builder.body(body.clone());
+        }
+        let mut response = builder.send().await.map_err(|error| self.failure(&error))?;
+        let status = response.status().as_u16();
+        let mut headers = BTreeMap::new();
+        for (name, value) in response.headers() {
+            if Redactor::keeps_header(name.as_str()) {
+                let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
+                headers
+                    .entry(name.as_str().to_owned())
+                    .and_modify(|joined: &mut String| {
+                        joined.push_str(", ");
+                        joined.push_str(&value);
+                    })
+                    .or_insert(value);
+            }
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(|error| self.failure(&error))? {
+            if body.len() + chunk.len() > MAX_BODY_BYTES {
+                return Err(TransportError::TooLarge { limit: MAX_BODY_BYTES });
+            }
+            body.extend_from_slice(&chunk);
+        }
+        let redactor = Redactor::new(request.secrets());
+        let mut recorded_headers: BTreeMap<String, String> = request
+            .headers
+            .iter()
+            .map(|(name, value)| (name.to_lowercase(), value.clone()))
+            .collect();
+        recorded_headers.insert("authorization".to_owned(), REDACTED.to_owned());
+        for (name, _) in &request.secret_headers {
+            recorded_headers.insert(name.to_lowercase(), REDACTED.to_owned());
+        }
+        for value in headers.values_mut() {
+            *value = redactor.text(value);
+        }
+        let mut body = match serde_json::from_slice::<Value>(&body) {
+            Ok(json) => json,
+            Err(_) => Value::String(String::from_utf8_lossy(&body).into_owned()),
+        };
+        redactor.json(&mut body);
+        Ok(RecordedExchange {
+            provider: request.provider,
+            recorded_at: self.clock.now(),
+            request: RecordedRequest {
+                method: match request.method {
+                    Method::Get => "GET",
+                    Method::Post => "POST",
+                }
+                .to_owned(),
+                url: redactor.text(&url),
+                headers: recorded_headers,
+            },
+            response: RecordedResponse { status, headers, body },
+        })
+    }
+
+    fn failure(&self, error: &reqwest::Error) -> TransportError {
+        if error.is_timeout() {
+            TransportError::Timeout {
+                millis: self.timeout.as_millis() as u64,
+            }
+        } else {
+            TransportError::Network(error_chain(error))
+        }
+    }
+}
+
+impl Transport for HttpTransport {
+    fn send<'a>(&'a self, request: &'a Request) -> BoxFuture<'a, Result<RecordedExchange, TransportError>> {
+        Box::pin(self.exchange(request))
+    }
+}
+
+/// An error and its causes, without the URL (which is in the event anyway):
+/// `error sending request: connection refused`.
+fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts = vec![error.to_string()];
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !parts.iter().any(|part| part.contains(&text)) {
+            parts.push(text);
+        }
+        source = cause.source();
+    }
+    parts.join(": ")
 }

@@ -406,9 +406,6 @@ fn losing_credentials_clears_windows_and_asks_for_a_login() {
     let view = status::view(&store, at(120), &StatusOptions::default());
     assert_eq!(view.providers[0].state, Freshness::AuthRequired);
     let message = &view.providers[0].error.as_ref().unwrap().message;
-    assert_eq!(
-        message,
-        "no credentials found for anthropic; log in with the Claude CLI"
-    );
+    assert_eq!(message, "no credentials found for anthropic; run `claude /login`");
     assert_eq!(status::line(&view, at(120), None), "Claude: login needed");
 }

@@ -180,7 +180,7 @@ mod generated {
     use proptest::prelude::*;
     use proptest::test_runner::FileFailurePersistence;
     use quotatrack::clock::ManualClock;
-    use quotatrack::credentials::{Credential, FixedCredentials, Secret};
+    use quotatrack::credentials::{Credential, FixedCredentials};
     use quotatrack::engine::Engine;
     use quotatrack::exchange::RecordedExchange;
     use quotatrack::log::Log;
@@ -264,10 +264,7 @@ mod generated {
             }
             for (at, provider, present) in &run.toggles {
                 if *at == minute {
-                    let credential = present.then(|| Credential {
-                        secret: Secret::new(format!("key-{minute}")),
-                        source: "test".to_owned(),
-                    });
+                    let credential = present.then(|| Credential::new(format!("key-{minute}"), "test"));
                     credentials.lock().unwrap().set(*provider, credential);
                 }
             }

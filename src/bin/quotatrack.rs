@@ -6,12 +6,14 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
 use jiff::{SignedDuration, Timestamp};
-use quotatrack::cli::{Args, Command, DemoArgs, LogArgs, LogCommand, ParseArgs, ReplayArgs, StatusArgs};
-use quotatrack::credentials::FixedCredentials;
+use quotatrack::cli::{Args, Command, DemoArgs, LogArgs, LogCommand, ParseArgs, RecordArgs, ReplayArgs, StatusArgs};
+use quotatrack::credentials::{Discovery, FixedCredentials, Lookup};
 use quotatrack::engine::Engine;
 use quotatrack::events::{Event, Stream};
 use quotatrack::exchange::RecordedExchange;
@@ -19,9 +21,9 @@ use quotatrack::journal::Journal;
 use quotatrack::log::{Log, LogError};
 use quotatrack::providers::{ProviderId, Response};
 use quotatrack::status::{self, StatusOptions};
-use quotatrack::transport::ExchangePlayer;
+use quotatrack::transport::{ExchangePlayer, HttpTransport};
 use quotatrack::wire::{ParseOutput, Status, rfc3339_seconds};
-use quotatrack::{footer, replay, scenario};
+use quotatrack::{footer, record, replay, scenario};
 
 fn main() -> ExitCode {
     let args = Args::parse();
@@ -60,44 +62,103 @@ fn is_broken_pipe(error: &anyhow::Error) -> bool {
     })
 }
 
+/// What every engine-running command shares: where, from what, how long.
+struct Sources {
+    data_dir: PathBuf,
+    fixtures: Option<PathBuf>,
+    timeout: Duration,
+}
+
 fn run(args: Args) -> anyhow::Result<ExitCode> {
     let data_dir = quotatrack::config::data_dir(args.data_dir.as_deref(), |name| std::env::var(name).ok());
+    let sources = Sources {
+        data_dir: data_dir.clone(),
+        fixtures: args.fixtures.clone(),
+        timeout: Duration::from_secs_f64(args.timeout),
+    };
     match args.command {
         Command::Parse(parse) => run_parse(parse),
-        Command::Status(status) => run_status(&data_dir, args.fixtures.as_deref(), &status),
+        Command::Status(status) => run_status(&sources, &status),
         Command::Log(log) => run_log(&data_dir, log),
         Command::Store => run_store(&data_dir),
         Command::Replay(replay) => run_replay(&replay),
         Command::Demo(demo) => run_demo(args.data_dir.as_deref(), &demo),
-        Command::Watch => run_watch(&data_dir, args.fixtures.as_deref()),
+        Command::Watch => run_watch(&sources),
+        Command::Record(record) => run_record(&sources, &record),
+        Command::Credentials => run_credentials(),
     }
 }
 
-/// The engine of `watch` and `status --refresh`.
-fn engine(data_dir: &Path, fixtures: Option<&Path>) -> anyhow::Result<Engine> {
-    let Some(fixtures) = fixtures else {
-        anyhow::bail!(
-            "this build fetches only from recorded exchanges: pass --fixtures DIR (e.g. --fixtures fixtures/providers)"
-        );
+/// The engine of `watch` and `status --refresh`: over `--fixtures` when
+/// given, else live (credential discovery and HTTP).
+fn engine(sources: &Sources) -> anyhow::Result<Engine> {
+    let clock = Arc::new(quotatrack::clock::SystemClock);
+    let builder = Engine::builder()
+        .data_dir(&sources.data_dir)
+        .clock(clock.clone())
+        .fetch_timeout(sources.timeout);
+    let builder = match &sources.fixtures {
+        Some(fixtures) => {
+            let player = ExchangePlayer::from_dir(fixtures, clock)?;
+            let credentials = FixedCredentials::present(player.providers(), "fixtures");
+            builder.transport(Arc::new(player)).credentials(Arc::new(credentials))
+        }
+        None => builder
+            .transport(Arc::new(live_transport(sources.timeout)?))
+            .credentials(Arc::new(Discovery::from_process_env())),
     };
-    let clock = std::sync::Arc::new(quotatrack::clock::SystemClock);
-    let player = ExchangePlayer::from_dir(fixtures, clock.clone())?;
-    let credentials = FixedCredentials::present(player.providers(), "fixtures");
-    Ok(Engine::builder()
-        .data_dir(data_dir)
-        .clock(clock)
-        .transport(std::sync::Arc::new(player))
-        .credentials(std::sync::Arc::new(credentials))
-        .build()?)
+    Ok(builder.build()?)
+}
+
+fn live_transport(timeout: Duration) -> anyhow::Result<HttpTransport> {
+    let origins = HttpTransport::origins_from(|name| std::env::var(name).ok());
+    Ok(HttpTransport::new(
+        Arc::new(quotatrack::clock::SystemClock),
+        timeout,
+        origins,
+    )?)
+}
+
+/// `quotatrack credentials`: one line per provider.
+fn run_credentials() -> anyhow::Result<ExitCode> {
+    let discovery = Discovery::from_process_env();
+    let now = Timestamp::now();
+    for id in ProviderId::ALL {
+        println!("{}", discovery.lookup(id).describe(id, now));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `quotatrack record PROVIDER`: one real request, written redacted.
+fn run_record(sources: &Sources, args: &RecordArgs) -> anyhow::Result<ExitCode> {
+    let discovery = Discovery::from_process_env();
+    let transport = live_transport(sources.timeout)?;
+    let recorded = runtime()?.block_on(record::record(args.provider, &discovery, &transport))?;
+    let path = args.output.clone().unwrap_or_else(|| {
+        let stamp = recorded.exchange.recorded_at.strftime("%Y%m%dT%H%M%SZ");
+        PathBuf::from(format!("{}-{stamp}.json", args.provider))
+    });
+    record::write_fixture(&path, &recorded.text).with_context(|| format!("cannot write {}", path.display()))?;
+    eprintln!(
+        "wrote {} (HTTP {}, secrets redacted: check it before attaching it to a report)",
+        path.display(),
+        recorded.exchange.response.status
+    );
+    println!("{}", recorded.summary);
+    Ok(ExitCode::SUCCESS)
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_current_thread().enable_all().build()?)
 }
 
-fn run_status(data_dir: &Path, fixtures: Option<&Path>, args: &StatusArgs) -> anyhow::Result<ExitCode> {
+fn run_status(sources: &Sources, args: &StatusArgs) -> anyhow::Result<ExitCode> {
+    let data_dir = sources.data_dir.as_path();
     if args.refresh {
-        match engine(data_dir, fixtures) {
+        if sources.fixtures.is_none() {
+            report_missing_credentials(&args.providers);
+        }
+        match engine(sources) {
             Ok(mut engine) => {
                 runtime()?.block_on(engine.refresh(None))?;
                 engine.close()?;
@@ -178,8 +239,24 @@ fn run_demo(explicit_dir: Option<&Path>, args: &DemoArgs) -> anyhow::Result<Exit
     Ok(ExitCode::SUCCESS)
 }
 
-fn run_watch(data_dir: &Path, fixtures: Option<&Path>) -> anyhow::Result<ExitCode> {
-    let mut engine = engine(data_dir, fixtures)?;
+/// Tells on stderr, per provider, why there is no usable credential.
+fn report_missing_credentials(only: &[ProviderId]) {
+    let discovery = Discovery::from_process_env();
+    let now = Timestamp::now();
+    for id in ProviderId::ALL {
+        if !only.is_empty() && !only.contains(&id) {
+            continue;
+        }
+        let lookup = discovery.lookup(id);
+        let usable = matches!(&lookup, Lookup::Found(credential) if !credential.expired(now));
+        if !usable {
+            eprintln!("{}", lookup.describe(id, now));
+        }
+    }
+}
+
+fn run_watch(sources: &Sources) -> anyhow::Result<ExitCode> {
+    let mut engine = engine(sources)?;
     let mut updates = engine.subscribe();
     runtime()?.block_on(async {
         let printer = tokio::spawn(async move {

@@ -21,7 +21,8 @@ use crate::quota::{Aggregation, QuotaDefinition, UsageSnapshot, WindowType};
 pub const PROVIDER: Provider =
     Provider::new(ProviderId::Antigravity, "Antigravity", REQUEST, quotas, read).with_classify(classify);
 
-const REQUEST: RequestSpec = RequestSpec::post(google::ORIGIN, "/v1internal:fetchAvailableModels", &HEADERS, "{}");
+const REQUEST: RequestSpec = RequestSpec::post(google::ORIGIN, "/v1internal:fetchAvailableModels", &HEADERS, "{}")
+    .with_body_fields(&[("project", "project")]);
 
 const HEADERS: [(&str, &str); 4] = [
     ("content-type", "application/json"),

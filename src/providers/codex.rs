@@ -19,7 +19,8 @@ use crate::quota::{QuotaDefinition, Unit, UsageSnapshot};
 
 pub const PROVIDER: Provider = Provider::new(ProviderId::Codex, "Codex", REQUEST, quotas, read).with_classify(classify);
 
-const REQUEST: RequestSpec = RequestSpec::get("https://chatgpt.com", "/backend-api/wham/usage", &HEADERS);
+const REQUEST: RequestSpec = RequestSpec::get("https://chatgpt.com", "/backend-api/wham/usage", &HEADERS)
+    .with_secret_headers(&[("account_id", "chatgpt-account-id")]);
 
 const HEADERS: [(&str, &str); 3] = [
     ("accept", "application/json"),

@@ -19,7 +19,8 @@ use crate::quota::{Aggregation, QuotaDefinition, UsageSnapshot, WindowType};
 pub const PROVIDER: Provider =
     Provider::new(ProviderId::Gemini, "Gemini", REQUEST, quotas, read).with_classify(classify);
 
-const REQUEST: RequestSpec = RequestSpec::post(google::ORIGIN, "/v1internal:retrieveUserQuota", &HEADERS, "{}");
+const REQUEST: RequestSpec = RequestSpec::post(google::ORIGIN, "/v1internal:retrieveUserQuota", &HEADERS, "{}")
+    .with_body_fields(&[("project", "project")]);
 
 const HEADERS: [(&str, &str); 2] = [("content-type", "application/json"), ("accept", "application/json")];
 

@@ -21,7 +21,8 @@ const REQUEST: RequestSpec = RequestSpec::post(
     "/",
     &HEADERS,
     r#"{"origin":"AI_EDITOR","resourceType":"AGENTIC_REQUEST"}"#,
-);
+)
+.with_body_fields(&[("profile_arn", "profileArn")]);
 
 const HEADERS: [(&str, &str); 3] = [
     ("content-type", "application/x-amz-json-1.0"),

@@ -151,6 +151,12 @@ pub struct RequestSpec {
     pub headers: &'static [(&'static str, &'static str)],
     pub body: Option<&'static str>,
     pub auth: AuthScheme,
+    /// Credential extras sent as headers: `(extra, header name)`. Their
+    /// values are secrets and are recorded as `[redacted]`.
+    pub secret_headers: &'static [(&'static str, &'static str)],
+    /// Credential extras added to the JSON body: `(extra, field name)`.
+    /// Request bodies are never recorded.
+    pub body_fields: &'static [(&'static str, &'static str)],
 }
 
 impl RequestSpec {
@@ -167,6 +173,8 @@ impl RequestSpec {
             headers,
             body: None,
             auth: AuthScheme::Bearer,
+            secret_headers: &[],
+            body_fields: &[],
         }
     }
 
@@ -187,6 +195,16 @@ impl RequestSpec {
     /// The same request with `auth` instead of a bearer token.
     pub const fn with_auth(self, auth: AuthScheme) -> Self {
         Self { auth, ..self }
+    }
+
+    /// The same request sending credential extras as headers.
+    pub const fn with_secret_headers(self, secret_headers: &'static [(&'static str, &'static str)]) -> Self {
+        Self { secret_headers, ..self }
+    }
+
+    /// The same request adding credential extras to its JSON body.
+    pub const fn with_body_fields(self, body_fields: &'static [(&'static str, &'static str)]) -> Self {
+        Self { body_fields, ..self }
     }
 
     /// The full URL at the default origin.

@@ -5,12 +5,19 @@
 //! reaches an event.
 //!
 //! The engine asks again on every cycle, so a token rotated by its owning
-//! CLI is picked up at the next cycle.
+//! CLI is picked up at the next cycle. [`Discovery`] is the live
+//! implementation: it reads the files each vendor's own CLI keeps.
+
+mod discovery;
 
 use std::collections::BTreeMap;
 use std::fmt;
 
+use jiff::Timestamp;
+
 use crate::providers::ProviderId;
+
+pub use discovery::{Discovery, Lookup, fix_command};
 
 /// A secret: a token or API key.
 #[derive(Clone, PartialEq, Eq)]
@@ -50,11 +57,38 @@ impl fmt::Debug for Secret {
 pub struct Credential {
     /// What to send.
     pub secret: Secret,
-    /// Where it came from: `env`, `file:<path>`, `fixtures`.
+    /// Where it came from: an environment variable, a file path, `fixtures`.
     pub source: String,
+    /// When the token stops working, when its store says so. An expired
+    /// token is never sent: the provider is reported as needing a login.
+    pub expires_at: Option<Timestamp>,
+    /// Values the request needs besides the token, each as secret as the
+    /// token: `account_id` (Codex's account header), `project` (Google's
+    /// Cloud Code project), `profile_arn` (Kiro's profile).
+    pub extras: BTreeMap<&'static str, Secret>,
 }
 
 impl Credential {
+    /// A credential with no expiry and no extras.
+    pub fn new(secret: impl Into<String>, source: impl Into<String>) -> Credential {
+        Credential {
+            secret: Secret::new(secret),
+            source: source.into(),
+            expires_at: None,
+            extras: BTreeMap::new(),
+        }
+    }
+
+    /// Whether the token's store says it has expired at `now`.
+    pub fn expired(&self, now: Timestamp) -> bool {
+        self.expires_at.is_some_and(|expiry| expiry <= now)
+    }
+
+    /// Every secret this credential holds, for redaction.
+    pub fn secrets(&self) -> impl Iterator<Item = &str> {
+        std::iter::once(self.secret.expose()).chain(self.extras.values().map(Secret::expose))
+    }
+
     /// The fingerprint that events carry instead of the secret.
     pub fn fingerprint(&self) -> String {
         self.secret.fingerprint()
@@ -79,13 +113,7 @@ impl FixedCredentials {
     pub fn present(providers: impl IntoIterator<Item = ProviderId>, source: &str) -> FixedCredentials {
         let credentials = providers
             .into_iter()
-            .map(|id| {
-                let credential = Credential {
-                    secret: Secret::new(format!("{source}-{id}")),
-                    source: source.to_owned(),
-                };
-                (id, credential)
-            })
+            .map(|id| (id, Credential::new(format!("{source}-{id}"), source)))
             .collect();
         FixedCredentials { credentials }
     }

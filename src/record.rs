@@ -1,0 +1,107 @@
+//! `quotatrack record PROVIDER` (and `tools/record`): one real usage
+//! request with the user's own credentials, written as a recorded-exchange
+//! fixture that can be attached to a bug report.
+//!
+//! The transport has already redacted the exchange (tokens, account ids,
+//! cookies, emails, identifying fields). Before anything is written, the
+//! serialized fixture is checked once more against every secret the
+//! credential holds; if one still appears, nothing is written.
+
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+
+use jiff::Timestamp;
+
+use crate::credentials::{Discovery, Lookup, fix_command};
+use crate::driver;
+use crate::events::Outcome;
+use crate::exchange::RecordedExchange;
+use crate::providers::ProviderId;
+use crate::redact::Redactor;
+use crate::transport::{Request, Transport, TransportError};
+
+/// A recorded exchange, ready to write.
+#[derive(Debug)]
+pub struct Recorded {
+    /// The exchange.
+    pub exchange: RecordedExchange,
+    /// Its pretty JSON, checked free of the credential's secrets.
+    pub text: String,
+    /// One line on what the response said (`anthropic: 2 windows, plan max`).
+    pub summary: String,
+}
+
+/// Why nothing was recorded.
+#[derive(Debug, thiserror::Error)]
+pub enum RecordError {
+    /// No usable credential.
+    #[error("{0}")]
+    NoCredential(String),
+    /// The request got no answer.
+    #[error("{provider}: {error}")]
+    Transport {
+        /// The provider asked.
+        provider: ProviderId,
+        /// What went wrong.
+        error: TransportError,
+    },
+    /// A secret survived redaction: refusing to write it.
+    #[error("{0}: a credential still appears in the recorded exchange; nothing was written")]
+    Leak(ProviderId),
+}
+
+/// Performs `provider`'s usage request with the credential discovery finds.
+pub async fn record(
+    provider: ProviderId,
+    discovery: &Discovery,
+    transport: &dyn Transport,
+) -> Result<Recorded, RecordError> {
+    let now = Timestamp::now();
+    let lookup = discovery.lookup(provider);
+    let credential = match lookup {
+        Lookup::Found(credential) if !credential.expired(now) => credential,
+        other => return Err(RecordError::NoCredential(other.describe(provider, now))),
+    };
+    let request = Request::usage(provider, credential);
+    let exchange = transport
+        .send(&request)
+        .await
+        .map_err(|error| RecordError::Transport { provider, error })?;
+    let text = serde_json::to_string_pretty(&exchange).expect("an exchange always serializes");
+    if Redactor::new(request.secrets()).leaked(&text) {
+        return Err(RecordError::Leak(provider));
+    }
+    let summary = match driver::read_exchange(&exchange, exchange.recorded_at) {
+        Outcome::Usage { plan, windows } => format!(
+            "{provider}: HTTP {}, {} windows{}",
+            exchange.response.status,
+            windows.len(),
+            plan.map(|plan| format!(", plan {plan}")).unwrap_or_default()
+        ),
+        Outcome::Failed { error } => format!(
+            "{provider}: HTTP {}, {} ({}){}",
+            exchange.response.status,
+            error.kind.as_str(),
+            error.message,
+            if error.kind == crate::providers::ErrorKind::Auth {
+                format!("; run `{}`", fix_command(provider))
+            } else {
+                String::new()
+            }
+        ),
+    };
+    Ok(Recorded {
+        exchange,
+        text,
+        summary,
+    })
+}
+
+/// Writes a fixture readable by its owner only, never over an existing file.
+pub fn write_fixture(path: &Path, text: &str) -> std::io::Result<()> {
+    let mut file = OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
+    file.write_all(text.as_bytes())?;
+    file.write_all(b"\n")
+}
