@@ -24,6 +24,17 @@ pub struct Args {
     #[arg(long, global = true, env = "QUOTATRACK_TIMEOUT", value_name = "SECONDS", default_value_t = 5.0,
           value_parser = parse_timeout)]
     pub timeout: f64,
+    /// Run as if the clock read this many seconds later (for tests of the
+    /// real binary across long waits).
+    #[arg(
+        long,
+        global = true,
+        hide = true,
+        value_name = "SECONDS",
+        default_value_t = 0,
+        allow_hyphen_values = true
+    )]
+    pub now_offset: i64,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,

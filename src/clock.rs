@@ -35,6 +35,25 @@ impl Clock for SystemClock {
     }
 }
 
+/// The system clock shifted by a fixed offset: the binary's hidden
+/// `--now-offset` runs "as if it were later", which is how tests of the real
+/// binary cross an hour-long `Retry-After` without waiting for it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ShiftedClock {
+    /// Added to the system clock.
+    pub offset: SignedDuration,
+}
+
+impl Clock for ShiftedClock {
+    fn now(&self) -> Timestamp {
+        Timestamp::now() + self.offset
+    }
+
+    fn sleep(&self, duration: SignedDuration) -> BoxFuture<'_, ()> {
+        Box::pin(tokio::time::sleep(duration.unsigned_abs()))
+    }
+}
+
 /// A clock that starts at a chosen time and moves with tokio's timer. In a
 /// test with paused time (`#[tokio::test(start_paused = true)]`) it is
 /// virtual: hours pass instantly and exactly.

@@ -22,3 +22,5 @@ mod replay;
 mod machines;
 // Footer values and status --format templates.
 mod footer;
+// The live transport and the real binary against a real loopback server.
+mod live;

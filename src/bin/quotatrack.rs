@@ -13,6 +13,7 @@ use anyhow::Context;
 use clap::Parser;
 use jiff::{SignedDuration, Timestamp};
 use quotatrack::cli::{Args, Command, DemoArgs, LogArgs, LogCommand, ParseArgs, RecordArgs, ReplayArgs, StatusArgs};
+use quotatrack::clock::{Clock, ShiftedClock};
 use quotatrack::credentials::{Discovery, FixedCredentials, Lookup};
 use quotatrack::engine::Engine;
 use quotatrack::events::{Event, Stream};
@@ -64,6 +65,7 @@ fn is_broken_pipe(error: &anyhow::Error) -> bool {
 
 /// What every engine-running command shares: where, from what, how long.
 struct Sources {
+    clock: Arc<ShiftedClock>,
     data_dir: PathBuf,
     fixtures: Option<PathBuf>,
     timeout: Duration,
@@ -72,6 +74,9 @@ struct Sources {
 fn run(args: Args) -> anyhow::Result<ExitCode> {
     let data_dir = quotatrack::config::data_dir(args.data_dir.as_deref(), |name| std::env::var(name).ok());
     let sources = Sources {
+        clock: Arc::new(ShiftedClock {
+            offset: SignedDuration::from_secs(args.now_offset),
+        }),
         data_dir: data_dir.clone(),
         fixtures: args.fixtures.clone(),
         timeout: Duration::from_secs_f64(args.timeout),
@@ -92,7 +97,7 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
 /// The engine of `watch` and `status --refresh`: over `--fixtures` when
 /// given, else live (credential discovery and HTTP).
 fn engine(sources: &Sources) -> anyhow::Result<Engine> {
-    let clock = Arc::new(quotatrack::clock::SystemClock);
+    let clock = Arc::clone(&sources.clock);
     let builder = Engine::builder()
         .data_dir(&sources.data_dir)
         .clock(clock.clone())
@@ -104,19 +109,15 @@ fn engine(sources: &Sources) -> anyhow::Result<Engine> {
             builder.transport(Arc::new(player)).credentials(Arc::new(credentials))
         }
         None => builder
-            .transport(Arc::new(live_transport(sources.timeout)?))
+            .transport(Arc::new(live_transport(sources)?))
             .credentials(Arc::new(Discovery::from_process_env())),
     };
     Ok(builder.build()?)
 }
 
-fn live_transport(timeout: Duration) -> anyhow::Result<HttpTransport> {
+fn live_transport(sources: &Sources) -> anyhow::Result<HttpTransport> {
     let origins = HttpTransport::origins_from(|name| std::env::var(name).ok());
-    Ok(HttpTransport::new(
-        Arc::new(quotatrack::clock::SystemClock),
-        timeout,
-        origins,
-    )?)
+    Ok(HttpTransport::new(sources.clock.clone(), sources.timeout, origins)?)
 }
 
 /// `quotatrack credentials`: one line per provider.
@@ -132,7 +133,7 @@ fn run_credentials() -> anyhow::Result<ExitCode> {
 /// `quotatrack record PROVIDER`: one real request, written redacted.
 fn run_record(sources: &Sources, args: &RecordArgs) -> anyhow::Result<ExitCode> {
     let discovery = Discovery::from_process_env();
-    let transport = live_transport(sources.timeout)?;
+    let transport = live_transport(sources)?;
     let recorded = runtime()?.block_on(record::record(args.provider, &discovery, &transport))?;
     let path = args.output.clone().unwrap_or_else(|| {
         let stamp = recorded.exchange.recorded_at.strftime("%Y%m%dT%H%M%SZ");
@@ -156,7 +157,7 @@ fn run_status(sources: &Sources, args: &StatusArgs) -> anyhow::Result<ExitCode> 
     let data_dir = sources.data_dir.as_path();
     if args.refresh {
         if sources.fixtures.is_none() {
-            report_missing_credentials(&args.providers);
+            report_missing_credentials(&args.providers, sources.clock.now());
         }
         match engine(sources) {
             Ok(mut engine) => {
@@ -171,7 +172,7 @@ fn run_status(sources: &Sources, args: &StatusArgs) -> anyhow::Result<ExitCode> 
             },
         }
     }
-    let now = Timestamp::now();
+    let now = sources.clock.now();
     let mut view = status::read_snapshot(data_dir)
         .with_context(|| format!("cannot read the snapshot in {}", data_dir.display()))?
         .unwrap_or_else(|| Status {
@@ -240,9 +241,8 @@ fn run_demo(explicit_dir: Option<&Path>, args: &DemoArgs) -> anyhow::Result<Exit
 }
 
 /// Tells on stderr, per provider, why there is no usable credential.
-fn report_missing_credentials(only: &[ProviderId]) {
+fn report_missing_credentials(only: &[ProviderId], now: Timestamp) {
     let discovery = Discovery::from_process_env();
-    let now = Timestamp::now();
     for id in ProviderId::ALL {
         if !only.is_empty() && !only.contains(&id) {
             continue;

@@ -1,6 +1,8 @@
 //! Shared test support: loading recorded exchanges and the one `check`
 //! helper through which tests parse them.
 
+pub mod server;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};

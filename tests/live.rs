@@ -1,0 +1,421 @@
+//! The live transport through real reqwest to a real server on 127.0.0.1:
+//! headers each provider needs, redaction, faults (hang, broken body,
+//! oversized, invalid UTF-8, HTML), and the real binary against it
+//! (Retry-After across restarts, a hung server, a 401, last good values).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::{Command, Output};
+use std::sync::Arc;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use quotatrack::clock::ManualClock;
+use quotatrack::credentials::Credential;
+use quotatrack::driver;
+use quotatrack::events::Outcome;
+use quotatrack::providers::{ErrorKind, ProviderId};
+use quotatrack::transport::{HttpTransport, MAX_BODY_BYTES, Request, Transport, TransportError};
+use serde_json::Value;
+
+use crate::support::exchange;
+use crate::support::server::{Reply, Server};
+
+const TOKEN: &str = "sk-ant-oat01-live-test-token";
+
+fn transport(server: &Server, provider: ProviderId, timeout: Duration) -> HttpTransport {
+    let clock = Arc::new(ManualClock::new("2026-08-22T12:00:00Z".parse().unwrap()));
+    let origins = BTreeMap::from([(provider, server.origin.clone())]);
+    HttpTransport::new(clock, timeout, origins).unwrap()
+}
+
+fn send(
+    server: &Server,
+    request: Request,
+    timeout: Duration,
+) -> Result<quotatrack::exchange::RecordedExchange, TransportError> {
+    let transport = transport(server, request.provider, timeout);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(transport.send(&request))
+}
+
+fn usage_request(provider: ProviderId, credential: Credential) -> Request {
+    Request::usage(provider, credential)
+}
+
+fn outcome_kind(outcome: &Outcome) -> Option<ErrorKind> {
+    match outcome {
+        Outcome::Usage { .. } => None,
+        Outcome::Failed { error } => Some(error.kind),
+    }
+}
+
+#[test]
+fn claude_gets_its_required_headers_and_the_recorded_exchange_holds_no_token() {
+    let server = Server::start(vec![Reply::exchange(&exchange(ProviderId::Anthropic, "ok-full"))]);
+    let request = usage_request(ProviderId::Anthropic, Credential::new(TOKEN, "test"));
+    let recorded = send(&server, request, Duration::from_secs(5)).unwrap();
+
+    let received = &server.received()[0];
+    assert!(
+        received.head.starts_with("GET /api/oauth/usage HTTP/1.1"),
+        "{}",
+        received.head
+    );
+    assert_eq!(
+        received.header("authorization").as_deref(),
+        Some(&*format!("Bearer {TOKEN}"))
+    );
+    assert_eq!(received.header("anthropic-beta").as_deref(), Some("oauth-2025-04-20"));
+    assert!(received.header("user-agent").unwrap().starts_with("claude-code/"));
+
+    assert_eq!(recorded.request.headers["authorization"], "[redacted]");
+    assert_eq!(recorded.request.url, format!("{}/api/oauth/usage", server.origin));
+    assert!(!serde_json::to_string(&recorded).unwrap().contains(TOKEN));
+    let outcome = driver::read_exchange(&recorded, recorded.recorded_at);
+    assert!(
+        matches!(&outcome, Outcome::Usage { windows, .. } if !windows.is_empty()),
+        "{outcome:?}"
+    );
+}
+
+#[test]
+fn codex_account_id_is_sent_as_a_header_and_recorded_redacted_with_echoed_identities() {
+    let echo = r#"{"plan_type":"plus","email":"ada@example.com","account_id":"acct-7f3e9c",
+        "note":"token sk-codex-secret-1 for ada@example.com","rate_limit":{"allowed":true,"limit_reached":false,
+        "primary_window":{"used_percent":12,"limit_window_seconds":18000,"reset_after_seconds":600,"reset_at":1787403600}}}"#;
+    let server = Server::start(vec![
+        Reply::json(200, echo).with_header("set-cookie", "session=sk-codex-secret-1"),
+    ]);
+    let mut credential = Credential::new("sk-codex-secret-1", "test");
+    credential
+        .extras
+        .insert("account_id", quotatrack::credentials::Secret::new("acct-7f3e9c"));
+    let recorded = send(
+        &server,
+        usage_request(ProviderId::Codex, credential),
+        Duration::from_secs(5),
+    )
+    .unwrap();
+
+    let received = &server.received()[0];
+    assert_eq!(received.header("chatgpt-account-id").as_deref(), Some("acct-7f3e9c"));
+    assert_eq!(received.header("originator").as_deref(), Some("codex_cli_rs"));
+    let text = serde_json::to_string(&recorded).unwrap();
+    for secret in ["sk-codex-secret-1", "acct-7f3e9c", "ada@example.com", "session="] {
+        assert!(!text.contains(secret), "{secret} leaked into {text}");
+    }
+    assert_eq!(recorded.request.headers["chatgpt-account-id"], "[redacted]");
+    assert!(!recorded.response.headers.contains_key("set-cookie"));
+    assert!(matches!(
+        driver::read_exchange(&recorded, recorded.recorded_at),
+        Outcome::Usage { .. }
+    ));
+}
+
+#[test]
+fn google_and_kiro_extras_go_into_the_request_body() {
+    let server = Server::start(vec![Reply::json(200, "{}")]);
+    let mut credential = Credential::new("ya29.token", "test");
+    credential
+        .extras
+        .insert("project", quotatrack::credentials::Secret::new("gen-lang-client-42"));
+    send(
+        &server,
+        usage_request(ProviderId::Gemini, credential),
+        Duration::from_secs(5),
+    )
+    .unwrap();
+    let body: Value = serde_json::from_slice(&server.received()[0].body).unwrap();
+    assert_eq!(body, serde_json::json!({"project": "gen-lang-client-42"}));
+
+    let server = Server::start(vec![Reply::json(200, "{}")]);
+    let mut credential = Credential::new("aoa-token", "test");
+    credential.extras.insert(
+        "profile_arn",
+        quotatrack::credentials::Secret::new("arn:aws:codewhisperer:us-east-1:1:profile/X"),
+    );
+    send(
+        &server,
+        usage_request(ProviderId::Kiro, credential),
+        Duration::from_secs(5),
+    )
+    .unwrap();
+    let received = &server.received()[0];
+    let body: Value = serde_json::from_slice(&received.body).unwrap();
+    assert_eq!(body["profileArn"], "arn:aws:codewhisperer:us-east-1:1:profile/X");
+    assert_eq!(body["origin"], "AI_EDITOR");
+    assert_eq!(
+        received.header("x-amz-target").as_deref(),
+        Some("AmazonCodeWhispererService.GetUsageLimits")
+    );
+}
+
+#[test]
+fn copilot_sends_a_token_scheme() {
+    let server = Server::start(vec![Reply::exchange(&exchange(
+        ProviderId::Copilot,
+        "ok-free-legacy-monthly",
+    ))]);
+    send(
+        &server,
+        usage_request(ProviderId::Copilot, Credential::new("gho_copilot", "test")),
+        Duration::from_secs(5),
+    )
+    .unwrap();
+    let received = &server.received()[0];
+    assert_eq!(received.header("authorization").as_deref(), Some("token gho_copilot"));
+    assert!(received.header("editor-version").is_some());
+}
+
+#[test]
+fn retry_after_as_an_http_date_becomes_a_wait() {
+    let server = Server::start(vec![
+        Reply::json(
+            429,
+            r#"{"error":{"type":"rate_limit_error","message":"Rate limited. Please try again later."}}"#,
+        )
+        .with_header("retry-after", "Sat, 22 Aug 2026 13:00:00 GMT"),
+    ]);
+    let request = usage_request(ProviderId::Anthropic, Credential::new(TOKEN, "test"));
+    let recorded = send(&server, request, Duration::from_secs(5)).unwrap();
+    let outcome = driver::read_exchange(&recorded, "2026-08-22T12:00:00Z".parse::<Timestamp>().unwrap());
+    match outcome {
+        Outcome::Failed { error } => {
+            assert_eq!(error.kind, ErrorKind::RateLimited);
+            assert_eq!(error.retry_after_s, Some(3600));
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn faults_become_clear_errors() {
+    let anthropic = || usage_request(ProviderId::Anthropic, Credential::new(TOKEN, "test"));
+
+    let server = Server::start(vec![Reply::Hang]);
+    let error = send(&server, anthropic(), Duration::from_millis(300)).unwrap_err();
+    assert_eq!(error, TransportError::Timeout { millis: 300 });
+    assert_eq!(error.to_string(), "no answer within 0.3 s");
+
+    let server = Server::start(vec![Reply::CloseMidBody]);
+    let error = send(&server, anthropic(), Duration::from_secs(5)).unwrap_err();
+    assert!(matches!(&error, TransportError::Network(_)), "{error:?}");
+    assert_eq!(error.kind(), ErrorKind::Unavailable);
+
+    let huge = format!(r#"{{"padding":"{}"}}"#, "x".repeat(MAX_BODY_BYTES));
+    let server = Server::start(vec![Reply::json(200, &huge)]);
+    let error = send(&server, anthropic(), Duration::from_secs(5)).unwrap_err();
+    assert_eq!(error.to_string(), "response body larger than 1024 KiB");
+    assert_eq!(error.kind(), ErrorKind::Malformed);
+
+    let server = Server::start(vec![Reply::Http {
+        status: 200,
+        headers: vec![("content-type".into(), "application/json".into())],
+        body: b"{\"five_hour\": \xff\xfe}".to_vec(),
+    }]);
+    let recorded = send(&server, anthropic(), Duration::from_secs(5)).unwrap();
+    let outcome = driver::read_exchange(&recorded, recorded.recorded_at);
+    assert_eq!(outcome_kind(&outcome), Some(ErrorKind::Malformed), "{outcome:?}");
+
+    let server = Server::start(vec![Reply::Http {
+        status: 503,
+        headers: vec![("content-type".into(), "text/html".into())],
+        body: b"<html><title>Just a moment...</title></html>".to_vec(),
+    }]);
+    let recorded = send(&server, anthropic(), Duration::from_secs(5)).unwrap();
+    let outcome = driver::read_exchange(&recorded, recorded.recorded_at);
+    assert_eq!(outcome_kind(&outcome), Some(ErrorKind::Unavailable), "{outcome:?}");
+
+    let closed = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let origin = format!("http://{}", listener.local_addr().unwrap());
+        drop(listener);
+        origin
+    };
+    let clock = Arc::new(ManualClock::new("2026-08-22T12:00:00Z".parse().unwrap()));
+    let transport = HttpTransport::new(
+        clock,
+        Duration::from_secs(5),
+        BTreeMap::from([(ProviderId::Anthropic, closed)]),
+    )
+    .unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let error = runtime.block_on(transport.send(&anthropic())).unwrap_err();
+    assert!(
+        matches!(&error, TransportError::Network(message) if !message.contains(TOKEN)),
+        "{error:?}"
+    );
+}
+
+/// The real binary, with nothing from this process's environment but what
+/// the test gives it.
+pub fn run(home: &Path, env: &[(&str, &str)], args: &[&str]) -> Output {
+    let data = home.join("data");
+    let mut command = Command::new(env!("CARGO_BIN_EXE_quotatrack"));
+    command.env_clear().env("HOME", home).env("NO_COLOR", "1");
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    command.arg("--data-dir").arg(&data).args(args).output().unwrap()
+}
+
+fn status_json(output: &Output) -> Value {
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "stdout: {stdout}\nstderr: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_str(stdout.trim()).unwrap_or_else(|error| panic!("{error}: {stdout}"))
+}
+
+fn claude_env(server: &Server) -> Vec<(&'static str, String)> {
+    vec![
+        ("QUOTATRACK_ANTHROPIC_BASE_URL", server.origin.clone()),
+        ("QUOTATRACK_ANTHROPIC_TOKEN", TOKEN.to_owned()),
+    ]
+}
+
+fn refresh(home: &Path, env: &[(&'static str, String)], extra: &[&str]) -> Value {
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let mut args = extra.to_vec();
+    args.extend(["status", "--refresh", "--json", "--provider", "anthropic"]);
+    let view = status_json(&run(home, &env, &args));
+    view["providers"][0].clone()
+}
+
+#[test]
+fn a_429_with_retry_after_blocks_every_later_refresh_even_across_restarts() {
+    let server = Server::start(vec![
+        Reply::exchange(&exchange(ProviderId::Anthropic, "ok-full")),
+        Reply::json(
+            429,
+            r#"{"error":{"type":"rate_limit_error","message":"Rate limited. Please try again later."}}"#,
+        )
+        .with_header("retry-after", "3600"),
+        Reply::exchange(&exchange(ProviderId::Anthropic, "ok-full")),
+    ]);
+    let home = tempfile::tempdir().unwrap();
+    let env = claude_env(&server);
+
+    let first = refresh(home.path(), &env, &[]);
+    assert_eq!(first["state"], "fresh", "{first}");
+    // The next minute's refresh meets the 429; each command is a new process.
+    let blocked = refresh(home.path(), &env, &["--now-offset", "61"]);
+    assert_eq!(blocked["state"], "rate_limited", "{blocked}");
+    assert!(blocked["blocked_until"].is_string(), "{blocked}");
+    assert!(
+        !blocked["windows"].as_array().unwrap().is_empty(),
+        "last good values kept: {blocked}"
+    );
+    assert_eq!(server.requests(), 2);
+    for offset in ["200", "1800", "3500"] {
+        let again = refresh(home.path(), &env, &["--now-offset", offset]);
+        assert_eq!(again["state"], "rate_limited", "{again}");
+    }
+    assert_eq!(server.requests(), 2, "no request while Retry-After holds");
+    let after = refresh(home.path(), &env, &["--now-offset", "3725"]);
+    assert_eq!(after["state"], "fresh", "{after}");
+    assert_eq!(server.requests(), 3, "the block lifts when Retry-After has passed");
+}
+
+#[test]
+fn a_hung_server_costs_one_timeout_and_keeps_the_last_good_values() {
+    let server = Server::start(vec![
+        Reply::exchange(&exchange(ProviderId::Anthropic, "ok-full")),
+        Reply::Hang,
+    ]);
+    let home = tempfile::tempdir().unwrap();
+    let env = claude_env(&server);
+    let good = refresh(home.path(), &env, &["--timeout", "0.5"]);
+    assert_eq!(good["state"], "fresh");
+    // A real process that never finished would hang this test; it finishes
+    // because the request is cut off at the timeout.
+    let hung = refresh(home.path(), &env, &["--timeout", "0.5", "--now-offset", "61"]);
+    assert_eq!(hung["state"], "unavailable", "{hung}");
+    assert_eq!(hung["error"]["message"], "Claude: no answer within 0.5 s");
+    assert_eq!(hung["windows"], good["windows"], "last good values survive");
+}
+
+#[test]
+fn every_fault_keeps_the_last_good_values() {
+    let faults = vec![
+        Reply::json(
+            500,
+            r#"{"type":"error","error":{"type":"api_error","message":"Internal"}}"#,
+        ),
+        Reply::CloseMidBody,
+        Reply::json(200, "not json at all"),
+        Reply::Http {
+            status: 503,
+            headers: vec![("content-type".into(), "text/html".into())],
+            body: b"<html>Bad Gateway</html>".to_vec(),
+        },
+        Reply::json(200, &format!(r#"{{"pad":"{}"}}"#, "y".repeat(MAX_BODY_BYTES))),
+    ];
+    let n_faults = faults.len();
+    let mut script = vec![Reply::exchange(&exchange(ProviderId::Anthropic, "ok-full"))];
+    script.extend(faults);
+    let server = Server::start(script);
+    let home = tempfile::tempdir().unwrap();
+    let env = claude_env(&server);
+    let good = refresh(home.path(), &env, &[]);
+    assert_eq!(good["state"], "fresh");
+    // Backoff doubles the wait after each failure: 60 s, then 120 s, 180 s …
+    let mut offset = 0;
+    for fault in 1..=n_faults {
+        offset += 60 * fault as i64 + 1;
+        let view = refresh(home.path(), &env, &["--now-offset", &offset.to_string()]);
+        assert_eq!(server.requests(), fault + 1, "fault {fault} was fetched: {view}");
+        assert_ne!(view["state"], "fresh", "fault {fault}: {view}");
+        assert_eq!(
+            view["windows"], good["windows"],
+            "fault {fault} kept the last good values"
+        );
+        assert_eq!(view["updated_at"], good["updated_at"]);
+    }
+}
+
+#[test]
+fn a_401_asks_for_a_login_with_the_command_that_fixes_it() {
+    let server = Server::start(vec![Reply::exchange(&exchange(
+        ProviderId::Anthropic,
+        "err-auth-expired",
+    ))]);
+    let home = tempfile::tempdir().unwrap();
+    let view = refresh(home.path(), &claude_env(&server), &[]);
+    assert_eq!(view["state"], "auth_required", "{view}");
+    let message = view["error"]["message"].as_str().unwrap();
+    assert!(message.ends_with("; run `claude /login`"), "{message}");
+    let line = run(home.path(), &[], &["status", "--provider", "anthropic"]);
+    assert_eq!(String::from_utf8_lossy(&line.stdout).trim(), "Claude: login needed");
+}
+
+#[test]
+fn an_expired_token_is_never_sent() {
+    let server = Server::start(vec![Reply::exchange(&exchange(ProviderId::Anthropic, "ok-full"))]);
+    let home = tempfile::tempdir().unwrap();
+    let claude = home.path().join(".claude");
+    std::fs::create_dir_all(&claude).unwrap();
+    std::fs::write(
+        claude.join(".credentials.json"),
+        r#"{"claudeAiOauth":{"accessToken":"sk-ant-oat01-old","expiresAt":1000}}"#,
+    )
+    .unwrap();
+    let env = vec![("QUOTATRACK_ANTHROPIC_BASE_URL", server.origin.clone())];
+    let view = refresh(home.path(), &env, &[]);
+    assert_eq!(view["state"], "auth_required", "{view}");
+    assert_eq!(
+        view["error"]["message"],
+        "Claude: the token in ~/.claude/.credentials.json has expired; run `claude /login`"
+    );
+    assert_eq!(server.requests(), 0);
+}

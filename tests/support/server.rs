@@ -1,0 +1,193 @@
+//! A real HTTP/1.1 server on 127.0.0.1 for the live transport: it answers
+//! with a script of recorded responses and faults, in order (the last one
+//! repeats), counts requests and keeps each request's head and body.
+//! It runs on its own thread and runtime, so real processes can use it too.
+
+use std::sync::{Arc, Mutex};
+
+use quotatrack::exchange::RecordedExchange;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+/// One scripted answer.
+#[derive(Debug, Clone)]
+pub enum Reply {
+    /// A response: status, headers, body bytes.
+    Http {
+        status: u16,
+        headers: Vec<(String, String)>,
+        body: Vec<u8>,
+    },
+    /// Read the request, then never answer (the connection stays open).
+    Hang,
+    /// Promise a body, send half of it, close the connection.
+    CloseMidBody,
+}
+
+impl Reply {
+    /// The response of a recorded exchange.
+    pub fn exchange(exchange: &RecordedExchange) -> Reply {
+        Reply::Http {
+            status: exchange.response.status,
+            headers: exchange.response.header_pairs(),
+            body: exchange.response.body_bytes(),
+        }
+    }
+
+    /// A JSON response.
+    pub fn json(status: u16, body: &str) -> Reply {
+        Reply::Http {
+            status,
+            headers: vec![("content-type".into(), "application/json".into())],
+            body: body.as_bytes().to_vec(),
+        }
+    }
+
+    /// The same reply with one more header.
+    pub fn with_header(mut self, name: &str, value: &str) -> Reply {
+        if let Reply::Http { headers, .. } = &mut self {
+            headers.push((name.to_owned(), value.to_owned()));
+        }
+        self
+    }
+}
+
+/// A request as the server received it.
+#[derive(Debug, Clone)]
+pub struct Received {
+    /// `GET /api/oauth/usage HTTP/1.1` and the header lines, as sent.
+    pub head: String,
+    pub body: Vec<u8>,
+}
+
+impl Received {
+    /// The value of header `name` (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.head.lines().skip(1).find_map(|line| {
+            let (key, value) = line.split_once(':')?;
+            key.trim().eq_ignore_ascii_case(name).then(|| value.trim().to_owned())
+        })
+    }
+}
+
+/// The server; requests are answered until the test process ends.
+pub struct Server {
+    pub origin: String,
+    received: Arc<Mutex<Vec<Received>>>,
+}
+
+impl Server {
+    /// Starts a server answering with `script`.
+    pub fn start(script: Vec<Reply>) -> Server {
+        assert!(!script.is_empty(), "a server needs at least one reply");
+        let std_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        std_listener.set_nonblocking(true).unwrap();
+        let origin = format!("http://{}", std_listener.local_addr().unwrap());
+        let received = Arc::new(Mutex::new(Vec::new()));
+        let log = Arc::clone(&received);
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async move {
+                let listener = TcpListener::from_std(std_listener).unwrap();
+                loop {
+                    let Ok((stream, _)) = listener.accept().await else {
+                        continue;
+                    };
+                    let log = Arc::clone(&log);
+                    let script = script.clone();
+                    tokio::spawn(async move { serve(stream, &log, &script).await });
+                }
+            });
+        });
+        Server { origin, received }
+    }
+
+    /// How many requests arrived.
+    pub fn requests(&self) -> usize {
+        self.received.lock().unwrap().len()
+    }
+
+    /// Every request so far.
+    pub fn received(&self) -> Vec<Received> {
+        self.received.lock().unwrap().clone()
+    }
+}
+
+async fn serve(mut stream: TcpStream, log: &Mutex<Vec<Received>>, script: &[Reply]) {
+    let Some(request) = read_request(&mut stream).await else {
+        return;
+    };
+    let index = {
+        let mut log = log.lock().unwrap();
+        log.push(request);
+        (log.len() - 1).min(script.len() - 1)
+    };
+    match &script[index] {
+        Reply::Http { status, headers, body } => {
+            let mut head = format!(
+                "HTTP/1.1 {status} Scripted\r\ncontent-length: {}\r\nconnection: close\r\n",
+                body.len()
+            );
+            for (name, value) in headers {
+                if !name.eq_ignore_ascii_case("content-length") && !name.eq_ignore_ascii_case("content-encoding") {
+                    head.push_str(&format!("{name}: {value}\r\n"));
+                }
+            }
+            head.push_str("\r\n");
+            let _ = stream.write_all(head.as_bytes()).await;
+            let _ = stream.write_all(body).await;
+            let _ = stream.shutdown().await;
+        }
+        Reply::Hang => {
+            std::future::pending::<()>().await;
+        }
+        Reply::CloseMidBody => {
+            let body = br#"{"five_hour":{"utilization":40"#;
+            let head = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+                body.len() * 2
+            );
+            let _ = stream.write_all(head.as_bytes()).await;
+            let _ = stream.write_all(body).await;
+            let _ = stream.flush().await;
+            drop(stream);
+        }
+    }
+}
+
+async fn read_request(stream: &mut TcpStream) -> Option<Received> {
+    let mut buffer = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let head_end = loop {
+        let n = stream.read(&mut chunk).await.ok()?;
+        if n == 0 {
+            return None;
+        }
+        buffer.extend_from_slice(&chunk[..n]);
+        if let Some(end) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
+            break end;
+        }
+    };
+    let head = String::from_utf8_lossy(&buffer[..head_end]).into_owned();
+    let length: usize = head
+        .lines()
+        .find_map(|line| {
+            let (key, value) = line.split_once(':')?;
+            key.trim()
+                .eq_ignore_ascii_case("content-length")
+                .then(|| value.trim().parse().ok())?
+        })
+        .unwrap_or(0);
+    let mut body = buffer[head_end + 4..].to_vec();
+    while body.len() < length {
+        let n = stream.read(&mut chunk).await.ok()?;
+        if n == 0 {
+            break;
+        }
+        body.extend_from_slice(&chunk[..n]);
+    }
+    Some(Received { head, body })
+}
