@@ -10,7 +10,7 @@
 use std::fs::OpenOptions;
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use jiff::Timestamp;
 
@@ -97,6 +97,22 @@ pub async fn record(
         text,
         summary,
     })
+}
+
+impl Recorded {
+    /// Writes the fixture to `output`, or to `PROVIDER-<time>.json` in the
+    /// current directory; returns the path written.
+    pub fn save(&self, output: Option<&Path>) -> std::io::Result<PathBuf> {
+        let path = output.map_or_else(
+            || {
+                let stamp = self.exchange.recorded_at.strftime("%Y%m%dT%H%M%SZ");
+                PathBuf::from(format!("{}-{stamp}.json", self.exchange.provider))
+            },
+            Path::to_owned,
+        );
+        write_fixture(&path, &self.text)?;
+        Ok(path)
+    }
 }
 
 /// Writes a fixture readable by its owner only, never over an existing file.

@@ -419,3 +419,58 @@ fn an_expired_token_is_never_sent() {
     );
     assert_eq!(server.requests(), 0);
 }
+
+#[test]
+fn the_record_tool_writes_a_redacted_fixture_that_parses_and_never_overwrites() {
+    let server = Server::start(vec![Reply::exchange(&exchange(ProviderId::Zai, "ok-credit-limit"))]);
+    let home = tempfile::tempdir().unwrap();
+    let fixture = home.path().join("zai.json");
+    let record = || {
+        Command::new(env!("CARGO_BIN_EXE_record"))
+            .env_clear()
+            .env("HOME", home.path())
+            .env("QUOTATRACK_ZAI_BASE_URL", &server.origin)
+            .env("QUOTATRACK_ZAI_TOKEN", "zai-secret-key-123")
+            .args(["zai", "--output", fixture.to_str().unwrap()])
+            .output()
+            .unwrap()
+    };
+    let output = record();
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(String::from_utf8_lossy(&output.stdout).starts_with("zai: HTTP 200, "));
+    let text = std::fs::read_to_string(&fixture).unwrap();
+    assert!(!text.contains("zai-secret-key-123"));
+    let parsed = crate::support::quotatrack(
+        &["parse", "zai", fixture.to_str().unwrap(), "--exchange", "--json"],
+        b"",
+    );
+    assert_eq!(
+        parsed.status.code(),
+        Some(0),
+        "the fixture parses: {}",
+        String::from_utf8_lossy(&parsed.stdout)
+    );
+
+    let again = record();
+    assert_eq!(again.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("cannot write the fixture"));
+    assert_eq!(
+        std::fs::read_to_string(&fixture).unwrap(),
+        text,
+        "the first fixture is untouched"
+    );
+
+    let nobody = Command::new(env!("CARGO_BIN_EXE_record"))
+        .env_clear()
+        .env("HOME", home.path())
+        .arg("kiro")
+        .output()
+        .unwrap();
+    assert_eq!(nobody.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&nobody.stderr).contains("no credentials found for kiro"));
+}

@@ -24,3 +24,5 @@ mod machines;
 mod footer;
 // The live transport and the real binary against a real loopback server.
 mod live;
+// Credential discovery from fake homes; a canary token that must never leave memory.
+mod credentials;

@@ -135,11 +135,9 @@ fn run_record(sources: &Sources, args: &RecordArgs) -> anyhow::Result<ExitCode> 
     let discovery = Discovery::from_process_env();
     let transport = live_transport(sources)?;
     let recorded = runtime()?.block_on(record::record(args.provider, &discovery, &transport))?;
-    let path = args.output.clone().unwrap_or_else(|| {
-        let stamp = recorded.exchange.recorded_at.strftime("%Y%m%dT%H%M%SZ");
-        PathBuf::from(format!("{}-{stamp}.json", args.provider))
-    });
-    record::write_fixture(&path, &recorded.text).with_context(|| format!("cannot write {}", path.display()))?;
+    let path = recorded
+        .save(args.output.as_deref())
+        .with_context(|| format!("cannot write the fixture for {}", args.provider))?;
     eprintln!(
         "wrote {} (HTTP {}, secrets redacted: check it before attaching it to a report)",
         path.display(),

@@ -213,7 +213,7 @@ impl Search<'_> {
     fn json_file(
         &mut self,
         path: Option<PathBuf>,
-        read: impl FnOnce(&Value) -> Result<Token, String>,
+        read: impl FnOnce(&Value) -> Result<Option<Token>, String>,
     ) -> Option<Credential> {
         let path = path?;
         let shown = self.show(&path);
@@ -231,8 +231,9 @@ impl Search<'_> {
             }
         };
         match read(&json) {
-            Ok(token) if !token.secret.trim().is_empty() => Some(self.credential(shown, token)),
-            Ok(_) => {
+            Ok(None) => None,
+            Ok(Some(token)) if !token.secret.trim().is_empty() => Some(self.credential(shown, token)),
+            Ok(Some(_)) => {
                 self.problems.push(format!("{shown} holds an empty token"));
                 None
             }
@@ -261,10 +262,10 @@ impl Search<'_> {
     fn pi(&mut self, keys: &[&str], extras: &[(&'static str, &str)]) -> Option<Credential> {
         let path = self.home(".pi/agent/auth.json");
         self.json_file(path, |json| {
-            let entry = keys
-                .iter()
-                .find_map(|key| json.get(*key))
-                .ok_or_else(|| format!("has no {} entry", keys.join(" or ")))?;
+            // A pi store without this provider is simply not a source.
+            let Some(entry) = keys.iter().find_map(|key| json.get(*key)) else {
+                return Ok(None);
+            };
             let secret = ["access", "accessToken", "token", "key"]
                 .iter()
                 .find_map(|field| text(entry, &[field]))
@@ -273,7 +274,7 @@ impl Search<'_> {
             for (name, field) in extras {
                 token = token.with(name, text(entry, &[field]));
             }
-            Ok(token)
+            Ok(Some(token))
         })
     }
 
@@ -336,7 +337,7 @@ fn anthropic(search: &mut Search<'_>) -> Option<Credential> {
             let secret = text(oauth, &["accessToken"]).ok_or("has no accessToken")?;
             // No expiry means expired, as Claude Code itself treats it.
             let expires_at = epoch_ms(oauth.get("expiresAt")).or(Some(Timestamp::UNIX_EPOCH));
-            Ok(Token::new(secret).expiring(expires_at))
+            Ok(Some(Token::new(secret).expiring(expires_at)))
         })
         .or_else(|| search.pi(&["anthropic"], &[]))
 }
@@ -362,9 +363,11 @@ fn codex(search: &mut Search<'_>) -> Option<Credential> {
                 .and_then(|claims| claims.get("exp"))
                 .and_then(Value::as_i64)
                 .and_then(|exp| Timestamp::from_second(exp).ok());
-            Ok(Token::new(secret)
-                .expiring(expires_at)
-                .with("account_id", account.as_deref()))
+            Ok(Some(
+                Token::new(secret)
+                    .expiring(expires_at)
+                    .with("account_id", account.as_deref()),
+            ))
         })
         .or_else(|| search.pi(&["openai-codex"], &[("account_id", "accountId")]))
 }
@@ -387,12 +390,14 @@ fn copilot(search: &mut Search<'_>) -> Option<Credential> {
                 .iter()
                 .filter(|(host, _)| host.starts_with("github.com"))
                 .find_map(|(_, entry)| token_of(entry))
+                .map(Some)
                 .ok_or_else(|| "has no github.com oauth_token".to_owned())
         })
         .or_else(|| {
             search.json_file(hosts, |json| {
                 json.get("github.com")
                     .and_then(token_of)
+                    .map(Some)
                     .ok_or_else(|| "has no github.com oauth_token".to_owned())
             })
         })
@@ -403,9 +408,11 @@ fn copilot(search: &mut Search<'_>) -> Option<Credential> {
         .or_else(|| {
             let path = search.home(".pi/agent/auth.json");
             search.json_file(path, |json| {
-                let entry = json.get("github-copilot").ok_or("has no github-copilot entry")?;
+                let Some(entry) = json.get("github-copilot") else {
+                    return Ok(None);
+                };
                 let secret = text(entry, &["refresh"]).ok_or("has no GitHub token (refresh)")?;
-                Ok(Token::new(secret))
+                Ok(Some(Token::new(secret)))
             })
         })
 }
@@ -446,7 +453,7 @@ fn gemini(search: &mut Search<'_>) -> Option<Credential> {
     search
         .json_file(path, |json| {
             let secret = text(json, &["access_token"]).ok_or("has no access_token")?;
-            Ok(Token::new(secret).expiring(epoch_ms(json.get("expiry_date"))))
+            Ok(Some(Token::new(secret).expiring(epoch_ms(json.get("expiry_date")))))
         })
         .or_else(|| search.pi(&["google-gemini-cli"], &[("project", "projectId")]))
 }
@@ -468,9 +475,11 @@ fn kiro(search: &mut Search<'_>) -> Option<Credential> {
         .json_file(path, |json| {
             let secret = text(json, &["accessToken"]).ok_or("has no accessToken")?;
             let expires_at = text(json, &["expiresAt"]).and_then(|iso| iso.parse().ok());
-            Ok(Token::new(secret)
-                .expiring(expires_at)
-                .with("profile_arn", text(json, &["profileArn"])))
+            Ok(Some(
+                Token::new(secret)
+                    .expiring(expires_at)
+                    .with("profile_arn", text(json, &["profileArn"])),
+            ))
         })
         .or_else(|| search.pi(&["kiro"], &[]))
 }
@@ -481,7 +490,7 @@ fn zai(search: &mut Search<'_>) -> Option<Credential> {
         ["apiKey", "api_key", "key"]
             .iter()
             .find_map(|key| text(json, &[key]))
-            .map(Token::new)
+            .map(|key| Some(Token::new(key)))
             .ok_or_else(|| "has no apiKey".to_owned())
     };
     let openusage = search.config("openusage/zai.json");
