@@ -32,6 +32,8 @@
 //!   credential discovery in each vendor's files, reqwest).
 //! - [`redact`]: secrets, identities and emails removed from every exchange
 //!   before it is recorded.
+//! - [`record`]: one real request written as a redacted fixture, for bug
+//!   reports (`quotatrack record`, `tools/record.rs`).
 //! - [`machines`]: the state machines (statig); [`machines::tracker`]
 //!   decides when each provider is fetched.
 //! - [`driver`]: turns machine decisions into events; shared by the engine
