@@ -419,3 +419,83 @@ fn a_canary_token_never_reaches_disk_exports_fixtures_or_output() {
     assert_eq!(mode(&data), 0o700);
     assert_eq!(mode(&data.join("status.json")), 0o600);
 }
+
+/// Each provider's first vendor file, holding `{`.
+const PRIMARY_FILES: [(ProviderId, &str); 7] = [
+    (Anthropic, ".claude/.credentials.json"),
+    (Codex, ".codex/auth.json"),
+    (Copilot, ".config/github-copilot/apps.json"),
+    (Gemini, ".gemini/oauth_creds.json"),
+    (Antigravity, ".pi/agent/auth.json"),
+    (Kiro, ".aws/sso/cache/kiro-auth-token.json"),
+    (Zai, ".config/zai/key.json"),
+];
+
+#[test]
+fn every_provider_reports_a_missing_login_and_names_a_malformed_file() {
+    for (provider, file) in PRIMARY_FILES {
+        let report = describe(&Home::new(), provider);
+        assert!(
+            report.starts_with(&format!("no credentials found for {provider} (looked in $QUOTATRACK_")),
+            "{report}"
+        );
+        let home = Home::new();
+        home.file(file, "{");
+        let report = describe(&home, provider);
+        assert!(
+            report.starts_with(&format!("{provider}: ~/{file} is not JSON (line 1, column 1)")),
+            "{report}"
+        );
+        assert!(report.ends_with(&format!("; run `{}`", quotatrack::credentials::fix_command(provider))));
+    }
+}
+
+#[test]
+fn every_store_with_an_expiry_is_honoured() {
+    let past = r#""expires":1000"#;
+    let cases: [(ProviderId, &str, String); 6] = [
+        (
+            Anthropic,
+            ".claude/.credentials.json",
+            r#"{"claudeAiOauth":{"accessToken":"t","expiresAt":1000}}"#.into(),
+        ),
+        (
+            Codex,
+            ".codex/auth.json",
+            format!(r#"{{"tokens":{{"access_token":"{}"}}}}"#, jwt(r#"{"exp":1000}"#)),
+        ),
+        (
+            Gemini,
+            ".gemini/oauth_creds.json",
+            r#"{"access_token":"t","expiry_date":1000}"#.into(),
+        ),
+        (
+            Antigravity,
+            ".pi/agent/auth.json",
+            format!(r#"{{"google-antigravity":{{"access":"t",{past}}}}}"#),
+        ),
+        (
+            Kiro,
+            ".aws/sso/cache/kiro-auth-token.json",
+            r#"{"accessToken":"t","expiresAt":"2001-01-01T00:00:00Z"}"#.into(),
+        ),
+        (
+            Zai,
+            ".pi/agent/auth.json",
+            format!(r#"{{"zai":{{"access":"t",{past}}}}}"#),
+        ),
+    ];
+    for (provider, file, text) in cases {
+        let home = Home::new();
+        home.file(file, &text);
+        assert_eq!(
+            describe(&home, provider),
+            format!(
+                "{provider}: the token in ~/{file} has expired; run `{}`",
+                quotatrack::credentials::fix_command(provider)
+            )
+        );
+    }
+    // GitHub tokens carry no expiry in their stores: a dead one is found
+    // by its 401, which asks for `gh auth login`.
+}
