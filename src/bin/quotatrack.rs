@@ -178,6 +178,12 @@ fn run_status(sources: &Sources, args: &StatusArgs) -> anyhow::Result<ExitCode> 
             generated_at: rfc3339_seconds(now),
             providers: Vec::new(),
         });
+    if view.providers.is_empty() && !args.refresh {
+        eprintln!(
+            "quotatrack: nothing fetched yet in {}: run `quotatrack status --refresh` or `quotatrack watch`",
+            data_dir.display()
+        );
+    }
     status::settle(&mut view, now, &StatusOptions::default());
     if !args.providers.is_empty() {
         view.providers.retain(|provider| args.providers.contains(&provider.id));
