@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 use jiff::Timestamp;
 
-use crate::credentials::{Discovery, Lookup, fix_command};
+use crate::credentials::{Discovery, Lookup, with_fix};
 use crate::driver;
 use crate::events::Outcome;
 use crate::exchange::RecordedExchange;
@@ -52,13 +52,14 @@ pub enum RecordError {
     Leak(ProviderId),
 }
 
-/// Performs `provider`'s usage request with the credential discovery finds.
+/// Performs `provider`'s usage request with the credential discovery finds
+/// (an expired one, by the clock reading `now`, is not sent).
 pub async fn record(
     provider: ProviderId,
     discovery: &Discovery,
     transport: &dyn Transport,
+    now: Timestamp,
 ) -> Result<Recorded, RecordError> {
-    let now = Timestamp::now();
     let lookup = discovery.lookup(provider);
     let credential = match lookup {
         Lookup::Found(credential) if !credential.expired(now) => credential,
@@ -70,7 +71,7 @@ pub async fn record(
         .await
         .map_err(|error| RecordError::Transport { provider, error })?;
     let text = serde_json::to_string_pretty(&exchange).expect("an exchange always serializes");
-    if Redactor::new(request.secrets()).leaked(&text) {
+    if Redactor::new(request.credential.secrets()).leaked(&text) {
         return Err(RecordError::Leak(provider));
     }
     let summary = match driver::read_exchange(&exchange, exchange.recorded_at) {
@@ -81,15 +82,10 @@ pub async fn record(
             plan.map(|plan| format!(", plan {plan}")).unwrap_or_default()
         ),
         Outcome::Failed { error } => format!(
-            "{provider}: HTTP {}, {} ({}){}",
+            "{provider}: HTTP {}, {} ({})",
             exchange.response.status,
             error.kind.as_str(),
-            error.message,
-            if error.kind == crate::providers::ErrorKind::Auth {
-                format!("; run `{}`", fix_command(provider))
-            } else {
-                String::new()
-            }
+            with_fix(provider, error.kind, &error.message)
         ),
     };
     Ok(Recorded {

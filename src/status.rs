@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 
 use jiff::{SignedDuration, Timestamp};
 
-use crate::credentials::fix_command;
+use crate::credentials::with_fix;
 use crate::providers::{ErrorKind, ProviderId};
 use crate::store::{Entry, Store};
 use crate::wire::{ErrorBody, Freshness, ProviderStatus, Status, StatusPageBody, Window, rfc3339_seconds};
@@ -65,16 +65,14 @@ pub fn settle(status: &mut Status, now: Timestamp, options: &StatusOptions) {
 }
 
 fn provider_view(id: ProviderId, entry: &Entry) -> ProviderStatus {
-    let fix = fix_command(id);
     let error = match (&entry.last_error, entry.auth_required) {
-        (Some(error), _) if error.kind == ErrorKind::Auth && !error.message.contains(fix) => Some(ErrorBody {
-            message: format!("{}; run `{fix}`", error.message),
+        (Some(error), _) => Some(ErrorBody {
+            message: with_fix(id, error.kind, &error.message),
             ..error.clone()
         }),
-        (Some(error), _) => Some(error.clone()),
         (None, true) => Some(ErrorBody {
             kind: ErrorKind::Auth,
-            message: format!("no credentials found for {id}; run `{fix}`"),
+            message: with_fix(id, ErrorKind::Auth, &format!("no credentials found for {id}")),
             retry_after_s: None,
         }),
         (None, false) => None,

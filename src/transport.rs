@@ -92,13 +92,6 @@ impl Request {
     pub fn url_at(&self, origin: &str) -> String {
         format!("{}{}", origin.trim_end_matches('/'), self.path)
     }
-
-    /// Every secret the request carries, for redaction.
-    pub fn secrets(&self) -> Vec<&str> {
-        let mut secrets: Vec<&str> = self.credential.secrets().collect();
-        secrets.extend(self.secret_headers.iter().map(|(_, value)| value.expose()));
-        secrets
-    }
 }
 
 /// Why no usable response came back.
@@ -389,7 +382,7 @@ impl HttpTransport {
             }
             body.extend_from_slice(&chunk);
         }
-        let redactor = Redactor::new(request.secrets());
+        let redactor = Redactor::new(request.credential.secrets());
         let mut recorded_headers: BTreeMap<String, String> = request
             .headers
             .iter()

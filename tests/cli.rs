@@ -254,21 +254,10 @@ mod engine_commands {
     #[test]
     fn status_refresh_without_credentials_says_where_it_looked_and_what_to_run() {
         let home = tempfile::tempdir().unwrap();
-        let data = home.path().join("data");
-        let first = Command::new(env!("CARGO_BIN_EXE_quotatrack"))
-            .env_clear()
-            .env("HOME", home.path())
-            .args(["--data-dir", data.to_str().unwrap(), "status"])
-            .output()
-            .unwrap();
+        let first = crate::live::run(home.path(), &[], &["status"]);
         assert_eq!(String::from_utf8_lossy(&first.stdout), "no usage data yet\n");
         assert!(String::from_utf8_lossy(&first.stderr).contains("run `quotatrack status --refresh`"));
-        let output = Command::new(env!("CARGO_BIN_EXE_quotatrack"))
-            .env_clear()
-            .env("HOME", home.path())
-            .args(["--data-dir", data.to_str().unwrap(), "status", "--refresh"])
-            .output()
-            .unwrap();
+        let output = crate::live::run(home.path(), &[], &["status", "--refresh"]);
         assert_eq!(
             output.status.code(),
             Some(0),

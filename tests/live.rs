@@ -212,23 +212,24 @@ fn faults_become_clear_errors() {
     assert_eq!(error.to_string(), "response body larger than 1024 KiB");
     assert_eq!(error.kind(), ErrorKind::Malformed);
 
-    let server = Server::start(vec![Reply::Http {
-        status: 200,
-        headers: vec![("content-type".into(), "application/json".into())],
-        body: b"{\"five_hour\": \xff\xfe}".to_vec(),
-    }]);
-    let recorded = send(&server, anthropic(), Duration::from_secs(5)).unwrap();
-    let outcome = driver::read_exchange(&recorded, recorded.recorded_at);
-    assert_eq!(outcome_kind(&outcome), Some(ErrorKind::Malformed), "{outcome:?}");
-
-    let server = Server::start(vec![Reply::Http {
-        status: 503,
-        headers: vec![("content-type".into(), "text/html".into())],
-        body: b"<html><title>Just a moment...</title></html>".to_vec(),
-    }]);
-    let recorded = send(&server, anthropic(), Duration::from_secs(5)).unwrap();
-    let outcome = driver::read_exchange(&recorded, recorded.recorded_at);
-    assert_eq!(outcome_kind(&outcome), Some(ErrorKind::Unavailable), "{outcome:?}");
+    // Answers that arrive whole are recorded, and the parser classifies them.
+    let read_as = |content_type: &str, status: u16, body: &[u8]| {
+        let server = Server::start(vec![Reply::Http {
+            status,
+            headers: vec![("content-type".into(), content_type.into())],
+            body: body.to_vec(),
+        }]);
+        let recorded = send(&server, anthropic(), Duration::from_secs(5)).unwrap();
+        outcome_kind(&driver::read_exchange(&recorded, recorded.recorded_at))
+    };
+    assert_eq!(
+        read_as("application/json", 200, b"{\"five_hour\": \xff\xfe}"),
+        Some(ErrorKind::Malformed)
+    );
+    assert_eq!(
+        read_as("text/html", 503, b"<html><title>Just a moment...</title></html>"),
+        Some(ErrorKind::Unavailable)
+    );
 
     let closed = {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

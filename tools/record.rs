@@ -34,7 +34,12 @@ fn main() -> ExitCode {
                 .map_err(|error| error.to_string())?;
             let discovery = Discovery::from_process_env();
             let recorded = runtime
-                .block_on(record::record(args.provider, &discovery, &transport))
+                .block_on(record::record(
+                    args.provider,
+                    &discovery,
+                    &transport,
+                    jiff::Timestamp::now(),
+                ))
                 .map_err(|error| error.to_string())?;
             let path = recorded
                 .save(args.output.as_deref())

@@ -90,7 +90,7 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
         Command::Demo(demo) => run_demo(args.data_dir.as_deref(), &demo),
         Command::Watch => run_watch(&sources),
         Command::Record(record) => run_record(&sources, &record),
-        Command::Credentials => run_credentials(),
+        Command::Credentials => run_credentials(sources.clock.now()),
     }
 }
 
@@ -121,9 +121,8 @@ fn live_transport(sources: &Sources) -> anyhow::Result<HttpTransport> {
 }
 
 /// `quotatrack credentials`: one line per provider.
-fn run_credentials() -> anyhow::Result<ExitCode> {
+fn run_credentials(now: Timestamp) -> anyhow::Result<ExitCode> {
     let discovery = Discovery::from_process_env();
-    let now = Timestamp::now();
     for id in ProviderId::ALL {
         println!("{}", discovery.lookup(id).describe(id, now));
     }
@@ -134,7 +133,8 @@ fn run_credentials() -> anyhow::Result<ExitCode> {
 fn run_record(sources: &Sources, args: &RecordArgs) -> anyhow::Result<ExitCode> {
     let discovery = Discovery::from_process_env();
     let transport = live_transport(sources)?;
-    let recorded = runtime()?.block_on(record::record(args.provider, &discovery, &transport))?;
+    let now = sources.clock.now();
+    let recorded = runtime()?.block_on(record::record(args.provider, &discovery, &transport, now))?;
     let path = recorded
         .save(args.output.as_deref())
         .with_context(|| format!("cannot write the fixture for {}", args.provider))?;

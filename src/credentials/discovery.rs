@@ -20,7 +20,7 @@ use jiff::Timestamp;
 use serde_json::Value;
 
 use super::{Credential, Credentials, Secret};
-use crate::providers::ProviderId;
+use crate::providers::{ErrorKind, ProviderId};
 
 /// Files larger than this are not credential stores.
 const MAX_FILE_BYTES: u64 = 1 << 20;
@@ -35,6 +35,18 @@ pub fn fix_command(provider: ProviderId) -> &'static str {
         ProviderId::Antigravity => "agy",
         ProviderId::Kiro => "kiro-cli login",
         ProviderId::Zai => "export ZAI_API_KEY=<key>",
+    }
+}
+
+/// `message`, ending with "; run `<fix>`" when it is an auth error that
+/// does not say so already. (The check is for the whole hint: a fix such as
+/// `gemini` also appears in ordinary messages.)
+pub fn with_fix(provider: ProviderId, kind: ErrorKind, message: &str) -> String {
+    let hint = format!("run `{}`", fix_command(provider));
+    if kind == ErrorKind::Auth && !message.contains(&hint) {
+        format!("{message}; {hint}")
+    } else {
+        message.to_owned()
     }
 }
 
@@ -97,12 +109,7 @@ impl Discovery {
 
     /// Searches for `provider`'s credential.
     pub fn lookup(&self, provider: ProviderId) -> Lookup {
-        let mut search = Search {
-            env: &self.env,
-            home: self.var("HOME").map(PathBuf::from),
-            searched: Vec::new(),
-            problems: Vec::new(),
-        };
+        let mut search = Search::new(&self.env);
         let token_var = format!("QUOTATRACK_{}_TOKEN", provider.as_str().to_uppercase());
         let found = search.env_var(&token_var).or_else(|| match provider {
             ProviderId::Anthropic => anthropic(&mut search),
@@ -120,10 +127,6 @@ impl Discovery {
                 problems: search.problems,
             },
         }
-    }
-
-    fn var(&self, name: &str) -> Option<String> {
-        (self.env)(name).filter(|value| !value.trim().is_empty())
     }
 }
 
@@ -179,7 +182,18 @@ struct Search<'a> {
     problems: Vec<String>,
 }
 
-impl Search<'_> {
+impl<'a> Search<'a> {
+    fn new(env: &'a Env) -> Search<'a> {
+        let mut search = Search {
+            env,
+            home: None,
+            searched: Vec::new(),
+            problems: Vec::new(),
+        };
+        search.home = search.var("HOME").map(PathBuf::from);
+        search
+    }
+
     fn var(&self, name: &str) -> Option<String> {
         (self.env)(name).filter(|value| !value.trim().is_empty())
     }
@@ -555,6 +569,20 @@ fn base64url(text: &str) -> Option<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_fix_is_added_once_and_only_to_auth_errors() {
+        let gemini = |kind, message| with_fix(ProviderId::Gemini, kind, message);
+        assert_eq!(
+            gemini(ErrorKind::Auth, "no credentials found for gemini"),
+            "no credentials found for gemini; run `gemini`"
+        );
+        assert_eq!(
+            gemini(ErrorKind::Auth, "expired; run `gemini`"),
+            "expired; run `gemini`"
+        );
+        assert_eq!(gemini(ErrorKind::Unavailable, "http 503"), "http 503");
+    }
 
     #[test]
     fn base64url_decodes_jwt_payloads() {

@@ -17,7 +17,7 @@ use jiff::Timestamp;
 
 use crate::providers::ProviderId;
 
-pub use discovery::{Discovery, Lookup, fix_command};
+pub use discovery::{Discovery, Lookup, fix_command, with_fix};
 
 /// A secret: a token or API key.
 #[derive(Clone, PartialEq, Eq)]
