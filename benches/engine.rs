@@ -44,6 +44,7 @@ fn main() {
         .transport(player)
         .credentials(credentials)
         .providers(&providers)
+        .status_pages(None)
         .build()
         .unwrap();
     let runtime = tokio::runtime::Builder::new_current_thread()

@@ -29,17 +29,21 @@ use crate::credentials::{Credentials, fix_command};
 use crate::driver::{self, Driver, Found};
 use crate::events::{Event, Stream};
 use crate::exchange::RecordedExchange;
+use crate::health::{self, Feed};
 use crate::journal::Journal;
 use crate::log::LogError;
 use crate::machines::tracker::Rules;
 use crate::providers::ProviderId;
 use crate::status::{self, StatusOptions};
 use crate::store::Store;
-use crate::transport::{Request, Transport, TransportError};
+use crate::transport::{Purpose, Request, Transport, TransportError};
 use crate::wire::Status;
 
 /// How long one fetch may take by default.
 pub const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long a status page reading lasts by default.
+pub const STATUS_TTL: Duration = Duration::from_secs(300);
 
 /// Why the engine could not start or go on.
 #[derive(Debug, thiserror::Error)]
@@ -71,6 +75,7 @@ pub struct Engine {
     transport: Arc<dyn Transport>,
     credentials: Arc<dyn Credentials>,
     fetch_timeout: Duration,
+    status_ttl: Option<Duration>,
     status_options: StatusOptions,
     updates: broadcast::Sender<Arc<Status>>,
 }
@@ -84,6 +89,7 @@ pub struct EngineBuilder {
     credentials: Option<Arc<dyn Credentials>>,
     providers: Vec<ProviderId>,
     fetch_timeout: Duration,
+    status_ttl: Option<Duration>,
     checkpoint_every: Option<u64>,
 }
 
@@ -130,6 +136,13 @@ impl EngineBuilder {
         self
     }
 
+    /// How long a status page reading lasts; `None` turns status pages
+    /// off (default: 5 minutes).
+    pub fn status_pages(mut self, ttl: Option<Duration>) -> Self {
+        self.status_ttl = ttl;
+        self
+    }
+
     /// Checkpoint the store every `events` events (default 1,000).
     pub fn checkpoint_every(mut self, events: u64) -> Self {
         self.checkpoint_every = Some(events);
@@ -166,6 +179,7 @@ impl EngineBuilder {
             transport,
             credentials,
             fetch_timeout: self.fetch_timeout,
+            status_ttl: self.status_ttl,
             status_options: StatusOptions::default(),
             updates,
         })
@@ -183,6 +197,7 @@ impl Engine {
             credentials: None,
             providers: ProviderId::ALL.to_vec(),
             fetch_timeout: FETCH_TIMEOUT,
+            status_ttl: Some(STATUS_TTL),
             checkpoint_every: None,
         }
     }
@@ -264,13 +279,24 @@ impl Engine {
             if let (true, Some(credential)) = (fetch, credential) {
                 requests.push(Request::usage(provider, credential));
             }
+            if self.status_page_due(provider, at) {
+                requests.extend(Request::status_page(provider));
+            }
         }
         let mut events = self.journal.record(items)?.len();
-        let fetched: Vec<ProviderId> = requests.iter().map(|request| request.provider).collect();
+        let fetched: Vec<ProviderId> = requests
+            .iter()
+            .filter(|request| request.purpose == Purpose::Usage)
+            .map(|request| request.provider)
+            .collect();
         let answers = self.fetch_all(requests).await;
         let done = self.clock.now();
         let mut items = Vec::new();
-        for (provider, answer, elapsed_ms) in answers {
+        for (purpose, provider, answer, elapsed_ms) in answers {
+            if purpose == Purpose::StatusPage {
+                items.push((done, Stream::Controller, health::checked(provider, answer)));
+                continue;
+            }
             let (exchange, outcome) = match answer {
                 Ok(exchange) => {
                     let outcome = driver::read_exchange(&exchange, done);
@@ -291,12 +317,32 @@ impl Engine {
         })
     }
 
+    /// Whether `provider`'s status page is due at `at`: pages are on, the
+    /// provider has one and is tracked, and the last reading is older than
+    /// the TTL.
+    fn status_page_due(&self, provider: ProviderId, at: Timestamp) -> bool {
+        let Some(ttl) = self.status_ttl else {
+            return false;
+        };
+        let tracked = self.driver.state(provider).is_some_and(|state| state.is_active());
+        let checked = self
+            .journal
+            .store()
+            .providers
+            .get(&provider)
+            .and_then(|entry| entry.status_page.as_ref())
+            .map(|page| page.checked_at);
+        tracked
+            && Feed::of(provider).is_some()
+            && checked.is_none_or(|checked| at.duration_since(checked).unsigned_abs() >= ttl)
+    }
+
     /// Sends every request at once, each bounded by the fetch timeout, and
-    /// returns the answers in provider order with how long each took.
+    /// returns the answers in (purpose, provider) order with how long each took.
     async fn fetch_all(
         &self,
         requests: Vec<Request>,
-    ) -> Vec<(ProviderId, Result<RecordedExchange, TransportError>, u64)> {
+    ) -> Vec<(Purpose, ProviderId, Result<RecordedExchange, TransportError>, u64)> {
         let mut tasks = JoinSet::new();
         for request in requests {
             let transport = Arc::clone(&self.transport);
@@ -304,9 +350,13 @@ impl Engine {
             let timeout = self.fetch_timeout;
             tasks.spawn(async move {
                 let started = clock.now();
-                let answer = if request.credential.expired(started) {
+                let expired = request
+                    .credential
+                    .as_ref()
+                    .filter(|credential| credential.expired(started));
+                let answer = if let Some(credential) = expired {
                     Err(TransportError::Expired {
-                        origin: request.credential.source.clone(),
+                        origin: credential.source.clone(),
                         fix: fix_command(request.provider),
                     })
                 } else {
@@ -318,11 +368,11 @@ impl Engine {
                     }
                 };
                 let elapsed_ms = clock.now().duration_since(started).as_millis().max(0) as u64;
-                (request.provider, answer, elapsed_ms)
+                (request.purpose, request.provider, answer, elapsed_ms)
             });
         }
         let mut answers = tasks.join_all().await;
-        answers.sort_by_key(|(provider, _, _)| *provider);
+        answers.sort_by_key(|(purpose, provider, _, _)| (*purpose, *provider));
         answers
     }
 }

@@ -44,6 +44,8 @@
 //!   responses: `demo` and the recorded incidents.
 //! - [`engine`]: the update cycle: credentials, polls, fetches, recording,
 //!   snapshot, notifications.
+//! - [`health`]: each provider's public status page, read into one
+//!   indicator (`none` … `critical`, `maintenance`).
 //! - [`footer`]: named single values (`anthropic.5h.used_percent`) and
 //!   `status --format` templates.
 //! - [`cli`]: the command line's argument types, without I/O.
@@ -60,6 +62,7 @@ pub mod engine;
 pub mod events;
 pub mod exchange;
 pub mod footer;
+pub mod health;
 pub mod journal;
 pub mod log;
 pub mod machines;

@@ -71,7 +71,7 @@ pub async fn record(
         .await
         .map_err(|error| RecordError::Transport { provider, error })?;
     let text = serde_json::to_string_pretty(&exchange).expect("an exchange always serializes");
-    if Redactor::new(request.credential.secrets()).leaked(&text) {
+    if Redactor::new(request.secrets()).leaked(&text) {
         return Err(RecordError::Leak(provider));
     }
     let summary = match driver::read_exchange(&exchange, exchange.recorded_at) {

@@ -175,6 +175,8 @@ pub async fn run(scenario: &Scenario, minutes: u32, data_dir: &Path) -> Result<T
         .transport(player.clone())
         .credentials(credentials.clone())
         .providers(&providers)
+        // Scenarios script usage responses only.
+        .status_pages(None)
         .build()?;
     let interval = engine.driver().rules().interval;
     let mut timeline = Timeline::default();

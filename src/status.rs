@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 use jiff::{SignedDuration, Timestamp};
 
 use crate::credentials::with_fix;
+use crate::health::Indicator;
 use crate::providers::{ErrorKind, ProviderId};
 use crate::store::{Entry, Store};
 use crate::wire::{ErrorBody, Freshness, ProviderStatus, Status, StatusPageBody, Window, rfc3339_seconds};
@@ -104,7 +105,7 @@ fn provider_view(id: ProviderId, entry: &Entry) -> ProviderStatus {
         windows: entry.windows.clone(),
         status_page: entry.status_page.as_ref().map(|page| StatusPageBody {
             indicator: page.indicator.clone(),
-            description: page.description.clone(),
+            description: page.description.clone().or_else(|| page.error.clone()),
         }),
         error,
     }
@@ -157,11 +158,31 @@ pub fn line(status: &Status, now: Timestamp, bar_for: Option<ProviderId>) -> Str
 
 /// One provider's part of the status line.
 pub fn provider_line(provider: &ProviderStatus, now: Timestamp, with_bar: bool) -> String {
+    let mut text = usage_text(provider, now, with_bar);
+    let health = provider
+        .status_page
+        .as_ref()
+        .and_then(|page| Indicator::parse(&page.indicator))
+        .and_then(Indicator::word);
+    if let Some(word) = health {
+        text.push_str(&format!(" ⚠ {word}"));
+    }
+    text
+}
+
+fn usage_text(provider: &ProviderStatus, now: Timestamp, with_bar: bool) -> String {
     let label = &provider.label;
     match provider.state {
         Freshness::AuthRequired => return format!("{label}: login needed"),
         Freshness::Inactive => return format!("{label}: off"),
         Freshness::Unknown if provider.windows.is_empty() => return format!("{label}: no data"),
+        Freshness::Unavailable if provider.windows.is_empty() => return format!("{label}: unavailable"),
+        Freshness::RateLimited if provider.windows.is_empty() => {
+            let wait = parse_time(provider.blocked_until.as_deref())
+                .map(|until| compact_duration(until.duration_since(now).as_secs().max(0).unsigned_abs()));
+            return format!("{label}: rate limited ⏳ {}", wait.unwrap_or_default());
+        }
+        Freshness::Fresh | Freshness::Stale if provider.windows.is_empty() => return format!("{label}: no windows"),
         _ => {}
     }
     let windows: Vec<String> = provider

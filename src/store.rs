@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::events::{Envelope, Event, Outcome, Stream};
+use crate::health::Indicator;
 use crate::providers::{ErrorKind, ProviderId};
 use crate::wire::{ErrorBody, Window};
 
@@ -69,13 +70,20 @@ pub struct Entry {
     pub status_page: Option<StatusPage>,
 }
 
-/// A provider's status page reading.
+/// A provider's status page reading. A page that could not be read keeps
+/// the last good indicator and notes why in `error`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StatusPage {
-    /// `none`, `minor`, `major`, `critical` or `maintenance`.
+    /// `none`, `minor`, `major`, `critical` or `maintenance`; `unknown`
+    /// until a page was first read.
     pub indicator: String,
     /// The page's one-line description.
     pub description: Option<String>,
+    /// When the page was last asked (read or not): the base of its TTL.
+    pub checked_at: Timestamp,
+    /// Why the last check could not read the page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// The controller's state and the provider it shows.
@@ -140,10 +148,22 @@ impl Store {
                 indicator,
                 description,
             } => {
-                self.entry(*provider).status_page = Some(StatusPage {
-                    indicator: indicator.clone(),
-                    description: description.clone(),
-                });
+                let page = &mut self.entry(*provider).status_page;
+                match page {
+                    Some(page) if indicator == Indicator::Unknown.as_str() => {
+                        page.checked_at = at;
+                        page.error.clone_from(description);
+                    }
+                    _ => {
+                        let unreadable = indicator == Indicator::Unknown.as_str();
+                        *page = Some(StatusPage {
+                            indicator: indicator.clone(),
+                            description: if unreadable { None } else { description.clone() },
+                            checked_at: at,
+                            error: if unreadable { description.clone() } else { None },
+                        });
+                    }
+                }
             }
             Event::StoreUpdated {
                 provider,

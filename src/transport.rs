@@ -19,17 +19,29 @@ use serde_json::Value;
 use crate::clock::{BoxFuture, Clock};
 use crate::credentials::{Credential, Secret};
 use crate::exchange::{RecordedExchange, RecordedRequest, RecordedResponse};
+use crate::health::Feed;
 use crate::providers::{AuthScheme, ErrorKind, Method, ProviderId};
 use crate::redact::{REDACTED, Redactor};
 
 /// The most a response body may hold; a larger one is `malformed`.
 pub const MAX_BODY_BYTES: usize = 1 << 20;
 
+/// What a request is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Purpose {
+    /// The provider's usage endpoint, with a credential.
+    Usage,
+    /// The provider's public status page, without one.
+    StatusPage,
+}
+
 /// One request to send: a provider's request with its credential.
 #[derive(Debug, Clone)]
 pub struct Request {
     /// The provider asked.
     pub provider: ProviderId,
+    /// Usage or status page.
+    pub purpose: Purpose,
     /// `GET` or `POST`.
     pub method: Method,
     /// The provider's default origin (scheme, host, port).
@@ -45,8 +57,9 @@ pub struct Request {
     pub body: Option<String>,
     /// How the credential is sent.
     pub auth: AuthScheme,
-    /// The credential; the transport puts it where the provider wants it.
-    pub credential: Credential,
+    /// The credential, which the transport puts where the provider wants
+    /// it; `None` for a public page.
+    pub credential: Option<Credential>,
 }
 
 impl Request {
@@ -73,6 +86,7 @@ impl Request {
         });
         Request {
             provider,
+            purpose: Purpose::Usage,
             method: spec.method,
             origin: spec.origin.to_owned(),
             path: spec.path.to_owned(),
@@ -84,8 +98,30 @@ impl Request {
             secret_headers,
             body,
             auth: spec.auth,
-            credential,
+            credential: Some(credential),
         }
+    }
+
+    /// The status page request of `provider`, if it has a status page.
+    pub fn status_page(provider: ProviderId) -> Option<Request> {
+        let feed = Feed::of(provider)?;
+        Some(Request {
+            provider,
+            purpose: Purpose::StatusPage,
+            method: Method::Get,
+            origin: feed.origin().to_owned(),
+            path: feed.path().to_owned(),
+            headers: vec![("accept".to_owned(), "application/json".to_owned())],
+            secret_headers: Vec::new(),
+            body: None,
+            auth: AuthScheme::Bearer,
+            credential: None,
+        })
+    }
+
+    /// The secrets this request carries (none for a public page).
+    pub fn secrets(&self) -> impl Iterator<Item = &str> {
+        self.credential.iter().flat_map(Credential::secrets)
     }
 
     /// The full URL at `origin`.
@@ -161,7 +197,7 @@ pub trait Transport: Send + Sync {
 /// so tests can assert that a provider got no request.
 pub struct ExchangePlayer {
     clock: Arc<dyn Clock>,
-    queues: Mutex<BTreeMap<ProviderId, Queue>>,
+    queues: Mutex<BTreeMap<(ProviderId, Purpose), Queue>>,
     /// At the end of a sequence, keep serving its last exchange instead of
     /// starting over.
     hold_last: bool,
@@ -183,18 +219,25 @@ pub struct FixturesError {
 }
 
 impl ExchangePlayer {
-    /// A player of the given exchanges.
+    /// A player of the given usage exchanges.
     pub fn new(exchanges: BTreeMap<ProviderId, Vec<RecordedExchange>>, clock: Arc<dyn Clock>) -> ExchangePlayer {
-        let queues = exchanges
-            .into_iter()
-            .filter(|(_, exchanges)| !exchanges.is_empty())
-            .map(|(id, exchanges)| (id, Queue { exchanges, served: 0 }))
-            .collect();
         ExchangePlayer {
             clock,
-            queues: Mutex::new(queues),
+            queues: Mutex::new(BTreeMap::new()),
             hold_last: false,
         }
+        .serving(Purpose::Usage, exchanges)
+    }
+
+    /// The same player, also serving `exchanges` for `purpose`.
+    pub fn serving(self, purpose: Purpose, exchanges: BTreeMap<ProviderId, Vec<RecordedExchange>>) -> ExchangePlayer {
+        self.lock().extend(
+            exchanges
+                .into_iter()
+                .filter(|(_, exchanges)| !exchanges.is_empty())
+                .map(|(id, exchanges)| ((id, purpose), Queue { exchanges, served: 0 })),
+        );
+        self
     }
 
     /// The same player, answering with each sequence's last exchange once
@@ -205,22 +248,36 @@ impl ExchangePlayer {
     }
 
     /// The exchanges of `dir/<provider>/*.json`, in file-name order
-    /// (the `--fixtures DIR` contract).
+    /// (the `--fixtures DIR` contract), and the status pages of
+    /// `dir/<provider>/status/*.json`.
     pub fn from_dir(dir: &Path, clock: Arc<dyn Clock>) -> Result<ExchangePlayer, FixturesError> {
-        Ok(ExchangePlayer::new(load_fixtures(dir)?, clock))
+        let status_pages = load_exchanges(dir, Some("status"))?;
+        Ok(ExchangePlayer::new(load_fixtures(dir)?, clock).serving(Purpose::StatusPage, status_pages))
     }
 
     /// The providers this player has exchanges for.
     pub fn providers(&self) -> Vec<ProviderId> {
-        self.lock().keys().copied().collect()
+        let queues = self.lock();
+        let mut providers: Vec<ProviderId> = queues
+            .keys()
+            .filter(|(_, purpose)| *purpose == Purpose::Usage)
+            .map(|(id, _)| *id)
+            .collect();
+        providers.dedup();
+        providers
     }
 
-    /// How many requests `provider` has been sent.
+    /// How many usage requests `provider` has been sent.
     pub fn requests(&self, provider: ProviderId) -> usize {
-        self.lock().get(&provider).map_or(0, |queue| queue.served)
+        self.requests_for(provider, Purpose::Usage)
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<ProviderId, Queue>> {
+    /// How many requests for `purpose` `provider` has been sent.
+    pub fn requests_for(&self, provider: ProviderId, purpose: Purpose) -> usize {
+        self.lock().get(&(provider, purpose)).map_or(0, |queue| queue.served)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<(ProviderId, Purpose), Queue>> {
         self.queues.lock().unwrap_or_else(|poison| poison.into_inner())
     }
 }
@@ -228,7 +285,7 @@ impl ExchangePlayer {
 impl Transport for ExchangePlayer {
     fn send<'a>(&'a self, request: &'a Request) -> BoxFuture<'a, Result<RecordedExchange, TransportError>> {
         let hold_last = self.hold_last;
-        let served = self.lock().get_mut(&request.provider).map(|queue| {
+        let served = self.lock().get_mut(&(request.provider, request.purpose)).map(|queue| {
             let n_exchanges = queue.exchanges.len();
             let index = if hold_last {
                 queue.served.min(n_exchanges - 1)
@@ -254,6 +311,11 @@ impl Transport for ExchangePlayer {
 /// A provider without a directory has no exchanges; an unreadable file is an
 /// error naming it.
 pub fn load_fixtures(dir: &Path) -> Result<BTreeMap<ProviderId, Vec<RecordedExchange>>, FixturesError> {
+    load_exchanges(dir, None)
+}
+
+/// Reads `dir/<provider>[/<sub>]/*.json` for every provider.
+fn load_exchanges(dir: &Path, sub: Option<&str>) -> Result<BTreeMap<ProviderId, Vec<RecordedExchange>>, FixturesError> {
     let fail = |path: &Path, message: String| FixturesError {
         path: path.to_owned(),
         message,
@@ -263,7 +325,7 @@ pub fn load_fixtures(dir: &Path) -> Result<BTreeMap<ProviderId, Vec<RecordedExch
     }
     let mut all = BTreeMap::new();
     for id in ProviderId::ALL {
-        let provider_dir = dir.join(id.as_str());
+        let provider_dir = dir.join(id.as_str()).join(sub.unwrap_or(""));
         let Ok(entries) = fs::read_dir(&provider_dir) else {
             continue;
         };
@@ -341,16 +403,15 @@ impl HttpTransport {
             Method::Get => reqwest::Method::GET,
             Method::Post => reqwest::Method::POST,
         };
-        let token = request.credential.secret.expose();
-        let authorization = match request.auth {
-            AuthScheme::Bearer => format!("Bearer {token}"),
-            AuthScheme::Token => format!("token {token}"),
-        };
-        let mut builder = self
-            .client
-            .request(method, &url)
-            .timeout(self.timeout)
-            .header(reqwest::header::AUTHORIZATION, authorization);
+        let mut builder = self.client.request(method, &url).timeout(self.timeout);
+        if let Some(credential) = &request.credential {
+            let token = credential.secret.expose();
+            let authorization = match request.auth {
+                AuthScheme::Bearer => format!("Bearer {token}"),
+                AuthScheme::Token => format!("token {token}"),
+            };
+            builder = builder.header(reqwest::header::AUTHORIZATION, authorization);
+        }
         for (name, value) in &request.headers {
             builder = builder.header(name.as_str(), value.as_str());
         }
@@ -382,13 +443,15 @@ impl HttpTransport {
             }
             body.extend_from_slice(&chunk);
         }
-        let redactor = Redactor::new(request.credential.secrets());
+        let redactor = Redactor::new(request.secrets());
         let mut recorded_headers: BTreeMap<String, String> = request
             .headers
             .iter()
             .map(|(name, value)| (name.to_lowercase(), value.clone()))
             .collect();
-        recorded_headers.insert("authorization".to_owned(), REDACTED.to_owned());
+        if request.credential.is_some() {
+            recorded_headers.insert("authorization".to_owned(), REDACTED.to_owned());
+        }
         for (name, _) in &request.secret_headers {
             recorded_headers.insert(name.to_lowercase(), REDACTED.to_owned());
         }

@@ -26,3 +26,5 @@ mod footer;
 mod live;
 // Credential discovery from fake homes; a canary token that must never leave memory.
 mod credentials;
+// Status pages: every variant, mutated pages, TTL and last-good through the engine.
+mod health;

@@ -8,7 +8,7 @@
 //! classification, resolution against the quota table) lives in this module
 //! and its helpers; each provider file holds only that provider's quirks.
 
-mod decode;
+pub(crate) mod decode;
 mod errors;
 mod google;
 

@@ -71,20 +71,41 @@ impl Received {
 }
 
 /// The server; requests are answered until the test process ends.
+/// Status page requests (`/api/v2/status.json`, `/appsstatus/…`) have their
+/// own script and log, so usage counts stay exact.
 pub struct Server {
     pub origin: String,
     received: Arc<Mutex<Vec<Received>>>,
+    status_received: Arc<Mutex<Vec<Received>>>,
+}
+
+/// Whether a request head asks for a status page.
+fn is_status_page(head: &str) -> bool {
+    let path = head.split_whitespace().nth(1).unwrap_or("");
+    path.starts_with("/api/v2/status.json") || path.starts_with("/appsstatus/")
 }
 
 impl Server {
-    /// Starts a server answering with `script`.
+    /// Starts a server answering usage requests with `script` and status
+    /// pages with 404.
     pub fn start(script: Vec<Reply>) -> Server {
-        assert!(!script.is_empty(), "a server needs at least one reply");
+        Server::with_status_pages(script, vec![Reply::json(404, r#"{"error":"not found"}"#)])
+    }
+
+    /// Starts a server answering usage requests with `script` and status
+    /// page requests with `status`.
+    pub fn with_status_pages(script: Vec<Reply>, status: Vec<Reply>) -> Server {
+        assert!(
+            !script.is_empty() && !status.is_empty(),
+            "a server needs at least one reply"
+        );
         let std_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         std_listener.set_nonblocking(true).unwrap();
         let origin = format!("http://{}", std_listener.local_addr().unwrap());
         let received = Arc::new(Mutex::new(Vec::new()));
+        let status_received = Arc::new(Mutex::new(Vec::new()));
         let log = Arc::clone(&received);
+        let status_log = Arc::clone(&status_received);
         std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -93,19 +114,39 @@ impl Server {
             runtime.block_on(async move {
                 let listener = TcpListener::from_std(std_listener).unwrap();
                 loop {
-                    let Ok((stream, _)) = listener.accept().await else {
+                    let Ok((mut stream, _)) = listener.accept().await else {
                         continue;
                     };
                     let log = Arc::clone(&log);
+                    let status_log = Arc::clone(&status_log);
                     let script = script.clone();
-                    tokio::spawn(async move { serve(stream, &log, &script).await });
+                    let status = status.clone();
+                    tokio::spawn(async move {
+                        let Some(request) = read_request(&mut stream).await else {
+                            return;
+                        };
+                        if is_status_page(&request.head) {
+                            serve(stream, request, &status_log, &status).await
+                        } else {
+                            serve(stream, request, &log, &script).await
+                        }
+                    });
                 }
             });
         });
-        Server { origin, received }
+        Server {
+            origin,
+            received,
+            status_received,
+        }
     }
 
-    /// How many requests arrived.
+    /// How many status page requests arrived.
+    pub fn status_requests(&self) -> usize {
+        self.status_received.lock().unwrap().len()
+    }
+
+    /// How many usage requests arrived.
     pub fn requests(&self) -> usize {
         self.received.lock().unwrap().len()
     }
@@ -116,10 +157,7 @@ impl Server {
     }
 }
 
-async fn serve(mut stream: TcpStream, log: &Mutex<Vec<Received>>, script: &[Reply]) {
-    let Some(request) = read_request(&mut stream).await else {
-        return;
-    };
+async fn serve(mut stream: TcpStream, request: Received, log: &Mutex<Vec<Received>>, script: &[Reply]) {
     let index = {
         let mut log = log.lock().unwrap();
         log.push(request);
