@@ -129,6 +129,15 @@ impl Driver {
         }
     }
 
+    /// A forced refresh of `provider` at `at`: its decisions, and whether
+    /// to fetch.
+    pub fn demand(&mut self, provider: ProviderId, at: Timestamp) -> (Vec<Item>, bool) {
+        match self.slots.get_mut(&provider) {
+            Some(slot) => slot.handle(provider, at, &Input::Demand { now: at }),
+            None => (Vec::new(), false),
+        }
+    }
+
     /// A completed fetch of `provider`, taken in at `at`: the input event
     /// and the decisions it led to.
     pub fn completed(

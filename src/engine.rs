@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use jiff::Timestamp;
+use jiff::{SignedDuration, Timestamp};
 use serde_json::{Map, Value, json};
 use tokio::sync::broadcast;
 use tokio::task::JoinSet;
@@ -34,6 +34,7 @@ use crate::journal::Journal;
 use crate::log::LogError;
 use crate::machines::tracker::Rules;
 use crate::providers::ProviderId;
+use crate::settings::Settings;
 use crate::status::{self, StatusOptions};
 use crate::store::Store;
 use crate::transport::{Purpose, Request, Transport, TransportError};
@@ -83,6 +84,7 @@ pub struct Engine {
 /// Builds an [`Engine`].
 pub struct EngineBuilder {
     data_dir: Option<PathBuf>,
+    settings: Settings,
     rules: Rules,
     clock: Arc<dyn Clock>,
     transport: Option<Arc<dyn Transport>>,
@@ -97,6 +99,20 @@ impl EngineBuilder {
     /// Where the log lives (required).
     pub fn data_dir(mut self, dir: &Path) -> Self {
         self.data_dir = Some(dir.to_owned());
+        self
+    }
+
+    /// The settings: they set the rules' intervals, the providers (enabled,
+    /// in order) and the status pages. Later calls of the narrower setters
+    /// override them.
+    pub fn settings(mut self, settings: Settings) -> Self {
+        self.rules.interval = SignedDuration::from_secs(settings.refresh_interval_s as i64);
+        self.rules.min_interval = SignedDuration::from_secs(settings.min_interval_s as i64);
+        self.providers.clone_from(&settings.providers);
+        self.status_ttl = settings
+            .status_pages
+            .then(|| Duration::from_secs(settings.status_ttl_s));
+        self.settings = settings;
         self
     }
 
@@ -163,7 +179,10 @@ impl EngineBuilder {
         let mut providers = self.providers;
         providers.sort();
         providers.dedup();
-        let patch = settings_patch(&journal.store().settings, self.rules);
+        let mut settings = self.settings.to_json();
+        settings[Rules::INTERVAL_KEY] = json!(self.rules.interval.as_secs());
+        settings[Rules::MIN_INTERVAL_KEY] = json!(self.rules.min_interval.as_secs());
+        let patch = changed_keys(&journal.store().settings, settings);
         if !patch.is_empty() {
             let event = Event::SettingsChanged {
                 patch: Value::Object(patch),
@@ -191,6 +210,7 @@ impl Engine {
     pub fn builder() -> EngineBuilder {
         EngineBuilder {
             data_dir: None,
+            settings: Settings::default(),
             rules: Rules::default(),
             clock: Arc::new(SystemClock),
             transport: None,
@@ -210,7 +230,15 @@ impl Engine {
     /// Runs a cycle asked for by a user or host, for one provider or all.
     /// It honours the same rules as the timer: only what is due is fetched.
     pub async fn refresh(&mut self, provider: Option<ProviderId>) -> Result<CycleReport, EngineError> {
-        self.run_cycle(Event::RefreshRequested { provider }, provider).await
+        let trigger = Event::RefreshRequested { provider, force: false };
+        self.run_cycle(trigger, provider).await
+    }
+
+    /// A forced refresh: a healthy provider is fetched once the minimum
+    /// interval has passed; backoff and rate limits still hold.
+    pub async fn force_refresh(&mut self, provider: Option<ProviderId>) -> Result<CycleReport, EngineError> {
+        let trigger = Event::RefreshRequested { provider, force: true };
+        self.run_cycle(trigger, provider).await
     }
 
     /// Runs cycles every interval until `shutdown` completes, then returns
@@ -262,6 +290,7 @@ impl Engine {
 
     async fn run_cycle(&mut self, trigger: Event, scope: Option<ProviderId>) -> Result<CycleReport, EngineError> {
         let at = self.clock.now();
+        let force = matches!(trigger, Event::RefreshRequested { force: true, .. });
         let mut items = vec![(at, Stream::Engine, trigger)];
         let mut requests = Vec::new();
         for provider in self.driver.providers() {
@@ -274,7 +303,11 @@ impl Engine {
                 source: credential.source.clone(),
             });
             items.extend(self.driver.credentials(provider, at, found));
-            let (decided, fetch) = self.driver.poll(provider, at);
+            let (decided, fetch) = if force {
+                self.driver.demand(provider, at)
+            } else {
+                self.driver.poll(provider, at)
+            };
             items.extend(decided);
             if let (true, Some(credential)) = (fetch, credential) {
                 requests.push(Request::usage(provider, credential));
@@ -377,12 +410,13 @@ impl Engine {
     }
 }
 
-/// The settings keys the rules imply, where they differ from `recorded`.
-fn settings_patch(recorded: &Map<String, Value>, rules: Rules) -> Map<String, Value> {
-    let mut patch = Map::new();
-    let interval = json!(rules.interval.as_secs());
-    if recorded.get(Rules::INTERVAL_KEY) != Some(&interval) {
-        patch.insert(Rules::INTERVAL_KEY.to_owned(), interval);
-    }
-    patch
+/// The keys of `settings` whose values differ from `recorded`.
+fn changed_keys(recorded: &Map<String, Value>, settings: Value) -> Map<String, Value> {
+    let Value::Object(settings) = settings else {
+        return Map::new();
+    };
+    settings
+        .into_iter()
+        .filter(|(key, value)| recorded.get(key) != Some(value))
+        .collect()
 }

@@ -122,6 +122,10 @@ pub enum Event {
     RefreshRequested {
         /// One provider, or all when `None`.
         provider: Option<ProviderId>,
+        /// Forced: a healthy provider is fetched once the minimum interval
+        /// has passed, not only when its interval is up.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        force: bool,
     },
     /// The host asked to move to the next provider.
     CycleRequested,
@@ -394,6 +398,8 @@ struct Flat {
     active: Option<bool>,
     #[serde(default)]
     blocked_until: Option<Timestamp>,
+    #[serde(default)]
+    force: bool,
 }
 
 /// The `type` names of version 1.
@@ -481,7 +487,10 @@ impl Flat {
             Kind::HostReported => Event::HostReported {
                 host: required(self.host, "host", "host_reported")?,
             },
-            Kind::RefreshRequested => Event::RefreshRequested { provider },
+            Kind::RefreshRequested => Event::RefreshRequested {
+                provider,
+                force: self.force,
+            },
             Kind::CycleRequested => Event::CycleRequested,
             Kind::Transitioned => Event::Transitioned {
                 from: required(self.from, "from", "transitioned")?,
@@ -550,7 +559,7 @@ impl Event {
             | Event::FetchCompleted { provider, .. }
             | Event::StatusChecked { provider, .. }
             | Event::StoreUpdated { provider, .. } => Some(*provider),
-            Event::RefreshRequested { provider } | Event::ProviderSelected { provider } => *provider,
+            Event::RefreshRequested { provider, .. } | Event::ProviderSelected { provider } => *provider,
             Event::HostReported {
                 host: HostEvent::ModelChanged { provider, .. },
             } => *provider,

@@ -50,6 +50,7 @@
 //!   `status --format` templates.
 //! - [`cli`]: the command line's argument types, without I/O.
 //! - [`config`]: where things live (data dir), from arguments and environment.
+//! - [`settings`]: the user's settings (TOML file, host patches), validated.
 
 #![deny(missing_docs)]
 
@@ -74,6 +75,7 @@ pub mod record;
 pub mod redact;
 pub mod replay;
 pub mod scenario;
+pub mod settings;
 pub mod status;
 pub mod store;
 pub mod transport;

@@ -201,9 +201,9 @@ fn mentioned_providers(events: &[Envelope]) -> Vec<ProviderId> {
 fn replay_cycle(driver: &mut Driver, cycle: &[&Envelope]) -> Vec<Item> {
     let trigger = cycle[0];
     let at = trigger.at;
-    let scope = match &trigger.payload {
-        Event::RefreshRequested { provider } => *provider,
-        _ => None,
+    let (scope, force) = match &trigger.payload {
+        Event::RefreshRequested { provider, force } => (*provider, *force),
+        _ => (None, false),
     };
     let mut credentials: BTreeMap<ProviderId, Option<Found>> = BTreeMap::new();
     let mut responses: BTreeMap<ProviderId, (Timestamp, Option<&RecordedExchange>, Outcome, u64)> = BTreeMap::new();
@@ -248,7 +248,11 @@ fn replay_cycle(driver: &mut Driver, cycle: &[&Envelope]) -> Vec<Item> {
             None => unchanged(driver, provider),
         };
         produced.extend(driver.credentials(provider, at, found));
-        let (decided, fetch) = driver.poll(provider, at);
+        let (decided, fetch) = if force {
+            driver.demand(provider, at)
+        } else {
+            driver.poll(provider, at)
+        };
         produced.extend(decided);
         if fetch {
             fetches.push(provider);

@@ -44,6 +44,8 @@ enum Step {
     Advance(i64),
     Credentials(Option<u8>),
     Poll,
+    /// A forced refresh.
+    Demand,
     Complete(usize),
 }
 
@@ -77,7 +79,8 @@ impl Model {
     }
 
     fn due(&self, fails: u32) -> bool {
-        self.last.is_none_or(|last| last + Model::delay(fails) <= self.now + 1)
+        self.last
+            .is_none_or(|last| last + Model::delay(fails) <= self.now + 1 && last + 10 <= self.now)
     }
 
     fn start_fetch(&mut self) {
@@ -124,9 +127,10 @@ impl ReferenceStateMachine for Reference {
             return (0..n_outcomes).prop_map(Step::Complete).boxed();
         }
         prop_oneof![
-            3 => (1i64..600).prop_map(Step::Advance),
+            3 => prop_oneof![(1i64..15), (1i64..600)].prop_map(Step::Advance),
             1 => prop::option::weighted(0.8, 0u8..3).prop_map(Step::Credentials),
             4 => Just(Step::Poll),
+            2 => Just(Step::Demand),
         ]
         .boxed()
     }
@@ -160,7 +164,13 @@ impl ReferenceStateMachine for Reference {
                     }
                 }
             }
-            Step::Poll => match model.state.clone() {
+            Step::Demand if matches!(model.state, S::Pending | S::Ready) => {
+                // Forced: only the 10 s minimum interval holds a healthy provider back.
+                if model.last.is_none_or(|last| last + 10 <= model.now) {
+                    model.start_fetch();
+                }
+            }
+            Step::Poll | Step::Demand => match model.state.clone() {
                 S::Inactive => {}
                 S::Pending | S::Ready => {
                     if model.due(model.fails) {
@@ -258,6 +268,7 @@ impl StateMachineTest for Sut {
                 sut.driver.credentials(P, now, found)
             }
             Step::Poll => sut.driver.poll(P, now).0,
+            Step::Demand => sut.driver.demand(P, now).0,
             Step::Complete(index) => {
                 let outcome = outcomes()[index].clone();
                 sut.driver.completed(P, now, None, outcome, 0)

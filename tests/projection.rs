@@ -184,7 +184,8 @@ pub fn event() -> impl Strategy<Value = Event> {
             patch: json!({"refresh_interval_s": seconds}),
         }),
         host_event().prop_map(|host| Event::HostReported { host }),
-        prop::option::of(provider()).prop_map(|provider| Event::RefreshRequested { provider }),
+        (prop::option::of(provider()), any::<bool>())
+            .prop_map(|(provider, force)| Event::RefreshRequested { provider, force }),
         Just(Event::CycleRequested),
         (state(), state(), cause()).prop_map(|(from, to, cause)| Event::Transitioned {
             from: from.to_owned(),

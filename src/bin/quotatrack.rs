@@ -21,6 +21,7 @@ use quotatrack::exchange::RecordedExchange;
 use quotatrack::journal::Journal;
 use quotatrack::log::{Log, LogError};
 use quotatrack::providers::{ProviderId, Response};
+use quotatrack::settings::{self, Settings};
 use quotatrack::status::{self, StatusOptions};
 use quotatrack::transport::{ExchangePlayer, HttpTransport};
 use quotatrack::wire::{ParseOutput, Status, rfc3339_seconds};
@@ -69,6 +70,17 @@ struct Sources {
     data_dir: PathBuf,
     fixtures: Option<PathBuf>,
     timeout: Duration,
+    /// `--config` / `QUOTATRACK_CONFIG`.
+    config: Option<PathBuf>,
+}
+
+impl Sources {
+    /// The settings file read, or the defaults when there is none at the
+    /// default place.
+    fn settings(&self) -> anyhow::Result<Settings> {
+        let (path, explicit) = settings::path(self.config.as_deref(), |name| std::env::var(name).ok());
+        Ok(Settings::load(&path, explicit)?)
+    }
 }
 
 fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -80,6 +92,7 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
         data_dir: data_dir.clone(),
         fixtures: args.fixtures.clone(),
         timeout: Duration::from_secs_f64(args.timeout),
+        config: args.config.clone(),
     };
     match args.command {
         Command::Parse(parse) => run_parse(parse),
@@ -98,6 +111,7 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
 /// given, else live (credential discovery and HTTP).
 fn engine(sources: &Sources) -> anyhow::Result<Engine> {
     let clock = Arc::clone(&sources.clock);
+    let settings = sources.settings()?;
     let builder = Engine::builder()
         .data_dir(&sources.data_dir)
         .clock(clock.clone())
@@ -105,10 +119,17 @@ fn engine(sources: &Sources) -> anyhow::Result<Engine> {
     let builder = match &sources.fixtures {
         Some(fixtures) => {
             let player = ExchangePlayer::from_dir(fixtures, clock)?;
-            let credentials = FixedCredentials::present(player.providers(), "fixtures");
-            builder.transport(Arc::new(player)).credentials(Arc::new(credentials))
+            let recorded = player.providers();
+            let credentials = FixedCredentials::present(recorded.clone(), "fixtures");
+            let mut settings = settings;
+            settings.providers.retain(|id| recorded.contains(id));
+            builder
+                .settings(settings)
+                .transport(Arc::new(player))
+                .credentials(Arc::new(credentials))
         }
         None => builder
+            .settings(settings)
             .transport(Arc::new(live_transport(sources)?))
             .credentials(Arc::new(Discovery::from_process_env())),
     };

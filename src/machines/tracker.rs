@@ -45,6 +45,9 @@ pub struct Rules {
     /// A poll this much before the due time still counts as due, so that a
     /// timer firing a hair early does not cost a whole interval.
     pub slack: SignedDuration,
+    /// Never two requests closer than this, whatever asks (`min_interval_s`,
+    /// default 10 s); a demanded refresh of a healthy provider waits only this.
+    pub min_interval: SignedDuration,
 }
 
 impl Default for Rules {
@@ -53,6 +56,7 @@ impl Default for Rules {
             interval: SignedDuration::from_secs(60),
             max_backoff: 8,
             slack: SignedDuration::from_secs(1),
+            min_interval: SignedDuration::from_secs(10),
         }
     }
 }
@@ -60,6 +64,8 @@ impl Default for Rules {
 impl Rules {
     /// The settings key of the interval.
     pub const INTERVAL_KEY: &'static str = "refresh_interval_s";
+    /// The settings key of the minimum interval.
+    pub const MIN_INTERVAL_KEY: &'static str = "min_interval_s";
 
     /// The rules under `settings` (the store's patched keys); keys that are
     /// absent or not usable keep their defaults.
@@ -71,6 +77,9 @@ impl Rules {
             .filter(|s| *s > 0)
         {
             rules.interval = SignedDuration::from_secs(seconds as i64);
+        }
+        if let Some(seconds) = settings.get(Rules::MIN_INTERVAL_KEY).and_then(Value::as_u64) {
+            rules.min_interval = SignedDuration::from_secs(seconds.min(86_400) as i64);
         }
         rules
     }
@@ -90,6 +99,14 @@ pub enum Input {
     /// An update cycle at `now`: fetch if due.
     Poll {
         /// The clock reading of the cycle.
+        now: Timestamp,
+    },
+    /// A forced refresh at `now` (a host's explicit refresh, a model
+    /// change): a healthy provider is fetched once the minimum interval has
+    /// passed; a failing, rate-limited or rejected one is treated as a poll,
+    /// so forcing never bypasses backoff or a rate limit.
+    Demand {
+        /// The clock reading.
         now: Timestamp,
     },
     /// The fetch asked for came back.
@@ -164,12 +181,14 @@ impl Tracker {
     /// Credentials present, no fetch result yet: fetched at the next poll.
     ///
     /// - `Poll` => fetch (when due)
+    /// - `Demand` => fetch once the minimum interval has passed
     /// - `Completed` => `Ready` | `BackingOff` | `RateLimited` | `AuthRequired`
     /// - otherwise as `tracked`
     #[state(superstate = "tracked")]
     fn pending(&mut self, context: &mut Decisions, input: &Input) -> Outcome<State> {
         match input {
             Input::Poll { now } => self.poll_when_due(context, *now, self.fails),
+            Input::Demand { now } => self.demand(context, *now),
             _ => Super,
         }
     }
@@ -177,6 +196,7 @@ impl Tracker {
     /// The last fetch read usage.
     ///
     /// - `Poll` => fetch when due; an early poll is ignored
+    /// - `Demand` => fetch once the minimum interval has passed
     /// - `Completed` with usage => stays (nothing logged)
     /// - `Completed` failed => `BackingOff` | `RateLimited` | `AuthRequired`
     /// - otherwise as `tracked`
@@ -184,6 +204,7 @@ impl Tracker {
     fn ready(&mut self, context: &mut Decisions, input: &Input) -> Outcome<State> {
         match input {
             Input::Poll { now } => self.poll_when_due(context, *now, self.fails),
+            Input::Demand { now } => self.demand(context, *now),
             Input::Completed { now, result } => match self.after_fetch(*now, *result) {
                 target if target == State::ready() => Handled,
                 target => Transition(target),
@@ -194,27 +215,31 @@ impl Tracker {
 
     /// The last fetch failed; the next waits `interval × min(1 + fails, 8)`.
     ///
-    /// - `Poll` before due => `BackingOff` (`throttle_skipped`)
-    /// - `Poll` when due => fetch
+    /// - `Poll` or `Demand` before due => `BackingOff` (`throttle_skipped`)
+    /// - `Poll` or `Demand` when due => fetch
     /// - otherwise as `tracked`
     #[state(superstate = "tracked")]
     fn backing_off(&mut self, context: &mut Decisions, input: &Input) -> Outcome<State> {
         match input {
-            Input::Poll { now } => self.poll_or_skip(context, *now, self.fails, State::backing_off()),
+            Input::Poll { now } | Input::Demand { now } => {
+                self.poll_or_skip(context, *now, self.fails, State::backing_off())
+            }
             _ => Super,
         }
     }
 
     /// The provider asked us to wait until `until`; nothing is sent before.
     ///
-    /// - `Poll` before `until` => `RateLimited` (`throttle_skipped`)
-    /// - `Poll` at or after `until` => `BackingOff` (`rate_limit_expired`) and fetch
+    /// - `Poll` or `Demand` before `until` => `RateLimited` (`throttle_skipped`)
+    /// - `Poll` or `Demand` at or after `until` => `BackingOff` (`rate_limit_expired`) and fetch
     /// - otherwise as `tracked`
     #[state(superstate = "tracked")]
     fn rate_limited(&mut self, context: &mut Decisions, until: &mut Timestamp, input: &Input) -> Outcome<State> {
         match input {
-            Input::Poll { now } if *now < *until => self.go(Cause::ThrottleSkipped, State::rate_limited(*until)),
-            Input::Poll { now } => {
+            Input::Poll { now } | Input::Demand { now } if *now < *until => {
+                self.go(Cause::ThrottleSkipped, State::rate_limited(*until))
+            }
+            Input::Poll { now } | Input::Demand { now } => {
                 self.start_fetch(context, *now);
                 self.go(Cause::RateLimitExpired, State::backing_off())
             }
@@ -227,8 +252,8 @@ impl Tracker {
     /// `8 × interval`, and at once when the credentials change.
     ///
     /// - `Credentials` changed => `Pending` (`auth_restored`)
-    /// - `Poll` before due => `AuthRequired` (`throttle_skipped`)
-    /// - `Poll` when due => fetch
+    /// - `Poll` or `Demand` before due => `AuthRequired` (`throttle_skipped`)
+    /// - `Poll` or `Demand` when due => fetch
     /// - otherwise as `tracked`
     #[state(superstate = "tracked")]
     fn auth_required(&mut self, context: &mut Decisions, input: &Input) -> Outcome<State> {
@@ -238,7 +263,9 @@ impl Tracker {
                 self.restart();
                 self.go(Cause::AuthRestored, State::pending())
             }
-            Input::Poll { now } => self.poll_or_skip(context, *now, u32::MAX, State::auth_required()),
+            Input::Poll { now } | Input::Demand { now } => {
+                self.poll_or_skip(context, *now, u32::MAX, State::auth_required())
+            }
             _ => Super,
         }
     }
@@ -261,7 +288,7 @@ impl Tracker {
                 Handled
             }
             Input::Completed { now, result } => Transition(self.after_fetch(*now, *result)),
-            Input::Poll { .. } => Handled,
+            Input::Poll { .. } | Input::Demand { .. } => Handled,
         }
     }
 
@@ -358,8 +385,22 @@ impl Tracker {
     fn due(&self, now: Timestamp, fails: u32) -> bool {
         match self.last_attempt {
             None => true,
-            Some(last) => last + self.rules.delay(fails) <= now + self.rules.slack,
+            Some(last) => last + self.rules.delay(fails) <= now + self.rules.slack && self.min_interval_passed(now),
         }
+    }
+
+    fn min_interval_passed(&self, now: Timestamp) -> bool {
+        self.last_attempt
+            .is_none_or(|last| last + self.rules.min_interval <= now)
+    }
+
+    /// A demanded fetch of a healthy provider: once the minimum interval
+    /// has passed; an early demand is ignored silently.
+    fn demand(&mut self, decisions: &mut Decisions, now: Timestamp) -> Outcome<State> {
+        if self.min_interval_passed(now) {
+            self.start_fetch(decisions, now);
+        }
+        Handled
     }
 
     fn start_fetch(&mut self, decisions: &mut Decisions, now: Timestamp) {
