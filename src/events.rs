@@ -241,6 +241,10 @@ pub enum Cause {
     Disabled,
     /// The host session ended.
     ShutDown,
+    /// The host asked for the next provider.
+    CycleRequested,
+    /// The current view was sent to the host.
+    Emitted,
 }
 
 /// Why a stored event could not be read.

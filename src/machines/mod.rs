@@ -6,3 +6,5 @@
 // state is documented on its handler, with its transitions.
 #[allow(missing_docs)]
 pub mod tracker;
+#[allow(missing_docs)]
+pub mod controller;

@@ -16,6 +16,7 @@ pub mod anthropic;
 pub mod antigravity;
 pub mod codex;
 pub mod copilot;
+pub mod detect;
 pub mod gemini;
 pub mod kiro;
 pub mod zai;
