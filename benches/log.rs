@@ -165,6 +165,7 @@ fn cycle_events(start: Timestamp, cycle: u64) -> Vec<(Timestamp, Stream, Event)>
                         from: "fetching".to_owned(),
                         to: "idle".to_owned(),
                         cause: Cause::FetchSucceeded,
+                        provider: None,
                     },
                 ),
                 (

@@ -204,6 +204,7 @@ impl Slot {
                     from: transition.from.name().to_owned(),
                     to: transition.to.name().to_owned(),
                     cause: transition.cause,
+                    provider: None,
                 };
                 (at, stream, event)
             })

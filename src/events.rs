@@ -139,6 +139,10 @@ pub enum Event {
         to: String,
         /// Why.
         cause: Cause,
+        /// The provider a controller transition concerns (a tracker's is
+        /// its stream's).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        provider: Option<ProviderId>,
     },
     /// The tracker wrote its store entry's bookkeeping.
     StoreUpdated {
@@ -190,11 +194,25 @@ pub enum HostEvent {
     TurnEnd,
     /// The host switched models; the controller may follow it to another provider.
     ModelChanged {
-        /// The provider the model belongs to, when the host knows it.
-        provider: Option<ProviderId>,
+        /// The host's name for the model's provider (`anthropic`,
+        /// `github-copilot`, `openai-codex`), when it has one.
+        #[serde(default)]
+        provider: Option<String>,
         /// The model id.
         model: String,
     },
+    /// The host asked for a refresh now (forced: the minimum interval,
+    /// backoff and rate limits still hold).
+    Refresh,
+    /// The host asked to show the next provider.
+    CycleProvider,
+    /// The host asked to change settings.
+    SettingsPatch {
+        /// The changed keys.
+        patch: Value,
+    },
+    /// The engine's own refresh interval elapsed.
+    Interval,
     /// The host session is ending.
     SessionShutdown,
 }
@@ -500,6 +518,7 @@ impl Flat {
                 from: required(self.from, "from", "transitioned")?,
                 to: required(self.to, "to", "transitioned")?,
                 cause: required(self.cause, "cause", "transitioned")?,
+                provider,
             },
             Kind::StoreUpdated => Event::StoreUpdated {
                 provider: required(provider, "provider", "store_updated")?,
@@ -563,15 +582,10 @@ impl Event {
             | Event::FetchCompleted { provider, .. }
             | Event::StatusChecked { provider, .. }
             | Event::StoreUpdated { provider, .. } => Some(*provider),
-            Event::RefreshRequested { provider, .. } | Event::ProviderSelected { provider } => *provider,
-            Event::HostReported {
-                host: HostEvent::ModelChanged { provider, .. },
-            } => *provider,
-            Event::ClockTicked
-            | Event::SettingsChanged { .. }
-            | Event::HostReported { .. }
-            | Event::CycleRequested
-            | Event::Transitioned { .. } => None,
+            Event::RefreshRequested { provider, .. }
+            | Event::ProviderSelected { provider }
+            | Event::Transitioned { provider, .. } => *provider,
+            Event::ClockTicked | Event::SettingsChanged { .. } | Event::HostReported { .. } | Event::CycleRequested => None,
         }
     }
 }

@@ -372,10 +372,18 @@ pub fn describe(event: &Event) -> String {
                 format!("fetch_completed {}{retry}: {}", error.kind.as_str(), error.message)
             }
         },
-        Event::Transitioned { from, to, cause } => {
+        Event::Transitioned {
+            from,
+            to,
+            cause,
+            provider,
+        } => {
             let cause = serde_json::to_value(cause).ok();
             let cause = cause.as_ref().and_then(Value::as_str).unwrap_or("?");
-            format!("transitioned {from} → {to} ({cause})")
+            match provider {
+                Some(provider) => format!("transitioned {from} → {to} ({cause}, {provider})"),
+                None => format!("transitioned {from} → {to} ({cause})"),
+            }
         }
         Event::StoreUpdated {
             fails,

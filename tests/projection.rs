@@ -145,7 +145,13 @@ fn host_event() -> impl Strategy<Value = HostEvent> {
         Just(HostEvent::ToolResult),
         Just(HostEvent::TurnEnd),
         Just(HostEvent::SessionShutdown),
-        (prop::option::of(provider()), "[a-z0-9-]{1,12}")
+        Just(HostEvent::Refresh),
+        Just(HostEvent::CycleProvider),
+        Just(HostEvent::Interval),
+        (10u64..600).prop_map(|seconds| HostEvent::SettingsPatch {
+            patch: json!({"refresh_interval_s": seconds}),
+        }),
+        (prop::option::of("[a-z-]{1,12}"), "[a-z0-9-]{1,12}")
             .prop_map(|(provider, model)| HostEvent::ModelChanged { provider, model }),
     ]
 }
@@ -187,10 +193,13 @@ pub fn event() -> impl Strategy<Value = Event> {
         (prop::option::of(provider()), any::<bool>())
             .prop_map(|(provider, force)| Event::RefreshRequested { provider, force }),
         Just(Event::CycleRequested),
-        (state(), state(), cause()).prop_map(|(from, to, cause)| Event::Transitioned {
-            from: from.to_owned(),
-            to: to.to_owned(),
-            cause,
+        (state(), state(), cause(), prop::option::of(provider())).prop_map(|(from, to, cause, provider)| {
+            Event::Transitioned {
+                from: from.to_owned(),
+                to: to.to_owned(),
+                cause,
+                provider,
+            }
         }),
         (provider(), 0u32..9, any::<bool>(), prop::option::of(0i64..100_000)).prop_map(
             |(provider, fails, active, blocked)| Event::StoreUpdated {
