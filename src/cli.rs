@@ -35,6 +35,10 @@ pub struct Args {
         allow_hyphen_values = true
     )]
     pub now_offset: i64,
+    /// Run with the clock stopped at this time (for transcript tests of the
+    /// real binary).
+    #[arg(long, global = true, hide = true, value_name = "TIME")]
+    pub clock_at: Option<jiff::Timestamp>,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -65,6 +69,17 @@ pub enum Command {
     Record(RecordArgs),
     /// Show where each provider's credentials come from, or why there are none.
     Credentials,
+    /// Serve the embedding protocol: host events in, engine events out.
+    Serve(ServeArgs),
+}
+
+/// `quotatrack serve`.
+#[derive(Debug, ClapArgs)]
+pub struct ServeArgs {
+    /// JSON lines on stdin and stdout (see the README and
+    /// `src/serve-stdio.schema.json`).
+    #[arg(long, required = true)]
+    pub stdio: bool,
 }
 
 /// `quotatrack record PROVIDER`.

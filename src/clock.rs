@@ -42,11 +42,14 @@ impl Clock for SystemClock {
 pub struct ShiftedClock {
     /// Added to the system clock.
     pub offset: SignedDuration,
+    /// Read this instead of the system clock (plus the offset): a real
+    /// process whose output must not depend on when it runs (transcripts).
+    pub frozen: Option<Timestamp>,
 }
 
 impl Clock for ShiftedClock {
     fn now(&self) -> Timestamp {
-        Timestamp::now() + self.offset
+        self.frozen.unwrap_or_else(Timestamp::now) + self.offset
     }
 
     fn sleep(&self, duration: SignedDuration) -> BoxFuture<'_, ()> {

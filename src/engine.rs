@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 use tokio::sync::broadcast;
 use tokio::task::JoinSet;
 
@@ -34,6 +34,7 @@ use crate::journal::Journal;
 use crate::log::LogError;
 use crate::machines::tracker::Rules;
 use crate::providers::ProviderId;
+use crate::session::Session;
 use crate::settings::Settings;
 use crate::status::{self, StatusOptions};
 use crate::store::Store;
@@ -70,15 +71,17 @@ pub struct CycleReport {
 
 /// The running engine.
 pub struct Engine {
-    journal: Journal,
-    driver: Driver,
-    clock: Arc<dyn Clock>,
+    pub(crate) journal: Journal,
+    pub(crate) driver: Driver,
+    pub(crate) clock: Arc<dyn Clock>,
     transport: Arc<dyn Transport>,
     credentials: Arc<dyn Credentials>,
     fetch_timeout: Duration,
-    status_ttl: Option<Duration>,
-    status_options: StatusOptions,
+    pub(crate) status_ttl: Option<Duration>,
+    pub(crate) status_options: StatusOptions,
     updates: broadcast::Sender<Arc<Status>>,
+    /// The controller side (`session.rs`).
+    pub(crate) session: Session,
 }
 
 /// Builds an [`Engine`].
@@ -176,13 +179,21 @@ impl EngineBuilder {
         if let Some(events) = self.checkpoint_every {
             journal = journal.checkpoint_every(events);
         }
-        let mut providers = self.providers;
+        let mut order = self.providers;
+        let mut seen = std::collections::BTreeSet::new();
+        order.retain(|id| seen.insert(*id));
+        let mut providers = order.clone();
         providers.sort();
-        providers.dedup();
-        let mut settings = self.settings.to_json();
-        settings[Rules::INTERVAL_KEY] = json!(self.rules.interval.as_secs());
-        settings[Rules::MIN_INTERVAL_KEY] = json!(self.rules.min_interval.as_secs());
-        let patch = changed_keys(&journal.store().settings, settings);
+        // The settings in force: the narrower setters win over `settings`.
+        let mut settings = self.settings;
+        settings.refresh_interval_s = self.rules.interval.as_secs().unsigned_abs();
+        settings.min_interval_s = self.rules.min_interval.as_secs().unsigned_abs();
+        settings.providers = order;
+        settings.status_pages = self.status_ttl.is_some();
+        if let Some(ttl) = self.status_ttl {
+            settings.status_ttl_s = ttl.as_secs();
+        }
+        let patch = changed_keys(&journal.store().settings, settings.to_json());
         if !patch.is_empty() {
             let event = Event::SettingsChanged {
                 patch: Value::Object(patch),
@@ -201,6 +212,7 @@ impl EngineBuilder {
             status_ttl: self.status_ttl,
             status_options: StatusOptions::default(),
             updates,
+            session: Session::new(settings),
         })
     }
 }
@@ -353,7 +365,7 @@ impl Engine {
     /// Whether `provider`'s status page is due at `at`: pages are on, the
     /// provider has one and is tracked, and the last reading is older than
     /// the TTL.
-    fn status_page_due(&self, provider: ProviderId, at: Timestamp) -> bool {
+    pub(crate) fn status_page_due(&self, provider: ProviderId, at: Timestamp) -> bool {
         let Some(ttl) = self.status_ttl else {
             return false;
         };
@@ -368,6 +380,20 @@ impl Engine {
         tracked
             && Feed::of(provider).is_some()
             && checked.is_none_or(|checked| at.duration_since(checked).unsigned_abs() >= ttl)
+    }
+
+    /// Reads `provider`'s status page now and records the reading.
+    pub(crate) async fn check_status_page(&mut self, provider: ProviderId) -> Result<(), EngineError> {
+        let Some(request) = Request::status_page(provider) else {
+            return Ok(());
+        };
+        let answers = self.fetch_all(vec![request]).await;
+        let done = self.clock.now();
+        let items = answers
+            .into_iter()
+            .map(|(_, provider, answer, _)| (done, Stream::Controller, health::checked(provider, answer)));
+        self.journal.record(items)?;
+        Ok(())
     }
 
     /// Sends every request at once, each bounded by the fetch timeout, and

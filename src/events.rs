@@ -585,7 +585,9 @@ impl Event {
             Event::RefreshRequested { provider, .. }
             | Event::ProviderSelected { provider }
             | Event::Transitioned { provider, .. } => *provider,
-            Event::ClockTicked | Event::SettingsChanged { .. } | Event::HostReported { .. } | Event::CycleRequested => None,
+            Event::ClockTicked | Event::SettingsChanged { .. } | Event::HostReported { .. } | Event::CycleRequested => {
+                None
+            }
         }
     }
 }

@@ -46,6 +46,8 @@
 //!   snapshot, notifications.
 //! - [`health`]: each provider's public status page, read into one
 //!   indicator (`none` … `critical`, `maintenance`).
+//! - [`session`]: the controller side of the engine, host events in and
+//!   engine events out (`Engine::handle`, `serve --stdio`).
 //! - [`footer`]: named single values (`anthropic.5h.used_percent`) and
 //!   `status --format` templates.
 //! - [`cli`]: the command line's argument types, without I/O.
@@ -75,6 +77,7 @@ pub mod record;
 pub mod redact;
 pub mod replay;
 pub mod scenario;
+pub mod session;
 pub mod settings;
 pub mod status;
 pub mod store;

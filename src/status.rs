@@ -231,6 +231,87 @@ fn window_text(window: &Window, now: Timestamp, with_bar: bool) -> String {
     format!("{} {bar}{percent}%{reset}", window.id)
 }
 
+/// The one-provider display string a host shows verbatim, in the form of
+/// the reference's bar: `Claude │ 5h 2h13m left ━━━━━───── 45% used │ 7d
+/// 3d19h left ━━───────── 20% used`. Stale values end with their age
+/// (`(3m ago)`), a rate limit with its wait (`⏳ 54m`), a provider without
+/// windows says why in brackets (`Claude (login needed)`), and a status page
+/// that is not all-clear adds its word (`⚠ degraded`).
+pub fn display(provider: &ProviderStatus, now: Timestamp) -> String {
+    let label = &provider.label;
+    let mut text = if provider.windows.is_empty() {
+        let why = match provider.state {
+            Freshness::AuthRequired => "login needed".to_owned(),
+            Freshness::Inactive => "off".to_owned(),
+            Freshness::Unknown => "no data yet".to_owned(),
+            _ => provider
+                .error
+                .as_ref()
+                .map_or_else(|| "no windows".to_owned(), |error| error.message.clone()),
+        };
+        format!("{label} ({why})")
+    } else {
+        let windows: Vec<String> = provider
+            .windows
+            .iter()
+            .map(|window| display_window(window, now))
+            .collect();
+        format!("{label} │ {}", windows.join(" │ "))
+    };
+    match provider.state {
+        Freshness::Stale | Freshness::Unavailable if !provider.windows.is_empty() => {
+            let age = provider.age_s.unwrap_or(0);
+            text.push_str(&format!(" ({} ago)", relative(age as i64)));
+        }
+        Freshness::RateLimited => {
+            if let Some(until) = parse_time(provider.blocked_until.as_deref()) {
+                text.push_str(&format!(" ⏳ {}", relative(until.duration_since(now).as_secs())));
+            }
+        }
+        _ => {}
+    }
+    let health = provider
+        .status_page
+        .as_ref()
+        .and_then(|page| Indicator::parse(&page.indicator))
+        .and_then(Indicator::word);
+    if let Some(word) = health {
+        text.push_str(&format!(" ⚠ {word}"));
+    }
+    text
+}
+
+fn display_window(window: &Window, now: Timestamp) -> String {
+    let reset = parse_time(window.resets_at.as_deref())
+        .map(|at| format!(" {} left", relative(at.duration_since(now).as_secs())))
+        .unwrap_or_default();
+    match window.used_ratio {
+        Some(used) => {
+            let filled = (used * 10.0).round().clamp(0.0, 10.0) as usize;
+            let bar = format!("{}{}", "━".repeat(filled), "─".repeat(10 - filled));
+            format!("{}{reset} {bar} {}% used", window.label, (used * 100.0).round())
+        }
+        None => format!("{}{reset} ?", window.label),
+    }
+}
+
+/// The reference's relative time: `now` when past, `45m`, `2h13m`, `5h`,
+/// `3d19h`, `29d`.
+pub fn relative(seconds: i64) -> String {
+    if seconds <= 0 {
+        return "now".to_owned();
+    }
+    let minutes = seconds / 60;
+    let (days, hours, minutes) = (minutes / 1_440, minutes / 60 % 24, minutes % 60);
+    match (days, hours, minutes) {
+        (0, 0, minutes) => format!("{minutes}m"),
+        (0, hours, 0) => format!("{hours}h"),
+        (0, hours, minutes) => format!("{hours}h{minutes}m"),
+        (days, 0, _) => format!("{days}d"),
+        (days, hours, _) => format!("{days}d{hours}h"),
+    }
+}
+
 /// `45s`, `54m`, `2h13m`, `9d`: the shortest readable form.
 pub fn compact_duration(seconds: u64) -> String {
     match seconds {

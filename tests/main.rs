@@ -28,3 +28,5 @@ mod live;
 mod credentials;
 // Status pages: every variant, mutated pages, TTL and last-good through the engine.
 mod health;
+// serve --stdio as a real process: a scripted host session, its transcript and its replay.
+mod serve;

@@ -16,11 +16,12 @@ use quotatrack::cli::{Args, Command, DemoArgs, LogArgs, LogCommand, ParseArgs, R
 use quotatrack::clock::{Clock, ShiftedClock};
 use quotatrack::credentials::{Discovery, FixedCredentials, Lookup};
 use quotatrack::engine::Engine;
-use quotatrack::events::{Event, Stream};
+use quotatrack::events::{Event, HostEvent, Stream};
 use quotatrack::exchange::RecordedExchange;
 use quotatrack::journal::Journal;
 use quotatrack::log::{Log, LogError};
 use quotatrack::providers::{ProviderId, Response};
+use quotatrack::session::{EngineEvent, Shown};
 use quotatrack::settings::{self, Settings};
 use quotatrack::status::{self, StatusOptions};
 use quotatrack::transport::{ExchangePlayer, HttpTransport};
@@ -87,6 +88,7 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
     let data_dir = quotatrack::config::data_dir(args.data_dir.as_deref(), |name| std::env::var(name).ok());
     let sources = Sources {
         clock: Arc::new(ShiftedClock {
+            frozen: args.clock_at,
             offset: SignedDuration::from_secs(args.now_offset),
         }),
         data_dir: data_dir.clone(),
@@ -104,6 +106,7 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
         Command::Watch => run_watch(&sources),
         Command::Record(record) => run_record(&sources, &record),
         Command::Credentials => run_credentials(sources.clock.now()),
+        Command::Serve(_) => run_serve(&sources),
     }
 }
 
@@ -295,6 +298,125 @@ fn run_watch(sources: &Sources) -> anyhow::Result<ExitCode> {
         anyhow::Ok(())
     })?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// `quotatrack serve --stdio`: host events as JSON lines on stdin, engine
+/// events as JSON lines on stdout. A line that is not a host event gets an
+/// `error` event naming the line, and nothing changes. The interval runs
+/// on the wall clock (a tracker cycle, then the controller's `interval`).
+/// At `session_shutdown` or the end of input the engine writes its
+/// checkpoint and the process exits 0. Another engine owning the data dir
+/// gets `already_active`, then every host event is answered from its
+/// snapshot.
+fn run_serve(sources: &Sources) -> anyhow::Result<ExitCode> {
+    use tokio::io::AsyncBufReadExt;
+    let runtime = runtime()?;
+    let mut engine = match engine(sources) {
+        Ok(engine) => engine,
+        Err(error) if is_owned(&error) => return runtime.block_on(serve_follower(sources)),
+        Err(error) => return Err(error),
+    };
+    runtime.block_on(async {
+        let mut out = std::io::stdout().lock();
+        send(&mut out, None, engine.start().await?)?;
+        engine.cycle().await?;
+        let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
+        let every = Duration::from_secs(engine.settings().refresh_interval_s);
+        let mut timer = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        let mut number = 0;
+        loop {
+            tokio::select! {
+                line = lines.next_line() => {
+                    let Some(line) = line? else { break };
+                    number += 1;
+                    if line.trim().is_empty() {
+                        continue;
+                    }
+                    match serde_json::from_str::<HostEvent>(&line) {
+                        Ok(host) => {
+                            let last = host == HostEvent::SessionShutdown;
+                            send(&mut out, Some(number), engine.handle(host).await?)?;
+                            if last {
+                                break;
+                            }
+                        }
+                        Err(error) => {
+                            let message = format!("not a host event: {error}");
+                            send(&mut out, Some(number), vec![EngineEvent::Error { line: None, message }])?;
+                        }
+                    }
+                }
+                _ = timer.tick() => {
+                    engine.cycle().await?;
+                    send(&mut out, None, engine.handle(HostEvent::Interval).await?)?;
+                }
+            }
+        }
+        anyhow::Ok(())
+    })?;
+    engine.close()?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `serve --stdio` while another engine owns the data dir: every host
+/// event is answered with the owner's latest snapshot.
+async fn serve_follower(sources: &Sources) -> anyhow::Result<ExitCode> {
+    use tokio::io::AsyncBufReadExt;
+    let mut out = std::io::stdout().lock();
+    send(&mut out, None, vec![EngineEvent::AlreadyActive])?;
+    let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
+    let mut number = 0;
+    while let Some(line) = lines.next_line().await? {
+        number += 1;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let host = match serde_json::from_str::<HostEvent>(&line) {
+            Ok(host) => host,
+            Err(error) => {
+                let message = format!("not a host event: {error}");
+                send(&mut out, Some(number), vec![EngineEvent::Error { line: None, message }])?;
+                continue;
+            }
+        };
+        if host == HostEvent::SessionShutdown {
+            break;
+        }
+        if let Some(mut view) = status::read_snapshot(&sources.data_dir)? {
+            let now = sources.clock.now();
+            status::settle(&mut view, now, &StatusOptions::default());
+            let providers = view
+                .providers
+                .into_iter()
+                .map(|usage| Shown {
+                    display: status::display(&usage, now),
+                    usage,
+                })
+                .collect();
+            send(&mut out, None, vec![EngineEvent::UpdateAll { providers }])?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Writes engine events as JSON lines, errors naming input line `line`.
+fn send(out: &mut impl Write, line: Option<usize>, events: Vec<EngineEvent>) -> anyhow::Result<()> {
+    for mut event in events {
+        if let EngineEvent::Error { line: at, .. } = &mut event {
+            *at = at.or(line);
+        }
+        serde_json::to_writer(&mut *out, &event)?;
+        out.write_all(b"\n")?;
+    }
+    out.flush()?;
+    Ok(())
+}
+
+fn is_owned(error: &anyhow::Error) -> bool {
+    matches!(
+        error.downcast_ref::<quotatrack::engine::EngineError>(),
+        Some(quotatrack::engine::EngineError::Log(LogError::Owned { .. }))
+    )
 }
 
 /// Completes on SIGINT or SIGTERM.

@@ -5,6 +5,6 @@
 // statig generates the `State` and `Superstate` enums without docs; each
 // state is documented on its handler, with its transitions.
 #[allow(missing_docs)]
-pub mod tracker;
-#[allow(missing_docs)]
 pub mod controller;
+#[allow(missing_docs)]
+pub mod tracker;

@@ -98,7 +98,11 @@ mod tests {
             (Some("github-copilot"), "gpt-4.1", Some(ProviderId::Copilot)),
             (Some("GitHub Copilot"), "claude-sonnet-4", Some(ProviderId::Copilot)),
             (Some("google-gemini-cli"), "gemini-2.5-pro", Some(ProviderId::Gemini)),
-            (Some("google-antigravity"), "gemini-3-pro", Some(ProviderId::Antigravity)),
+            (
+                Some("google-antigravity"),
+                "gemini-3-pro",
+                Some(ProviderId::Antigravity),
+            ),
             (Some("kiro"), "auto", Some(ProviderId::Kiro)),
             (Some("Z.AI"), "glm-4.6", Some(ProviderId::Zai)),
             (None, "glm-4.5-air", Some(ProviderId::Zai)),

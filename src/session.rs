@@ -1,0 +1,352 @@
+//! The controller side of the engine: host events in ([`HostEvent`]),
+//! engine events out ([`EngineEvent`]), the embedding API behind
+//! `quotatrack serve --stdio`.
+//!
+//! [`Engine::handle`] records the host event (the controller's input) on
+//! the controller stream, hands it to the controller machine with the facts
+//! of the moment, records the transitions it made, and performs its effects
+//! in order: a fetch runs through the tracker of that provider (so the
+//! tracker's rules apply again, and its decisions are logged as any
+//! other cycle's), a settings patch is validated and, when accepted,
+//! recorded; an emit becomes `update_current` and `update_all`. Effects
+//! that have an answer feed it back as the next input; states that need
+//! none are stepped through until the controller waits again.
+
+use jiff::SignedDuration;
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::engine::{Engine, EngineError};
+use crate::events::{Event, HostEvent, Stream};
+use crate::machines::controller::{self, Context, Controller, Effect, Facts, Fetch, Input, ProviderFacts, Trigger};
+use crate::providers::ProviderId;
+use crate::providers::detect::detect;
+use crate::settings::Settings;
+use crate::status;
+use crate::wire::ProviderStatus;
+
+/// What the engine tells the host (one JSON line each on `serve --stdio`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum EngineEvent {
+    /// The engine owns the data dir and is ready; the settings in force.
+    Ready {
+        /// The settings.
+        settings: Value,
+    },
+    /// Another engine owns the data dir; this one serves reads.
+    AlreadyActive,
+    /// The provider the host shows, its status entry and display string.
+    UpdateCurrent {
+        /// The provider, or `None` when no provider is usable.
+        provider: Option<ProviderId>,
+        /// Its `status --json` entry.
+        usage: Option<Box<ProviderStatus>>,
+        /// The line to show verbatim (`Claude │ 5h 2h13m left ━━━━ 45% used │ …`).
+        display: Option<String>,
+    },
+    /// Every enabled provider with data, in the settings' order.
+    UpdateAll {
+        /// The entries, each with its display string.
+        providers: Vec<Shown>,
+    },
+    /// The settings changed.
+    SettingsUpdated {
+        /// The settings now in force.
+        settings: Value,
+    },
+    /// An input could not be used; nothing changed.
+    Error {
+        /// The input line it concerns (set by `serve --stdio`).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        line: Option<usize>,
+        /// What was wrong.
+        message: String,
+    },
+}
+
+/// A provider's status entry with its display string.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Shown {
+    /// The `status --json` entry.
+    #[serde(flatten)]
+    pub usage: ProviderStatus,
+    /// The line to show verbatim.
+    pub display: String,
+}
+
+/// The controller machine and what it works with.
+pub struct Session {
+    machine: controller::Machine,
+    settings: Settings,
+    /// The provider of the host's current model.
+    model: Option<ProviderId>,
+    /// A patch waiting for the controller's `LoadSettings`.
+    patch: Option<Value>,
+    /// Why the last patch was refused.
+    rejection: Option<String>,
+    /// The last `update_current` and `update_all` sent, to send only changes.
+    sent: (Option<String>, Option<String>),
+}
+
+impl Session {
+    pub(crate) fn new(settings: Settings) -> Session {
+        Session {
+            machine: Controller::machine(),
+            settings,
+            model: None,
+            patch: None,
+            rejection: None,
+            sent: (None, None),
+        }
+    }
+}
+
+impl Engine {
+    /// Starts the controller as the owner of the data dir: it loads the
+    /// settings and says `ready`.
+    pub async fn start(&mut self) -> Result<Vec<EngineEvent>, EngineError> {
+        self.drive(Input::Start).await
+    }
+
+    /// Handles one host event; returns what the host should be told.
+    pub async fn handle(&mut self, host: HostEvent) -> Result<Vec<EngineEvent>, EngineError> {
+        let at = self.clock.now();
+        let reported = Event::HostReported { host: host.clone() };
+        self.journal.record([(at, Stream::Controller, reported)])?;
+        let trigger = match host {
+            HostEvent::SessionStart => Trigger::SessionStart,
+            HostEvent::TurnStart => Trigger::TurnStart,
+            HostEvent::ToolResult => Trigger::ToolResult,
+            HostEvent::TurnEnd => Trigger::TurnEnd,
+            HostEvent::Interval => Trigger::Interval,
+            HostEvent::Refresh => Trigger::Refresh,
+            HostEvent::CycleProvider => Trigger::Cycle,
+            HostEvent::SessionShutdown => Trigger::Shutdown,
+            HostEvent::ModelChanged { provider, model } => {
+                self.session.model = detect(provider.as_deref(), &model);
+                Trigger::ModelChanged
+            }
+            HostEvent::SettingsPatch { patch } => {
+                self.session.patch = Some(patch);
+                Trigger::SettingsPatch
+            }
+        };
+        self.drive(Input::Trigger(trigger)).await
+    }
+
+    /// The settings in force.
+    pub fn settings(&self) -> &Settings {
+        &self.session.settings
+    }
+
+    /// The controller's state name.
+    pub fn controller_state(&self) -> &'static str {
+        self.session.machine.state().name()
+    }
+
+    /// Feeds `input` and every answer and step after it to the controller.
+    async fn drive(&mut self, input: Input) -> Result<Vec<EngineEvent>, EngineError> {
+        let mut told = Vec::new();
+        let mut next = Some(input);
+        while let Some(input) = next.take() {
+            let mut context = Context::new(self.facts());
+            self.session.machine.handle_with_context(&input, &mut context);
+            let at = context.facts.now;
+            let mut items: Vec<_> = context
+                .transitions
+                .iter()
+                .map(|transition| {
+                    let event = Event::Transitioned {
+                        from: transition.from.name().to_owned(),
+                        to: transition.to.name().to_owned(),
+                        cause: transition.cause,
+                        provider: transition.provider,
+                    };
+                    (at, Stream::Controller, event)
+                })
+                .collect();
+            items.extend(context.effects.iter().filter_map(|effect| match effect {
+                Effect::Select(provider) => {
+                    Some((at, Stream::Controller, Event::ProviderSelected { provider: *provider }))
+                }
+                _ => None,
+            }));
+            self.journal.record(items)?;
+            for effect in context.effects {
+                if let Some(answer) = self.perform(effect, &mut told).await? {
+                    next = Some(answer);
+                }
+            }
+            if next.is_none() && self.session.machine.state().steps() {
+                next = Some(Input::Step);
+            }
+        }
+        Ok(told)
+    }
+
+    /// Performs one effect; returns the answer it has for the controller.
+    async fn perform(&mut self, effect: Effect, told: &mut Vec<EngineEvent>) -> Result<Option<Input>, EngineError> {
+        let settings = || self.session.settings.to_json();
+        Ok(match effect {
+            // Building the engine took the data dir's lock.
+            Effect::Guard => Some(Input::Guarded { owner: true }),
+            Effect::LoadSettings => Some(Input::SettingsLoaded {
+                accepted: self.load_settings()?,
+            }),
+            Effect::EmitReady => {
+                told.push(EngineEvent::Ready { settings: settings() });
+                None
+            }
+            Effect::EmitAlreadyActive => {
+                told.push(EngineEvent::AlreadyActive);
+                None
+            }
+            Effect::EmitSettingsUpdated => {
+                told.push(EngineEvent::SettingsUpdated { settings: settings() });
+                None
+            }
+            Effect::EmitSettingsRejected => {
+                let message = self.session.rejection.take().unwrap_or_default();
+                told.push(EngineEvent::Error { line: None, message });
+                None
+            }
+            Effect::FetchUsage { provider, force } => {
+                let report = if force {
+                    self.force_refresh(Some(provider)).await?
+                } else {
+                    self.refresh(Some(provider)).await?
+                };
+                let failed = self
+                    .journal
+                    .store()
+                    .providers
+                    .get(&provider)
+                    .is_none_or(|entry| entry.last_error.is_some());
+                Some(Input::Fetched(match (report.fetched.contains(&provider), failed) {
+                    (false, _) => Fetch::NotDue,
+                    (true, false) => Fetch::Usage,
+                    (true, true) => Fetch::Failed,
+                }))
+            }
+            Effect::FetchStatus(provider) => {
+                self.check_status_page(provider).await?;
+                None
+            }
+            Effect::EmitCurrent => {
+                self.emit(told);
+                None
+            }
+            // An owner has no one to forward to; a session's end is written
+            // by the caller's `close`.
+            Effect::Select(_) | Effect::Forward(_) | Effect::Checkpoint => None,
+        })
+    }
+
+    /// Applies the pending patch, if any: recorded when accepted, the
+    /// reason kept when not. Loading without a patch always succeeds.
+    fn load_settings(&mut self) -> Result<bool, EngineError> {
+        let Some(patch) = self.session.patch.take() else {
+            return Ok(true);
+        };
+        let next = match self.session.settings.patched(&patch) {
+            Ok(next) => next,
+            Err(error) => {
+                self.session.rejection = Some(format!("settings_patch: {error}"));
+                return Ok(false);
+            }
+        };
+        let before = self.session.settings.to_json();
+        let after = next.to_json();
+        let changed: serde_json::Map<String, Value> = after
+            .as_object()
+            .into_iter()
+            .flatten()
+            .filter(|(key, value)| before.get(key.as_str()) != Some(value))
+            .map(|(key, value)| (key.clone(), value.clone()))
+            .collect();
+        if !changed.is_empty() {
+            let event = Event::SettingsChanged {
+                patch: Value::Object(changed),
+            };
+            self.journal.record([(self.clock.now(), Stream::Engine, event)])?;
+        }
+        let mut rules = self.driver.rules();
+        rules.interval = SignedDuration::from_secs(next.refresh_interval_s as i64);
+        rules.min_interval = SignedDuration::from_secs(next.min_interval_s as i64);
+        self.driver.set_rules(rules);
+        self.status_ttl = next
+            .status_pages
+            .then(|| std::time::Duration::from_secs(next.status_ttl_s));
+        self.session.settings = next;
+        Ok(true)
+    }
+
+    /// What the controller may consult now.
+    fn facts(&self) -> Facts {
+        let now = self.clock.now();
+        let settings = &self.session.settings;
+        let store = self.journal.store();
+        let providers = settings
+            .providers
+            .iter()
+            .map(|id| {
+                let entry = store.providers.get(id).cloned().unwrap_or_default();
+                let facts = ProviderFacts {
+                    available: entry.credentials.is_some(),
+                    has_windows: !entry.windows.is_empty(),
+                    failing: entry.last_error.is_some(),
+                    last_good: entry.last_good,
+                    last_attempt: entry.last_attempt,
+                    blocked_until: entry.blocked_until,
+                    status_due: self.status_page_due(*id, now),
+                };
+                (*id, facts)
+            })
+            .collect();
+        Facts {
+            now,
+            cache_ttl: SignedDuration::from_secs(settings.cache_ttl_s as i64),
+            min_interval: SignedDuration::from_secs(settings.min_interval_s as i64),
+            model_provider: self.session.model,
+            enabled: settings.providers.clone(),
+            providers,
+        }
+    }
+
+    /// Tells the host the current provider and all providers, each only
+    /// when it differs from what it was last told.
+    fn emit(&mut self, told: &mut Vec<EngineEvent>) {
+        let now = self.clock.now();
+        let view = status::view(self.journal.store(), now, &self.status_options);
+        let current = self.session.machine.inner().current();
+        let entry = current.and_then(|id| view.providers.iter().find(|p| p.id == id).cloned());
+        let display = entry.as_ref().map(|entry| status::display(entry, now));
+        let entry = entry.map(Box::new);
+        let update = EngineEvent::UpdateCurrent {
+            provider: current,
+            usage: entry,
+            display,
+        };
+        let all = EngineEvent::UpdateAll {
+            providers: self
+                .session
+                .settings
+                .providers
+                .iter()
+                .filter_map(|id| view.providers.iter().find(|p| p.id == *id))
+                .map(|usage| Shown {
+                    display: status::display(usage, now),
+                    usage: usage.clone(),
+                })
+                .collect(),
+        };
+        for (event, sent) in [(update, &mut self.session.sent.0), (all, &mut self.session.sent.1)] {
+            let json = serde_json::to_string(&event).expect("engine events serialize");
+            if sent.as_deref() != Some(json.as_str()) {
+                *sent = Some(json);
+                told.push(event);
+            }
+        }
+    }
+}

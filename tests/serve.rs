@@ -1,0 +1,108 @@
+//! `serve --stdio` as a real process: a scripted host session over
+//! recorded fixtures, answered line by line (an unreadable line and a bad
+//! settings patch get errors naming their line, and the engine keeps
+//! going); the transcript is a reviewed snapshot; the session's log
+//! replays with no divergence.
+
+use std::path::Path;
+use std::process::Command;
+
+use quotatrack::providers::ProviderId;
+use serde_json::Value;
+
+use crate::support::{fixtures_dir, quotatrack};
+
+const SESSION: &str = r#"{"type":"session_start"}
+{"type":"model_changed","provider":"anthropic","model":"claude-sonnet-4-5"}
+{"type":"turn_start"}
+{"type":"tool_result"}
+{"type":"turn_end"}
+{"type":"refresh"}
+{"type":"cycle_provider"}
+this is not json
+{"type":"teleport"}
+{"type":"settings_patch","patch":{"refresh_interval_s":"banana"}}
+{"type":"settings_patch","patch":{"refresh_interval_s":120,"providers":["codex","anthropic","copilot"]}}
+{"type":"cycle_provider"}
+{"type":"session_shutdown"}
+"#;
+
+/// A fixtures dir with one good response per provider and Claude's status page.
+fn fixtures(dir: &Path) {
+    let copy = |provider: ProviderId, name: &str, to: &str| {
+        let target = dir.join(provider.as_str()).join(to);
+        std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+        std::fs::copy(fixtures_dir().join(provider.as_str()).join(name), target).unwrap();
+    };
+    copy(ProviderId::Anthropic, "ok-full.json", "1.json");
+    copy(ProviderId::Anthropic, "status/none.json", "status/1.json");
+    copy(ProviderId::Codex, "ok-plus.json", "1.json");
+    copy(ProviderId::Copilot, "ok-paid.json", "1.json");
+}
+
+#[test]
+fn a_scripted_stdio_session_is_answered_line_by_line_and_its_log_replays() {
+    let dir = tempfile::tempdir().unwrap();
+    let (fixture_dir, data, config) = (
+        dir.path().join("fx"),
+        dir.path().join("data"),
+        dir.path().join("config.toml"),
+    );
+    fixtures(&fixture_dir);
+    std::fs::write(&config, "providers = [\"anthropic\", \"codex\", \"copilot\"]\n").unwrap();
+    let path = |p: &Path| p.to_str().unwrap().to_owned();
+    let args = [
+        "--fixtures",
+        &path(&fixture_dir),
+        "--data-dir",
+        &path(&data),
+        "--config",
+        &path(&config),
+        "--clock-at",
+        "2026-08-22T12:00:00Z",
+        "serve",
+        "--stdio",
+    ];
+    let output = quotatrack(&args, SESSION.as_bytes());
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    let events: Vec<Value> = stdout.lines().map(|line| serde_json::from_str(line).unwrap()).collect();
+    let types: Vec<&str> = events.iter().map(|event| event["type"].as_str().unwrap()).collect();
+    assert_eq!(types[0], "ready", "{types:?}");
+    let errors: Vec<(u64, &str)> = events
+        .iter()
+        .filter(|event| event["type"] == "error")
+        .map(|event| (event["line"].as_u64().unwrap(), event["message"].as_str().unwrap()))
+        .collect();
+    assert_eq!(errors.iter().map(|(line, _)| *line).collect::<Vec<_>>(), [8, 9, 10]);
+    assert!(
+        errors[2]
+            .1
+            .starts_with("settings_patch: refresh_interval_s must be an integer ≥ 10")
+    );
+    // The model change shows Claude; cycling moves to the next provider in
+    // the order in force (Codex, then, after the patch reordered them, Claude).
+    let current: Vec<&str> = events
+        .iter()
+        .filter(|event| event["type"] == "update_current")
+        .filter_map(|event| event["provider"].as_str())
+        .collect();
+    assert_eq!(current, ["anthropic", "codex", "anthropic"]);
+    insta::assert_snapshot!("stdio_transcript", stdout);
+
+    // The session's log replays with no divergence.
+    let export = Command::new(env!("CARGO_BIN_EXE_quotatrack"))
+        .args(["--data-dir", &path(&data), "log", "export"])
+        .output()
+        .unwrap();
+    assert!(export.status.success());
+    let log = dir.path().join("session.jsonl");
+    std::fs::write(&log, &export.stdout).unwrap();
+    let replay = Command::new(env!("CARGO_BIN_EXE_replay")).arg(&log).output().unwrap();
+    assert!(
+        replay.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&replay.stdout),
+        String::from_utf8_lossy(&replay.stderr)
+    );
+}
