@@ -156,9 +156,8 @@ pub fn line(status: &Status, now: Timestamp, bar_for: Option<ProviderId>) -> Str
     parts.join(" │ ")
 }
 
-/// One provider's part of the status line.
-pub fn provider_line(provider: &ProviderStatus, now: Timestamp, with_bar: bool) -> String {
-    let mut text = usage_text(provider, now, with_bar);
+/// Appends the status page's word when the page is not all-clear (` ⚠ degraded`).
+fn push_health(text: &mut String, provider: &ProviderStatus) {
     let health = provider
         .status_page
         .as_ref()
@@ -167,6 +166,12 @@ pub fn provider_line(provider: &ProviderStatus, now: Timestamp, with_bar: bool) 
     if let Some(word) = health {
         text.push_str(&format!(" ⚠ {word}"));
     }
+}
+
+/// One provider's part of the status line.
+pub fn provider_line(provider: &ProviderStatus, now: Timestamp, with_bar: bool) -> String {
+    let mut text = usage_text(provider, now, with_bar);
+    push_health(&mut text, provider);
     text
 }
 
@@ -270,14 +275,7 @@ pub fn display(provider: &ProviderStatus, now: Timestamp) -> String {
         }
         _ => {}
     }
-    let health = provider
-        .status_page
-        .as_ref()
-        .and_then(|page| Indicator::parse(&page.indicator))
-        .and_then(Indicator::word);
-    if let Some(word) = health {
-        text.push_str(&format!(" ⚠ {word}"));
-    }
+    push_health(&mut text, provider);
     text
 }
 
