@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use jiff::{SignedDuration, Timestamp};
+use jiff::Timestamp;
 use serde_json::{Map, Value};
 use tokio::sync::broadcast;
 use tokio::task::JoinSet;
@@ -109,12 +109,9 @@ impl EngineBuilder {
     /// in order) and the status pages. Later calls of the narrower setters
     /// override them.
     pub fn settings(mut self, settings: Settings) -> Self {
-        self.rules.interval = SignedDuration::from_secs(settings.refresh_interval_s as i64);
-        self.rules.min_interval = SignedDuration::from_secs(settings.min_interval_s as i64);
+        self.rules = settings.rules(self.rules);
         self.providers.clone_from(&settings.providers);
-        self.status_ttl = settings
-            .status_pages
-            .then(|| Duration::from_secs(settings.status_ttl_s));
+        self.status_ttl = settings.status_ttl();
         self.settings = settings;
         self
     }
@@ -437,7 +434,7 @@ impl Engine {
 }
 
 /// The keys of `settings` whose values differ from `recorded`.
-fn changed_keys(recorded: &Map<String, Value>, settings: Value) -> Map<String, Value> {
+pub(crate) fn changed_keys(recorded: &Map<String, Value>, settings: Value) -> Map<String, Value> {
     let Value::Object(settings) = settings else {
         return Map::new();
     };

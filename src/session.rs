@@ -16,7 +16,7 @@ use jiff::SignedDuration;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::engine::{Engine, EngineError};
+use crate::engine::{Engine, EngineError, changed_keys};
 use crate::events::{Event, HostEvent, Stream};
 use crate::machines::controller::{self, Context, Controller, Effect, Facts, Fetch, Input, ProviderFacts, Trigger};
 use crate::providers::ProviderId;
@@ -256,28 +256,18 @@ impl Engine {
                 return Ok(false);
             }
         };
-        let before = self.session.settings.to_json();
-        let after = next.to_json();
-        let changed: serde_json::Map<String, Value> = after
-            .as_object()
-            .into_iter()
-            .flatten()
-            .filter(|(key, value)| before.get(key.as_str()) != Some(value))
-            .map(|(key, value)| (key.clone(), value.clone()))
-            .collect();
+        let Value::Object(before) = self.session.settings.to_json() else {
+            unreachable!("settings serialize to an object")
+        };
+        let changed = changed_keys(&before, next.to_json());
         if !changed.is_empty() {
             let event = Event::SettingsChanged {
                 patch: Value::Object(changed),
             };
             self.journal.record([(self.clock.now(), Stream::Engine, event)])?;
         }
-        let mut rules = self.driver.rules();
-        rules.interval = SignedDuration::from_secs(next.refresh_interval_s as i64);
-        rules.min_interval = SignedDuration::from_secs(next.min_interval_s as i64);
-        self.driver.set_rules(rules);
-        self.status_ttl = next
-            .status_pages
-            .then(|| std::time::Duration::from_secs(next.status_ttl_s));
+        self.driver.set_rules(next.rules(self.driver.rules()));
+        self.status_ttl = next.status_ttl();
         self.session.settings = next;
         Ok(true)
     }

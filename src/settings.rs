@@ -21,10 +21,14 @@
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use jiff::SignedDuration;
 
 use serde::Serialize;
 use serde_json::{Value, json};
 
+use crate::machines::tracker::Rules;
 use crate::providers::ProviderId;
 
 /// The settings in force.
@@ -124,6 +128,20 @@ impl Settings {
         serde_json::to_value(self).expect("settings always serialize")
     }
 
+    /// `rules` with the intervals of these settings.
+    pub fn rules(&self, rules: Rules) -> Rules {
+        Rules {
+            interval: SignedDuration::from_secs(self.refresh_interval_s as i64),
+            min_interval: SignedDuration::from_secs(self.min_interval_s as i64),
+            ..rules
+        }
+    }
+
+    /// How long a status page reading lasts; `None` when pages are off.
+    pub fn status_ttl(&self) -> Option<Duration> {
+        self.status_pages.then(|| Duration::from_secs(self.status_ttl_s))
+    }
+
     /// These settings with `patch` applied, or the first problem in it.
     pub fn patched(&self, patch: &Value) -> Result<Settings, SettingsError> {
         let Value::Object(keys) = patch else {
@@ -190,23 +208,6 @@ impl Settings {
         }
         Ok(())
     }
-}
-
-/// Where the settings file is: `explicit` (from `--config` or
-/// `QUOTATRACK_CONFIG`), else `$XDG_CONFIG_HOME/quotatrack/config.toml`,
-/// else `~/.config/quotatrack/config.toml`. The flag says whether it was
-/// named explicitly.
-pub fn path(explicit: Option<&Path>, env: impl Fn(&str) -> Option<String>) -> (PathBuf, bool) {
-    if let Some(path) = explicit {
-        return (path.to_owned(), true);
-    }
-    let non_empty = |name: &str| env(name).filter(|value| !value.is_empty());
-    let dir = match (non_empty("XDG_CONFIG_HOME"), non_empty("HOME")) {
-        (Some(xdg), _) => PathBuf::from(xdg),
-        (None, Some(home)) => PathBuf::from(home).join(".config"),
-        (None, None) => PathBuf::from("."),
-    };
-    (dir.join("quotatrack/config.toml"), false)
 }
 
 fn invalid(key: &str, allowed: &str, got: &Value) -> SettingsError {

@@ -22,7 +22,7 @@ use quotatrack::journal::Journal;
 use quotatrack::log::{Log, LogError};
 use quotatrack::providers::{ProviderId, Response};
 use quotatrack::session::{EngineEvent, Shown};
-use quotatrack::settings::{self, Settings};
+use quotatrack::settings::Settings;
 use quotatrack::status::{self, StatusOptions};
 use quotatrack::transport::{ExchangePlayer, HttpTransport};
 use quotatrack::wire::{ParseOutput, Status, rfc3339_seconds};
@@ -79,7 +79,8 @@ impl Sources {
     /// The settings file read, or the defaults when there is none at the
     /// default place.
     fn settings(&self) -> anyhow::Result<Settings> {
-        let (path, explicit) = settings::path(self.config.as_deref(), |name| std::env::var(name).ok());
+        let (path, explicit) =
+            quotatrack::config::settings_file(self.config.as_deref(), |name| std::env::var(name).ok());
         Ok(Settings::load(&path, explicit)?)
     }
 }
