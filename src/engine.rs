@@ -362,7 +362,7 @@ impl Engine {
     /// Whether `provider`'s status page is due at `at`: pages are on, the
     /// provider has one and is tracked, and the last reading is older than
     /// the TTL.
-    pub(crate) fn status_page_due(&self, provider: ProviderId, at: Timestamp) -> bool {
+    fn status_page_due(&self, provider: ProviderId, at: Timestamp) -> bool {
         let Some(ttl) = self.status_ttl else {
             return false;
         };
@@ -377,20 +377,6 @@ impl Engine {
         tracked
             && Feed::of(provider).is_some()
             && checked.is_none_or(|checked| at.duration_since(checked).unsigned_abs() >= ttl)
-    }
-
-    /// Reads `provider`'s status page now and records the reading.
-    pub(crate) async fn check_status_page(&mut self, provider: ProviderId) -> Result<(), EngineError> {
-        let Some(request) = Request::status_page(provider) else {
-            return Ok(());
-        };
-        let answers = self.fetch_all(vec![request]).await;
-        let done = self.clock.now();
-        let items = answers
-            .into_iter()
-            .map(|(_, provider, answer, _)| (done, Stream::Controller, health::checked(provider, answer)));
-        self.journal.record(items)?;
-        Ok(())
     }
 
     /// Sends every request at once, each bounded by the fetch timeout, and

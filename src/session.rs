@@ -229,17 +229,13 @@ impl Engine {
                     (true, true) => Fetch::Failed,
                 }))
             }
-            Effect::FetchStatus(provider) => {
-                self.check_status_page(provider).await?;
-                None
-            }
             Effect::EmitCurrent => {
                 self.emit(told);
                 None
             }
-            // An owner has no one to forward to; a session's end is written
-            // by the caller's `close`.
-            Effect::Select(_) | Effect::Forward(_) | Effect::Checkpoint => None,
+            // Selections were recorded with the transitions; an owner has no
+            // one to forward to.
+            Effect::Select(_) | Effect::Forward(_) => None,
         })
     }
 
@@ -280,8 +276,8 @@ impl Engine {
         let providers = settings
             .providers
             .iter()
-            .map(|id| {
-                let entry = store.providers.get(id).cloned().unwrap_or_default();
+            .filter_map(|id| {
+                let entry = store.providers.get(id)?;
                 let facts = ProviderFacts {
                     available: entry.credentials.is_some(),
                     has_windows: !entry.windows.is_empty(),
@@ -289,9 +285,8 @@ impl Engine {
                     last_good: entry.last_good,
                     last_attempt: entry.last_attempt,
                     blocked_until: entry.blocked_until,
-                    status_due: self.status_page_due(*id, now),
                 };
-                (*id, facts)
+                Some((*id, facts))
             })
             .collect();
         Facts {

@@ -118,8 +118,6 @@ pub struct ProviderFacts {
     pub last_attempt: Option<Timestamp>,
     /// No request before this.
     pub blocked_until: Option<Timestamp>,
-    /// It has a status page whose reading is older than the status TTL.
-    pub status_due: bool,
 }
 
 /// What the controller may consult: the clock reading, the gates, the
@@ -176,14 +174,10 @@ pub enum Effect {
         /// A forced refresh.
         force: bool,
     },
-    /// Read the provider's status page.
-    FetchStatus(ProviderId),
     /// Send the current provider's view and every provider's view.
     EmitCurrent,
     /// A follower passes a refresh or cycle on to the owner.
     Forward(Trigger),
-    /// Write a checkpoint: the session is over.
-    Checkpoint,
 }
 
 /// A transition, as the hook saw it.
@@ -363,10 +357,7 @@ impl Controller {
                 context.effects.push(Effect::LoadSettings);
                 self.go(Cause::SettingsLoaded, None, State::settings_loading())
             }
-            Trigger::Shutdown => {
-                context.effects.push(Effect::Checkpoint);
-                self.go(Cause::ShutDown, None, State::shutdown())
-            }
+            Trigger::Shutdown => self.go(Cause::ShutDown, None, State::shutdown()),
         }
     }
 
@@ -495,17 +486,17 @@ impl Controller {
         }
     }
 
-    /// The status page is read when its reading is older than its TTL.
+    /// The status page: the engine's cycle that made the fetch read it
+    /// too when its reading was older than its TTL, so nothing is left to
+    /// ask for here.
     ///
-    /// - `Step` => `EmitCurrent` (`fetch_succeeded`), reading the page when due
+    /// - `Step` => `EmitCurrent` (`fetch_succeeded`)
     #[state(superstate = "refreshing")]
-    fn maybe_fetch_status(&mut self, context: &mut Context, input: &Input) -> Outcome<State> {
-        match (input, self.current) {
-            (Input::Step, Some(provider)) => {
-                if context.facts.of(provider).status_due {
-                    context.effects.push(Effect::FetchStatus(provider));
-                }
-                self.go(Cause::FetchSucceeded, Some(provider), State::emit_current())
+    fn maybe_fetch_status(&mut self, input: &Input) -> Outcome<State> {
+        match input {
+            Input::Step => {
+                let about = self.current;
+                self.go(Cause::FetchSucceeded, about, State::emit_current())
             }
             _ => Super,
         }
@@ -545,12 +536,9 @@ impl Controller {
     /// - `Trigger(Shutdown)` => `Shutdown` (`shut_down`)
     /// - anything else is ignored
     #[superstate]
-    fn refreshing(&mut self, context: &mut Context, input: &Input) -> Outcome<State> {
+    fn refreshing(&mut self, input: &Input) -> Outcome<State> {
         match input {
-            Input::Trigger(Trigger::Shutdown) => {
-                context.effects.push(Effect::Checkpoint);
-                self.go(Cause::ShutDown, None, State::shutdown())
-            }
+            Input::Trigger(Trigger::Shutdown) => self.go(Cause::ShutDown, None, State::shutdown()),
             _ => Handled,
         }
     }
@@ -605,7 +593,8 @@ impl Controller {
         }
     }
 
-    /// The session is over; nothing more is done.
+    /// The session is over; nothing more is done (the caller's `close`
+    /// writes the checkpoint).
     #[state]
     fn shutdown(input: &Input) -> Outcome<State> {
         let _ = input;
