@@ -21,7 +21,7 @@ use quotatrack::transport::HttpTransport;
 
 use crate::robustness::{any_mutation, mutate};
 use crate::support::exchange;
-use crate::support::server::{Reply, Server};
+use crate::support::server::{Reply, Server, closed_origin};
 
 fn status_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/status")
@@ -181,12 +181,7 @@ fn a_status_page_is_read_on_its_own_ttl_and_an_unreadable_one_keeps_the_last_rea
 
 #[test]
 fn an_unreachable_status_page_reads_unknown_with_the_reason() {
-    let closed = {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let origin = format!("http://{}", listener.local_addr().unwrap());
-        drop(listener);
-        origin
-    };
+    let closed = closed_origin();
     let dir = tempfile::tempdir().unwrap();
     let clock = Arc::new(ManualClock::new("2026-11-22T12:00:00Z".parse().unwrap()));
     let mut engine = engine_at(dir.path(), clock, ProviderId::Gemini, &closed);

@@ -19,7 +19,7 @@ use quotatrack::transport::{HttpTransport, MAX_BODY_BYTES, Request, Transport, T
 use serde_json::Value;
 
 use crate::support::exchange;
-use crate::support::server::{Reply, Server};
+use crate::support::server::{Reply, Server, closed_origin};
 
 const TOKEN: &str = "sk-ant-oat01-live-test-token";
 
@@ -231,12 +231,7 @@ fn faults_become_clear_errors() {
         Some(ErrorKind::Unavailable)
     );
 
-    let closed = {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let origin = format!("http://{}", listener.local_addr().unwrap());
-        drop(listener);
-        origin
-    };
+    let closed = closed_origin();
     let clock = Arc::new(ManualClock::new("2026-08-22T12:00:00Z".parse().unwrap()));
     let transport = HttpTransport::new(
         clock,

@@ -330,21 +330,16 @@ fn run_serve(sources: &Sources) -> anyhow::Result<ExitCode> {
                 line = lines.next_line() => {
                     let Some(line) = line? else { break };
                     number += 1;
-                    if line.trim().is_empty() {
-                        continue;
-                    }
-                    match serde_json::from_str::<HostEvent>(&line) {
-                        Ok(host) => {
+                    match host_event(&line) {
+                        None => {}
+                        Some(Ok(host)) => {
                             let last = host == HostEvent::SessionShutdown;
                             send(&mut out, Some(number), engine.handle(host).await?)?;
                             if last {
                                 break;
                             }
                         }
-                        Err(error) => {
-                            let message = format!("not a host event: {error}");
-                            send(&mut out, Some(number), vec![EngineEvent::Error { line: None, message }])?;
-                        }
+                        Some(Err(error)) => send(&mut out, Some(number), vec![error])?,
                     }
                 }
                 _ = timer.tick() => {
@@ -369,14 +364,11 @@ async fn serve_follower(sources: &Sources) -> anyhow::Result<ExitCode> {
     let mut number = 0;
     while let Some(line) = lines.next_line().await? {
         number += 1;
-        if line.trim().is_empty() {
-            continue;
-        }
-        let host = match serde_json::from_str::<HostEvent>(&line) {
-            Ok(host) => host,
-            Err(error) => {
-                let message = format!("not a host event: {error}");
-                send(&mut out, Some(number), vec![EngineEvent::Error { line: None, message }])?;
+        let host = match host_event(&line) {
+            None => continue,
+            Some(Ok(host)) => host,
+            Some(Err(error)) => {
+                send(&mut out, Some(number), vec![error])?;
                 continue;
             }
         };
@@ -398,6 +390,18 @@ async fn serve_follower(sources: &Sources) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// One input line of `serve --stdio`: nothing for a blank line, else the
+/// host event or the `error` event that says why it is not one.
+fn host_event(line: &str) -> Option<Result<HostEvent, EngineEvent>> {
+    if line.trim().is_empty() {
+        return None;
+    }
+    Some(serde_json::from_str(line).map_err(|error| EngineEvent::Error {
+        line: None,
+        message: format!("not a host event: {error}"),
+    }))
 }
 
 /// Writes engine events as JSON lines, errors naming input line `line`.

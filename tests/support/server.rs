@@ -229,3 +229,11 @@ async fn read_request(stream: &mut TcpStream) -> Option<Received> {
     }
     Some(Received { head, body })
 }
+
+/// An origin on 127.0.0.1 where nothing listens (connection refused).
+pub fn closed_origin() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let origin = format!("http://{}", listener.local_addr().unwrap());
+    drop(listener);
+    origin
+}
