@@ -17,7 +17,7 @@ use jiff::Timestamp;
 use crate::events::{Event, Outcome, Stream};
 use crate::exchange::RecordedExchange;
 use crate::machines::tracker::{Decisions, Fetched, Input, Machine, Rules, State, Tracker};
-use crate::providers::{ErrorKind, ProviderId, Response};
+use crate::providers::{ErrorKind, ProviderId};
 use crate::store::{Entry, Store};
 use crate::wire::{ErrorBody, Window};
 
@@ -245,14 +245,10 @@ fn fetched(outcome: &Outcome) -> Fetched {
 
 /// Reads a recorded exchange with the current parser, at `at`.
 pub fn read_exchange(exchange: &RecordedExchange, at: Timestamp) -> Outcome {
-    let headers = exchange.response.header_pairs();
-    let body = exchange.response.body_bytes();
-    let response = Response {
-        status: exchange.response.status,
-        headers: &headers,
-        body: &body,
-    };
-    match exchange.provider.provider().parse(&response, at) {
+    match exchange
+        .response
+        .read(|response| exchange.provider.provider().parse(response, at))
+    {
         Ok(usage) => Outcome::Usage {
             plan: usage.plan,
             windows: usage.windows.iter().map(Window::from).collect(),

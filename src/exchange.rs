@@ -9,7 +9,7 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::providers::ProviderId;
+use crate::providers::{ProviderId, Response};
 
 /// A request and its response, as recorded.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -60,5 +60,16 @@ impl RecordedResponse {
     /// The headers as name/value pairs.
     pub fn header_pairs(&self) -> Vec<(String, String)> {
         self.headers.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+    }
+
+    /// Hands the response to `read` as a parser takes it.
+    pub fn read<T>(&self, read: impl FnOnce(&Response) -> T) -> T {
+        let headers = self.header_pairs();
+        let body = self.body_bytes();
+        read(&Response {
+            status: self.status,
+            headers: &headers,
+            body: &body,
+        })
     }
 }

@@ -254,13 +254,7 @@ fn summary(markdown: &str) -> Option<String> {
 /// Reads a recorded status page exchange of `provider`.
 pub fn read(provider: ProviderId, exchange: &RecordedExchange) -> Result<Health, String> {
     let feed = Feed::of(provider).ok_or_else(|| format!("{provider} has no status page"))?;
-    let headers = exchange.response.header_pairs();
-    let body = exchange.response.body_bytes();
-    feed.parse(&Response {
-        status: exchange.response.status,
-        headers: &headers,
-        body: &body,
-    })
+    exchange.response.read(|response| feed.parse(response))
 }
 
 /// The event recording what a status page request came to: the reading,
