@@ -183,8 +183,7 @@ fn usage_text(provider: &ProviderStatus, now: Timestamp, with_bar: bool) -> Stri
         Freshness::Unknown if provider.windows.is_empty() => return format!("{label}: no data"),
         Freshness::Unavailable if provider.windows.is_empty() => return format!("{label}: unavailable"),
         Freshness::RateLimited if provider.windows.is_empty() => {
-            let wait = parse_time(provider.blocked_until.as_deref())
-                .map(|until| compact_duration(until.duration_since(now).as_secs().max(0).unsigned_abs()));
+            let wait = wait_s(provider, now).map(compact_duration);
             return format!("{label}: rate limited ⏳ {}", wait.unwrap_or_default());
         }
         Freshness::Fresh | Freshness::Stale if provider.windows.is_empty() => return format!("{label}: no windows"),
@@ -204,14 +203,18 @@ fn usage_text(provider: &ProviderStatus, now: Timestamp, with_bar: bool) -> Stri
             }
         }
         Freshness::RateLimited => {
-            if let Some(until) = parse_time(provider.blocked_until.as_deref()) {
-                let wait = until.duration_since(now).as_secs().max(0).unsigned_abs();
+            if let Some(wait) = wait_s(provider, now) {
                 text.push_str(&format!(" ⏳ {}", compact_duration(wait)));
             }
         }
         _ => {}
     }
     text
+}
+
+/// Seconds until a rate-limited provider may be asked again (0 when past).
+fn wait_s(provider: &ProviderStatus, now: Timestamp) -> Option<u64> {
+    parse_time(provider.blocked_until.as_deref()).map(|until| until.duration_since(now).as_secs().max(0).unsigned_abs())
 }
 
 fn window_text(window: &Window, now: Timestamp, with_bar: bool) -> String {
@@ -269,8 +272,8 @@ pub fn display(provider: &ProviderStatus, now: Timestamp) -> String {
             text.push_str(&format!(" ({} ago)", relative(age as i64)));
         }
         Freshness::RateLimited => {
-            if let Some(until) = parse_time(provider.blocked_until.as_deref()) {
-                text.push_str(&format!(" ⏳ {}", relative(until.duration_since(now).as_secs())));
+            if let Some(wait) = wait_s(provider, now) {
+                text.push_str(&format!(" ⏳ {}", relative(wait as i64)));
             }
         }
         _ => {}
