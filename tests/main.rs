@@ -30,3 +30,5 @@ mod credentials;
 mod health;
 // serve --stdio as a real process: a scripted host session, its transcript and its replay.
 mod serve;
+// The controller in the engine against a reference model of the diagram (proptest-state-machine).
+mod controller;

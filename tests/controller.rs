@@ -1,0 +1,654 @@
+//! The controller inside the real engine (sled log on a temp dir, a manual
+//! clock, scripted provider answers, credentials that come and go) against
+//! a reference model of the diagram in `design.md`, driven by
+//! proptest-state-machine: random host events, clock advances, interval
+//! cycles, credential changes, settings patches and fetch outcomes.
+//!
+//! After every step model and engine agree on the controller states
+//! visited, on what the host was told (ready, settings updated or refused,
+//! and which provider `update_current` shows), and on which providers were
+//! fetched. Over the whole run no provider is asked twice within 10 s.
+//!
+//! The model writes the rules out plainly: the tracker's (poll, forced
+//! demand, backoff, rate limit, credentials) as far as the controller can
+//! see them through the store, and the controller's (provider resolution,
+//! cache and throttle gates, cycling, patches, shutdown).
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use jiff::{SignedDuration, Timestamp};
+use proptest::prelude::*;
+use proptest_state_machine::{ReferenceStateMachine, StateMachineTest, prop_state_machine};
+use quotatrack::clock::{BoxFuture, Clock, ManualClock};
+use quotatrack::credentials::{Credential, FixedCredentials};
+use quotatrack::driver;
+use quotatrack::engine::Engine;
+use quotatrack::events::{Event, HostEvent, Outcome, Stream};
+use quotatrack::exchange::RecordedExchange;
+use quotatrack::providers::{ErrorKind, ProviderId};
+use quotatrack::session::EngineEvent;
+use quotatrack::transport::{Request, Transport, TransportError};
+use serde_json::{Value, json};
+use tempfile::TempDir;
+
+use crate::support::exchange;
+
+/// The providers, in id order (the order the engine polls them in).
+const PROVIDERS: [ProviderId; 2] = [ProviderId::Anthropic, ProviderId::Codex];
+const CACHE_TTL: i64 = 60;
+const MIN_INTERVAL: i64 = 10;
+
+/// What a provider answers while the script says so.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Answer {
+    Usage,
+    Unavailable,
+    RateLimited,
+}
+
+fn recorded(provider: usize, answer: Answer) -> RecordedExchange {
+    let name = match (PROVIDERS[provider], answer) {
+        (ProviderId::Anthropic, Answer::Usage) => "ok-full",
+        (ProviderId::Anthropic, Answer::Unavailable) => "err-unavailable-overloaded",
+        (ProviderId::Anthropic, Answer::RateLimited) => "err-rate_limited-retry300",
+        (_, Answer::Usage) => "ok-plus",
+        (_, Answer::Unavailable) => "err-unavailable-cloudflare-html",
+        (_, Answer::RateLimited) => "err-rate_limited-usage-limit",
+    };
+    exchange(PROVIDERS[provider], name)
+}
+
+/// The answer as the engine will read it when it arrives at `now`.
+fn reading(provider: usize, answer: Answer, now: i64) -> Outcome {
+    let mut exchange = recorded(provider, answer);
+    exchange.recorded_at = at(now);
+    driver::read_exchange(&exchange, at(now))
+}
+
+#[derive(Debug, Clone)]
+enum Patch {
+    Providers(Vec<usize>),
+    /// A value of the wrong type: refused, nothing changes.
+    Bad,
+}
+
+impl Patch {
+    fn json(&self) -> Value {
+        match self {
+            Patch::Providers(order) => {
+                let names: Vec<&str> = order.iter().map(|p| PROVIDERS[*p].as_str()).collect();
+                json!({ "providers": names })
+            }
+            Patch::Bad => json!({ "cache_ttl_s": "soon" }),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Host {
+    SessionStart,
+    TurnStart,
+    ToolResult,
+    TurnEnd,
+    Refresh,
+    Model(Option<usize>),
+    Cycle,
+    Patch(Patch),
+    Shutdown,
+}
+
+#[derive(Debug, Clone)]
+enum Step {
+    Advance(i64),
+    Credentials(usize, bool),
+    Script(usize, Answer),
+    /// The engine's interval: a cycle of every provider, then `interval`.
+    Tick,
+    Host(Host),
+}
+
+/// The tracker's state, as far as it matters here.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Tracking {
+    Healthy,
+    BackingOff,
+    RateLimited(i64),
+    Inactive,
+}
+
+#[derive(Debug, Clone)]
+struct Provider {
+    /// A credential is there to be found.
+    present: bool,
+    answer: Answer,
+    // The tracker.
+    tracking: Tracking,
+    fails: u32,
+    last: Option<i64>,
+    known: bool,
+    // The store.
+    windows: bool,
+    failing: bool,
+    last_good: Option<i64>,
+    last_attempt: Option<i64>,
+}
+
+impl Provider {
+    fn delay(fails: u32) -> i64 {
+        60 * i64::from(fails.saturating_add(1).min(8))
+    }
+
+    /// A poll (or, when `force`, a demand): whether to fetch.
+    fn due(&mut self, now: i64, force: bool) -> bool {
+        let since = |last: i64| now - last;
+        match self.tracking {
+            Tracking::Inactive => false,
+            Tracking::Healthy if force => self.last.is_none_or(|last| since(last) >= MIN_INTERVAL),
+            Tracking::Healthy | Tracking::BackingOff => self
+                .last
+                .is_none_or(|last| last + Provider::delay(self.fails) <= now + 1 && since(last) >= MIN_INTERVAL),
+            Tracking::RateLimited(until) if now < until => false,
+            Tracking::RateLimited(_) => {
+                self.tracking = Tracking::BackingOff;
+                true
+            }
+        }
+    }
+
+    fn blocked_until(&self) -> Option<i64> {
+        match self.tracking {
+            Tracking::RateLimited(until) => Some(until),
+            _ => None,
+        }
+    }
+}
+
+/// What the host should have been told in a step.
+#[derive(Debug, Clone, PartialEq)]
+enum Told {
+    Ready,
+    SettingsUpdated,
+    Refused,
+}
+
+#[derive(Debug, Clone)]
+struct Model {
+    now: i64,
+    providers: Vec<Provider>,
+    // The controller.
+    shut: bool,
+    current: Option<usize>,
+    cycled: bool,
+    model: Option<usize>,
+    enabled: Vec<usize>,
+    /// The provider the host was last shown.
+    shown: Option<Option<usize>>,
+    // What the last step led to.
+    path: Vec<&'static str>,
+    told: Vec<Told>,
+    /// An `update_current` naming this provider had to be sent.
+    must_show: bool,
+    fetched: Vec<usize>,
+}
+
+impl Model {
+    fn usable(&self, p: usize) -> bool {
+        self.enabled.contains(&p) && self.providers[p].known
+    }
+
+    /// An engine cycle for `scope` (or everyone): credentials read, then a
+    /// poll or a demand, then the answers, in provider order.
+    fn cycle(&mut self, scope: Option<usize>, force: bool) {
+        let now = self.now;
+        let mut fetching = Vec::new();
+        for (p, provider) in self.providers.iter_mut().enumerate() {
+            if scope.is_some_and(|only| only != p) {
+                continue;
+            }
+            match (provider.present, provider.known) {
+                (true, false) => {
+                    provider.known = true;
+                    if provider.tracking == Tracking::Inactive {
+                        provider.tracking = Tracking::Healthy;
+                        provider.fails = 0;
+                        provider.last = None;
+                    }
+                }
+                (false, _) if provider.tracking != Tracking::Inactive => {
+                    provider.known = false;
+                    provider.tracking = Tracking::Inactive;
+                    provider.fails = 0;
+                    provider.last = None;
+                    provider.windows = false;
+                }
+                _ => {}
+            }
+            if provider.due(now, force) {
+                provider.last = Some(now);
+                provider.last_attempt = Some(now);
+                fetching.push(p);
+            }
+        }
+        for p in &fetching {
+            let outcome = reading(*p, self.providers[*p].answer, now);
+            let provider = &mut self.providers[*p];
+            match outcome {
+                Outcome::Usage { windows, .. } => {
+                    provider.tracking = Tracking::Healthy;
+                    provider.fails = 0;
+                    provider.windows = !windows.is_empty();
+                    provider.failing = false;
+                    provider.last_good = Some(now);
+                }
+                Outcome::Failed { error } => {
+                    provider.fails += 1;
+                    provider.failing = true;
+                    provider.tracking = match error.kind {
+                        ErrorKind::RateLimited => {
+                            let wait = error
+                                .retry_after_s
+                                .map_or(Provider::delay(provider.fails), |s| s as i64);
+                            Tracking::RateLimited(now + wait)
+                        }
+                        _ => Tracking::BackingOff,
+                    };
+                }
+            }
+        }
+        self.fetched.extend(fetching);
+    }
+
+    /// The provider to show: the cycled one while usable, else the model's.
+    fn resolve(&mut self) -> Option<usize> {
+        if !(self.cycled && self.current.is_some_and(|p| self.usable(p))) {
+            self.cycled = false;
+            self.current = self.model.filter(|p| self.usable(*p));
+        }
+        self.current
+    }
+
+    fn emit(&mut self) {
+        self.path.extend(["emit_current", "ready"]);
+        self.must_show = self.shown != Some(self.current);
+        self.shown = Some(self.current);
+    }
+
+    fn refresh(&mut self, force: bool) {
+        self.path.push("resolve_provider");
+        let Some(p) = self.resolve() else {
+            self.path.push("no_provider");
+            return self.emit();
+        };
+        self.path.push("hydrate_from_cache");
+        let now = self.now;
+        let seen = &self.providers[p];
+        let fresh = seen.last_good.is_some_and(|good| now - good < CACHE_TTL) && !seen.failing;
+        let blocked = seen.blocked_until().is_some_and(|until| until > now);
+        let recent = seen.last_attempt.is_some_and(|last| now - last < MIN_INTERVAL);
+        if (fresh && !force) || blocked || recent {
+            self.path.push("skip_fetch");
+            return self.emit();
+        }
+        self.path.push("fetch_usage");
+        self.cycle(Some(p), force);
+        if !self.fetched.contains(&p) {
+            self.path.push("skip_fetch");
+        } else if !self.providers[p].failing {
+            self.path.extend(["fetch_success", "maybe_fetch_status"]);
+        } else {
+            self.path.push("fetch_error");
+            if self.providers[p].windows {
+                self.path.push("use_cached_fallback");
+            }
+        }
+        self.emit();
+    }
+
+    /// The enabled providers after the current one, in order, wrapping
+    /// round; the first other provider with something to show is taken.
+    fn cycle_provider(&mut self) {
+        self.path.push("cycle_requested");
+        let n = self.enabled.len();
+        let start = self
+            .current
+            .and_then(|current| self.enabled.iter().position(|p| *p == current))
+            .map_or(0, |index| index + 1);
+        let taken = (0..n).map(|k| self.enabled[(start + k) % n]).position(|p| {
+            let seen = &self.providers[p];
+            seen.known && (seen.windows || seen.failing) && Some(p) != self.current
+        });
+        let rejected = taken.unwrap_or(n);
+        self.path.extend(std::iter::repeat_n("cycle_requested", rejected));
+        if let Some(k) = taken {
+            self.current = Some(self.enabled[(start + k) % n]);
+            self.cycled = true;
+        }
+        self.emit();
+    }
+
+    fn host(&mut self, host: &Host) {
+        if self.shut {
+            return;
+        }
+        match host {
+            Host::SessionStart => {
+                self.path.push("session_start");
+                self.resolve();
+                self.emit();
+            }
+            Host::TurnStart | Host::ToolResult | Host::TurnEnd => self.refresh(false),
+            Host::Refresh => self.refresh(true),
+            Host::Model(provider) => {
+                self.model = *provider;
+                self.cycled = false;
+                self.refresh(true);
+            }
+            Host::Cycle => self.cycle_provider(),
+            Host::Patch(patch) => {
+                self.path.extend(["settings_loading", "ready"]);
+                match patch {
+                    Patch::Providers(order) => {
+                        self.enabled.clone_from(order);
+                        self.told.push(Told::SettingsUpdated);
+                    }
+                    Patch::Bad => self.told.push(Told::Refused),
+                }
+            }
+            Host::Shutdown => {
+                self.path.push("shutdown");
+                self.shut = true;
+            }
+        }
+    }
+}
+
+struct Reference;
+
+impl ReferenceStateMachine for Reference {
+    type State = Model;
+    type Transition = Step;
+
+    fn init_state() -> BoxedStrategy<Model> {
+        let provider = Provider {
+            present: true,
+            answer: Answer::Usage,
+            tracking: Tracking::Healthy,
+            fails: 0,
+            last: None,
+            known: false,
+            windows: false,
+            failing: false,
+            last_good: None,
+            last_attempt: None,
+        };
+        Just(Model {
+            now: 0,
+            providers: vec![provider; PROVIDERS.len()],
+            shut: false,
+            current: None,
+            cycled: false,
+            model: None,
+            enabled: vec![0, 1],
+            shown: None,
+            path: vec!["guard_singleton", "settings_loading", "ready"],
+            told: vec![Told::Ready],
+            must_show: false,
+            fetched: Vec::new(),
+        })
+        .boxed()
+    }
+
+    fn transitions(_: &Model) -> BoxedStrategy<Step> {
+        let provider = 0..PROVIDERS.len();
+        let answer = prop_oneof![
+            3 => Just(Answer::Usage),
+            1 => Just(Answer::Unavailable),
+            1 => Just(Answer::RateLimited),
+        ];
+        let order = prop_oneof![Just(vec![0, 1]), Just(vec![1, 0]), Just(vec![0]), Just(vec![1]),];
+        let host = prop_oneof![
+            1 => Just(Host::SessionStart),
+            2 => Just(Host::TurnStart),
+            2 => Just(Host::ToolResult),
+            2 => Just(Host::TurnEnd),
+            2 => Just(Host::Refresh),
+            2 => proptest::option::weighted(0.9, provider.clone()).prop_map(Host::Model),
+            2 => Just(Host::Cycle),
+            1 => order.prop_map(|order| Host::Patch(Patch::Providers(order))),
+            1 => Just(Host::Patch(Patch::Bad)),
+        ];
+        prop_oneof![
+            4 => prop_oneof![1i64..12, 1i64..400].prop_map(Step::Advance),
+            1 => (provider.clone(), proptest::bool::weighted(0.7)).prop_map(|(p, on)| Step::Credentials(p, on)),
+            2 => (provider, answer).prop_map(|(p, answer)| Step::Script(p, answer)),
+            2 => Just(Step::Tick),
+            8 => host.prop_map(Step::Host),
+            // Rare: the session ends and everything after is ignored.
+            1 => prop_oneof![19 => Just(Step::Tick), 1 => Just(Step::Host(Host::Shutdown))],
+        ]
+        .boxed()
+    }
+
+    fn apply(mut model: Model, step: &Step) -> Model {
+        model.path.clear();
+        model.told.clear();
+        model.must_show = false;
+        model.fetched.clear();
+        match step {
+            Step::Advance(seconds) => model.now += seconds,
+            Step::Credentials(p, on) => model.providers[*p].present = *on,
+            Step::Script(p, answer) => model.providers[*p].answer = *answer,
+            Step::Tick => {
+                model.cycle(None, false);
+                // `interval` refreshes as a turn event does: not forced.
+                model.host(&Host::TurnEnd);
+            }
+            Step::Host(host) => model.host(host),
+        }
+        model
+    }
+}
+
+/// Provider answers from the script, and every request with its time.
+struct Scripted {
+    clock: Arc<ManualClock>,
+    answers: Mutex<BTreeMap<ProviderId, Answer>>,
+    asked: Mutex<Vec<(ProviderId, Timestamp)>>,
+}
+
+impl Transport for Scripted {
+    fn send<'a>(&'a self, request: &'a Request) -> BoxFuture<'a, Result<RecordedExchange, TransportError>> {
+        let now = self.clock.now();
+        self.asked.lock().unwrap().push((request.provider, now));
+        let answer = self.answers.lock().unwrap()[&request.provider];
+        let index = PROVIDERS.iter().position(|p| *p == request.provider).unwrap();
+        let mut exchange = recorded(index, answer);
+        exchange.recorded_at = now;
+        Box::pin(std::future::ready(Ok(exchange)))
+    }
+}
+
+struct Sut {
+    runtime: tokio::runtime::Runtime,
+    engine: Engine,
+    clock: Arc<ManualClock>,
+    transport: Arc<Scripted>,
+    credentials: Arc<Mutex<FixedCredentials>>,
+    /// The next log entry not yet looked at.
+    seen: u64,
+    _dir: TempDir,
+}
+
+fn at(seconds: i64) -> Timestamp {
+    Timestamp::from_second(1_787_400_000 + seconds).unwrap()
+}
+
+impl Sut {
+    /// The controller states entered since the last look.
+    fn path(&mut self) -> Vec<String> {
+        let entries: Vec<_> = self.engine.log().entries(self.seen).map(Result::unwrap).collect();
+        self.seen = self.engine.log().next_seq();
+        entries
+            .into_iter()
+            .filter(|e| e.stream == Stream::Controller)
+            .filter_map(|e| match e.payload {
+                Event::Transitioned { to, .. } => Some(to),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn handle(&mut self, host: HostEvent) -> Vec<EngineEvent> {
+        self.runtime.block_on(self.engine.handle(host)).unwrap()
+    }
+
+    /// Checks a step's results against the model's.
+    fn check(&mut self, model: &Model, told: &[EngineEvent], asked: usize, step: &dyn std::fmt::Debug) {
+        assert_eq!(self.path(), model.path, "controller states after {step:?}");
+        let others: Vec<Told> = told
+            .iter()
+            .filter_map(|event| match event {
+                EngineEvent::Ready { .. } => Some(Told::Ready),
+                EngineEvent::SettingsUpdated { .. } => Some(Told::SettingsUpdated),
+                EngineEvent::Error { .. } => Some(Told::Refused),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(others, model.told, "host told after {step:?}");
+        let shown: Vec<Option<ProviderId>> = told
+            .iter()
+            .filter_map(|event| match event {
+                EngineEvent::UpdateCurrent { provider, .. } => Some(*provider),
+                _ => None,
+            })
+            .collect();
+        let current = model.current.map(|p| PROVIDERS[p]);
+        assert!(
+            shown.iter().all(|p| *p == current),
+            "shown {shown:?}, model shows {current:?} after {step:?}"
+        );
+        if model.must_show {
+            assert_eq!(shown, vec![current], "the new provider must be shown after {step:?}");
+        }
+        let mut fetched: Vec<ProviderId> = self.transport.asked.lock().unwrap()[asked..]
+            .iter()
+            .map(|(p, _)| *p)
+            .collect();
+        fetched.sort();
+        let expected: Vec<ProviderId> = model.fetched.iter().map(|p| PROVIDERS[*p]).collect();
+        assert_eq!(fetched, expected, "providers fetched after {step:?}");
+    }
+}
+
+impl StateMachineTest for Sut {
+    type SystemUnderTest = Sut;
+    type Reference = Reference;
+
+    fn init_test(model: &Model) -> Sut {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let clock = Arc::new(ManualClock::new(at(0)));
+        let transport = Arc::new(Scripted {
+            clock: clock.clone(),
+            answers: Mutex::new(PROVIDERS.iter().map(|p| (*p, Answer::Usage)).collect()),
+            asked: Mutex::new(Vec::new()),
+        });
+        let credentials = Arc::new(Mutex::new(FixedCredentials::present(PROVIDERS, "test")));
+        let engine = Engine::builder()
+            .data_dir(dir.path())
+            .clock(clock.clone())
+            .transport(transport.clone())
+            .credentials(credentials.clone())
+            .providers(&PROVIDERS)
+            .status_pages(None)
+            .build()
+            .unwrap();
+        let mut sut = Sut {
+            runtime,
+            engine,
+            clock,
+            transport,
+            credentials,
+            seen: 0,
+            _dir: dir,
+        };
+        let told = sut.runtime.block_on(sut.engine.start()).unwrap();
+        sut.check(model, &told, 0, &"start");
+        sut
+    }
+
+    fn apply(mut sut: Sut, model: &Model, step: Step) -> Sut {
+        let asked = sut.transport.asked.lock().unwrap().len();
+        let told = match &step {
+            Step::Advance(seconds) => {
+                sut.clock.advance(SignedDuration::from_secs(*seconds));
+                Vec::new()
+            }
+            Step::Credentials(p, on) => {
+                let credential = on.then(|| Credential::new(format!("test-{}", PROVIDERS[*p]), "test"));
+                sut.credentials.lock().unwrap().set(PROVIDERS[*p], credential);
+                Vec::new()
+            }
+            Step::Script(p, answer) => {
+                sut.transport.answers.lock().unwrap().insert(PROVIDERS[*p], *answer);
+                Vec::new()
+            }
+            Step::Tick => {
+                sut.runtime.block_on(sut.engine.cycle()).unwrap();
+                sut.handle(HostEvent::Interval)
+            }
+            Step::Host(host) => {
+                let event = match host {
+                    Host::SessionStart => HostEvent::SessionStart,
+                    Host::TurnStart => HostEvent::TurnStart,
+                    Host::ToolResult => HostEvent::ToolResult,
+                    Host::TurnEnd => HostEvent::TurnEnd,
+                    Host::Refresh => HostEvent::Refresh,
+                    Host::Model(provider) => HostEvent::ModelChanged {
+                        provider: None,
+                        model: match provider.map(|p| PROVIDERS[p]) {
+                            Some(ProviderId::Anthropic) => "claude-sonnet-4-5",
+                            Some(_) => "gpt-5-codex",
+                            None => "grok-4",
+                        }
+                        .to_owned(),
+                    },
+                    Host::Cycle => HostEvent::CycleProvider,
+                    Host::Patch(patch) => HostEvent::SettingsPatch { patch: patch.json() },
+                    Host::Shutdown => HostEvent::SessionShutdown,
+                };
+                sut.handle(event)
+            }
+        };
+        sut.check(model, &told, asked, &step);
+        sut
+    }
+
+    fn check_invariants(sut: &Sut, _: &Model) {
+        let asked = sut.transport.asked.lock().unwrap();
+        for provider in PROVIDERS {
+            let times: Vec<Timestamp> = asked.iter().filter(|(p, _)| *p == provider).map(|(_, t)| *t).collect();
+            for pair in times.windows(2) {
+                let gap = pair[1].duration_since(pair[0]);
+                assert!(
+                    gap >= SignedDuration::from_secs(MIN_INTERVAL),
+                    "{provider} asked twice within {gap:?}"
+                );
+            }
+        }
+    }
+}
+
+prop_state_machine! {
+    #![proptest_config(ProptestConfig {
+        cases: 48,
+        failure_persistence: Some(Box::new(proptest::test_runner::FileFailurePersistence::WithSource("proptest-regressions"))),
+        ..ProptestConfig::default()
+    })]
+    #[test]
+    fn controller_agrees_with_the_reference_model(sequential 1..80 => Sut);
+}
