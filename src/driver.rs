@@ -72,14 +72,7 @@ impl Driver {
     pub fn set_rules(&mut self, rules: Rules) {
         self.rules = rules;
         for slot in self.slots.values_mut() {
-            let tracker = slot.machine.inner();
-            slot.machine = Tracker::resume(
-                rules,
-                slot.machine.state().clone(),
-                tracker.fails(),
-                tracker.last_attempt(),
-                tracker.credentials().map(str::to_owned),
-            );
+            slot.machine = Tracker::reruled(&slot.machine, rules);
         }
     }
 

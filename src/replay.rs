@@ -18,7 +18,11 @@
 //!
 //! The provider set is the set of providers the file mentions: the engine
 //! records a credentials event for every provider it drives in its first
-//! cycle. Events of the controller stream are not replayed yet.
+//! cycle.
+//!
+//! The controller stream (host sessions) is replayed by [`controller`]
+//! against the same recording; the earlier of the two divergences is the
+//! one reported.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -33,6 +37,8 @@ use crate::machines::tracker::Rules;
 use crate::providers::ProviderId;
 use crate::store::Store;
 use crate::wire::rfc3339_seconds;
+
+mod controller;
 
 /// How to replay.
 #[derive(Debug, Clone, Default)]
@@ -133,10 +139,21 @@ pub fn replay(events: &[Envelope], options: &Options) -> Report {
         if compare {
             if let Some(divergence) = first_difference(&replayed, index, cycle, &produced) {
                 report.divergence = Some(divergence);
-                return report;
+                break;
             }
         }
         index = end;
+    }
+    if compare {
+        if let Some(divergence) = controller::replay(events) {
+            if report
+                .divergence
+                .as_ref()
+                .is_none_or(|first| divergence.seq < first.seq)
+            {
+                report.divergence = Some(divergence);
+            }
+        }
     }
     report
 }
@@ -307,21 +324,55 @@ fn first_difference(all: &[&Envelope], start: usize, recorded: &[&Envelope], pro
             (None, None) => unreachable!("position is below the longer length"),
         };
         let end = start + position.min(recorded.len());
-        let context = all[end.saturating_sub(3)..end]
-            .iter()
-            .map(|e| format!("seq {} {} {}", e.seq, e.stream, describe(&e.payload)))
-            .collect();
-        let divergence = Divergence {
+        let before = &all[end.saturating_sub(3)..end];
+        let expected = expected.map(|e| &e.payload);
+        return Some(Divergence::new(
+            (seq, stream, at),
+            expected,
+            got.map(|(_, _, event)| event),
+            before,
+        ));
+    }
+    None
+}
+
+/// The divergence at `index` of `events`: the recorded event there (if
+/// any) against the replayed one (if any).
+fn divergence(events: &[Envelope], index: usize, recorded: Option<&Envelope>, got: Option<&Item>) -> Divergence {
+    let after_last = events.last().map_or(0, |e| e.seq + 1);
+    let (seq, stream, at) = match (recorded, got) {
+        (Some(e), _) => (e.seq, e.stream, e.at),
+        (None, Some((at, stream, _))) => (after_last, *stream, *at),
+        (None, None) => (
+            after_last,
+            Stream::Controller,
+            events.last().map_or_else(Timestamp::now, |e| e.at),
+        ),
+    };
+    let before: Vec<&Envelope> = events[index.saturating_sub(3)..index].iter().collect();
+    let got = got.map(|(_, _, event)| event);
+    Divergence::new((seq, stream, at), recorded.map(|e| &e.payload), got, &before)
+}
+
+impl Divergence {
+    fn new(
+        (seq, stream, at): (u64, Stream, Timestamp),
+        expected: Option<&Event>,
+        got: Option<&Event>,
+        before: &[&Envelope],
+    ) -> Divergence {
+        Divergence {
             seq,
             stream: stream.to_string(),
             at: rfc3339_seconds(at),
-            expected: expected.map(|e| describe(&e.payload)),
-            got: got.map(|(_, _, event)| describe(event)),
-            context,
-        };
-        return Some(divergence);
+            expected: expected.map(describe),
+            got: got.map(describe),
+            context: before
+                .iter()
+                .map(|e| format!("seq {} {} {}", e.seq, e.stream, describe(&e.payload)))
+                .collect(),
+        }
     }
-    None
 }
 
 /// Whether a replayed event matches the recorded one. A replayed
@@ -396,6 +447,20 @@ pub fn describe(event: &Event) -> String {
             });
             format!("store_updated fails {fails} active {active}{blocked}")
         }
+        Event::HostReported { host } => {
+            let host = serde_json::to_value(host).ok();
+            let kind = host.as_ref().and_then(|host| host.get("type")).and_then(Value::as_str);
+            format!("host_reported {}", kind.unwrap_or("?"))
+        }
+        Event::ProviderSelected { provider } => match provider {
+            Some(provider) => format!("provider_selected {provider}"),
+            None => "provider_selected none".to_owned(),
+        },
+        Event::RefreshRequested { provider, force } => {
+            let scope = provider.map_or_else(|| "all".to_owned(), |provider| provider.to_string());
+            format!("refresh_requested {scope}{}", if *force { " forced" } else { "" })
+        }
+        Event::SettingsChanged { patch } => format!("settings_changed {patch}"),
         other => serde_json::to_value(other)
             .ok()
             .and_then(|v| v.get("type").and_then(Value::as_str).map(str::to_owned))

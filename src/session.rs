@@ -12,17 +12,18 @@
 //! that have an answer feed it back as the next input; states that need
 //! none are stepped through until the controller waits again.
 
-use jiff::SignedDuration;
+use jiff::{SignedDuration, Timestamp};
 use serde::Serialize;
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use crate::engine::{Engine, EngineError, changed_keys};
 use crate::events::{Event, HostEvent, Stream};
 use crate::machines::controller::{self, Context, Controller, Effect, Facts, Fetch, Input, ProviderFacts, Trigger};
 use crate::providers::ProviderId;
 use crate::providers::detect::detect;
-use crate::settings::Settings;
+use crate::settings::{Settings, SettingsError};
 use crate::status;
+use crate::store::Store;
 use crate::wire::ProviderStatus;
 
 /// What the engine tells the host (one JSON line each on `serve --stdio`).
@@ -114,24 +115,12 @@ impl Engine {
         let at = self.clock.now();
         let reported = Event::HostReported { host: host.clone() };
         self.journal.record([(at, Stream::Controller, reported)])?;
-        let trigger = match host {
-            HostEvent::SessionStart => Trigger::SessionStart,
-            HostEvent::TurnStart => Trigger::TurnStart,
-            HostEvent::ToolResult => Trigger::ToolResult,
-            HostEvent::TurnEnd => Trigger::TurnEnd,
-            HostEvent::Interval => Trigger::Interval,
-            HostEvent::Refresh => Trigger::Refresh,
-            HostEvent::CycleProvider => Trigger::Cycle,
-            HostEvent::SessionShutdown => Trigger::Shutdown,
-            HostEvent::ModelChanged { provider, model } => {
-                self.session.model = detect(provider.as_deref(), &model);
-                Trigger::ModelChanged
-            }
-            HostEvent::SettingsPatch { patch } => {
-                self.session.patch = Some(patch);
-                Trigger::SettingsPatch
-            }
-        };
+        let trigger = trigger(&host);
+        match host {
+            HostEvent::ModelChanged { provider, model } => self.session.model = detect(provider.as_deref(), &model),
+            HostEvent::SettingsPatch { patch } => self.session.patch = Some(patch),
+            _ => {}
+        }
         self.drive(Input::Trigger(trigger)).await
     }
 
@@ -150,29 +139,11 @@ impl Engine {
         let mut told = Vec::new();
         let mut next = Some(input);
         while let Some(input) = next.take() {
-            let mut context = Context::new(self.facts());
+            let now = self.clock.now();
+            let facts = facts(self.journal.store(), &self.session.settings, self.session.model, now);
+            let mut context = Context::new(facts);
             self.session.machine.handle_with_context(&input, &mut context);
-            let at = context.facts.now;
-            let mut items: Vec<_> = context
-                .transitions
-                .iter()
-                .map(|transition| {
-                    let event = Event::Transitioned {
-                        from: transition.from.name().to_owned(),
-                        to: transition.to.name().to_owned(),
-                        cause: transition.cause,
-                        provider: transition.provider,
-                    };
-                    (at, Stream::Controller, event)
-                })
-                .collect();
-            items.extend(context.effects.iter().filter_map(|effect| match effect {
-                Effect::Select(provider) => {
-                    Some((at, Stream::Controller, Event::ProviderSelected { provider: *provider }))
-                }
-                _ => None,
-            }));
-            self.journal.record(items)?;
+            self.journal.record(decisions(&context))?;
             for effect in context.effects {
                 if let Some(answer) = self.perform(effect, &mut told).await? {
                     next = Some(answer);
@@ -245,17 +216,13 @@ impl Engine {
         let Some(patch) = self.session.patch.take() else {
             return Ok(true);
         };
-        let next = match self.session.settings.patched(&patch) {
-            Ok(next) => next,
+        let (next, changed) = match patched(&self.session.settings, &patch) {
+            Ok(patched) => patched,
             Err(error) => {
                 self.session.rejection = Some(format!("settings_patch: {error}"));
                 return Ok(false);
             }
         };
-        let Value::Object(before) = self.session.settings.to_json() else {
-            unreachable!("settings serialize to an object")
-        };
-        let changed = changed_keys(&before, next.to_json());
         if !changed.is_empty() {
             let event = Event::SettingsChanged {
                 patch: Value::Object(changed),
@@ -266,37 +233,6 @@ impl Engine {
         self.status_ttl = next.status_ttl();
         self.session.settings = next;
         Ok(true)
-    }
-
-    /// What the controller may consult now.
-    fn facts(&self) -> Facts {
-        let now = self.clock.now();
-        let settings = &self.session.settings;
-        let store = self.journal.store();
-        let providers = settings
-            .providers
-            .iter()
-            .filter_map(|id| {
-                let entry = store.providers.get(id)?;
-                let facts = ProviderFacts {
-                    available: entry.credentials.is_some(),
-                    has_windows: !entry.windows.is_empty(),
-                    failing: entry.last_error.is_some(),
-                    last_good: entry.last_good,
-                    last_attempt: entry.last_attempt,
-                    blocked_until: entry.blocked_until,
-                };
-                Some((*id, facts))
-            })
-            .collect();
-        Facts {
-            now,
-            cache_ttl: SignedDuration::from_secs(settings.cache_ttl_s as i64),
-            min_interval: SignedDuration::from_secs(settings.min_interval_s as i64),
-            model_provider: self.session.model,
-            enabled: settings.providers.clone(),
-            providers,
-        }
     }
 
     /// Tells the host the current provider and all providers, each only
@@ -334,4 +270,79 @@ impl Engine {
             }
         }
     }
+}
+
+/// What the controller may consult at `now`: the gates of `settings`, the
+/// provider of the host's model, and each enabled provider as `store` has it.
+pub(crate) fn facts(store: &Store, settings: &Settings, model: Option<ProviderId>, now: Timestamp) -> Facts {
+    let providers = settings
+        .providers
+        .iter()
+        .filter_map(|id| {
+            let entry = store.providers.get(id)?;
+            let facts = ProviderFacts {
+                available: entry.credentials.is_some(),
+                has_windows: !entry.windows.is_empty(),
+                failing: entry.last_error.is_some(),
+                last_good: entry.last_good,
+                last_attempt: entry.last_attempt,
+                blocked_until: entry.blocked_until,
+            };
+            Some((*id, facts))
+        })
+        .collect();
+    Facts {
+        now,
+        cache_ttl: SignedDuration::from_secs(settings.cache_ttl_s as i64),
+        min_interval: SignedDuration::from_secs(settings.min_interval_s as i64),
+        model_provider: model,
+        enabled: settings.providers.clone(),
+        providers,
+    }
+}
+
+/// The events one controller input is logged as: its transitions, then the
+/// providers it selected, all at the clock reading its facts were taken at.
+pub(crate) fn decisions(context: &Context) -> Vec<(Timestamp, Stream, Event)> {
+    let at = context.facts.now;
+    let transitions = context.transitions.iter().map(|transition| Event::Transitioned {
+        from: transition.from.name().to_owned(),
+        to: transition.to.name().to_owned(),
+        cause: transition.cause,
+        provider: transition.provider,
+    });
+    let selections = context.effects.iter().filter_map(|effect| match effect {
+        Effect::Select(provider) => Some(Event::ProviderSelected { provider: *provider }),
+        _ => None,
+    });
+    transitions
+        .chain(selections)
+        .map(|event| (at, Stream::Controller, event))
+        .collect()
+}
+
+/// The controller's trigger for a host event.
+pub(crate) fn trigger(host: &HostEvent) -> Trigger {
+    match host {
+        HostEvent::SessionStart => Trigger::SessionStart,
+        HostEvent::TurnStart => Trigger::TurnStart,
+        HostEvent::ToolResult => Trigger::ToolResult,
+        HostEvent::TurnEnd => Trigger::TurnEnd,
+        HostEvent::Interval => Trigger::Interval,
+        HostEvent::Refresh => Trigger::Refresh,
+        HostEvent::CycleProvider => Trigger::Cycle,
+        HostEvent::SessionShutdown => Trigger::Shutdown,
+        HostEvent::ModelChanged { .. } => Trigger::ModelChanged,
+        HostEvent::SettingsPatch { .. } => Trigger::SettingsPatch,
+    }
+}
+
+/// `settings` with `patch` applied, and the keys whose values it changed.
+pub(crate) fn patched(settings: &Settings, patch: &Value) -> Result<(Settings, Map<String, Value>), SettingsError> {
+    let next = settings.patched(patch)?;
+    let Value::Object(before) = settings.to_json() else {
+        unreachable!("settings serialize to an object")
+    };
+    let changed = changed_keys(&before, next.to_json());
+    Ok((next, changed))
 }

@@ -7,7 +7,8 @@
 //! After every step model and engine agree on the controller states
 //! visited, on what the host was told (ready, settings updated or refused,
 //! and which provider `update_current` shows), and on which providers were
-//! fetched. Over the whole run no provider is asked twice within 10 s.
+//! fetched. Over the whole run no provider is asked twice within 10 s, and
+//! at its end the session's log replays with no divergence.
 //!
 //! The model writes the rules out plainly: the tracker's (poll, forced
 //! demand, backoff, rate limit, credentials) as far as the controller can
@@ -27,6 +28,7 @@ use quotatrack::engine::Engine;
 use quotatrack::events::{Event, HostEvent, Outcome, Stream};
 use quotatrack::exchange::RecordedExchange;
 use quotatrack::providers::{ErrorKind, ProviderId};
+use quotatrack::replay;
 use quotatrack::session::EngineEvent;
 use quotatrack::transport::{Request, Transport, TransportError};
 use serde_json::{Value, json};
@@ -139,15 +141,17 @@ impl Provider {
         60 * i64::from(fails.saturating_add(1).min(8))
     }
 
-    /// A poll (or, when `force`, a demand): whether to fetch.
+    /// A poll (or, when `force`, a demand): whether to fetch. No request
+    /// ever goes out within the minimum interval of the one before.
     fn due(&mut self, now: i64, force: bool) -> bool {
-        let since = |last: i64| now - last;
+        let rested = self.last_attempt.is_none_or(|asked| now - asked >= MIN_INTERVAL);
         match self.tracking {
             Tracking::Inactive => false,
-            Tracking::Healthy if force => self.last.is_none_or(|last| since(last) >= MIN_INTERVAL),
+            _ if !rested => false,
+            Tracking::Healthy if force => true,
             Tracking::Healthy | Tracking::BackingOff => self
                 .last
-                .is_none_or(|last| last + Provider::delay(self.fails) <= now + 1 && since(last) >= MIN_INTERVAL),
+                .is_none_or(|last| last + Provider::delay(self.fails) <= now + 1),
             Tracking::RateLimited(until) if now < until => false,
             Tracking::RateLimited(_) => {
                 self.tracking = Tracking::BackingOff;
@@ -626,6 +630,15 @@ impl StateMachineTest for Sut {
         };
         sut.check(model, &told, asked, &step);
         sut
+    }
+
+    /// The session, replayed from its log, makes the same decisions.
+    fn teardown(sut: Sut, _: Model) {
+        let events: Vec<_> = sut.engine.log().entries(0).map(Result::unwrap).collect();
+        let report = replay::replay(&events, &replay::Options::default());
+        if let Some(divergence) = report.divergence {
+            panic!("replay of the session: {}", divergence.line());
+        }
     }
 
     fn check_invariants(sut: &Sut, _: &Model) {

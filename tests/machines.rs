@@ -66,6 +66,8 @@ struct Model {
     state: S,
     fails: u32,
     last: Option<i64>,
+    /// The last request, which new credentials do not forget.
+    asked: Option<i64>,
     credentials: Option<u8>,
     awaiting: bool,
     /// What the last step decided: logged causes and whether to fetch.
@@ -79,14 +81,18 @@ impl Model {
     }
 
     fn due(&self, fails: u32) -> bool {
-        self.last
-            .is_none_or(|last| last + Model::delay(fails) <= self.now + 1 && last + 10 <= self.now)
+        self.last.is_none_or(|last| last + Model::delay(fails) <= self.now + 1) && self.min_interval_passed()
+    }
+
+    fn min_interval_passed(&self) -> bool {
+        self.asked.is_none_or(|asked| asked + 10 <= self.now)
     }
 
     fn start_fetch(&mut self) {
         self.fetch = true;
         self.awaiting = true;
         self.last = Some(self.now);
+        self.asked = Some(self.now);
     }
 
     fn name(&self) -> &'static str {
@@ -113,6 +119,7 @@ impl ReferenceStateMachine for Reference {
             state: S::Pending,
             fails: 0,
             last: None,
+            asked: None,
             credentials: None,
             awaiting: false,
             causes: Vec::new(),
@@ -166,7 +173,7 @@ impl ReferenceStateMachine for Reference {
             }
             Step::Demand if matches!(model.state, S::Pending | S::Ready) => {
                 // Forced: only the 10 s minimum interval holds a healthy provider back.
-                if model.last.is_none_or(|last| last + 10 <= model.now) {
+                if model.min_interval_passed() {
                     model.start_fetch();
                 }
             }
@@ -190,7 +197,7 @@ impl ReferenceStateMachine for Reference {
                     }
                 }
                 S::RateLimited(until) => {
-                    if model.now < until {
+                    if model.now < until || !model.min_interval_passed() {
                         model.causes.push(Cause::ThrottleSkipped);
                     } else {
                         model.start_fetch();

@@ -97,12 +97,45 @@ fn a_scripted_stdio_session_is_answered_line_by_line_and_its_log_replays() {
         .unwrap();
     assert!(export.status.success());
     let log = dir.path().join("session.jsonl");
-    std::fs::write(&log, &export.stdout).unwrap();
-    let replay = Command::new(env!("CARGO_BIN_EXE_replay")).arg(&log).output().unwrap();
-    assert!(
-        replay.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&replay.stdout),
-        String::from_utf8_lossy(&replay.stderr)
+    let recorded = String::from_utf8(export.stdout).unwrap();
+    let (identical, verdict) = replay(&log, &recorded);
+    assert!(identical, "{verdict}");
+
+    // Replay re-drives the controller: had the host's model been a GPT
+    // model, the session would have shown Codex, not Claude.
+    let gpt = recorded.replace(
+        r#""provider":"anthropic","model":"claude-sonnet-4-5""#,
+        r#""provider":"openai","model":"gpt-5""#,
     );
+    let (identical, verdict) = replay(&log, &gpt);
+    assert!(!identical);
+    let first = verdict.lines().next().unwrap();
+    assert!(
+        first.contains("(controller")
+            && first.contains("expected transitioned resolve_provider → hydrate_from_cache (refresh_requested, anthropic), got transitioned resolve_provider → hydrate_from_cache (refresh_requested, codex)"),
+        "{verdict}"
+    );
+
+    // A patch the recording refused but the current rules accept diverges
+    // where the settings would have changed.
+    let (identical, verdict) = replay(&log, &recorded.replace(r#""banana""#, "300"));
+    assert!(!identical);
+    let first = verdict.lines().next().unwrap();
+    assert!(
+        first.contains(r#"got settings_changed {"refresh_interval_s":300}"#),
+        "{verdict}"
+    );
+}
+
+/// Runs the `replay` tool over `text` (written to `log`): whether it found
+/// no divergence, and what it printed.
+fn replay(log: &Path, text: &str) -> (bool, String) {
+    std::fs::write(log, text).unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_replay")).arg(log).output().unwrap();
+    let printed = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.success(), printed)
 }

@@ -7,6 +7,9 @@
 //!   (logged while backing off, silent when healthy and simply early);
 //! - no credentials: `inactive` (`auth_lost`); the store clears windows;
 //! - credentials back: `pending` (`auth_restored`), fetched at the next poll;
+//! - whatever happens, no two requests closer than the minimum interval
+//!   (`min_interval_s`, 10 s): not after new credentials, not when a short
+//!   rate limit ends, not on a forced refresh;
 //! - a fetch with usage: `ready`, fails reset to 0 (`fetch_succeeded`);
 //! - a failed fetch: fails + 1, `backing_off` (`fetch_failed`); the last
 //!   good windows stay in the store;
@@ -158,8 +161,12 @@ pub struct Tracker {
     rules: Rules,
     /// Consecutive failed fetches.
     fails: u32,
-    /// When the last fetch was started; the base of the backoff.
+    /// When the last fetch was started; the base of the backoff (new
+    /// credentials clear it).
     last_attempt: Option<Timestamp>,
+    /// When the last request went out, whatever happened since: the
+    /// minimum interval counts from it.
+    last_request: Option<Timestamp>,
     /// The fingerprint of the credentials in use.
     credentials: Option<String>,
     /// The cause the handler names for the transition it returns; the
@@ -230,13 +237,18 @@ impl Tracker {
 
     /// The provider asked us to wait until `until`; nothing is sent before.
     ///
-    /// - `Poll` or `Demand` before `until` => `RateLimited` (`throttle_skipped`)
+    /// - `Poll` or `Demand` before `until`, or within the minimum interval
+    ///   of the last request => `RateLimited` (`throttle_skipped`)
     /// - `Poll` or `Demand` at or after `until` => `BackingOff` (`rate_limit_expired`) and fetch
     /// - otherwise as `tracked`
     #[state(superstate = "tracked")]
     fn rate_limited(&mut self, context: &mut Decisions, until: &mut Timestamp, input: &Input) -> Outcome<State> {
         match input {
             Input::Poll { now } | Input::Demand { now } if *now < *until => {
+                self.go(Cause::ThrottleSkipped, State::rate_limited(*until))
+            }
+            // A wait shorter than the minimum interval ends with it.
+            Input::Poll { now } | Input::Demand { now } if !self.min_interval_passed(*now) => {
                 self.go(Cause::ThrottleSkipped, State::rate_limited(*until))
             }
             Input::Poll { now } | Input::Demand { now } => {
@@ -316,6 +328,7 @@ impl Tracker {
             rules,
             fails: 0,
             last_attempt: None,
+            last_request: None,
             credentials: None,
             cause: Cause::Started,
         }
@@ -334,10 +347,24 @@ impl Tracker {
         let tracker = Tracker {
             fails,
             last_attempt,
+            last_request: last_attempt,
             credentials,
             ..Tracker::new(rules)
         };
-        let mut machine = tracker.uninitialized_state_machine();
+        tracker.running_in(state)
+    }
+
+    /// `machine` as it is, under new `rules`.
+    pub fn reruled(machine: &Machine, rules: Rules) -> Machine {
+        let tracker = Tracker {
+            rules,
+            ..machine.inner().clone()
+        };
+        tracker.running_in(machine.state().clone())
+    }
+
+    fn running_in(self, state: State) -> Machine {
+        let mut machine = self.uninitialized_state_machine();
         *machine.state_mut() = state;
         machine.init_with_context(&mut Decisions::default())
     }
@@ -376,21 +403,22 @@ impl Tracker {
         Transition(target)
     }
 
-    /// Forgets the backoff: new or returning credentials start afresh.
+    /// Forgets the backoff: new or returning credentials start afresh (the
+    /// minimum interval still counts from the last request).
     fn restart(&mut self) {
         self.fails = 0;
         self.last_attempt = None;
     }
 
     fn due(&self, now: Timestamp, fails: u32) -> bool {
-        match self.last_attempt {
-            None => true,
-            Some(last) => last + self.rules.delay(fails) <= now + self.rules.slack && self.min_interval_passed(now),
-        }
+        let backoff_over = self
+            .last_attempt
+            .is_none_or(|last| last + self.rules.delay(fails) <= now + self.rules.slack);
+        backoff_over && self.min_interval_passed(now)
     }
 
     fn min_interval_passed(&self, now: Timestamp) -> bool {
-        self.last_attempt
+        self.last_request
             .is_none_or(|last| last + self.rules.min_interval <= now)
     }
 
@@ -405,6 +433,7 @@ impl Tracker {
 
     fn start_fetch(&mut self, decisions: &mut Decisions, now: Timestamp) {
         self.last_attempt = Some(now);
+        self.last_request = Some(now);
         decisions.fetch = true;
     }
 
