@@ -39,6 +39,10 @@ pub struct Args {
     /// real binary).
     #[arg(long, global = true, hide = true, value_name = "TIME")]
     pub clock_at: Option<jiff::Timestamp>,
+    /// Read the clock from this file (one RFC 3339 time) at every reading
+    /// (for tests that move the clock of several real processes).
+    #[arg(long, global = true, hide = true, value_name = "FILE")]
+    pub clock_file: Option<PathBuf>,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,

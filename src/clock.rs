@@ -57,6 +57,28 @@ impl Clock for ShiftedClock {
     }
 }
 
+/// A clock read from a file holding one RFC 3339 time: the binary's hidden
+/// `--clock-file`, with which a test moves the clock of several real
+/// processes at once. An unreadable file reads as the system clock.
+#[derive(Debug, Clone)]
+pub struct FileClock {
+    /// The file.
+    pub path: std::path::PathBuf,
+}
+
+impl Clock for FileClock {
+    fn now(&self) -> Timestamp {
+        std::fs::read_to_string(&self.path)
+            .ok()
+            .and_then(|text| text.trim().parse().ok())
+            .unwrap_or_else(Timestamp::now)
+    }
+
+    fn sleep(&self, duration: SignedDuration) -> BoxFuture<'_, ()> {
+        Box::pin(tokio::time::sleep(duration.unsigned_abs()))
+    }
+}
+
 /// A clock that starts at a chosen time and moves with tokio's timer. In a
 /// test with paused time (`#[tokio::test(start_paused = true)]`) it is
 /// virtual: hours pass instantly and exactly.

@@ -59,6 +59,7 @@
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod control;
 pub mod credentials;
 pub mod driver;
 pub mod engine;

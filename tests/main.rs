@@ -32,3 +32,5 @@ mod health;
 mod serve;
 // The controller in the engine against a reference model of the diagram (proptest-state-machine).
 mod controller;
+// Three serve processes on one data dir: forwarding, takeover, one request per interval.
+mod singleton;

@@ -13,20 +13,21 @@ use anyhow::Context;
 use clap::Parser;
 use jiff::{SignedDuration, Timestamp};
 use quotatrack::cli::{Args, Command, DemoArgs, LogArgs, LogCommand, ParseArgs, RecordArgs, ReplayArgs, StatusArgs};
-use quotatrack::clock::{Clock, ShiftedClock};
+use quotatrack::clock::{Clock, FileClock, ShiftedClock};
 use quotatrack::credentials::{Discovery, FixedCredentials, Lookup};
 use quotatrack::engine::Engine;
 use quotatrack::events::{Event, HostEvent, Stream};
 use quotatrack::exchange::RecordedExchange;
 use quotatrack::journal::Journal;
 use quotatrack::log::{Log, LogError};
+use quotatrack::providers::detect::detect;
 use quotatrack::providers::{ProviderId, Response};
 use quotatrack::session::{EngineEvent, Shown};
 use quotatrack::settings::Settings;
 use quotatrack::status::{self, StatusOptions};
 use quotatrack::transport::{ExchangePlayer, HttpTransport};
 use quotatrack::wire::{ParseOutput, Status, rfc3339_seconds};
-use quotatrack::{footer, record, replay, scenario};
+use quotatrack::{control, footer, record, replay, scenario};
 
 fn main() -> ExitCode {
     let args = Args::parse();
@@ -67,7 +68,7 @@ fn is_broken_pipe(error: &anyhow::Error) -> bool {
 
 /// What every engine-running command shares: where, from what, how long.
 struct Sources {
-    clock: Arc<ShiftedClock>,
+    clock: Arc<dyn Clock>,
     data_dir: PathBuf,
     fixtures: Option<PathBuf>,
     timeout: Duration,
@@ -88,10 +89,13 @@ impl Sources {
 fn run(args: Args) -> anyhow::Result<ExitCode> {
     let data_dir = quotatrack::config::data_dir(args.data_dir.as_deref(), |name| std::env::var(name).ok());
     let sources = Sources {
-        clock: Arc::new(ShiftedClock {
-            frozen: args.clock_at,
-            offset: SignedDuration::from_secs(args.now_offset),
-        }),
+        clock: match &args.clock_file {
+            Some(path) => Arc::new(FileClock { path: path.clone() }),
+            None => Arc::new(ShiftedClock {
+                frozen: args.clock_at,
+                offset: SignedDuration::from_secs(args.now_offset),
+            }),
+        },
         data_dir: data_dir.clone(),
         fixtures: args.fixtures.clone(),
         timeout: Duration::from_secs_f64(args.timeout),
@@ -306,90 +310,233 @@ fn run_watch(sources: &Sources) -> anyhow::Result<ExitCode> {
 /// `error` event naming the line, and nothing changes. The interval runs
 /// on the wall clock (a tracker cycle, then the controller's `interval`).
 /// At `session_shutdown` or the end of input the engine writes its
-/// checkpoint and the process exits 0. Another engine owning the data dir
-/// gets `already_active`, then every host event is answered from its
-/// snapshot.
+/// checkpoint and the process exits 0.
+///
+/// The first engine on a data dir owns it. Another gets `already_active`,
+/// answers every host event from the owner's snapshot, forwards refreshes
+/// to the owner (`control.rs`), and takes the data dir over (saying
+/// `ready`) when the owner goes away.
 fn run_serve(sources: &Sources) -> anyhow::Result<ExitCode> {
-    use tokio::io::AsyncBufReadExt;
-    let runtime = runtime()?;
-    let mut engine = match engine(sources) {
-        Ok(engine) => engine,
-        Err(error) if is_owned(&error) => return runtime.block_on(serve_follower(sources)),
-        Err(error) => return Err(error),
-    };
-    runtime.block_on(async {
+    runtime()?.block_on(async {
         let mut out = std::io::stdout().lock();
-        send(&mut out, None, engine.start().await?)?;
-        engine.cycle().await?;
-        let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
-        let every = Duration::from_secs(engine.settings().refresh_interval_s);
-        let mut timer = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
-        let mut number = 0;
-        loop {
-            tokio::select! {
-                line = lines.next_line() => {
-                    let Some(line) = line? else { break };
-                    number += 1;
-                    match host_event(&line) {
-                        None => {}
-                        Some(Ok(host)) => {
-                            let last = host == HostEvent::SessionShutdown;
-                            send(&mut out, Some(number), engine.handle(host).await?)?;
-                            if last {
-                                break;
-                            }
-                        }
-                        Some(Err(error)) => send(&mut out, Some(number), vec![error])?,
-                    }
-                }
-                _ = timer.tick() => {
-                    engine.cycle().await?;
-                    send(&mut out, None, engine.handle(HostEvent::Interval).await?)?;
-                }
-            }
-        }
-        anyhow::Ok(())
-    })?;
-    engine.close()?;
-    Ok(ExitCode::SUCCESS)
+        let mut input = HostLines::stdin();
+        let (engine, model) = match engine(sources) {
+            Ok(engine) => (engine, None),
+            Err(error) if is_owned(&error) => match follow(sources, &mut input, &mut out).await? {
+                Some(taken) => taken,
+                None => return Ok(ExitCode::SUCCESS),
+            },
+            Err(error) => return Err(error),
+        };
+        own(engine, sources, model, &mut input, &mut out).await?;
+        Ok(ExitCode::SUCCESS)
+    })
 }
 
-/// `serve --stdio` while another engine owns the data dir: every host
-/// event is answered with the owner's latest snapshot.
-async fn serve_follower(sources: &Sources) -> anyhow::Result<ExitCode> {
-    use tokio::io::AsyncBufReadExt;
-    let mut out = std::io::stdout().lock();
-    send(&mut out, None, vec![EngineEvent::AlreadyActive])?;
-    let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
-    let mut number = 0;
-    while let Some(line) = lines.next_line().await? {
-        number += 1;
-        let host = match host_event(&line) {
-            None => continue,
-            Some(Ok(host)) => host,
-            Some(Err(error)) => {
-                send(&mut out, Some(number), vec![error])?;
-                continue;
-            }
-        };
-        if host == HostEvent::SessionShutdown {
-            break;
-        }
-        if let Some(mut view) = status::read_snapshot(&sources.data_dir)? {
-            let now = sources.clock.now();
-            status::settle(&mut view, now, &StatusOptions::default());
-            let providers = view
-                .providers
-                .into_iter()
-                .map(|usage| Shown {
-                    display: status::display(&usage, now),
-                    usage,
-                })
-                .collect();
-            send(&mut out, None, vec![EngineEvent::UpdateAll { providers }])?;
+/// The host's input lines, numbered from 1.
+struct HostLines {
+    lines: tokio::io::Lines<tokio::io::BufReader<tokio::io::Stdin>>,
+    number: usize,
+}
+
+impl HostLines {
+    fn stdin() -> HostLines {
+        use tokio::io::AsyncBufReadExt;
+        HostLines {
+            lines: tokio::io::BufReader::new(tokio::io::stdin()).lines(),
+            number: 0,
         }
     }
-    Ok(ExitCode::SUCCESS)
+
+    /// The next event with its line number, or the `error` event for a line
+    /// that is not one; blank lines are skipped; `None` at end of input.
+    /// Cancel-safe: nothing is consumed until a line is complete.
+    async fn next(&mut self) -> std::io::Result<Option<(usize, Result<HostEvent, EngineEvent>)>> {
+        loop {
+            let Some(line) = self.lines.next_line().await? else {
+                return Ok(None);
+            };
+            self.number += 1;
+            if let Some(event) = host_event(&line) {
+                return Ok(Some((self.number, event)));
+            }
+        }
+    }
+}
+
+/// The owner's loop: host events, the interval, and followers' refreshes,
+/// until `session_shutdown` or the end of input; then the checkpoint.
+async fn own(
+    mut engine: Engine,
+    sources: &Sources,
+    model: Option<HostEvent>,
+    input: &mut HostLines,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
+    send(out, None, engine.start().await?)?;
+    engine.cycle().await?;
+    if let Some(model) = model {
+        send(out, None, engine.handle(model).await?)?;
+    }
+    let mut requests = control::listen(&sources.data_dir)
+        .inspect_err(|error| eprintln!("quotatrack: followers cannot reach this engine: {error}"))
+        .ok();
+    let every = Duration::from_secs(engine.settings().refresh_interval_s);
+    let mut timer = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    loop {
+        tokio::select! {
+            line = input.next() => {
+                let Some((number, event)) = line? else { break };
+                match event {
+                    Ok(host) => {
+                        let last = host == HostEvent::SessionShutdown;
+                        send(out, Some(number), engine.handle(host).await?)?;
+                        if last {
+                            break;
+                        }
+                    }
+                    Err(error) => send(out, Some(number), vec![error])?,
+                }
+            }
+            Some((request, done)) = next_request(&mut requests) => {
+                engine.force_refresh(request.refresh).await?;
+                let _ = done.send(());
+            }
+            _ = timer.tick() => {
+                engine.cycle().await?;
+                send(out, None, engine.handle(HostEvent::Interval).await?)?;
+            }
+        }
+    }
+    let _ = std::fs::remove_file(sources.data_dir.join(control::SOCKET));
+    engine.close()?;
+    Ok(())
+}
+
+async fn next_request(requests: &mut Option<tokio::sync::mpsc::Receiver<control::Asked>>) -> Option<control::Asked> {
+    match requests {
+        Some(requests) => requests.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The follower's loop: every host event is answered with the owner's
+/// latest snapshot; `refresh` first asks the owner to refresh the host's
+/// provider (the owner's gates apply to everyone). When the owner goes
+/// away (its connection closes, or, without one, at each interval) this
+/// engine tries to take the data dir over; it returns the engine and the
+/// host's last model change when it did, `None` when the host finished.
+async fn follow(
+    sources: &Sources,
+    input: &mut HostLines,
+    out: &mut impl Write,
+) -> anyhow::Result<Option<(Engine, Option<HostEvent>)>> {
+    send(out, None, vec![EngineEvent::AlreadyActive])?;
+    let mut owner = control::Owner::connect(&sources.data_dir).await.ok();
+    let mut model = None;
+    let mut provider = None;
+    let every = Duration::from_secs(sources.settings()?.refresh_interval_s);
+    let mut timer = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    loop {
+        tokio::select! {
+            line = input.next() => {
+                let Some((number, event)) = line? else { return Ok(None) };
+                let host = match event {
+                    Ok(host) => host,
+                    Err(error) => {
+                        send(out, Some(number), vec![error])?;
+                        continue;
+                    }
+                };
+                match &host {
+                    HostEvent::SessionShutdown => return Ok(None),
+                    HostEvent::ModelChanged { provider: hint, model: name } => {
+                        provider = detect(hint.as_deref(), name);
+                        model = Some(host.clone());
+                    }
+                    HostEvent::Refresh => {
+                        if let Some(connection) = &mut owner {
+                            if connection.refresh(provider).await.is_err() {
+                                owner = None;
+                            }
+                        }
+                    }
+                    _ => {}
+                }
+                send(out, None, snapshot_update(sources)?)?;
+                if owner.is_some() {
+                    continue;
+                }
+            }
+            () = owner_gone(&mut owner) => {
+                // Its lock goes as its process ends: keep trying a while.
+                owner = None;
+                if let Some(engine) = take_over(sources, &mut owner, 200).await? {
+                    return Ok(Some((engine, model)));
+                }
+                continue;
+            }
+            _ = timer.tick() => {
+                if owner.is_some() {
+                    continue;
+                }
+            }
+        }
+        if let Some(engine) = take_over(sources, &mut owner, 1).await? {
+            return Ok(Some((engine, model)));
+        }
+    }
+}
+
+/// Completes when the owner's connection closes; never without one.
+async fn owner_gone(owner: &mut Option<control::Owner>) {
+    match owner {
+        Some(owner) => owner.gone().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Without an owner to talk to: takes the data dir over, or connects to
+/// the engine that did; `attempts` tries 50 ms apart (after that the
+/// interval tries again).
+async fn take_over(
+    sources: &Sources,
+    owner: &mut Option<control::Owner>,
+    attempts: usize,
+) -> anyhow::Result<Option<Engine>> {
+    for attempt in 1..=attempts {
+        match engine(sources) {
+            Ok(engine) => return Ok(Some(engine)),
+            Err(error) if is_owned(&error) => {}
+            Err(error) => return Err(error),
+        }
+        if let Ok(connection) = control::Owner::connect(&sources.data_dir).await {
+            *owner = Some(connection);
+            return Ok(None);
+        }
+        if attempt < attempts {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    Ok(None)
+}
+
+/// Every provider as the owner's latest snapshot has it.
+fn snapshot_update(sources: &Sources) -> anyhow::Result<Vec<EngineEvent>> {
+    let Some(mut view) = status::read_snapshot(&sources.data_dir)? else {
+        return Ok(Vec::new());
+    };
+    let now = sources.clock.now();
+    status::settle(&mut view, now, &StatusOptions::default());
+    let providers = view
+        .providers
+        .into_iter()
+        .map(|usage| Shown {
+            display: status::display(&usage, now),
+            usage,
+        })
+        .collect();
+    Ok(vec![EngineEvent::UpdateAll { providers }])
 }
 
 /// One input line of `serve --stdio`: nothing for a blank line, else the

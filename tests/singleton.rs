@@ -1,0 +1,200 @@
+//! One data dir, three `serve --stdio` processes, one loopback server: the
+//! first owns the data dir, the others follow, forward their refreshes to
+//! it, and one of them takes over when the owner is killed. Every
+//! process reads its clock from one file, so the test moves time for all
+//! of them at once and never waits on the wall clock (it waits for the
+//! processes' answers).
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc::{Receiver, Sender, channel};
+use std::time::Duration;
+
+use jiff::{SignedDuration, Timestamp};
+use quotatrack::providers::ProviderId;
+use serde_json::Value;
+
+use crate::support::exchange;
+use crate::support::server::{Reply, Server};
+
+/// How long an answer may take before the test gives up (a failure guard,
+/// not a pause: answers normally come in milliseconds).
+const PATIENCE: Duration = Duration::from_secs(60);
+
+struct Engines {
+    children: Vec<(Child, ChildStdin)>,
+    lines: Receiver<(usize, Value)>,
+    sender: Sender<(usize, Value)>,
+    /// Lines read while waiting for another process's.
+    early: Vec<(usize, Value)>,
+    args: Vec<String>,
+    env: Vec<(&'static str, String)>,
+}
+
+impl Engines {
+    /// Starts another `serve --stdio`; returns its number.
+    fn spawn(&mut self) -> usize {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_quotatrack"))
+            .env_clear()
+            .envs(self.env.iter().map(|(name, value)| (*name, value)))
+            .args(&self.args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let number = self.children.len();
+        let stdout = child.stdout.take().unwrap();
+        let sender = self.sender.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
+                if sender.send((number, value)).is_err() {
+                    return;
+                }
+            }
+        });
+        let stdin = child.stdin.take().unwrap();
+        self.children.push((child, stdin));
+        number
+    }
+
+    fn send(&mut self, engine: usize, line: &str) {
+        let stdin = &mut self.children[engine].1;
+        writeln!(stdin, "{line}").unwrap();
+        stdin.flush().unwrap();
+    }
+
+    /// Waits for one of `among` to print an event of type `kind`; returns which.
+    fn expect(&mut self, among: &[usize], kind: &str) -> usize {
+        let matches = |(from, value): &(usize, Value)| among.contains(from) && value["type"] == kind;
+        if let Some(index) = self.early.iter().position(matches) {
+            return self.early.remove(index).0;
+        }
+        loop {
+            let line = self
+                .lines
+                .recv_timeout(PATIENCE)
+                .unwrap_or_else(|_| panic!("no {kind} from {among:?}; read {:?}", self.early));
+            if matches(&line) {
+                return line.0;
+            }
+            self.early.push(line);
+        }
+    }
+
+    /// Sends `line`, then an unreadable line, and waits for that line's
+    /// error: everything `line` caused has been printed by then.
+    fn settle(&mut self, engine: usize, line: &str) {
+        self.send(engine, line);
+        self.send(engine, "not a host event");
+        self.expect(&[engine], "error");
+        self.early.retain(|(from, _)| *from != engine);
+    }
+}
+
+fn set_clock(file: &Path, time: Timestamp) {
+    let next = file.with_extension("next");
+    std::fs::write(&next, time.to_string()).unwrap();
+    std::fs::rename(&next, file).unwrap();
+}
+
+#[test]
+fn followers_forward_refreshes_and_take_over_with_one_request_per_interval() {
+    let server = Server::start(vec![Reply::exchange(&exchange(ProviderId::Anthropic, "ok-full"))]);
+    let dir = tempfile::tempdir().unwrap();
+    let (clock, config, data) = (
+        dir.path().join("clock"),
+        dir.path().join("config.toml"),
+        dir.path().join("data"),
+    );
+    let start: Timestamp = "2026-08-22T12:00:00Z".parse().unwrap();
+    let at = |seconds: i64| start + SignedDuration::from_secs(seconds);
+    set_clock(&clock, start);
+    std::fs::write(&config, "providers = [\"anthropic\"]\nstatus_pages = false\n").unwrap();
+    let path = |p: &Path| p.to_str().unwrap().to_owned();
+    let (lines_in, lines) = channel();
+    let mut engines = Engines {
+        children: Vec::new(),
+        lines,
+        sender: lines_in,
+        early: Vec::new(),
+        args: [
+            "--data-dir",
+            &path(&data),
+            "--config",
+            &path(&config),
+            "--clock-file",
+            &path(&clock),
+            "serve",
+            "--stdio",
+        ]
+        .map(str::to_owned)
+        .to_vec(),
+        env: vec![
+            ("HOME", path(dir.path())),
+            ("QUOTATRACK_ANTHROPIC_BASE_URL", server.origin.clone()),
+            ("QUOTATRACK_ANTHROPIC_TOKEN", "sk-ant-oat01-singleton-test".to_owned()),
+        ],
+    };
+
+    // The first engine owns the data dir and fetches once.
+    let owner = engines.spawn();
+    engines.expect(&[owner], "ready");
+    engines.settle(
+        owner,
+        r#"{"type":"model_changed","provider":"anthropic","model":"claude-sonnet-4-5"}"#,
+    );
+    assert_eq!(server.requests(), 1);
+    let followers = [engines.spawn(), engines.spawn()];
+    for follower in followers {
+        engines.expect(&[follower], "already_active");
+    }
+
+    // Each interval: a follower's refresh reaches the owner and fetches;
+    // the other follower's and the owner's, at the same moment, do not.
+    for interval in 1..=3 {
+        set_clock(&clock, at(60 * interval));
+        engines.send(followers[0], r#"{"type":"refresh"}"#);
+        engines.expect(&[followers[0]], "update_all");
+        assert_eq!(server.requests(), 1 + interval as usize, "forwarded refresh {interval}");
+        engines.send(followers[1], r#"{"type":"refresh"}"#);
+        engines.expect(&[followers[1]], "update_all");
+        engines.settle(owner, r#"{"type":"refresh"}"#);
+        assert_eq!(server.requests(), 1 + interval as usize, "same interval {interval}");
+    }
+
+    // The owner dies; one follower takes over and says so, the other
+    // follows the new owner.
+    engines.children[owner].0.kill().unwrap();
+    engines.children[owner].0.wait().unwrap();
+    let heir = engines.expect(&followers, "ready");
+    let other = followers.into_iter().find(|f| *f != heir).unwrap();
+    set_clock(&clock, at(240));
+    engines.send(other, r#"{"type":"refresh"}"#);
+    engines.expect(&[other], "update_all");
+    assert_eq!(server.requests(), 5, "the follower's refresh reaches the new owner");
+    engines.settle(heir, r#"{"type":"refresh"}"#);
+    assert_eq!(server.requests(), 5);
+
+    // A clean exit hands the data dir on too.
+    engines.send(heir, r#"{"type":"session_shutdown"}"#);
+    assert!(engines.children[heir].0.wait().unwrap().success());
+    engines.expect(&[other], "ready");
+    engines.send(other, r#"{"type":"session_shutdown"}"#);
+    assert!(engines.children[other].0.wait().unwrap().success());
+    assert_eq!(server.requests(), 5, "one request per interval in all");
+
+    // The three owners' log replays with no divergence.
+    let export = Command::new(env!("CARGO_BIN_EXE_quotatrack"))
+        .args(["--data-dir", &path(&data), "log", "export"])
+        .output()
+        .unwrap();
+    assert!(export.status.success());
+    let events = quotatrack::events::read_lines(&export.stdout[..])
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap();
+    let report = quotatrack::replay::replay(&events, &Default::default());
+    assert!(report.identical(), "{:?}", report.divergence.map(|d| d.line()));
+}
