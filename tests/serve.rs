@@ -27,7 +27,8 @@ this is not json
 {"type":"session_shutdown"}
 "#;
 
-/// A fixtures dir with one good response per provider and Claude's status page.
+/// A fixtures dir with one good response per provider, Claude's status
+/// page (all operational) and OpenAI's (a partial outage).
 fn fixtures(dir: &Path) {
     let copy = |provider: ProviderId, name: &str, to: &str| {
         let target = dir.join(provider.as_str()).join(to);
@@ -37,6 +38,7 @@ fn fixtures(dir: &Path) {
     copy(ProviderId::Anthropic, "ok-full.json", "1.json");
     copy(ProviderId::Anthropic, "status/none.json", "status/1.json");
     copy(ProviderId::Codex, "ok-plus.json", "1.json");
+    copy(ProviderId::Codex, "status/major.json", "status/1.json");
     copy(ProviderId::Copilot, "ok-paid.json", "1.json");
 }
 
@@ -88,6 +90,13 @@ fn a_scripted_stdio_session_is_answered_line_by_line_and_its_log_replays() {
         .filter_map(|event| event["provider"].as_str())
         .collect();
     assert_eq!(current, ["anthropic", "codex", "anthropic"]);
+    // OpenAI's status page reports a partial outage: Codex's line says so.
+    let codex = events
+        .iter()
+        .find(|event| event["type"] == "update_current" && event["provider"] == "codex")
+        .unwrap();
+    assert_eq!(codex["usage"]["status_page"]["indicator"], "major");
+    assert!(codex["display"].as_str().unwrap().ends_with("3% used ⚠ partial outage"));
     insta::assert_snapshot!("stdio_transcript", stdout);
 
     // The session's log replays with no divergence.
