@@ -322,7 +322,7 @@ pub(crate) fn decisions(context: &Context) -> Vec<(Timestamp, Stream, Event)> {
 }
 
 /// The controller's trigger for a host event.
-pub(crate) fn trigger(host: &HostEvent) -> Trigger {
+pub fn trigger(host: &HostEvent) -> Trigger {
     match host {
         HostEvent::SessionStart => Trigger::SessionStart,
         HostEvent::TurnStart => Trigger::TurnStart,
@@ -345,4 +345,42 @@ pub(crate) fn patched(settings: &Settings, patch: &Value) -> Result<(Settings, M
     };
     let changed = changed_keys(&before, next.to_json());
     Ok((next, changed))
+}
+
+/// The controller of an engine that does not own its data dir: it waits in
+/// `idle`, and its effects say when to forward a refresh to the owner
+/// ([`Effect::Forward`]) and when to show the owner's snapshot
+/// ([`Effect::EmitCurrent`]). Nothing it decides is logged: the log
+/// belongs to the owner.
+pub struct Follower {
+    machine: controller::Machine,
+}
+
+impl Follower {
+    /// A follower, and what to tell the host first (`already_active`).
+    pub fn start() -> (Follower, Vec<Effect>) {
+        let mut follower = Follower {
+            machine: Controller::machine(),
+        };
+        let mut effects = follower.input(Input::Start);
+        effects.extend(follower.input(Input::Guarded { owner: false }));
+        effects.retain(|effect| *effect != Effect::Guard);
+        (follower, effects)
+    }
+
+    /// The effects of one host event.
+    pub fn handle(&mut self, host: &HostEvent) -> Vec<Effect> {
+        self.input(Input::Trigger(trigger(host)))
+    }
+
+    /// Whether the host ended the session.
+    pub fn is_shut_down(&self) -> bool {
+        self.machine.state().name() == "shutdown"
+    }
+
+    fn input(&mut self, input: Input) -> Vec<Effect> {
+        let mut context = Context::default();
+        self.machine.handle_with_context(&input, &mut context);
+        context.effects
+    }
 }

@@ -665,3 +665,33 @@ prop_state_machine! {
     #[test]
     fn controller_agrees_with_the_reference_model(sequential 1..80 => Sut);
 }
+
+/// An engine that does not own its data dir waits in `idle`: refreshes and
+/// model changes go to the owner, everything is answered from the snapshot,
+/// and nothing is fetched here.
+#[test]
+fn a_follower_forwards_refreshes_and_model_changes_and_shows_the_snapshot() {
+    use quotatrack::machines::controller::{Effect, Trigger};
+    use quotatrack::session::Follower;
+
+    let (mut follower, first) = Follower::start();
+    assert_eq!(first, [Effect::EmitAlreadyActive]);
+    let model = HostEvent::ModelChanged {
+        provider: None,
+        model: "gpt-5-codex".to_owned(),
+    };
+    assert_eq!(
+        follower.handle(&HostEvent::Refresh),
+        [Effect::Forward(Trigger::Refresh), Effect::EmitCurrent]
+    );
+    assert_eq!(
+        follower.handle(&model),
+        [Effect::Forward(Trigger::ModelChanged), Effect::EmitCurrent]
+    );
+    for shown in [HostEvent::CycleProvider, HostEvent::TurnStart, HostEvent::Interval] {
+        assert_eq!(follower.handle(&shown), [Effect::EmitCurrent], "{shown:?}");
+    }
+    assert!(!follower.is_shut_down());
+    assert_eq!(follower.handle(&HostEvent::SessionShutdown), []);
+    assert!(follower.is_shut_down());
+}

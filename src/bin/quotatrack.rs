@@ -20,9 +20,10 @@ use quotatrack::events::{Event, HostEvent, Stream};
 use quotatrack::exchange::RecordedExchange;
 use quotatrack::journal::Journal;
 use quotatrack::log::{Log, LogError};
+use quotatrack::machines::controller::Effect;
 use quotatrack::providers::detect::detect;
 use quotatrack::providers::{ProviderId, Response};
-use quotatrack::session::{EngineEvent, Shown};
+use quotatrack::session::{EngineEvent, Follower, Shown};
 use quotatrack::settings::Settings;
 use quotatrack::status::{self, StatusOptions};
 use quotatrack::transport::{ExchangePlayer, HttpTransport};
@@ -431,7 +432,10 @@ async fn follow(
     input: &mut HostLines,
     out: &mut impl Write,
 ) -> anyhow::Result<Option<(Engine, Option<HostEvent>)>> {
-    send(out, None, vec![EngineEvent::AlreadyActive])?;
+    let (mut follower, first) = Follower::start();
+    if first.contains(&Effect::EmitAlreadyActive) {
+        send(out, None, vec![EngineEvent::AlreadyActive])?;
+    }
     let mut owner = control::Owner::connect(&sources.data_dir).await.ok();
     let mut model = None;
     let mut provider = None;
@@ -448,22 +452,26 @@ async fn follow(
                         continue;
                     }
                 };
-                match &host {
-                    HostEvent::SessionShutdown => return Ok(None),
-                    HostEvent::ModelChanged { provider: hint, model: name } => {
-                        provider = detect(hint.as_deref(), name);
-                        model = Some(host.clone());
-                    }
-                    HostEvent::Refresh => {
-                        if let Some(connection) = &mut owner {
-                            if connection.refresh(provider).await.is_err() {
-                                owner = None;
+                if let HostEvent::ModelChanged { provider: hint, model: name } = &host {
+                    provider = detect(hint.as_deref(), name);
+                    model = Some(host.clone());
+                }
+                for effect in follower.handle(&host) {
+                    match effect {
+                        Effect::Forward(_) => {
+                            if let Some(connection) = &mut owner {
+                                if connection.refresh(provider).await.is_err() {
+                                    owner = None;
+                                }
                             }
                         }
+                        Effect::EmitCurrent => send(out, None, snapshot_update(sources)?)?,
+                        _ => {}
                     }
-                    _ => {}
                 }
-                send(out, None, snapshot_update(sources)?)?;
+                if follower.is_shut_down() {
+                    return Ok(None);
+                }
                 if owner.is_some() {
                     continue;
                 }

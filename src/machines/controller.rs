@@ -176,7 +176,7 @@ pub enum Effect {
     },
     /// Send the current provider's view and every provider's view.
     EmitCurrent,
-    /// A follower passes a refresh or cycle on to the owner.
+    /// A follower asks the owner to refresh.
     Forward(Trigger),
 }
 
@@ -277,11 +277,12 @@ impl Controller {
     }
 
     /// Another engine owns the data dir: this one serves reads from its
-    /// snapshot and passes refreshes and cycles on.
+    /// snapshot and passes refreshes on (a cycle is a display choice, and a
+    /// follower shows every provider).
     ///
     /// - `Promoted` => `SettingsLoading` (`started`)
     /// - `Trigger(Shutdown)` => `Shutdown` (`shut_down`)
-    /// - `Trigger(Refresh | Cycle | ModelChanged)` => forwarded, then the snapshot is shown
+    /// - `Trigger(Refresh | ModelChanged)` => forwarded, then the snapshot is shown
     /// - other triggers => the snapshot is shown
     #[state]
     fn idle(&mut self, context: &mut Context, input: &Input) -> Outcome<State> {
@@ -292,7 +293,7 @@ impl Controller {
             }
             Input::Trigger(Trigger::Shutdown) => self.go(Cause::ShutDown, None, State::shutdown()),
             Input::Trigger(trigger) => {
-                if matches!(trigger, Trigger::Refresh | Trigger::Cycle | Trigger::ModelChanged) {
+                if matches!(trigger, Trigger::Refresh | Trigger::ModelChanged) {
                     context.effects.push(Effect::Forward(*trigger));
                 }
                 context.effects.push(Effect::EmitCurrent);
