@@ -151,6 +151,7 @@ fn cycle_events(start: Timestamp, cycle: u64) -> Vec<(Timestamp, Stream, Event)>
                     Event::FetchCompleted {
                         provider,
                         exchange: None,
+                        body_repeated: false,
                         outcome: Outcome::Usage {
                             plan: None,
                             windows: vec![window("5h", used), window("7d", used / 2.0)],

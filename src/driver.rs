@@ -151,6 +151,7 @@ impl Driver {
             Event::FetchCompleted {
                 provider,
                 exchange: exchange.map(Box::new),
+                body_repeated: false,
                 outcome,
                 elapsed_ms,
             },
@@ -238,9 +239,14 @@ fn fetched(outcome: &Outcome) -> Fetched {
 
 /// Reads a recorded exchange with the current parser, at `at`.
 pub fn read_exchange(exchange: &RecordedExchange, at: Timestamp) -> Outcome {
+    read_exchange_with_body(exchange, &exchange.response.body_bytes(), at)
+}
+
+/// [`read_exchange`] with `body` in place of the recorded body.
+pub fn read_exchange_with_body(exchange: &RecordedExchange, body: &[u8], at: Timestamp) -> Outcome {
     match exchange
         .response
-        .read(|response| exchange.provider.provider().parse(response, at))
+        .read_with_body(body, |response| exchange.provider.provider().parse(response, at))
     {
         Ok(usage) => Outcome::Usage {
             plan: usage.plan,

@@ -94,6 +94,11 @@ pub enum Event {
         /// (timeout, connection refused) or when retention dropped the body.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         exchange: Option<Box<RecordedExchange>>,
+        /// The response body was the same as the one this provider's
+        /// previous `fetch_completed` recorded, and is not stored again (the
+        /// exchange's `body` is `null`; replay takes the earlier one).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        body_repeated: bool,
         /// The parse outcome.
         outcome: Outcome,
         /// How long the request took.
@@ -397,6 +402,8 @@ struct Flat {
     #[serde(default)]
     exchange: Option<Box<RecordedExchange>>,
     #[serde(default)]
+    body_repeated: bool,
+    #[serde(default)]
     outcome: Option<FlatOutcome>,
     #[serde(default)]
     elapsed_ms: Option<u64>,
@@ -486,6 +493,7 @@ impl Flat {
                 Event::FetchCompleted {
                     provider: required(provider, "provider", "fetch_completed")?,
                     exchange: self.exchange,
+                    body_repeated: self.body_repeated,
                     outcome: match outcome.result {
                         OutcomeKind::Usage => Outcome::Usage {
                             plan: outcome.plan,

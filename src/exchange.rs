@@ -48,13 +48,18 @@ pub struct RecordedResponse {
     pub body: Value,
 }
 
+/// A recorded body's bytes: a string as its text, JSON re-encoded compactly.
+pub fn body_bytes(body: &Value) -> Vec<u8> {
+    match body {
+        Value::String(text) => text.as_bytes().to_vec(),
+        json => serde_json::to_vec(json).unwrap_or_default(),
+    }
+}
+
 impl RecordedResponse {
     /// The body bytes as the provider sent them (JSON re-encoded compactly).
     pub fn body_bytes(&self) -> Vec<u8> {
-        match &self.body {
-            Value::String(text) => text.as_bytes().to_vec(),
-            json => serde_json::to_vec(json).unwrap_or_default(),
-        }
+        body_bytes(&self.body)
     }
 
     /// The headers as name/value pairs.
@@ -64,12 +69,17 @@ impl RecordedResponse {
 
     /// Hands the response to `read` as a parser takes it.
     pub fn read<T>(&self, read: impl FnOnce(&Response) -> T) -> T {
+        self.read_with_body(&self.body_bytes(), read)
+    }
+
+    /// The same with `body` in place of the recorded one (a body the log
+    /// stored once, for a later response that repeated it).
+    pub fn read_with_body<T>(&self, body: &[u8], read: impl FnOnce(&Response) -> T) -> T {
         let headers = self.header_pairs();
-        let body = self.body_bytes();
         read(&Response {
             status: self.status,
             headers: &headers,
-            body: &body,
+            body,
         })
     }
 }

@@ -2,10 +2,19 @@
 //! process that owns the data dir. Recording appends (durably), folds each
 //! event into the store, checkpoints every `checkpoint_every` events and
 //! publishes the snapshot file other processes read.
+//!
+//! A response body the same as the one the provider's previous fetch
+//! recorded is stored once: the later event says `body_repeated` and keeps
+//! the rest of its exchange (a quiet provider answers the same bytes every
+//! minute, and the bodies were most of what the log and its writes held).
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use jiff::Timestamp;
+use serde_json::Value;
+
+use crate::providers::ProviderId;
 
 use crate::events::{Envelope, Event, Stream};
 use crate::log::{Log, LogError};
@@ -23,6 +32,8 @@ pub struct Journal {
     data_dir: PathBuf,
     checkpoint_every: u64,
     since_checkpoint: u64,
+    /// Each provider's last stored response body.
+    bodies: BTreeMap<ProviderId, Value>,
 }
 
 impl Journal {
@@ -41,6 +52,7 @@ impl Journal {
             data_dir: data_dir.to_owned(),
             checkpoint_every: CHECKPOINT_EVERY,
             since_checkpoint: 0,
+            bodies: BTreeMap::new(),
         })
     }
 
@@ -56,6 +68,7 @@ impl Journal {
         &mut self,
         items: impl IntoIterator<Item = (Timestamp, Stream, Event)>,
     ) -> Result<Vec<Envelope>, LogError> {
+        let items: Vec<_> = items.into_iter().map(|item| self.store_once(item)).collect();
         let envelopes = self.log.append(items)?;
         for envelope in &envelopes {
             self.store.apply(envelope);
@@ -66,6 +79,33 @@ impl Journal {
             self.since_checkpoint = 0;
         }
         Ok(envelopes)
+    }
+
+    /// A fetch whose body repeats the provider's previous one, without it.
+    /// The previous one is the body of the provider's last `fetch_completed`
+    /// (none when that had no exchange), which is what replay uses too.
+    fn store_once(&mut self, (at, stream, mut event): (Timestamp, Stream, Event)) -> (Timestamp, Stream, Event) {
+        if let Event::FetchCompleted {
+            provider,
+            exchange,
+            body_repeated,
+            ..
+        } = &mut event
+        {
+            match exchange {
+                None => {
+                    self.bodies.remove(provider);
+                }
+                Some(exchange) if self.bodies.get(provider) == Some(&exchange.response.body) => {
+                    exchange.response.body = Value::Null;
+                    *body_repeated = true;
+                }
+                Some(exchange) => {
+                    self.bodies.insert(*provider, exchange.response.body.clone());
+                }
+            }
+        }
+        (at, stream, event)
     }
 
     /// Replaces the snapshot file with the view at `now`, and returns that view.

@@ -410,12 +410,14 @@ impl Log {
                 exchange: Some(_),
                 outcome,
                 elapsed_ms,
+                ..
             } = envelope.payload
             {
                 let short = Envelope {
                     payload: Event::FetchCompleted {
                         provider,
                         exchange: None,
+                        body_repeated: false,
                         outcome,
                         elapsed_ms,
                     },

@@ -25,6 +25,7 @@
 //! one reported.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::rc::Rc;
 
 use jiff::Timestamp;
 use serde::Serialize;
@@ -117,6 +118,7 @@ pub fn replay(events: &[Envelope], options: &Options) -> Report {
         produced: Vec::new(),
     };
     let replayed: Vec<&Envelope> = events.iter().filter(|e| replayed_stream(e.stream)).collect();
+    let mut bodies = Bodies::default();
     let mut index = 0;
     while index < replayed.len() {
         let envelope = replayed[index];
@@ -130,7 +132,7 @@ pub fn replay(events: &[Envelope], options: &Options) -> Report {
         }
         let end = cycle_end(&replayed, index);
         let cycle = &replayed[index..end];
-        let produced = replay_cycle(&mut driver, cycle);
+        let produced = replay_cycle(&mut driver, &mut bodies, cycle);
         report.produced.extend(
             produced
                 .iter()
@@ -214,8 +216,22 @@ fn mentioned_providers(events: &[Envelope]) -> Vec<ProviderId> {
     set.into_iter().collect()
 }
 
+/// A recorded answer: when it was taken in, the exchange it stands for,
+/// the recorded reading and how long it took.
+type Response<'e> = (Timestamp, Answer<'e>, Outcome, u64);
+
+/// What a recorded `fetch_completed` holds to read again.
+enum Answer<'e> {
+    /// Its exchange.
+    Exchange(&'e RecordedExchange),
+    /// Its exchange, whose body is the earlier one given (as bytes).
+    Repeated(&'e RecordedExchange, Rc<[u8]>),
+    /// Nothing (no answer, or retention dropped it): the recorded reading stands.
+    Nothing,
+}
+
 /// Re-drives one recorded cycle; returns the events it produces.
-fn replay_cycle(driver: &mut Driver, cycle: &[&Envelope]) -> Vec<Item> {
+fn replay_cycle<'e>(driver: &mut Driver, bodies: &mut Bodies<'e>, cycle: &[&'e Envelope]) -> Vec<Item> {
     let trigger = cycle[0];
     let at = trigger.at;
     let (scope, force) = match &trigger.payload {
@@ -223,7 +239,7 @@ fn replay_cycle(driver: &mut Driver, cycle: &[&Envelope]) -> Vec<Item> {
         _ => (None, false),
     };
     let mut credentials: BTreeMap<ProviderId, Option<Found>> = BTreeMap::new();
-    let mut responses: BTreeMap<ProviderId, (Timestamp, Option<&RecordedExchange>, Outcome, u64)> = BTreeMap::new();
+    let mut responses: BTreeMap<ProviderId, Response> = BTreeMap::new();
     for envelope in &cycle[1..] {
         match &envelope.payload {
             Event::CredentialsFound {
@@ -243,13 +259,12 @@ fn replay_cycle(driver: &mut Driver, cycle: &[&Envelope]) -> Vec<Item> {
             Event::FetchCompleted {
                 provider,
                 exchange,
+                body_repeated,
                 outcome,
                 elapsed_ms,
             } => {
-                responses.insert(
-                    *provider,
-                    (envelope.at, exchange.as_deref(), outcome.clone(), *elapsed_ms),
-                );
+                let exchange = bodies.resolve(*provider, exchange.as_deref(), *body_repeated);
+                responses.insert(*provider, (envelope.at, exchange, outcome.clone(), *elapsed_ms));
             }
             _ => {}
         }
@@ -282,14 +297,44 @@ fn replay_cycle(driver: &mut Driver, cycle: &[&Envelope]) -> Vec<Item> {
             continue;
         };
         let outcome = match exchange {
-            Some(exchange) => driver::read_exchange(exchange, done),
-            None => recorded,
+            Answer::Exchange(exchange) => driver::read_exchange(exchange, done),
+            Answer::Repeated(exchange, body) => driver::read_exchange_with_body(exchange, &body, done),
+            Answer::Nothing => recorded,
         };
         // The exchange is the recorded one by construction; it is not copied
         // into the replayed event, and the comparison skips it.
         produced.extend(driver.completed(provider, done, None, outcome, elapsed_ms));
     }
     produced
+}
+
+/// Each provider's body as its last `fetch_completed` recorded it, to
+/// restore the ones stored once (`body_repeated`); its bytes are made once,
+/// at its first repeat.
+#[derive(Default)]
+struct Bodies<'e>(BTreeMap<ProviderId, Base<'e>>);
+
+/// A stored body, and its bytes once a repeat needed them.
+type Base<'e> = (&'e Value, Option<Rc<[u8]>>);
+
+impl<'e> Bodies<'e> {
+    /// What a recorded `fetch_completed` holds to read again. A repeat of a
+    /// body retention dropped has nothing (its recorded reading stands).
+    fn resolve(&mut self, provider: ProviderId, exchange: Option<&'e RecordedExchange>, repeated: bool) -> Answer<'e> {
+        let Some(exchange) = exchange else {
+            self.0.remove(&provider);
+            return Answer::Nothing;
+        };
+        if !repeated {
+            self.0.insert(provider, (&exchange.response.body, None));
+            return Answer::Exchange(exchange);
+        }
+        let Some((body, bytes)) = self.0.get_mut(&provider) else {
+            return Answer::Nothing;
+        };
+        let bytes = bytes.get_or_insert_with(|| crate::exchange::body_bytes(body).into());
+        Answer::Repeated(exchange, Rc::clone(bytes))
+    }
 }
 
 /// The credentials as the tracker knows them: a cycle without a
@@ -392,6 +437,7 @@ fn same_event(recorded: &Event, replayed: &Event) -> bool {
                 outcome: replayed_outcome,
                 elapsed_ms: replayed_elapsed,
                 exchange: None,
+                ..
             },
         ) => provider == replayed_provider && outcome == replayed_outcome && elapsed_ms == replayed_elapsed,
         _ => recorded == replayed,

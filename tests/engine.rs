@@ -215,3 +215,62 @@ async fn a_fetch_that_never_answers_is_cut_off_at_five_seconds() {
         .unwrap();
     assert_eq!(completed, (None, 5_000), "no exchange, and the time it took");
 }
+
+/// A quiet provider answers the same body every minute: the log stores it
+/// once, the later fetches say `body_repeated`, and replay puts the body
+/// back (a body read as `null` would parse as malformed and diverge).
+#[tokio::test(start_paused = true)]
+async fn a_repeated_body_is_stored_once_and_replays() {
+    let mut rig = Rig::one(Anthropic, &["ok-full", "ok-full", "ok-session-not-started", "ok-full"]);
+    rig.run_for(4).await;
+    let events = rig.events();
+    let fetches: Vec<(bool, bool)> = events
+        .iter()
+        .filter_map(|e| match &e.payload {
+            Event::FetchCompleted {
+                exchange: Some(exchange),
+                body_repeated,
+                ..
+            } => Some((*body_repeated, exchange.response.body.is_null())),
+            _ => None,
+        })
+        .collect();
+    // Stored, repeated, a different body stored, then stored again (it
+    // differs from the one just before it).
+    assert_eq!(fetches, [(false, false), (true, true), (false, false), (false, false)]);
+    let report = quotatrack::replay::replay(&events, &Default::default());
+    assert!(report.identical(), "{:?}", report.divergence.map(|d| d.line()));
+
+    // The exported line of a repeated fetch holds no body, and reads back.
+    let repeated = events
+        .iter()
+        .find(|e| {
+            matches!(
+                e.payload,
+                Event::FetchCompleted {
+                    body_repeated: true,
+                    ..
+                }
+            )
+        })
+        .unwrap();
+    let line = String::from_utf8(repeated.to_json()).unwrap();
+    assert!(
+        line.contains(r#""body":null"#) && line.contains(r#""body_repeated":true"#),
+        "{line}"
+    );
+    assert_eq!(&Envelope::from_json(line.as_bytes()).unwrap(), repeated);
+
+    // Retention dropped the first body: the repeat cannot be restored, and
+    // its recorded reading stands.
+    let mut compacted = events.clone();
+    if let Some(Event::FetchCompleted { exchange, .. }) = compacted
+        .iter_mut()
+        .map(|e| &mut e.payload)
+        .find(|event| matches!(event, Event::FetchCompleted { .. }))
+    {
+        *exchange = None;
+    }
+    let report = quotatrack::replay::replay(&compacted, &Default::default());
+    assert!(report.identical(), "{:?}", report.divergence.map(|d| d.line()));
+}

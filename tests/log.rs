@@ -226,6 +226,7 @@ fn a_second_process_gets_a_clear_owned_error_and_status_still_works() {
             Event::FetchCompleted {
                 provider: ProviderId::Anthropic,
                 exchange: None,
+                body_repeated: false,
                 outcome: quotatrack::events::Outcome::Usage {
                     plan: Some("max".to_owned()),
                     windows: vec![window("5h", 0.45, Some(at(8_000)))],

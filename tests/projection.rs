@@ -172,6 +172,7 @@ pub fn event() -> impl Strategy<Value = Event> {
             Event::FetchCompleted {
                 provider,
                 exchange: with_body.then(|| Box::new(exchange(provider))),
+                body_repeated: false,
                 outcome,
                 elapsed_ms,
             }
@@ -308,6 +309,7 @@ fn fetched(outcome: Outcome) -> Event {
     Event::FetchCompleted {
         provider: ProviderId::Anthropic,
         exchange: None,
+        body_repeated: false,
         outcome,
         elapsed_ms: 120,
     }
