@@ -24,7 +24,7 @@ use crate::providers::detect::detect;
 use crate::settings::{Settings, SettingsError};
 use crate::status;
 use crate::store::Store;
-use crate::wire::ProviderStatus;
+use crate::wire::{ProviderStatus, Status};
 
 /// What the engine tells the host (one JSON line each on `serve --stdio`).
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -350,10 +350,13 @@ pub(crate) fn patched(settings: &Settings, patch: &Value) -> Result<(Settings, M
 /// The controller of an engine that does not own its data dir: it waits in
 /// `idle`, and its effects say when to forward a refresh to the owner
 /// ([`Effect::Forward`]) and when to show the owner's snapshot
-/// ([`Effect::EmitCurrent`]). Nothing it decides is logged: the log
-/// belongs to the owner.
+/// ([`Effect::EmitCurrent`]). The provider it shows is its own host's:
+/// the model's, or the one `cycle_provider` moved to (the next one in the
+/// snapshot with something to show), until the model changes. Nothing it
+/// decides is logged: the log belongs to the owner.
 pub struct Follower {
     machine: controller::Machine,
+    current: Option<ProviderId>,
 }
 
 impl Follower {
@@ -361,6 +364,7 @@ impl Follower {
     pub fn start() -> (Follower, Vec<Effect>) {
         let mut follower = Follower {
             machine: Controller::machine(),
+            current: None,
         };
         let mut effects = follower.input(Input::Start);
         effects.extend(follower.input(Input::Guarded { owner: false }));
@@ -368,9 +372,59 @@ impl Follower {
         (follower, effects)
     }
 
-    /// The effects of one host event.
-    pub fn handle(&mut self, host: &HostEvent) -> Vec<Effect> {
+    /// The effects of one host event; `snapshot` is what a cycle moves
+    /// through.
+    pub fn handle(&mut self, host: &HostEvent, snapshot: Option<&Status>) -> Vec<Effect> {
+        match host {
+            HostEvent::ModelChanged { provider, model } => self.current = detect(provider.as_deref(), model),
+            HostEvent::CycleProvider => {
+                let shown: Vec<&ProviderStatus> =
+                    snapshot.map(|view| view.providers.iter().collect()).unwrap_or_default();
+                let start = shown
+                    .iter()
+                    .position(|entry| Some(entry.id) == self.current)
+                    .map_or(0, |index| index + 1);
+                let next = (0..shown.len())
+                    .map(|k| shown[(start + k) % shown.len()])
+                    .find(|entry| {
+                        Some(entry.id) != self.current && (!entry.windows.is_empty() || entry.error.is_some())
+                    });
+                if let Some(next) = next {
+                    self.current = Some(next.id);
+                }
+            }
+            _ => {}
+        }
         self.input(Input::Trigger(trigger(host)))
+    }
+
+    /// The provider the host shows.
+    pub fn current(&self) -> Option<ProviderId> {
+        self.current
+    }
+
+    /// What the host is told from `snapshot` at `now`: its provider and
+    /// every provider.
+    pub fn shown(&self, snapshot: &Status, now: Timestamp) -> Vec<EngineEvent> {
+        let entry = self
+            .current
+            .and_then(|id| snapshot.providers.iter().find(|entry| entry.id == id));
+        let current = EngineEvent::UpdateCurrent {
+            provider: self.current,
+            display: entry.map(|entry| status::display(entry, now)),
+            usage: entry.cloned().map(Box::new),
+        };
+        let all = EngineEvent::UpdateAll {
+            providers: snapshot
+                .providers
+                .iter()
+                .map(|usage| Shown {
+                    display: status::display(usage, now),
+                    usage: usage.clone(),
+                })
+                .collect(),
+        };
+        vec![current, all]
     }
 
     /// Whether the host ended the session.

@@ -667,12 +667,39 @@ prop_state_machine! {
 }
 
 /// An engine that does not own its data dir waits in `idle`: refreshes and
-/// model changes go to the owner, everything is answered from the snapshot,
-/// and nothing is fetched here.
+/// model changes go to the owner, everything is answered from the owner's
+/// snapshot (the host's own provider and every provider), a cycle moves
+/// through the snapshot, and nothing is fetched here.
 #[test]
-fn a_follower_forwards_refreshes_and_model_changes_and_shows_the_snapshot() {
+fn a_follower_forwards_refreshes_and_shows_its_hosts_provider_from_the_snapshot() {
     use quotatrack::machines::controller::{Effect, Trigger};
     use quotatrack::session::Follower;
+
+    // The owner's snapshot: Claude and Codex with usage.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(at(0)));
+    let script = BTreeMap::from([
+        (ProviderId::Anthropic, vec![recorded(0, Answer::Usage)]),
+        (ProviderId::Codex, vec![recorded(1, Answer::Usage)]),
+    ]);
+    let mut owner = Engine::builder()
+        .data_dir(dir.path())
+        .clock(clock.clone())
+        .transport(Arc::new(quotatrack::transport::ExchangePlayer::new(
+            script,
+            clock.clone(),
+        )))
+        .credentials(Arc::new(FixedCredentials::present(PROVIDERS, "test")))
+        .providers(&PROVIDERS)
+        .status_pages(None)
+        .build()
+        .unwrap();
+    runtime.block_on(owner.cycle()).unwrap();
+    let snapshot = owner.status();
 
     let (mut follower, first) = Follower::start();
     assert_eq!(first, [Effect::EmitAlreadyActive]);
@@ -681,17 +708,35 @@ fn a_follower_forwards_refreshes_and_model_changes_and_shows_the_snapshot() {
         model: "gpt-5-codex".to_owned(),
     };
     assert_eq!(
-        follower.handle(&HostEvent::Refresh),
-        [Effect::Forward(Trigger::Refresh), Effect::EmitCurrent]
-    );
-    assert_eq!(
-        follower.handle(&model),
+        follower.handle(&model, Some(&snapshot)),
         [Effect::Forward(Trigger::ModelChanged), Effect::EmitCurrent]
     );
-    for shown in [HostEvent::CycleProvider, HostEvent::TurnStart, HostEvent::Interval] {
-        assert_eq!(follower.handle(&shown), [Effect::EmitCurrent], "{shown:?}");
+    assert_eq!(follower.current(), Some(ProviderId::Codex));
+    assert_eq!(
+        follower.handle(&HostEvent::Refresh, Some(&snapshot)),
+        [Effect::Forward(Trigger::Refresh), Effect::EmitCurrent]
+    );
+    let told = follower.shown(&snapshot, at(0));
+    let EngineEvent::UpdateCurrent { provider, display, .. } = &told[0] else {
+        panic!("{told:?}")
+    };
+    assert_eq!(*provider, Some(ProviderId::Codex));
+    assert!(display.as_deref().unwrap().starts_with("Codex │ 5h"), "{display:?}");
+    assert!(matches!(&told[1], EngineEvent::UpdateAll { providers } if providers.len() == 2));
+
+    assert_eq!(
+        follower.handle(&HostEvent::CycleProvider, Some(&snapshot)),
+        [Effect::EmitCurrent]
+    );
+    assert_eq!(follower.current(), Some(ProviderId::Anthropic), "the cycle wraps round");
+    for shown in [HostEvent::TurnStart, HostEvent::Interval] {
+        assert_eq!(
+            follower.handle(&shown, Some(&snapshot)),
+            [Effect::EmitCurrent],
+            "{shown:?}"
+        );
     }
     assert!(!follower.is_shut_down());
-    assert_eq!(follower.handle(&HostEvent::SessionShutdown), []);
+    assert_eq!(follower.handle(&HostEvent::SessionShutdown, None), []);
     assert!(follower.is_shut_down());
 }

@@ -66,11 +66,12 @@ impl Engines {
         stdin.flush().unwrap();
     }
 
-    /// Waits for one of `among` to print an event of type `kind`; returns which.
-    fn expect(&mut self, among: &[usize], kind: &str) -> usize {
+    /// Waits for one of `among` to print an event of type `kind`; returns
+    /// which, and the event.
+    fn expect(&mut self, among: &[usize], kind: &str) -> (usize, Value) {
         let matches = |(from, value): &(usize, Value)| among.contains(from) && value["type"] == kind;
         if let Some(index) = self.early.iter().position(matches) {
-            return self.early.remove(index).0;
+            return self.early.remove(index);
         }
         loop {
             let line = self
@@ -78,7 +79,7 @@ impl Engines {
                 .recv_timeout(PATIENCE)
                 .unwrap_or_else(|_| panic!("no {kind} from {among:?}; read {:?}", self.early));
             if matches(&line) {
-                return line.0;
+                return line;
             }
             self.early.push(line);
         }
@@ -151,6 +152,23 @@ fn followers_forward_refreshes_and_take_over_with_one_request_per_interval() {
     for follower in followers {
         engines.expect(&[follower], "already_active");
     }
+    // A follower shows its own host's provider from the owner's snapshot.
+    engines.send(
+        followers[0],
+        r#"{"type":"model_changed","provider":"anthropic","model":"claude-opus-4-1"}"#,
+    );
+    let (_, current) = engines.expect(&[followers[0]], "update_current");
+    assert_eq!(current["provider"], "anthropic");
+    assert!(
+        current["display"].as_str().unwrap().starts_with("Claude │ 5h"),
+        "{current}"
+    );
+    engines.expect(&[followers[0]], "update_all");
+    assert_eq!(
+        server.requests(),
+        1,
+        "the forwarded model change is within the minimum interval"
+    );
 
     // Each interval: a follower's refresh reaches the owner and fetches;
     // the other follower's and the owner's, at the same moment, do not.
@@ -169,7 +187,7 @@ fn followers_forward_refreshes_and_take_over_with_one_request_per_interval() {
     // follows the new owner.
     engines.children[owner].0.kill().unwrap();
     engines.children[owner].0.wait().unwrap();
-    let heir = engines.expect(&followers, "ready");
+    let (heir, _) = engines.expect(&followers, "ready");
     let other = followers.into_iter().find(|f| *f != heir).unwrap();
     set_clock(&clock, at(240));
     engines.send(other, r#"{"type":"refresh"}"#);

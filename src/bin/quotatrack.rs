@@ -21,9 +21,8 @@ use quotatrack::exchange::RecordedExchange;
 use quotatrack::journal::Journal;
 use quotatrack::log::{Log, LogError};
 use quotatrack::machines::controller::Effect;
-use quotatrack::providers::detect::detect;
 use quotatrack::providers::{ProviderId, Response};
-use quotatrack::session::{EngineEvent, Follower, Shown};
+use quotatrack::session::{EngineEvent, Follower};
 use quotatrack::settings::Settings;
 use quotatrack::status::{self, StatusOptions};
 use quotatrack::transport::{ExchangePlayer, HttpTransport};
@@ -438,7 +437,6 @@ async fn follow(
     }
     let mut owner = control::Owner::connect(&sources.data_dir).await.ok();
     let mut model = None;
-    let mut provider = None;
     let every = Duration::from_secs(sources.settings()?.refresh_interval_s);
     let mut timer = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
     loop {
@@ -452,20 +450,24 @@ async fn follow(
                         continue;
                     }
                 };
-                if let HostEvent::ModelChanged { provider: hint, model: name } = &host {
-                    provider = detect(hint.as_deref(), name);
+                if let HostEvent::ModelChanged { .. } = &host {
                     model = Some(host.clone());
                 }
-                for effect in follower.handle(&host) {
+                let effects = follower.handle(&host, snapshot(sources)?.as_ref());
+                for effect in effects {
                     match effect {
                         Effect::Forward(_) => {
                             if let Some(connection) = &mut owner {
-                                if connection.refresh(provider).await.is_err() {
+                                if connection.refresh(follower.current()).await.is_err() {
                                     owner = None;
                                 }
                             }
                         }
-                        Effect::EmitCurrent => send(out, None, snapshot_update(sources)?)?,
+                        Effect::EmitCurrent => {
+                            if let Some(view) = snapshot(sources)? {
+                                send(out, None, follower.shown(&view, sources.clock.now()))?;
+                            }
+                        }
                         _ => {}
                     }
                 }
@@ -529,22 +531,13 @@ async fn take_over(
     Ok(None)
 }
 
-/// Every provider as the owner's latest snapshot has it.
-fn snapshot_update(sources: &Sources) -> anyhow::Result<Vec<EngineEvent>> {
+/// The owner's latest snapshot, as it stands now.
+fn snapshot(sources: &Sources) -> anyhow::Result<Option<Status>> {
     let Some(mut view) = status::read_snapshot(&sources.data_dir)? else {
-        return Ok(Vec::new());
+        return Ok(None);
     };
-    let now = sources.clock.now();
-    status::settle(&mut view, now, &StatusOptions::default());
-    let providers = view
-        .providers
-        .into_iter()
-        .map(|usage| Shown {
-            display: status::display(&usage, now),
-            usage,
-        })
-        .collect();
-    Ok(vec![EngineEvent::UpdateAll { providers }])
+    status::settle(&mut view, sources.clock.now(), &StatusOptions::default());
+    Ok(Some(view))
 }
 
 /// One input line of `serve --stdio`: nothing for a blank line, else the
