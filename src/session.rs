@@ -241,27 +241,9 @@ impl Engine {
         let now = self.clock.now();
         let view = status::view(self.journal.store(), now, &self.status_options);
         let current = self.session.machine.inner().current();
-        let entry = current.and_then(|id| view.providers.iter().find(|p| p.id == id).cloned());
-        let display = entry.as_ref().map(|entry| status::display(entry, now));
-        let entry = entry.map(Box::new);
-        let update = EngineEvent::UpdateCurrent {
-            provider: current,
-            usage: entry,
-            display,
-        };
-        let all = EngineEvent::UpdateAll {
-            providers: self
-                .session
-                .settings
-                .providers
-                .iter()
-                .filter_map(|id| view.providers.iter().find(|p| p.id == *id))
-                .map(|usage| Shown {
-                    display: status::display(usage, now),
-                    usage: usage.clone(),
-                })
-                .collect(),
-        };
+        let enabled = self.session.settings.providers.iter();
+        let shown = enabled.filter_map(|id| view.providers.iter().find(|p| p.id == *id));
+        let [update, all] = updates(&view, current, shown, now);
         for (event, sent) in [(update, &mut self.session.sent.0), (all, &mut self.session.sent.1)] {
             let json = serde_json::to_string(&event).expect("engine events serialize");
             if sent.as_deref() != Some(json.as_str()) {
@@ -270,6 +252,31 @@ impl Engine {
             }
         }
     }
+}
+
+/// `update_current` for `current` and `update_all` for `shown`, from
+/// `view` at `now`, each with its display string.
+fn updates<'v>(
+    view: &'v Status,
+    current: Option<ProviderId>,
+    shown: impl Iterator<Item = &'v ProviderStatus>,
+    now: Timestamp,
+) -> [EngineEvent; 2] {
+    let entry = current.and_then(|id| view.providers.iter().find(|entry| entry.id == id));
+    let update = EngineEvent::UpdateCurrent {
+        provider: current,
+        display: entry.map(|entry| status::display(entry, now)),
+        usage: entry.cloned().map(Box::new),
+    };
+    let all = EngineEvent::UpdateAll {
+        providers: shown
+            .map(|usage| Shown {
+                display: status::display(usage, now),
+                usage: usage.clone(),
+            })
+            .collect(),
+    };
+    [update, all]
 }
 
 /// What the controller may consult at `now`: the gates of `settings`, the
@@ -405,26 +412,8 @@ impl Follower {
 
     /// What the host is told from `snapshot` at `now`: its provider and
     /// every provider.
-    pub fn shown(&self, snapshot: &Status, now: Timestamp) -> Vec<EngineEvent> {
-        let entry = self
-            .current
-            .and_then(|id| snapshot.providers.iter().find(|entry| entry.id == id));
-        let current = EngineEvent::UpdateCurrent {
-            provider: self.current,
-            display: entry.map(|entry| status::display(entry, now)),
-            usage: entry.cloned().map(Box::new),
-        };
-        let all = EngineEvent::UpdateAll {
-            providers: snapshot
-                .providers
-                .iter()
-                .map(|usage| Shown {
-                    display: status::display(usage, now),
-                    usage: usage.clone(),
-                })
-                .collect(),
-        };
-        vec![current, all]
+    pub fn shown(&self, snapshot: &Status, now: Timestamp) -> [EngineEvent; 2] {
+        updates(snapshot, self.current, snapshot.providers.iter(), now)
     }
 
     /// Whether the host ended the session.

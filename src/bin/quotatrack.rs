@@ -465,7 +465,7 @@ async fn follow(
                         }
                         Effect::EmitCurrent => {
                             if let Some(view) = snapshot(sources)? {
-                                send(out, None, follower.shown(&view, sources.clock.now()))?;
+                                send(out, None, follower.shown(&view, sources.clock.now()).into())?;
                             }
                         }
                         _ => {}
