@@ -169,6 +169,18 @@ fn followers_forward_refreshes_and_take_over_with_one_request_per_interval() {
         1,
         "the forwarded model change is within the minimum interval"
     );
+    // Settings belong to the owner: a follower refuses a patch and says why.
+    engines.send(followers[1], r#"{"type":"settings_patch","patch":{"cache_ttl_s":120}}"#);
+    let (_, refused) = engines.expect(&[followers[1]], "error");
+    assert_eq!(refused["line"], 1);
+    assert!(
+        refused["message"]
+            .as_str()
+            .unwrap()
+            .contains("another engine owns the data dir"),
+        "{refused}"
+    );
+    engines.expect(&[followers[1]], "update_all");
 
     // Each interval: a follower's refresh reaches the owner and fetches;
     // the other follower's and the owner's, at the same moment, do not.

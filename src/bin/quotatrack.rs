@@ -450,8 +450,15 @@ async fn follow(
                         continue;
                     }
                 };
-                if let HostEvent::ModelChanged { .. } = &host {
-                    model = Some(host.clone());
+                match &host {
+                    HostEvent::ModelChanged { .. } => model = Some(host.clone()),
+                    HostEvent::SettingsPatch { .. } => {
+                        let message = "settings_patch: another engine owns the data dir and its settings are in force; \
+                                       patch that engine or the settings file"
+                            .to_owned();
+                        send(out, Some(number), vec![EngineEvent::Error { line: None, message }])?;
+                    }
+                    _ => {}
                 }
                 let effects = follower.handle(&host, snapshot(sources)?.as_ref());
                 for effect in effects {
