@@ -87,7 +87,7 @@ pub struct Session {
     /// Why the last patch was refused.
     rejection: Option<String>,
     /// The last `update_current` and `update_all` sent, to send only changes.
-    sent: (Option<String>, Option<String>),
+    sent: Sent,
 }
 
 impl Session {
@@ -98,7 +98,7 @@ impl Session {
             model: None,
             patch: None,
             rejection: None,
-            sent: (None, None),
+            sent: Sent::default(),
         }
     }
 }
@@ -243,14 +243,26 @@ impl Engine {
         let current = self.session.machine.inner().current();
         let enabled = self.session.settings.providers.iter();
         let shown = enabled.filter_map(|id| view.providers.iter().find(|p| p.id == *id));
-        let [update, all] = updates(&view, current, shown, now);
-        for (event, sent) in [(update, &mut self.session.sent.0), (all, &mut self.session.sent.1)] {
+        told.extend(self.session.sent.changed(updates(&view, current, shown, now)));
+    }
+}
+
+/// The last `update_current` and `update_all` a host was sent.
+#[derive(Debug, Default)]
+struct Sent([Option<String>; 2]);
+
+impl Sent {
+    /// The updates that differ from the last ones sent (now the last ones).
+    fn changed(&mut self, updates: [EngineEvent; 2]) -> Vec<EngineEvent> {
+        let mut told = Vec::new();
+        for (event, sent) in updates.into_iter().zip(&mut self.0) {
             let json = serde_json::to_string(&event).expect("engine events serialize");
             if sent.as_deref() != Some(json.as_str()) {
                 *sent = Some(json);
                 told.push(event);
             }
         }
+        told
     }
 }
 
@@ -364,6 +376,7 @@ pub(crate) fn patched(settings: &Settings, patch: &Value) -> Result<(Settings, M
 pub struct Follower {
     machine: controller::Machine,
     current: Option<ProviderId>,
+    sent: Sent,
 }
 
 impl Follower {
@@ -372,6 +385,7 @@ impl Follower {
         let mut follower = Follower {
             machine: Controller::machine(),
             current: None,
+            sent: Sent::default(),
         };
         let mut effects = follower.input(Input::Start);
         effects.extend(follower.input(Input::Guarded { owner: false }));
@@ -411,9 +425,10 @@ impl Follower {
     }
 
     /// What the host is told from `snapshot` at `now`: its provider and
-    /// every provider.
-    pub fn shown(&self, snapshot: &Status, now: Timestamp) -> [EngineEvent; 2] {
-        updates(snapshot, self.current, snapshot.providers.iter(), now)
+    /// every provider, each when it differs from what the host was last told.
+    pub fn shown(&mut self, snapshot: &Status, now: Timestamp) -> Vec<EngineEvent> {
+        self.sent
+            .changed(updates(snapshot, self.current, snapshot.providers.iter(), now))
     }
 
     /// Whether the host ended the session.

@@ -723,6 +723,7 @@ fn a_follower_forwards_refreshes_and_shows_its_hosts_provider_from_the_snapshot(
     assert_eq!(*provider, Some(ProviderId::Codex));
     assert!(display.as_deref().unwrap().starts_with("Codex │ 5h"), "{display:?}");
     assert!(matches!(&told[1], EngineEvent::UpdateAll { providers } if providers.len() == 2));
+    assert_eq!(follower.shown(&snapshot, at(0)), [], "nothing changed, nothing sent");
 
     assert_eq!(
         follower.handle(&HostEvent::CycleProvider, Some(&snapshot)),

@@ -472,7 +472,7 @@ async fn follow(
                         }
                         Effect::EmitCurrent => {
                             if let Some(view) = snapshot(sources)? {
-                                send(out, None, follower.shown(&view, sources.clock.now()).into())?;
+                                send(out, None, follower.shown(&view, sources.clock.now()))?;
                             }
                         }
                         _ => {}
