@@ -421,11 +421,12 @@ async fn next_request(requests: &mut Option<tokio::sync::mpsc::Receiver<control:
 }
 
 /// The follower's loop: every host event is answered with the owner's
-/// latest snapshot; `refresh` first asks the owner to refresh the host's
-/// provider (the owner's gates apply to everyone). When the owner goes
-/// away (its connection closes, or, without one, at each interval) this
-/// engine tries to take the data dir over; it returns the engine and the
-/// host's last model change when it did, `None` when the host finished.
+/// latest snapshot; `refresh` and `model_changed` first ask the owner to
+/// refresh the host's provider (the owner's gates apply to everyone).
+/// When the owner goes away (its connection closes, or, without one, at
+/// each interval) this engine tries to take the data dir over; it returns
+/// the engine and the host's last model change when it did, `None` when
+/// the host finished.
 async fn follow(
     sources: &Sources,
     input: &mut HostLines,
@@ -471,6 +472,7 @@ async fn follow(
                             }
                         }
                         Effect::EmitCurrent => {
+                            // Read again: a forwarded refresh has just changed it.
                             if let Some(view) = snapshot(sources)? {
                                 send(out, None, follower.shown(&view, sources.clock.now()))?;
                             }
