@@ -35,10 +35,18 @@ struct Engines {
 impl Engines {
     /// Starts another `serve --stdio`; returns its number.
     fn spawn(&mut self) -> usize {
+        self.spawn_running(&["serve", "--stdio"])
+    }
+
+    /// Starts another process running `command`; returns its number. A
+    /// line that is not JSON (`watch` prints status lines) arrives as a
+    /// JSON string.
+    fn spawn_running(&mut self, command: &[&str]) -> usize {
         let mut child = Command::new(env!("CARGO_BIN_EXE_quotatrack"))
             .env_clear()
             .envs(self.env.iter().map(|(name, value)| (*name, value)))
             .args(&self.args)
+            .args(command)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -49,7 +57,7 @@ impl Engines {
         let sender = self.sender.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                let value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
+                let value = serde_json::from_str(&line).unwrap_or(Value::String(line));
                 if sender.send((number, value)).is_err() {
                     return;
                 }
@@ -66,10 +74,12 @@ impl Engines {
         stdin.flush().unwrap();
     }
 
-    /// Waits for one of `among` to print an event of type `kind`; returns
-    /// which, and the event.
+    /// Waits for one of `among` to print an event of type `kind` (`text`: a
+    /// line that is not JSON); returns which, and the event.
     fn expect(&mut self, among: &[usize], kind: &str) -> (usize, Value) {
-        let matches = |(from, value): &(usize, Value)| among.contains(from) && value["type"] == kind;
+        let matches = |(from, value): &(usize, Value)| {
+            among.contains(from) && (value["type"] == kind || kind == "text" && value.is_string())
+        };
         if let Some(index) = self.early.iter().position(matches) {
             return self.early.remove(index);
         }
@@ -101,44 +111,54 @@ fn set_clock(file: &Path, time: Timestamp) {
     std::fs::rename(&next, file).unwrap();
 }
 
+/// The clock's start; every process reads the clock from one file.
+fn at(seconds: i64) -> Timestamp {
+    let start: Timestamp = "2026-08-22T12:00:00Z".parse().unwrap();
+    start + SignedDuration::from_secs(seconds)
+}
+
+impl Engines {
+    /// Processes on `dir/data` with one settings file (Claude only, no
+    /// status pages), Claude's API at `server`, and the clock file
+    /// `dir/clock` (returned) at the start.
+    fn new(dir: &Path, server: &Server) -> (Engines, std::path::PathBuf) {
+        let (clock, config, data) = (dir.join("clock"), dir.join("config.toml"), dir.join("data"));
+        set_clock(&clock, at(0));
+        std::fs::write(&config, "providers = [\"anthropic\"]\nstatus_pages = false\n").unwrap();
+        let path = |p: &Path| p.to_str().unwrap().to_owned();
+        let (sender, lines) = channel();
+        let engines = Engines {
+            children: Vec::new(),
+            lines,
+            sender,
+            early: Vec::new(),
+            args: [
+                "--data-dir",
+                &path(&data),
+                "--config",
+                &path(&config),
+                "--clock-file",
+                &path(&clock),
+            ]
+            .map(str::to_owned)
+            .to_vec(),
+            env: vec![
+                ("HOME", path(dir)),
+                ("QUOTATRACK_ANTHROPIC_BASE_URL", server.origin.clone()),
+                ("QUOTATRACK_ANTHROPIC_TOKEN", "sk-ant-oat01-singleton-test".to_owned()),
+            ],
+        };
+        (engines, clock)
+    }
+}
+
 #[test]
 fn followers_forward_refreshes_and_take_over_with_one_request_per_interval() {
     let server = Server::start(vec![Reply::exchange(&exchange(ProviderId::Anthropic, "ok-full"))]);
     let dir = tempfile::tempdir().unwrap();
-    let (clock, config, data) = (
-        dir.path().join("clock"),
-        dir.path().join("config.toml"),
-        dir.path().join("data"),
-    );
-    let start: Timestamp = "2026-08-22T12:00:00Z".parse().unwrap();
-    let at = |seconds: i64| start + SignedDuration::from_secs(seconds);
-    set_clock(&clock, start);
-    std::fs::write(&config, "providers = [\"anthropic\"]\nstatus_pages = false\n").unwrap();
+    let (mut engines, clock) = Engines::new(dir.path(), &server);
+    let data = dir.path().join("data");
     let path = |p: &Path| p.to_str().unwrap().to_owned();
-    let (lines_in, lines) = channel();
-    let mut engines = Engines {
-        children: Vec::new(),
-        lines,
-        sender: lines_in,
-        early: Vec::new(),
-        args: [
-            "--data-dir",
-            &path(&data),
-            "--config",
-            &path(&config),
-            "--clock-file",
-            &path(&clock),
-            "serve",
-            "--stdio",
-        ]
-        .map(str::to_owned)
-        .to_vec(),
-        env: vec![
-            ("HOME", path(dir.path())),
-            ("QUOTATRACK_ANTHROPIC_BASE_URL", server.origin.clone()),
-            ("QUOTATRACK_ANTHROPIC_TOKEN", "sk-ant-oat01-singleton-test".to_owned()),
-        ],
-    };
 
     // The first engine owns the data dir and fetches once.
     let owner = engines.spawn();
@@ -227,4 +247,36 @@ fn followers_forward_refreshes_and_take_over_with_one_request_per_interval() {
         .unwrap();
     let report = quotatrack::replay::replay(&events, &Default::default());
     assert!(report.identical(), "{:?}", report.divergence.map(|d| d.line()));
+}
+
+/// `quotatrack watch` owns the data dir too: a follower's model change is
+/// forwarded to it and fetched, and when it stops (SIGTERM) the follower
+/// takes over.
+#[test]
+fn a_watch_owner_serves_forwarded_refreshes_and_hands_over_when_it_stops() {
+    let server = Server::start(vec![Reply::exchange(&exchange(ProviderId::Anthropic, "ok-full"))]);
+    let dir = tempfile::tempdir().unwrap();
+    let (mut engines, clock) = Engines::new(dir.path(), &server);
+    let watch = engines.spawn_running(&["watch"]);
+    let (_, line) = engines.expect(&[watch], "text");
+    assert!(line.as_str().is_some_and(|line| line.starts_with("Claude")), "{line}");
+    assert_eq!(server.requests(), 1);
+
+    let follower = engines.spawn();
+    engines.expect(&[follower], "already_active");
+    set_clock(&clock, at(60));
+    engines.send(
+        follower,
+        r#"{"type":"model_changed","provider":"anthropic","model":"claude-sonnet-4-5"}"#,
+    );
+    let (_, current) = engines.expect(&[follower], "update_current");
+    assert_eq!(current["provider"], "anthropic");
+    assert_eq!(server.requests(), 2, "the model change reached watch and was fetched");
+
+    let pid = engines.children[watch].0.id().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    assert!(engines.children[watch].0.wait().unwrap().success());
+    engines.expect(&[follower], "ready");
+    engines.send(follower, r#"{"type":"session_shutdown"}"#);
+    assert!(engines.children[follower].0.wait().unwrap().success());
 }

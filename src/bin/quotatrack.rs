@@ -297,12 +297,41 @@ fn run_watch(sources: &Sources) -> anyhow::Result<ExitCode> {
                 println!("{}", status::line(&view, Timestamp::now(), None));
             }
         });
-        engine.run(shutdown_signal()).await?;
+        let shutdown = shutdown_signal();
+        tokio::pin!(shutdown);
+        let mut requests = None;
+        let every = engine.driver().rules().interval.unsigned_abs();
+        let mut timer = tokio::time::interval(every);
+        loop {
+            tokio::select! {
+                biased;
+                () = &mut shutdown => break,
+                Some((request, done)) = next_request(&mut requests) => {
+                    engine.force_refresh(request.refresh).await?;
+                    let _ = done.send(());
+                }
+                _ = timer.tick() => {
+                    engine.cycle().await?;
+                    // Followers may ask once the first snapshot is out.
+                    if requests.is_none() {
+                        requests = listen(sources);
+                    }
+                }
+            }
+        }
+        let _ = std::fs::remove_file(sources.data_dir.join(control::SOCKET));
         engine.close()?;
         printer.abort();
         anyhow::Ok(())
     })?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The owner's control socket, or `None` (said on stderr) when it cannot be bound.
+fn listen(sources: &Sources) -> Option<tokio::sync::mpsc::Receiver<control::Asked>> {
+    control::listen(&sources.data_dir)
+        .inspect_err(|error| eprintln!("quotatrack: followers cannot reach this engine: {error}"))
+        .ok()
 }
 
 /// `quotatrack serve --stdio`: host events as JSON lines on stdin, engine
@@ -378,9 +407,7 @@ async fn own(
     if let Some(model) = model {
         send(out, None, engine.handle(model).await?)?;
     }
-    let mut requests = control::listen(&sources.data_dir)
-        .inspect_err(|error| eprintln!("quotatrack: followers cannot reach this engine: {error}"))
-        .ok();
+    let mut requests = listen(sources);
     let every = Duration::from_secs(engine.settings().refresh_interval_s);
     let mut timer = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
     loop {
