@@ -489,6 +489,40 @@ fn at(seconds: i64) -> Timestamp {
 }
 
 impl Sut {
+    /// An engine over both providers, every answer usage, not started.
+    fn new() -> Sut {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let clock = Arc::new(ManualClock::new(at(0)));
+        let transport = Arc::new(Scripted {
+            clock: clock.clone(),
+            answers: Mutex::new(PROVIDERS.iter().map(|p| (*p, Answer::Usage)).collect()),
+            asked: Mutex::new(Vec::new()),
+        });
+        let credentials = Arc::new(Mutex::new(FixedCredentials::present(PROVIDERS, "test")));
+        let engine = Engine::builder()
+            .data_dir(dir.path())
+            .clock(clock.clone())
+            .transport(transport.clone())
+            .credentials(credentials.clone())
+            .providers(&PROVIDERS)
+            .status_pages(None)
+            .build()
+            .unwrap();
+        Sut {
+            runtime,
+            engine,
+            clock,
+            transport,
+            credentials,
+            seen: 0,
+            _dir: dir,
+        }
+    }
+
     /// The controller states entered since the last look.
     fn path(&mut self) -> Vec<String> {
         let entries: Vec<_> = self.engine.log().entries(self.seen).map(Result::unwrap).collect();
@@ -550,36 +584,7 @@ impl StateMachineTest for Sut {
     type Reference = Reference;
 
     fn init_test(model: &Model) -> Sut {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_time()
-            .build()
-            .unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        let clock = Arc::new(ManualClock::new(at(0)));
-        let transport = Arc::new(Scripted {
-            clock: clock.clone(),
-            answers: Mutex::new(PROVIDERS.iter().map(|p| (*p, Answer::Usage)).collect()),
-            asked: Mutex::new(Vec::new()),
-        });
-        let credentials = Arc::new(Mutex::new(FixedCredentials::present(PROVIDERS, "test")));
-        let engine = Engine::builder()
-            .data_dir(dir.path())
-            .clock(clock.clone())
-            .transport(transport.clone())
-            .credentials(credentials.clone())
-            .providers(&PROVIDERS)
-            .status_pages(None)
-            .build()
-            .unwrap();
-        let mut sut = Sut {
-            runtime,
-            engine,
-            clock,
-            transport,
-            credentials,
-            seen: 0,
-            _dir: dir,
-        };
+        let mut sut = Sut::new();
         let told = sut.runtime.block_on(sut.engine.start()).unwrap();
         sut.check(model, &told, 0, &"start");
         sut
@@ -676,30 +681,9 @@ fn a_follower_forwards_refreshes_and_shows_its_hosts_provider_from_the_snapshot(
     use quotatrack::session::Follower;
 
     // The owner's snapshot: Claude and Codex with usage.
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .build()
-        .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let clock = Arc::new(ManualClock::new(at(0)));
-    let script = BTreeMap::from([
-        (ProviderId::Anthropic, vec![recorded(0, Answer::Usage)]),
-        (ProviderId::Codex, vec![recorded(1, Answer::Usage)]),
-    ]);
-    let mut owner = Engine::builder()
-        .data_dir(dir.path())
-        .clock(clock.clone())
-        .transport(Arc::new(quotatrack::transport::ExchangePlayer::new(
-            script,
-            clock.clone(),
-        )))
-        .credentials(Arc::new(FixedCredentials::present(PROVIDERS, "test")))
-        .providers(&PROVIDERS)
-        .status_pages(None)
-        .build()
-        .unwrap();
-    runtime.block_on(owner.cycle()).unwrap();
-    let snapshot = owner.status();
+    let mut owner = Sut::new();
+    owner.runtime.block_on(owner.engine.cycle()).unwrap();
+    let snapshot = owner.engine.status();
 
     let (mut follower, first) = Follower::start();
     assert_eq!(first, [Effect::EmitAlreadyActive]);
