@@ -3,7 +3,7 @@
 //! controller of `reference/pi-sub.md` §2 as typed states:
 //!
 //! ```text
-//! boot → guard_singleton ─already active→ idle ─owner gone→ settings_loading
+//! boot → guard_singleton ─already active→ idle
 //!                        └first instance→ settings_loading → ready
 //! ready ─session start→ session_start → emit_current → ready
 //! ready ─turn, tool, interval, refresh, model→ refreshing {
@@ -50,8 +50,6 @@ pub enum Input {
         /// Whether it owns it.
         owner: bool,
     },
-    /// The owner went away and this engine took the data dir over.
-    Promoted,
     /// Settings were loaded or a patch was tried.
     SettingsLoaded {
         /// Whether the patch was accepted (a file always is, or the engine
@@ -277,20 +275,16 @@ impl Controller {
     }
 
     /// Another engine owns the data dir: this one serves reads from its
-    /// snapshot and passes refreshes on (a cycle is a display choice, and a
-    /// follower shows every provider).
+    /// snapshot and passes refreshes on (a cycle is a display choice, made
+    /// over the snapshot). When the owner goes away, the process starts an
+    /// owner engine, whose controller begins at `boot`.
     ///
-    /// - `Promoted` => `SettingsLoading` (`started`)
     /// - `Trigger(Shutdown)` => `Shutdown` (`shut_down`)
     /// - `Trigger(Refresh | ModelChanged)` => forwarded, then the snapshot is shown
     /// - other triggers => the snapshot is shown
     #[state]
     fn idle(&mut self, context: &mut Context, input: &Input) -> Outcome<State> {
         match input {
-            Input::Promoted => {
-                context.effects.push(Effect::LoadSettings);
-                self.go(Cause::Started, None, State::settings_loading())
-            }
             Input::Trigger(Trigger::Shutdown) => self.go(Cause::ShutDown, None, State::shutdown()),
             Input::Trigger(trigger) => {
                 if matches!(trigger, Trigger::Refresh | Trigger::ModelChanged) {
