@@ -433,7 +433,7 @@ impl Follower {
 
     /// Whether the host ended the session.
     pub fn is_shut_down(&self) -> bool {
-        self.machine.state().name() == "shutdown"
+        matches!(self.machine.state(), controller::State::Shutdown {})
     }
 
     fn input(&mut self, input: Input) -> Vec<Effect> {
