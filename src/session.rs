@@ -188,17 +188,8 @@ impl Engine {
                 } else {
                     self.refresh(Some(provider)).await?
                 };
-                let failed = self
-                    .journal
-                    .store()
-                    .providers
-                    .get(&provider)
-                    .is_none_or(|entry| entry.last_error.is_some());
-                Some(Input::Fetched(match (report.fetched.contains(&provider), failed) {
-                    (false, _) => Fetch::NotDue,
-                    (true, false) => Fetch::Usage,
-                    (true, true) => Fetch::Failed,
-                }))
+                let sent = report.fetched.contains(&provider);
+                Some(Input::Fetched(fetched(self.journal.store(), provider, sent)))
             }
             Effect::EmitCurrent => {
                 self.emit(told);
@@ -289,6 +280,20 @@ fn updates<'v>(
             .collect(),
     };
     [update, all]
+}
+
+/// What a fetch of `provider` came to, for the controller: not sent (the
+/// tracker held it back), or, from the store it left, usage or a failure.
+pub(crate) fn fetched(store: &Store, provider: ProviderId, sent: bool) -> Fetch {
+    let failed = store
+        .providers
+        .get(&provider)
+        .is_none_or(|entry| entry.last_error.is_some());
+    match (sent, failed) {
+        (false, _) => Fetch::NotDue,
+        (true, false) => Fetch::Usage,
+        (true, true) => Fetch::Failed,
+    }
 }
 
 /// What the controller may consult at `now`: the gates of `settings`, the

@@ -32,10 +32,10 @@ use serde_json::{Map, Value};
 use super::Divergence;
 use crate::driver::Item;
 use crate::events::{Envelope, Event, HostEvent, Stream};
-use crate::machines::controller::{Context, Controller, Effect, Fetch, Input, Machine, State};
+use crate::machines::controller::{Context, Controller, Effect, Input, Machine, State};
 use crate::providers::ProviderId;
 use crate::providers::detect::detect;
-use crate::session::{decisions, facts, patched, trigger};
+use crate::session::{decisions, facts, fetched, patched, trigger};
 use crate::settings::Settings;
 use crate::store::Store;
 
@@ -235,15 +235,7 @@ impl Replayer<'_> {
                 let Some((provider, sent)) = session.fetch.take() else {
                     return;
                 };
-                let failed = store
-                    .providers
-                    .get(&provider)
-                    .is_none_or(|entry| entry.last_error.is_some());
-                Input::Fetched(match (sent, failed) {
-                    (false, _) => Fetch::NotDue,
-                    (true, false) => Fetch::Usage,
-                    (true, true) => Fetch::Failed,
-                })
+                Input::Fetched(fetched(store, provider, sent))
             }
         };
         let mut context = Context::new(facts(store, &settings, session.model, now));
