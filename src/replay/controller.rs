@@ -136,17 +136,19 @@ impl Replayer<'_> {
                 session.next = Some(Next::Input(Input::Trigger(trigger(host))));
                 Ok(())
             }
-            (Stream::Engine, Event::RefreshRequested { provider: Some(_), .. }) if self.expects(index) => {
-                let Event::RefreshRequested {
+            (
+                Stream::Engine,
+                Event::RefreshRequested {
                     provider: Some(provider),
                     ..
-                } = envelope.payload
-                else {
-                    unreachable!("matched above")
-                };
+                },
+            ) => {
+                if !self.expects(index) {
+                    return Ok(());
+                }
                 self.matched(index)?;
                 if let Some(session) = &mut self.session {
-                    session.fetch = Some((provider, false));
+                    session.fetch = Some((*provider, false));
                 }
                 Ok(())
             }
@@ -212,6 +214,7 @@ impl Replayer<'_> {
             self.store.apply(envelope);
         }
         self.folded = self.folded.max(index);
+        // At the end of the recording, its last clock reading.
         let now = self.events[index.min(self.events.len() - 1)].at;
         self.take(now);
     }
@@ -282,16 +285,7 @@ impl Replayer<'_> {
     /// At the end of the recording: a decision replay still makes that
     /// the recording never got to is a divergence.
     fn finish(&mut self) -> Result<(), Option<Item>> {
-        let Some(last) = self.events.last() else {
-            return Ok(());
-        };
-        if self.session.as_ref().is_some_and(|session| session.made.is_empty()) {
-            for envelope in &self.events[self.folded..] {
-                self.store.apply(envelope);
-            }
-            self.folded = self.events.len();
-            self.take(last.at);
-        }
+        self.decide(self.events.len());
         match self.session.as_mut().and_then(|session| session.made.pop_front()) {
             Some(made) => Err(Some(made)),
             None => Ok(()),
