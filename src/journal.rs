@@ -14,10 +14,9 @@ use std::path::{Path, PathBuf};
 use jiff::Timestamp;
 use serde_json::Value;
 
-use crate::providers::ProviderId;
-
 use crate::events::{Envelope, Event, Stream};
 use crate::log::{Log, LogError};
+use crate::providers::ProviderId;
 use crate::status::{self, StatusOptions};
 use crate::store::Store;
 use crate::wire::Status;
