@@ -4,8 +4,8 @@
 //!
 //! It is built as an event-sourced engine: typed state machines decide,
 //! every input and decision is appended to a log, and what users see is a
-//! projection of that log. This crate is growing towards that design
-//! (`ARCHITECTURE.md`); what exists today is its foundation.
+//! projection of that log (`ARCHITECTURE.md` maps the parts and states the
+//! invariants).
 //!
 //! # Layout
 //!
