@@ -48,6 +48,8 @@
 //!   indicator (`none` … `critical`, `maintenance`).
 //! - [`session`]: the controller side of the engine, host events in and
 //!   engine events out (`Engine::handle`, `serve --stdio`).
+//! - [`pace`]: whether a window's usage lasts until its reset, from the
+//!   readings in the log (expected ratio, delta, projection, run-out time).
 //! - [`footer`]: named single values (`anthropic.5h.used_percent`) and
 //!   `status --format` templates.
 //! - [`cli`]: the command line's argument types, without I/O.
@@ -70,6 +72,7 @@ pub mod health;
 pub mod journal;
 pub mod log;
 pub mod machines;
+pub mod pace;
 #[allow(missing_docs)]
 pub mod providers;
 #[allow(missing_docs)]

@@ -34,3 +34,5 @@ mod serve;
 mod controller;
 // Three serve processes on one data dir: forwarding, takeover, one request per interval.
 mod singleton;
+// Pace from hand-built readings with known answers: even use, a burst, a reset, one reading.
+mod pace;

@@ -1,0 +1,219 @@
+//! Pace: whether a window's usage will last until its reset, computed from
+//! the readings the log holds rather than from the latest one alone.
+//!
+//! For a window with a length and a reset time, the **expected** used ratio
+//! is the share of the window's time that has passed (what even use would
+//! have spent by now). The **delta** is the actual ratio minus the expected
+//! one: positive means more has been spent than even use would have.
+//! The **projection** extends the recent slope (a least-squares line through
+//! the readings of the current cycle within the recent span, at least
+//! [`MIN_READINGS`] of them) to the reset; when the line crosses 100 % before
+//! the reset, that is when the window runs out.
+//!
+//! Everything here is pure: readings and the clock reading come in, and the
+//! same inputs always give the same answer.
+
+use jiff::{SignedDuration, Timestamp};
+use serde::Serialize;
+
+/// The fewest readings a projection is drawn through: two points make a
+/// line through any noise, so a slope needs a third to mean anything.
+pub const MIN_READINGS: usize = 3;
+/// The shortest time the readings of a projection must span.
+pub const MIN_SPAN: SignedDuration = SignedDuration::from_secs(120);
+/// A fall in the used ratio larger than this between two readings is a
+/// reset, even when the provider's reset time did not say so (a rolling
+/// window, or a reset earlier than announced).
+pub const RESET_DROP: f64 = 0.02;
+/// How far a delta may stray from even use and still be on track.
+pub const ON_TRACK: f64 = 0.05;
+/// Beyond this delta the pace is far ahead or far behind.
+pub const FAR: f64 = 0.20;
+
+/// One reading of a window: its used ratio at a time.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Reading {
+    /// When the provider reported it.
+    pub at: Timestamp,
+    /// Its used ratio, 0..1.
+    pub used_ratio: f64,
+}
+
+/// What is known of a window's current cycle.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Window {
+    /// The window's length.
+    pub seconds: u64,
+    /// When the current cycle ends.
+    pub resets_at: Timestamp,
+}
+
+/// How usage compares with even use over the window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stage {
+    /// Within [`ON_TRACK`] of even use.
+    OnTrack,
+    /// More spent than even use, by up to [`FAR`].
+    Ahead,
+    /// More spent than even use, by more than [`FAR`].
+    FarAhead,
+    /// Less spent than even use, by up to [`FAR`].
+    Behind,
+    /// Less spent than even use, by more than [`FAR`].
+    FarBehind,
+}
+
+/// Why a pace, or its projection, is not known.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Unknown {
+    /// The window has no reset time or no length.
+    NoResetTime,
+    /// The reset time has passed; the next reading starts a new cycle.
+    ResetPassed,
+    /// No reading of the current cycle.
+    NoReadings,
+    /// Fewer than [`MIN_READINGS`] readings over [`MIN_SPAN`] in the
+    /// current cycle: enough for the stage, not for a slope.
+    TooFewReadings,
+}
+
+/// The pace of one window at one clock reading.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Pace {
+    /// The used ratio even use would have reached by now.
+    pub expected_used_ratio: f64,
+    /// The latest reading's used ratio.
+    pub used_ratio: f64,
+    /// `used_ratio - expected_used_ratio`.
+    pub delta: f64,
+    /// How the delta reads.
+    pub stage: Stage,
+    /// The used ratio at the reset if the recent slope holds; above 1 when
+    /// it would run out first. `None` when [`Pace::projection_unknown`]
+    /// says why.
+    pub projected_at_reset: Option<f64>,
+    /// When the window runs out at the recent slope, if that is before the
+    /// reset (now, when it already has).
+    pub runs_out_at: Option<Timestamp>,
+    /// Why there is no projection.
+    pub projection_unknown: Option<Unknown>,
+    /// How many readings the projection was drawn through.
+    pub readings: usize,
+}
+
+impl Stage {
+    /// The stage of a delta.
+    pub fn of(delta: f64) -> Stage {
+        if delta > FAR {
+            Stage::FarAhead
+        } else if delta > ON_TRACK {
+            Stage::Ahead
+        } else if delta < -FAR {
+            Stage::FarBehind
+        } else if delta < -ON_TRACK {
+            Stage::Behind
+        } else {
+            Stage::OnTrack
+        }
+    }
+}
+
+/// The pace of `window` at `now` from its readings (in any order; those
+/// after `now` are ignored).
+pub fn pace(window: Window, readings: &[Reading], now: Timestamp) -> Result<Pace, Unknown> {
+    if window.seconds == 0 {
+        return Err(Unknown::NoResetTime);
+    }
+    if window.resets_at <= now {
+        return Err(Unknown::ResetPassed);
+    }
+    let length = SignedDuration::from_secs(i64::try_from(window.seconds).unwrap_or(i64::MAX));
+    let cycle_start = window.resets_at.checked_sub(length).unwrap_or(Timestamp::MIN);
+    let cycle = current_cycle(readings, cycle_start, now);
+    let latest = *cycle.last().ok_or(Unknown::NoReadings)?;
+    let elapsed = now.duration_since(cycle_start).as_secs_f64().max(0.0);
+    let expected_used_ratio = (elapsed / window.seconds as f64).clamp(0.0, 1.0);
+    let delta = latest.used_ratio - expected_used_ratio;
+    let mut pace = Pace {
+        expected_used_ratio,
+        used_ratio: latest.used_ratio,
+        delta,
+        stage: Stage::of(delta),
+        projected_at_reset: None,
+        runs_out_at: None,
+        projection_unknown: None,
+        readings: 0,
+    };
+    if latest.used_ratio >= 1.0 {
+        pace.projected_at_reset = Some(latest.used_ratio);
+        pace.runs_out_at = Some(now);
+        pace.readings = cycle.len();
+        return Ok(pace);
+    }
+    let recent = recent(&cycle, length, now);
+    let span = match (recent.first(), recent.last()) {
+        (Some(first), Some(last)) => last.at.duration_since(first.at),
+        _ => SignedDuration::ZERO,
+    };
+    if recent.len() < MIN_READINGS || span < MIN_SPAN {
+        pace.projection_unknown = Some(Unknown::TooFewReadings);
+        return Ok(pace);
+    }
+    // Usage within a cycle only grows; a falling line is read as no use.
+    let per_second = slope(recent).max(0.0);
+    let to_reset = window.resets_at.duration_since(now).as_secs_f64();
+    let projected = latest.used_ratio + per_second * to_reset;
+    pace.projected_at_reset = Some(projected);
+    pace.readings = recent.len();
+    if per_second > 0.0 {
+        let seconds = (1.0 - latest.used_ratio) / per_second;
+        pace.runs_out_at = SignedDuration::try_from_secs_f64(seconds)
+            .ok()
+            .and_then(|until| now.checked_add(until).ok())
+            .filter(|at| *at < window.resets_at);
+    }
+    Ok(pace)
+}
+
+/// The readings since the cycle started and since the last fall in the
+/// used ratio, in time order, none after `now`.
+fn current_cycle(readings: &[Reading], cycle_start: Timestamp, now: Timestamp) -> Vec<Reading> {
+    let mut sorted: Vec<Reading> = readings
+        .iter()
+        .filter(|reading| reading.at >= cycle_start && reading.at <= now && reading.used_ratio.is_finite())
+        .copied()
+        .collect();
+    sorted.sort_by_key(|reading| reading.at);
+    let after_reset = sorted
+        .windows(2)
+        .rposition(|pair| pair[1].used_ratio < pair[0].used_ratio - RESET_DROP)
+        .map_or(0, |index| index + 1);
+    sorted.split_off(after_reset)
+}
+
+/// The readings of the recent span: the last twentieth of the window, but
+/// at least 15 minutes, so a 5-hour window looks at its last quarter hour
+/// and a week at its last 8.4 hours.
+fn recent(cycle: &[Reading], length: SignedDuration, now: Timestamp) -> &[Reading] {
+    let span = (length / 20).max(SignedDuration::from_mins(15));
+    let since = now.checked_sub(span).unwrap_or(Timestamp::MIN);
+    let first = cycle.partition_point(|reading| reading.at < since);
+    &cycle[first..]
+}
+
+/// The least-squares slope of the used ratio over time, per second.
+fn slope(readings: &[Reading]) -> f64 {
+    let origin = readings[0].at;
+    let points: Vec<(f64, f64)> = readings
+        .iter()
+        .map(|reading| (reading.at.duration_since(origin).as_secs_f64(), reading.used_ratio))
+        .collect();
+    let n = points.len() as f64;
+    let mean_t = points.iter().map(|(t, _)| t).sum::<f64>() / n;
+    let mean_r = points.iter().map(|(_, r)| r).sum::<f64>() / n;
+    let covariance: f64 = points.iter().map(|(t, r)| (t - mean_t) * (r - mean_r)).sum();
+    let variance: f64 = points.iter().map(|(t, _)| (t - mean_t).powi(2)).sum();
+    if variance > 0.0 { covariance / variance } else { 0.0 }
+}
