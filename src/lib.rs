@@ -48,6 +48,8 @@
 //!   indicator (`none` … `critical`, `maintenance`).
 //! - [`session`]: the controller side of the engine, host events in and
 //!   engine events out (`Engine::handle`, `serve --stdio`).
+//! - [`history`]: each window's used ratio over time from recorded
+//!   fetches, downsampled as it is read, resets marked, with a summary.
 //! - [`pace`]: whether a window's usage lasts until its reset, from the
 //!   readings in the log (expected ratio, delta, projection, run-out time).
 //! - [`footer`]: named single values (`anthropic.5h.used_percent`) and
@@ -69,6 +71,7 @@ pub mod events;
 pub mod exchange;
 pub mod footer;
 pub mod health;
+pub mod history;
 pub mod journal;
 pub mod log;
 pub mod machines;

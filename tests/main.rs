@@ -36,3 +36,5 @@ mod controller;
 mod singleton;
 // Pace from hand-built readings with known answers: even use, a burst, a reset, one reading.
 mod pace;
+// History series: cycles, running out, downsampling that keeps peaks and resets, a recorded rollover.
+mod history;

@@ -1,0 +1,240 @@
+//! History: each window's used ratio over time, read from recorded fetches,
+//! with every reset marked and a summary per window (peak, average peak per
+//! cycle, the cycles that ran out and when).
+//!
+//! The series is built as the readings stream past, downsampled into
+//! buckets of `every` (the highest reading of each bucket, so a peak is
+//! never averaged away), so memory follows the number of buckets, not the
+//! length of the log. A reset always starts a new point, even inside a
+//! bucket, so the chart's drops are where they happened.
+
+use std::collections::BTreeMap;
+
+use jiff::{SignedDuration, Timestamp};
+use serde::Serialize;
+
+use crate::events::{Envelope, Event, Outcome};
+use crate::providers::ProviderId;
+
+/// A fall in the used ratio larger than this is a reset, whatever the
+/// provider's reset time said.
+const RESET_DROP: f64 = 0.02;
+
+/// Which readings to keep.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Query {
+    /// One provider, or all.
+    pub provider: Option<ProviderId>,
+    /// One window id, or all.
+    pub window: Option<String>,
+    /// Readings at or after this time.
+    pub since: Option<Timestamp>,
+    /// Readings at or before this time.
+    pub until: Option<Timestamp>,
+    /// The bucket width; `None` keeps every reading.
+    pub every: Option<SignedDuration>,
+}
+
+/// One point of a series.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Point {
+    /// The time of the reading (the highest one, when downsampled).
+    pub at: Timestamp,
+    /// The used ratio, 0..1.
+    pub used_ratio: f64,
+    /// The reset time the provider gave with it.
+    pub resets_at: Option<Timestamp>,
+    /// This point is the first of a new cycle.
+    pub reset: bool,
+}
+
+/// The summary of one window's series.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Summary {
+    /// The highest used ratio seen.
+    pub peak: f64,
+    /// When it was first seen.
+    pub peak_at: Option<Timestamp>,
+    /// How many cycles the series covers (a partial first or last one counts).
+    pub cycles: usize,
+    /// The mean of each cycle's highest used ratio.
+    pub average_cycle_peak: f64,
+    /// When each cycle that ran out (reached 100 %) first did.
+    pub ran_out: Vec<Timestamp>,
+}
+
+/// One window's readings over time.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Series {
+    /// The provider.
+    pub provider: ProviderId,
+    /// The window id.
+    pub window: String,
+    /// The points, in time order.
+    pub points: Vec<Point>,
+    /// Its summary, over every reading (not only the kept points).
+    pub summary: Summary,
+}
+
+/// Builds series from readings as they come, in time order.
+#[derive(Debug, Default)]
+pub struct Builder {
+    query: Query,
+    series: BTreeMap<(ProviderId, String), Building>,
+}
+
+/// A series being built.
+#[derive(Debug, Default)]
+struct Building {
+    points: Vec<Point>,
+    /// The bucket the last point belongs to.
+    bucket: Option<i64>,
+    /// The last reading (not point), to see resets.
+    last: Option<(f64, Option<Timestamp>)>,
+    cycle_peaks: Vec<f64>,
+    cycle_ran_out: bool,
+    peak: f64,
+    peak_at: Option<Timestamp>,
+    ran_out: Vec<Timestamp>,
+}
+
+impl Builder {
+    /// A builder for `query`.
+    pub fn new(query: Query) -> Builder {
+        Builder {
+            query,
+            series: BTreeMap::new(),
+        }
+    }
+
+    /// Takes one event; only successful fetches carry readings.
+    pub fn event(&mut self, envelope: &Envelope) {
+        if let Event::FetchCompleted {
+            provider,
+            outcome: Outcome::Usage { windows, .. },
+            ..
+        } = &envelope.payload
+        {
+            for window in windows {
+                let Some(used_ratio) = window.used_ratio else {
+                    continue;
+                };
+                let resets_at = window.resets_at.as_deref().and_then(|text| text.parse().ok());
+                self.reading(*provider, &window.id, envelope.at, used_ratio, resets_at);
+            }
+        }
+    }
+
+    /// Takes one reading.
+    pub fn reading(
+        &mut self,
+        provider: ProviderId,
+        window: &str,
+        at: Timestamp,
+        used_ratio: f64,
+        resets_at: Option<Timestamp>,
+    ) {
+        let query = &self.query;
+        if query.provider.is_some_and(|wanted| wanted != provider)
+            || query.window.as_deref().is_some_and(|wanted| wanted != window)
+            || query.since.is_some_and(|since| at < since)
+            || query.until.is_some_and(|until| at > until)
+            || !used_ratio.is_finite()
+        {
+            return;
+        }
+        let used_ratio = used_ratio.clamp(0.0, 1.0);
+        let bucket = self.query.every.map(|every| bucket_of(at, every));
+        let building = self.series.entry((provider, window.to_owned())).or_default();
+        building.take(at, used_ratio, resets_at, bucket);
+    }
+
+    /// The series, by provider then window id.
+    pub fn finish(self) -> Vec<Series> {
+        self.series
+            .into_iter()
+            .map(|((provider, window), building)| {
+                let cycles = building.cycle_peaks.len();
+                let summary = Summary {
+                    peak: building.peak,
+                    peak_at: building.peak_at,
+                    cycles,
+                    average_cycle_peak: if cycles == 0 {
+                        0.0
+                    } else {
+                        building.cycle_peaks.iter().sum::<f64>() / cycles as f64
+                    },
+                    ran_out: building.ran_out,
+                };
+                Series {
+                    provider,
+                    window,
+                    points: building.points,
+                    summary,
+                }
+            })
+            .collect()
+    }
+}
+
+impl Building {
+    fn take(&mut self, at: Timestamp, used_ratio: f64, resets_at: Option<Timestamp>, bucket: Option<i64>) {
+        let reset = match self.last {
+            None => false,
+            Some((last_ratio, last_resets)) => {
+                used_ratio < last_ratio - RESET_DROP
+                    || matches!((last_resets, resets_at), (Some(before), Some(now)) if now > before && used_ratio < last_ratio)
+            }
+        };
+        self.last = Some((used_ratio, resets_at));
+        if reset || self.cycle_peaks.is_empty() {
+            self.cycle_peaks.push(used_ratio);
+            self.cycle_ran_out = false;
+        }
+        if let Some(peak) = self.cycle_peaks.last_mut() {
+            *peak = peak.max(used_ratio);
+        }
+        if used_ratio > self.peak || self.peak_at.is_none() {
+            self.peak = used_ratio;
+            self.peak_at = Some(at);
+        }
+        if used_ratio >= 1.0 && !self.cycle_ran_out {
+            self.cycle_ran_out = true;
+            self.ran_out.push(at);
+        }
+        let point = Point {
+            at,
+            used_ratio,
+            resets_at,
+            reset,
+        };
+        let same_bucket = bucket.is_some() && bucket == self.bucket && !reset;
+        match self.points.last_mut() {
+            Some(last) if same_bucket => {
+                if used_ratio > last.used_ratio {
+                    *last = Point {
+                        reset: last.reset,
+                        ..point
+                    };
+                }
+            }
+            _ => self.points.push(point),
+        }
+        self.bucket = bucket;
+    }
+}
+
+/// The index of the `every`-wide bucket `at` falls in, counted from the epoch.
+fn bucket_of(at: Timestamp, every: SignedDuration) -> i64 {
+    let width = every.as_secs().max(1);
+    at.as_second().div_euclid(width)
+}
+
+/// The series of every reading in `events` that `query` keeps.
+pub fn series<'a>(events: impl IntoIterator<Item = &'a Envelope>, query: Query) -> Vec<Series> {
+    let mut builder = Builder::new(query);
+    for envelope in events {
+        builder.event(envelope);
+    }
+    builder.finish()
+}
