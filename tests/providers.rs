@@ -181,6 +181,16 @@ fn antigravity_buckets_without_a_window_are_known_by_id_or_name() {
             ]}]),
             vec!["gemini-image-5h", "nano-banana-pro", "deep-research"],
         ),
+        (
+            // A window that names no length: the name decides, and a bucket
+            // that is no pool stays out.
+            json!([{ "buckets": [
+                { "bucketId": "gemini-5h", "window": "WINDOW_UNSPECIFIED", "remainingFraction": 0.5 },
+                { "bucketId": "mystery", "window": "fortnight", "remainingFraction": 0.5 },
+                { "bucketId": "3p-weekly", "window": 604800, "remainingFraction": 0.5 },
+            ]}]),
+            vec!["5h-gemini", "7d-3p"],
+        ),
     ];
     for (groups, expect) in cases {
         let usage = parsed(&summary(groups.clone()));

@@ -87,13 +87,14 @@ fn model_windows(body: &Value) -> Vec<UsageSnapshot> {
 
 /// The quota-summary pools: `5h-gemini`, `7d-gemini`, `5h-3p`, `7d-3p`.
 ///
-/// A bucket's length is its `window` when it has one (a value that names
-/// no length leaves the bucket out), else what its `bucketId` or
-/// `displayName` says (`gemini-5h`, `3p-weekly`, `5-hour`, `Weekly`,
-/// `session`). Its pool is what its id, its group's name or its own display
-/// name says (Gemini, or Claude and other third-party models). A bucket whose
-/// name says more than pool and length (`gemini-image-5h`), or no length at
-/// all, is another quota: its id is its own name, slugged.
+/// A bucket's length is its `window` when that names one, else what its
+/// `bucketId` or `displayName` says (`gemini-5h`, `3p-weekly`, `5-hour`,
+/// `Weekly`, `session`); a window naming no length on a bucket that is no
+/// pool leaves the bucket out. Its pool is what its id, its group's name or
+/// its own display name says (Gemini, or Claude and other third-party
+/// models). A bucket whose name says more than pool and length
+/// (`gemini-image-5h`), or no length at all, is another quota: its id is its
+/// own name, slugged.
 fn pool_windows(body: &Value) -> Vec<UsageSnapshot> {
     let mut snapshots = Vec::new();
     for group in array_at(body, &["groups"]) {
@@ -121,22 +122,29 @@ fn bucket_window(bucket: &Value, group_name: Option<&str>) -> Option<UsageSnapsh
     let id_says = bucket_id.as_deref().map(BucketName::read);
     let display_says = display.as_deref().map(BucketName::read);
     let group_says = group_name.map(BucketName::read);
-    let seconds = match at(bucket, &["window"]) {
-        Some(window) => Some(
-            number(window)
-                .and_then(whole_seconds)
-                .or_else(|| text(window).and_then(|w| BucketName::read(&w).seconds))?,
-        ),
-        None => id_says
-            .and_then(|n| n.seconds)
-            .or_else(|| display_says.and_then(|n| n.seconds)),
-    };
+    // `None`: no window (or an empty one); `Some(None)`: one that names no length.
+    let given = at(bucket, &["window"]).filter(|w| w.as_str().is_none_or(|s| !s.trim().is_empty()));
+    let stated = given.map(|window| {
+        number(window)
+            .and_then(whole_seconds)
+            .or_else(|| text(window).and_then(|w| BucketName::read(&w).seconds))
+    });
+    let named = id_says
+        .and_then(|n| n.seconds)
+        .or_else(|| display_says.and_then(|n| n.seconds));
+    let seconds = stated.flatten().or(named);
     let pool = [id_says, group_says, display_says]
         .into_iter()
         .flatten()
         .find_map(|n| n.pool);
     let own_name = bucket_id.as_deref().or(display.as_deref());
-    let is_pool = seconds.is_some() && (bucket_id.as_ref().map_or(display_says, |_| id_says)).is_none_or(|n| !n.other);
+    let own_says = if bucket_id.is_some() { id_says } else { display_says };
+    let is_pool = seconds.is_some() && own_says.is_none_or(|n| !n.other);
+    if !is_pool && stated == Some(None) {
+        // An explicit window naming no length, on a bucket that is no pool:
+        // nothing says what it measures.
+        return None;
+    }
     let window = UsageSnapshot::of("pool").window_seconds(seconds);
     match (is_pool, seconds) {
         (true, Some(seconds)) => {
