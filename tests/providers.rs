@@ -1,10 +1,15 @@
 //! Every recorded provider response parses to its reviewed snapshot (one
-//! insta snapshot per fixture) and to the outcome its file name promises.
+//! insta snapshot per fixture) and to the outcome its file name promises;
+//! the general parser rules (zone-less timestamps, Antigravity buckets
+//! without a window, Copilot resets and unknown quotas, z.ai counts) hold
+//! for variants of those bodies too.
 
-use quotatrack::providers::ProviderId;
+use jiff::Timestamp;
+use quotatrack::providers::{ParsedUsage, ProviderId};
 use quotatrack::wire::ParseOutput;
+use serde_json::{Value, json};
 
-use crate::support::{Expect, Fixture, all_fixtures, assert_windows_in_range, check};
+use crate::support::{Expect, Fixture, all_fixtures, assert_windows_in_range, check, fixtures_dir};
 
 #[test]
 fn every_fixture_matches_its_snapshot() {
@@ -75,4 +80,237 @@ fn every_provider_declares_its_request_and_quotas() {
     let header = |name: &str| claude.headers.iter().find(|(n, _)| *n == name).map(|(_, v)| *v);
     assert_eq!(header("anthropic-beta"), Some("oauth-2025-04-20"));
     assert!(header("user-agent").is_some_and(|ua| ua.starts_with("claude-code/")));
+}
+
+/// The fixture `<provider>/<name>.json` with its body changed by `edit`.
+fn variant(provider: ProviderId, name: &str, edit: impl FnOnce(&mut Value)) -> Fixture {
+    let fixture = Fixture::load(&fixtures_dir().join(provider.as_str()).join(format!("{name}.json")));
+    let mut body: Value = serde_json::from_slice(&fixture.body).unwrap();
+    edit(&mut body);
+    fixture.with_body(serde_json::to_vec(&body).unwrap())
+}
+
+/// The fixture's body with the value at `pointer` replaced.
+fn with_value(provider: ProviderId, name: &str, pointer: &str, value: Value) -> Fixture {
+    variant(provider, name, |body| {
+        *body
+            .pointer_mut(pointer)
+            .unwrap_or_else(|| panic!("{name}: no {pointer}")) = value;
+    })
+}
+
+fn parsed(fixture: &Fixture) -> ParsedUsage {
+    check(fixture).unwrap_or_else(|error| panic!("{}: {error}", fixture.path.display()))
+}
+
+fn ids(usage: &ParsedUsage) -> Vec<&str> {
+    usage.windows.iter().map(|w| w.id.as_str()).collect()
+}
+
+/// Every provider's reset field read as a zone-less time keeps its time of
+/// day, in UTC, whatever the fraction or separator.
+#[test]
+fn a_zoneless_reset_is_utc_with_its_time_of_day_in_every_provider() {
+    use ProviderId::*;
+    let fields = [
+        (Anthropic, "ok-full", "/five_hour/resets_at"),
+        (Antigravity, "ok-models", "/models/gemini-3-pro-low/quotaInfo/resetTime"),
+        (Antigravity, "ok-summary", "/groups/0/buckets/0/resetTime"),
+        (Codex, "ok-plus", "/rate_limit/primary_window/reset_at"),
+        (Copilot, "ok-paid", "/quota_reset_date_utc"),
+        (Gemini, "ok-quota", "/buckets/0/resetTime"),
+        (Kiro, "ok-free", "/nextDateReset"),
+        (Zai, "ok-credit-limit", "/data/limits/1/nextResetTime"),
+    ];
+    let texts = [
+        ("2026-08-23T07:15:30.123456", "2026-08-23T07:15:30.123456Z"),
+        ("2026-08-23T07:15:30", "2026-08-23T07:15:30Z"),
+        ("2026-08-23 07:15:30", "2026-08-23T07:15:30Z"),
+        ("2026-08-23T07:15:30.1", "2026-08-23T07:15:30.1Z"),
+        ("2026-08-23 07:15:30.123456789012", "2026-08-23T07:15:30.123456789Z"),
+    ];
+    for (provider, name, pointer) in fields {
+        for (text, expect) in texts {
+            let usage = parsed(&with_value(provider, name, pointer, json!(text)));
+            let expect: Timestamp = expect.parse().unwrap();
+            assert!(
+                usage.windows.iter().any(|w| w.resets_at == Some(expect)),
+                "{provider} {name} {pointer} = {text:?}: {:?}",
+                usage.windows.iter().map(|w| w.resets_at).collect::<Vec<_>>()
+            );
+        }
+    }
+}
+
+/// Summary buckets with no `window` are known by id or display name; the
+/// ids are those of buckets that have one.
+#[test]
+fn antigravity_buckets_without_a_window_are_known_by_id_or_name() {
+    let summary = |groups: Value| {
+        variant(ProviderId::Antigravity, "ok-summary", |body| {
+            *body = json!({ "groups": groups })
+        })
+    };
+    let bucket = |key: &str, name: &str, fraction: f64| json!({ key: name, "remainingFraction": fraction, "resetTime": "2026-08-22T16:00:00Z" });
+    let cases = [
+        (
+            json!([{ "buckets": [
+                bucket("bucketId", "gemini-5h", 0.5), bucket("bucketId", "gemini-weekly", 0.5),
+                bucket("bucketId", "3p-5h", 0.5), bucket("bucketId", "3p-weekly", 0.5),
+            ]}]),
+            vec!["5h-gemini", "7d-gemini", "5h-3p", "7d-3p"],
+        ),
+        (
+            json!([
+                { "displayName": "Gemini models", "buckets": [bucket("displayName", "5-hour", 0.5), bucket("displayName", "Weekly", 0.5)] },
+                { "displayName": "Claude and other models", "buckets": [bucket("displayName", "5 hours", 0.5), bucket("displayName", "7-day limit", 0.5)] },
+            ]),
+            vec!["5h-gemini", "7d-gemini", "5h-3p", "7d-3p"],
+        ),
+        (
+            json!([{ "buckets": [
+                bucket("bucketId", "gemini_session", 0.5), bucket("bucketId", "gemini-5h limit", 0.5),
+                bucket("bucketId", "claude-weekly", 0.5), bucket("bucketId", "THIRD_PARTY_FIVE_HOUR", 0.5),
+            ]}]),
+            vec!["5h-gemini", "5h-gemini-2", "7d-3p", "5h-3p"],
+        ),
+        (
+            json!([{ "displayName": "Gemini models", "buckets": [
+                bucket("bucketId", "gemini-image-5h", 0.5), bucket("bucketId", "Nano Banana Pro", 0.5),
+                bucket("displayName", "Deep Research", 0.5),
+            ]}]),
+            vec!["gemini-image-5h", "nano-banana-pro", "deep-research"],
+        ),
+        (
+            // A window that names no length: the name decides, and a bucket
+            // that is no pool stays out.
+            json!([{ "buckets": [
+                { "bucketId": "gemini-5h", "window": "WINDOW_UNSPECIFIED", "remainingFraction": 0.5 },
+                { "bucketId": "mystery", "window": "fortnight", "remainingFraction": 0.5 },
+                { "bucketId": "3p-weekly", "window": 604800, "remainingFraction": 0.5 },
+            ]}]),
+            vec!["5h-gemini", "7d-3p"],
+        ),
+    ];
+    for (groups, expect) in cases {
+        let usage = parsed(&summary(groups.clone()));
+        assert_eq!(ids(&usage), expect, "{groups}");
+        assert_windows_in_range(&usage);
+    }
+    // The length comes with the id: a known bucket is 5 h or a week long.
+    let usage = parsed(&summary(
+        json!([{ "buckets": [bucket("bucketId", "3p-weekly", 0.25)] }]),
+    ));
+    assert_eq!(usage.windows[0].window_seconds, Some(604_800));
+    assert_eq!(usage.windows[0].used_ratio, 0.75);
+}
+
+/// A Copilot body with no reset date, an empty or a null one, has windows
+/// with no reset; keys it does not know are windows of their own.
+#[test]
+fn copilot_states_a_reset_only_when_the_body_does_and_reads_unknown_quotas() {
+    let no_reset = |value: Option<Value>| {
+        variant(ProviderId::Copilot, "ok-paid", |body| {
+            for key in ["quota_reset_date", "quota_reset_date_utc"] {
+                match &value {
+                    Some(value) => body[key] = value.clone(),
+                    None => drop(body.as_object_mut().unwrap().remove(key)),
+                }
+            }
+        })
+    };
+    for value in [
+        None,
+        Some(json!("")),
+        Some(json!(null)),
+        Some(json!("  ")),
+        Some(json!(0)),
+    ] {
+        let usage = parsed(&no_reset(value.clone()));
+        assert!(
+            usage.windows.iter().all(|w| w.resets_at.is_none()),
+            "{value:?}: {:?}",
+            usage.windows
+        );
+    }
+    let legacy = variant(ProviderId::Copilot, "ok-free-legacy-monthly", |body| {
+        body.as_object_mut().unwrap().remove("limited_user_reset_date");
+    });
+    assert!(parsed(&legacy).windows.iter().all(|w| w.resets_at.is_none()));
+
+    let extra = variant(ProviderId::Copilot, "ok-paid", |body| {
+        body["quota_snapshots"]["Spark Sessions"] = json!({ "entitlement": 20, "remaining": 5, "unlimited": false });
+        body["quota_snapshots"]["agent_mode"] =
+            json!({ "entitlement": 100, "percent_remaining": 40.0, "quota_remaining": 40.0, "unlimited": false });
+        body["quota_snapshots"]["web_search"] = json!({ "entitlement": 0, "unlimited": true });
+        body["quota_snapshots"]["not_an_object"] = json!("n/a");
+    });
+    let usage = parsed(&extra);
+    assert_eq!(ids(&usage), ["premium", "spark-sessions", "agent-mode"]);
+    let spark = &usage.windows[1];
+    assert_eq!(
+        (spark.used, spark.remaining, spark.limit),
+        (Some(15.0), Some(5.0), Some(20.0))
+    );
+    assert_eq!(spark.used_ratio, 0.75);
+    assert_eq!(usage.windows[2].used_ratio, 0.6);
+    assert_eq!(
+        spark.resets_at, usage.windows[0].resets_at,
+        "the body's reset applies to every quota"
+    );
+}
+
+/// z.ai limits with counts but no percentage have a used share from the
+/// counts, whichever counts are given.
+#[test]
+fn zai_counts_without_a_percentage_give_the_used_share() {
+    let limit = |counts: Value| {
+        variant(ProviderId::Zai, "ok-credit-limit", |body| {
+            let mut entry = json!({ "type": "CREDIT_LIMIT", "unit": 3, "number": 5 });
+            entry
+                .as_object_mut()
+                .unwrap()
+                .extend(counts.as_object().unwrap().clone());
+            body["data"]["limits"] = json!([entry]);
+        })
+    };
+    let cases = [
+        (json!({ "usage": 2000, "currentValue": 500 }), 0.25),
+        (json!({ "usage": 2000, "remaining": 1500 }), 0.25),
+        (json!({ "currentValue": 500, "remaining": 1500 }), 0.25),
+        (json!({ "total": 2000, "currentValue": 500 }), 0.25),
+        (json!({ "total": 2000, "remaining": 1500 }), 0.25),
+        (json!({ "total": 2000, "usage": 500 }), 0.25),
+        (
+            json!({ "usage": "2000", "currentValue": "500", "remaining": "1500" }),
+            0.25,
+        ),
+        (json!({ "usage": 2000, "currentValue": 2600, "remaining": 0 }), 1.0),
+        (json!({ "usage": 1000, "currentValue": 0, "remaining": 1000 }), 0.0),
+    ];
+    for (counts, expect) in cases {
+        let usage = parsed(&limit(counts.clone()));
+        assert_eq!(ids(&usage), ["5h"], "{counts}");
+        let window = &usage.windows[0];
+        assert!((window.used_ratio - expect).abs() < 1e-9, "{counts}: {window:?}");
+        assert_eq!(window.window_seconds, Some(18_000));
+    }
+    // A percentage, when there, is the share; too little to derive is no window.
+    let stated = parsed(&limit(json!({ "usage": 2000, "currentValue": 500, "percentage": 30 })));
+    assert_eq!(stated.windows[0].used_ratio, 0.3);
+    for counts in [
+        json!({ "currentValue": 500 }),
+        json!({ "usage": 0, "currentValue": 0 }),
+        json!({ "remaining": 10 }),
+    ] {
+        assert!(check(&limit(counts.clone())).is_err(), "{counts}");
+    }
+    // Tool calls: `usage` is the allowance there too.
+    let tools = variant(ProviderId::Zai, "ok-credit-limit", |body| {
+        body["data"]["limits"] =
+            json!([{ "type": "TIME_LIMIT", "unit": 5, "number": 1, "usage": 1000, "remaining": 900 }]);
+    });
+    let usage = parsed(&tools);
+    assert_eq!(ids(&usage), ["tools"]);
+    assert!((usage.windows[0].used_ratio - 0.1).abs() < 1e-9);
 }

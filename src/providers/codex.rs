@@ -3,15 +3,16 @@
 //! Windows are classified by `limit_window_seconds`, never by slot: free and
 //! team accounts carry the weekly window in `primary_window`. The slot is
 //! only a fallback when the length is missing (primary 5 h, secondary 7 d).
-//! `used_percent` is 0–100 used; `reset_at` is epoch seconds,
-//! `reset_after_seconds` relative. When the body has no main windows, the
-//! `x-codex-*` headers of the same response fill them in.
+//! `used_percent` is 0–100 used; `reset_at` is epoch seconds (read like
+//! every timestamp, so ISO text works too), `reset_after_seconds` relative.
+//! When the body has no main windows, the `x-codex-*` headers of the same
+//! response fill them in.
 
 use jiff::Timestamp;
 use serde_json::Value;
 
 use super::decode::{
-    after, array_at, at, epoch, number, number_at, slug, text_at, timestamp_at, whole_seconds, window_id,
+    after, array_at, at, number, number_at, slug, text_at, text_timestamp, timestamp_at, whole_seconds, window_id,
 };
 use super::errors::Failure;
 use super::{FetchError, Provider, ProviderId, Reading, RequestSpec, Response};
@@ -92,8 +93,7 @@ fn rate_windows(rate_limit: Option<&Value>, now: Timestamp) -> Vec<UsageSnapshot
             let seconds = number_at(window, &["limit_window_seconds"])
                 .and_then(whole_seconds)
                 .unwrap_or(*default_seconds);
-            let reset = number_at(window, &["reset_at"])
-                .and_then(epoch)
+            let reset = timestamp_at(window, &["reset_at"])
                 .or_else(|| number_at(window, &["reset_after_seconds"]).and_then(|s| after(now, s)));
             Some(length_window(percent, seconds, reset))
         })
@@ -113,7 +113,9 @@ fn header_windows(response: &Response<'_>) -> Vec<UsageSnapshot> {
             };
             let percent = header("used-percent")?;
             let minutes = header("window-minutes");
-            let reset = header("reset-at").and_then(epoch);
+            let reset = response
+                .header(&format!("x-codex-{slot}-reset-at"))
+                .and_then(text_timestamp);
             if percent == 0.0 && minutes.is_none() && reset.is_none() {
                 return None;
             }
@@ -155,8 +157,7 @@ fn spend_limit(body: &Value, now: Timestamp) -> Option<UsageSnapshot> {
         .window("spend", "Spend")
         .amounts(limit, used)
         .resets_at(
-            number_at(pool, &["reset_at"])
-                .and_then(epoch)
+            timestamp_at(pool, &["reset_at"])
                 .or_else(|| number_at(pool, &["reset_after_seconds"]).and_then(|s| after(now, s))),
         );
     snapshot.used_ratio = number_at(pool, &["used_percent"]).map(|p| p / 100.0);

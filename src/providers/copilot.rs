@@ -4,15 +4,20 @@
 //! (-15 means 115 % used), `remaining` is floored while `quota_remaining` is
 //! the real balance, and an `unlimited` bucket has no meter. Premium requests
 //! cost a per-model multiple of one request, so the premium quota is a
-//! multiplier quota. Legacy free accounts report `monthly_quotas` (totals)
-//! and `limited_user_quotas` (remaining), numbers possibly as strings.
+//! multiplier quota. Snapshot keys beyond premium, chat and completions
+//! (GitHub adds some) are windows of their own, named by their key. The
+//! reset is the one the body states (`quota_reset_date_utc`,
+//! `quota_reset_date`, `quota_reset_at`, in a bucket or at the top); when it
+//! states none, or an empty one, `resets_at` is null, never a guessed month
+//! start. Legacy free accounts report `monthly_quotas` (totals) and
+//! `limited_user_quotas` (remaining), numbers possibly as strings.
 
 use std::collections::BTreeMap;
 
 use jiff::Timestamp;
 use serde_json::Value;
 
-use super::decode::{at, bool_at, next_month_start_utc, number_at, text_at, timestamp_at};
+use super::decode::{at, bool_at, number_at, slug, text_at, timestamp_at};
 use super::errors::{ErrorKind, Failure, seconds_until};
 use super::{AuthScheme, FetchError, Provider, ProviderId, Reading, RequestSpec, Response};
 use crate::quota::{QuotaDefinition, QuotaKind, ResetBehavior, Unit, UsageSnapshot, WindowType};
@@ -66,6 +71,14 @@ const BUCKETS: [(&str, &str, &str); 3] = [
     ("completions", "completions", "Completions"),
 ];
 
+/// The quota of snapshot keys the table above does not know: each is read
+/// as a monthly allowance of its own, under its own (slugged) name.
+const OTHER: &str = "other";
+
+/// Where a reset date may be, in order of preference; each may also sit in
+/// a bucket, where it wins over the body's.
+const RESET_KEYS: [&str; 3] = ["quota_reset_date_utc", "quota_reset_date", "quota_reset_at"];
+
 fn quotas() -> Vec<QuotaDefinition> {
     let multipliers: BTreeMap<String, f64> = MULTIPLIERS.iter().map(|(m, x)| ((*m).to_owned(), *x)).collect();
     let premium = QuotaKind::Multiplier {
@@ -76,28 +89,53 @@ fn quotas() -> Vec<QuotaDefinition> {
         QuotaDefinition::new("premium", WindowType::Fixed, ResetBehavior::Calendar, premium),
         QuotaDefinition::monthly_amount("chat", Unit::Requests),
         QuotaDefinition::monthly_amount("completions", Unit::Requests),
+        QuotaDefinition::monthly_amount(OTHER, Unit::Requests),
     ]
 }
 
-fn read(body: &Value, _response: &Response<'_>, now: Timestamp) -> Result<Reading, FetchError> {
-    let reset = timestamp_at(body, &["quota_reset_date_utc"])
-        .or_else(|| timestamp_at(body, &["quota_reset_date"]))
-        .or_else(|| timestamp_at(body, &["quota_reset_at"]))
-        .or_else(|| next_month_start_utc(now));
-    let mut snapshots: Vec<_> = BUCKETS
-        .iter()
-        .filter_map(|(key, id, label)| {
-            let bucket = at(body, &["quota_snapshots", key])?;
-            bucket_snapshot(bucket, id).map(|s| s.window(*id, *label).resets_at(reset))
-        })
-        .collect();
+fn read(body: &Value, _response: &Response<'_>, _now: Timestamp) -> Result<Reading, FetchError> {
+    let reset = reset_at(body);
+    let buckets = at(body, &["quota_snapshots"]).and_then(Value::as_object);
+    let known = BUCKETS.iter().filter_map(|(key, id, label)| {
+        let bucket = buckets?.get(*key)?;
+        bucket_snapshot(bucket, id).map(|s| s.window(*id, *label).resets_at(reset_at(bucket).or(reset)))
+    });
+    let others = buckets
+        .into_iter()
+        .flatten()
+        .filter(|(key, _)| !BUCKETS.iter().any(|(known, _, _)| known == key))
+        .filter_map(|(key, bucket)| {
+            let id = Some(slug(key)).filter(|id| !id.is_empty())?;
+            bucket_snapshot(bucket, OTHER).map(|s| s.window(id, label_of(key)).resets_at(reset_at(bucket).or(reset)))
+        });
+    let mut snapshots: Vec<_> = known.chain(others).collect();
     if snapshots.is_empty() {
-        snapshots = legacy_quotas(body, now);
+        snapshots = legacy_quotas(body);
     }
     Ok(Reading {
         plan: text_at(body, &["copilot_plan"]),
         snapshots,
     })
+}
+
+/// The reset an object states, under any of the keys Copilot uses for it;
+/// `None` when it states none (empty, null, or the epoch-0 placeholder):
+/// a reset is never assumed.
+fn reset_at(object: &Value) -> Option<Timestamp> {
+    RESET_KEYS
+        .iter()
+        .find_map(|key| timestamp_at(object, &[key]).filter(|at| at.as_second() > 0))
+}
+
+/// A label from a snapshot key: `immediate_usage_interval` → `Immediate usage interval`.
+fn label_of(key: &str) -> String {
+    let words = key.replace(['_', '-'], " ");
+    let words = words.trim();
+    let mut chars = words.chars();
+    chars
+        .next()
+        .map(|first| first.to_uppercase().chain(chars).collect())
+        .unwrap_or_default()
 }
 
 fn classify(failure: &Failure<'_>) -> FetchError {
@@ -138,8 +176,8 @@ fn bucket_snapshot(bucket: &Value, quota: &str) -> Option<UsageSnapshot> {
 /// The pre-2026 free-plan shape: totals in `monthly_quotas`, what is left in
 /// `limited_user_quotas`. Without the remaining side usage is unknown, and
 /// no window is made (never assume full).
-fn legacy_quotas(body: &Value, now: Timestamp) -> Vec<UsageSnapshot> {
-    let reset = timestamp_at(body, &["limited_user_reset_date"]).or_else(|| next_month_start_utc(now));
+fn legacy_quotas(body: &Value) -> Vec<UsageSnapshot> {
+    let reset = timestamp_at(body, &["limited_user_reset_date"]).filter(|at| at.as_second() > 0);
     [("chat", "Chat"), ("completions", "Completions")]
         .iter()
         .filter_map(|(key, label)| {

@@ -190,13 +190,17 @@ impl<'a> Failure<'a> {
         bounded(&message)
     }
 
-    /// The `Retry-After` header, as seconds or an HTTP-date relative to `now`.
+    /// The `Retry-After` header, as seconds or an HTTP-date relative to `now`
+    /// (ISO text too, read like every other timestamp).
     pub fn retry_after(&self) -> Option<u64> {
         let value = self.response.header("retry-after")?;
         if let Some(seconds) = value.parse::<f64>().ok().filter(|s| s.is_finite() && *s >= 0.0) {
             return Some(seconds.ceil() as u64);
         }
-        let at = jiff::fmt::rfc2822::parse(value).ok()?.timestamp();
+        let at = jiff::fmt::rfc2822::parse(value)
+            .ok()
+            .map(|zoned| zoned.timestamp())
+            .or_else(|| super::decode::text_timestamp(value))?;
         Some(seconds_until(self.now, at))
     }
 

@@ -4,8 +4,10 @@
 //! (for example "no coding plan"). Quota windows are `TOKENS_LIMIT` (older)
 //! or `CREDIT_LIMIT` (newer) with a 0–100 used `percentage` and a length of
 //! `number` × `unit`; `TIME_LIMIT` counts monthly tool calls, where `usage`
-//! is the **limit** and `currentValue` the amount used. `nextResetTime` is
-//! epoch milliseconds and absent on a window that has not started.
+//! is the **limit** and `currentValue` the amount used. A limit that gives
+//! counts (`usage`, `currentValue`, `remaining`, `total`) but no percentage
+//! has its used share derived from them. `nextResetTime` is epoch
+//! milliseconds and absent on a window that has not started.
 
 use jiff::Timestamp;
 use serde_json::Value;
@@ -61,20 +63,23 @@ fn classify(failure: &Failure<'_>) -> FetchError {
     }
 }
 
-/// One entry of `data.limits`.
+/// One entry of `data.limits`. The used share is `percentage` when it is
+/// there, else derived from whatever counts the entry gives.
 fn limit_window(limit: &Value, index: usize) -> Option<UsageSnapshot> {
     let kind = text_at(limit, &["type"]).or_else(|| text_at(limit, &["name"]))?;
     let percent = number_at(limit, &["percentage"]);
-    let total = number_at(limit, &["usage"]);
-    let used = number_at(limit, &["currentValue"]);
+    let counts = Counts::read(limit);
+    let used_ratio = percent.map(|p| p / 100.0).or_else(|| counts.used_ratio());
     let reset = timestamp_at(limit, &["nextResetTime"]);
     if kind == "TIME_LIMIT" {
-        let mut snapshot = UsageSnapshot::of("tools").window("tools", "Tools").amounts(total, used);
-        snapshot.used_ratio = percent.map(|p| p / 100.0);
+        let mut snapshot = UsageSnapshot::of("tools")
+            .window("tools", "Tools")
+            .amounts(counts.total, counts.used);
+        snapshot.used_ratio = used_ratio;
         snapshot.window_seconds = Some(2_592_000);
-        return (total.is_some() || percent.is_some()).then(|| snapshot.resets_at(reset));
+        return (counts.total.is_some() || used_ratio.is_some()).then(|| snapshot.resets_at(reset));
     }
-    let percent = percent?;
+    let used_ratio = used_ratio?;
     let unit_code = number_at(limit, &["unit"]).map(|u| u as i64);
     let seconds = UNIT_SECONDS
         .iter()
@@ -85,10 +90,10 @@ fn limit_window(limit: &Value, index: usize) -> Option<UsageSnapshot> {
     let id = seconds.map_or_else(|| format!("limit-{}", index + 1), window_id);
     let mut snapshot = UsageSnapshot::of("window")
         .window(id.clone(), id)
-        .used_percent(percent)
         .resets_at(reset)
         .window_seconds(seconds);
-    if let (Some(total), Some(used)) = (total, used) {
+    snapshot.used_ratio = Some(used_ratio);
+    if let (Some(total), Some(used)) = (counts.total, counts.used) {
         let unit = if kind.starts_with("TOKENS") {
             Unit::Tokens
         } else {
@@ -97,6 +102,41 @@ fn limit_window(limit: &Value, index: usize) -> Option<UsageSnapshot> {
         snapshot = snapshot.amounts(Some(total), Some(used)).unit(unit);
     }
     Some(snapshot)
+}
+
+/// The counts of one limit, each derived from the others when absent.
+/// `usage` is z.ai's name for the allowance and `currentValue` for what is
+/// used; where a body also gives `total`, that is the allowance and `usage`
+/// what is used.
+#[derive(Debug, Clone, Copy, Default)]
+struct Counts {
+    total: Option<f64>,
+    used: Option<f64>,
+    remaining: Option<f64>,
+}
+
+impl Counts {
+    fn read(limit: &Value) -> Counts {
+        let count = |key: &str| number_at(limit, &[key]).filter(|n| *n >= 0.0);
+        let (total_field, usage) = (count("total"), count("usage"));
+        let current = count("currentValue");
+        let remaining = count("remaining");
+        let stated_total = total_field.or(usage);
+        let used = current
+            .or_else(|| Some(stated_total? - remaining?).filter(|used| *used >= 0.0))
+            .or(total_field.and(usage));
+        let total = stated_total.or_else(|| Some(used? + remaining?));
+        let remaining = remaining.or_else(|| Some(total? - used?));
+        Counts { total, used, remaining }
+    }
+
+    /// Used over total, when both are known and the total is not zero.
+    fn used_ratio(self) -> Option<f64> {
+        let total = self.total.filter(|t| *t > 0.0)?;
+        self.used
+            .or_else(|| Some(total - self.remaining?))
+            .map(|used| used / total)
+    }
 }
 
 /// The error a 200 body reports: `success: false`, or an `error` object.
@@ -130,5 +170,29 @@ fn code_kind(code: i64) -> Option<ErrorKind> {
         429 | 1302..=1308 => Some(ErrorKind::RateLimited),
         1309 => Some(ErrorKind::ApiError),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn counts_derive_each_other() {
+        let read = |v: Value| {
+            let counts = Counts::read(&v);
+            (counts.total, counts.used, counts.remaining, counts.used_ratio())
+        };
+        let quarter = (Some(2000.0), Some(500.0), Some(1500.0), Some(0.25));
+        assert_eq!(read(json!({"usage": 2000, "currentValue": 500})), quarter);
+        assert_eq!(read(json!({"usage": 2000, "remaining": 1500})), quarter);
+        assert_eq!(read(json!({"currentValue": 500, "remaining": 1500})), quarter);
+        assert_eq!(read(json!({"total": 2000, "usage": 500})), quarter);
+        assert_eq!(read(json!({"total": 2000, "remaining": 1500})), quarter);
+        assert_eq!(read(json!({"currentValue": 500})), (None, Some(500.0), None, None));
+        assert_eq!(read(json!({"usage": 0, "currentValue": 0})).3, None);
+        assert_eq!(read(json!({"usage": -5, "currentValue": 1})).3, None);
     }
 }
