@@ -198,6 +198,25 @@ impl From<&ResolvedUsageWindow> for Window {
 }
 
 impl Window {
+    /// Whether `replayed` reads the same as this recorded window. A window
+    /// recorded before windows said how they move (no `quota`) matches
+    /// whatever the replayed one says of `quota`, `window_type`,
+    /// `reset_behavior` and `model_ids`: those come from the quota table,
+    /// not the response, so an older log still replays identical.
+    pub fn same_reading(&self, replayed: &Window) -> bool {
+        if self.quota.is_some() {
+            return self == replayed;
+        }
+        let described_as_then = Window {
+            quota: None,
+            window_type: None,
+            reset_behavior: None,
+            model_ids: Vec::new(),
+            ..replayed.clone()
+        };
+        *self == described_as_then
+    }
+
     /// The window as `parse --json` prints it: the parse contract's fields
     /// only. How a window moves and which models it counts are the quota
     /// table's, not the response's; `status --json` shows them.

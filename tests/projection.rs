@@ -648,3 +648,32 @@ fn every_fixture_shows_in_status_json_with_every_window_value() {
         insta::assert_json_snapshot!(json);
     });
 }
+
+#[test]
+fn a_snapshot_file_from_before_the_window_values_reads_with_them_derived() {
+    let store = store_after(vec![fetched(usage(vec![window("5h", 0.45, Some(at(8_580)))]))]);
+    let view = status::view(&store, at(600), &StatusOptions::default());
+    // The snapshot file as an older version wrote it: no derived values.
+    let mut old = serde_json::to_value(&view).unwrap();
+    let derived = [
+        "total",
+        "used_percent",
+        "remaining_percent",
+        "progress",
+        "used_time_s",
+        "remaining_time_s",
+        "total_time_s",
+    ];
+    for window in old["providers"][0]["windows"].as_array_mut().unwrap() {
+        for name in derived {
+            window.as_object_mut().unwrap().remove(name);
+        }
+    }
+    let data = tempfile::tempdir().unwrap();
+    std::fs::write(status::snapshot_path(data.path()), old.to_string()).unwrap();
+    let mut read = status::read_snapshot(data.path()).unwrap().unwrap();
+    assert_eq!(read.providers[0].windows[0].used_time_s, None);
+    status::settle(&mut read, at(600), &StatusOptions::default());
+    assert_eq!(read, view);
+    assert_eq!(read.providers[0].windows[0].remaining_time_s, Some(7_980));
+}
