@@ -136,6 +136,10 @@ fn cycle_events(start: Timestamp, cycle: u64) -> Vec<(Timestamp, Stream, Event)>
         resets_at: Some("2026-11-20T12:00:00Z".to_owned()),
         window_seconds: Some(18_000),
         model: None,
+        quota: None,
+        window_type: None,
+        reset_behavior: None,
+        model_ids: Vec::new(),
         reset_passed: false,
     };
     ProviderId::ALL

@@ -1,44 +1,63 @@
 //! Footer values: single named values read out of a status view, for host
 //! footers and `status --format`. These are the tracker's context
-//! providers, which the source declared but never wired up (its registry
-//! returned an empty list).
+//! providers (`platform-tracker.md` §1.5), which the source declared but
+//! never wired up (its registry returned an empty list); the names follow
+//! its metrics in snake case, and each window value is also a field of the
+//! window in `status --json`.
 //!
-//! Names are `<provider>.<window>.<value>` for windows and
-//! `<provider>.<value>` for providers:
+//! Names are `<provider>.<value>` for providers, `<provider>.<window>.<value>`
+//! for windows and `<provider>.<window>.<value>.<model>` for what a request
+//! to one model costs under a multiplier quota (Copilot's `premium`):
 //!
-//! | value | meaning |
-//! |---|---|
-//! | `used_percent`, `remaining_percent` | whole percent of the window |
-//! | `used`, `remaining`, `total` | amounts in the window's unit (durations for time windows) |
-//! | `progress` | how much of the window's *time* has passed, in percent (the source returned the used share under this name) |
-//! | `resets_in` | time until the window resets (`2h13m`) |
-//! | `remaining_time` | time left in a window measured in time |
-//! | `state`, `age`, `label`, `plan` | per provider: freshness, age of the values, name, plan |
+//! | value | meaning | `status --json` field |
+//! |---|---|---|
+//! | `used_percent`, `remaining_percent` | whole percent of the window used / left | `used_percent`, `remaining_percent` |
+//! | `used`, `remaining`, `total` | amounts in the window's unit (durations for windows counted in seconds) | `used`, `remaining`, `total` |
+//! | `progress` | how much of the window's *time* has passed, whole percent (the source returned the used share under this name) | `progress` |
+//! | `used_time`, `remaining_time`, `total_time` | time the window has run, has left until its reset, and its length (`2h13m`) | `used_time_s`, `remaining_time_s`, `total_time_s` |
+//! | `used_time_s`, `remaining_time_s`, `total_time_s` | the same in whole seconds | the same |
+//! | `resets_in` | time until the window resets (`2h13m`) | `remaining_time_s` |
+//! | `requests_left.<model>` | multiplier quotas: requests to `<model>` that fit in what is left, `floor(remaining / multiplier)`; `unlimited` for a free (0×) model | `requests_left_by_model` |
+//! | `multiplier.<model>` | multiplier quotas: premium requests one request to `<model>` costs | `requests_left_by_model` |
+//! | `state`, `age`, `label`, `plan` | per provider: freshness, age of the values, name, plan | `state`, `age_s`, `label`, `plan` |
 //!
-//! A value that is unknown right now (no data yet, a reset that has passed)
-//! renders as `--`; a name that can never exist is an error listing the
-//! valid names.
+//! `<model>` may be any model id: it finds its row of the quota's table as
+//! [`QuotaDefinition::table_entry_for`] says (`claude-sonnet-4-5` finds
+//! `claude-sonnet-4.5`), and a model the table does not list costs 1.
+//!
+//! Every value is derived at the clock reading the template is rendered
+//! at. A value that is unknown right now (no data yet, a window without a
+//! length or reset time, a reset that has passed) renders as `--`; a name
+//! that can never exist is an error listing the valid names.
 
 use std::collections::BTreeMap;
 
 use jiff::Timestamp;
 
 use crate::providers::ProviderId;
-use crate::quota::Unit;
-use crate::status::compact_duration;
-use crate::wire::{ProviderStatus, Status, Window};
+use crate::quota::{QuotaDefinition, Unit};
+use crate::status::{compact_duration, derive_window, model_requests, multiplier_quota};
+use crate::wire::{ModelRequests, ProviderStatus, Status, StatusWindow};
 
 /// What a window offers.
-pub const WINDOW_VALUES: [&str; 8] = [
+pub const WINDOW_VALUES: [&str; 13] = [
     "progress",
     "used_percent",
     "remaining_percent",
     "used",
     "remaining",
     "total",
-    "resets_in",
+    "used_time",
     "remaining_time",
+    "total_time",
+    "used_time_s",
+    "remaining_time_s",
+    "total_time_s",
+    "resets_in",
 ];
+
+/// What a multiplier window offers per model (`<value>.<model>`).
+pub const MODEL_VALUES: [&str; 2] = ["requests_left", "multiplier"];
 
 /// What a provider offers.
 pub const PROVIDER_VALUES: [&str; 4] = ["state", "age", "label", "plan"];
@@ -46,14 +65,18 @@ pub const PROVIDER_VALUES: [&str; 4] = ["state", "age", "label", "plan"];
 /// The text of an unknown value.
 pub const UNKNOWN: &str = "--";
 
+/// The text of a request count that has no limit (a free model).
+pub const UNLIMITED: &str = "unlimited";
+
 /// Why a template cannot be rendered.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FooterError {
     /// A placeholder names nothing that exists.
     #[error(
-        "unknown footer value {name:?}; names are PROVIDER.VALUE ({}) or PROVIDER.WINDOW.VALUE ({}); windows now: {}",
+        "unknown footer value {name:?}; names are PROVIDER.VALUE ({}), PROVIDER.WINDOW.VALUE ({}) or, for a multiplier quota, PROVIDER.WINDOW.VALUE.MODEL ({}); windows now: {}",
         PROVIDER_VALUES.join(", "),
         WINDOW_VALUES.join(", "),
+        MODEL_VALUES.join(", "),
         if windows.is_empty() { "none yet".to_owned() } else { windows.join("; ") }
     )]
     UnknownName {
@@ -70,7 +93,8 @@ pub enum FooterError {
     },
 }
 
-/// Every named value of `view` at `now`.
+/// Every named value of `view` at `now`: every provider and window value,
+/// and the model values of each row of a multiplier quota's table.
 pub fn values(view: &Status, now: Timestamp) -> BTreeMap<String, String> {
     let mut values = BTreeMap::new();
     for provider in &view.providers {
@@ -78,9 +102,19 @@ pub fn values(view: &Status, now: Timestamp) -> BTreeMap<String, String> {
         for name in PROVIDER_VALUES {
             values.insert(format!("{id}.{name}"), provider_value(provider, name));
         }
+        let quotas = id.provider().quotas();
         for window in &provider.windows {
+            let window = derived(window, &quotas, now);
             for name in WINDOW_VALUES {
-                values.insert(format!("{id}.{}.{name}", window.id), window_value(window, name, now));
+                values.insert(format!("{id}.{}.{name}", window.id), window_value(&window, name));
+            }
+            for (model, requests) in &window.requests_left_by_model {
+                for name in MODEL_VALUES {
+                    values.insert(
+                        format!("{id}.{}.{name}.{model}", window.id),
+                        model_value(requests, name),
+                    );
+                }
             }
         }
     }
@@ -102,22 +136,11 @@ pub fn render(template: &str, view: &Status, now: Timestamp) -> Result<String, F
         let name = after[..close].trim();
         match values.get(name) {
             Some(value) => out.push_str(value),
-            None if awaits_data(name, view) => out.push_str(UNKNOWN),
-            None => {
-                let windows = view
-                    .providers
-                    .iter()
-                    .filter(|p| !p.windows.is_empty())
-                    .map(|p| {
-                        let ids: Vec<&str> = p.windows.iter().map(|w| w.id.as_str()).collect();
-                        format!("{}: {}", p.id, ids.join(", "))
-                    })
-                    .collect();
-                return Err(FooterError::UnknownName {
-                    name: name.to_owned(),
-                    windows,
-                });
-            }
+            None => match model_value_by_name(name, view, now) {
+                Some(value) => out.push_str(&value),
+                None if awaits_data(name, view) => out.push_str(UNKNOWN),
+                None => return Err(unknown_name(name, view)),
+            },
         }
         rest = &after[close + 1..];
     }
@@ -125,21 +148,83 @@ pub fn render(template: &str, view: &Status, now: Timestamp) -> Result<String, F
     Ok(out)
 }
 
-/// A well-formed window value of a provider that has no windows to show
-/// (no data yet, inactive, or not in the view): unknown, not an error.
+/// A name, taken apart.
+#[derive(Debug, PartialEq)]
+enum Name<'n> {
+    Provider(ProviderId, &'n str),
+    Window(ProviderId, &'n str, &'n str),
+    Model(ProviderId, &'n str, &'n str, &'n str),
+}
+
+impl<'n> Name<'n> {
+    /// `None` for a name of no known shape or provider. Window ids and
+    /// model ids may hold dots (`gemini-2.5-pro`, `claude-sonnet-4.5`): a
+    /// window value is the part after the last dot, a model value is found
+    /// by its value word.
+    fn parse(name: &'n str) -> Option<Name<'n>> {
+        let (provider, rest) = name.split_once('.')?;
+        let id = provider.parse::<ProviderId>().ok()?;
+        let Some((window, value)) = rest.rsplit_once('.') else {
+            return PROVIDER_VALUES.contains(&rest).then_some(Name::Provider(id, rest));
+        };
+        if !window.is_empty() && WINDOW_VALUES.contains(&value) {
+            return Some(Name::Window(id, window, value));
+        }
+        MODEL_VALUES.iter().find_map(|value| {
+            let (window, model) = rest.split_once(&format!(".{value}."))?;
+            (!window.is_empty() && !model.is_empty()).then_some(Name::Model(id, window, value, model))
+        })
+    }
+}
+
+/// The value of a model name for a model the table may not list by that
+/// id (`copilot.premium.requests_left.claude-sonnet-4-5`); `None` when
+/// the name is not a model value of a multiplier window in the view.
+fn model_value_by_name(name: &str, view: &Status, now: Timestamp) -> Option<String> {
+    let Some(Name::Model(id, window_id, value, model)) = Name::parse(name) else {
+        return None;
+    };
+    let provider = view.providers.iter().find(|p| p.id == id)?;
+    let window = provider.windows.iter().find(|w| w.id == window_id)?;
+    let quotas = id.provider().quotas();
+    let window = derived(window, &quotas, now);
+    let quota = multiplier_quota(&window, &quotas)?;
+    Some(model_value(&model_requests(quota, &window, model), value))
+}
+
+/// A well-formed window or model value of a provider that has no windows
+/// to show (no data yet, inactive, or not in the view): unknown, not an
+/// error.
 fn awaits_data(name: &str, view: &Status) -> bool {
-    let mut parts = name.splitn(2, '.');
-    let (Some(provider), Some(rest)) = (parts.next(), parts.next()) else {
-        return false;
-    };
-    let Ok(id) = provider.parse::<ProviderId>() else {
-        return false;
-    };
-    let Some((window, value)) = rest.rsplit_once('.') else {
-        return PROVIDER_VALUES.contains(&rest);
-    };
-    let has_windows = view.providers.iter().any(|p| p.id == id && !p.windows.is_empty());
-    !window.is_empty() && WINDOW_VALUES.contains(&value) && !has_windows
+    let has_windows = |id: ProviderId| view.providers.iter().any(|p| p.id == id && !p.windows.is_empty());
+    match Name::parse(name) {
+        Some(Name::Provider(..)) => true,
+        Some(Name::Window(id, ..) | Name::Model(id, ..)) => !has_windows(id),
+        None => false,
+    }
+}
+
+fn unknown_name(name: &str, view: &Status) -> FooterError {
+    let windows = view
+        .providers
+        .iter()
+        .filter(|p| !p.windows.is_empty())
+        .map(|p| {
+            let ids: Vec<&str> = p.windows.iter().map(|w| w.id.as_str()).collect();
+            format!("{}: {}", p.id, ids.join(", "))
+        })
+        .collect();
+    FooterError::UnknownName {
+        name: name.to_owned(),
+        windows,
+    }
+}
+
+/// `window` with its values derived at `now`.
+fn derived(window: &StatusWindow, quotas: &[QuotaDefinition], now: Timestamp) -> StatusWindow {
+    let mut window = window.clone();
+    derive_window(&mut window, quotas, now);
+    window
 }
 
 fn provider_value(provider: &ProviderStatus, name: &str) -> String {
@@ -152,8 +237,9 @@ fn provider_value(provider: &ProviderStatus, name: &str) -> String {
     }
 }
 
-fn window_value(window: &Window, name: &str, now: Timestamp) -> String {
-    let percent = |ratio: Option<f64>| ratio.map(|r| format!("{}", (r * 100.0).round().clamp(0.0, 100.0)));
+/// One window value of a window derived at the clock reading.
+fn window_value(window: &StatusWindow, name: &str) -> String {
+    let whole_percent = |percent: Option<f64>| percent.map(|p| format!("{}", p.round().clamp(0.0, 100.0)));
     let is_time = window.unit == Some(Unit::Seconds);
     let amount = |value: Option<f64>| {
         value.map(|v| {
@@ -164,28 +250,33 @@ fn window_value(window: &Window, name: &str, now: Timestamp) -> String {
             }
         })
     };
-    let until_reset = window
-        .resets_at
-        .as_deref()
-        .and_then(|text| text.parse::<Timestamp>().ok())
-        .map(|reset| reset.duration_since(now).as_secs())
-        .filter(|seconds| *seconds > 0);
+    let duration = |seconds: Option<u64>| seconds.map(compact_duration);
+    let seconds = |seconds: Option<u64>| seconds.map(|s| s.to_string());
     let value = match name {
-        "used_percent" => percent(window.used_ratio),
-        "remaining_percent" => percent(window.remaining_ratio),
+        "used_percent" => whole_percent(window.used_percent),
+        "remaining_percent" => whole_percent(window.remaining_percent),
+        "progress" => whole_percent(window.progress),
         "used" => amount(window.used),
         "remaining" => amount(window.remaining),
-        "total" => amount(window.limit),
-        "resets_in" => until_reset.map(|s| compact_duration(s as u64)),
-        "remaining_time" => window.remaining.filter(|_| is_time).and_then(|v| amount(Some(v))),
-        "progress" => match (until_reset, window.window_seconds) {
-            (Some(left), Some(length)) if length > 0 => {
-                let elapsed = 1.0 - (left as f64 / length as f64);
-                Some(format!("{}", (elapsed * 100.0).round().clamp(0.0, 100.0)))
-            }
-            _ => None,
-        },
+        "total" => amount(window.total),
+        "used_time" => duration(window.used_time_s),
+        "remaining_time" | "resets_in" => duration(window.remaining_time_s),
+        "total_time" => duration(window.total_time_s),
+        "used_time_s" => seconds(window.used_time_s),
+        "remaining_time_s" => seconds(window.remaining_time_s),
+        "total_time_s" => seconds(window.total_time_s),
         _ => None,
     };
     value.unwrap_or_else(|| UNKNOWN.to_owned())
+}
+
+fn model_value(requests: &ModelRequests, name: &str) -> String {
+    match name {
+        "multiplier" => format!("{}", requests.multiplier),
+        "requests_left" if requests.multiplier <= 0.0 => UNLIMITED.to_owned(),
+        "requests_left" => requests
+            .requests_left
+            .map_or_else(|| UNKNOWN.to_owned(), |left| format!("{left}")),
+        _ => UNKNOWN.to_owned(),
+    }
 }

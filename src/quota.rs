@@ -156,6 +156,10 @@ pub struct ResolvedUsageWindow {
     pub window_seconds: Option<u64>,
     pub window_type: WindowType,
     pub reset_behavior: ResetBehavior,
+    /// The models this window counts: the snapshot's model, or every model
+    /// a per-model aggregate combined (sorted); empty when the window is not
+    /// scoped to models.
+    pub model_ids: Vec<String>,
 }
 
 impl QuotaDefinition {
@@ -246,23 +250,53 @@ impl QuotaDefinition {
     }
 
     /// The cost of one request to `model` under a multiplier quota (1 for
-    /// any other quota, or a model the table does not list).
+    /// any other quota, or a model the table does not list). See
+    /// [`QuotaDefinition::table_entry_for`] for how a model id finds its row.
     pub fn multiplier_for(&self, model: &str) -> f64 {
+        self.table_entry_for(model)
+            .and_then(|(_, multiplier)| finite(multiplier))
+            .map_or(1.0, |m| m.max(0.0))
+    }
+
+    /// The row of a multiplier quota's table that `model` matches, as
+    /// pi-sub matches it: every token of the table's name (lower-cased,
+    /// split on anything not a letter or digit) is among the model id's
+    /// tokens, and the name with the most tokens wins (then the longest
+    /// name). So `claude-sonnet-4-5`, `Claude Sonnet 4.5` and
+    /// `github-copilot/claude-sonnet-4.5` all find `claude-sonnet-4.5`, and
+    /// `gpt-5.1-codex-mini` finds its own row rather than `gpt-5.1`. `None`
+    /// for a model the table does not list, or a quota without a table.
+    pub fn table_entry_for(&self, model: &str) -> Option<(&str, f64)> {
+        let QuotaKind::Multiplier { multipliers, .. } = &self.kind else {
+            return None;
+        };
+        let model_tokens = tokens(model);
+        multipliers
+            .iter()
+            .filter(|(name, _)| {
+                let name_tokens = tokens(name);
+                !name_tokens.is_empty() && name_tokens.iter().all(|token| model_tokens.contains(token))
+            })
+            .max_by_key(|(name, _)| (tokens(name).len(), name.len()))
+            .map(|(name, multiplier)| (name.as_str(), *multiplier))
+    }
+
+    /// The per-model table of a multiplier quota (empty for any other).
+    pub fn multipliers(&self) -> Option<&BTreeMap<String, f64>> {
         match &self.kind {
-            QuotaKind::Multiplier { multipliers, .. } => multipliers
-                .get(model)
-                .copied()
-                .and_then(finite)
-                .map_or(1.0, |m| m.max(0.0)),
-            _ => 1.0,
+            QuotaKind::Multiplier { multipliers, .. } => Some(multipliers),
+            _ => None,
         }
     }
 
-    /// How many more requests to `model` fit in `remaining` base requests;
-    /// `None` when the model costs nothing.
+    /// How many more requests to `model` fit in `remaining` base requests,
+    /// `floor(remaining / multiplier)`; `None` when the model costs nothing.
+    /// A quotient a rounding error short of a whole number (`0.7 / 0.1`)
+    /// counts as that number.
     pub fn requests_left_for(&self, model: &str, remaining: f64) -> Option<f64> {
         let multiplier = self.multiplier_for(model);
-        (multiplier > 0.0).then(|| (remaining.max(0.0) / multiplier).floor())
+        let quotient = remaining.max(0.0) / multiplier;
+        (multiplier > 0.0).then(|| (quotient + quotient.abs() * 1e-12).floor())
     }
 }
 
@@ -343,6 +377,7 @@ pub fn resolve_usage_window(quota: &QuotaDefinition, snapshot: &UsageSnapshot) -
         window_seconds: snapshot.window_seconds,
         window_type: quota.window_type,
         reset_behavior: quota.reset_behavior,
+        model_ids: snapshot.model.iter().cloned().collect(),
     };
     if snapshot.unlimited {
         window.used = snapshot.used.and_then(finite).map(|used| used.max(0.0));
@@ -406,6 +441,7 @@ pub fn resolve_quota(quota: &QuotaDefinition, snapshots: &[&UsageSnapshot]) -> V
         .map(|window| ResolvedUsageWindow {
             id: quota.id.clone(),
             label: quota.id.clone(),
+            model_ids: models_of(&windows),
             ..window.clone()
         })
         .into_iter()
@@ -436,8 +472,23 @@ fn sum_windows(quota: &QuotaDefinition, windows: &[ResolvedUsageWindow]) -> Opti
         used_ratio,
         remaining_ratio: ratio(remaining).unwrap_or(1.0 - used_ratio),
         resets_at: windows.iter().filter_map(|w| w.resets_at).min(),
+        model_ids: models_of(windows),
         ..first.clone()
     })
+}
+
+/// Every model the windows count, sorted and without repeats.
+fn models_of(windows: &[ResolvedUsageWindow]) -> Vec<String> {
+    let models: std::collections::BTreeSet<&String> = windows.iter().flat_map(|w| &w.model_ids).collect();
+    models.into_iter().cloned().collect()
+}
+
+/// A model id's tokens: lower-cased runs of letters and digits.
+fn tokens(text: &str) -> Vec<String> {
+    text.split(|c: char| !c.is_alphanumeric())
+        .filter(|token| !token.is_empty())
+        .map(str::to_lowercase)
+        .collect()
 }
 
 /// Effective use of a multiplier quota: Σ requests × multiplier(model).

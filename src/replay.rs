@@ -439,7 +439,26 @@ fn same_event(recorded: &Event, replayed: &Event) -> bool {
                 exchange: None,
                 ..
             },
-        ) => provider == replayed_provider && outcome == replayed_outcome && elapsed_ms == replayed_elapsed,
+        ) => provider == replayed_provider && same_outcome(outcome, replayed_outcome) && elapsed_ms == replayed_elapsed,
+        _ => recorded == replayed,
+    }
+}
+
+/// Whether a replayed outcome reads as the recorded one, window by window
+/// ([`crate::wire::Window::same_reading`]).
+fn same_outcome(recorded: &Outcome, replayed: &Outcome) -> bool {
+    match (recorded, replayed) {
+        (
+            Outcome::Usage { plan, windows },
+            Outcome::Usage {
+                plan: replayed_plan,
+                windows: replayed_windows,
+            },
+        ) => {
+            plan == replayed_plan
+                && windows.len() == replayed_windows.len()
+                && windows.iter().zip(replayed_windows).all(|(w, r)| w.same_reading(r))
+        }
         _ => recorded == replayed,
     }
 }

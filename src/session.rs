@@ -82,6 +82,8 @@ pub struct Session {
     settings: Settings,
     /// The provider of the host's current model.
     model: Option<ProviderId>,
+    /// The host's current model id, for what a request to it costs.
+    model_id: Option<String>,
     /// A patch waiting for the controller's `LoadSettings`.
     patch: Option<Value>,
     /// Why the last patch was refused.
@@ -96,6 +98,7 @@ impl Session {
             machine: Controller::machine(),
             settings,
             model: None,
+            model_id: None,
             patch: None,
             rejection: None,
             sent: Sent::default(),
@@ -117,7 +120,10 @@ impl Engine {
         self.journal.record([(at, Stream::Controller, reported)])?;
         let trigger = trigger(&host);
         match host {
-            HostEvent::ModelChanged { provider, model } => self.session.model = detect(provider.as_deref(), &model),
+            HostEvent::ModelChanged { provider, model } => {
+                self.session.model = detect(provider.as_deref(), &model);
+                self.session.model_id = Some(model);
+            }
             HostEvent::SettingsPatch { patch } => self.session.patch = Some(patch),
             _ => {}
         }
@@ -234,7 +240,8 @@ impl Engine {
         let current = self.session.machine.inner().current();
         let enabled = self.session.settings.providers.iter();
         let shown = enabled.filter_map(|id| view.providers.iter().find(|p| p.id == *id));
-        told.extend(self.session.sent.changed(updates(&view, current, shown, now)));
+        let model = self.session.model_id.as_deref();
+        told.extend(self.session.sent.changed(updates(&view, current, model, shown, now)));
     }
 }
 
@@ -262,10 +269,16 @@ impl Sent {
 fn updates<'v>(
     view: &'v Status,
     current: Option<ProviderId>,
+    model: Option<&str>,
     shown: impl Iterator<Item = &'v ProviderStatus>,
     now: Timestamp,
 ) -> [EngineEvent; 2] {
     let entry = current.and_then(|id| view.providers.iter().find(|entry| entry.id == id));
+    let entry = entry.map(|entry| match model {
+        Some(model) => status::for_model(entry, model),
+        None => entry.clone(),
+    });
+    let entry = entry.as_ref();
     let update = EngineEvent::UpdateCurrent {
         provider: current,
         display: entry.map(|entry| status::display(entry, now)),
@@ -381,6 +394,7 @@ pub(crate) fn patched(settings: &Settings, patch: &Value) -> Result<(Settings, M
 pub struct Follower {
     machine: controller::Machine,
     current: Option<ProviderId>,
+    model_id: Option<String>,
     sent: Sent,
 }
 
@@ -390,6 +404,7 @@ impl Follower {
         let mut follower = Follower {
             machine: Controller::machine(),
             current: None,
+            model_id: None,
             sent: Sent::default(),
         };
         let mut effects = follower.input(Input::Start);
@@ -402,7 +417,10 @@ impl Follower {
     /// through.
     pub fn handle(&mut self, host: &HostEvent, snapshot: Option<&Status>) -> Vec<Effect> {
         match host {
-            HostEvent::ModelChanged { provider, model } => self.current = detect(provider.as_deref(), model),
+            HostEvent::ModelChanged { provider, model } => {
+                self.current = detect(provider.as_deref(), model);
+                self.model_id = Some(model.clone());
+            }
             HostEvent::CycleProvider => {
                 let shown: Vec<&ProviderStatus> =
                     snapshot.map(|view| view.providers.iter().collect()).unwrap_or_default();
@@ -432,8 +450,13 @@ impl Follower {
     /// What the host is told from `snapshot` at `now`: its provider and
     /// every provider, each when it differs from what the host was last told.
     pub fn shown(&mut self, snapshot: &Status, now: Timestamp) -> Vec<EngineEvent> {
-        self.sent
-            .changed(updates(snapshot, self.current, snapshot.providers.iter(), now))
+        self.sent.changed(updates(
+            snapshot,
+            self.current,
+            self.model_id.as_deref(),
+            snapshot.providers.iter(),
+            now,
+        ))
     }
 
     /// Whether the host ended the session.

@@ -7,7 +7,10 @@
 //! `blocked_until`, and a window whose `resets_at` has passed reads as
 //! unknown (its old numbers say nothing about the new window). A reader of
 //! an old snapshot re-derives these with its own clock, so a snapshot file
-//! written an hour ago reads as an hour old.
+//! written an hour ago reads as an hour old. The same goes for every
+//! footer value of a window ([`derive_window`]): percentages, the time a
+//! window has run and has left, and for a multiplier quota the requests
+//! left per model.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
@@ -19,8 +22,12 @@ use jiff::{SignedDuration, Timestamp};
 use crate::credentials::with_fix;
 use crate::health::Indicator;
 use crate::providers::{ErrorKind, ProviderId};
+use crate::quota::QuotaDefinition;
 use crate::store::{Entry, Store};
-use crate::wire::{ErrorBody, Freshness, ProviderStatus, Status, StatusPageBody, Window, rfc3339_seconds};
+use crate::wire::{
+    CurrentModelRequests, ErrorBody, Freshness, ModelRequests, ProviderStatus, Status, StatusPageBody, StatusWindow,
+    Window, rfc3339_seconds, round6,
+};
 
 /// The snapshot file's name in the data dir.
 pub const SNAPSHOT_FILE: &str = "status.json";
@@ -102,7 +109,7 @@ fn provider_view(id: ProviderId, entry: &Entry) -> ProviderStatus {
         blocked_until: entry.blocked_until.map(rfc3339_seconds),
         fails: entry.fails,
         plan: entry.plan.clone(),
-        windows: entry.windows.clone(),
+        windows: entry.windows.iter().cloned().map(StatusWindow::new).collect(),
         status_page: entry.status_page.as_ref().map(|page| StatusPageBody {
             indicator: page.indicator.clone(),
             description: page.description.clone().or_else(|| page.error.clone()),
@@ -126,15 +133,93 @@ fn settle_provider(provider: &mut ProviderStatus, now: Timestamp, options: &Stat
             Some(_) => Freshness::Fresh,
         },
     };
+    let quotas = provider.id.provider().quotas();
     for window in &mut provider.windows {
-        if parse_time(window.resets_at.as_deref()).is_some_and(|reset| reset <= now) {
-            window.reset_passed = true;
-            window.used_ratio = None;
-            window.remaining_ratio = None;
-            window.used = None;
-            window.remaining = None;
+        derive_window(window, &quotas, now);
+    }
+}
+
+/// Derives every time-dependent value of `window` at `now`, given the
+/// quotas of its provider. A window whose reset has passed reads as
+/// unknown: its amounts, ratios and the time it has run and has left are
+/// `null` until the next fetch (its length and allowance stay, they
+/// describe the window, not its state).
+///
+/// Times: `total_time_s` is the window's length, `remaining_time_s` the
+/// seconds until its reset, `used_time_s` the length less that (never
+/// negative; a calendar month longer than its nominal length has used 0),
+/// and `progress` the used time as a percentage of the length.
+pub fn derive_window(window: &mut StatusWindow, quotas: &[QuotaDefinition], now: Timestamp) {
+    let reset = parse_time(window.resets_at.as_deref());
+    if reset.is_some_and(|reset| reset <= now) {
+        window.reset_passed = true;
+        window.used_ratio = None;
+        window.remaining_ratio = None;
+        window.used = None;
+        window.remaining = None;
+    }
+    let percent = |ratio: Option<f64>| ratio.map(|ratio| round6(ratio * 100.0));
+    window.total = window.limit;
+    window.used_percent = percent(window.used_ratio);
+    window.remaining_percent = percent(window.remaining_ratio);
+    window.total_time_s = window.window_seconds.filter(|length| *length > 0);
+    window.remaining_time_s = reset
+        .filter(|reset| *reset > now)
+        .map(|reset| reset.duration_since(now).as_secs().unsigned_abs());
+    window.used_time_s = match (window.total_time_s, window.remaining_time_s) {
+        (Some(length), Some(left)) => Some(length.saturating_sub(left)),
+        _ => None,
+    };
+    window.progress = match (window.used_time_s, window.total_time_s) {
+        (Some(used), Some(length)) => Some(round6((used as f64 / length as f64 * 100.0).clamp(0.0, 100.0))),
+        _ => None,
+    };
+    window.requests_left_by_model = match multiplier_quota(window, quotas) {
+        Some(quota) => quota
+            .multipliers()
+            .into_iter()
+            .flatten()
+            .map(|(model, _)| (model.clone(), model_requests(quota, window, model)))
+            .collect(),
+        None => Default::default(),
+    };
+}
+
+/// The multiplier quota `window` measures, if it measures one.
+pub fn multiplier_quota<'q>(window: &Window, quotas: &'q [QuotaDefinition]) -> Option<&'q QuotaDefinition> {
+    let quota = window.quota.as_deref().unwrap_or(&window.id);
+    quotas
+        .iter()
+        .find(|definition| definition.id == quota && definition.is_multiplier())
+}
+
+/// What a request to `model` costs under `quota` and how many are left in
+/// `window`.
+pub fn model_requests(quota: &QuotaDefinition, window: &Window, model: &str) -> ModelRequests {
+    ModelRequests {
+        multiplier: round6(quota.multiplier_for(model)),
+        requests_left: window
+            .remaining
+            .and_then(|remaining| quota.requests_left_for(model, remaining)),
+    }
+}
+
+/// `provider` as the host whose current model is `model` sees it: each
+/// multiplier window says what a request to that model costs and how many
+/// are left (`current_model`), and the display string says so too.
+pub fn for_model(provider: &ProviderStatus, model: &str) -> ProviderStatus {
+    let mut provider = provider.clone();
+    let quotas = provider.id.provider().quotas();
+    for window in &mut provider.windows {
+        if let Some(quota) = multiplier_quota(window, &quotas) {
+            window.current_model = Some(CurrentModelRequests {
+                model: model.to_owned(),
+                matched: quota.table_entry_for(model).map(|(name, _)| name.to_owned()),
+                requests: model_requests(quota, window, model),
+            });
         }
     }
+    provider
 }
 
 fn parse_time(text: Option<&str>) -> Option<Timestamp> {
@@ -244,7 +329,10 @@ fn window_text(window: &Window, now: Timestamp, with_bar: bool) -> String {
 /// 3d19h left ━━───────── 20% used`. Stale values end with their age
 /// (`(3m ago)`), a rate limit with its wait (`⏳ 54m`), a provider without
 /// windows says why in brackets (`Claude (login needed)`), and a status page
-/// that is not all-clear adds its word (`⚠ degraded`).
+/// that is not all-clear adds its word (`⚠ degraded`). A provider seen
+/// through [`for_model`] whose table lists the host's model ends its
+/// windows with the reference's Copilot extra (`│ Model multiplier: 3x (312
+/// req. left)`).
 pub fn display(provider: &ProviderStatus, now: Timestamp) -> String {
     let label = &provider.label;
     let mut text = if provider.windows.is_empty() {
@@ -259,11 +347,12 @@ pub fn display(provider: &ProviderStatus, now: Timestamp) -> String {
         };
         format!("{label} ({why})")
     } else {
-        let windows: Vec<String> = provider
+        let mut windows: Vec<String> = provider
             .windows
             .iter()
             .map(|window| display_window(window, now))
             .collect();
+        windows.extend(provider.windows.iter().filter_map(model_multiplier));
         format!("{label} │ {}", windows.join(" │ "))
     };
     match provider.state {
@@ -294,6 +383,22 @@ fn display_window(window: &Window, now: Timestamp) -> String {
         }
         None => format!("{}{reset} ?", window.label),
     }
+}
+
+/// The reference's Copilot extra for the host's model, when the table
+/// lists it: `Model multiplier: 1x (165 req. left)`, or `0x (free)`.
+fn model_multiplier(window: &StatusWindow) -> Option<String> {
+    let current = window
+        .current_model
+        .as_ref()
+        .filter(|current| current.matched.is_some())?;
+    let multiplier = current.requests.multiplier;
+    let left = match current.requests.requests_left {
+        _ if multiplier <= 0.0 => "free".to_owned(),
+        Some(left) => format!("{left} req. left"),
+        None => "? req. left".to_owned(),
+    };
+    Some(format!("Model multiplier: {multiplier}x ({left})"))
 }
 
 /// The reference's relative time: `now` when past, `45m`, `2h13m`, `5h`,

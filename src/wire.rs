@@ -3,11 +3,14 @@
 //! accident. Numbers are rounded to 6 decimals (no `0.6299999999999999`),
 //! times are RFC 3339 UTC with whole seconds.
 
+use std::collections::BTreeMap;
+use std::ops::{Deref, DerefMut};
+
 use jiff::{Timestamp, Unit as TimeUnit};
 use serde::{Deserialize, Serialize};
 
 use crate::providers::{ErrorKind, FetchError, ParsedUsage, ProviderId};
-use crate::quota::{ResolvedUsageWindow, Unit};
+use crate::quota::{ResetBehavior, ResolvedUsageWindow, Unit, WindowType};
 
 /// The output of `quotatrack parse --json` (see `parse-contract.md`).
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -58,6 +61,25 @@ pub struct Window {
     pub window_seconds: Option<u64>,
     /// The model of a per-model or model-scoped window.
     pub model: Option<String>,
+    /// The id of the quota the window measures (`premium`, `7d`); the key
+    /// to the provider's quota table. Not in `parse` output; absent in
+    /// windows recorded before it was kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quota: Option<String>,
+    /// How the window moves: `rolling` (usage ages out continuously),
+    /// `fixed` (a calendar period) or `session` (starts with first use).
+    /// Not in `parse` output; absent in windows recorded before it was kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window_type: Option<WindowType>,
+    /// When the window refills: `continuous`, `calendar` or
+    /// `session_start`. Same presence as `window_type`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reset_behavior: Option<ResetBehavior>,
+    /// The models a per-model or model-scoped window counts (every model an
+    /// aggregate combined); absent when the window is not scoped to models.
+    /// Not in `parse` output.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub model_ids: Vec<String>,
     /// `status` only: the window has reset since it was read, so its
     /// amounts are unknown (`null`) until the next fetch; the old numbers
     /// say nothing about the new window.
@@ -83,7 +105,7 @@ impl ParseOutput {
             Ok(usage) => ParseOutput::Usage {
                 provider,
                 plan: usage.plan.clone(),
-                windows: usage.windows.iter().map(Window::from).collect(),
+                windows: usage.windows.iter().map(Window::parsed).collect(),
             },
             Err(error) => ParseOutput::Error {
                 provider,
@@ -166,7 +188,45 @@ impl From<&ResolvedUsageWindow> for Window {
             resets_at: window.resets_at.map(rfc3339_seconds),
             window_seconds: window.window_seconds,
             model: window.model.clone(),
+            quota: Some(window.quota.clone()),
+            window_type: Some(window.window_type),
+            reset_behavior: Some(window.reset_behavior),
+            model_ids: window.model_ids.clone(),
             reset_passed: false,
+        }
+    }
+}
+
+impl Window {
+    /// Whether `replayed` reads the same as this recorded window. A window
+    /// recorded before windows said how they move (no `quota`) matches
+    /// whatever the replayed one says of `quota`, `window_type`,
+    /// `reset_behavior` and `model_ids`: those come from the quota table,
+    /// not the response, so an older log still replays identical.
+    pub fn same_reading(&self, replayed: &Window) -> bool {
+        if self.quota.is_some() {
+            return self == replayed;
+        }
+        let described_as_then = Window {
+            quota: None,
+            window_type: None,
+            reset_behavior: None,
+            model_ids: Vec::new(),
+            ..replayed.clone()
+        };
+        *self == described_as_then
+    }
+
+    /// The window as `parse --json` prints it: the parse contract's fields
+    /// only. How a window moves and which models it counts are the quota
+    /// table's, not the response's; `status --json` shows them.
+    pub fn parsed(window: &ResolvedUsageWindow) -> Window {
+        Window {
+            quota: None,
+            window_type: None,
+            reset_behavior: None,
+            model_ids: Vec::new(),
+            ..Window::from(window)
         }
     }
 }
@@ -190,7 +250,8 @@ fn unit_name(unit: &Unit) -> &str {
     }
 }
 
-fn round6(value: f64) -> f64 {
+/// Rounds to 6 decimals (no `0.6299999999999999`).
+pub fn round6(value: f64) -> f64 {
     let rounded = (value * 1e6).round() / 1e6;
     if rounded.is_finite() { rounded + 0.0 } else { value }
 }
@@ -226,12 +287,112 @@ pub struct ProviderStatus {
     pub fails: u32,
     /// The plan label, when known.
     pub plan: Option<String>,
-    /// The windows of the last good fetch.
-    pub windows: Vec<Window>,
+    /// The windows of the last good fetch, with the values derived from
+    /// them at `generated_at`.
+    pub windows: Vec<StatusWindow>,
     /// The provider's public status page.
     pub status_page: Option<StatusPageBody>,
     /// The last error, when the last fetch failed or credentials are missing.
     pub error: Option<ErrorBody>,
+}
+
+/// One window in `status --json` and in the host protocol's `usage`: the
+/// window as fetched, plus every value a footer can name, derived at the
+/// view's clock reading (`generated_at`) and never stored. A derived value
+/// is `null` when it cannot be known: the window has no length or reset
+/// time, or its reset has passed (`reset_passed`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StatusWindow {
+    /// The window as fetched.
+    #[serde(flatten)]
+    pub window: Window,
+    /// The allowance, in `unit` (the same as `limit`, under the footer's
+    /// name).
+    pub total: Option<f64>,
+    /// Share used, in percent 0..100.
+    pub used_percent: Option<f64>,
+    /// Share left, in percent 0..100.
+    pub remaining_percent: Option<f64>,
+    /// How much of the window's *time* has passed, in percent 0..100
+    /// (`used_time_s / total_time_s`); not how much of it is used.
+    pub progress: Option<f64>,
+    /// Seconds of the window that have passed (`total_time_s -
+    /// remaining_time_s`, never negative).
+    pub used_time_s: Option<u64>,
+    /// Seconds until the window resets.
+    pub remaining_time_s: Option<u64>,
+    /// The window's length in seconds.
+    pub total_time_s: Option<u64>,
+    /// For a multiplier quota (Copilot's premium requests): per model of
+    /// the quota's table, what one request costs and how many requests
+    /// are left at that cost.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub requests_left_by_model: BTreeMap<String, ModelRequests>,
+    /// In the host protocol's `update_current` only: the same for the
+    /// host's current model, under the id the host gave.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current_model: Option<CurrentModelRequests>,
+}
+
+/// What requests to one model cost under a multiplier quota.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelRequests {
+    /// Premium requests one request to the model costs (0 = free).
+    pub multiplier: f64,
+    /// `floor(remaining / multiplier)`; `null` when the model is free (no
+    /// limit) or the remaining amount is unknown.
+    pub requests_left: Option<f64>,
+}
+
+/// [`ModelRequests`] for the host's model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CurrentModelRequests {
+    /// The model id as the host gave it.
+    pub model: String,
+    /// The row of the table it matched; `null` when the table does not
+    /// list it (it then costs 1).
+    pub matched: Option<String>,
+    /// Cost and requests left.
+    #[serde(flatten)]
+    pub requests: ModelRequests,
+}
+
+impl StatusWindow {
+    /// A window with nothing derived yet.
+    pub fn new(window: Window) -> StatusWindow {
+        StatusWindow {
+            window,
+            total: None,
+            used_percent: None,
+            remaining_percent: None,
+            progress: None,
+            used_time_s: None,
+            remaining_time_s: None,
+            total_time_s: None,
+            requests_left_by_model: BTreeMap::new(),
+            current_model: None,
+        }
+    }
+}
+
+impl From<Window> for StatusWindow {
+    fn from(window: Window) -> Self {
+        StatusWindow::new(window)
+    }
+}
+
+impl Deref for StatusWindow {
+    type Target = Window;
+
+    fn deref(&self) -> &Window {
+        &self.window
+    }
+}
+
+impl DerefMut for StatusWindow {
+    fn deref_mut(&mut self) -> &mut Window {
+        &mut self.window
+    }
 }
 
 /// The `status_page` object.

@@ -1,11 +1,13 @@
 //! Footer values and `status --format` templates over a status view at a
-//! fixed clock: each value as a host footer would show it, unknown values
-//! as `--`, and a name that cannot exist as an error naming what can.
+//! fixed clock: each value as a host footer would show it, checked against
+//! answers worked out by hand from the windows below, unknown values as
+//! `--`, and a name that cannot exist as an error naming what can.
 
-use jiff::Timestamp;
-use quotatrack::footer::{self, FooterError};
+use jiff::{SignedDuration, Timestamp};
+use quotatrack::footer::{self, FooterError, MODEL_VALUES, WINDOW_VALUES};
 use quotatrack::providers::ProviderId;
-use quotatrack::wire::{Freshness, ProviderStatus, Status};
+use quotatrack::quota::{ResetBehavior, Unit, WindowType};
+use quotatrack::wire::{Freshness, ProviderStatus, Status, StatusWindow, Window, rfc3339_seconds};
 
 use crate::projection::window;
 
@@ -13,14 +15,59 @@ fn now() -> Timestamp {
     "2026-11-23T10:00:00Z".parse().unwrap()
 }
 
-fn view() -> Status {
-    let in_2h13m = now() + jiff::SignedDuration::from_secs(2 * 3600 + 13 * 60);
-    let passed = now() - jiff::SignedDuration::from_mins(5);
-    let mut passed_window = window("7d", 0.61, Some(passed));
-    passed_window.used_ratio = None;
-    passed_window.remaining_ratio = None;
-    passed_window.reset_passed = true;
-    let provider = |id: ProviderId, state, windows| ProviderStatus {
+fn in_seconds(seconds: i64) -> Timestamp {
+    now() + SignedDuration::from_secs(seconds)
+}
+
+/// Claude's 5 h window (18 000 s), 45 % used, resetting in 2h13m (7 980 s):
+/// 10 020 s of it have run, 55.67 % of its time.
+fn claude_5h() -> Window {
+    window("5h", 0.45, Some(in_seconds(7_980)))
+}
+
+/// Claude's week (604 800 s), 20 % used, resetting in 3d19h (327 600 s):
+/// 277 200 s have run, 45.83 % of its time.
+fn claude_week() -> Window {
+    Window {
+        window_seconds: Some(604_800),
+        window_type: Some(WindowType::Rolling),
+        reset_behavior: Some(ResetBehavior::Continuous),
+        ..window("7d-sonnet", 0.2, Some(in_seconds(327_600)))
+    }
+}
+
+/// A week whose reset passed five minutes ago: its numbers say nothing.
+fn passed_week() -> Window {
+    let mut passed = window("7d", 0.61, Some(in_seconds(-300)));
+    passed.window_seconds = Some(604_800);
+    passed
+}
+
+/// Copilot's premium requests: 165 of 300 left, resetting on the 1st
+/// (7d14h = 655 200 s away); a calendar month has no fixed length.
+fn copilot_premium() -> Window {
+    Window {
+        id: "premium".to_owned(),
+        label: "Premium".to_owned(),
+        used_ratio: Some(0.45),
+        remaining_ratio: Some(0.55),
+        used: Some(135.0),
+        remaining: Some(165.0),
+        limit: Some(300.0),
+        unit: Some(Unit::Requests),
+        resets_at: Some(rfc3339_seconds("2026-12-01T00:00:00Z".parse().unwrap())),
+        window_seconds: None,
+        model: None,
+        quota: Some("premium".to_owned()),
+        window_type: Some(WindowType::Fixed),
+        reset_behavior: Some(ResetBehavior::Calendar),
+        model_ids: Vec::new(),
+        reset_passed: false,
+    }
+}
+
+fn provider(id: ProviderId, state: Freshness, windows: Vec<Window>) -> ProviderStatus {
+    ProviderStatus {
         id,
         label: id.provider().label().to_owned(),
         state,
@@ -29,25 +76,29 @@ fn view() -> Status {
         blocked_until: None,
         fails: 0,
         plan: Some("max".to_owned()),
-        windows,
+        windows: windows.into_iter().map(StatusWindow::from).collect(),
         status_page: None,
         error: None,
-    };
+    }
+}
+
+fn view() -> Status {
     Status {
         schema: 1,
-        generated_at: "2026-11-23T10:00:00Z".to_owned(),
+        generated_at: rfc3339_seconds(now()),
         providers: vec![
             provider(
                 ProviderId::Anthropic,
                 Freshness::Fresh,
-                vec![window("5h", 0.45, Some(in_2h13m)), passed_window],
+                vec![claude_5h(), passed_week(), claude_week()],
             ),
+            provider(ProviderId::Copilot, Freshness::Fresh, vec![copilot_premium()]),
             provider(ProviderId::Gemini, Freshness::AuthRequired, Vec::new()),
         ],
     }
 }
 
-/// The one helper: renders `template` against the fixed view.
+/// The one helper: renders `template` against the fixed view at `now()`.
 fn check(template: &str) -> Result<String, FooterError> {
     footer::render(template, &view(), now())
 }
@@ -63,8 +114,119 @@ fn window_values_render_as_a_footer_shows_them() {
     assert_eq!(check("{anthropic.5h.remaining}").unwrap(), "55");
     // 2h13m left of a 5h window: 55.7% of its time has passed (not its usage).
     assert_eq!(check("{anthropic.5h.progress}").unwrap(), "56");
-    // Not a window measured in time.
-    assert_eq!(check("{anthropic.5h.remaining_time}").unwrap(), "--");
+}
+
+#[test]
+fn a_percent_window_with_a_length_and_a_reset_has_every_time_value() {
+    assert_eq!(
+        check("{anthropic.5h.used_time} {anthropic.5h.remaining_time} {anthropic.5h.total_time}").unwrap(),
+        "2h47m 2h13m 5h00m"
+    );
+    assert_eq!(
+        check("{anthropic.5h.used_time_s} {anthropic.5h.remaining_time_s} {anthropic.5h.total_time_s}").unwrap(),
+        "10020 7980 18000"
+    );
+    assert_eq!(
+        check("{anthropic.7d-sonnet.used_time_s} {anthropic.7d-sonnet.remaining_time_s} {anthropic.7d-sonnet.total_time_s}")
+            .unwrap(),
+        "277200 327600 604800"
+    );
+    assert_eq!(check("{anthropic.7d-sonnet.progress}").unwrap(), "46");
+    assert_eq!(check("{anthropic.7d-sonnet.used_time}").unwrap(), "3d");
+}
+
+#[test]
+fn time_values_are_derived_at_the_clock_the_template_is_rendered_at() {
+    let an_hour_later = now() + SignedDuration::from_hours(1);
+    let template = "{anthropic.5h.used_time_s} {anthropic.5h.remaining_time} {anthropic.5h.progress}";
+    // 10 020 + 3 600 s run of 18 000: 75.7 %.
+    assert_eq!(
+        footer::render(template, &view(), an_hour_later).unwrap(),
+        "13620 1h13m 76"
+    );
+    // Past the reset the window's time is unknown, not negative.
+    let after_reset = in_seconds(8_000);
+    assert_eq!(footer::render(template, &view(), after_reset).unwrap(), "-- -- --");
+}
+
+#[test]
+fn amount_windows_have_amounts_and_a_window_without_a_length_has_no_run_time() {
+    assert_eq!(
+        check("{copilot.premium.used}/{copilot.premium.total} {copilot.premium.remaining} left").unwrap(),
+        "135/300 165 left"
+    );
+    assert_eq!(
+        check("{copilot.premium.used_percent} {copilot.premium.remaining_percent}").unwrap(),
+        "45 55"
+    );
+    // The reset is known (2026-12-01), the month's length is not.
+    assert_eq!(
+        check("{copilot.premium.remaining_time_s} {copilot.premium.remaining_time}").unwrap(),
+        "655200 7d"
+    );
+    assert_eq!(
+        check("{copilot.premium.used_time} {copilot.premium.total_time_s} {copilot.premium.progress}").unwrap(),
+        "-- -- --"
+    );
+}
+
+#[test]
+fn requests_left_for_a_model_is_what_is_left_over_its_multiplier() {
+    // 165 left: Opus 4.5 costs 3 (55), Haiku 4.5 0.33 (500), Opus 4.1 10 (16).
+    assert_eq!(
+        check("{copilot.premium.requests_left.claude-opus-4.5} {copilot.premium.multiplier.claude-opus-4.5}").unwrap(),
+        "55 3"
+    );
+    assert_eq!(
+        check("{copilot.premium.requests_left.claude-haiku-4.5}").unwrap(),
+        "500"
+    );
+    assert_eq!(check("{copilot.premium.requests_left.claude-opus-4.1}").unwrap(), "16");
+    assert_eq!(
+        check("{copilot.premium.requests_left.grok-code-fast-1}").unwrap(),
+        "660"
+    );
+    // A free model has no limit.
+    assert_eq!(
+        check("{copilot.premium.requests_left.gpt-4o} {copilot.premium.multiplier.gpt-4o}").unwrap(),
+        "unlimited 0"
+    );
+    // A host's spelling of a listed model finds its row; the longest row wins.
+    assert_eq!(check("{copilot.premium.multiplier.claude-opus-4-5}").unwrap(), "3");
+    assert_eq!(check("{copilot.premium.multiplier.Claude Haiku 4.5}").unwrap(), "0.33");
+    assert_eq!(
+        check("{copilot.premium.multiplier.gpt-5.1-codex-mini}").unwrap(),
+        "0.33"
+    );
+    assert_eq!(check("{copilot.premium.multiplier.gpt-5.1-codex}").unwrap(), "1");
+    // A model the table does not list costs one request.
+    assert_eq!(check("{copilot.premium.requests_left.mystery-model}").unwrap(), "165");
+}
+
+#[test]
+fn every_name_is_listed_for_every_window_and_every_row_of_the_table() {
+    let values = footer::values(&view(), now());
+    for window in ["5h", "7d", "7d-sonnet"] {
+        for value in WINDOW_VALUES {
+            assert!(
+                values.contains_key(&format!("anthropic.{window}.{value}")),
+                "{window}.{value}"
+            );
+        }
+    }
+    let rows = values
+        .keys()
+        .filter(|name| name.starts_with("copilot.premium.requests_left."))
+        .count();
+    assert_eq!(rows, 20, "one per row of Copilot's multiplier table");
+    for value in MODEL_VALUES {
+        assert!(
+            values.contains_key(&format!("copilot.premium.{value}.gpt-5.2")),
+            "{value}"
+        );
+    }
+    // Percent windows have no multiplier table.
+    assert!(!values.keys().any(|name| name.starts_with("anthropic.5h.requests_left")));
 }
 
 #[test]
@@ -78,15 +240,20 @@ fn provider_values_render() {
 
 #[test]
 fn unknown_right_now_is_dashes_not_an_error() {
-    // The 7d window reset five minutes ago: its old numbers say nothing.
+    // The 7d window reset five minutes ago: its old numbers say nothing,
+    // though its length still does.
     assert_eq!(
-        check("{anthropic.7d.used_percent} {anthropic.7d.resets_in}").unwrap(),
-        "-- --"
+        check("{anthropic.7d.used_percent} {anthropic.7d.resets_in} {anthropic.7d.progress}").unwrap(),
+        "-- -- --"
+    );
+    assert_eq!(
+        check("{anthropic.7d.used_time_s} {anthropic.7d.remaining_time_s} {anthropic.7d.total_time_s}").unwrap(),
+        "-- -- 604800"
     );
     // Gemini has no windows yet; codex is not in the view at all.
     assert_eq!(
-        check("{gemini.pro.used_percent} {codex.5h.used_percent}").unwrap(),
-        "-- --"
+        check("{gemini.pro.used_percent} {codex.5h.used_time} {codex.premium.requests_left.gpt-5}").unwrap(),
+        "-- -- --"
     );
 }
 
@@ -99,14 +266,90 @@ fn a_name_that_cannot_exist_is_an_error_naming_the_valid_ones() {
         "{message}"
     );
     assert!(message.contains("used_percent"), "{message}");
-    assert!(message.contains("windows now: anthropic: 5h, 7d"), "{message}");
+    assert!(message.contains("used_time_s"), "{message}");
+    assert!(message.contains("requests_left"), "{message}");
+    assert!(
+        message.contains("windows now: anthropic: 5h, 7d, 7d-sonnet; copilot: premium"),
+        "{message}"
+    );
     assert!(matches!(check("{nobody.state}"), Err(FooterError::UnknownName { .. })));
     assert!(matches!(
         check("{anthropic.nope}"),
         Err(FooterError::UnknownName { .. })
     ));
+    // Claude's windows have no multiplier table.
+    assert!(matches!(
+        check("{anthropic.5h.requests_left.claude-opus-4.5}"),
+        Err(FooterError::UnknownName { .. })
+    ));
+    assert!(matches!(
+        check("{copilot.premium.requests_left.}"),
+        Err(FooterError::UnknownName { .. })
+    ));
     assert_eq!(
         check("{anthropic.5h.used_percent"),
         Err(FooterError::Unclosed { position: 0 })
+    );
+}
+
+/// `serve --stdio` as a real process: a host on Copilot's Claude Opus 4.5
+/// is told what a request to its model costs and how many are left, in
+/// the entry (`current_model`) and in the display string.
+#[test]
+fn the_hosts_copilot_model_shows_its_requests_left_in_serve_stdio() {
+    let dir = tempfile::tempdir().unwrap();
+    let fixtures = dir.path().join("fx");
+    std::fs::create_dir_all(fixtures.join("copilot")).unwrap();
+    std::fs::copy(
+        crate::support::fixtures_dir().join("copilot/ok-paid.json"),
+        fixtures.join("copilot/1.json"),
+    )
+    .unwrap();
+    let config = dir.path().join("config.toml");
+    std::fs::write(&config, "providers = [\"copilot\"]\n").unwrap();
+    let path = |p: &std::path::Path| p.to_str().unwrap().to_owned();
+    let session = concat!(
+        r#"{"type":"session_start"}"#,
+        "\n",
+        r#"{"type":"model_changed","provider":"github-copilot","model":"claude-opus-4-5"}"#,
+        "\n",
+        r#"{"type":"session_shutdown"}"#,
+        "\n"
+    );
+    let output = crate::support::quotatrack(
+        &[
+            "--fixtures",
+            &path(&fixtures),
+            "--data-dir",
+            &path(&dir.path().join("data")),
+            "--config",
+            &path(&config),
+            "--clock-at",
+            "2026-08-22T12:00:00Z",
+            "serve",
+            "--stdio",
+        ],
+        session.as_bytes(),
+    );
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    let current = stdout
+        .lines()
+        .map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap())
+        .rfind(|event| event["type"] == "update_current" && event["provider"] == "copilot")
+        .unwrap_or_else(|| panic!("no copilot update_current in {stdout}"));
+    // 937.05 premium requests left; Opus 4.5 costs 3: 312 requests.
+    let premium = &current["usage"]["windows"][0];
+    assert_eq!(
+        premium["current_model"],
+        serde_json::json!({"model": "claude-opus-4-5", "matched": "claude-opus-4.5", "multiplier": 3.0, "requests_left": 312.0})
+    );
+    let display = current["display"].as_str().unwrap();
+    assert!(display.ends_with("│ Model multiplier: 3x (312 req. left)"), "{display}");
+    // update_all has no host model: no current_model there.
+    assert!(
+        !stdout
+            .lines()
+            .any(|line| line.contains("\"update_all\"") && line.contains("current_model"))
     );
 }

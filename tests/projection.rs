@@ -51,6 +51,10 @@ pub fn window(id: &str, used_ratio: f64, resets_at: Option<Timestamp>) -> Window
         resets_at: resets_at.map(quotatrack::wire::rfc3339_seconds),
         window_seconds: Some(18_000),
         model: None,
+        quota: None,
+        window_type: None,
+        reset_behavior: None,
+        model_ids: Vec::new(),
         reset_passed: false,
     }
 }
@@ -420,4 +424,256 @@ fn losing_credentials_clears_windows_and_asks_for_a_login() {
     let message = &view.providers[0].error.as_ref().unwrap().message;
     assert_eq!(message, "no credentials found for anthropic; run `claude /login`");
     assert_eq!(status::line(&view, at(120), None), "Claude: login needed");
+}
+
+#[test]
+fn status_json_windows_carry_every_footer_value_at_the_view_clock() {
+    // Fetched at 0; viewed at 600. The 5h window (18 000 s) resets at
+    // 8 580: 7 980 s left, 10 020 s run, 55.666667 % of its time.
+    let store = store_after(vec![fetched(usage(vec![
+        window("5h", 0.45, Some(at(8_580))),
+        window("7d", 0.2, Some(at(300))),
+        window("30d", 0.1, None),
+    ]))]);
+    let view = status::view(&store, at(600), &StatusOptions::default());
+    let json = serde_json::to_value(&view).unwrap();
+    let windows = &json["providers"][0]["windows"];
+    let fields = |index: usize| {
+        let window = &windows[index];
+        [
+            "used_percent",
+            "remaining_percent",
+            "used",
+            "remaining",
+            "total",
+            "progress",
+            "used_time_s",
+            "remaining_time_s",
+            "total_time_s",
+        ]
+        .map(|name| {
+            assert!(window.get(name).is_some(), "{name} missing from {window}");
+            window[name].clone()
+        })
+    };
+    assert_eq!(
+        fields(0),
+        [
+            json!(45.0),
+            json!(55.0),
+            json!(45.0),
+            json!(55.0),
+            json!(100.0),
+            json!(55.666667),
+            json!(10_020),
+            json!(7_980),
+            json!(18_000)
+        ]
+    );
+    // The 7d window reset at 300: its state is unknown, its size is not.
+    let null = serde_json::Value::Null;
+    assert_eq!(
+        fields(1),
+        [
+            null.clone(),
+            null.clone(),
+            null.clone(),
+            null.clone(),
+            json!(100.0),
+            null.clone(),
+            null.clone(),
+            null.clone(),
+            json!(18_000)
+        ]
+    );
+    // No reset time: no time run or left.
+    let no_reset = fields(2);
+    assert_eq!(
+        no_reset[..5],
+        [json!(10.0), json!(90.0), json!(10.0), json!(90.0), json!(100.0)]
+    );
+    assert_eq!(no_reset[5..], [null.clone(), null.clone(), null, json!(18_000)]);
+    // Derived, never stored: the same store an hour later says an hour more.
+    let later = status::view(&store, at(4_200), &StatusOptions::default());
+    assert_eq!(later.providers[0].windows[0].remaining_time_s, Some(4_380));
+    assert_eq!(later.providers[0].windows[0].used_time_s, Some(13_620));
+    // ...and a snapshot settled later agrees with a view taken then.
+    let mut snapshot = view.clone();
+    status::settle(&mut snapshot, at(4_200), &StatusOptions::default());
+    assert_eq!(snapshot, later);
+}
+
+#[test]
+fn status_json_windows_say_how_they_move_and_which_models_they_count() {
+    // Every one was recorded at 2026-08-22T12:00:00Z, before its resets.
+    let recorded = crate::support::exchange(ProviderId::Copilot, "ok-paid").recorded_at;
+    let parse = |provider: ProviderId, name: &str| {
+        let exchange = crate::support::exchange(provider, name);
+        assert_eq!(exchange.recorded_at, recorded, "{provider} {name}");
+        quotatrack::driver::read_exchange(&exchange, recorded)
+    };
+    let envelopes: Vec<Envelope> = [
+        (ProviderId::Anthropic, "ok-full"),
+        (ProviderId::Copilot, "ok-paid"),
+        (ProviderId::Gemini, "ok-quota"),
+    ]
+    .into_iter()
+    .enumerate()
+    .map(|(seq, (provider, name))| Envelope {
+        stream: Stream::Tracker(provider),
+        seq: seq as u64,
+        at: recorded,
+        payload: Event::FetchCompleted {
+            provider,
+            exchange: None,
+            body_repeated: false,
+            outcome: parse(provider, name),
+            elapsed_ms: 120,
+        },
+    })
+    .collect();
+    let store = Store::from_events(&envelopes);
+    let view = status::view(&store, recorded, &StatusOptions::default());
+    let json = serde_json::to_value(&view).unwrap();
+    let window = |provider: &str, id: &str| {
+        let providers = json["providers"].as_array().unwrap();
+        let entry = providers.iter().find(|p| p["id"] == provider).unwrap();
+        let windows = entry["windows"].as_array().unwrap();
+        windows
+            .iter()
+            .find(|w| w["id"] == id)
+            .unwrap_or_else(|| panic!("{provider} {id} in {windows:?}"))
+            .clone()
+    };
+    let claude_5h = window("anthropic", "5h");
+    assert_eq!(
+        (&claude_5h["window_type"], &claude_5h["reset_behavior"]),
+        (&json!("session"), &json!("session_start"))
+    );
+    let claude_week = window("anthropic", "7d");
+    assert_eq!(
+        (&claude_week["window_type"], &claude_week["reset_behavior"]),
+        (&json!("rolling"), &json!("continuous"))
+    );
+    let premium = window("copilot", "premium");
+    assert_eq!(
+        (&premium["window_type"], &premium["reset_behavior"]),
+        (&json!("fixed"), &json!("calendar"))
+    );
+    assert!(
+        premium.get("model_ids").is_none(),
+        "premium counts every model: {premium}"
+    );
+    let opus = &premium["requests_left_by_model"]["claude-opus-4.5"];
+    let remaining = premium["remaining"].as_f64().unwrap();
+    assert_eq!(opus["multiplier"], json!(3.0));
+    assert_eq!(opus["requests_left"], json!((remaining / 3.0).floor()));
+    assert_eq!(
+        premium["requests_left_by_model"]["gpt-4o"]["requests_left"],
+        json!(null)
+    );
+    // Gemini's per-model windows name their model; a family aggregate names
+    // every model it combined.
+    let entry = json["providers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["id"] == "gemini")
+        .unwrap()
+        .clone();
+    for window in entry["windows"].as_array().unwrap() {
+        let models = window["model_ids"]
+            .as_array()
+            .unwrap_or_else(|| panic!("model_ids in {window}"));
+        // An aggregate's `model` is its most constrained model, one of them.
+        assert!(models.contains(&window["model"]), "{window}");
+    }
+    let flash = window("gemini", "flash");
+    assert_eq!(flash["model_ids"], json!(["gemini-2.5-flash", "gemini-2.5-flash-lite"]));
+    assert_eq!(
+        window("gemini", "gemini-2.5-pro")["model_ids"],
+        json!(["gemini-2.5-pro"])
+    );
+}
+
+/// `status --json` for every bundled fixture, as a user sees it after
+/// `status --refresh` over that one response: the real binary, a data dir
+/// of its own, the clock stopped at the fixture's recording.
+#[test]
+fn every_fixture_shows_in_status_json_with_every_window_value() {
+    insta::glob!("../fixtures/providers", "*/*.json", |path| {
+        let fixture = crate::support::Fixture::load(path);
+        let fixtures = tempfile::tempdir().unwrap();
+        let own = fixtures.path().join(fixture.provider.as_str());
+        std::fs::create_dir(&own).unwrap();
+        std::fs::copy(path, own.join(path.file_name().unwrap())).unwrap();
+        let data = tempfile::tempdir().unwrap();
+        let clock = quotatrack::wire::rfc3339_seconds(fixture.recorded_at);
+        let output = crate::support::quotatrack(
+            &[
+                "--data-dir",
+                data.path().to_str().unwrap(),
+                "--fixtures",
+                fixtures.path().to_str().unwrap(),
+                "--clock-at",
+                &clock,
+                "status",
+                "--refresh",
+                "--json",
+                "--provider",
+                fixture.provider.as_str(),
+            ],
+            b"",
+        );
+        assert_eq!(
+            output.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+        for window in json["providers"][0]["windows"].as_array().unwrap() {
+            for name in [
+                "used_percent",
+                "remaining_percent",
+                "progress",
+                "used_time_s",
+                "remaining_time_s",
+                "total_time_s",
+                "total",
+            ] {
+                assert!(window.get(name).is_some(), "{name} missing from {window}");
+            }
+        }
+        insta::assert_json_snapshot!(json);
+    });
+}
+
+#[test]
+fn a_snapshot_file_from_before_the_window_values_reads_with_them_derived() {
+    let store = store_after(vec![fetched(usage(vec![window("5h", 0.45, Some(at(8_580)))]))]);
+    let view = status::view(&store, at(600), &StatusOptions::default());
+    // The snapshot file as an older version wrote it: no derived values.
+    let mut old = serde_json::to_value(&view).unwrap();
+    let derived = [
+        "total",
+        "used_percent",
+        "remaining_percent",
+        "progress",
+        "used_time_s",
+        "remaining_time_s",
+        "total_time_s",
+    ];
+    for window in old["providers"][0]["windows"].as_array_mut().unwrap() {
+        for name in derived {
+            window.as_object_mut().unwrap().remove(name);
+        }
+    }
+    let data = tempfile::tempdir().unwrap();
+    std::fs::write(status::snapshot_path(data.path()), old.to_string()).unwrap();
+    let mut read = status::read_snapshot(data.path()).unwrap().unwrap();
+    assert_eq!(read.providers[0].windows[0].used_time_s, None);
+    status::settle(&mut read, at(600), &StatusOptions::default());
+    assert_eq!(read, view);
+    assert_eq!(read.providers[0].windows[0].remaining_time_s, Some(7_980));
 }
