@@ -11,6 +11,10 @@
 //! recorded; an emit becomes `update_current` and `update_all`. Effects
 //! that have an answer feed it back as the next input; states that need
 //! none are stepped through until the controller waits again.
+//!
+//! [`input`] reads the host's lines for `serve --stdio`, bounded.
+
+pub mod input;
 
 use jiff::{SignedDuration, Timestamp};
 use serde::Serialize;
