@@ -34,3 +34,5 @@ mod serve;
 mod controller;
 // Three serve processes on one data dir: forwarding, takeover, one request per interval.
 mod singleton;
+// Everyday edges as real processes: closed stdout, second owner, bad config, hostile stdio input, paths in the way, settings out of bounds in a log.
+mod hostedges;
