@@ -395,6 +395,44 @@ mod tests {
     }
 
     #[test]
+    fn a_file_error_names_the_line_of_the_key_even_in_a_table() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        let cases = [
+            (
+                "status_pages = true\n\nrefresh_interval_s = 86401\n",
+                "config.toml:3: refresh_interval_s",
+            ),
+            ("[display]\n# bars\nbar = \"yes\"\n", "config.toml:3: display.bar"),
+            ("providers = [\"anthropic\",\n  \"nope\"]\n", "config.toml:1: providers"),
+            ("a = [\n", "config.toml:1: unclosed array"),
+        ];
+        for (text, start) in cases {
+            std::fs::write(&path, text).unwrap();
+            let error = Settings::load(&path, true).unwrap_err().to_string();
+            let shown = error
+                .trim_start_matches(dir.path().to_str().unwrap())
+                .trim_start_matches('/');
+            assert!(shown.starts_with(start), "{text:?}: {error}");
+        }
+    }
+
+    #[test]
+    fn the_widest_settings_keep_the_rules_inside_time_arithmetic() {
+        let widest = Settings::default()
+            .patched(&json!({"refresh_interval_s": MAX_SECONDS, "min_interval_s": MAX_SECONDS}))
+            .unwrap();
+        let rules = widest.rules(Rules::default());
+        let longest = rules.delay(u32::MAX);
+        assert_eq!(longest, SignedDuration::from_secs(8 * MAX_SECONDS as i64));
+        for key in ["refresh_interval_s", "min_interval_s", "cache_ttl_s", "status_ttl_s"] {
+            let error = check_recorded(&json!({ key: MAX_SECONDS + 1 })).unwrap_err();
+            assert_eq!(error.key(), Some(key));
+            assert!(error.to_string().contains("at most 86400"), "{error}");
+        }
+    }
+
+    #[test]
     fn a_patch_changes_only_its_keys() {
         let patched = Settings::default()
             .patched(&json!({"refresh_interval_s": 120, "display": {"bar": false}}))

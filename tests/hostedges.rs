@@ -221,9 +221,10 @@ fn a_second_owner_exits_3_naming_the_owners_pid() {
     let printed = lines_of(owner.stdout.take().unwrap());
     wait_for(&printed, "status line from the owner", |_| true);
     let pid = format!("(pid {})", owner.id());
-    let needing: [Vec<&str>; 5] = [
+    let needing: [Vec<&str>; 6] = [
         vec!["--fixtures", &fx, "watch"],
         vec!["log", "export"],
+        vec!["log", "verify"],
         vec!["log", "stats"],
         vec!["store"],
         vec!["demo", "--hours", "1"],
@@ -304,6 +305,26 @@ fn a_bad_config_is_the_first_and_only_line_with_file_line_and_key() {
                 "{args:?}: {said:?} does not start with {start:?}"
             );
             assert!(output.stdout.is_empty(), "{args:?} printed before the error");
+        }
+    }
+}
+
+#[test]
+fn a_config_path_that_is_a_directory_or_missing_is_named_first() {
+    let scratch = Scratch::new();
+    std::fs::create_dir_all(scratch.path("config-dir")).unwrap();
+    for (name, says) in [
+        ("config-dir", "is a directory, not a settings file"),
+        ("absent.toml", "cannot read the settings file: "),
+    ] {
+        let config = scratch.text(name);
+        for args in [vec!["status"], vec!["status", "--refresh"], vec!["watch"]] {
+            let mut command = scratch.command("data", &["--config", &config]);
+            let output = command.args(&args).stdin(Stdio::null()).output().unwrap();
+            let said = stderr(&output);
+            assert_eq!(output.status.code(), Some(2), "{args:?}: {said}");
+            assert_eq!(said.lines().count(), 1, "{args:?}: {said}");
+            assert!(said.starts_with(&format!("quotatrack: {config}: {says}")), "{said}");
         }
     }
 }

@@ -424,8 +424,9 @@ fn listen(sources: &Sources) -> Option<tokio::sync::mpsc::Receiver<control::Aske
 }
 
 /// `quotatrack serve --stdio`: host events as JSON lines on stdin, engine
-/// events as JSON lines on stdout. A line that is not a host event gets an
-/// `error` event naming the line, and nothing changes. The interval runs
+/// events as JSON lines on stdout. A line that is not a host event (too
+/// long, not UTF-8, not JSON, an unknown type) gets an `error` event naming
+/// the line, and nothing changes (`session::input`). The interval runs
 /// on the wall clock (a tracker cycle, then the controller's `interval`).
 /// At `session_shutdown` or the end of input the engine writes its
 /// checkpoint and the process exits 0.
