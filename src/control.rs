@@ -8,14 +8,15 @@
 //!
 //! The owner binds the socket once it holds the log; a socket left by an
 //! owner that died is removed first (holding the log proves nobody else
-//! serves it). The owner runs a forwarded refresh as a forced refresh of
+//! serves it). Anything else at that path (a file, a directory, a link) is
+//! the user's: it is reported with its path and never removed. The owner runs a forwarded refresh as a forced refresh of
 //! the engine, so the minimum interval, backoff and rate limits hold for
 //! every process together. A follower keeps its connection open: when the
 //! owner dies its end closes at once, and the follower tries to take the
 //! data dir over.
 
 use std::io;
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
@@ -45,14 +46,33 @@ struct Answer {
 pub type Asked = (Request, oneshot::Sender<()>);
 
 /// The owner's end: binds the socket (0600) and passes on every request.
+/// The error names the socket's path, once.
 pub fn listen(data_dir: &Path) -> io::Result<mpsc::Receiver<Asked>> {
     let path = data_dir.join(SOCKET);
-    match std::fs::remove_file(&path) {
-        Err(error) if error.kind() != io::ErrorKind::NotFound => return Err(error),
-        _ => {}
+    let at_path = |error: io::Error| io::Error::new(error.kind(), format!("{}: {error}", path.display()));
+    match std::fs::symlink_metadata(&path) {
+        Ok(found) if found.file_type().is_socket() => std::fs::remove_file(&path).map_err(at_path)?,
+        Ok(found) => {
+            let what = if found.is_dir() {
+                "a directory"
+            } else if found.file_type().is_symlink() {
+                "a symbolic link"
+            } else {
+                "a file that is not a socket"
+            };
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                format!(
+                    "{} is {what}, in the way of the control socket: move it away",
+                    path.display()
+                ),
+            ));
+        }
+        Err(error) if error.kind() == io::ErrorKind::NotFound => {}
+        Err(error) => return Err(at_path(error)),
     }
-    let listener = UnixListener::bind(&path)?;
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+    let listener = UnixListener::bind(&path).map_err(at_path)?;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).map_err(at_path)?;
     let (sender, receiver) = mpsc::channel(16);
     tokio::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
@@ -60,6 +80,15 @@ pub fn listen(data_dir: &Path) -> io::Result<mpsc::Receiver<Asked>> {
         }
     });
     Ok(receiver)
+}
+
+/// Removes the socket `listen` bound, and only a socket: whatever else is
+/// at its path now is not ours.
+pub fn unlisten(data_dir: &Path) {
+    let path = data_dir.join(SOCKET);
+    if std::fs::symlink_metadata(&path).is_ok_and(|found| found.file_type().is_socket()) {
+        let _ = std::fs::remove_file(&path);
+    }
 }
 
 /// Answers one follower's requests, in order, until it hangs up.

@@ -33,6 +33,9 @@ pub struct Journal {
     since_checkpoint: u64,
     /// Each provider's last stored response body.
     bodies: BTreeMap<ProviderId, Value>,
+    /// Events written just before whatever is recorded next, or dropped
+    /// ([`Journal::hold`]).
+    held: Vec<(Timestamp, Stream, Event)>,
 }
 
 impl Journal {
@@ -52,6 +55,7 @@ impl Journal {
             checkpoint_every: CHECKPOINT_EVERY,
             since_checkpoint: 0,
             bodies: BTreeMap::new(),
+            held: Vec::new(),
         })
     }
 
@@ -67,7 +71,15 @@ impl Journal {
         &mut self,
         items: impl IntoIterator<Item = (Timestamp, Stream, Event)>,
     ) -> Result<Vec<Envelope>, LogError> {
-        let items: Vec<_> = items.into_iter().map(|item| self.store_once(item)).collect();
+        let held = std::mem::take(&mut self.held);
+        let items: Vec<_> = held
+            .into_iter()
+            .chain(items)
+            .map(|item| self.store_once(item))
+            .collect();
+        if items.is_empty() {
+            return Ok(Vec::new());
+        }
         let envelopes = self.log.append(items)?;
         for envelope in &envelopes {
             self.store.apply(envelope);
@@ -78,6 +90,19 @@ impl Journal {
             self.since_checkpoint = 0;
         }
         Ok(envelopes)
+    }
+
+    /// Keeps `items` to be recorded, in order, just before whatever is
+    /// recorded next; [`Journal::drop_held`] forgets them instead. A host
+    /// event is held while it is handled: one that changed nothing leaves
+    /// no trace, so a stream of them cannot grow the log.
+    pub fn hold(&mut self, items: impl IntoIterator<Item = (Timestamp, Stream, Event)>) {
+        self.held.extend(items);
+    }
+
+    /// Forgets the held events (see [`Journal::hold`]).
+    pub fn drop_held(&mut self) {
+        self.held.clear();
     }
 
     /// A fetch whose body repeats the provider's previous one, without it.

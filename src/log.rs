@@ -137,7 +137,11 @@ pub struct Stats {
 impl Log {
     /// Opens (or creates) the log in `data_dir` and takes ownership of it.
     pub fn open(data_dir: &Path) -> Result<Log, LogError> {
-        fs::DirBuilder::new().recursive(true).mode(0o700).create(data_dir)?;
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(data_dir)
+            .map_err(|error| io::Error::new(error.kind(), format!("{}: {error}", data_dir.display())))?;
         fs::set_permissions(data_dir, fs::Permissions::from_mode(0o700))?;
         let db = open_db(data_dir)?;
         let dir = data_dir.to_owned();
@@ -311,6 +315,9 @@ impl Log {
                         report.first_problem = Some((expected, format!("missing (next entry is {})", envelope.seq)));
                     }
                     expected = envelope.seq + 1;
+                    if let Err(reason) = out_of_bounds(&envelope) {
+                        report.first_problem.get_or_insert((envelope.seq, reason));
+                    }
                     full.apply(&envelope);
                     report.events += 1;
                 }
@@ -375,6 +382,10 @@ impl Log {
             let envelope = envelope.map_err(|error| LogError::Import {
                 line: error.line,
                 message: error.message,
+            })?;
+            out_of_bounds(&envelope).map_err(|message| LogError::Import {
+                line: imported as usize + 1,
+                message: format!("log entry {}: {message}", envelope.seq),
             })?;
             next = Some(envelope.seq + 1);
             batch.insert(&envelope.seq.to_be_bytes(), seal(&envelope.to_json()));
@@ -553,5 +564,16 @@ fn unseal(value: &[u8]) -> Result<&[u8], String> {
         Ok(json)
     } else {
         Err("checksum mismatch (the stored bytes were altered)".to_owned())
+    }
+}
+
+/// A recorded `settings_changed` out of the bounds a settings file must
+/// meet (see `settings::Bound`), as the reason it is refused.
+fn out_of_bounds(envelope: &Envelope) -> Result<(), String> {
+    match &envelope.payload {
+        crate::events::Event::SettingsChanged { patch } => crate::settings::check_recorded(patch)
+            .map(drop)
+            .map_err(|error| format!("settings_changed: {error}")),
+        _ => Ok(()),
     }
 }

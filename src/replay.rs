@@ -29,13 +29,14 @@ use std::rc::Rc;
 
 use jiff::Timestamp;
 use serde::Serialize;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use crate::driver::{self, Driver, Found, Item};
 use crate::events::{Envelope, Event, Outcome, Stream};
 use crate::exchange::RecordedExchange;
 use crate::machines::tracker::Rules;
 use crate::providers::ProviderId;
+use crate::settings::{Settings, check_recorded};
 use crate::store::Store;
 use crate::wire::rfc3339_seconds;
 
@@ -108,8 +109,8 @@ pub fn replay(events: &[Envelope], options: &Options) -> Report {
     let providers = mentioned_providers(events);
     let recorded_decisions = events.iter().filter(|e| is_decision(&e.payload)).count();
     let compare = recorded_decisions > 0;
-    let mut settings = Map::new();
-    let rules_for = |settings: &Map<String, Value>| options.rules.unwrap_or_else(|| Rules::from_settings(settings));
+    let mut settings = Settings::default();
+    let rules_for = |settings: &Settings| options.rules.unwrap_or_else(|| settings.rules(Rules::default()));
     let mut driver = Driver::new(rules_for(&settings), &providers, &Store::default());
     let mut report = Report {
         events: events.len(),
@@ -123,8 +124,10 @@ pub fn replay(events: &[Envelope], options: &Options) -> Report {
     while index < replayed.len() {
         let envelope = replayed[index];
         if let (Stream::Engine, Event::SettingsChanged { patch }) = (envelope.stream, &envelope.payload) {
-            if let Value::Object(patch) = patch {
-                settings.extend(patch.clone());
+            // A patch out of bounds is refused by `check` before a replay
+            // starts; here it changes nothing, as a host's would.
+            if let Ok(next) = settings.patched(patch) {
+                settings = next;
             }
             driver.set_rules(rules_for(&settings));
             index += 1;
@@ -555,10 +558,45 @@ pub struct Rendered {
     pub identical: bool,
 }
 
+/// Why a file cannot be replayed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReplayError {
+    /// A line is not an event.
+    #[error(transparent)]
+    Line(#[from] crate::events::LineError),
+    /// An event holds a value out of its bounds (a setting, a time).
+    #[error("log entry {seq} ({kind}): {message}")]
+    OutOfBounds {
+        /// The event's sequence number.
+        seq: u64,
+        /// The event's type.
+        kind: String,
+        /// What is wrong, naming the field and what it allows.
+        message: String,
+    },
+}
+
+/// Checks the values of recorded events that replay turns into rules
+/// against the bounds a settings file must meet: the first event out of
+/// bounds, by sequence number, with the field and its allowed range.
+pub fn check(events: &[Envelope]) -> Result<(), ReplayError> {
+    for envelope in events {
+        if let Event::SettingsChanged { patch } = &envelope.payload {
+            check_recorded(patch).map_err(|error| ReplayError::OutOfBounds {
+                seq: envelope.seq,
+                kind: "settings_changed".to_owned(),
+                message: error.to_string(),
+            })?;
+        }
+    }
+    Ok(())
+}
+
 /// Runs the `replay` command (shared by `quotatrack replay` and the
 /// `replay` tool) over a JSON-lines file.
-pub fn command(input: impl std::io::BufRead, request: &Request) -> Result<Rendered, crate::events::LineError> {
+pub fn command(input: impl std::io::BufRead, request: &Request) -> Result<Rendered, ReplayError> {
     let events = crate::events::read_lines(input).collect::<Result<Vec<_>, _>>()?;
+    check(&events)?;
     if let Some(time) = request.at {
         let store = store_at(&events, time);
         let view = crate::status::view(&store, time, &crate::status::StatusOptions::default());

@@ -11,6 +11,10 @@
 //! recorded; an emit becomes `update_current` and `update_all`. Effects
 //! that have an answer feed it back as the next input; states that need
 //! none are stepped through until the controller waits again.
+//!
+//! [`input`] reads the host's lines for `serve --stdio`, bounded.
+
+pub mod input;
 
 use jiff::{SignedDuration, Timestamp};
 use serde::Serialize;
@@ -90,6 +94,9 @@ pub struct Session {
     rejection: Option<String>,
     /// The last `update_current` and `update_all` sent, to send only changes.
     sent: Sent,
+    /// A host event is being handled: its records are held until it shows
+    /// it changed something ([`Engine::handle`]).
+    holding: bool,
 }
 
 impl Session {
@@ -102,6 +109,7 @@ impl Session {
             patch: None,
             rejection: None,
             sent: Sent::default(),
+            holding: false,
         }
     }
 }
@@ -114,10 +122,24 @@ impl Engine {
     }
 
     /// Handles one host event; returns what the host should be told.
+    ///
+    /// The host event and the controller's decisions are recorded only
+    /// when handling it changed something: something else was recorded (a
+    /// fetch, settings), the host was told something, or the controller
+    /// (its state, its storage, the model) is not as it was. A host event
+    /// that changed nothing leaves no trace, so the log and the memory of
+    /// a long session grow with what happened, not with how often the host
+    /// spoke; replay sees the same decisions either way.
     pub async fn handle(&mut self, host: HostEvent) -> Result<Vec<EngineEvent>, EngineError> {
         let at = self.clock.now();
+        let before = (
+            self.session.machine.state().clone(),
+            self.session.machine.inner().clone(),
+            self.session.model,
+            self.journal.log().next_seq(),
+        );
         let reported = Event::HostReported { host: host.clone() };
-        self.journal.record([(at, Stream::Controller, reported)])?;
+        self.journal.hold([(at, Stream::Controller, reported)]);
         let trigger = trigger(&host);
         match host {
             HostEvent::ModelChanged { provider, model } => {
@@ -127,7 +149,22 @@ impl Engine {
             HostEvent::SettingsPatch { patch } => self.session.patch = Some(patch),
             _ => {}
         }
-        self.drive(Input::Trigger(trigger)).await
+        self.session.holding = true;
+        let told = self.drive(Input::Trigger(trigger)).await;
+        self.session.holding = false;
+        let told = told?;
+        let after = (
+            self.session.machine.state().clone(),
+            self.session.machine.inner().clone(),
+            self.session.model,
+            self.journal.log().next_seq(),
+        );
+        if told.is_empty() && after == before {
+            self.journal.drop_held();
+        } else {
+            self.journal.record([])?;
+        }
+        Ok(told)
     }
 
     /// The settings in force.
@@ -149,7 +186,11 @@ impl Engine {
             let facts = facts(self.journal.store(), &self.session.settings, self.session.model, now);
             let mut context = Context::new(facts);
             self.session.machine.handle_with_context(&input, &mut context);
-            self.journal.record(decisions(&context))?;
+            if self.session.holding {
+                self.journal.hold(decisions(&context));
+            } else {
+                self.journal.record(decisions(&context))?;
+            }
             for effect in context.effects {
                 if let Some(answer) = self.perform(effect, &mut told).await? {
                     next = Some(answer);

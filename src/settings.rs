@@ -18,6 +18,13 @@
 //! in force, each value checked. The first bad key rejects the whole patch
 //! with a message naming the key and what it allows, and the settings in
 //! force stay as they were.
+//!
+//! The bounds of every number are stated once, in [`Bound`], and hold at
+//! every entry: the file (whose error names the file, the line and the
+//! key), a host's patch, and a `settings_changed` read back from a log or
+//! an import ([`check_recorded`]). The tracker's [`Rules`] are only ever
+//! made from checked settings ([`Settings::rules`]), so a crafted log
+//! cannot hand the machines an interval that overflows time arithmetic.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -97,14 +104,67 @@ pub enum SettingsError {
     /// The patch is not an object of keys.
     #[error("a settings patch must be an object of keys, got {0}")]
     NotAnObject(String),
-    /// The file could not be read or is not TOML.
-    #[error("{path}: {message}")]
+    /// The file could not be read or is not TOML, or a key in it is bad.
+    #[error("{}{}: {message}", path.display(), line.map_or_else(String::new, |line| format!(":{line}")))]
     File {
         /// The file.
         path: PathBuf,
+        /// The line the problem is on (from 1), when it is on one.
+        line: Option<usize>,
         /// What is wrong.
         message: String,
     },
+}
+
+/// The allowed range of a number of seconds: one definition for the file,
+/// patches, recorded settings and the tracker's rules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Bound {
+    /// The settings key.
+    pub key: &'static str,
+    /// The least value allowed.
+    pub least: u64,
+    /// The largest value allowed: a day, so that any multiple the tracker
+    /// takes (backoff is at most 8×) stays far inside time arithmetic.
+    pub most: u64,
+}
+
+impl Bound {
+    /// `refresh_interval_s`: providers are not polled faster than every 10 s.
+    pub const REFRESH_INTERVAL: Bound = Bound::seconds("refresh_interval_s", MIN_SECONDS);
+    /// `min_interval_s`.
+    pub const MIN_INTERVAL: Bound = Bound::seconds("min_interval_s", MIN_SECONDS);
+    /// `cache_ttl_s`.
+    pub const CACHE_TTL: Bound = Bound::seconds("cache_ttl_s", MIN_SECONDS);
+    /// `status_ttl_s`: status pages are not read more than once a minute.
+    pub const STATUS_TTL: Bound = Bound::seconds("status_ttl_s", 60);
+
+    const fn seconds(key: &'static str, least: u64) -> Bound {
+        Bound {
+            key,
+            least,
+            most: MAX_SECONDS,
+        }
+    }
+
+    /// What the key allows, as the error message says it.
+    pub fn allowed(&self) -> String {
+        format!("an integer ≥ {} (seconds, at most {})", self.least, self.most)
+    }
+
+    /// `value` when it is an integer in range, else the error naming the
+    /// key and the range.
+    pub fn check(&self, value: &Value) -> Result<u64, SettingsError> {
+        value
+            .as_u64()
+            .filter(|seconds| (self.least..=self.most).contains(seconds))
+            .ok_or_else(|| invalid(self.key, &self.allowed(), value))
+    }
+
+    /// `seconds` as a duration; in range by construction of [`Settings`].
+    fn duration(seconds: u64) -> SignedDuration {
+        SignedDuration::from_secs(seconds.min(MAX_SECONDS) as i64)
+    }
 }
 
 /// The keys, in the order the file documents them.
@@ -121,6 +181,16 @@ pub const KEYS: [&str; 7] = [
 /// The least update interval and TTL: providers are not polled faster.
 pub const MIN_SECONDS: u64 = 10;
 
+/// The largest number of seconds any setting takes (a day).
+pub const MAX_SECONDS: u64 = 86_400;
+
+/// Checks the settings a log recorded (a `settings_changed` patch read back
+/// by replay, verify or an import) against the bounds a file or a patch
+/// must meet; the error names the key and what it allows.
+pub fn check_recorded(patch: &Value) -> Result<Settings, SettingsError> {
+    Settings::default().patched(patch)
+}
+
 impl Settings {
     /// The settings as a JSON object (the `ready` and `settings_updated`
     /// events carry it).
@@ -131,8 +201,8 @@ impl Settings {
     /// `rules` with the intervals of these settings.
     pub fn rules(&self, rules: Rules) -> Rules {
         Rules {
-            interval: SignedDuration::from_secs(self.refresh_interval_s as i64),
-            min_interval: SignedDuration::from_secs(self.min_interval_s as i64),
+            interval: Bound::duration(self.refresh_interval_s),
+            min_interval: Bound::duration(self.min_interval_s),
             ..rules
         }
     }
@@ -155,10 +225,12 @@ impl Settings {
     }
 
     /// Reads a settings file; a missing file at the default place gives the
-    /// defaults, a missing file that was named explicitly is an error.
+    /// defaults, a missing file that was named explicitly is an error. The
+    /// error names the file, and the line and key when it is about one.
     pub fn load(path: &Path, explicit: bool) -> Result<Settings, SettingsError> {
-        let fail = |message: String| SettingsError::File {
+        let fail = |line: Option<usize>, message: String| SettingsError::File {
             path: path.to_owned(),
+            line,
             message,
         };
         let text = match std::fs::read_to_string(path) {
@@ -166,22 +238,29 @@ impl Settings {
             Err(error) if error.kind() == std::io::ErrorKind::NotFound && !explicit => {
                 return Ok(Settings::default());
             }
-            Err(error) => return Err(fail(error.to_string())),
+            Err(error) if error.kind() == std::io::ErrorKind::IsADirectory => {
+                return Err(fail(None, "is a directory, not a settings file".to_owned()));
+            }
+            Err(error) => return Err(fail(None, format!("cannot read the settings file: {error}"))),
         };
-        let table: toml::Table = toml::from_str(&text).map_err(|error| fail(one_line(&error.to_string())))?;
-        let patch = serde_json::to_value(table).map_err(|error| fail(error.to_string()))?;
-        Settings::default()
-            .patched(&patch)
-            .map_err(|error| fail(error.to_string()))
+        let table: toml::Table = toml::from_str(&text).map_err(|error| {
+            let line = error.span().map(|span| line_of(&text, span.start));
+            fail(line, one_line(error.message()))
+        })?;
+        let patch = serde_json::to_value(table).map_err(|error| fail(None, error.to_string()))?;
+        Settings::default().patched(&patch).map_err(|error| {
+            let line = error.key().and_then(|key| key_line(&text, key));
+            fail(line, error.to_string())
+        })
     }
 
     fn set(&mut self, key: &str, value: &Value) -> Result<(), SettingsError> {
         match key {
             "providers" => self.providers = providers(value)?,
-            "refresh_interval_s" => self.refresh_interval_s = seconds(key, value, MIN_SECONDS)?,
-            "min_interval_s" => self.min_interval_s = seconds(key, value, MIN_SECONDS)?,
-            "cache_ttl_s" => self.cache_ttl_s = seconds(key, value, MIN_SECONDS)?,
-            "status_ttl_s" => self.status_ttl_s = seconds(key, value, 60)?,
+            "refresh_interval_s" => self.refresh_interval_s = Bound::REFRESH_INTERVAL.check(value)?,
+            "min_interval_s" => self.min_interval_s = Bound::MIN_INTERVAL.check(value)?,
+            "cache_ttl_s" => self.cache_ttl_s = Bound::CACHE_TTL.check(value)?,
+            "status_ttl_s" => self.status_ttl_s = Bound::STATUS_TTL.check(value)?,
             "status_pages" => self.status_pages = boolean(key, value)?,
             "display" => {
                 let Value::Object(display) = value else {
@@ -218,11 +297,40 @@ fn invalid(key: &str, allowed: &str, got: &Value) -> SettingsError {
     }
 }
 
-fn seconds(key: &str, value: &Value, least: u64) -> Result<u64, SettingsError> {
-    value
-        .as_u64()
-        .filter(|seconds| (least..=86_400).contains(seconds))
-        .ok_or_else(|| invalid(key, &format!("an integer ≥ {least} (seconds, at most 86400)"), value))
+impl SettingsError {
+    /// The key the error is about, dotted for nested ones.
+    pub fn key(&self) -> Option<&str> {
+        match self {
+            SettingsError::Invalid { key, .. } | SettingsError::Unknown { key, .. } => Some(key),
+            SettingsError::NotAnObject(_) | SettingsError::File { .. } => None,
+        }
+    }
+}
+
+/// The line (from 1) of byte `offset` in `text`.
+fn line_of(text: &str, offset: usize) -> usize {
+    text.as_bytes()[..offset.min(text.len())]
+        .iter()
+        .filter(|byte| **byte == b'\n')
+        .count()
+        + 1
+}
+
+/// The line of `key` (dotted for a key in a table) in a settings file that
+/// parsed.
+fn key_line(text: &str, key: &str) -> Option<usize> {
+    let document = toml::de::DeTable::parse(text).ok()?;
+    let mut table = document.get_ref();
+    let mut parts = key.split('.').peekable();
+    while let Some(part) = parts.next() {
+        let (name, value) = table.iter().find(|(name, _)| name.get_ref().as_ref() == part)?;
+        match (parts.peek(), value.get_ref()) {
+            (None, _) => return Some(line_of(text, name.span().start)),
+            (Some(_), toml::de::DeValue::Table(inner)) => table = inner,
+            (Some(_), _) => return Some(line_of(text, name.span().start)),
+        }
+    }
+    None
 }
 
 fn boolean(key: &str, value: &Value) -> Result<bool, SettingsError> {
@@ -249,16 +357,10 @@ fn providers(value: &Value) -> Result<Vec<ProviderId>, SettingsError> {
     Ok(ids)
 }
 
-/// A multi-line parser message (where, a picture, what) on one line:
-/// where and what.
+/// A parser message on one line.
 fn one_line(message: &str) -> String {
     let lines: Vec<&str> = message.lines().map(str::trim).filter(|line| !line.is_empty()).collect();
-    match (lines.first(), lines.last()) {
-        (Some(first), Some(last)) if lines.len() > 1 => {
-            format!("{first}: {}", last.trim_start_matches(['^', '|', ' ']))
-        }
-        _ => message.trim().to_owned(),
-    }
+    lines.join("; ")
 }
 
 #[cfg(test)]
@@ -290,6 +392,44 @@ mod tests {
             "{error}"
         );
         assert_eq!(settings, Settings::default());
+    }
+
+    #[test]
+    fn a_file_error_names_the_line_of_the_key_even_in_a_table() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        let cases = [
+            (
+                "status_pages = true\n\nrefresh_interval_s = 86401\n",
+                "config.toml:3: refresh_interval_s",
+            ),
+            ("[display]\n# bars\nbar = \"yes\"\n", "config.toml:3: display.bar"),
+            ("providers = [\"anthropic\",\n  \"nope\"]\n", "config.toml:1: providers"),
+            ("a = [\n", "config.toml:1: unclosed array"),
+        ];
+        for (text, start) in cases {
+            std::fs::write(&path, text).unwrap();
+            let error = Settings::load(&path, true).unwrap_err().to_string();
+            let shown = error
+                .trim_start_matches(dir.path().to_str().unwrap())
+                .trim_start_matches('/');
+            assert!(shown.starts_with(start), "{text:?}: {error}");
+        }
+    }
+
+    #[test]
+    fn the_widest_settings_keep_the_rules_inside_time_arithmetic() {
+        let widest = Settings::default()
+            .patched(&json!({"refresh_interval_s": MAX_SECONDS, "min_interval_s": MAX_SECONDS}))
+            .unwrap();
+        let rules = widest.rules(Rules::default());
+        let longest = rules.delay(u32::MAX);
+        assert_eq!(longest, SignedDuration::from_secs(8 * MAX_SECONDS as i64));
+        for key in ["refresh_interval_s", "min_interval_s", "cache_ttl_s", "status_ttl_s"] {
+            let error = check_recorded(&json!({ key: MAX_SECONDS + 1 })).unwrap_err();
+            assert_eq!(error.key(), Some(key));
+            assert!(error.to_string().contains("at most 86400"), "{error}");
+        }
     }
 
     #[test]

@@ -486,30 +486,49 @@ pub fn write_snapshot(data_dir: &Path, status: &Status) -> io::Result<()> {
 }
 
 /// Reads the snapshot file; `Ok(None)` when there is none yet.
+/// The error names the snapshot's path.
 pub fn read_snapshot(data_dir: &Path) -> io::Result<Option<Status>> {
-    match fs::read(snapshot_path(data_dir)) {
+    let path = snapshot_path(data_dir);
+    let at_path = |kind: io::ErrorKind, error: &dyn std::fmt::Display| {
+        io::Error::new(kind, format!("{}: {error}", path.display()))
+    };
+    match fs::read(&path) {
         Ok(bytes) => serde_json::from_slice(&bytes)
             .map(Some)
-            .map_err(|error| io::Error::new(io::ErrorKind::InvalidData, error)),
+            .map_err(|error| at_path(io::ErrorKind::InvalidData, &error)),
         Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(error) => Err(error),
+        Err(error) => Err(at_path(error.kind(), &error)),
     }
 }
 
 /// Writes `bytes` to `path` through a 0600 temporary file and a rename.
+/// Whatever is in the way at `path` (a directory) is left as it is; the
+/// error names `path`, and the temporary file is removed.
 pub fn write_private_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let name = path.file_name().and_then(|name| name.to_str()).unwrap_or("file");
     let temporary = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&temporary)?;
-    file.write_all(bytes)?;
-    file.sync_all()?;
-    drop(file);
-    fs::rename(&temporary, path)?;
-    File::open(dir)?.sync_all()
+    let written = (|| {
+        if fs::symlink_metadata(path).is_ok_and(|found| found.is_dir()) {
+            return Err(io::Error::new(
+                io::ErrorKind::IsADirectory,
+                "is a directory, in the way of a file: move it away",
+            ));
+        }
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&temporary)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        drop(file);
+        fs::rename(&temporary, path)?;
+        File::open(dir)?.sync_all()
+    })();
+    written.map_err(|error| {
+        let _ = fs::remove_file(&temporary);
+        io::Error::new(error.kind(), format!("{}: {error}", path.display()))
+    })
 }

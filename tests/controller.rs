@@ -543,7 +543,15 @@ impl Sut {
 
     /// Checks a step's results against the model's.
     fn check(&mut self, model: &Model, told: &[EngineEvent], asked: usize, step: &dyn std::fmt::Debug) {
-        assert_eq!(self.path(), model.path, "controller states after {step:?}");
+        let path = self.path();
+        // A host event that changed nothing (nothing told or recorded, the
+        // controller back in `ready`) leaves no trace in the log (see
+        // `Engine::handle`), so there is no path to compare; what a tick's
+        // cycle fetched is checked below.
+        let elided = path.is_empty() && told.is_empty() && !model.must_show && model.path.last() == Some(&"ready");
+        if !elided {
+            assert_eq!(path, model.path, "controller states after {step:?}");
+        }
         let others: Vec<Told> = told
             .iter()
             .filter_map(|event| match event {

@@ -38,3 +38,5 @@ mod singleton;
 mod pace;
 // History series: cycles, running out, downsampling that keeps peaks and resets, a recorded rollover.
 mod history;
+// Everyday edges as real processes: closed stdout, second owner, bad config, hostile stdio input, paths in the way, settings out of bounds in a log.
+mod hostedges;

@@ -22,12 +22,34 @@ use quotatrack::journal::Journal;
 use quotatrack::log::{Log, LogError};
 use quotatrack::machines::controller::Effect;
 use quotatrack::providers::{ProviderId, Response};
+use quotatrack::session::input::HostLines as HostInput;
 use quotatrack::session::{EngineEvent, Follower};
 use quotatrack::settings::Settings;
 use quotatrack::status::{self, StatusOptions};
 use quotatrack::transport::{ExchangePlayer, HttpTransport};
 use quotatrack::wire::{ParseOutput, Status, rfc3339_seconds};
 use quotatrack::{control, footer, record, replay, scenario};
+
+// Every line the command prints goes through these instead of std's: a
+// closed stdout (`quotatrack status | true`, `… | head -1`) comes back as
+// a `BrokenPipe` error through `?`, which `main` takes as done (exit 0),
+// where std's `println!` panics. Writing to stderr is best effort: a
+// closed stderr is no reason to fail, let alone panic.
+macro_rules! println {
+    ($($arg:tt)*) => {
+        writeln!(std::io::stdout().lock(), $($arg)*)?
+    };
+}
+macro_rules! print {
+    ($($arg:tt)*) => {
+        write!(std::io::stdout().lock(), $($arg)*)?
+    };
+}
+macro_rules! eprintln {
+    ($($arg:tt)*) => {{
+        let _ = writeln!(std::io::stderr().lock(), $($arg)*);
+    }};
+}
 
 fn main() -> ExitCode {
     let args = Args::parse();
@@ -41,15 +63,52 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(error) if is_broken_pipe(&error) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("quotatrack: {error:#}");
+            let message = one_line(&error);
+            eprintln!("quotatrack: {message}");
             if json {
-                println!("{}", serde_json::json!({"error": {"message": format!("{error:#}")}}));
+                let object = serde_json::json!({"error": {"message": message}});
+                let _ = writeln!(std::io::stdout().lock(), "{object}");
             }
-            match error.downcast_ref::<LogError>() {
-                Some(LogError::Owned { .. }) => ExitCode::from(3),
-                _ => ExitCode::from(2),
+            if is_owned(&error) {
+                ExitCode::from(3)
+            } else {
+                ExitCode::from(2)
             }
         }
+    }
+}
+
+/// The error and its causes on one line, each said once: a cause whose
+/// text its parent already shows (a transparent wrapper, an I/O error
+/// shown by the error that carries it) is not repeated.
+fn one_line(error: &anyhow::Error) -> String {
+    let mut message = String::new();
+    for cause in error.chain() {
+        let text = cause.to_string();
+        if !message.contains(&text) {
+            if !message.is_empty() {
+                message.push_str(": ");
+            }
+            message.push_str(&text);
+        }
+    }
+    message
+}
+
+/// The log error a cause is or carries (the engine and the demo's
+/// scenario wrap the log's, transparently).
+fn log_error<'e>(cause: &'e (dyn std::error::Error + 'static)) -> Option<&'e LogError> {
+    use quotatrack::engine::EngineError;
+    use quotatrack::scenario::ScenarioError;
+    let engine = cause
+        .downcast_ref::<EngineError>()
+        .or_else(|| match cause.downcast_ref::<ScenarioError>() {
+            Some(ScenarioError::Engine(engine)) => Some(engine),
+            _ => None,
+        });
+    match engine {
+        Some(EngineError::Log(log)) => Some(log),
+        _ => cause.downcast_ref::<LogError>(),
     }
 }
 
@@ -58,12 +117,20 @@ fn is_broken_pipe(error: &anyhow::Error) -> bool {
     error.chain().any(|cause| {
         let io = cause
             .downcast_ref::<std::io::Error>()
-            .or_else(|| match cause.downcast_ref::<LogError>() {
+            .or_else(|| match log_error(cause) {
                 Some(LogError::Io(io)) => Some(io),
                 _ => None,
             });
         io.is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
     })
+}
+
+/// Whether the data dir is owned by another process (exit 3), however
+/// deep the log's error sits.
+fn is_owned(error: &anyhow::Error) -> bool {
+    error
+        .chain()
+        .any(|cause| matches!(log_error(cause), Some(LogError::Owned { .. })))
 }
 
 /// What every engine-running command shares: where, from what, how long.
@@ -72,21 +139,34 @@ struct Sources {
     data_dir: PathBuf,
     fixtures: Option<PathBuf>,
     timeout: Duration,
-    /// `--config` / `QUOTATRACK_CONFIG`.
-    config: Option<PathBuf>,
+    /// The settings file (`--config` / `QUOTATRACK_CONFIG`) as read before
+    /// the command does anything, or the defaults for a command that reads
+    /// no settings.
+    settings: Settings,
 }
 
-impl Sources {
-    /// The settings file read, or the defaults when there is none at the
-    /// default place.
-    fn settings(&self) -> anyhow::Result<Settings> {
-        let (path, explicit) =
-            quotatrack::config::settings_file(self.config.as_deref(), |name| std::env::var(name).ok());
-        Ok(Settings::load(&path, explicit)?)
-    }
+/// Whether `command` reads the settings file: it is then read, and a bad
+/// one reported, before anything else happens.
+fn reads_settings(command: &Command) -> bool {
+    matches!(
+        command,
+        Command::Status(_) | Command::Demo(_) | Command::Watch | Command::Serve(_) | Command::Record(_)
+    )
+}
+
+/// The settings file read, or the defaults when there is none at the
+/// default place.
+fn load_settings(config: Option<&Path>) -> anyhow::Result<Settings> {
+    let (path, explicit) = quotatrack::config::settings_file(config, |name| std::env::var(name).ok());
+    Ok(Settings::load(&path, explicit)?)
 }
 
 fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let settings = if reads_settings(&args.command) {
+        load_settings(args.config.as_deref())?
+    } else {
+        Settings::default()
+    };
     let data_dir = quotatrack::config::data_dir(args.data_dir.as_deref(), |name| std::env::var(name).ok());
     let sources = Sources {
         clock: match &args.clock_file {
@@ -99,7 +179,7 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
         data_dir: data_dir.clone(),
         fixtures: args.fixtures.clone(),
         timeout: Duration::from_secs_f64(args.timeout),
-        config: args.config.clone(),
+        settings,
     };
     match args.command {
         Command::Parse(parse) => run_parse(parse),
@@ -119,7 +199,7 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
 /// given, else live (credential discovery and HTTP).
 fn engine(sources: &Sources) -> anyhow::Result<Engine> {
     let clock = Arc::clone(&sources.clock);
-    let settings = sources.settings()?;
+    let settings = sources.settings.clone();
     let builder = Engine::builder()
         .data_dir(&sources.data_dir)
         .clock(clock.clone())
@@ -201,7 +281,7 @@ fn run_status(sources: &Sources, args: &StatusArgs) -> anyhow::Result<ExitCode> 
     }
     let now = sources.clock.now();
     let mut view = status::read_snapshot(data_dir)
-        .with_context(|| format!("cannot read the snapshot in {}", data_dir.display()))?
+        .context("cannot read the last snapshot")?
         .unwrap_or_else(|| Status {
             schema: 1,
             generated_at: rfc3339_seconds(now),
@@ -292,10 +372,16 @@ fn run_watch(sources: &Sources) -> anyhow::Result<ExitCode> {
     let mut engine = engine(sources)?;
     let mut updates = engine.subscribe();
     runtime()?.block_on(async {
-        let printer = tokio::spawn(async move {
+        // Ends when stdout is closed (`quotatrack watch | head -1`): the
+        // engine then stops as at a signal.
+        let mut printer = tokio::spawn(async move {
             while let Ok(view) = updates.recv().await {
-                println!("{}", status::line(&view, Timestamp::now(), None));
+                let line = status::line(&view, Timestamp::now(), None);
+                if writeln!(std::io::stdout().lock(), "{line}").is_err() {
+                    return;
+                }
             }
+            std::future::pending::<()>().await;
         });
         let shutdown = shutdown_signal();
         tokio::pin!(shutdown);
@@ -306,6 +392,7 @@ fn run_watch(sources: &Sources) -> anyhow::Result<ExitCode> {
             tokio::select! {
                 biased;
                 () = &mut shutdown => break,
+                _ = &mut printer => break,
                 Some((request, done)) = next_request(&mut requests) => {
                     engine.force_refresh(request.refresh).await?;
                     let _ = done.send(());
@@ -319,7 +406,9 @@ fn run_watch(sources: &Sources) -> anyhow::Result<ExitCode> {
                 }
             }
         }
-        let _ = std::fs::remove_file(sources.data_dir.join(control::SOCKET));
+        if requests.is_some() {
+            control::unlisten(&sources.data_dir);
+        }
         engine.close()?;
         printer.abort();
         anyhow::Ok(())
@@ -335,8 +424,9 @@ fn listen(sources: &Sources) -> Option<tokio::sync::mpsc::Receiver<control::Aske
 }
 
 /// `quotatrack serve --stdio`: host events as JSON lines on stdin, engine
-/// events as JSON lines on stdout. A line that is not a host event gets an
-/// `error` event naming the line, and nothing changes. The interval runs
+/// events as JSON lines on stdout. A line that is not a host event (too
+/// long, not UTF-8, not JSON, an unknown type) gets an `error` event naming
+/// the line, and nothing changes (`session::input`). The interval runs
 /// on the wall clock (a tracker cycle, then the controller's `interval`).
 /// At `session_shutdown` or the end of input the engine writes its
 /// checkpoint and the process exits 0.
@@ -348,7 +438,7 @@ fn listen(sources: &Sources) -> Option<tokio::sync::mpsc::Receiver<control::Aske
 fn run_serve(sources: &Sources) -> anyhow::Result<ExitCode> {
     runtime()?.block_on(async {
         let mut out = std::io::stdout().lock();
-        let mut input = HostLines::stdin();
+        let mut input = HostLines::new(tokio::io::BufReader::new(tokio::io::stdin()));
         let (engine, model) = match engine(sources) {
             Ok(engine) => (engine, None),
             Err(error) if is_owned(&error) => match follow(sources, &mut input, &mut out).await? {
@@ -362,36 +452,8 @@ fn run_serve(sources: &Sources) -> anyhow::Result<ExitCode> {
     })
 }
 
-/// The host's input lines, numbered from 1.
-struct HostLines {
-    lines: tokio::io::Lines<tokio::io::BufReader<tokio::io::Stdin>>,
-    number: usize,
-}
-
-impl HostLines {
-    fn stdin() -> HostLines {
-        use tokio::io::AsyncBufReadExt;
-        HostLines {
-            lines: tokio::io::BufReader::new(tokio::io::stdin()).lines(),
-            number: 0,
-        }
-    }
-
-    /// The next event with its line number, or the `error` event for a line
-    /// that is not one; blank lines are skipped; `None` at end of input.
-    /// Cancel-safe: nothing is consumed until a line is complete.
-    async fn next(&mut self) -> std::io::Result<Option<(usize, Result<HostEvent, EngineEvent>)>> {
-        loop {
-            let Some(line) = self.lines.next_line().await? else {
-                return Ok(None);
-            };
-            self.number += 1;
-            if let Some(event) = host_event(&line) {
-                return Ok(Some((self.number, event)));
-            }
-        }
-    }
-}
+/// The host's input lines on stdin (`session::input`: bounded, numbered).
+type HostLines = HostInput<tokio::io::BufReader<tokio::io::Stdin>>;
 
 /// The owner's loop: host events, the interval, and followers' refreshes,
 /// until `session_shutdown` or the end of input; then the checkpoint.
@@ -402,12 +464,33 @@ async fn own(
     input: &mut HostLines,
     out: &mut impl Write,
 ) -> anyhow::Result<()> {
+    let mut requests = None;
+    let session = serve_owned(&mut engine, sources, model, input, out, &mut requests).await;
+    if requests.is_some() {
+        control::unlisten(&sources.data_dir);
+    }
+    // The checkpoint is written however the session ended (a closed
+    // stdout included); the session's own error, if any, comes after.
+    engine.close()?;
+    session
+}
+
+/// The owner's session itself: `ready`, then the loop until the host is
+/// done; `requests` is the control socket once it is bound.
+async fn serve_owned(
+    engine: &mut Engine,
+    sources: &Sources,
+    model: Option<HostEvent>,
+    input: &mut HostLines,
+    out: &mut impl Write,
+    requests: &mut Option<tokio::sync::mpsc::Receiver<control::Asked>>,
+) -> anyhow::Result<()> {
     send(out, None, engine.start().await?)?;
     engine.cycle().await?;
     if let Some(model) = model {
         send(out, None, engine.handle(model).await?)?;
     }
-    let mut requests = listen(sources);
+    *requests = listen(sources);
     let every = Duration::from_secs(engine.settings().refresh_interval_s);
     let mut timer = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
     loop {
@@ -425,7 +508,7 @@ async fn own(
                     Err(error) => send(out, Some(number), vec![error])?,
                 }
             }
-            Some((request, done)) = next_request(&mut requests) => {
+            Some((request, done)) = next_request(requests) => {
                 engine.force_refresh(request.refresh).await?;
                 let _ = done.send(());
             }
@@ -435,8 +518,6 @@ async fn own(
             }
         }
     }
-    let _ = std::fs::remove_file(sources.data_dir.join(control::SOCKET));
-    engine.close()?;
     Ok(())
 }
 
@@ -465,7 +546,7 @@ async fn follow(
     }
     let mut owner = control::Owner::connect(&sources.data_dir).await.ok();
     let mut model = None;
-    let every = Duration::from_secs(sources.settings()?.refresh_interval_s);
+    let every = Duration::from_secs(sources.settings.refresh_interval_s);
     let mut timer = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
     loop {
         tokio::select! {
@@ -576,18 +657,6 @@ fn snapshot(sources: &Sources) -> anyhow::Result<Option<Status>> {
     Ok(Some(view))
 }
 
-/// One input line of `serve --stdio`: nothing for a blank line, else the
-/// host event or the `error` event that says why it is not one.
-fn host_event(line: &str) -> Option<Result<HostEvent, EngineEvent>> {
-    if line.trim().is_empty() {
-        return None;
-    }
-    Some(serde_json::from_str(line).map_err(|error| EngineEvent::Error {
-        line: None,
-        message: format!("not a host event: {error}"),
-    }))
-}
-
 /// Writes engine events as JSON lines, errors naming input line `line`.
 fn send(out: &mut impl Write, line: Option<usize>, events: Vec<EngineEvent>) -> anyhow::Result<()> {
     for mut event in events {
@@ -599,13 +668,6 @@ fn send(out: &mut impl Write, line: Option<usize>, events: Vec<EngineEvent>) -> 
     }
     out.flush()?;
     Ok(())
-}
-
-fn is_owned(error: &anyhow::Error) -> bool {
-    matches!(
-        error.downcast_ref::<quotatrack::engine::EngineError>(),
-        Some(quotatrack::engine::EngineError::Log(LogError::Owned { .. }))
-    )
 }
 
 /// Completes on SIGINT or SIGTERM.

@@ -31,7 +31,6 @@
 
 use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
 use statig::prelude::*;
 
 use crate::events::Cause;
@@ -65,32 +64,13 @@ impl Default for Rules {
 }
 
 impl Rules {
-    /// The settings key of the interval.
-    pub const INTERVAL_KEY: &'static str = "refresh_interval_s";
-    /// The settings key of the minimum interval.
-    pub const MIN_INTERVAL_KEY: &'static str = "min_interval_s";
-
-    /// The rules under `settings` (the store's patched keys); keys that are
-    /// absent or not usable keep their defaults.
-    pub fn from_settings(settings: &Map<String, Value>) -> Rules {
-        let mut rules = Rules::default();
-        if let Some(seconds) = settings
-            .get(Rules::INTERVAL_KEY)
-            .and_then(Value::as_u64)
-            .filter(|s| *s > 0)
-        {
-            rules.interval = SignedDuration::from_secs(seconds as i64);
-        }
-        if let Some(seconds) = settings.get(Rules::MIN_INTERVAL_KEY).and_then(Value::as_u64) {
-            rules.min_interval = SignedDuration::from_secs(seconds.min(86_400) as i64);
-        }
-        rules
-    }
-
+    /// Rules come from checked settings ([`crate::settings::Settings::rules`]),
+    /// whose bounds keep `interval × max_backoff` far inside time arithmetic.
     /// The wait after an attempt with `fails` failures behind it.
     pub fn delay(&self, fails: u32) -> SignedDuration {
         let multiplier = fails.saturating_add(1).min(self.max_backoff.max(1));
-        self.interval * multiplier as i32
+        self.interval
+            .saturating_mul(i32::try_from(multiplier).unwrap_or(i32::MAX))
     }
 }
 
@@ -413,13 +393,13 @@ impl Tracker {
     fn due(&self, now: Timestamp, fails: u32) -> bool {
         let backoff_over = self
             .last_attempt
-            .is_none_or(|last| last + self.rules.delay(fails) <= now + self.rules.slack);
+            .is_none_or(|last| at_or_before(last, self.rules.delay(fails), now, self.rules.slack));
         backoff_over && self.min_interval_passed(now)
     }
 
     fn min_interval_passed(&self, now: Timestamp) -> bool {
         self.last_request
-            .is_none_or(|last| last + self.rules.min_interval <= now)
+            .is_none_or(|last| at_or_before(last, self.rules.min_interval, now, SignedDuration::ZERO))
     }
 
     /// A demanded fetch of a healthy provider: once the minimum interval
@@ -531,5 +511,16 @@ impl State {
             State::RateLimited { until } => Some(*until),
             _ => None,
         }
+    }
+}
+
+/// Whether `last + wait <= now + slack`, in checked arithmetic: times read
+/// from a log may sit at the ends of the representable range, where a sum
+/// that leaves it counts as never reached.
+fn at_or_before(last: Timestamp, wait: SignedDuration, now: Timestamp, slack: SignedDuration) -> bool {
+    match (last.checked_add(wait), now.checked_add(slack)) {
+        (Ok(due), Ok(reached)) => due <= reached,
+        (Err(_), _) => false,
+        (Ok(_), Err(_)) => true,
     }
 }
