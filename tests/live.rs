@@ -25,7 +25,7 @@ const TOKEN: &str = "sk-ant-oat01-live-test-token";
 
 fn transport(server: &Server, provider: ProviderId, timeout: Duration) -> HttpTransport {
     let clock = Arc::new(ManualClock::new("2026-08-22T12:00:00Z".parse().unwrap()));
-    let origins = BTreeMap::from([(provider, server.origin.clone())]);
+    let origins = BTreeMap::from([(provider, server.origin.parse().unwrap())]);
     HttpTransport::new(clock, timeout, origins).unwrap()
 }
 
@@ -236,7 +236,7 @@ fn faults_become_clear_errors() {
     let transport = HttpTransport::new(
         clock,
         Duration::from_secs(5),
-        BTreeMap::from([(ProviderId::Anthropic, closed)]),
+        BTreeMap::from([(ProviderId::Anthropic, closed.parse().unwrap())]),
     )
     .unwrap();
     let runtime = tokio::runtime::Builder::new_current_thread()

@@ -3,6 +3,7 @@
 //! nowhere else (0 ok, 1 the command's own check failed, 2 usage or
 //! unreadable input, 3 the data dir is owned by another process).
 
+use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -25,7 +26,7 @@ use quotatrack::providers::{ProviderId, Response};
 use quotatrack::session::{EngineEvent, Follower};
 use quotatrack::settings::Settings;
 use quotatrack::status::{self, StatusOptions};
-use quotatrack::transport::{ExchangePlayer, HttpTransport};
+use quotatrack::transport::{ExchangePlayer, HttpTransport, Url};
 use quotatrack::wire::{ParseOutput, Status, rfc3339_seconds};
 use quotatrack::{control, footer, record, replay, scenario};
 
@@ -74,6 +75,8 @@ struct Sources {
     timeout: Duration,
     /// `--config` / `QUOTATRACK_CONFIG`.
     config: Option<PathBuf>,
+    /// `QUOTATRACK_<ID>_BASE_URL`.
+    origins: BTreeMap<ProviderId, Url>,
 }
 
 impl Sources {
@@ -87,6 +90,8 @@ impl Sources {
 }
 
 fn run(args: Args) -> anyhow::Result<ExitCode> {
+    // A base URL that cannot be honoured stops every command before it starts.
+    let origins = HttpTransport::origins_from(|name| std::env::var(name).ok())?;
     let data_dir = quotatrack::config::data_dir(args.data_dir.as_deref(), |name| std::env::var(name).ok());
     let sources = Sources {
         clock: match &args.clock_file {
@@ -100,6 +105,7 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
         fixtures: args.fixtures.clone(),
         timeout: Duration::from_secs_f64(args.timeout),
         config: args.config.clone(),
+        origins,
     };
     match args.command {
         Command::Parse(parse) => run_parse(parse),
@@ -145,8 +151,11 @@ fn engine(sources: &Sources) -> anyhow::Result<Engine> {
 }
 
 fn live_transport(sources: &Sources) -> anyhow::Result<HttpTransport> {
-    let origins = HttpTransport::origins_from(|name| std::env::var(name).ok());
-    Ok(HttpTransport::new(sources.clock.clone(), sources.timeout, origins)?)
+    Ok(HttpTransport::new(
+        sources.clock.clone(),
+        sources.timeout,
+        sources.origins.clone(),
+    )?)
 }
 
 /// `quotatrack credentials`: one line per provider.
