@@ -219,12 +219,14 @@ pub fn redirect_hop(
     };
     next.set_fragment(None);
     let target = origin_text(&next);
-    if current.scheme() == "https" && next.scheme() != "https" {
+    let fetchable = matches!(next.scheme(), "http" | "https") && next.host().is_some();
+    if !fetchable {
+        return Err(Refusal::ForeignOrigin { target });
+    }
+    if current.scheme() == "https" && next.scheme() == "http" {
         return Err(Refusal::Downgrade { target });
     }
-    let foreign = next.origin() != first.origin();
-    let fetchable = matches!(next.scheme(), "http" | "https") && next.host().is_some();
-    if !fetchable || (carries_secrets && foreign) {
+    if carries_secrets && next.origin() != first.origin() {
         return Err(Refusal::ForeignOrigin { target });
     }
     if hops >= MAX_REDIRECTS {
