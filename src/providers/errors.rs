@@ -322,10 +322,13 @@ fn http_date(value: &str, now: Timestamp) -> Option<Timestamp> {
     }
     let date = jiff::civil::Date::new(year, month, day).ok()?;
     let time = jiff::civil::Time::new(hour, minute, second.min(59), 0).ok()?;
-    date.to_datetime(time)
+    // A real date past the last instant a timestamp holds (the "never"
+    // of `31 Dec 9999`) is as far as it gets.
+    let at = date
+        .to_datetime(time)
         .to_zoned(jiff::tz::TimeZone::UTC)
-        .ok()
-        .map(|zoned| zoned.timestamp())
+        .map_or(Timestamp::MAX, |zoned| zoned.timestamp());
+    Some(at)
 }
 
 const MONTHS: [&str; 12] = [
