@@ -464,3 +464,55 @@ fn the_binary_records_a_refused_redirect_and_status_shows_its_kind() {
     assert!(foreign.every_request().is_empty());
     assert_eq!(first.requests(), 2, "one good fetch, one refused redirect");
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(512))]
+
+    /// Whatever a server puts in `Location`, a request with secrets only
+    /// ever moves within its first origin, never to plain HTTP, and never
+    /// past the bound.
+    #[test]
+    fn no_location_takes_secrets_off_origin(
+        scheme in proptest::sample::select(vec!["http", "https", "HTTPS", "ftp", "file", "javascript", ""]),
+        host in proptest::sample::select(vec!["api.example", "API.example", "api.example.", "evil.example", "127.0.0.1", "[::1]", "", "api.example@evil.example", "evil.example\\@api.example"]),
+        port in proptest::sample::select(vec!["", ":443", ":80", ":8443", ":0"]),
+        path in "[/a-z?#%.@:\\\\]{0,12}",
+        noise in ".{0,20}",
+        hops in 0usize..6,
+        from_https in proptest::bool::ANY,
+    ) {
+        let first = Url::parse(if from_https { "https://api.example/usage" } else { "http://api.example/usage" }).unwrap();
+        for location in [
+            format!("{scheme}://{host}{port}{path}"),
+            format!("//{host}{port}{path}"),
+            format!("{path}{noise}"),
+            noise.clone(),
+        ] {
+            if let Ok(Some(next)) = redirect_hop(&first, &first, 307, Some(&location), hops, true) {
+                proptest::prop_assert_eq!(next.origin(), first.origin(), "{}", location);
+                proptest::prop_assert!(hops < MAX_REDIRECTS);
+                proptest::prop_assert!(next.username().is_empty() && next.password().is_none());
+            }
+            if let Ok(Some(next)) = redirect_hop(&first, &first, 302, Some(&location), hops, false) {
+                proptest::prop_assert!(!(from_https && next.scheme() == "http"), "{}", location);
+            }
+        }
+    }
+
+    /// Any `Retry-After` value is no hint or a wait of at most a day.
+    #[test]
+    fn any_retry_after_is_at_most_a_day(value in ".{0,40}", seconds in proptest::num::f64::ANY, day in 0u32..40, year in 0i32..12000) {
+        let now: jiff::Timestamp = "2026-08-22T12:00:00Z".parse().unwrap();
+        for value in [
+            value.clone(),
+            seconds.to_string(),
+            format!("Sat, {day:02} Aug {year} 13:00:00 GMT"),
+            format!("Sunday, {day:02}-Aug-{:02} 13:00:00 GMT", year.rem_euclid(100)),
+            format!("Sat Aug {day} 13:00:00 {year}"),
+        ] {
+            if let Some(wait) = quotatrack::providers::retry_after(&value, now) {
+                proptest::prop_assert!(wait <= 86_400, "{} -> {}", value, wait);
+            }
+        }
+    }
+}
