@@ -645,7 +645,7 @@ impl HttpTransport {
         if let Some(body) = body {
             builder = builder.body(body);
         }
-        builder.send().await.map_err(|error| self.failure(&error))
+        builder.send().await.map_err(|error| self.failure(error))
     }
 
     /// Reads `response` (the answer at `url`) into a redacted exchange.
@@ -670,7 +670,7 @@ impl HttpTransport {
             }
         }
         let mut body = Vec::new();
-        while let Some(chunk) = response.chunk().await.map_err(|error| self.failure(&error))? {
+        while let Some(chunk) = response.chunk().await.map_err(|error| self.failure(error))? {
             if body.len() + chunk.len() > MAX_BODY_BYTES {
                 return Err(TransportError::TooLarge { limit: MAX_BODY_BYTES });
             }
@@ -712,13 +712,15 @@ impl HttpTransport {
         })
     }
 
-    fn failure(&self, error: &reqwest::Error) -> TransportError {
+    /// A client error as a transport error; its message leaves out the
+    /// URL (a redirect target's path and query may carry anything).
+    fn failure(&self, error: reqwest::Error) -> TransportError {
         if error.is_timeout() {
             TransportError::Timeout {
                 millis: self.timeout.as_millis() as u64,
             }
         } else {
-            TransportError::Network(error_chain(error))
+            TransportError::Network(error_chain(&error.without_url()))
         }
     }
 }
