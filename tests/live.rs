@@ -788,43 +788,43 @@ fn the_binary_holds_a_hostile_retry_after_for_a_day_and_a_new_token_lifts_it() {
         .with_header("retry-after", "99999999999")
     };
     let ok = || Reply::exchange(&exchange(ProviderId::Anthropic, "ok-full"));
-    let seconds_between = |from: &Value, to: &Value| {
-        let from: Timestamp = from.as_str().unwrap().parse().unwrap();
-        let to: Timestamp = to.as_str().unwrap().parse().unwrap();
-        to.duration_since(from).as_secs()
+    // The clock is stopped at a known time, so the block's end is exact.
+    let at = |offset: u64| {
+        let time =
+            "2026-08-22T12:00:00Z".parse::<Timestamp>().unwrap() + jiff::SignedDuration::from_secs(offset as i64);
+        time.to_string()
     };
 
     // A day, then the block is over.
     let server = Server::start(vec![limited(), ok()]);
     let home = tempfile::tempdir().unwrap();
     let env = claude_env(&server);
-    let blocked = refresh(home.path(), &env, &[]);
+    let blocked = refresh(home.path(), &env, &["--clock-at", &at(0)]);
     assert_eq!(blocked["state"], "rate_limited", "{blocked}");
     assert_eq!(blocked["error"]["retry_after_s"], DAY_S, "{blocked}");
-    let output = run(home.path(), &[], &["status", "--json", "--provider", "anthropic"]);
-    let generated = &status_json(&output)["generated_at"];
-    let wait = seconds_between(generated, &blocked["blocked_until"]);
-    assert!((DAY_S as i64 - 60..=DAY_S as i64).contains(&wait), "{wait} s");
-    let still = refresh(home.path(), &env, &["--now-offset", &(DAY_S - 120).to_string()]);
+    assert_eq!(blocked["blocked_until"], "2026-08-23T12:00:00Z", "{blocked}");
+    let still = refresh(home.path(), &env, &["--clock-at", &at(DAY_S - 1)]);
     assert_eq!(still["state"], "rate_limited", "{still}");
     assert_eq!(server.requests(), 1);
-    let after = refresh(home.path(), &env, &["--now-offset", &(DAY_S + 60).to_string()]);
+    let after = refresh(home.path(), &env, &["--clock-at", &at(DAY_S)]);
     assert_eq!(after["state"], "fresh", "{after}");
     assert_eq!(server.requests(), 2);
 
     // A new token lifts it at the next refresh past the 10 s floor.
     let server = Server::start(vec![limited(), ok()]);
     let home = tempfile::tempdir().unwrap();
-    let blocked = refresh(home.path(), &claude_env(&server), &[]);
+    let blocked = refresh(home.path(), &claude_env(&server), &["--clock-at", &at(0)]);
     assert_eq!(blocked["state"], "rate_limited", "{blocked}");
-    let same = refresh(home.path(), &claude_env(&server), &["--now-offset", "3600"]);
+    let same = refresh(home.path(), &claude_env(&server), &["--clock-at", &at(5)]);
     assert_eq!(same["state"], "rate_limited", "the same token stays blocked: {same}");
-    assert_eq!(server.requests(), 1);
     let rotated = vec![
         ("QUOTATRACK_ANTHROPIC_BASE_URL", server.origin.clone()),
         ("QUOTATRACK_ANTHROPIC_TOKEN", "sk-ant-oat01-a-new-login".to_owned()),
     ];
-    let lifted = refresh(home.path(), &rotated, &["--now-offset", "3660"]);
+    let early = refresh(home.path(), &rotated, &["--clock-at", &at(9)]);
+    assert_ne!(early["state"], "rate_limited", "the block is lifted: {early}");
+    assert_eq!(server.requests(), 1, "but nothing within 10 s of the last request");
+    let lifted = refresh(home.path(), &rotated, &["--clock-at", &at(10)]);
     assert_eq!(lifted["state"], "fresh", "{lifted}");
     assert_eq!(server.requests(), 2);
     assert_eq!(

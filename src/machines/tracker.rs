@@ -356,9 +356,13 @@ impl Tracker {
         last_attempt: Option<Timestamp>,
         credentials: Option<String>,
     ) -> Machine {
+        // A pending tracker with no failures has just met new credentials
+        // (or none yet): as the live one, it has no backoff base, and only
+        // the minimum interval since the last request holds it back.
+        let fresh = state == State::pending() && fails == 0;
         let tracker = Tracker {
             fails,
-            last_attempt,
+            last_attempt: if fresh { None } else { last_attempt },
             last_request: last_attempt,
             credentials,
             ..Tracker::new(rules)
