@@ -20,9 +20,9 @@ pub struct Args {
     /// Offline mode: serve recorded exchanges from DIR/PROVIDER/*.json.
     #[arg(long, global = true, value_name = "DIR")]
     pub fixtures: Option<PathBuf>,
-    /// The bound on one provider request, in seconds.
+    /// The bound on one provider request, in seconds (more than 0, at most 300).
     #[arg(long, global = true, env = "QUOTATRACK_TIMEOUT", value_name = "SECONDS", default_value_t = 5.0,
-          value_parser = parse_timeout)]
+          value_parser = parse_timeout, allow_negative_numbers = true)]
     pub timeout: f64,
     /// Run as if the clock read this many seconds later (for tests of the
     /// real binary across long waits).
@@ -32,7 +32,8 @@ pub struct Args {
         hide = true,
         value_name = "SECONDS",
         default_value_t = 0,
-        allow_hyphen_values = true
+        allow_hyphen_values = true,
+        value_parser = parse_now_offset
     )]
     pub now_offset: i64,
     /// Run with the clock stopped at this time (for transcript tests of the
@@ -96,10 +97,62 @@ pub struct RecordArgs {
     pub output: Option<PathBuf>,
 }
 
+/// The shortest and longest `--timeout`, in seconds.
+pub const TIMEOUT_RANGE_S: (f64, f64) = (0.1, 300.0);
+/// The most `--now-offset` moves the clock either way: ten years, in seconds.
+pub const MAX_NOW_OFFSET_S: i64 = 10 * 365 * 86_400;
+/// The longest `demo --hours`: a week of virtual time.
+pub const MAX_DEMO_HOURS: u32 = 168;
+/// The longest `log compact --keep-days`: ten years.
+pub const MAX_KEEP_DAYS: u32 = 3650;
+
 fn parse_timeout(text: &str) -> Result<f64, String> {
-    match text.parse::<f64>() {
-        Ok(seconds) if seconds > 0.0 && seconds <= 300.0 => Ok(seconds),
-        _ => Err(format!("expected seconds between 0 and 300, got {text:?}")),
+    let (min, max) = TIMEOUT_RANGE_S;
+    match text.trim().parse::<f64>() {
+        Ok(seconds) if (min..=max).contains(&seconds) => Ok(seconds),
+        _ => Err(format!(
+            "the timeout must be a number of seconds from {min} to {max} (e.g. 5 or 0.5), got {text:?}"
+        )),
+    }
+}
+
+fn parse_now_offset(text: &str) -> Result<i64, String> {
+    bounded_integer(text, -MAX_NOW_OFFSET_S, MAX_NOW_OFFSET_S, "the clock offset", "seconds")
+}
+
+fn parse_demo_hours(text: &str) -> Result<u32, String> {
+    bounded_integer(text, 1, MAX_DEMO_HOURS, "the demo's length", "hours")
+}
+
+fn parse_keep_days(text: &str) -> Result<u32, String> {
+    bounded_integer(text, 0, MAX_KEEP_DAYS, "the retention period", "days")
+}
+
+fn parse_sequence(text: &str) -> Result<u64, String> {
+    bounded_integer(text, 0, u64::MAX, "a sequence number", "")
+}
+
+fn parse_status(text: &str) -> Result<u16, String> {
+    bounded_integer(text, 100, 599, "an HTTP status", "")
+}
+
+/// A whole number from `min` to `max`, or an error saying so.
+fn bounded_integer<T>(text: &str, min: T, max: T, what: &str, unit: &str) -> Result<T, String>
+where
+    T: std::str::FromStr + PartialOrd + std::fmt::Display + Copy,
+{
+    match text.trim().parse::<T>() {
+        Ok(value) if value >= min && value <= max => Ok(value),
+        _ => {
+            let unit = if unit.is_empty() {
+                String::new()
+            } else {
+                format!(" of {unit}")
+            };
+            Err(format!(
+                "{what} must be a whole number{unit} from {min} to {max}, got {text:?}"
+            ))
+        }
     }
 }
 
@@ -124,7 +177,7 @@ pub struct ReplayArgs {
 pub struct DemoArgs {
     /// Hours of virtual time to run (default: 6 for the demo, the
     /// scenario's own length for an incident).
-    #[arg(long)]
+    #[arg(long, value_parser = parse_demo_hours, allow_negative_numbers = true)]
     pub hours: Option<u32>,
     /// Run a recorded incident's scenario instead of the demo (how
     /// `fixtures/incidents/` is produced; see `tools/record-incidents`).
@@ -164,7 +217,7 @@ pub enum LogCommand {
     /// Print the log as JSON lines, one event per line, in sequence order.
     Export {
         /// Start at this sequence number.
-        #[arg(long, value_name = "SEQ", default_value_t = 0)]
+        #[arg(long, value_name = "SEQ", default_value_t = 0, value_parser = parse_sequence, allow_negative_numbers = true)]
         since: u64,
     },
     /// Append the events of a JSON-lines file to an empty data dir.
@@ -178,8 +231,8 @@ pub enum LogCommand {
     Stats,
     /// Drop fetch bodies older than the retention period, keeping their outcomes.
     Compact {
-        /// Keep full events this many days.
-        #[arg(long, default_value_t = 30)]
+        /// Keep full events this many days (0 to 3650).
+        #[arg(long, default_value_t = 30, value_parser = parse_keep_days, allow_negative_numbers = true)]
         keep_days: u32,
     },
     /// Test aid: append small batches forever (or COUNT times), printing
@@ -204,8 +257,8 @@ pub struct ParseArgs {
     /// FILE is a recorded exchange: status, headers, body and clock come from it.
     #[arg(long, conflicts_with_all = ["status", "headers"])]
     pub exchange: bool,
-    /// The HTTP status of the response.
-    #[arg(long, default_value_t = 200)]
+    /// The HTTP status of the response (100 to 599).
+    #[arg(long, default_value_t = 200, value_parser = parse_status, allow_negative_numbers = true)]
     pub status: u16,
     /// A response header, `Name: value` (repeatable).
     #[arg(long = "header", value_name = "NAME: VALUE", value_parser = parse_header)]

@@ -236,6 +236,8 @@ pub enum Cause {
     AuthRestored,
     /// The provider rejected the credentials (401/403).
     AuthRejected,
+    /// New credentials lifted a rate limit asked of the old ones.
+    CredentialsChanged,
     /// Backoff: the provider is not due yet.
     ThrottleSkipped,
     /// The provider said to wait (`Retry-After` or an in-body reset).

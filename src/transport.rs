@@ -7,6 +7,15 @@
 //! [`ExchangePlayer`], which serves recorded exchanges (the `--fixtures`
 //! mode, `demo` and tests), and the live one, [`HttpTransport`] (reqwest
 //! with rustls; the only code in the crate that names the HTTP client).
+//!
+//! **Invariant:** a request that carries a secret (the credential, a
+//! secret header such as Codex's account id, a credential in the body) is
+//! sent only to the origin (scheme, host, port) it was built for. The
+//! client follows no redirect itself; [`redirect_hop`] decides each one:
+//! same origin, at most [`MAX_REDIRECTS`], never HTTPS to HTTP. A redirect
+//! elsewhere ends the fetch as [`TransportError::Redirected`] (error kind
+//! `redirected`) without a byte sent there. A public status page may be
+//! redirected to another origin, within the same bound.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -14,6 +23,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+pub use reqwest::Url;
 use serde_json::Value;
 
 use crate::clock::{BoxFuture, Clock};
@@ -25,6 +35,9 @@ use crate::redact::{REDACTED, Redactor};
 
 /// The most a response body may hold; a larger one is `malformed`.
 pub const MAX_BODY_BYTES: usize = 1 << 20;
+
+/// The most redirects followed for one request.
+pub const MAX_REDIRECTS: usize = 3;
 
 /// What a request is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -124,10 +137,173 @@ impl Request {
         self.credential.iter().flat_map(Credential::secrets)
     }
 
-    /// The full URL at `origin`.
-    pub fn url_at(&self, origin: &str) -> String {
-        format!("{}{}", origin.trim_end_matches('/'), self.path)
+    /// Whether anything secret goes with this request: the credential (in
+    /// a header or, through its extras, in the body) or a secret header.
+    /// Such a request never leaves its origin.
+    pub fn carries_secrets(&self) -> bool {
+        self.credential.is_some() || !self.secret_headers.is_empty()
     }
+
+    /// The full URL at `origin` (a URL with no path, query or fragment, as
+    /// [`base_urls_from`] admits): the origin's scheme, host and port with
+    /// this request's path and query. The result is always at `origin`.
+    pub fn url_at(&self, origin: &Url) -> Url {
+        let mut url = origin.clone();
+        let (path, query) = match self.path.split_once('?') {
+            Some((path, query)) => (path, Some(query)),
+            None => (self.path.as_str(), None),
+        };
+        url.set_path(path);
+        url.set_query(query);
+        url.set_fragment(None);
+        url
+    }
+
+    /// The URL at the provider's default origin.
+    pub fn default_url(&self) -> Result<Url, TransportError> {
+        let origin = Url::parse(&self.origin)
+            .map_err(|error| TransportError::Client(format!("bad default origin {}: {error}", self.origin)))?;
+        Ok(self.url_at(&origin))
+    }
+}
+
+/// Why a redirect was not followed. Each message names the target's origin
+/// (scheme, host, port) and never its path or query, which may carry
+/// anything.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    /// A request with credentials was sent to another origin.
+    #[error("redirected to another origin ({target}); not followed, the request carries credentials")]
+    ForeignOrigin {
+        /// The target's origin.
+        target: String,
+    },
+    /// From HTTPS to plain HTTP.
+    #[error("redirected from https to plain http ({target}); not followed")]
+    Downgrade {
+        /// The target's origin.
+        target: String,
+    },
+    /// Past [`MAX_REDIRECTS`].
+    #[error("more than {max} redirects ({target}); not followed")]
+    TooMany {
+        /// The last target's origin.
+        target: String,
+        /// The bound.
+        max: usize,
+    },
+}
+
+/// The redirect rule, for one answer with status `status` and a `Location`
+/// of `location`, to a request first sent to `first` that is now at
+/// `current` after `hops` redirects. `Ok(Some(url))`: send the request
+/// again to `url`; `Ok(None)`: not a redirect to follow (no usable
+/// location, or a status that is not a redirect), the answer stands;
+/// `Err`: the fetch ends with this refusal and nothing goes to the target.
+///
+/// With `carries_secrets`, only a target at `first`'s origin is followed;
+/// never from HTTPS to HTTP; at most [`MAX_REDIRECTS`] hops.
+pub fn redirect_hop(
+    first: &Url,
+    current: &Url,
+    status: u16,
+    location: Option<&str>,
+    hops: usize,
+    carries_secrets: bool,
+) -> Result<Option<Url>, Refusal> {
+    if !matches!(status, 301 | 302 | 303 | 307 | 308) {
+        return Ok(None);
+    }
+    let Some(mut next) = location.and_then(|location| current.join(location.trim()).ok()) else {
+        return Ok(None);
+    };
+    next.set_fragment(None);
+    let target = origin_text(&next);
+    let fetchable = matches!(next.scheme(), "http" | "https") && next.host().is_some();
+    if !fetchable {
+        return Err(Refusal::ForeignOrigin { target });
+    }
+    if current.scheme() == "https" && next.scheme() == "http" {
+        return Err(Refusal::Downgrade { target });
+    }
+    if carries_secrets && next.origin() != first.origin() {
+        return Err(Refusal::ForeignOrigin { target });
+    }
+    if hops >= MAX_REDIRECTS {
+        return Err(Refusal::TooMany {
+            target,
+            max: MAX_REDIRECTS,
+        });
+    }
+    // Credentials go in headers we set, never in the URL.
+    let _ = next.set_username("");
+    let _ = next.set_password(None);
+    Ok(Some(next))
+}
+
+/// `https://host:port`: a URL's origin, without path, query or user info.
+fn origin_text(url: &Url) -> String {
+    match url.host_str() {
+        Some(host) => match url.port() {
+            Some(port) => format!("{}://{host}:{port}", url.scheme()),
+            None => format!("{}://{host}", url.scheme()),
+        },
+        None => format!("a {} URL", url.scheme()),
+    }
+}
+
+/// A `QUOTATRACK_<ID>_BASE_URL` that cannot be used: what is wrong with it
+/// and what is allowed (the value itself is not repeated: it may hold a
+/// password).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "{variable} {problem}; set it to an absolute http or https URL with only a scheme, host and port, such as https://gateway.example:8443, or unset it"
+)]
+pub struct BaseUrlError {
+    /// The variable, e.g. `QUOTATRACK_ZAI_BASE_URL`.
+    pub variable: String,
+    /// What is wrong: `has a path`, `has a query`, …
+    pub problem: &'static str,
+}
+
+/// The base URLs set by `QUOTATRACK_<ID>_BASE_URL` in `env`: each replaces
+/// its provider's origin. An empty value counts as unset. A value that is
+/// not an absolute http(s) URL, or has user info, a path other than `/`, a
+/// query or a fragment, is an error naming the variable: a request cannot
+/// honour them, and dropping them silently would send it somewhere else.
+pub fn base_urls_from(env: impl Fn(&str) -> Option<String>) -> Result<BTreeMap<ProviderId, Url>, BaseUrlError> {
+    let mut urls = BTreeMap::new();
+    for id in ProviderId::ALL {
+        let variable = format!("QUOTATRACK_{}_BASE_URL", id.as_str().to_uppercase());
+        let Some(value) = env(&variable).filter(|value| !value.trim().is_empty()) else {
+            continue;
+        };
+        let fail = |problem| BaseUrlError {
+            variable: variable.clone(),
+            problem,
+        };
+        let url = Url::parse(value.trim()).map_err(|_| fail("is not an absolute URL"))?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(fail("is not an http or https URL"));
+        }
+        if url.host().is_none() {
+            return Err(fail("has no host"));
+        }
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(fail("has a user name or password"));
+        }
+        if !matches!(url.path(), "" | "/") {
+            return Err(fail("has a path"));
+        }
+        if url.query().is_some() {
+            return Err(fail("has a query"));
+        }
+        if url.fragment().is_some() {
+            return Err(fail("has a fragment"));
+        }
+        urls.insert(id, url);
+    }
+    Ok(urls)
 }
 
 /// Why no usable response came back.
@@ -162,15 +338,20 @@ pub enum TransportError {
     /// The HTTP client could not be built.
     #[error("cannot start the HTTP client: {0}")]
     Client(String),
+    /// A redirect that was not followed (see [`redirect_hop`]).
+    #[error("{0}")]
+    Redirected(Refusal),
 }
 
 impl TransportError {
     /// How the failure is classified in the store: an oversized body is
-    /// `malformed`, an expired token `auth`, everything else `unavailable`.
+    /// `malformed`, an expired token `auth`, a refused redirect
+    /// `redirected`, everything else `unavailable`.
     pub fn kind(&self) -> ErrorKind {
         match self {
             TransportError::TooLarge { .. } => ErrorKind::Malformed,
             TransportError::Expired { .. } => ErrorKind::Auth,
+            TransportError::Redirected(_) => ErrorKind::Redirected,
             _ => ErrorKind::Unavailable,
         }
     }
@@ -348,27 +529,30 @@ fn load_exchanges(dir: &Path, sub: Option<&str>) -> Result<BTreeMap<ProviderId, 
     Ok(all)
 }
 
-/// The live transport: one shared reqwest client (rustls, gzip, at most
-/// three redirects), each request bounded by the fetch timeout, each body
-/// capped at [`MAX_BODY_BYTES`], each exchange redacted before it is
-/// returned. `QUOTATRACK_<ID>_BASE_URL` replaces a provider's origin.
+/// The live transport: one shared reqwest client (rustls, gzip, no
+/// automatic redirects: [`redirect_hop`] decides each), each request and
+/// its redirects bounded together by the fetch timeout, each body capped at
+/// [`MAX_BODY_BYTES`], each exchange redacted before it is returned.
+/// `QUOTATRACK_<ID>_BASE_URL` replaces a provider's origin.
 pub struct HttpTransport {
     client: reqwest::Client,
     clock: Arc<dyn Clock>,
-    origins: BTreeMap<ProviderId, String>,
+    origins: BTreeMap<ProviderId, Url>,
     timeout: Duration,
 }
 
 impl HttpTransport {
-    /// A transport bounded by `timeout`, with `origins` replacing the
-    /// default origin of the providers they name.
+    /// A transport bounded by `timeout`, with `origins` (see
+    /// [`base_urls_from`]) replacing the default origin of the providers
+    /// they name.
     pub fn new(
         clock: Arc<dyn Clock>,
         timeout: Duration,
-        origins: BTreeMap<ProviderId, String>,
+        origins: BTreeMap<ProviderId, Url>,
     ) -> Result<HttpTransport, TransportError> {
         let client = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::limited(3))
+            .redirect(reqwest::redirect::Policy::none())
+            .referer(false)
             .connect_timeout(timeout)
             .timeout(timeout)
             .build()
@@ -381,29 +565,69 @@ impl HttpTransport {
         })
     }
 
-    /// The origins set by `QUOTATRACK_<ID>_BASE_URL` in `env`.
-    pub fn origins_from(env: impl Fn(&str) -> Option<String>) -> BTreeMap<ProviderId, String> {
-        ProviderId::ALL
-            .into_iter()
-            .filter_map(|id| {
-                let origin = env(&format!("QUOTATRACK_{}_BASE_URL", id.as_str().to_uppercase()))?;
-                let origin = origin.trim().trim_end_matches('/').to_owned();
-                (!origin.is_empty()).then_some((id, origin))
-            })
-            .collect()
+    /// The base URLs set by `QUOTATRACK_<ID>_BASE_URL` in `env` (see
+    /// [`base_urls_from`]).
+    pub fn origins_from(env: impl Fn(&str) -> Option<String>) -> Result<BTreeMap<ProviderId, Url>, BaseUrlError> {
+        base_urls_from(env)
     }
 
+    /// The exchange, with the request and every redirect bounded together.
     async fn exchange(&self, request: &Request) -> Result<RecordedExchange, TransportError> {
-        let origin = self
-            .origins
-            .get(&request.provider)
-            .map_or(request.origin.as_str(), String::as_str);
-        let url = request.url_at(origin);
-        let method = match request.method {
+        match tokio::time::timeout(self.timeout, self.follow(request)).await {
+            Ok(answer) => answer,
+            Err(_) => Err(TransportError::Timeout {
+                millis: self.timeout.as_millis() as u64,
+            }),
+        }
+    }
+
+    async fn follow(&self, request: &Request) -> Result<RecordedExchange, TransportError> {
+        let first = match self.origins.get(&request.provider) {
+            Some(origin) => request.url_at(origin),
+            None => request.default_url()?,
+        };
+        let carries_secrets = request.carries_secrets();
+        let mut url = first.clone();
+        let mut method = match request.method {
             Method::Get => reqwest::Method::GET,
             Method::Post => reqwest::Method::POST,
         };
-        let mut builder = self.client.request(method, &url).timeout(self.timeout);
+        let mut body = request.body.clone();
+        let mut hops = 0;
+        let response = loop {
+            let response = self.send_once(request, &url, method.clone(), body.clone()).await?;
+            let location = response
+                .headers()
+                .get(reqwest::header::LOCATION)
+                .and_then(|value| value.to_str().ok());
+            let status = response.status().as_u16();
+            match redirect_hop(&first, &url, status, location, hops, carries_secrets) {
+                Ok(None) => break response,
+                Ok(Some(next)) => {
+                    // As browsers do: 303, and 301/302 after a POST, continue as a GET.
+                    if status == 303 || (matches!(status, 301 | 302) && method == reqwest::Method::POST) {
+                        method = reqwest::Method::GET;
+                        body = None;
+                    }
+                    url = next;
+                    hops += 1;
+                }
+                Err(refusal) => return Err(TransportError::Redirected(refusal)),
+            }
+        };
+        self.record(request, &url, response).await
+    }
+
+    /// Sends `request` (its credential, headers and body) to `url` once.
+    /// Only ever called with a `url` that [`redirect_hop`] allowed.
+    async fn send_once(
+        &self,
+        request: &Request,
+        url: &Url,
+        method: reqwest::Method,
+        body: Option<String>,
+    ) -> Result<reqwest::Response, TransportError> {
+        let mut builder = self.client.request(method, url.clone()).timeout(self.timeout);
         if let Some(credential) = &request.credential {
             let token = credential.secret.expose();
             let authorization = match request.auth {
@@ -418,10 +642,19 @@ impl HttpTransport {
         for (name, value) in &request.secret_headers {
             builder = builder.header(name.as_str(), value.expose());
         }
-        if let Some(body) = &request.body {
-            builder = builder.body(body.clone());
+        if let Some(body) = body {
+            builder = builder.body(body);
         }
-        let mut response = builder.send().await.map_err(|error| self.failure(&error))?;
+        builder.send().await.map_err(|error| self.failure(error))
+    }
+
+    /// Reads `response` (the answer at `url`) into a redacted exchange.
+    async fn record(
+        &self,
+        request: &Request,
+        url: &Url,
+        mut response: reqwest::Response,
+    ) -> Result<RecordedExchange, TransportError> {
         let status = response.status().as_u16();
         let mut headers = BTreeMap::new();
         for (name, value) in response.headers() {
@@ -437,7 +670,7 @@ impl HttpTransport {
             }
         }
         let mut body = Vec::new();
-        while let Some(chunk) = response.chunk().await.map_err(|error| self.failure(&error))? {
+        while let Some(chunk) = response.chunk().await.map_err(|error| self.failure(error))? {
             if body.len() + chunk.len() > MAX_BODY_BYTES {
                 return Err(TransportError::TooLarge { limit: MAX_BODY_BYTES });
             }
@@ -472,20 +705,22 @@ impl HttpTransport {
                     Method::Post => "POST",
                 }
                 .to_owned(),
-                url: redactor.text(&url),
+                url: redactor.text(url.as_str()),
                 headers: recorded_headers,
             },
             response: RecordedResponse { status, headers, body },
         })
     }
 
-    fn failure(&self, error: &reqwest::Error) -> TransportError {
+    /// A client error as a transport error; its message leaves out the
+    /// URL (a redirect target's path and query may carry anything).
+    fn failure(&self, error: reqwest::Error) -> TransportError {
         if error.is_timeout() {
             TransportError::Timeout {
                 millis: self.timeout.as_millis() as u64,
             }
         } else {
-            TransportError::Network(error_chain(error))
+            TransportError::Network(error_chain(&error.without_url()))
         }
     }
 }

@@ -90,7 +90,8 @@ pub struct Window {
 /// The `error` object of a failed parse.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ErrorBody {
-    /// `auth`, `rate_limited`, `unavailable`, `api_error` or `malformed`.
+    /// `auth`, `rate_limited`, `unavailable`, `api_error` or `malformed`
+    /// (and, from a live fetch, `redirected`).
     pub kind: ErrorKind,
     /// What the provider said, or what was wrong with the response.
     pub message: String,

@@ -105,7 +105,7 @@ fn engine_at(dir: &std::path::Path, clock: Arc<ManualClock>, provider: ProviderI
     let transport = HttpTransport::new(
         clock.clone(),
         Duration::from_millis(500),
-        BTreeMap::from([(provider, origin.to_owned())]),
+        BTreeMap::from([(provider, origin.parse().unwrap())]),
     )
     .unwrap();
     Engine::builder()

@@ -25,7 +25,7 @@ const TOKEN: &str = "sk-ant-oat01-live-test-token";
 
 fn transport(server: &Server, provider: ProviderId, timeout: Duration) -> HttpTransport {
     let clock = Arc::new(ManualClock::new("2026-08-22T12:00:00Z".parse().unwrap()));
-    let origins = BTreeMap::from([(provider, server.origin.clone())]);
+    let origins = BTreeMap::from([(provider, server.origin.parse().unwrap())]);
     HttpTransport::new(clock, timeout, origins).unwrap()
 }
 
@@ -236,7 +236,7 @@ fn faults_become_clear_errors() {
     let transport = HttpTransport::new(
         clock,
         Duration::from_secs(5),
-        BTreeMap::from([(ProviderId::Anthropic, closed)]),
+        BTreeMap::from([(ProviderId::Anthropic, closed.parse().unwrap())]),
     )
     .unwrap();
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -245,7 +245,7 @@ fn faults_become_clear_errors() {
         .unwrap();
     let error = runtime.block_on(transport.send(&anthropic())).unwrap_err();
     assert!(
-        matches!(&error, TransportError::Network(message) if !message.contains(TOKEN)),
+        matches!(&error, TransportError::Network(message) if !message.contains(TOKEN) && !message.contains("/api/oauth/usage")),
         "{error:?}"
     );
 }
@@ -469,4 +469,366 @@ fn the_record_tool_writes_a_redacted_fixture_that_parses_and_never_overwrites() 
         .unwrap();
     assert_eq!(nobody.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&nobody.stderr).contains("no credentials found for kiro"));
+}
+
+/// `QUOTATRACK_<ID>_BASE_URL` values as the library reads them.
+fn base_url(value: &str) -> Result<String, String> {
+    let urls =
+        quotatrack::transport::base_urls_from(|name| (name == "QUOTATRACK_ZAI_BASE_URL").then(|| value.to_owned()))
+            .map_err(|error| error.to_string())?;
+    Ok(urls
+        .get(&ProviderId::Zai)
+        .map_or_else(String::new, |url| url.to_string()))
+}
+
+#[test]
+fn a_base_url_is_an_origin_and_anything_it_cannot_honour_is_refused_by_name() {
+    for (value, origin) in [
+        ("http://127.0.0.1:8080", "http://127.0.0.1:8080/"),
+        ("http://127.0.0.1:8080/", "http://127.0.0.1:8080/"),
+        ("  https://gateway.example  ", "https://gateway.example/"),
+        ("HTTPS://Gateway.Example:443", "https://gateway.example/"),
+        ("http://[::1]:9000", "http://[::1]:9000/"),
+        ("", ""),
+    ] {
+        assert_eq!(base_url(value), Ok(origin.to_owned()), "{value:?}");
+    }
+    for (value, problem) in [
+        ("https://gateway.example/v1", "has a path"),
+        ("https://gateway.example/api/", "has a path"),
+        ("https://gateway.example//", "has a path"),
+        ("https://gateway.example/?key=1", "has a query"),
+        ("https://gateway.example?", "has a query"),
+        ("https://gateway.example/#top", "has a fragment"),
+        ("https://user:hunter2@gateway.example", "has a user name or password"),
+        ("https://user@gateway.example", "has a user name or password"),
+        ("ftp://gateway.example", "is not an http or https URL"),
+        ("file:///etc/passwd", "is not an http or https URL"),
+        ("localhost:8080", "is not an http or https URL"),
+        ("gateway.example", "is not an absolute URL"),
+        ("/api", "is not an absolute URL"),
+        ("http://", "is not an absolute URL"),
+    ] {
+        let message = base_url(value).unwrap_err();
+        assert_eq!(
+            message,
+            format!(
+                "QUOTATRACK_ZAI_BASE_URL {problem}; set it to an absolute http or https URL with only a scheme, \
+                 host and port, such as https://gateway.example:8443, or unset it"
+            ),
+            "{value:?}"
+        );
+        assert!(!message.contains("hunter2"), "{message}");
+    }
+}
+
+#[test]
+fn a_base_url_with_a_slash_reaches_the_provider_path_and_a_bad_one_stops_the_binary_first() {
+    let server = Server::start(vec![Reply::exchange(&exchange(ProviderId::Anthropic, "ok-full"))]);
+    let home = tempfile::tempdir().unwrap();
+    let env = vec![
+        ("QUOTATRACK_ANTHROPIC_BASE_URL", format!("{}/", server.origin)),
+        ("QUOTATRACK_ANTHROPIC_TOKEN", TOKEN.to_owned()),
+    ];
+    assert_eq!(refresh(home.path(), &env, &[])["state"], "fresh");
+    assert!(server.received()[0].head.starts_with("GET /api/oauth/usage HTTP/1.1"));
+
+    let requests = server.requests();
+    for bad in [
+        format!("{}/v1", server.origin),
+        format!("{}/?key=1", server.origin),
+        format!("{}#x", server.origin),
+        server.origin.replace("http://", "http://me:pw@"),
+    ] {
+        for args in [
+            &["status", "--refresh"][..],
+            &["status", "--refresh", "--json"],
+            &["watch"],
+            &["record", "anthropic"],
+            &["status"],
+        ] {
+            let output = run(
+                home.path(),
+                &[
+                    ("QUOTATRACK_ANTHROPIC_BASE_URL", bad.as_str()),
+                    ("QUOTATRACK_ANTHROPIC_TOKEN", TOKEN),
+                ],
+                args,
+            );
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            assert_eq!(output.status.code(), Some(2), "{bad} {args:?}: {stderr}");
+            assert_eq!(stderr.lines().count(), 1, "{stderr}");
+            assert!(
+                stderr.starts_with("quotatrack: QUOTATRACK_ANTHROPIC_BASE_URL has a "),
+                "{stderr}"
+            );
+            assert!(!stderr.contains("pw@"), "{stderr}");
+        }
+    }
+    assert_eq!(server.requests(), requests, "nothing was sent");
+
+    let record = Command::new(env!("CARGO_BIN_EXE_record"))
+        .env_clear()
+        .env("HOME", home.path())
+        .env("QUOTATRACK_ZAI_BASE_URL", "https://gateway.example/zai")
+        .env("QUOTATRACK_ZAI_TOKEN", "zai-key")
+        .arg("zai")
+        .output()
+        .unwrap();
+    assert_eq!(record.status.code(), Some(2));
+    assert_eq!(
+        String::from_utf8_lossy(&record.stderr).lines().next().unwrap_or(""),
+        "record: QUOTATRACK_ZAI_BASE_URL has a path; set it to an absolute http or https URL with only a scheme, \
+         host and port, such as https://gateway.example:8443, or unset it"
+    );
+}
+
+const DAY_S: u64 = 86_400;
+
+#[test]
+fn retry_after_is_read_by_rfc_9110_and_never_beyond_a_day() {
+    // 2026-08-22 is a Saturday.
+    let now: Timestamp = "2026-08-22T12:00:00Z".parse().unwrap();
+    let read = |value: &str| quotatrack::providers::retry_after(value, now);
+    for (value, seconds) in [
+        ("300", Some(300)),
+        ("0", Some(0)),
+        ("1.2", Some(2)),
+        ("86400", Some(DAY_S)),
+        ("86401", Some(DAY_S)),
+        ("99999999999", Some(DAY_S)),
+        ("184467440737095516160000", Some(DAY_S)),
+        ("Sat, 22 Aug 2026 13:00:00 GMT", Some(3600)),
+        // A wrong weekday is read by its date.
+        ("Mon, 22 Aug 2026 13:00:00 GMT", Some(3600)),
+        ("Thu, 22 Aug 2026 13:00:00 GMT", Some(3600)),
+        // The two obsolete forms.
+        ("Saturday, 22-Aug-26 13:00:00 GMT", Some(3600)),
+        ("Sunday, 22-Aug-26 13:00:00 GMT", Some(3600)),
+        ("Sat Aug 22 13:00:00 2026", Some(3600)),
+        ("Tue Aug 22 13:00:00 2026", Some(3600)),
+        // Past dates: retry now.
+        ("Sat, 22 Aug 2026 11:59:59 GMT", Some(0)),
+        ("Thu, 01 Jan 1970 00:00:00 GMT", Some(0)),
+        ("Sunday, 06-Nov-94 08:49:37 GMT", Some(0)),
+        // Far dates: a day.
+        ("Sun, 23 Aug 2026 12:00:01 GMT", Some(DAY_S)),
+        ("Fri, 31 Dec 9999 23:59:59 GMT", Some(DAY_S)),
+        ("Mon, 01 Jan 2300 00:00:00 GMT", Some(DAY_S)),
+        // Not a wait.
+        ("soon", None),
+        ("-5", None),
+        ("inf", None),
+        ("NaN", None),
+        ("Sat, 31 Feb 2026 13:00:00 GMT", None),
+        ("Sat, 22 Aug 2026 25:00:00 GMT", None),
+        ("", None),
+    ] {
+        assert_eq!(read(value), seconds, "{value:?}");
+    }
+}
+
+/// The rate limit `provider`'s fixture `name` comes to at its recording
+/// time, after `change` to the exchange.
+fn retry_after_of(
+    provider: ProviderId,
+    name: &str,
+    change: impl FnOnce(&mut quotatrack::exchange::RecordedExchange),
+) -> Option<u64> {
+    let mut recorded = exchange(provider, name);
+    change(&mut recorded);
+    match driver::read_exchange(&recorded, recorded.recorded_at) {
+        Outcome::Failed { error } if error.kind == ErrorKind::RateLimited => error.retry_after_s,
+        other => panic!("{provider} {name}: {other:?}"),
+    }
+}
+
+#[test]
+fn reset_hints_in_headers_and_bodies_are_capped_at_a_day() {
+    let header = |value: &'static str| {
+        move |recorded: &mut quotatrack::exchange::RecordedExchange| {
+            recorded
+                .response
+                .headers
+                .insert("retry-after".to_owned(), value.to_owned());
+        }
+    };
+    assert_eq!(
+        retry_after_of(
+            ProviderId::Anthropic,
+            "err-rate_limited-retry300",
+            header("99999999999")
+        ),
+        Some(DAY_S)
+    );
+    assert_eq!(
+        retry_after_of(
+            ProviderId::Anthropic,
+            "err-rate_limited-retry300",
+            header("Fri, 31 Dec 9999 23:59:59 GMT")
+        ),
+        Some(DAY_S)
+    );
+    assert_eq!(
+        retry_after_of(
+            ProviderId::Anthropic,
+            "err-rate_limited-retry300",
+            header("Mon, 22 Aug 2026 12:10:00 GMT")
+        ),
+        Some(600)
+    );
+    // Codex: the reset in seconds, or its time, in the body.
+    assert_eq!(
+        retry_after_of(ProviderId::Codex, "err-rate_limited-usage-limit", |recorded| {
+            recorded.response.body["error"]["resets_in_seconds"] = serde_json::json!(99_999_999_999u64);
+        }),
+        Some(DAY_S)
+    );
+    assert_eq!(
+        retry_after_of(ProviderId::Codex, "err-rate_limited-usage-limit", |recorded| {
+            let body = recorded.response.body["error"].as_object_mut().unwrap();
+            body.remove("resets_in_seconds");
+            body.insert("resets_at".to_owned(), serde_json::json!(4_102_444_800i64));
+        }),
+        Some(DAY_S)
+    );
+    // Gemini: a reset time stamp in the error details.
+    assert_eq!(
+        retry_after_of(ProviderId::Gemini, "err-rate_limited-reset-timestamp", |recorded| {
+            recorded.response.body["error"]["details"][0]["metadata"]["quotaResetTimeStamp"] =
+                serde_json::json!("2100-01-01T00:00:00Z");
+        }),
+        Some(DAY_S)
+    );
+    // Copilot: GitHub's reset header.
+    assert_eq!(
+        retry_after_of(ProviderId::Copilot, "err-rate_limited-github-403", |recorded| {
+            recorded
+                .response
+                .headers
+                .insert("x-ratelimit-reset".to_owned(), "4102444800".to_owned());
+        }),
+        Some(DAY_S)
+    );
+}
+
+#[test]
+fn a_rate_limit_lasts_a_day_at_most_and_new_credentials_lift_it_after_the_minimum_interval() {
+    use quotatrack::driver::{Driver, Found};
+    use quotatrack::events::Event;
+    use quotatrack::machines::tracker::Rules;
+    use quotatrack::store::Store;
+
+    let p = ProviderId::Anthropic;
+    let start: Timestamp = "2026-08-22T12:00:00Z".parse().unwrap();
+    let at = |seconds: i64| start + jiff::SignedDuration::from_secs(seconds);
+    let found = |key: &str| {
+        Some(Found {
+            fingerprint: key.to_owned(),
+            source: "test".to_owned(),
+        })
+    };
+    let mut hostile = exchange(p, "err-rate_limited-retry300");
+    hostile
+        .response
+        .headers
+        .insert("retry-after".to_owned(), "99999999999".to_owned());
+    let fetches = |items: &[(Timestamp, quotatrack::events::Stream, Event)]| {
+        items
+            .iter()
+            .any(|(_, _, event)| matches!(event, Event::FetchStarted { .. }))
+    };
+
+    let blocked = || {
+        let mut driver = Driver::new(Rules::default(), &[p], &Store::default());
+        driver.credentials(p, at(0), found("key-1"));
+        assert!(driver.poll(p, at(0)).1);
+        let outcome = driver::read_exchange(&hostile, at(0));
+        driver.completed(p, at(0), Some(hostile.clone()), outcome, 0);
+        assert_eq!(driver.state(p).unwrap().blocked_until(), Some(at(DAY_S as i64)));
+        driver
+    };
+
+    // The same credentials: blocked for exactly a day.
+    let mut driver = blocked();
+    assert!(!driver.poll(p, at(DAY_S as i64 - 1)).1);
+    assert!(driver.poll(p, at(DAY_S as i64)).1);
+
+    // New credentials lift the block, but no request within 10 s of the last.
+    let mut driver = blocked();
+    let items = driver.credentials(p, at(3), found("key-2"));
+    assert!(
+        items.iter().any(|(_, _, event)| matches!(
+            event,
+            Event::Transitioned {
+                cause: quotatrack::events::Cause::CredentialsChanged,
+                ..
+            }
+        )),
+        "{items:?}"
+    );
+    assert_eq!(driver.state(p).unwrap().name(), "pending");
+    assert!(!fetches(&driver.poll(p, at(9)).0));
+    assert!(driver.poll(p, at(10)).1, "fetched once the minimum interval has passed");
+
+    // Unchanged credentials, seen again every cycle, lift nothing.
+    let mut driver = blocked();
+    driver.credentials(p, at(60), found("key-1"));
+    assert_eq!(driver.state(p).unwrap().name(), "rate_limited");
+    assert!(!driver.poll(p, at(3600)).1);
+}
+
+#[test]
+fn the_binary_holds_a_hostile_retry_after_for_a_day_and_a_new_token_lifts_it() {
+    let limited = || {
+        Reply::json(
+            429,
+            r#"{"error":{"type":"rate_limit_error","message":"Rate limited. Please try again later."}}"#,
+        )
+        .with_header("retry-after", "99999999999")
+    };
+    let ok = || Reply::exchange(&exchange(ProviderId::Anthropic, "ok-full"));
+    // The clock is stopped at a known time, so the block's end is exact.
+    let at = |offset: u64| {
+        let time =
+            "2026-08-22T12:00:00Z".parse::<Timestamp>().unwrap() + jiff::SignedDuration::from_secs(offset as i64);
+        time.to_string()
+    };
+
+    // A day, then the block is over.
+    let server = Server::start(vec![limited(), ok()]);
+    let home = tempfile::tempdir().unwrap();
+    let env = claude_env(&server);
+    let blocked = refresh(home.path(), &env, &["--clock-at", &at(0)]);
+    assert_eq!(blocked["state"], "rate_limited", "{blocked}");
+    assert_eq!(blocked["error"]["retry_after_s"], DAY_S, "{blocked}");
+    assert_eq!(blocked["blocked_until"], "2026-08-23T12:00:00Z", "{blocked}");
+    let still = refresh(home.path(), &env, &["--clock-at", &at(DAY_S - 1)]);
+    assert_eq!(still["state"], "rate_limited", "{still}");
+    assert_eq!(server.requests(), 1);
+    let after = refresh(home.path(), &env, &["--clock-at", &at(DAY_S)]);
+    assert_eq!(after["state"], "fresh", "{after}");
+    assert_eq!(server.requests(), 2);
+
+    // A new token lifts it at the next refresh past the 10 s floor.
+    let server = Server::start(vec![limited(), ok()]);
+    let home = tempfile::tempdir().unwrap();
+    let blocked = refresh(home.path(), &claude_env(&server), &["--clock-at", &at(0)]);
+    assert_eq!(blocked["state"], "rate_limited", "{blocked}");
+    let same = refresh(home.path(), &claude_env(&server), &["--clock-at", &at(5)]);
+    assert_eq!(same["state"], "rate_limited", "the same token stays blocked: {same}");
+    let rotated = vec![
+        ("QUOTATRACK_ANTHROPIC_BASE_URL", server.origin.clone()),
+        ("QUOTATRACK_ANTHROPIC_TOKEN", "sk-ant-oat01-a-new-login".to_owned()),
+    ];
+    let early = refresh(home.path(), &rotated, &["--clock-at", &at(9)]);
+    assert_ne!(early["state"], "rate_limited", "the block is lifted: {early}");
+    assert_eq!(server.requests(), 1, "but nothing within 10 s of the last request");
+    let lifted = refresh(home.path(), &rotated, &["--clock-at", &at(10)]);
+    assert_eq!(lifted["state"], "fresh", "{lifted}");
+    assert_eq!(server.requests(), 2);
+    assert_eq!(
+        server.received()[1].header("authorization").as_deref(),
+        Some("Bearer sk-ant-oat01-a-new-login")
+    );
 }

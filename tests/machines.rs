@@ -162,12 +162,19 @@ impl ReferenceStateMachine for Reference {
             }
             Step::Credentials(Some(key)) => {
                 if model.credentials != Some(*key) {
+                    let known = model.credentials.is_some();
                     model.credentials = Some(*key);
-                    if matches!(model.state, S::Inactive | S::AuthRequired) {
+                    let cause = match model.state {
+                        S::Inactive | S::AuthRequired => Some(Cause::AuthRestored),
+                        // A rate limit was asked of the old credentials.
+                        S::RateLimited(_) if known => Some(Cause::CredentialsChanged),
+                        _ => None,
+                    };
+                    if let Some(cause) = cause {
                         model.state = S::Pending;
                         model.fails = 0;
                         model.last = None;
-                        model.causes.push(Cause::AuthRestored);
+                        model.causes.push(cause);
                     }
                 }
             }

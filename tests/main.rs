@@ -24,6 +24,10 @@ mod machines;
 mod footer;
 // The live transport and the real binary against a real loopback server.
 mod live;
+// Redirects never carry a secret off its origin: every hop recorded by loopback servers.
+mod redirects;
+// Numeric flags of the real binary: out-of-range values say what is allowed.
+mod flags;
 // Credential discovery from fake homes; a canary token that must never leave memory.
 mod credentials;
 // Status pages: every variant, mutated pages, TTL and last-good through the engine.

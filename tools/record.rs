@@ -24,9 +24,12 @@ struct Args {
 
 fn main() -> ExitCode {
     let args = Args::parse().record;
-    let origins = HttpTransport::origins_from(|name| std::env::var(name).ok());
-    let outcome = HttpTransport::new(Arc::new(SystemClock), Duration::from_secs(5), origins)
+    let outcome = HttpTransport::origins_from(|name| std::env::var(name).ok())
         .map_err(|error| error.to_string())
+        .and_then(|origins| {
+            HttpTransport::new(Arc::new(SystemClock), Duration::from_secs(5), origins)
+                .map_err(|error| error.to_string())
+        })
         .and_then(|transport| {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()

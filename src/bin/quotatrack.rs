@@ -3,6 +3,7 @@
 //! nowhere else (0 ok, 1 the command's own check failed, 2 usage or
 //! unreadable input, 3 the data dir is owned by another process).
 
+use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -26,7 +27,7 @@ use quotatrack::session::input::HostLines as HostInput;
 use quotatrack::session::{EngineEvent, Follower};
 use quotatrack::settings::Settings;
 use quotatrack::status::{self, StatusOptions};
-use quotatrack::transport::{ExchangePlayer, HttpTransport};
+use quotatrack::transport::{ExchangePlayer, HttpTransport, Url};
 use quotatrack::wire::{ParseOutput, Status, rfc3339_seconds};
 use quotatrack::{control, footer, record, replay, scenario};
 
@@ -143,6 +144,8 @@ struct Sources {
     /// the command does anything, or the defaults for a command that reads
     /// no settings.
     settings: Settings,
+    /// `QUOTATRACK_<ID>_BASE_URL`.
+    origins: BTreeMap<ProviderId, Url>,
 }
 
 /// Whether `command` reads the settings file: it is then read, and a bad
@@ -167,6 +170,8 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
     } else {
         Settings::default()
     };
+    // A base URL that cannot be honoured stops every command before it starts.
+    let origins = HttpTransport::origins_from(|name| std::env::var(name).ok())?;
     let data_dir = quotatrack::config::data_dir(args.data_dir.as_deref(), |name| std::env::var(name).ok());
     let sources = Sources {
         clock: match &args.clock_file {
@@ -180,6 +185,7 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
         fixtures: args.fixtures.clone(),
         timeout: Duration::from_secs_f64(args.timeout),
         settings,
+        origins,
     };
     match args.command {
         Command::Parse(parse) => run_parse(parse),
@@ -225,8 +231,11 @@ fn engine(sources: &Sources) -> anyhow::Result<Engine> {
 }
 
 fn live_transport(sources: &Sources) -> anyhow::Result<HttpTransport> {
-    let origins = HttpTransport::origins_from(|name| std::env::var(name).ok());
-    Ok(HttpTransport::new(sources.clock.clone(), sources.timeout, origins)?)
+    Ok(HttpTransport::new(
+        sources.clock.clone(),
+        sources.timeout,
+        sources.origins.clone(),
+    )?)
 }
 
 /// `quotatrack credentials`: one line per provider.

@@ -19,6 +19,8 @@
 //! - a rate limit with a `Retry-After` or in-body reset: `rate_limited`
 //!   until then, with no request before it (`rate_limited`, then
 //!   `rate_limit_expired`); without a hint the wait is the backoff delay;
+//! - new credentials lift a rate limit (`credentials_changed`): the wait
+//!   was asked of the old ones;
 //! - rejected credentials (401/403): `auth_required` (`auth_rejected`),
 //!   probed only at the longest backoff, and at once when the credentials
 //!   change.
@@ -34,7 +36,7 @@ use serde::{Deserialize, Serialize};
 use statig::prelude::*;
 
 use crate::events::Cause;
-use crate::providers::ErrorKind;
+use crate::providers::{ErrorKind, MAX_RETRY_AFTER_S};
 
 /// The rules the tracker applies: the interval, the backoff cap and how
 /// early a poll may come and still count as due.
@@ -215,8 +217,11 @@ impl Tracker {
         }
     }
 
-    /// The provider asked us to wait until `until`; nothing is sent before.
+    /// The provider asked us to wait until `until`; nothing is sent before,
+    /// unless the credentials change: the block belonged to the old ones.
     ///
+    /// - `Credentials` changed => `Pending` (`credentials_changed`), fetched
+    ///   at the next poll once the minimum interval has passed
     /// - `Poll` or `Demand` before `until`, or within the minimum interval
     ///   of the last request => `RateLimited` (`throttle_skipped`)
     /// - `Poll` or `Demand` at or after `until` => `BackingOff` (`rate_limit_expired`) and fetch
@@ -224,7 +229,14 @@ impl Tracker {
     #[state(superstate = "tracked")]
     fn rate_limited(&mut self, context: &mut Decisions, until: &mut Timestamp, input: &Input) -> Outcome<State> {
         match input {
-            Input::Poll { now } | Input::Demand { now } if *now < *until => {
+            Input::Credentials(Some(fingerprint))
+                if self.credentials.as_ref().is_some_and(|known| known != fingerprint) =>
+            {
+                self.credentials = Some(fingerprint.clone());
+                self.restart();
+                self.go(Cause::CredentialsChanged, State::pending())
+            }
+            Input::Poll { now } | Input::Demand { now } if *now < self.block_end(*until) => {
                 self.go(Cause::ThrottleSkipped, State::rate_limited(*until))
             }
             // A wait shorter than the minimum interval ends with it.
@@ -324,9 +336,13 @@ impl Tracker {
         last_attempt: Option<Timestamp>,
         credentials: Option<String>,
     ) -> Machine {
+        // A pending tracker with no failures has just met new credentials
+        // (or none yet): as the live one, it has no backoff base, and only
+        // the minimum interval since the last request holds it back.
+        let fresh = state == State::pending() && fails == 0;
         let tracker = Tracker {
             fails,
-            last_attempt,
+            last_attempt: if fresh { None } else { last_attempt },
             last_request: last_attempt,
             credentials,
             ..Tracker::new(rules)
@@ -397,6 +413,16 @@ impl Tracker {
         backoff_over && self.min_interval_passed(now)
     }
 
+    /// The end of a rate limit: `until`, but never more than
+    /// [`MAX_RETRY_AFTER_S`] after the request that met it (a block read
+    /// from an older log may be longer).
+    fn block_end(&self, until: Timestamp) -> Timestamp {
+        let longest = SignedDuration::from_secs(MAX_RETRY_AFTER_S as i64);
+        self.last_request
+            .and_then(|last| last.checked_add(longest).ok())
+            .map_or(until, |latest| until.min(latest))
+    }
+
     fn min_interval_passed(&self, now: Timestamp) -> bool {
         self.last_request
             .is_none_or(|last| at_or_before(last, self.rules.min_interval, now, SignedDuration::ZERO))
@@ -452,13 +478,13 @@ impl Tracker {
                     }
                     ErrorKind::RateLimited => {
                         let wait = match retry_after_s {
-                            Some(seconds) => SignedDuration::from_secs(seconds.min(i64::MAX as u64) as i64),
+                            Some(seconds) => SignedDuration::from_secs(seconds.min(MAX_RETRY_AFTER_S) as i64),
                             None => self.rules.delay(self.fails),
                         };
                         self.cause = Cause::RateLimited;
                         State::rate_limited(now.saturating_add(wait).unwrap_or(now))
                     }
-                    ErrorKind::Unavailable | ErrorKind::ApiError | ErrorKind::Malformed => {
+                    ErrorKind::Unavailable | ErrorKind::ApiError | ErrorKind::Malformed | ErrorKind::Redirected => {
                         self.cause = Cause::FetchFailed;
                         State::backing_off()
                     }

@@ -16,6 +16,11 @@ use super::decode::{number, text};
 /// The longest provider message we carry, in characters.
 const MAX_MESSAGE_CHARS: usize = 300;
 
+/// The longest wait a provider can impose, in seconds (24 h): a
+/// `Retry-After` or a reset time in a body beyond it is read as 24 h, so a
+/// hostile or broken server cannot block a provider for years.
+pub const MAX_RETRY_AFTER_S: u64 = 24 * 60 * 60;
+
 /// Why a fetch did not produce usage.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -38,6 +43,10 @@ pub enum FetchError {
     /// The response is not what the provider sends.
     #[error("{message}")]
     Malformed { message: String },
+    /// The provider redirected a request that carries credentials to
+    /// another origin (or to plain HTTP, or too often); it was not followed.
+    #[error("{message}")]
+    Redirected { message: String },
 }
 
 /// The error kinds of the parse contract.
@@ -49,6 +58,8 @@ pub enum ErrorKind {
     Unavailable,
     ApiError,
     Malformed,
+    /// A redirect the transport refused to follow with credentials.
+    Redirected,
 }
 
 impl ErrorKind {
@@ -59,6 +70,7 @@ impl ErrorKind {
             ErrorKind::Unavailable => "unavailable",
             ErrorKind::ApiError => "api_error",
             ErrorKind::Malformed => "malformed",
+            ErrorKind::Redirected => "redirected",
         }
     }
 }
@@ -71,6 +83,7 @@ impl FetchError {
             FetchError::Unavailable { .. } => ErrorKind::Unavailable,
             FetchError::Api { .. } => ErrorKind::ApiError,
             FetchError::Malformed { .. } => ErrorKind::Malformed,
+            FetchError::Redirected { .. } => ErrorKind::Redirected,
         }
     }
 
@@ -80,7 +93,8 @@ impl FetchError {
             | FetchError::RateLimited { message, .. }
             | FetchError::Unavailable { message }
             | FetchError::Api { message }
-            | FetchError::Malformed { message } => message,
+            | FetchError::Malformed { message }
+            | FetchError::Redirected { message } => message,
         }
     }
 
@@ -102,12 +116,14 @@ impl FetchError {
             ErrorKind::Unavailable => FetchError::Unavailable { message },
             ErrorKind::ApiError => FetchError::Api { message },
             ErrorKind::Malformed => FetchError::Malformed { message },
+            ErrorKind::Redirected => FetchError::Redirected { message },
         }
     }
 
     /// A rate limit keeps its own retry hint (the `Retry-After` header);
     /// lacking one, `fallback` (a hint from the body or other headers)
-    /// supplies it. Any other error is returned unchanged.
+    /// supplies it, bounded by [`MAX_RETRY_AFTER_S`]. Any other error is
+    /// returned unchanged.
     pub(crate) fn or_retry_after(self, fallback: impl FnOnce() -> Option<u64>) -> Self {
         match self {
             FetchError::RateLimited {
@@ -115,7 +131,7 @@ impl FetchError {
                 retry_after_s: None,
             } => FetchError::RateLimited {
                 message,
-                retry_after_s: fallback(),
+                retry_after_s: fallback().map(|seconds| seconds.min(MAX_RETRY_AFTER_S)),
             },
             other => other,
         }
@@ -190,18 +206,11 @@ impl<'a> Failure<'a> {
         bounded(&message)
     }
 
-    /// The `Retry-After` header, as seconds or an HTTP-date relative to `now`
-    /// (ISO text too, read like every other timestamp).
+    /// The `Retry-After` header, as seconds or an HTTP-date relative to
+    /// `now`, at most [`MAX_RETRY_AFTER_S`]; a date that has passed is 0
+    /// (retry now).
     pub fn retry_after(&self) -> Option<u64> {
-        let value = self.response.header("retry-after")?;
-        if let Some(seconds) = value.parse::<f64>().ok().filter(|s| s.is_finite() && *s >= 0.0) {
-            return Some(seconds.ceil() as u64);
-        }
-        let at = jiff::fmt::rfc2822::parse(value)
-            .ok()
-            .map(|zoned| zoned.timestamp())
-            .or_else(|| super::decode::text_timestamp(value))?;
-        Some(seconds_until(self.now, at))
+        retry_after(self.response.header("retry-after")?, self.now)
     }
 
     /// The error of `kind` with this response's message and retry hint.
@@ -250,14 +259,94 @@ pub(super) fn rpc_body_error(json: &Value) -> Option<FetchError> {
     Some(FetchError::new(kind, format!("error {code} in a 2xx body: {message}")))
 }
 
-/// The whole seconds from `now` until `at`, 0 when `at` has passed.
+/// The whole seconds from `now` until `at`, 0 when `at` has passed, at
+/// most [`MAX_RETRY_AFTER_S`].
 pub(super) fn seconds_until(now: Timestamp, at: Timestamp) -> u64 {
     let wait = at.duration_since(now);
     if wait <= SignedDuration::ZERO {
         0
     } else {
-        wait.as_secs_f64().ceil() as u64
+        (wait.as_secs_f64().ceil() as u64).min(MAX_RETRY_AFTER_S)
     }
+}
+
+/// A `Retry-After` value (RFC 9110 §10.2.3) read at `now`: delta-seconds
+/// (a fraction is rounded up), or an HTTP-date in any of its three forms.
+/// The date is read by its day, month, year and time; a weekday that does
+/// not match it is ignored, as RFC 9110 §5.6.7 allows. The wait is at most
+/// [`MAX_RETRY_AFTER_S`], and 0 for a date that has passed. `None` when
+/// the value is neither.
+pub fn retry_after(value: &str, now: Timestamp) -> Option<u64> {
+    let value = value.trim();
+    if let Some(seconds) = value.parse::<f64>().ok().filter(|s| s.is_finite() && *s >= 0.0) {
+        return Some((seconds.ceil().min(MAX_RETRY_AFTER_S as f64)) as u64);
+    }
+    let at = jiff::fmt::rfc2822::parse(value)
+        .ok()
+        .map(|zoned| zoned.timestamp())
+        .or_else(|| http_date(value, now))
+        .or_else(|| super::decode::text_timestamp(value))?;
+    Some(seconds_until(now, at))
+}
+
+/// An HTTP-date without regard to its weekday: IMF-fixdate
+/// (`Sun, 06 Nov 1994 08:49:37 GMT`), the obsolete RFC 850 form
+/// (`Sunday, 06-Nov-94 08:49:37 GMT`, a two-digit year read as the latest
+/// year with those digits no more than 50 years after `now`) and asctime
+/// (`Sun Nov  6 08:49:37 1994`).
+fn http_date(value: &str, now: Timestamp) -> Option<Timestamp> {
+    let (day, month, year, time) = match value.split_once(',') {
+        Some((_weekday, rest)) => {
+            let mut parts = rest.split_whitespace();
+            let date = parts.next()?;
+            let (day, month, year) = match date.split('-').collect::<Vec<_>>()[..] {
+                [day, month, year] => (day, month, two_digit_year(year, now)?),
+                _ => (date, parts.next()?, parts.next()?.parse().ok()?),
+            };
+            let time = parts.next()?;
+            if !matches!(parts.next(), Some("GMT" | "UTC" | "Z") | None) || parts.next().is_some() {
+                return None;
+            }
+            (day, month, year, time)
+        }
+        None => match value.split_whitespace().collect::<Vec<_>>()[..] {
+            [_weekday, month, day, time, year] => (day, month, year.parse().ok()?, time),
+            _ => return None,
+        },
+    };
+    let month = MONTHS.iter().position(|m| m.eq_ignore_ascii_case(month))? as i8 + 1;
+    let day: i8 = day.parse().ok()?;
+    let mut clock = time.split(':').map(|part| part.parse::<i8>().ok());
+    let (hour, minute, second) = (clock.next()??, clock.next()??, clock.next()??);
+    if clock.next().is_some() {
+        return None;
+    }
+    let date = jiff::civil::Date::new(year, month, day).ok()?;
+    let time = jiff::civil::Time::new(hour, minute, second.min(59), 0).ok()?;
+    // A real date past the last instant a timestamp holds (the "never"
+    // of `31 Dec 9999`) is as far as it gets.
+    let at = date
+        .to_datetime(time)
+        .to_zoned(jiff::tz::TimeZone::UTC)
+        .map_or(Timestamp::MAX, |zoned| zoned.timestamp());
+    Some(at)
+}
+
+const MONTHS: [&str; 12] = [
+    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+];
+
+/// RFC 9110 §5.6.7: a two-digit year more than 50 years in the future is
+/// the most recent past year with the same last two digits.
+fn two_digit_year(text: &str, now: Timestamp) -> Option<i16> {
+    let digits: i16 = text.parse().ok()?;
+    if text.len() != 2 {
+        return (text.len() == 4).then_some(digits);
+    }
+    let this_year = now.to_zoned(jiff::tz::TimeZone::UTC).year();
+    let century = this_year - this_year.rem_euclid(100);
+    let year = century + digits;
+    Some(if year > this_year + 50 { year - 100 } else { year })
 }
 
 /// The human message of the common error envelopes: `{"error":{"message"}}`,

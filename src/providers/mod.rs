@@ -30,7 +30,7 @@ use serde_json::Value;
 
 use crate::quota::{QuotaDefinition, ResolvedUsageWindow, UsageSnapshot, resolve_quota};
 
-pub use errors::{ErrorKind, FetchError};
+pub use errors::{ErrorKind, FetchError, MAX_RETRY_AFTER_S, retry_after};
 
 /// A provider id, as used on the command line, in events and in window ids.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]

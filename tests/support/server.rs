@@ -1,6 +1,8 @@
-//! A real HTTP/1.1 server on 127.0.0.1 for the live transport: it answers
-//! with a script of recorded responses and faults, in order (the last one
-//! repeats), counts requests and keeps each request's head and body.
+//! A real HTTP/1.1 server on 127.0.0.1 (or another loopback address, for
+//! an origin on another host) for the live transport: it answers with a
+//! script of recorded responses, redirects and faults, in order (the last
+//! one repeats), counts requests and keeps the head and body of every
+//! request it receives, so a test can show what reached each origin.
 //! It runs on its own thread and runtime, so real processes can use it too.
 
 use std::sync::{Arc, Mutex};
@@ -17,6 +19,14 @@ pub enum Reply {
         status: u16,
         headers: Vec<(String, String)>,
         body: Vec<u8>,
+    },
+    /// A redirect to this same server under another name (`localhost`
+    /// for 127.0.0.1): the same socket, another origin.
+    RedirectToSelf {
+        status: u16,
+        host: String,
+        /// The path and query.
+        target: String,
     },
     /// Read the request, then never answer (the connection stays open).
     Hang,
@@ -43,6 +53,15 @@ impl Reply {
         }
     }
 
+    /// A redirect (`status` 301, 302, 303, 307 or 308) to `location`.
+    pub fn redirect(status: u16, location: &str) -> Reply {
+        Reply::Http {
+            status,
+            headers: vec![("location".into(), location.to_owned())],
+            body: Vec::new(),
+        }
+    }
+
     /// The same reply with one more header.
     pub fn with_header(mut self, name: &str, value: &str) -> Reply {
         if let Reply::Http { headers, .. } = &mut self {
@@ -61,6 +80,11 @@ pub struct Received {
 }
 
 impl Received {
+    /// The request target, `/api/oauth/usage?x=1`.
+    pub fn target(&self) -> &str {
+        self.head.split_whitespace().nth(1).unwrap_or("")
+    }
+
     /// The value of header `name` (case-insensitive).
     pub fn header(&self, name: &str) -> Option<String> {
         self.head.lines().skip(1).find_map(|line| {
@@ -95,13 +119,21 @@ impl Server {
     /// Starts a server answering usage requests with `script` and status
     /// page requests with `status`.
     pub fn with_status_pages(script: Vec<Reply>, status: Vec<Reply>) -> Server {
+        Server::at("127.0.0.1", script, status)
+    }
+
+    /// Starts a server on loopback address `host` (e.g. `127.0.0.2`, another
+    /// host than the usual 127.0.0.1) answering usage requests with
+    /// `script` and status pages with `status`.
+    pub fn at(host: &str, script: Vec<Reply>, status: Vec<Reply>) -> Server {
         assert!(
             !script.is_empty() && !status.is_empty(),
             "a server needs at least one reply"
         );
-        let std_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let std_listener = std::net::TcpListener::bind((host, 0)).unwrap();
         std_listener.set_nonblocking(true).unwrap();
-        let origin = format!("http://{}", std_listener.local_addr().unwrap());
+        let address = std_listener.local_addr().unwrap();
+        let origin = format!("http://{address}");
         let received = Arc::new(Mutex::new(Vec::new()));
         let status_received = Arc::new(Mutex::new(Vec::new()));
         let log = Arc::clone(&received);
@@ -126,9 +158,9 @@ impl Server {
                             return;
                         };
                         if is_status_page(&request.head) {
-                            serve(stream, request, &status_log, &status).await
+                            serve(stream, request, &status_log, &status, address.port()).await
                         } else {
-                            serve(stream, request, &log, &script).await
+                            serve(stream, request, &log, &script, address.port()).await
                         }
                     });
                 }
@@ -151,19 +183,37 @@ impl Server {
         self.received.lock().unwrap().len()
     }
 
-    /// Every request so far.
+    /// Every usage request so far.
     pub fn received(&self) -> Vec<Received> {
         self.received.lock().unwrap().clone()
     }
+
+    /// Every request this origin received, usage and status pages alike.
+    pub fn every_request(&self) -> Vec<Received> {
+        let mut all = self.received();
+        all.extend(self.status_received.lock().unwrap().iter().cloned());
+        all
+    }
+
+    /// The port the server listens on.
+    pub fn port(&self) -> u16 {
+        self.origin.rsplit(':').next().unwrap().parse().unwrap()
+    }
 }
 
-async fn serve(mut stream: TcpStream, request: Received, log: &Mutex<Vec<Received>>, script: &[Reply]) {
+async fn serve(mut stream: TcpStream, request: Received, log: &Mutex<Vec<Received>>, script: &[Reply], port: u16) {
     let index = {
         let mut log = log.lock().unwrap();
         log.push(request);
         (log.len() - 1).min(script.len() - 1)
     };
-    match &script[index] {
+    let reply = match &script[index] {
+        Reply::RedirectToSelf { status, host, target } => {
+            Reply::redirect(*status, &format!("http://{host}:{port}{target}"))
+        }
+        reply => reply.clone(),
+    };
+    match &reply {
         Reply::Http { status, headers, body } => {
             let mut head = format!(
                 "HTTP/1.1 {status} Scripted\r\ncontent-length: {}\r\nconnection: close\r\n",
@@ -179,7 +229,7 @@ async fn serve(mut stream: TcpStream, request: Received, log: &Mutex<Vec<Receive
             let _ = stream.write_all(body).await;
             let _ = stream.shutdown().await;
         }
-        Reply::Hang => {
+        Reply::Hang | Reply::RedirectToSelf { .. } => {
             std::future::pending::<()>().await;
         }
         Reply::CloseMidBody => {
