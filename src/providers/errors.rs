@@ -278,8 +278,9 @@ pub(super) fn seconds_until(now: Timestamp, at: Timestamp) -> u64 {
 /// the value is neither.
 pub fn retry_after(value: &str, now: Timestamp) -> Option<u64> {
     let value = value.trim();
-    if let Some(seconds) = value.parse::<f64>().ok().filter(|s| s.is_finite() && *s >= 0.0) {
-        return Some((seconds.ceil().min(MAX_RETRY_AFTER_S as f64)) as u64);
+    if let Ok(seconds) = value.parse::<f64>() {
+        // A number is delta-seconds; a negative or non-finite one is no wait at all.
+        return (seconds.is_finite() && seconds >= 0.0).then(|| seconds.ceil().min(MAX_RETRY_AFTER_S as f64) as u64);
     }
     let at = jiff::fmt::rfc2822::parse(value)
         .ok()
