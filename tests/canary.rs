@@ -209,18 +209,17 @@ impl Canary {
     }
 
     /// Asserts that no form of either secret is in any output or in any
-    /// file under the home but the planted ones.
+    /// file under the home but the planted ones; names every leak found.
     fn assert_nothing_leaked(&self) {
         let forms: Vec<(String, Vec<u8>)> = forms(TOKEN).into_iter().chain(forms(ACCOUNT)).collect();
+        let mut leaks = Vec::new();
         let mut searched = 0;
         for (args, output) in &self.outputs {
             for (stream, bytes) in [("stdout", &output.stdout), ("stderr", &output.stderr)] {
                 searched += bytes.len();
                 if let Some(form) = leaked(bytes, &forms) {
-                    panic!(
-                        "`quotatrack {args}` printed the {form} on {stream}:\n{}",
-                        String::from_utf8_lossy(bytes)
-                    );
+                    let shown = String::from_utf8_lossy(bytes);
+                    leaks.push(format!("`quotatrack {args}` printed the {form} on {stream}: {shown}"));
                 }
             }
         }
@@ -233,9 +232,10 @@ impl Canary {
             let bytes = std::fs::read(path).unwrap();
             searched += bytes.len();
             if let Some(form) = leaked(&bytes, &forms) {
-                panic!("{} holds the {form}", path.display());
+                leaks.push(format!("{} holds the {form}", path.display()));
             }
         }
+        assert!(leaks.is_empty(), "{} leaks:\n{}", leaks.len(), leaks.join("\n"));
         assert!(searched > 10_000, "only {searched} bytes were written");
     }
 
