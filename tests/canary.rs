@@ -1,5 +1,6 @@
-//! Canary tests: a distinctive token and account id are planted (through
-//! `QUOTATRACK_ANTHROPIC_TOKEN` and a fake home's Codex login), and
+//! Canary tests: a distinctive token, account id, project and profile ARN
+//! are planted (through `QUOTATRACK_ANTHROPIC_TOKEN` and a fake home's
+//! Codex, Antigravity and Kiro logins), and
 //! loopback servers echo them back everywhere a hostile or careless server
 //! could: JSON keys and values at any depth, inside longer strings, header
 //! names and values, query strings of URLs in the body and in a redirect,
@@ -32,6 +33,20 @@ const TOKEN: &str = "qtCANARY+Tok&9f3e.Zx_41b7~Q";
 /// Codex's account id: a space, a slash and `=` besides.
 const ACCOUNT: &str = "acct CANARY/5e0d=Ahq7";
 
+/// Antigravity's Cloud Code project, sent in the request body.
+const PROJECT: &str = "proj-CANARY-8c1f2a";
+
+/// Kiro's profile ARN, sent in the request body.
+const PROFILE_ARN: &str = "arn:aws:codewhisperer:us-east-1:CANARY7731:profile/QT9XK2";
+
+/// The providers given a login, each with its own server.
+const PROVIDERS: [ProviderId; 4] = [
+    ProviderId::Anthropic,
+    ProviderId::Codex,
+    ProviderId::Antigravity,
+    ProviderId::Kiro,
+];
+
 /// How long a process may take before the test gives up on it (a failure
 /// guard, not a pause: each normally ends in well under a second).
 const PATIENCE: Duration = Duration::from_secs(60);
@@ -52,23 +67,40 @@ struct Canary {
 }
 
 impl Canary {
-    /// A fresh home whose Claude server answers with `claude` and whose
-    /// Codex server answers with `codex`.
-    fn new(claude: &Server, codex: &Server) -> Canary {
+    /// A fresh home with the planted logins, each provider of [`PROVIDERS`]
+    /// sent to its server in `servers`.
+    fn new(servers: &[Server]) -> Canary {
         let home = tempfile::tempdir().unwrap();
-        let auth = home.path().join(".codex/auth.json");
-        std::fs::create_dir_all(auth.parent().unwrap()).unwrap();
-        let login = serde_json::json!({"tokens": {"access_token": TOKEN, "account_id": ACCOUNT}});
-        std::fs::write(&auth, login.to_string()).unwrap();
-        std::fs::create_dir_all(home.path().join("cwd")).unwrap();
-        let env = vec![
-            ("QUOTATRACK_ANTHROPIC_TOKEN".to_owned(), TOKEN.to_owned()),
-            ("QUOTATRACK_ANTHROPIC_BASE_URL".to_owned(), claude.origin.clone()),
-            ("QUOTATRACK_CODEX_BASE_URL".to_owned(), codex.origin.clone()),
+        let logins = [
+            (
+                ".codex/auth.json",
+                serde_json::json!({"tokens": {"access_token": TOKEN, "account_id": ACCOUNT}}),
+            ),
+            (
+                ".pi/agent/auth.json",
+                serde_json::json!({"google-antigravity": {"type": "oauth", "access": TOKEN, "projectId": PROJECT}}),
+            ),
+            (
+                ".aws/sso/cache/kiro-auth-token.json",
+                serde_json::json!({"accessToken": TOKEN, "profileArn": PROFILE_ARN}),
+            ),
         ];
+        let mut planted = Vec::new();
+        for (relative, login) in logins {
+            let path = home.path().join(relative);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(&path, login.to_string()).unwrap();
+            planted.push(path);
+        }
+        std::fs::create_dir_all(home.path().join("cwd")).unwrap();
+        let mut env = vec![("QUOTATRACK_ANTHROPIC_TOKEN".to_owned(), TOKEN.to_owned())];
+        for (provider, server) in PROVIDERS.iter().zip(servers) {
+            let name = format!("QUOTATRACK_{}_BASE_URL", provider.as_str().to_uppercase());
+            env.push((name, server.origin.clone()));
+        }
         Canary {
             home,
-            planted: vec![auth],
+            planted,
             env,
             outputs: Vec::new(),
             hour: 0,
@@ -180,7 +212,7 @@ impl Canary {
         ]
         .join("\n");
         self.run(&["serve", "--stdio"], &session);
-        for provider in ["anthropic", "codex"] {
+        for provider in PROVIDERS.map(ProviderId::as_str) {
             let fixture = self.path(&format!("cwd/{provider}.json"));
             self.run(&["record", provider, "--output", &fixture], "");
         }
@@ -211,7 +243,10 @@ impl Canary {
     /// Asserts that no form of either secret is in any output or in any
     /// file under the home but the planted ones; names every leak found.
     fn assert_nothing_leaked(&self) {
-        let forms: Vec<(String, Vec<u8>)> = forms(TOKEN).into_iter().chain(forms(ACCOUNT)).collect();
+        let forms: Vec<(String, Vec<u8>)> = [TOKEN, ACCOUNT, PROJECT, PROFILE_ARN]
+            .into_iter()
+            .flat_map(forms)
+            .collect();
         let mut leaks = Vec::new();
         let mut searched = 0;
         for (args, output) in &self.outputs {
@@ -274,17 +309,19 @@ fn forms(secret: &str) -> Vec<(String, Vec<u8>)> {
     ]
 }
 
-/// The name of the first form found in `bytes`, compared without case
+/// The names of the forms found in `bytes`, compared without case
 /// (header names arrive in lower case; hex digits come in either).
 fn leaked(bytes: &[u8], forms: &[(String, Vec<u8>)]) -> Option<String> {
     let haystack = bytes.to_ascii_lowercase();
-    forms
+    let found: Vec<&str> = forms
         .iter()
-        .find(|(_, form)| {
+        .filter(|(_, form)| {
             let needle = form.to_ascii_lowercase();
             haystack.windows(needle.len()).any(|window| window == needle)
         })
-        .map(|(name, _)| name.clone())
+        .map(|(name, _)| name.as_str())
+        .collect();
+    (!found.is_empty()).then(|| found.join(", "))
 }
 
 fn contains(haystack: &[u8], needle: &str) -> bool {
@@ -340,6 +377,8 @@ fn files(dir: &Path) -> Vec<PathBuf> {
 fn secrets_of(provider: ProviderId) -> Vec<&'static str> {
     match provider {
         ProviderId::Codex => vec![TOKEN, ACCOUNT],
+        ProviderId::Antigravity => vec![TOKEN, PROJECT],
+        ProviderId::Kiro => vec![TOKEN, PROFILE_ARN],
         _ => vec![TOKEN],
     }
 }
@@ -504,29 +543,36 @@ fn redirect_loop(provider: ProviderId) -> Reply {
         .with_header("location", &format!("/moved?{}", query.join("&")))
 }
 
-/// One scenario: both providers' servers answer with `make`'s reply, every
-/// command runs, nothing leaks; returns the runs for further checks.
-fn scenario(make: fn(ProviderId) -> Reply) -> (Canary, Server, Server) {
-    let claude = Server::start(vec![make(ProviderId::Anthropic)]);
-    let codex = Server::start(vec![make(ProviderId::Codex)]);
-    let mut canary = Canary::new(&claude, &codex);
+/// One scenario: every provider's server answers with `make`'s reply,
+/// every command runs, nothing leaks; returns the runs and the servers (in
+/// [`PROVIDERS`] order) for further checks.
+fn scenario(make: fn(ProviderId) -> Reply) -> (Canary, Vec<Server>) {
+    let servers: Vec<Server> = PROVIDERS
+        .iter()
+        .map(|provider| Server::start(vec![make(*provider)]))
+        .collect();
+    let mut canary = Canary::new(&servers);
     canary.run_everything();
-    assert!(
-        claude.requests() >= 1 && codex.requests() >= 1,
-        "both servers were asked"
-    );
-    let sent = claude.received()[0].header("authorization");
+    for (provider, server) in PROVIDERS.iter().zip(&servers) {
+        assert!(server.requests() >= 1, "{provider}'s server was asked");
+        let sent = server.received()[0].header("authorization");
+        assert_eq!(
+            sent.as_deref(),
+            Some(format!("Bearer {TOKEN}").as_str()),
+            "{provider} sent the canary"
+        );
+    }
     assert_eq!(
-        sent.as_deref(),
-        Some(format!("Bearer {TOKEN}").as_str()),
-        "the canary was sent"
-    );
-    assert_eq!(
-        codex.received()[0].header("chatgpt-account-id").as_deref(),
+        servers[1].received()[0].header("chatgpt-account-id").as_deref(),
         Some(ACCOUNT)
     );
+    let body = |index: usize| String::from_utf8_lossy(&servers[index].received()[0].body).into_owned();
+    assert!(
+        body(2).contains(PROJECT) && body(3).contains(PROFILE_ARN),
+        "the extras were sent"
+    );
     canary.assert_nothing_leaked();
-    (canary, claude, codex)
+    (canary, servers)
 }
 
 /// The state and error message of `provider` in a status view.
@@ -545,16 +591,19 @@ fn state(view: &Value, provider: &str) -> (String, String) {
 
 #[test]
 fn a_200_echoing_the_secrets_everywhere_parses_the_same_and_leaks_nothing() {
-    let (canary, claude, codex) = scenario(|provider| match provider {
+    let (canary, servers) = scenario(|provider| match provider {
         ProviderId::Codex => ok_with_echoes(provider, "ok-plus"),
+        ProviderId::Antigravity => ok_with_echoes(provider, "ok-models"),
+        ProviderId::Kiro => ok_with_echoes(provider, "ok-free"),
         _ => ok_with_echoes(provider, "ok-full"),
     });
     // Refresh, watch and serve each fetched (an hour apart), record twice.
-    assert!(claude.requests() >= 5, "refresh, watch, serve, two records");
-    assert!(codex.requests() >= 4);
+    assert!(servers[0].requests() >= 5, "refresh, watch, serve, two records");
+    assert!(servers[1].requests() >= 4);
     let view = &canary.views()[0];
-    assert_eq!(state(view, "anthropic").0, "fresh", "{view}");
-    assert_eq!(state(view, "codex").0, "fresh", "{view}");
+    for provider in PROVIDERS {
+        assert_eq!(state(view, provider.as_str()).0, "fresh", "{view}");
+    }
     let claude_5h = &view["providers"][0]["windows"][0];
     assert_eq!(
         (claude_5h["id"].as_str(), claude_5h["used_ratio"].as_f64()),
@@ -585,31 +634,31 @@ fn a_200_echoing_the_secrets_everywhere_parses_the_same_and_leaks_nothing() {
 
 #[test]
 fn a_401_quoting_the_secrets_asks_for_a_login_and_leaks_nothing() {
-    let (canary, _, _) = scenario(unauthorized);
+    let (canary, _) = scenario(unauthorized);
     let view = &canary.views()[0];
-    for provider in ["anthropic", "codex"] {
-        let (state, message) = state(view, provider);
+    for provider in PROVIDERS {
+        let (state, message) = state(view, provider.as_str());
         assert_eq!(state, "auth_required", "{view}");
-        assert!(message.contains("invalid bearer token [redacted]"), "{message}");
+        assert!(message.contains("[redacted]"), "{provider}: {message}");
     }
 }
 
 #[test]
 fn a_429_in_plain_text_naming_the_secrets_blocks_and_leaks_nothing() {
-    let (canary, _, _) = scenario(rate_limited);
+    let (canary, _) = scenario(rate_limited);
     let view = &canary.views()[0];
     assert_eq!(state(view, "anthropic").0, "rate_limited", "{view}");
 }
 
 #[test]
 fn a_500_html_page_quoting_the_secrets_leaks_nothing() {
-    let (canary, _, _) = scenario(server_error);
+    let (canary, _) = scenario(server_error);
     assert_eq!(state(&canary.views()[0], "codex").0, "unavailable");
 }
 
 #[test]
 fn a_body_that_is_neither_json_nor_utf8_leaks_nothing() {
-    let (canary, _, _) = scenario(broken);
+    let (canary, _) = scenario(broken);
     let (state, message) = state(&canary.views()[0], "anthropic");
     assert_eq!(state, "unavailable", "{message}");
 }
