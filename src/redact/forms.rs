@@ -380,4 +380,25 @@ mod tests {
         assert!(clean.len() < text.len(), "the %25 runs decode to the first secret");
         assert!(!forms.found_in(&clean[clean.len() - 1000..]));
     }
+
+    proptest::proptest! {
+        /// Any bytes, any secrets: no panic, and what is left holds no form
+        /// of a secret (one of letters and digits longer than the
+        /// replacement, which then cannot create or hide one).
+        #[test]
+        fn replacing_never_panics_and_leaves_no_form(
+            text in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..400),
+            secret in "[A-Za-z0-9]{9,24}",
+            noise in ".{0,12}",
+            at in 0usize..400,
+        ) {
+            let forms = Forms::of(&[secret.clone(), noise]);
+            let mut text = text;
+            let at = at.min(text.len());
+            text.splice(at..at, base64(secret.as_bytes()).into_bytes());
+            let only_secret = Forms::of(&[secret]);
+            let clean = forms.replace(&text, b"[redacted]");
+            proptest::prop_assert!(!only_secret.found_in(&clean));
+        }
+    }
 }
