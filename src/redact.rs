@@ -86,8 +86,9 @@ impl Redactor {
             .filter(|secret| secret.len() >= MIN_SECRET_LEN)
             .map(str::to_owned)
             .collect();
-        // Longest first, so a secret containing another is replaced whole.
-        secrets.sort_by_key(|secret| std::cmp::Reverse(secret.len()));
+        // Longest first (the search also prefers the longest match, so a
+        // secret containing another is replaced whole), each once.
+        secrets.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
         secrets.dedup();
         let forms = Forms::of(&secrets);
         Redactor { secrets, forms }
