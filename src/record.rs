@@ -2,10 +2,12 @@
 //! request with the user's own credentials, written as a recorded-exchange
 //! fixture that can be attached to a bug report.
 //!
-//! The transport has already redacted the exchange (tokens, account ids,
-//! cookies, emails, identifying fields). Before anything is written, the
-//! serialized fixture is checked once more against every secret the
-//! credential holds; if one still appears, nothing is written.
+//! The exchange is redacted (tokens, account ids, cookies, emails,
+//! identifying fields, in every encoding `redact.rs` knows) by the
+//! transport and once more here, whatever transport was given. Before
+//! anything is written, the serialized fixture is checked again for every
+//! form of every secret the credential holds; if one still appears,
+//! nothing is written.
 
 use std::fs::OpenOptions;
 use std::io::Write;
@@ -66,12 +68,14 @@ pub async fn record(
         other => return Err(RecordError::NoCredential(other.describe(provider, now))),
     };
     let request = Request::usage(provider, credential);
-    let exchange = transport
-        .send(&request)
-        .await
+    // Redacted again here, whatever the transport did: this is the last
+    // step before a file that is meant to be shared.
+    let redactor = Redactor::new(request.secrets());
+    let exchange = redactor
+        .answer(transport.send(&request).await)
         .map_err(|error| RecordError::Transport { provider, error })?;
     let text = serde_json::to_string_pretty(&exchange).expect("an exchange always serializes");
-    if Redactor::new(request.secrets()).leaked(&text) {
+    if redactor.leaked(&text) {
         return Err(RecordError::Leak(provider));
     }
     let summary = match driver::read_exchange(&exchange, exchange.recorded_at) {

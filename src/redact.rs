@@ -1,21 +1,43 @@
 //! Redaction at record time: what a provider sent back is cleaned of
 //! secrets before it becomes a recorded exchange, so nothing downstream
-//! (the log, exports, fixtures written by `record`, error messages) can
-//! leak one.
+//! (the log, exports, fixtures written by `record`, events, error messages,
+//! stdout and stderr) can leak one.
 //!
 //! Three rules, applied together:
-//! - every known secret (the token sent, an account id, a project) is
-//!   replaced wherever it appears, in header values, in JSON strings and in
-//!   text bodies;
+//! - every known secret (the token sent, an account id, a project, a
+//!   profile ARN) is replaced wherever it appears: header names and values,
+//!   the URL, JSON object keys and values at any depth (numbers included),
+//!   inside longer strings, and in bodies that are not JSON at all. It is
+//!   found in its encoded forms too: percent-encoded (either hex case, `+`
+//!   for a space, encoded twice), JSON `\u` escapes, HTML character
+//!   references, hexadecimal, and base64 (standard or URL-safe, padded or
+//!   not, at any offset, so the base64 of `user:token` is caught as well);
+//!   letters are compared without case, since header names arrive in lower
+//!   case;
 //! - JSON fields that name a person or an account (`email`, `login`,
 //!   `user_id`, `account_id`, `organization`, …) have their string values
 //!   replaced, whatever they hold;
 //! - anything shaped like an email address is replaced.
 //!
-//! Parsers read the redacted exchange, exactly as replay will, so redaction
-//! can never make a live decision differ from its replay.
+//! A JSON key or header name that redaction turns into one already present
+//! gets a `#2`, `#3`, … suffix, so no field is dropped silently and the body
+//! stays valid JSON.
+//!
+//! [`Redactor::answer`] applies all of it to what a transport returns, the
+//! exchange and the error alike. Parsers read the redacted exchange, exactly
+//! as replay will, so redaction can never make a live decision differ from
+//! its replay, and a provider message quoted into an event or onto stderr is
+//! quoted from the redacted body.
+
+mod forms;
+
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::Value;
+
+use crate::exchange::RecordedExchange;
+use crate::transport::TransportError;
+use forms::Forms;
 
 /// What replaces a secret.
 pub const REDACTED: &str = "[redacted]";
@@ -43,10 +65,16 @@ const IDENTIFYING_KEYS: [&str; 15] = [
     "project",
 ];
 
+/// Secrets shorter than this are ignored: too short to replace blindly.
+const MIN_SECRET_LEN: usize = 4;
+
 /// Secrets known for one exchange, and the rules above.
 #[derive(Clone, Default)]
 pub struct Redactor {
+    /// The secrets as given, longest first.
     secrets: Vec<String>,
+    /// What is searched for them.
+    forms: Forms,
 }
 
 impl Redactor {
@@ -55,12 +83,15 @@ impl Redactor {
     pub fn new<'a>(secrets: impl IntoIterator<Item = &'a str>) -> Redactor {
         let mut secrets: Vec<String> = secrets
             .into_iter()
-            .filter(|secret| secret.len() >= 4)
+            .filter(|secret| secret.len() >= MIN_SECRET_LEN)
             .map(str::to_owned)
             .collect();
-        // Longest first, so a secret containing another is replaced whole.
-        secrets.sort_by_key(|secret| std::cmp::Reverse(secret.len()));
-        Redactor { secrets }
+        // Longest first (the search also prefers the longest match, so a
+        // secret containing another is replaced whole), each once.
+        secrets.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
+        secrets.dedup();
+        let forms = Forms::of(&secrets);
+        Redactor { secrets, forms }
     }
 
     /// Whether a response header may be recorded.
@@ -68,38 +99,130 @@ impl Redactor {
         !DROPPED_HEADERS.iter().any(|dropped| name.eq_ignore_ascii_case(dropped))
     }
 
-    /// `text` with every known secret and email address replaced.
+    /// `text` with every known secret (in any of its forms) and email
+    /// address replaced.
     pub fn text(&self, text: &str) -> String {
-        let mut clean = text.to_owned();
-        for secret in &self.secrets {
-            if clean.contains(secret.as_str()) {
-                clean = clean.replace(secret.as_str(), REDACTED);
-            }
-        }
+        let clean = self.bytes(text.as_bytes());
+        let clean = match String::from_utf8(clean) {
+            Ok(clean) => clean,
+            Err(error) => String::from_utf8_lossy(error.as_bytes()).into_owned(),
+        };
         redact_emails(&clean)
     }
 
-    /// Redacts a JSON value in place.
+    /// `bytes` with every known secret, in any of its forms, replaced; the
+    /// rest is kept byte for byte, whatever it holds.
+    pub fn bytes(&self, bytes: &[u8]) -> Vec<u8> {
+        self.forms.replace(bytes, REDACTED.as_bytes())
+    }
+
+    /// Redacts a JSON value in place: keys and values at every depth.
     pub fn json(&self, value: &mut Value) {
         match value {
             Value::String(text) => *text = self.text(text),
-            Value::Array(items) => items.iter_mut().for_each(|item| self.json(item)),
-            Value::Object(fields) => {
-                for (key, field) in fields.iter_mut() {
-                    if identifying(key) && field.is_string() {
-                        *field = Value::String(REDACTED.to_owned());
-                    } else {
-                        self.json(field);
-                    }
+            Value::Number(number) => {
+                let text = number.to_string();
+                let clean = self.text(&text);
+                if clean != text {
+                    *value = Value::String(clean);
                 }
             }
-            Value::Null | Value::Bool(_) | Value::Number(_) => {}
+            Value::Array(items) => items.iter_mut().for_each(|item| self.json(item)),
+            Value::Object(fields) => {
+                let entries = std::mem::take(fields).into_iter().map(|(key, mut field)| {
+                    if identifying(&key) && field.is_string() {
+                        field = Value::String(REDACTED.to_owned());
+                    } else {
+                        self.json(&mut field);
+                    }
+                    (key, field)
+                });
+                fields.extend(self.renamed(entries));
+            }
+            Value::Null | Value::Bool(_) => {}
         }
     }
 
-    /// Whether any known secret still appears in `text`.
+    /// Redacts a whole exchange in place: the URL, every header name and
+    /// value on both sides, and the body.
+    pub fn exchange(&self, exchange: &mut RecordedExchange) {
+        exchange.request.method = self.text(&exchange.request.method);
+        exchange.request.url = self.text(&exchange.request.url);
+        exchange.request.headers = self.headers(std::mem::take(&mut exchange.request.headers));
+        let response = std::mem::take(&mut exchange.response.headers)
+            .into_iter()
+            .filter(|(name, _)| Redactor::keeps_header(name))
+            .collect();
+        exchange.response.headers = self.headers(response);
+        self.json(&mut exchange.response.body);
+    }
+
+    /// A transport error with every secret removed from what it says (a
+    /// network error quotes the URL it failed on, which a redirect chose).
+    pub fn error(&self, error: TransportError) -> TransportError {
+        match error {
+            TransportError::Network(message) => TransportError::Network(self.text(&message)),
+            TransportError::Client(message) => TransportError::Client(self.text(&message)),
+            TransportError::Expired { origin, fix } => TransportError::Expired {
+                origin: self.text(&origin),
+                fix,
+            },
+            TransportError::Timeout { millis } => TransportError::Timeout { millis },
+            TransportError::TooLarge { limit } => TransportError::TooLarge { limit },
+            TransportError::NothingRecorded(provider) => TransportError::NothingRecorded(provider),
+        }
+    }
+
+    /// What a transport answered, redacted: the one call every live
+    /// transport makes before handing an answer on.
+    pub fn answer(&self, answer: Result<RecordedExchange, TransportError>) -> Result<RecordedExchange, TransportError> {
+        match answer {
+            Ok(mut exchange) => {
+                self.exchange(&mut exchange);
+                Ok(exchange)
+            }
+            Err(error) => Err(self.error(error)),
+        }
+    }
+
+    /// Whether any known secret, in any of its forms, still appears in `text`.
     pub fn leaked(&self, text: &str) -> bool {
-        self.secrets.iter().any(|secret| text.contains(secret.as_str()))
+        self.forms.found_in(text.as_bytes())
+    }
+
+    /// Headers with names and values redacted, names kept distinct.
+    fn headers(&self, headers: BTreeMap<String, String>) -> BTreeMap<String, String> {
+        let entries = headers.into_iter().map(|(name, value)| (name, self.text(&value)));
+        self.renamed(entries).collect()
+    }
+
+    /// `entries` with their keys redacted; a key that redaction makes equal
+    /// to another gets the first free `#N` suffix, so nothing is dropped.
+    fn renamed<V>(&self, entries: impl Iterator<Item = (String, V)>) -> impl Iterator<Item = (String, V)> {
+        let entries: Vec<(String, String, V)> = entries
+            .map(|(key, value)| {
+                let clean = self.text(&key);
+                (key, clean, value)
+            })
+            .collect();
+        let mut taken: BTreeSet<String> = entries
+            .iter()
+            .filter(|(key, clean, _)| key == clean)
+            .map(|(key, _, _)| key.clone())
+            .collect();
+        entries.into_iter().map(move |(key, clean, value)| {
+            if key == clean {
+                return (key, value);
+            }
+            let mut name = clean.clone();
+            let mut n = 2;
+            while taken.contains(&name) {
+                name = format!("{clean}#{n}");
+                n += 1;
+            }
+            taken.insert(name.clone());
+            (name, value)
+        })
     }
 }
 
@@ -184,5 +307,60 @@ mod tests {
     fn at_signs_that_are_not_emails_survive() {
         let redactor = Redactor::new([]);
         assert_eq!(redactor.text("@type a@b x@y.z"), "@type a@b [redacted]");
+    }
+
+    #[test]
+    fn json_keys_are_redacted_without_losing_a_field() {
+        let redactor = Redactor::new(["tok-123456", "1234567890"]);
+        let mut body: Value = serde_json::from_str(
+            r#"{"tok-123456": 1, "[redacted]": 2, "x-tok-123456": {"TOK-123456": [3]}, "n": 1234567890}"#,
+        )
+        .unwrap();
+        redactor.json(&mut body);
+        assert_eq!(
+            body,
+            serde_json::json!({
+                "[redacted]": 2,
+                "[redacted]#2": 1,
+                "x-[redacted]": {"[redacted]": [3]},
+                "n": "[redacted]",
+            })
+        );
+    }
+
+    #[test]
+    fn a_whole_answer_is_redacted_header_names_url_and_errors_included() {
+        let redactor = Redactor::new(["tok-123456"]);
+        let mut exchange: RecordedExchange = serde_json::from_value(serde_json::json!({
+            "provider": "anthropic",
+            "recorded_at": "2026-08-22T12:00:00Z",
+            "request": {"method": "GET", "url": "https://h.test/u?t=tok%2D123456", "headers": {}},
+            "response": {
+                "status": 401,
+                "headers": {"tok-123456": "1", "[redacted]": "2", "x-echo": "dG9rLTEyMzQ1Ng==", "set-cookie": "s"},
+                "body": "<html><title>tok-123456</title></html>",
+            },
+        }))
+        .unwrap();
+        exchange = redactor.answer(Ok(exchange)).unwrap();
+        assert_eq!(exchange.request.url, "https://h.test/u?t=[redacted]");
+        let headers: Vec<(&str, &str)> = exchange
+            .response
+            .headers
+            .iter()
+            .map(|(name, value)| (name.as_str(), value.as_str()))
+            .collect();
+        assert_eq!(
+            headers,
+            // Base64 characters that mix the secret's last bits with the
+            // padding are all that is left of it.
+            [("[redacted]", "2"), ("[redacted]#2", "1"), ("x-echo", "[redacted]g==")]
+        );
+        assert_eq!(exchange.response.body, "<html><title>[redacted]</title></html>");
+        let error = TransportError::Network("error following redirect for url (https://h.test/?k=TOK-123456)".into());
+        assert_eq!(
+            redactor.answer(Err(error)).unwrap_err().to_string(),
+            "error following redirect for url (https://h.test/?k=[redacted])"
+        );
     }
 }

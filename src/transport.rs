@@ -727,7 +727,7 @@ impl HttpTransport {
 
 impl Transport for HttpTransport {
     fn send<'a>(&'a self, request: &'a Request) -> BoxFuture<'a, Result<RecordedExchange, TransportError>> {
-        Box::pin(self.exchange(request))
+        Box::pin(async move { Redactor::new(request.secrets()).answer(self.exchange(request).await) })
     }
 }
 

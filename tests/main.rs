@@ -44,3 +44,5 @@ mod pace;
 mod history;
 // Everyday edges as real processes: closed stdout, second owner, bad config, hostile stdio input, paths in the way, settings out of bounds in a log.
 mod hostedges;
+// Planted secrets echoed back by hostile servers in every form never reach a byte the tool writes.
+mod canary;
