@@ -36,7 +36,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_json::Value;
 
 use crate::exchange::RecordedExchange;
-use crate::transport::TransportError;
+use crate::transport::{Refusal, TransportError};
 use forms::Forms;
 
 /// What replaces a secret.
@@ -170,6 +170,19 @@ impl Redactor {
             TransportError::Timeout { millis } => TransportError::Timeout { millis },
             TransportError::TooLarge { limit } => TransportError::TooLarge { limit },
             TransportError::NothingRecorded(provider) => TransportError::NothingRecorded(provider),
+            // The target's origin is the server's choice and could spell a secret.
+            TransportError::Redirected(refusal) => TransportError::Redirected(match refusal {
+                Refusal::ForeignOrigin { target } => Refusal::ForeignOrigin {
+                    target: self.text(&target),
+                },
+                Refusal::Downgrade { target } => Refusal::Downgrade {
+                    target: self.text(&target),
+                },
+                Refusal::TooMany { target, max } => Refusal::TooMany {
+                    target: self.text(&target),
+                    max,
+                },
+            }),
         }
     }
 
