@@ -193,9 +193,13 @@ fn altered_bytes_are_reported_by_sequence_number_and_export_keeps_the_rest() {
     });
     let verify = run(dir.path(), &["log", "verify"]);
     assert_eq!(verify.status.code(), Some(1));
+    // sled keeps the page's older version, so the raw files still hold an
+    // intact copy of event 7.
     assert_eq!(
-        text(&verify.stdout).trim(),
-        "log entry 7: checksum mismatch (the stored bytes were altered)"
+        text(&verify.stdout),
+        "log entry 7: checksum mismatch (the stored bytes were altered)\n\
+         damaged: 20 events readable (1 only from the raw files), none known lost; \
+         run `quotatrack log repair` to rebuild the log from them\n"
     );
     let export = run(dir.path(), &["log", "export"]);
     assert_eq!(export.status.code(), Some(1));
@@ -204,21 +208,34 @@ fn altered_bytes_are_reported_by_sequence_number_and_export_keeps_the_rest() {
         .map(|line| Envelope::from_json(line.as_bytes()).unwrap())
         .collect();
     let seqs: Vec<u64> = lines.iter().map(|e| e.seq).collect();
-    assert_eq!(seqs, (0..20).filter(|s| *s != 7).collect::<Vec<_>>());
+    assert_eq!(seqs, (0..20).collect::<Vec<_>>());
     assert!(
-        text(&export.stderr).contains("skipped log entry 7: checksum mismatch"),
+        text(&export.stderr).contains("is damaged") && text(&export.stderr).contains("1 from the raw files"),
         "{}",
         text(&export.stderr)
     );
     // A rebuild stops at the unreadable entry instead of skipping it silently.
     let error = Log::open(dir.path()).unwrap().rebuild().unwrap_err();
     assert!(matches!(error, LogError::Corrupt { seq: 7, .. }), "{error}");
+    // Repair keeps every event, the damaged files aside; verify passes.
+    let repair = run(dir.path(), &["log", "repair"]);
+    assert_eq!(repair.status.code(), Some(0), "{}", text(&repair.stderr));
+    assert!(
+        text(&repair.stdout).starts_with("kept 20 events (0–19), 1 of them recovered from the raw files\nlost none\n"),
+        "{}",
+        text(&repair.stdout)
+    );
+    let verify = run(dir.path(), &["log", "verify"]);
+    assert_eq!(text(&verify.stdout), "ok: 20 events readable, checkpoint agrees\n");
 }
 
 #[test]
 fn a_second_process_gets_a_clear_owned_error_and_status_still_works() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut journal = Journal::open(dir.path()).unwrap();
+    let parent = tempfile::tempdir().unwrap();
+    // A data dir the tool creates is 0700 (one the user made is only warned about).
+    let dir = parent.path().join("data");
+    let dir = dir.as_path();
+    let mut journal = Journal::open(dir).unwrap();
     journal
         .record([(
             at(0),
@@ -237,22 +254,22 @@ fn a_second_process_gets_a_clear_owned_error_and_status_still_works() {
         .unwrap();
     journal.publish(at(0), &StatusOptions::default()).unwrap();
     journal.close().unwrap();
-    let snapshot = status::snapshot_path(dir.path());
+    let snapshot = status::snapshot_path(dir);
     let mode = |path: &Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode(&snapshot), 0o600);
-    assert_eq!(mode(dir.path()), 0o700);
+    assert_eq!(mode(dir), 0o700);
 
-    let mut owner = Appender::start(dir.path());
+    let mut owner = Appender::start(dir);
     owner.ack(1);
     let pid = owner.child.id();
-    let second = run(dir.path(), &["log", "verify"]);
+    let second = run(dir, &["log", "verify"]);
     assert_eq!(second.status.code(), Some(3));
     let expected = format!("owned by another quotatrack (pid {pid})");
     assert!(text(&second.stderr).contains(&expected), "{}", text(&second.stderr));
-    let store = run(dir.path(), &["store"]);
+    let store = run(dir, &["store"]);
     assert_eq!(store.status.code(), Some(3));
 
-    let status = run(dir.path(), &["status", "--json"]);
+    let status = run(dir, &["status", "--json"]);
     assert_eq!(status.status.code(), Some(0), "{}", text(&status.stderr));
     let json: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
     assert_eq!(json["schema"], 1);
