@@ -364,8 +364,11 @@ pub fn read_import(input: impl std::io::BufRead) -> Result<Vec<Envelope>, LineEr
                 seq if seq < previous => Some(format!(
                     "event {seq} comes after event {previous} (sequence numbers must increase by one)"
                 )),
+                seq if seq == expected + 1 => Some(format!(
+                    "event {seq} follows event {previous}: event {expected} is missing"
+                )),
                 seq if seq > expected => Some(format!(
-                    "event {seq} follows event {previous}: events {expected}..{} are missing",
+                    "event {seq} follows event {previous}: events {expected}–{} are missing",
                     seq - 1
                 )),
                 _ => None,

@@ -262,19 +262,7 @@ impl Log {
     pub fn open_copy(data_dir: &Path) -> Result<ReadCopy, LogError> {
         let log_dir = data_dir.join(DB_DIR);
         let lock = match fs::File::open(log_dir.join("db")) {
-            Ok(file) if file.metadata().is_ok_and(|meta| meta.is_file()) => match file.try_lock() {
-                Ok(()) => Some(file),
-                Err(fs::TryLockError::WouldBlock) => {
-                    let pid = fs::read_to_string(data_dir.join(OWNER_FILE))
-                        .ok()
-                        .and_then(|text| text.trim().parse().ok());
-                    return Err(LogError::Owned {
-                        dir: data_dir.to_owned(),
-                        pid,
-                    });
-                }
-                Err(fs::TryLockError::Error(_)) => None,
-            },
+            Ok(file) if file.metadata().is_ok_and(|meta| meta.is_file()) => lock_or_owned(data_dir, file)?,
             _ => None,
         };
         prepare_data_dir(data_dir)?;
@@ -397,16 +385,23 @@ impl Log {
     pub fn rebuild(&self) -> Result<Store, LogError> {
         const CHUNK: u64 = 4_096;
         const WORKERS: u64 = 2;
-        let n_chunks = self.next_seq.div_ceil(CHUNK);
+        // Chunks span the numbers actually used: a log imported from a
+        // high first number is not walked from 0.
+        let first = guard(&self.dir, || self.events.first())?
+            .and_then(|(key, _)| key_seq(&key))
+            .unwrap_or(0)
+            .min(self.next_seq);
+        let n_chunks = (self.next_seq - first).div_ceil(CHUNK);
         std::thread::scope(|scope| {
             let receivers: Vec<_> = (0..WORKERS)
                 .map(|worker| {
                     let (sender, receiver) = std::sync::mpsc::sync_channel::<Vec<Result<Envelope, LogError>>>(2);
                     scope.spawn(move || {
                         for chunk in (worker..n_chunks).step_by(WORKERS as usize) {
-                            let entries = self.entries(chunk * CHUNK).take_while(|entry| match entry {
-                                Ok(envelope) => envelope.seq < (chunk + 1) * CHUNK,
-                                Err(LogError::Corrupt { seq, .. }) => *seq < (chunk + 1) * CHUNK,
+                            let end = first + (chunk + 1) * CHUNK;
+                            let entries = self.entries(first + chunk * CHUNK).take_while(|entry| match entry {
+                                Ok(envelope) => envelope.seq < end,
+                                Err(LogError::Corrupt { seq, .. }) => *seq < end,
                                 Err(_) => true,
                             });
                             if sender.send(entries.collect()).is_err() {
@@ -588,12 +583,19 @@ impl Log {
                 events: guard(&self.dir, || Ok(self.events.len())).unwrap_or(0),
             });
         }
+        // Folded first: an event the store cannot take rejects the file
+        // before anything is written.
         let mut store = Store::default();
+        for (index, envelope) in envelopes.iter().enumerate() {
+            guard_apply(&self.dir, &mut store, envelope).map_err(|_| LogError::Import {
+                line: index + 1,
+                message: format!("event {} has a value the store cannot take", envelope.seq),
+            })?;
+        }
         for chunk in envelopes.chunks(IMPORT_BATCH) {
             let mut batch = sled::Batch::default();
             for envelope in chunk {
                 batch.insert(&envelope.seq.to_be_bytes(), seal(&envelope.to_json()));
-                guard_apply(&self.dir, &mut store, envelope)?;
             }
             guard(&self.dir, || self.events.apply_batch(batch))?;
         }
@@ -713,6 +715,39 @@ impl Log {
             message,
         }
     }
+}
+
+/// Locks the log's `db` file as sled does; held by another process is
+/// [`LogError::Owned`]; held by this one (a log it has just dropped,
+/// whose threads are finishing) is waited for, briefly.
+fn lock_or_owned(data_dir: &Path, file: fs::File) -> Result<Option<fs::File>, LogError> {
+    use std::os::fd::AsRawFd;
+    for _ in 0..200 {
+        // SAFETY: flock on a file descriptor this function owns, open for
+        // the whole call; it touches no memory. (std's `File::try_lock`
+        // is newer than this crate's minimum Rust.)
+        let locked = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+        if locked == 0 {
+            return Ok(Some(file));
+        }
+        if io::Error::last_os_error().kind() != io::ErrorKind::WouldBlock {
+            return Ok(None);
+        }
+        let pid = fs::read_to_string(data_dir.join(OWNER_FILE))
+            .ok()
+            .and_then(|text| text.trim().parse().ok());
+        if pid != Some(std::process::id()) {
+            return Err(LogError::Owned {
+                dir: data_dir.to_owned(),
+                pid,
+            });
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    Err(LogError::Owned {
+        dir: data_dir.to_owned(),
+        pid: Some(std::process::id()),
+    })
 }
 
 /// A log opened on a scratch copy of the data dir's log (see
