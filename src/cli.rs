@@ -229,6 +229,9 @@ pub enum LogCommand {
     Verify,
     /// Event counts by type and provider, size on disk, first and last time.
     Stats,
+    /// Rebuild a damaged log from every readable event; the damaged files
+    /// are moved aside (never deleted) and what was kept and lost is printed.
+    Repair,
     /// Drop fetch bodies older than the retention period, keeping their outcomes.
     Compact {
         /// Keep full events this many days (0 to 3650).

@@ -34,6 +34,12 @@ use crate::wire::{ErrorBody, Window};
 /// The event format version this build writes and reads.
 pub const VERSION: u32 = 1;
 
+/// Sequence numbers stay below this (2^48): at a thousand events a second a
+/// log would take nine thousand years to reach it, and the arithmetic on
+/// sequence numbers (the next one, ranges, counts) can never overflow. An
+/// import or a stored event claiming more is rejected.
+pub const MAX_SEQ: u64 = 1 << 48;
+
 /// One event in the log: where it belongs, when it was decided, and what.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Envelope {
@@ -329,6 +335,53 @@ pub fn read_lines(input: impl std::io::BufRead) -> impl Iterator<Item = Result<E
         failed = result.is_err();
         Some(result)
     })
+}
+
+/// Reads a file for `log import`, whole, before anything is written: every
+/// non-blank line one event of this version, the first at most
+/// [`MAX_SEQ`], each next one exactly one more than the one before (no gap,
+/// duplicate or step back). The first bad line is named.
+pub fn read_import(input: impl std::io::BufRead) -> Result<Vec<Envelope>, LineError> {
+    let mut envelopes: Vec<Envelope> = Vec::new();
+    for (index, line) in input.lines().enumerate() {
+        let fail = |message: String| LineError {
+            line: index + 1,
+            message,
+        };
+        let line = line.map_err(|error| fail(format!("cannot read it: {error}")))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let envelope = Envelope::from_json(line.as_bytes()).map_err(|error| fail(error.to_string()))?;
+        if envelope.seq >= MAX_SEQ {
+            return Err(fail(format!(
+                "sequence number {} is out of range (a log's are below {MAX_SEQ})",
+                envelope.seq
+            )));
+        }
+        if let Some(previous) = envelopes.last().map(|last| last.seq) {
+            let expected = previous + 1;
+            let problem = match envelope.seq {
+                seq if seq == previous => Some(format!("event {seq} is a duplicate of the line before")),
+                seq if seq < previous => Some(format!(
+                    "event {seq} comes after event {previous} (sequence numbers must increase by one)"
+                )),
+                seq if seq == expected + 1 => Some(format!(
+                    "event {seq} follows event {previous}: event {expected} is missing"
+                )),
+                seq if seq > expected => Some(format!(
+                    "event {seq} follows event {previous}: events {expected}–{} are missing",
+                    seq - 1
+                )),
+                _ => None,
+            };
+            if let Some(problem) = problem {
+                return Err(fail(problem));
+            }
+        }
+        envelopes.push(envelope);
+    }
+    Ok(envelopes)
 }
 
 /// The stored shape: the envelope's fields and the event's, in one object

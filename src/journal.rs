@@ -135,7 +135,7 @@ impl Journal {
     /// Replaces the snapshot file with the view at `now`, and returns that view.
     pub fn publish(&self, now: Timestamp, options: &StatusOptions) -> Result<Status, LogError> {
         let view = status::view(&self.store, now, options);
-        status::write_snapshot(&self.data_dir, &view)?;
+        status::write_snapshot(&self.data_dir, &view).map_err(LogError::io(&status::snapshot_path(&self.data_dir)))?;
         Ok(view)
     }
 

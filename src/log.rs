@@ -13,27 +13,47 @@
 //! - **Ownership.** sled's file lock makes one process the owner. A second
 //!   opener gets [`LogError::Owned`] at once, with the owner's pid from
 //!   `owner.pid`, never a hang.
+//! - **Damage is bounded.** Every call into sled runs behind a guard: a
+//!   panic inside sled becomes [`LogError::Damaged`], opening is watched
+//!   and given up after [`OPEN_PATIENCE`], and a read that fails ends the
+//!   iteration (sled's iterator would yield the same error forever). What
+//!   sled can no longer read is found in the raw files by [`salvage`], and
+//!   [`damage`] builds `log verify`, `export`, `stats` and `repair` on both.
+//! - **Private files.** The data dir and the log's dirs are created 0700
+//!   and sled's files set to 0600 whenever the log is opened or closed; a
+//!   data dir the user made is never chmod-ed, only warned about.
+
+pub mod damage;
+pub mod salvage;
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::{self, BufRead, Write};
+use std::io::{self, Write};
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
 
-use crate::events::{self, Envelope, Event, Stream};
+use crate::events::{Envelope, Event, Stream};
 use crate::status::write_private_atomically;
 use crate::store::Store;
 
 /// The sled directory inside the data dir.
-const DB_DIR: &str = "log";
+pub const DB_DIR: &str = "log";
+/// sled's blob directory inside [`DB_DIR`].
+const BLOBS_DIR: &str = "blobs";
+/// The tree that records the holes a repair left (see [`Hole`]).
+const REPAIRS_TREE: &str = "repairs";
+/// How long opening sled may take before the log counts as damaged.
+pub const OPEN_PATIENCE: Duration = Duration::from_secs(5);
 /// The file naming the owning process.
 const OWNER_FILE: &str = "owner.pid";
 /// The checkpoint key in the checkpoints tree.
 const CHECKPOINT_KEY: &[u8] = b"store";
 /// The CRC-32 that starts every stored value.
-const CRC_BYTES: usize = 4;
+pub(crate) const CRC_BYTES: usize = 4;
 /// How many events an import writes per flushed batch.
 const IMPORT_BATCH: usize = 10_000;
 
@@ -65,6 +85,14 @@ pub enum LogError {
         /// What is wrong with it.
         reason: String,
     },
+    /// The log's files are damaged: sled cannot open or read them.
+    #[error("the log in {} is damaged ({detail}); run `quotatrack log repair`", dir.display())]
+    Damaged {
+        /// The data dir.
+        dir: PathBuf,
+        /// What failed.
+        detail: String,
+    },
     /// `import` into a data dir that already has events.
     #[error("import needs an empty data dir; {} already holds {events} events", dir.display())]
     NotEmpty {
@@ -89,9 +117,52 @@ pub enum LogError {
         /// sled's message.
         message: String,
     },
-    /// Reading or writing a file failed.
-    #[error("{0}")]
-    Io(#[from] io::Error),
+    /// Reading or writing a file or directory of the data dir failed.
+    #[error("{}: {error}", path.display())]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// What failed (part of this message, so not a `source`).
+        error: io::Error,
+    },
+    /// Writing the output (of `export`) failed.
+    #[error("cannot write the output: {0}")]
+    Output(io::Error),
+}
+
+impl LogError {
+    /// An I/O error about `path`.
+    pub fn io(path: &Path) -> impl FnOnce(io::Error) -> LogError + '_ {
+        move |error| LogError::Io {
+            path: path.to_owned(),
+            error,
+        }
+    }
+}
+
+/// A range of sequence numbers a `log repair` could not recover; kept in
+/// the repaired log so `verify` tells this known hole from new damage.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Hole {
+    /// The first lost sequence number.
+    pub first: u64,
+    /// The last lost sequence number.
+    pub last: u64,
+    /// When the repair ran.
+    pub repaired_at: Timestamp,
+    /// Where the damaged files were moved, relative to the data dir.
+    pub moved_to: String,
+}
+
+/// A damaged range of sequence numbers and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// The first sequence number concerned.
+    pub first: u64,
+    /// The last one; `None` when everything from `first` on is unreadable.
+    pub last: Option<u64>,
+    /// What is wrong.
+    pub reason: String,
 }
 
 /// What `verify` found.
@@ -101,6 +172,10 @@ pub struct VerifyReport {
     pub events: u64,
     /// The first unreadable or out-of-place entry.
     pub first_problem: Option<(u64, String)>,
+    /// Every damaged range sled showed, in order.
+    pub problems: Vec<Problem>,
+    /// Holes a past repair recorded (not damage).
+    pub holes: Vec<Hole>,
     /// Whether the checkpoint plus its tail equals the full rebuild;
     /// `None` when there is no checkpoint.
     pub checkpoint_agrees: Option<bool>,
@@ -113,6 +188,10 @@ pub struct ExportReport {
     pub written: u64,
     /// Entries skipped: sequence number and why.
     pub skipped: Vec<(u64, String)>,
+    /// Events sled could not give that were written from the raw files.
+    pub from_raw: u64,
+    /// Why the log counts as damaged, when it does.
+    pub damage: Option<String>,
 }
 
 /// Counts for `log stats`.
@@ -120,8 +199,12 @@ pub struct ExportReport {
 pub struct Stats {
     /// All readable events.
     pub events: u64,
-    /// Unreadable entries.
+    /// Unreadable entries (known to have existed, not readable anywhere).
     pub unreadable: u64,
+    /// Events read from the raw files because sled could not give them.
+    pub from_raw: u64,
+    /// Why the log counts as damaged, when it does.
+    pub damage: Option<String>,
     /// Events by `type`.
     pub by_type: BTreeMap<&'static str, u64>,
     /// Events by provider (`-` for none).
@@ -136,24 +219,33 @@ pub struct Stats {
 
 impl Log {
     /// Opens (or creates) the log in `data_dir` and takes ownership of it.
+    /// Damaged files give [`LogError::Damaged`], in bounded time.
     pub fn open(data_dir: &Path) -> Result<Log, LogError> {
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(data_dir)
-            .map_err(|error| io::Error::new(error.kind(), format!("{}: {error}", data_dir.display())))?;
-        fs::set_permissions(data_dir, fs::Permissions::from_mode(0o700))?;
+        prepare_data_dir(data_dir)?;
+        let log_dir = data_dir.join(DB_DIR);
+        for dir in [log_dir.clone(), log_dir.join(BLOBS_DIR)] {
+            private_dir(data_dir, &dir)?;
+        }
         let db = open_db(data_dir)?;
         let dir = data_dir.to_owned();
-        // sled creates its files with the default umask; the directory keeps others out.
-        fs::set_permissions(data_dir.join(DB_DIR), fs::Permissions::from_mode(0o700))?;
-        let events = db.open_tree("events").map_err(|e| storage(&dir, &e))?;
-        let checkpoints = db.open_tree("checkpoints").map_err(|e| storage(&dir, &e))?;
-        let next_seq = match events.last().map_err(|e| storage(&dir, &e))? {
-            Some((key, _)) => key_seq(&key).map_or(0, |seq| seq + 1),
+        secure_files(&log_dir)?;
+        let events = guard(&dir, || db.open_tree("events"))?;
+        let checkpoints = guard(&dir, || db.open_tree("checkpoints"))?;
+        let last = guard(&dir, || events.last())?;
+        let next_seq = match last {
+            Some((key, _)) => match key_seq(&key) {
+                Some(seq) if seq < crate::events::MAX_SEQ => seq + 1,
+                _ => {
+                    return Err(LogError::Damaged {
+                        dir,
+                        detail: "its last key is not a sequence number".to_owned(),
+                    });
+                }
+            },
             None => 0,
         };
-        write_private_atomically(&dir.join(OWNER_FILE), std::process::id().to_string().as_bytes())?;
+        let owner = dir.join(OWNER_FILE);
+        write_private_atomically(&owner, std::process::id().to_string().as_bytes()).map_err(LogError::io(&owner))?;
         Ok(Log {
             db,
             events,
@@ -163,6 +255,45 @@ impl Log {
         })
     }
 
+    /// Opens a copy of the log in `data_dir` for reading, so that sled's
+    /// recovery (which may cut a damaged file short) never touches the
+    /// original. The original stays locked while the copy is read, so no
+    /// engine takes the data dir meanwhile. Errors name `data_dir`.
+    pub fn open_copy(data_dir: &Path) -> Result<ReadCopy, LogError> {
+        let log_dir = data_dir.join(DB_DIR);
+        let lock = match fs::File::open(log_dir.join("db")) {
+            Ok(file) if file.metadata().is_ok_and(|meta| meta.is_file()) => lock_or_owned(data_dir, file)?,
+            _ => None,
+        };
+        prepare_data_dir(data_dir)?;
+        let scratch = data_dir.join(format!(".read-{}", std::process::id()));
+        let guard = ReadCopy {
+            log: None,
+            scratch: scratch.clone(),
+            _lock: lock,
+        };
+        fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&scratch)
+            .map_err(LogError::io(&scratch))?;
+        copy_tree(&log_dir, &scratch.join(DB_DIR))?;
+        let mut guard = guard;
+        let mut log = Log::open(&scratch).map_err(|error| match error {
+            LogError::Damaged { detail, .. } => LogError::Damaged {
+                dir: data_dir.to_owned(),
+                detail,
+            },
+            LogError::Storage { message, .. } => LogError::Storage {
+                dir: data_dir.to_owned(),
+                message,
+            },
+            other => other,
+        })?;
+        log.dir = data_dir.to_owned();
+        guard.log = Some(log);
+        Ok(guard)
+    }
+
     /// The sequence number the next event gets.
     pub fn next_seq(&self) -> u64 {
         self.next_seq
@@ -170,7 +301,7 @@ impl Log {
 
     /// Whether the log holds no events.
     pub fn is_empty(&self) -> bool {
-        self.events.is_empty()
+        guard(&self.dir, || Ok(self.events.is_empty())).unwrap_or(false)
     }
 
     /// Appends a batch of events, numbering them, and flushes: when this
@@ -191,7 +322,7 @@ impl Log {
             batch.insert(&envelope.seq.to_be_bytes(), seal(&envelope.to_json()));
             envelopes.push(envelope);
         }
-        self.events.apply_batch(batch).map_err(|e| self.storage(&e))?;
+        guard(&self.dir, || self.events.apply_batch(batch))?;
         self.flush()?;
         self.next_seq += envelopes.len() as u64;
         Ok(envelopes)
@@ -199,34 +330,35 @@ impl Log {
 
     /// Every entry from `since` on, in sequence order; unreadable entries
     /// are `Err(Corrupt)` in their place, so a caller can report and go on.
+    /// A failure of sled itself is the last item.
     pub fn entries(&self, since: u64) -> impl Iterator<Item = Result<Envelope, LogError>> + '_ {
         self.read_from(since).map(|entry| entry.map(|(envelope, _)| envelope))
     }
 
-    /// Each entry from `since` on, decoded and checked, with its stored JSON.
-    fn read_from(&self, since: u64) -> impl Iterator<Item = Result<(Envelope, sled::IVec), LogError>> + '_ {
-        self.events.range(since.to_be_bytes()..).map(move |item| {
-            let (key, value) = item.map_err(|e| self.storage(&e))?;
-            let seq = key_seq(&key).ok_or_else(|| LogError::Corrupt {
-                seq: u64::MAX,
-                reason: format!("a key of {} bytes, not 8", key.len()),
-            })?;
-            let corrupt = |reason: String| LogError::Corrupt { seq, reason };
-            let json = unseal(&value).map_err(corrupt)?;
-            let envelope = Envelope::from_json(json).map_err(|error| corrupt(error.to_string()))?;
-            if envelope.seq != seq {
-                return Err(corrupt(format!("holds event {} under key {seq}", envelope.seq)));
-            }
-            Ok((envelope, value))
-        })
+    /// Each entry from `since` on, decoded and checked, with its stored
+    /// value. Ends after the first error of sled itself.
+    fn read_from(&self, since: u64) -> Checked<'_> {
+        Checked {
+            inner: guard(&self.dir, || Ok(self.events.range(since.to_be_bytes()..))).ok(),
+            dir: &self.dir,
+            done: false,
+        }
     }
 
     /// The store as of the last event: the latest checkpoint plus the
-    /// events after it. Stops at the first unreadable entry.
+    /// events after it. An unreadable entry on the way, or a checkpoint
+    /// beyond the log's end (the log lost its tail), is
+    /// [`LogError::Damaged`].
     pub fn load(&self) -> Result<Store, LogError> {
-        let checkpoint = self
-            .read_checkpoint()
-            .filter(|store| store.applied.is_none_or(|seq| seq < self.next_seq));
+        let checkpoint = self.read_checkpoint();
+        if let Some(applied) = checkpoint.as_ref().and_then(|store| store.applied)
+            && applied >= self.next_seq
+        {
+            return Err(self.damaged(format!(
+                "its checkpoint covers event {applied} but the log ends at event {}",
+                self.next_seq.saturating_sub(1)
+            )));
+        }
         let (mut store, since) = match checkpoint {
             Some(store) => {
                 let since = store.applied.map_or(0, |seq| seq + 1);
@@ -234,8 +366,14 @@ impl Log {
             }
             None => (Store::default(), 0),
         };
-        for envelope in self.entries(since) {
-            store.apply(&envelope?);
+        for entry in self.entries(since) {
+            match entry {
+                Ok(envelope) => guard_apply(&self.dir, &mut store, &envelope)?,
+                Err(LogError::Corrupt { seq, reason }) => {
+                    return Err(self.damaged(format!("event {seq} is unreadable: {reason}")));
+                }
+                Err(error) => return Err(error),
+            }
         }
         Ok(store)
     }
@@ -247,16 +385,23 @@ impl Log {
     pub fn rebuild(&self) -> Result<Store, LogError> {
         const CHUNK: u64 = 4_096;
         const WORKERS: u64 = 2;
-        let n_chunks = self.next_seq.div_ceil(CHUNK);
+        // Chunks span the numbers actually used: a log imported from a
+        // high first number is not walked from 0.
+        let first = guard(&self.dir, || self.events.first())?
+            .and_then(|(key, _)| key_seq(&key))
+            .unwrap_or(0)
+            .min(self.next_seq);
+        let n_chunks = (self.next_seq - first).div_ceil(CHUNK);
         std::thread::scope(|scope| {
             let receivers: Vec<_> = (0..WORKERS)
                 .map(|worker| {
                     let (sender, receiver) = std::sync::mpsc::sync_channel::<Vec<Result<Envelope, LogError>>>(2);
                     scope.spawn(move || {
                         for chunk in (worker..n_chunks).step_by(WORKERS as usize) {
-                            let entries = self.entries(chunk * CHUNK).take_while(|entry| match entry {
-                                Ok(envelope) => envelope.seq < (chunk + 1) * CHUNK,
-                                Err(LogError::Corrupt { seq, .. }) => *seq < (chunk + 1) * CHUNK,
+                            let end = first + (chunk + 1) * CHUNK;
+                            let entries = self.entries(first + chunk * CHUNK).take_while(|entry| match entry {
+                                Ok(envelope) => envelope.seq < end,
+                                Err(LogError::Corrupt { seq, .. }) => *seq < end,
                                 Err(_) => true,
                             });
                             if sender.send(entries.collect()).is_err() {
@@ -271,7 +416,7 @@ impl Log {
             for chunk in 0..n_chunks {
                 let entries = receivers[(chunk % WORKERS) as usize].recv().unwrap_or_default();
                 for envelope in entries {
-                    store.apply(&envelope?);
+                    guard_apply(&self.dir, &mut store, &envelope?)?;
                 }
             }
             Ok(store)
@@ -284,135 +429,219 @@ impl Log {
             v: crate::events::VERSION,
             store: store.clone(),
         })
-        .map_err(io::Error::other)?;
-        self.checkpoints
-            .insert(CHECKPOINT_KEY, seal(&json))
-            .map_err(|e| self.storage(&e))?;
+        .map_err(|error| self.storage_message(error.to_string()))?;
+        guard(&self.dir, || self.checkpoints.insert(CHECKPOINT_KEY, seal(&json)))?;
         self.flush()
     }
 
     /// The checkpointed store, if one is stored and readable.
     pub fn read_checkpoint(&self) -> Option<Store> {
-        let value = self.checkpoints.get(CHECKPOINT_KEY).ok()??;
+        let value = guard(&self.dir, || self.checkpoints.get(CHECKPOINT_KEY)).ok()??;
         let checkpoint: Checkpoint = serde_json::from_slice(unseal(&value).ok()?).ok()?;
         (checkpoint.v == crate::events::VERSION).then_some(checkpoint.store)
     }
 
+    /// The holes past repairs left, in order.
+    pub fn holes(&self) -> Vec<Hole> {
+        let Ok(tree) = guard(&self.dir, || self.db.open_tree(REPAIRS_TREE)) else {
+            return Vec::new();
+        };
+        let Ok(items) = guard(&self.dir, || Ok(tree.iter().take(1_000_000).collect::<Vec<_>>())) else {
+            return Vec::new();
+        };
+        items
+            .into_iter()
+            .map_while(Result::ok)
+            .filter_map(|(_, value)| serde_json::from_slice(unseal(&value).ok()?).ok())
+            .collect()
+    }
+
+    /// Records a hole a repair left.
+    pub fn record_hole(&self, hole: &Hole) -> Result<(), LogError> {
+        let tree = guard(&self.dir, || self.db.open_tree(REPAIRS_TREE))?;
+        let json = serde_json::to_vec(hole).map_err(|error| self.storage_message(error.to_string()))?;
+        guard(&self.dir, || tree.insert(hole.first.to_be_bytes(), seal(&json)))?;
+        self.flush()
+    }
+
     /// Reads every entry, checks numbering and integrity, and compares the
-    /// checkpoint plus its tail with a full rebuild.
+    /// checkpoint plus its tail with a full rebuild. Holes a repair
+    /// recorded are not problems.
     pub fn verify(&self) -> VerifyReport {
+        let holes = self.holes();
         let mut report = VerifyReport {
             events: 0,
             first_problem: None,
+            problems: Vec::new(),
+            holes: holes.clone(),
             checkpoint_agrees: None,
         };
         let mut full = Store::default();
-        let mut expected = 0;
+        let mut expected: Option<u64> = None;
         for entry in self.entries(0) {
             match entry {
                 Ok(envelope) => {
-                    if envelope.seq != expected && report.first_problem.is_none() {
-                        report.first_problem = Some((expected, format!("missing (next entry is {})", envelope.seq)));
+                    if let Some(from) = expected
+                        && envelope.seq > from
+                    {
+                        for (first, last) in uncovered(from, envelope.seq - 1, &holes) {
+                            report.problems.push(Problem {
+                                first,
+                                last: Some(last),
+                                reason: format!("missing (the next entry is {})", envelope.seq),
+                            });
+                        }
                     }
-                    expected = envelope.seq + 1;
+                    expected = Some(envelope.seq + 1);
+                    if let Err(LogError::Damaged { detail, .. }) = guard_apply(&self.dir, &mut full, &envelope) {
+                        report.problems.push(Problem {
+                            first: envelope.seq,
+                            last: Some(envelope.seq),
+                            reason: detail,
+                        });
+                    }
                     if let Err(reason) = out_of_bounds(&envelope) {
-                        report.first_problem.get_or_insert((envelope.seq, reason));
+                        report.problems.push(Problem {
+                            first: envelope.seq,
+                            last: Some(envelope.seq),
+                            reason,
+                        });
                     }
-                    full.apply(&envelope);
                     report.events += 1;
                 }
                 Err(LogError::Corrupt { seq, reason }) => {
-                    report.first_problem.get_or_insert((seq, reason));
-                    expected = seq.saturating_add(1);
+                    report.problems.push(Problem {
+                        first: seq,
+                        last: Some(seq),
+                        reason,
+                    });
+                    expected = Some(seq.saturating_add(1));
                 }
                 Err(error) => {
-                    report.first_problem.get_or_insert((expected, error.to_string()));
+                    report.problems.push(Problem {
+                        first: expected.unwrap_or(0),
+                        last: None,
+                        reason: error.to_string(),
+                    });
                     break;
                 }
             }
         }
-        if report.first_problem.is_none()
-            && let Some(checkpoint) = self.read_checkpoint()
+        let checkpoint = self.read_checkpoint();
+        if let Some(applied) = checkpoint.as_ref().and_then(|store| store.applied)
+            && applied >= self.next_seq
+        {
+            report.problems.push(Problem {
+                first: self.next_seq,
+                last: Some(applied),
+                reason: format!("missing (the checkpoint covers up to event {applied})"),
+            });
+        }
+        report.first_problem = report
+            .problems
+            .first()
+            .map(|problem| (problem.first, problem.reason.clone()));
+        if report.problems.is_empty()
+            && let Some(checkpoint) = checkpoint
         {
             let since = checkpoint.applied.map_or(0, |seq| seq + 1);
             let mut resumed = checkpoint;
-            for envelope in self.entries(since).flatten() {
-                resumed.apply(&envelope);
+            let mut failed = false;
+            for envelope in self.entries(since) {
+                match envelope {
+                    Ok(envelope) => failed |= guard_apply(&self.dir, &mut resumed, &envelope).is_err(),
+                    Err(_) => failed = true,
+                }
             }
-            report.checkpoint_agrees = Some(resumed == full);
+            report.checkpoint_agrees = Some(!failed && resumed == full);
         }
         report
     }
 
-    /// Writes every readable event from `since` on as JSON lines, skipping
-    /// (and reporting) unreadable ones.
+    /// Writes every entry sled can read from `since` on as JSON lines,
+    /// skipping (and reporting) unreadable ones. [`damage::export`] adds
+    /// what only the raw files still hold.
     pub fn export(&self, since: u64, out: &mut impl Write) -> Result<ExportReport, LogError> {
         let mut report = ExportReport::default();
         for entry in self.read_from(since) {
             match entry {
                 Ok((_, value)) => {
-                    out.write_all(&value[CRC_BYTES..])?;
-                    out.write_all(b"\n")?;
+                    write_line(out, &value[CRC_BYTES..])?;
                     report.written += 1;
                 }
                 Err(LogError::Corrupt { seq, reason }) => report.skipped.push((seq, reason)),
-                Err(error) => return Err(error),
+                Err(error) => {
+                    report.damage = Some(error.to_string());
+                    break;
+                }
             }
         }
-        out.flush()?;
+        out.flush().map_err(LogError::Output)?;
         Ok(report)
     }
 
-    /// Appends the events of a JSON-lines file to this empty log, keeping
-    /// their sequence numbers, then checkpoints the folded store. Returns
-    /// how many events were imported.
-    pub fn import(&mut self, input: impl BufRead) -> Result<u64, LogError> {
+    /// Appends `envelopes` (checked by [`crate::events::read_import`]) to
+    /// this empty log, keeping their sequence numbers, then checkpoints the
+    /// folded store. Returns how many events were imported.
+    pub fn import_checked(&mut self, envelopes: &[Envelope]) -> Result<u64, LogError> {
         if !self.is_empty() {
             return Err(LogError::NotEmpty {
                 dir: self.dir.clone(),
-                events: self.events.len(),
+                events: guard(&self.dir, || Ok(self.events.len())).unwrap_or(0),
             });
         }
+        // Folded first: an event the store cannot take rejects the file
+        // before anything is written.
         let mut store = Store::default();
-        let mut batch = sled::Batch::default();
-        let mut in_batch = 0;
-        let mut imported = 0;
-        let mut next: Option<u64> = None;
-        for envelope in events::read_lines(input) {
-            let envelope = envelope.map_err(|error| LogError::Import {
-                line: error.line,
-                message: error.message,
+        for (index, envelope) in envelopes.iter().enumerate() {
+            guard_apply(&self.dir, &mut store, envelope).map_err(|_| LogError::Import {
+                line: index + 1,
+                message: format!("event {} has a value the store cannot take", envelope.seq),
             })?;
-            out_of_bounds(&envelope).map_err(|message| LogError::Import {
-                line: imported as usize + 1,
+            out_of_bounds(envelope).map_err(|message| LogError::Import {
+                line: index + 1,
                 message: format!("log entry {}: {message}", envelope.seq),
             })?;
-            next = Some(envelope.seq + 1);
-            batch.insert(&envelope.seq.to_be_bytes(), seal(&envelope.to_json()));
-            store.apply(&envelope);
-            in_batch += 1;
-            imported += 1;
-            if in_batch == IMPORT_BATCH {
-                self.events
-                    .apply_batch(std::mem::take(&mut batch))
-                    .map_err(|e| self.storage(&e))?;
-                in_batch = 0;
-            }
         }
-        self.events.apply_batch(batch).map_err(|e| self.storage(&e))?;
-        self.next_seq = next.unwrap_or(0);
+        for chunk in envelopes.chunks(IMPORT_BATCH) {
+            let mut batch = sled::Batch::default();
+            for envelope in chunk {
+                batch.insert(&envelope.seq.to_be_bytes(), seal(&envelope.to_json()));
+            }
+            guard(&self.dir, || self.events.apply_batch(batch))?;
+        }
+        self.next_seq = envelopes.last().map_or(self.next_seq, |last| last.seq + 1);
         self.write_checkpoint(&store)?;
-        Ok(imported)
+        secure_files(&self.dir.join(DB_DIR))?;
+        Ok(envelopes.len() as u64)
+    }
+
+    /// Reads a JSON-lines file whole and, when every line is valid, imports
+    /// it into this empty log; nothing is written when a line is not.
+    pub fn import(&mut self, input: impl io::BufRead) -> Result<u64, LogError> {
+        let envelopes = crate::events::read_import(input).map_err(|error| LogError::Import {
+            line: error.line,
+            message: error.message,
+        })?;
+        self.import_checked(&envelopes)
     }
 
     /// Retention: fetch bodies older than `keep` before `now` are dropped,
     /// keeping the parse outcome, so replay of what is kept still works.
-    /// Returns how many events were shortened.
+    /// Returns how many events were shortened. On a damaged log nothing is
+    /// written: [`LogError::Damaged`].
     pub fn compact(&mut self, now: Timestamp, keep: SignedDuration) -> Result<u64, LogError> {
-        let cutoff = now - keep;
+        let cutoff = now.checked_sub(keep).unwrap_or(Timestamp::MIN);
         let mut batch = sled::Batch::default();
         let mut shortened = 0;
-        for envelope in self.entries(0).flatten() {
+        for entry in self.entries(0) {
+            let envelope = match entry {
+                Ok(envelope) => envelope,
+                Err(LogError::Corrupt { seq, reason }) => {
+                    return Err(self.damaged(format!("event {seq} is unreadable: {reason}")));
+                }
+                Err(error) => return Err(error),
+            };
             if envelope.at >= cutoff {
                 break;
             }
@@ -438,28 +667,24 @@ impl Log {
                 shortened += 1;
             }
         }
-        self.events.apply_batch(batch).map_err(|e| self.storage(&e))?;
+        guard(&self.dir, || self.events.apply_batch(batch))?;
         self.flush()?;
         Ok(shortened)
     }
 
-    /// Counts by type and provider, times and size.
+    /// Counts by type and provider, times and size, over what sled can
+    /// read ([`damage::stats`] adds the raw files on a damaged log).
     pub fn stats(&self) -> Stats {
         let mut stats = Stats {
-            size_on_disk: self.db.size_on_disk().unwrap_or(0),
+            size_on_disk: guard(&self.dir, || self.db.size_on_disk()).unwrap_or(0),
             ..Stats::default()
         };
         for entry in self.entries(0) {
-            let Ok(envelope) = entry else {
-                stats.unreadable += 1;
-                continue;
-            };
-            stats.events += 1;
-            *stats.by_type.entry(envelope.payload.name()).or_default() += 1;
-            let provider = envelope.provider().map_or("-".to_owned(), |id| id.to_string());
-            *stats.by_provider.entry(provider).or_default() += 1;
-            stats.first_at.get_or_insert(envelope.at);
-            stats.last_at = Some(envelope.at);
+            match entry {
+                Ok(envelope) => stats.count(&envelope),
+                Err(LogError::Corrupt { .. }) => stats.unreadable += 1,
+                Err(error) => stats.damage = Some(error.to_string()),
+            }
         }
         stats
     }
@@ -473,54 +698,217 @@ impl Log {
         self.flush()?;
         let dir = self.dir.clone();
         drop(self);
-        match open_db(&dir) {
-            Ok(db) => db.flush().map(drop).map_err(|error| storage(&dir, &error)),
+        let result = match open_db(&dir) {
+            Ok(db) => guard(&dir, || db.flush().map(drop)),
             // Another process took the dir in between; its open did this work.
             Err(LogError::Owned { .. }) => Ok(()),
             Err(error) => Err(error),
-        }
+        };
+        result?;
+        secure_files(&dir.join(DB_DIR))
     }
 
     /// Flushes everything written so far to disk.
     pub fn flush(&self) -> Result<(), LogError> {
-        self.db.flush().map_err(|e| self.storage(&e))?;
-        Ok(())
+        guard(&self.dir, || self.db.flush().map(drop))
     }
 
-    fn storage(&self, error: &sled::Error) -> LogError {
-        storage(&self.dir, error)
+    fn damaged(&self, detail: String) -> LogError {
+        LogError::Damaged {
+            dir: self.dir.clone(),
+            detail,
+        }
     }
+
+    fn storage_message(&self, message: String) -> LogError {
+        LogError::Storage {
+            dir: self.dir.clone(),
+            message,
+        }
+    }
+}
+
+/// Locks the log's `db` file as sled does; held by another process is
+/// [`LogError::Owned`]; held by this one (a log it has just dropped,
+/// whose threads are finishing) is waited for, briefly.
+fn lock_or_owned(data_dir: &Path, file: fs::File) -> Result<Option<fs::File>, LogError> {
+    use std::os::fd::AsRawFd;
+    for _ in 0..200 {
+        // SAFETY: flock on a file descriptor this function owns, open for
+        // the whole call; it touches no memory. (std's `File::try_lock`
+        // is newer than this crate's minimum Rust.)
+        let locked = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+        if locked == 0 {
+            return Ok(Some(file));
+        }
+        if io::Error::last_os_error().kind() != io::ErrorKind::WouldBlock {
+            return Ok(None);
+        }
+        let pid = fs::read_to_string(data_dir.join(OWNER_FILE))
+            .ok()
+            .and_then(|text| text.trim().parse().ok());
+        if pid != Some(std::process::id()) {
+            return Err(LogError::Owned {
+                dir: data_dir.to_owned(),
+                pid,
+            });
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    Err(LogError::Owned {
+        dir: data_dir.to_owned(),
+        pid: Some(std::process::id()),
+    })
+}
+
+/// A log opened on a scratch copy of the data dir's log (see
+/// [`Log::open_copy`]); the copy is removed when this is dropped.
+pub struct ReadCopy {
+    log: Option<Log>,
+    scratch: PathBuf,
+    _lock: Option<fs::File>,
+}
+
+impl std::ops::Deref for ReadCopy {
+    type Target = Log;
+
+    fn deref(&self) -> &Log {
+        self.log.as_ref().expect("a read copy holds its log until dropped")
+    }
+}
+
+impl Drop for ReadCopy {
+    fn drop(&mut self) {
+        drop(self.log.take());
+        // Our own scratch copy, never the user's files.
+        let _ = fs::remove_dir_all(&self.scratch);
+    }
+}
+
+/// Copies the regular files of `from` (and its subdirectories) to `to`,
+/// 0600/0700. A missing `from` copies nothing; a directory where sled
+/// expects a file is copied as a directory, so sled sees the same damage.
+fn copy_tree(from: &Path, to: &Path) -> Result<(), LogError> {
+    match fs::symlink_metadata(from) {
+        Ok(meta) if meta.is_dir() => {}
+        Ok(_) => {
+            // Something else where the log directory belongs.
+            return fs::write(to, b"").map_err(LogError::io(to));
+        }
+        Err(_) => return Ok(()),
+    }
+    fs::DirBuilder::new().mode(0o700).create(to).map_err(LogError::io(to))?;
+    for entry in fs::read_dir(from).map_err(LogError::io(from))?.flatten() {
+        let path = entry.path();
+        let target = to.join(entry.file_name());
+        match fs::symlink_metadata(&path) {
+            Ok(meta) if meta.is_dir() => copy_tree(&path, &target)?,
+            Ok(meta) if meta.is_file() => {
+                fs::copy(&path, &target).map_err(LogError::io(&path))?;
+            }
+            _ => {}
+        }
+    }
+    secure_files(to)
+}
+
+impl Stats {
+    /// Counts one readable event.
+    fn count(&mut self, envelope: &Envelope) {
+        self.events += 1;
+        *self.by_type.entry(envelope.payload.name()).or_default() += 1;
+        let provider = envelope.provider().map_or("-".to_owned(), |id| id.to_string());
+        *self.by_provider.entry(provider).or_default() += 1;
+        self.first_at.get_or_insert(envelope.at);
+        self.last_at = Some(envelope.at);
+    }
+}
+
+/// sled's iterator, checked: decodes each entry, turns a panic inside
+/// sled into an error, and ends after the first error of sled itself.
+struct Checked<'a> {
+    inner: Option<sled::Iter>,
+    dir: &'a Path,
+    done: bool,
+}
+
+impl Iterator for Checked<'_> {
+    type Item = Result<(Envelope, sled::IVec), LogError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        let Some(inner) = self.inner.as_mut() else {
+            self.done = true;
+            return Some(Err(damaged_by_panic(self.dir)));
+        };
+        quiet_sled_panics();
+        let item = match catch_unwind(AssertUnwindSafe(|| inner.next())) {
+            Ok(item) => item,
+            Err(_) => Some(Err(sled::Error::ReportableBug("a panic while reading".to_owned()))),
+        };
+        let (key, value) = match item {
+            None => {
+                self.done = true;
+                return None;
+            }
+            Some(Err(error)) => {
+                self.done = true;
+                return Some(Err(classify(self.dir, error)));
+            }
+            Some(Ok(entry)) => entry,
+        };
+        Some(decode(&key, value))
+    }
+}
+
+/// One stored entry, checked.
+fn decode(key: &[u8], value: sled::IVec) -> Result<(Envelope, sled::IVec), LogError> {
+    let seq = key_seq(key).ok_or_else(|| LogError::Corrupt {
+        seq: u64::MAX,
+        reason: format!("a key of {} bytes, not 8", key.len()),
+    })?;
+    let corrupt = |reason: String| LogError::Corrupt { seq, reason };
+    let json = unseal(&value).map_err(corrupt)?;
+    let envelope = Envelope::from_json(json).map_err(|error| corrupt(error.to_string()))?;
+    if envelope.seq != seq {
+        return Err(corrupt(format!("holds event {} under key {seq}", envelope.seq)));
+    }
+    Ok((envelope, value))
 }
 
 /// The checkpoint's stored shape.
 #[derive(serde::Serialize, serde::Deserialize)]
-struct Checkpoint {
-    v: u32,
-    store: Store,
+pub(crate) struct Checkpoint {
+    pub(crate) v: u32,
+    pub(crate) store: Store,
 }
 
-/// Opens sled in `data_dir`. A lock held by another process is reported at
-/// once. A lock held by this process is a log it has just dropped: sled
-/// lets go of its file only when its background threads finish, so that
-/// is waited for, briefly.
 /// sled's page cache. Its default (1 GB) lets a long-running engine's
 /// memory grow with every page it writes; the engine reads the log only at
 /// open, so a small cache costs nothing and keeps memory flat.
 const CACHE_BYTES: u64 = 4 * 1024 * 1024;
 
+/// Opens sled in `data_dir`. A lock held by another process is reported at
+/// once. A lock held by this process is a log it has just dropped: sled
+/// lets go of its file only when its background threads finish, so that
+/// is waited for, briefly. Opening runs on its own thread, watched: a
+/// panic or an open that takes longer than [`OPEN_PATIENCE`] (sled
+/// replaying a damaged file) is [`LogError::Damaged`].
 fn open_db(data_dir: &Path) -> Result<sled::Db, LogError> {
     let mut attempts = 0;
     loop {
         let config = sled::Config::new()
             .path(data_dir.join(DB_DIR))
             .cache_capacity(CACHE_BYTES);
-        let error = match config.open() {
+        let error = match watched_open(data_dir, config)? {
             Ok(db) => return Ok(db),
             Err(error) => error,
         };
         let locked = matches!(&error, sled::Error::Io(io) if io.to_string().contains("could not acquire lock"));
         if !locked {
-            return Err(storage(data_dir, &error));
+            return Err(classify(data_dir, error));
         }
         let pid = fs::read_to_string(data_dir.join(OWNER_FILE))
             .ok()
@@ -536,11 +924,206 @@ fn open_db(data_dir: &Path) -> Result<sled::Db, LogError> {
     }
 }
 
-fn storage(dir: &Path, error: &sled::Error) -> LogError {
-    LogError::Storage {
-        dir: dir.to_owned(),
-        message: error.to_string(),
+/// `config.open()` on a watched thread.
+fn watched_open(data_dir: &Path, config: sled::Config) -> Result<sled::Result<sled::Db>, LogError> {
+    quiet_sled_panics();
+    let (sender, receiver) = std::sync::mpsc::channel();
+    let spawned = std::thread::Builder::new()
+        .name("quotatrack-sled-open".to_owned())
+        .spawn(move || {
+            let _ = sender.send(config.open());
+        });
+    if let Err(error) = spawned {
+        return Err(LogError::Storage {
+            dir: data_dir.to_owned(),
+            message: format!("cannot start a thread: {error}"),
+        });
     }
+    match receiver.recv_timeout(OPEN_PATIENCE) {
+        Ok(result) => Ok(result),
+        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => Err(LogError::Damaged {
+            dir: data_dir.to_owned(),
+            detail: format!("opening it did not finish in {} s", OPEN_PATIENCE.as_secs()),
+        }),
+        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => Err(damaged_by_panic(data_dir)),
+    }
+}
+
+/// Runs one call into sled; a panic inside it, or an error that means the
+/// files are damaged, is [`LogError::Damaged`].
+fn guard<T>(dir: &Path, call: impl FnOnce() -> sled::Result<T>) -> Result<T, LogError> {
+    quiet_sled_panics();
+    match catch_unwind(AssertUnwindSafe(call)) {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(error)) => Err(classify(dir, error)),
+        Err(_) => Err(damaged_by_panic(dir)),
+    }
+}
+
+/// Folds one event into `store`; a panic in the fold (a crafted event the
+/// store's arithmetic cannot take) names the event instead.
+fn guard_apply(dir: &Path, store: &mut Store, envelope: &Envelope) -> Result<(), LogError> {
+    catch_unwind(AssertUnwindSafe(|| store.apply(envelope))).map_err(|_| LogError::Damaged {
+        dir: dir.to_owned(),
+        detail: format!("event {} cannot be applied to the store", envelope.seq),
+    })
+}
+
+fn damaged_by_panic(dir: &Path) -> LogError {
+    LogError::Damaged {
+        dir: dir.to_owned(),
+        detail: "the storage engine failed reading its files".to_owned(),
+    }
+}
+
+/// What a sled error means for the user: damage (repair can help) or a
+/// storage failure (permissions, a full disk: repair cannot).
+fn classify(dir: &Path, error: sled::Error) -> LogError {
+    let damage = match &error {
+        sled::Error::Corruption { .. } | sled::Error::ReportableBug(_) => true,
+        sled::Error::Io(io) => !matches!(
+            io.kind(),
+            io::ErrorKind::PermissionDenied | io::ErrorKind::StorageFull | io::ErrorKind::ReadOnlyFilesystem
+        ),
+        _ => false,
+    };
+    let message = match &error {
+        sled::Error::Corruption { .. } => "sled found corrupted data".to_owned(),
+        sled::Error::Io(io) => io.to_string(),
+        other => other.to_string(),
+    };
+    if damage {
+        LogError::Damaged {
+            dir: dir.to_owned(),
+            detail: message,
+        }
+    } else {
+        LogError::Storage {
+            dir: dir.to_owned(),
+            message,
+        }
+    }
+}
+
+/// sled panics on some damaged files. Those panics are caught where sled
+/// is called and reported as damage, so their default message (a second,
+/// unhelpful stderr line) is silenced; every other panic is reported as
+/// before. Installed once per process.
+fn quiet_sled_panics() {
+    static INSTALL: std::sync::Once = std::sync::Once::new();
+    INSTALL.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let in_sled = info
+                .location()
+                .is_some_and(|location| location.file().contains("/sled-"));
+            let on_open = std::thread::current().name() == Some("quotatrack-sled-open");
+            if !in_sled && !on_open {
+                previous(info);
+            }
+        }));
+    });
+}
+
+/// Creates the data dir 0700, or, when it exists, warns once if others can
+/// read it (it may be the user's own directory: never chmod-ed).
+fn prepare_data_dir(data_dir: &Path) -> Result<(), LogError> {
+    match fs::metadata(data_dir) {
+        Ok(meta) if !meta.is_dir() => Err(LogError::Io {
+            path: data_dir.to_owned(),
+            error: io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                "not a directory; move it away or choose another --data-dir",
+            ),
+        }),
+        Ok(meta) => {
+            static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+            if meta.permissions().mode() & 0o077 != 0 && !WARNED.swap(true, std::sync::atomic::Ordering::Relaxed) {
+                eprintln!(
+                    "quotatrack: warning: the data dir {} can be read by other users (mode {:o}); `chmod 700` it to keep your history private",
+                    data_dir.display(),
+                    meta.permissions().mode() & 0o777
+                );
+            }
+            Ok(())
+        }
+        Err(_) => fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(data_dir)
+            .map_err(LogError::io(data_dir)),
+    }
+}
+
+/// Creates `dir` 0700 when missing; sets it 0700 when it is ours already.
+/// Something else in its place is an error naming it (and left alone).
+fn private_dir(data_dir: &Path, dir: &Path) -> Result<(), LogError> {
+    match fs::symlink_metadata(dir) {
+        Ok(meta) if meta.is_dir() => {
+            if meta.permissions().mode() & 0o077 != 0 {
+                fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(LogError::io(dir))?;
+            }
+            Ok(())
+        }
+        Ok(_) => Err(LogError::Damaged {
+            dir: data_dir.to_owned(),
+            detail: format!("{} is not a directory", dir.display()),
+        }),
+        Err(_) => fs::DirBuilder::new().mode(0o700).create(dir).map_err(LogError::io(dir)),
+    }
+}
+
+/// Sets sled's files 0600 and its directories 0700 (sled creates them
+/// with the default umask).
+fn secure_files(log_dir: &Path) -> Result<(), LogError> {
+    let Ok(entries) = fs::read_dir(log_dir) else {
+        return Ok(());
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let Ok(meta) = fs::symlink_metadata(&path) else {
+            continue;
+        };
+        let wanted = if meta.is_dir() {
+            secure_files(&path)?;
+            0o700
+        } else if meta.is_file() {
+            0o600
+        } else {
+            continue;
+        };
+        if meta.permissions().mode() & 0o777 != wanted {
+            fs::set_permissions(&path, fs::Permissions::from_mode(wanted)).map_err(LogError::io(&path))?;
+        }
+    }
+    Ok(())
+}
+
+fn write_line(out: &mut impl Write, json: &[u8]) -> Result<(), LogError> {
+    out.write_all(json).map_err(LogError::Output)?;
+    out.write_all(b"\n").map_err(LogError::Output)
+}
+
+/// The parts of `first..=last` no hole covers, as ranges.
+fn uncovered(first: u64, last: u64, holes: &[Hole]) -> Vec<(u64, u64)> {
+    let mut ranges = Vec::new();
+    let mut from = first;
+    for hole in holes {
+        if hole.last < from || hole.first > last {
+            continue;
+        }
+        if hole.first > from {
+            ranges.push((from, hole.first - 1));
+        }
+        from = hole.last.saturating_add(1);
+        if from > last {
+            return ranges;
+        }
+    }
+    if from <= last {
+        ranges.push((from, last));
+    }
+    ranges
 }
 
 fn key_seq(key: &[u8]) -> Option<u64> {

@@ -193,9 +193,13 @@ fn altered_bytes_are_reported_by_sequence_number_and_export_keeps_the_rest() {
     });
     let verify = run(dir.path(), &["log", "verify"]);
     assert_eq!(verify.status.code(), Some(1));
+    // sled keeps the page's older version, so the raw files still hold an
+    // intact copy of event 7.
     assert_eq!(
-        text(&verify.stdout).trim(),
-        "log entry 7: checksum mismatch (the stored bytes were altered)"
+        text(&verify.stdout),
+        "log entry 7: checksum mismatch (the stored bytes were altered)\n\
+         damaged: 20 events readable (1 only from the raw files), none known lost; \
+         run `quotatrack log repair` to rebuild the log from them\n"
     );
     let export = run(dir.path(), &["log", "export"]);
     assert_eq!(export.status.code(), Some(1));
@@ -204,21 +208,34 @@ fn altered_bytes_are_reported_by_sequence_number_and_export_keeps_the_rest() {
         .map(|line| Envelope::from_json(line.as_bytes()).unwrap())
         .collect();
     let seqs: Vec<u64> = lines.iter().map(|e| e.seq).collect();
-    assert_eq!(seqs, (0..20).filter(|s| *s != 7).collect::<Vec<_>>());
+    assert_eq!(seqs, (0..20).collect::<Vec<_>>());
     assert!(
-        text(&export.stderr).contains("skipped log entry 7: checksum mismatch"),
+        text(&export.stderr).contains("is damaged") && text(&export.stderr).contains("1 from the raw files"),
         "{}",
         text(&export.stderr)
     );
     // A rebuild stops at the unreadable entry instead of skipping it silently.
     let error = Log::open(dir.path()).unwrap().rebuild().unwrap_err();
     assert!(matches!(error, LogError::Corrupt { seq: 7, .. }), "{error}");
+    // Repair keeps every event, the damaged files aside; verify passes.
+    let repair = run(dir.path(), &["log", "repair"]);
+    assert_eq!(repair.status.code(), Some(0), "{}", text(&repair.stderr));
+    assert!(
+        text(&repair.stdout).starts_with("kept 20 events (0–19), 1 of them recovered from the raw files\nlost none\n"),
+        "{}",
+        text(&repair.stdout)
+    );
+    let verify = run(dir.path(), &["log", "verify"]);
+    assert_eq!(text(&verify.stdout), "ok: 20 events readable, checkpoint agrees\n");
 }
 
 #[test]
 fn a_second_process_gets_a_clear_owned_error_and_status_still_works() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut journal = Journal::open(dir.path()).unwrap();
+    let parent = tempfile::tempdir().unwrap();
+    // A data dir the tool creates is 0700 (one the user made is only warned about).
+    let dir = parent.path().join("data");
+    let dir = dir.as_path();
+    let mut journal = Journal::open(dir).unwrap();
     journal
         .record([(
             at(0),
@@ -237,22 +254,22 @@ fn a_second_process_gets_a_clear_owned_error_and_status_still_works() {
         .unwrap();
     journal.publish(at(0), &StatusOptions::default()).unwrap();
     journal.close().unwrap();
-    let snapshot = status::snapshot_path(dir.path());
+    let snapshot = status::snapshot_path(dir);
     let mode = |path: &Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode(&snapshot), 0o600);
-    assert_eq!(mode(dir.path()), 0o700);
+    assert_eq!(mode(dir), 0o700);
 
-    let mut owner = Appender::start(dir.path());
+    let mut owner = Appender::start(dir);
     owner.ack(1);
     let pid = owner.child.id();
-    let second = run(dir.path(), &["log", "verify"]);
+    let second = run(dir, &["log", "verify"]);
     assert_eq!(second.status.code(), Some(3));
     let expected = format!("owned by another quotatrack (pid {pid})");
     assert!(text(&second.stderr).contains(&expected), "{}", text(&second.stderr));
-    let store = run(dir.path(), &["store"]);
+    let store = run(dir, &["store"]);
     assert_eq!(store.status.code(), Some(3));
 
-    let status = run(dir.path(), &["status", "--json"]);
+    let status = run(dir, &["status", "--json"]);
     assert_eq!(status.status.code(), Some(0), "{}", text(&status.stderr));
     let json: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
     assert_eq!(json["schema"], 1);
@@ -323,4 +340,229 @@ fn the_log_commands_over_the_committed_log() {
     assert!(stats.contains("first         2026-11-20T09:00:00Z\n"), "{stats}");
     assert!(stats.contains("  fetch_completed      3\n"), "{stats}");
     insta::assert_snapshot!("v1_log_store_table", text(&run(&data, &["store"]).stdout));
+}
+
+/// The committed log's lines, to craft bad imports from.
+fn v1_lines() -> Vec<String> {
+    std::fs::read_to_string(v1_log())
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// `line` with its `seq` replaced.
+fn with_seq(line: &str, seq: serde_json::Value) -> String {
+    let mut value: serde_json::Value = serde_json::from_str(line).unwrap();
+    value["seq"] = seq;
+    value.to_string()
+}
+
+#[test]
+fn import_rejects_bad_numbering_and_unknown_events_naming_the_line_and_writes_nothing() {
+    let lines = v1_lines();
+    let cases: Vec<(Vec<String>, &str)> = vec![
+        (
+            [&lines[..3], &lines[4..]].concat(),
+            "line 4: event 4 follows event 2: event 3 is missing",
+        ),
+        (
+            [&lines[..3], &lines[2..]].concat(),
+            "line 4: event 2 is a duplicate of the line before",
+        ),
+        (
+            vec![lines[1].clone(), lines[0].clone()],
+            "line 2: event 0 comes after event 1 (sequence numbers must increase by one)",
+        ),
+        (
+            vec![with_seq(&lines[0], serde_json::json!(u64::MAX))],
+            "line 1: sequence number 18446744073709551615 is out of range (a log's are below 281474976710656)",
+        ),
+        (
+            vec![lines[0].clone(), with_seq(&lines[1], serde_json::json!(u64::MAX - 1))],
+            "line 2: sequence number 18446744073709551614 is out of range (a log's are below 281474976710656)",
+        ),
+        (
+            vec![lines[0].replace("\"v\":1", "\"v\":0")],
+            "line 1: not a valid event: unknown event format v0",
+        ),
+        (
+            vec![lines[0].clone(), lines[1].replace("transitioned", "teleported")],
+            "line 2: not a valid event",
+        ),
+        (
+            vec![lines[0].clone(), with_seq(&lines[1], serde_json::json!(-1))],
+            "line 2: not a valid event",
+        ),
+    ];
+    for (file_lines, expected) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("import.jsonl");
+        std::fs::write(&file, file_lines.join("\n")).unwrap();
+        let data = dir.path().join("data");
+        let output = run(&data, &["log", "import", file.to_str().unwrap()]);
+        assert_eq!(output.status.code(), Some(2), "{expected}");
+        let stderr = text(&output.stderr);
+        assert!(stderr.starts_with(&format!("quotatrack: {expected}")), "{stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        // Nothing written: not even the data dir.
+        assert!(!data.exists(), "{expected}: the data dir was created");
+    }
+}
+
+#[test]
+fn sled_files_are_private_and_a_users_open_data_dir_is_warned_about_not_changed() {
+    let parent = tempfile::tempdir().unwrap();
+    let data = parent.path().join("data");
+    let bytes = std::fs::read(v1_log()).unwrap();
+    // A large event makes sled write a blob file.
+    let import = run(&data, &["log", "import", v1_log().to_str().unwrap()]);
+    assert_eq!(import.status.code(), Some(0), "{}", text(&import.stderr));
+    assert!(!bytes.is_empty());
+    let mode = |path: &Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+    let mut seen = 0;
+    let mut stack = vec![data.clone()];
+    while let Some(dir) = stack.pop() {
+        assert_eq!(mode(&dir), 0o700, "{}", dir.display());
+        for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                assert_eq!(mode(&path), 0o600, "{}", path.display());
+                seen += 1;
+            }
+        }
+    }
+    assert!(seen >= 3, "{seen}");
+
+    // A directory the user made, readable by others: warned about once, left as it is.
+    let shared = parent.path().join("shared");
+    std::fs::create_dir(&shared).unwrap();
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let stats = run(&shared, &["log", "stats"]);
+    assert_eq!(stats.status.code(), Some(0));
+    let warnings: Vec<String> = text(&stats.stderr)
+        .lines()
+        .filter(|line| line.contains("can be read by other users"))
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(warnings.len(), 1, "{}", text(&stats.stderr));
+    assert!(warnings[0].contains(&shared.display().to_string()));
+    assert_eq!(mode(&shared), 0o755);
+}
+
+#[test]
+fn a_file_where_the_data_dir_should_be_is_named_once() {
+    let parent = tempfile::tempdir().unwrap();
+    let data = parent.path().join("data");
+    std::fs::write(&data, b"not a dir").unwrap();
+    let output = run(&data, &["log", "verify"]);
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = text(&output.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert_eq!(stderr.matches(&data.display().to_string()).count(), 1, "{stderr}");
+    assert_eq!(std::fs::read(&data).unwrap(), b"not a dir");
+}
+
+mod crafted {
+    //! proptest over crafted imports and logs: any field of any event set
+    //! to an extreme or a wrong type; import, verify and rebuild answer
+    //! (accept or reject) and never panic.
+
+    use proptest::prelude::*;
+    use serde_json::{Value, json};
+
+    use super::{v1_lines, with_seq};
+    use quotatrack::log::{Log, damage};
+
+    fn extreme() -> impl Strategy<Value = Value> {
+        prop_oneof![
+            Just(json!(u64::MAX)),
+            Just(json!(i64::MIN)),
+            Just(json!(-1)),
+            Just(json!(1e308)),
+            Just(json!(-1e308)),
+            Just(json!(0)),
+            Just(json!(null)),
+            Just(json!(true)),
+            Just(json!("")),
+            Just(json!("9999-12-31T23:59:59Z")),
+            Just(json!("-009999-01-01T00:00:00Z")),
+            Just(json!([])),
+            Just(json!({})),
+            any::<u64>().prop_map(|n| json!(n)),
+            any::<i64>().prop_map(|n| json!(n)),
+            any::<f64>()
+                .prop_filter("finite", |f| f.is_finite())
+                .prop_map(|f| json!(f)),
+            "[a-z0-9_]{0,12}".prop_map(|s| json!(s)),
+        ]
+    }
+
+    /// Sets the `index`th field (counting nested ones too) to `value`.
+    fn set_field(value: &mut Value, mut index: usize, new: &Value) -> bool {
+        fn walk(value: &mut Value, index: &mut usize, new: &Value) -> bool {
+            match value {
+                Value::Object(map) => {
+                    for (_, field) in map.iter_mut() {
+                        if *index == 0 {
+                            *field = new.clone();
+                            return true;
+                        }
+                        *index -= 1;
+                        if walk(field, index, new) {
+                            return true;
+                        }
+                    }
+                    false
+                }
+                Value::Array(items) => items.iter_mut().any(|item| walk(item, index, new)),
+                _ => false,
+            }
+        }
+        walk(value, &mut index, new)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+        #[test]
+        fn crafted_imports_and_logs_never_panic(
+            edits in proptest::collection::vec((0usize..27, 0usize..40, extreme()), 1..4),
+            renumber in proptest::option::of(0u64..(1 << 50)),
+        ) {
+            let mut lines = v1_lines();
+            for (line, field, new) in &edits {
+                let mut value: Value = serde_json::from_str(&lines[*line]).unwrap();
+                set_field(&mut value, *field, new);
+                lines[*line] = value.to_string();
+            }
+            if let Some(first) = renumber {
+                lines = lines
+                    .iter()
+                    .enumerate()
+                    .map(|(index, line)| with_seq(line, json!(first + index as u64)))
+                    .collect();
+            }
+            let file = lines.join("\n");
+            let dir = tempfile::tempdir().unwrap();
+            // The library: import either takes the whole file or nothing.
+            let mut log = Log::open(dir.path()).unwrap();
+            match log.import(file.as_bytes()) {
+                Ok(imported) => {
+                    prop_assert_eq!(imported, 27);
+                    let report = log.verify();
+                    prop_assert_eq!(report.events, 27);
+                    let _ = log.rebuild();
+                    let _ = log.load();
+                    let _ = log.stats();
+                }
+                Err(_) => prop_assert!(log.is_empty()),
+            }
+            drop(log);
+            let verified = damage::verify(dir.path());
+            prop_assert!(verified.is_ok());
+        }
+    }
 }

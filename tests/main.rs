@@ -14,6 +14,8 @@ mod cli;
 mod projection;
 // The sled log with real processes: a committed v1 log, SIGKILL, altered bytes, ownership.
 mod log;
+// Damaged logs: every damage kind × every command as real processes, then `log repair`.
+mod faults;
 // The engine under paused time: interval, backoff, rate limits, notifications.
 mod engine;
 // Replay: incidents re-drive to their decisions; changed rules or readings diverge in one line.

@@ -20,7 +20,7 @@ use quotatrack::engine::Engine;
 use quotatrack::events::{Event, HostEvent, Stream};
 use quotatrack::exchange::RecordedExchange;
 use quotatrack::journal::Journal;
-use quotatrack::log::{Log, LogError};
+use quotatrack::log::{Log, LogError, damage};
 use quotatrack::machines::controller::Effect;
 use quotatrack::providers::{ProviderId, Response};
 use quotatrack::session::input::HostLines as HostInput;
@@ -119,7 +119,7 @@ fn is_broken_pipe(error: &anyhow::Error) -> bool {
         let io = cause
             .downcast_ref::<std::io::Error>()
             .or_else(|| match log_error(cause) {
-                Some(LogError::Io(io)) => Some(io),
+                Some(LogError::Output(io)) => Some(io),
                 _ => None,
             });
         io.is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
@@ -190,7 +190,7 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
     match args.command {
         Command::Parse(parse) => run_parse(parse),
         Command::Status(status) => run_status(&sources, &status),
-        Command::Log(log) => run_log(&data_dir, log),
+        Command::Log(log) => run_log(&data_dir, log, sources.clock.now()),
         Command::Store => run_store(&data_dir),
         Command::Replay(replay) => run_replay(&replay),
         Command::Demo(demo) => run_demo(args.data_dir.as_deref(), &demo),
@@ -695,52 +695,58 @@ async fn shutdown_signal() {
     }
 }
 
-fn run_log(data_dir: &Path, args: LogArgs) -> anyhow::Result<ExitCode> {
-    let mut log = Log::open(data_dir)?;
+fn run_log(data_dir: &Path, args: LogArgs, now: Timestamp) -> anyhow::Result<ExitCode> {
     match args.command {
         LogCommand::Export { since } => {
-            let report = log.export(since, &mut std::io::stdout().lock())?;
+            let report = damage::export(data_dir, since, &mut std::io::stdout().lock())?;
             for (seq, reason) in &report.skipped {
                 eprintln!("quotatrack: skipped log entry {seq}: {reason}");
             }
-            if report.skipped.is_empty() {
-                return Ok(ExitCode::SUCCESS);
+            if let Some(damage) = &report.damage {
+                eprintln!(
+                    "quotatrack: the log in {} is damaged ({damage}); exported {} readable events ({} from the raw files), skipped {}; run `quotatrack log repair`",
+                    data_dir.display(),
+                    report.written,
+                    report.from_raw,
+                    report.skipped.len()
+                );
             }
-            eprintln!(
-                "quotatrack: exported {} events, skipped {} unreadable; run `quotatrack log verify` for details",
-                report.written,
-                report.skipped.len()
-            );
-            Ok(ExitCode::from(1))
+            Ok(if report.skipped.is_empty() && report.damage.is_none() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
         }
         LogCommand::Import { file } => {
             let input = open_input(&file)?;
-            let imported = log.import(input)?;
+            let imported = damage::import(data_dir, input)?;
             println!("imported {imported} events into {}", data_dir.display());
             Ok(ExitCode::SUCCESS)
         }
         LogCommand::Verify => {
-            let report = log.verify();
-            if let Some((seq, reason)) = &report.first_problem {
-                println!("log entry {seq}: {reason}");
-                return Ok(ExitCode::from(1));
+            let verified = damage::verify(data_dir)?;
+            for line in verified.lines() {
+                println!("{line}");
             }
-            if report.checkpoint_agrees == Some(false) {
-                println!(
-                    "the checkpoint disagrees with a rebuild from all {} events",
-                    report.events
-                );
-                return Ok(ExitCode::from(1));
+            Ok(if verified.ok() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
+        }
+        LogCommand::Repair => {
+            match damage::repair(data_dir, now)? {
+                Some(report) => {
+                    for line in report.lines() {
+                        println!("{line}");
+                    }
+                }
+                None => println!("the log in {} is not damaged; nothing to repair", data_dir.display()),
             }
-            let checkpoint = match report.checkpoint_agrees {
-                Some(_) => "checkpoint agrees",
-                None => "no checkpoint",
-            };
-            println!("ok: {} events readable, {checkpoint}", report.events);
             Ok(ExitCode::SUCCESS)
         }
         LogCommand::Stats => {
-            let stats = log.stats();
+            let stats = damage::stats(data_dir)?;
             let time = |at: Option<Timestamp>| at.map_or_else(|| "-".to_owned(), rfc3339_seconds);
             println!("events        {}", stats.events);
             println!("unreadable    {}", stats.unreadable);
@@ -755,15 +761,25 @@ fn run_log(data_dir: &Path, args: LogArgs) -> anyhow::Result<ExitCode> {
             for (name, count) in &stats.by_provider {
                 println!("  {name:<20} {count}");
             }
+            if let Some(damage) = &stats.damage {
+                eprintln!(
+                    "quotatrack: the log in {} is damaged ({damage}); counted {} readable events ({} from the raw files); run `quotatrack log repair`",
+                    data_dir.display(),
+                    stats.events,
+                    stats.from_raw
+                );
+            }
             Ok(ExitCode::SUCCESS)
         }
         LogCommand::Compact { keep_days } => {
+            let mut log = Log::open(data_dir)?;
             let keep = SignedDuration::from_hours(24 * i64::from(keep_days));
-            let shortened = log.compact(Timestamp::now(), keep)?;
+            let shortened = log.compact(now, keep)?;
+            log.close()?;
             println!("dropped the bodies of {shortened} fetches older than {keep_days} days");
             Ok(ExitCode::SUCCESS)
         }
-        LogCommand::Stress { count } => stress(Journal::from_log(data_dir, log)?, count),
+        LogCommand::Stress { count } => stress(Journal::from_log(data_dir, Log::open(data_dir)?)?, count),
     }
 }
 

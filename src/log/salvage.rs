@@ -1,0 +1,178 @@
+//! The salvage scanner: finds every intact event and checkpoint in the raw
+//! files of a sled directory, without sled. Every stored value is a CRC-32
+//! (4 bytes, big-endian) followed by the JSON, and every event's JSON
+//! starts `{"v":1,"seq":`, so scanning each file for that prefix, reading
+//! the 4 bytes before it as the checksum and one JSON value from it finds
+//! every copy of every event that sled ever wrote and has not overwritten,
+//! whatever state sled's own structures are in.
+//!
+//! The scan only reads, takes time linear in the files' size, and never
+//! trusts a copy whose checksum fails (though it notes the sequence number
+//! such a copy claims, so a loss can be named). sled keeps older versions
+//! of its pages, so one event is often found several times; copies are
+//! deduplicated by sequence number. Two intact copies that differ can only
+//! come from `log compact` (which drops a fetch's body and keeps its
+//! outcome) or from an append that was cut off before it was acknowledged;
+//! the shorter copy is kept, which is the compacted one in the first case.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use super::{CRC_BYTES, Checkpoint};
+use crate::events::{self, Envelope};
+use crate::store::Store;
+
+/// The start of every stored event's JSON.
+const EVENT_PREFIX: &[u8] = b"{\"v\":1,\"seq\":";
+/// The start of every stored checkpoint's JSON.
+const CHECKPOINT_PREFIX: &[u8] = b"{\"v\":1,\"store\":";
+/// Files larger than this are not read whole; sled's files stay far below.
+const MAX_FILE_BYTES: u64 = 4 << 30;
+
+/// What the raw files hold.
+#[derive(Debug, Default)]
+pub struct Salvage {
+    /// Every intact event by sequence number: its envelope and stored JSON.
+    pub events: BTreeMap<u64, (Envelope, Vec<u8>)>,
+    /// Sequence numbers claimed by copies whose checksum or JSON fails.
+    pub damaged: BTreeSet<u64>,
+    /// The intact checkpoint that folded the most events.
+    pub checkpoint: Option<Store>,
+    /// Files that could not be read, with why.
+    pub unreadable: Vec<(PathBuf, String)>,
+}
+
+/// Scans every regular file under `log_dir` (one level of subdirectories,
+/// which is where sled keeps its blobs). A missing directory holds nothing.
+pub fn scan(log_dir: &Path) -> Salvage {
+    let mut salvage = Salvage::default();
+    for path in files(log_dir, 2, &mut salvage.unreadable) {
+        let bytes = match fs::metadata(&path) {
+            Ok(meta) if meta.len() > MAX_FILE_BYTES => {
+                salvage
+                    .unreadable
+                    .push((path, format!("larger than {MAX_FILE_BYTES} bytes")));
+                continue;
+            }
+            Ok(_) => match fs::read(&path) {
+                Ok(bytes) => bytes,
+                Err(error) => {
+                    salvage.unreadable.push((path, error.to_string()));
+                    continue;
+                }
+            },
+            Err(error) => {
+                salvage.unreadable.push((path, error.to_string()));
+                continue;
+            }
+        };
+        scan_bytes(&bytes, &mut salvage);
+    }
+    salvage
+}
+
+/// Adds what `bytes` holds to `salvage`.
+pub fn scan_bytes(bytes: &[u8], salvage: &mut Salvage) {
+    let mut from = 0;
+    while let Some(found) = next_brace(bytes, from) {
+        from = found + 1;
+        let rest = &bytes[found..];
+        // An intact value is skipped whole: what it nests is not a copy.
+        if rest.starts_with(EVENT_PREFIX) {
+            if let Some(end) = event_at(bytes, found, salvage) {
+                from = end;
+            }
+        } else if rest.starts_with(CHECKPOINT_PREFIX)
+            && let Some(end) = checkpoint_at(bytes, found, salvage)
+        {
+            from = end;
+        }
+    }
+}
+
+/// The next `{` at or after `from`.
+fn next_brace(bytes: &[u8], from: usize) -> Option<usize> {
+    bytes.get(from..)?.iter().position(|b| *b == b'{').map(|at| at + from)
+}
+
+/// The JSON value starting at `start`, if its stored checksum holds.
+fn sealed_json_at(bytes: &[u8], start: usize) -> Option<&[u8]> {
+    let sum = bytes.get(start.checked_sub(CRC_BYTES)?..start)?;
+    let mut values = serde_json::Deserializer::from_slice(&bytes[start..]).into_iter::<serde::de::IgnoredAny>();
+    values.next()?.ok()?;
+    let json = &bytes[start..start + values.byte_offset()];
+    (sum == crc32fast::hash(json).to_be_bytes()).then_some(json)
+}
+
+/// Keeps the event at `start`; returns where it ends when it is intact.
+fn event_at(bytes: &[u8], start: usize, salvage: &mut Salvage) -> Option<usize> {
+    let decoded = sealed_json_at(bytes, start).and_then(|json| Some((Envelope::from_json(json).ok()?, json)));
+    match decoded {
+        Some((envelope, json)) => {
+            let keep = salvage
+                .events
+                .get(&envelope.seq)
+                .is_none_or(|(_, kept)| json.len() < kept.len());
+            let end = start + json.len();
+            if keep {
+                salvage.events.insert(envelope.seq, (envelope, json.to_vec()));
+            }
+            Some(end)
+        }
+        None => {
+            let digits = &bytes[start + EVENT_PREFIX.len()..];
+            let end = digits.iter().position(|b| !b.is_ascii_digit()).unwrap_or(digits.len());
+            if let Some(seq) = std::str::from_utf8(&digits[..end.min(20)])
+                .ok()
+                .and_then(|text| text.parse::<u64>().ok())
+                && seq < events::MAX_SEQ
+            {
+                salvage.damaged.insert(seq);
+            }
+            None
+        }
+    }
+}
+
+/// Keeps the checkpoint at `start` if it is the newest; returns where it
+/// ends when it is intact.
+fn checkpoint_at(bytes: &[u8], start: usize, salvage: &mut Salvage) -> Option<usize> {
+    let json = sealed_json_at(bytes, start)?;
+    let end = start + json.len();
+    let checkpoint = serde_json::from_slice::<Checkpoint>(json).ok()?;
+    if checkpoint.v != events::VERSION {
+        return Some(end);
+    }
+    let newer = match &salvage.checkpoint {
+        None => true,
+        Some(kept) => checkpoint.store.applied > kept.applied,
+    };
+    if newer {
+        salvage.checkpoint = Some(checkpoint.store);
+    }
+    Some(end)
+}
+
+/// Regular files under `dir`, `depth` levels deep, in name order.
+fn files(dir: &Path, depth: u32, unreadable: &mut Vec<(PathBuf, String)>) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return found,
+        Err(error) => {
+            unreadable.push((dir.to_owned(), error.to_string()));
+            return found;
+        }
+    };
+    let mut paths: Vec<PathBuf> = entries.filter_map(|entry| Some(entry.ok()?.path())).collect();
+    paths.sort();
+    for path in paths {
+        match fs::symlink_metadata(&path) {
+            Ok(meta) if meta.is_file() => found.push(path),
+            Ok(meta) if meta.is_dir() && depth > 1 => found.extend(files(&path, depth - 1, unreadable)),
+            _ => {}
+        }
+    }
+    found
+}
