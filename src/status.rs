@@ -502,8 +502,9 @@ pub fn read_snapshot(data_dir: &Path) -> io::Result<Option<Status>> {
 }
 
 /// Writes `bytes` to `path` through a 0600 temporary file and a rename.
-/// Whatever is in the way at `path` (a directory) is left as it is; the
-/// error names `path`, and the temporary file is removed.
+/// Whatever is in the way at `path` (a directory) is left as it is and the
+/// temporary file is removed; the caller names `path` in its error (every
+/// caller wraps it in `LogError::Io`, so naming it here too printed it twice).
 pub fn write_private_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let name = path.file_name().and_then(|name| name.to_str()).unwrap_or("file");
@@ -527,8 +528,7 @@ pub fn write_private_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
         fs::rename(&temporary, path)?;
         File::open(dir)?.sync_all()
     })();
-    written.map_err(|error| {
+    written.inspect_err(|_| {
         let _ = fs::remove_file(&temporary);
-        io::Error::new(error.kind(), format!("{}: {error}", path.display()))
     })
 }

@@ -482,9 +482,25 @@ fn projection(readable: &Readable, data_dir: &Path) -> Result<(Store, bool), Log
     Ok((store, false))
 }
 
+/// The most events one append writes (a cycle's batch is about 30): a run
+/// of at most this many intact events right after the log's last one is
+/// the batch of an append a crash interrupted, never acknowledged and not
+/// part of the log, rather than damage.
+const UNCOMMITTED_BATCH: usize = 256;
+
 /// Intact events in the raw files past sled's last one: sled dropped the
-/// log's tail while recovering damaged files.
+/// log's tail while recovering damaged files. A short run that starts
+/// right after the log's last event is an append interrupted by a crash
+/// (sled leaves an unfinished batch in its files and ignores it): the
+/// append never returned, so nothing that was acknowledged is missing.
 fn lost_tail(log: &Log, salvage: &Salvage) -> Option<Problem> {
+    let tail: Vec<u64> = salvage.events.range(log.next_seq()..).map(|(seq, _)| *seq).collect();
+    let unfinished_append = tail.first() == Some(&log.next_seq())
+        && tail.len() <= UNCOMMITTED_BATCH
+        && tail.windows(2).all(|pair| pair[1] == pair[0] + 1);
+    if unfinished_append {
+        return None;
+    }
     let (first, _) = salvage.events.range(log.next_seq()..).next()?;
     let (last, _) = salvage.events.iter().next_back()?;
     Some(Problem {
