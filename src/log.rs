@@ -50,6 +50,13 @@ const REPAIRS_TREE: &str = "repairs";
 pub const OPEN_PATIENCE: Duration = Duration::from_secs(5);
 /// The file naming the owning process.
 const OWNER_FILE: &str = "owner.pid";
+/// The file beside the log holding the sequence number after the last
+/// acknowledged append. sled's recovery of damaged files can silently drop
+/// the log's tail; an opener that finds the log ending before this number
+/// knows events were lost, and refuses to write new ones over their
+/// numbers. Written after sled's flush and without one of its own: after a
+/// crash it is behind the log or unreadable, never ahead.
+const END_FILE: &str = "log.end";
 /// The checkpoint key in the checkpoints tree.
 const CHECKPOINT_KEY: &[u8] = b"store";
 /// The CRC-32 that starts every stored value.
@@ -244,6 +251,15 @@ impl Log {
             },
             None => 0,
         };
+        if let Some(end) = read_end(&dir).filter(|end| *end > next_seq) {
+            return Err(LogError::Damaged {
+                detail: format!(
+                    "events {next_seq}–{} were written but the log ends before them",
+                    end - 1
+                ),
+                dir,
+            });
+        }
         let owner = dir.join(OWNER_FILE);
         write_private_atomically(&owner, std::process::id().to_string().as_bytes()).map_err(LogError::io(&owner))?;
         Ok(Log {
@@ -325,6 +341,7 @@ impl Log {
         guard(&self.dir, || self.events.apply_batch(batch))?;
         self.flush()?;
         self.next_seq += envelopes.len() as u64;
+        write_end(&self.dir, self.next_seq);
         Ok(envelopes)
     }
 
@@ -612,6 +629,7 @@ impl Log {
         }
         self.next_seq = envelopes.last().map_or(self.next_seq, |last| last.seq + 1);
         self.write_checkpoint(&store)?;
+        write_end(&self.dir, self.next_seq);
         secure_files(&self.dir.join(DB_DIR))?;
         Ok(envelopes.len() as u64)
     }
@@ -1027,6 +1045,25 @@ fn quiet_sled_panics() {
 
 /// Creates the data dir 0700, or, when it exists, warns once if others can
 /// read it (it may be the user's own directory: never chmod-ed).
+/// The end marker of the log in `data_dir`, when there is a readable one.
+fn read_end(data_dir: &Path) -> Option<u64> {
+    fs::read_to_string(data_dir.join(END_FILE)).ok()?.trim().parse().ok()
+}
+
+/// Records `next_seq` as the log's acknowledged end. Best effort: without
+/// the marker only the check at open is lost, never an event.
+fn write_end(data_dir: &Path, next_seq: u64) {
+    use std::os::unix::fs::OpenOptionsExt;
+    let written = fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(data_dir.join(END_FILE))
+        .and_then(|mut file| file.write_all(next_seq.to_string().as_bytes()));
+    drop(written);
+}
+
 fn prepare_data_dir(data_dir: &Path) -> Result<(), LogError> {
     match fs::metadata(data_dir) {
         Ok(meta) if !meta.is_dir() => Err(LogError::Io {

@@ -222,7 +222,9 @@ pub fn verify(data_dir: &Path) -> Result<Verified, LogError> {
     let (sled_report, side) = match Log::open_copy(data_dir) {
         Ok(log) => {
             let mut report = log.verify();
-            report.problems.extend(lost_tail(&log, &salvage));
+            report
+                .problems
+                .extend(lost_tail(&log, &salvage, super::read_end(data_dir)));
             if report.problems.is_empty() {
                 return Ok(Verified {
                     sled: Some(report),
@@ -238,7 +240,7 @@ pub fn verify(data_dir: &Path) -> Result<Verified, LogError> {
     };
     Ok(Verified {
         sled: sled_report,
-        damaged: Some(merge(side, salvage, 0)),
+        damaged: Some(merge(side, salvage, 0, super::read_end(data_dir))),
     })
 }
 
@@ -266,7 +268,7 @@ pub fn export(data_dir: &Path, since: u64, out: &mut impl Write) -> Result<Expor
                     }
                 }
             }
-            let tail = lost_tail(&log, &salvage);
+            let tail = lost_tail(&log, &salvage, super::read_end(data_dir));
             if first_problem.is_none() && tail.is_none() {
                 out.flush().map_err(LogError::Output)?;
                 return Ok(report);
@@ -286,7 +288,7 @@ pub fn export(data_dir: &Path, since: u64, out: &mut impl Write) -> Result<Expor
         Err(LogError::Damaged { detail, .. }) => (SledSide::failed(detail), since),
         Err(error) => return Err(error),
     };
-    let readable = merge(side, salvage, from);
+    let readable = merge(side, salvage, from, super::read_end(data_dir));
     for json in readable.events.values() {
         write_line(out, json)?;
         report.written += 1;
@@ -313,7 +315,7 @@ pub fn stats(data_dir: &Path) -> Result<Stats, LogError> {
     let (side, size) = match Log::open_copy(data_dir) {
         Ok(log) => {
             let stats = log.stats();
-            let tail = lost_tail(&log, &salvage);
+            let tail = lost_tail(&log, &salvage, super::read_end(data_dir));
             if stats.unreadable == 0 && stats.damage.is_none() && tail.is_none() {
                 return Ok(stats);
             }
@@ -324,7 +326,7 @@ pub fn stats(data_dir: &Path) -> Result<Stats, LogError> {
         Err(LogError::Damaged { detail, .. }) => (SledSide::failed(detail), size_of(&data_dir.join(DB_DIR))),
         Err(error) => return Err(error),
     };
-    let readable = merge(side, salvage, 0);
+    let readable = merge(side, salvage, 0, super::read_end(data_dir));
     let mut stats = Stats {
         size_on_disk: size,
         from_raw: readable.from_raw,
@@ -365,7 +367,9 @@ pub fn repair(data_dir: &Path, now: Timestamp) -> Result<Option<RepairReport>, L
     let side = match Log::open_copy(data_dir) {
         Ok(log) => {
             let mut report = log.verify();
-            report.problems.extend(lost_tail(&log, &salvage));
+            report
+                .problems
+                .extend(lost_tail(&log, &salvage, super::read_end(data_dir)));
             if report.problems.is_empty() {
                 return Ok(None);
             }
@@ -376,7 +380,7 @@ pub fn repair(data_dir: &Path, now: Timestamp) -> Result<Option<RepairReport>, L
         Err(LogError::Damaged { detail, .. }) => SledSide::failed(detail),
         Err(error) => return Err(error),
     };
-    let readable = merge(side, salvage, 0);
+    let readable = merge(side, salvage, 0, super::read_end(data_dir));
     let mut holes: Vec<Hole> = readable.holes.clone();
 
     // The new log, built aside.
@@ -427,6 +431,7 @@ pub fn repair(data_dir: &Path, now: Timestamp) -> Result<Option<RepairReport>, L
         fs::rename(&log_dir, &moved_to).map_err(LogError::io(&log_dir))?;
     }
     fs::rename(building.join(DB_DIR), &log_dir).map_err(LogError::io(&building))?;
+    super::write_end(data_dir, readable.events.keys().next_back().map_or(0, |seq| seq + 1));
     let _ = fs::remove_file(building.join(super::OWNER_FILE));
     let _ = fs::remove_dir(&building);
     if fs::symlink_metadata(&moved_to).is_ok() {
@@ -493,20 +498,29 @@ const UNCOMMITTED_BATCH: usize = 256;
 /// right after the log's last event is an append interrupted by a crash
 /// (sled leaves an unfinished batch in its files and ignores it): the
 /// append never returned, so nothing that was acknowledged is missing.
-fn lost_tail(log: &Log, salvage: &Salvage) -> Option<Problem> {
-    let tail: Vec<u64> = salvage.events.range(log.next_seq()..).map(|(seq, _)| *seq).collect();
-    let unfinished_append = tail.first() == Some(&log.next_seq())
+fn lost_tail(log: &Log, salvage: &Salvage, recorded_end: Option<u64>) -> Option<Problem> {
+    let next = log.next_seq();
+    let tail: Vec<u64> = salvage.events.range(next..).map(|(seq, _)| *seq).collect();
+    let unfinished_append = tail.first() == Some(&next)
+        && recorded_end.is_none_or(|end| end <= next)
         && tail.len() <= UNCOMMITTED_BATCH
         && tail.windows(2).all(|pair| pair[1] == pair[0] + 1);
     if unfinished_append {
         return None;
     }
-    let (first, _) = salvage.events.range(log.next_seq()..).next()?;
-    let (last, _) = salvage.events.iter().next_back()?;
+    // What the end marker says was acknowledged, though neither sled nor the
+    // raw files hold it any more (a deleted or truncated file).
+    let acknowledged_last = recorded_end.filter(|end| *end > next).map(|end| end - 1);
+    let last = tail.last().copied().max(acknowledged_last)?;
+    let reason = if tail.is_empty() {
+        "written (the log's end marker says so) but readable nowhere"
+    } else {
+        "missing from the log but intact in its raw files (the log lost its tail)"
+    };
     Some(Problem {
-        first: *first,
-        last: Some(*last),
-        reason: "missing from the log but intact in its raw files (the log lost its tail)".to_owned(),
+        first: next,
+        last: Some(last),
+        reason: reason.to_owned(),
     })
 }
 
@@ -575,7 +589,10 @@ impl SledSide {
 }
 
 /// sled's events plus the raw files' (from `since` on), and what is lost.
-fn merge(side: SledSide, salvage: Salvage, since: u64) -> Readable {
+/// `recorded_end` is the log's end marker: the events before it were
+/// acknowledged, so the last of them is known to have existed even when
+/// nothing of it is left (a deleted or truncated file).
+fn merge(side: SledSide, salvage: Salvage, since: u64, recorded_end: Option<u64>) -> Readable {
     let mut readable = Readable {
         events: side.events,
         problems: side.problems,
@@ -606,6 +623,9 @@ fn merge(side: SledSide, salvage: Salvage, since: u64) -> Readable {
         && applied < crate::events::MAX_SEQ
     {
         known.insert(applied);
+    }
+    if let Some(end) = recorded_end.filter(|end| *end > since && *end <= crate::events::MAX_SEQ) {
+        known.insert(end - 1);
     }
     // A damaged copy's number may itself be damaged: trusted only near
     // the numbers known otherwise.
