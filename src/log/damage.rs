@@ -219,29 +219,39 @@ impl RepairReport {
 /// sled's recovery may write).
 pub fn verify(data_dir: &Path) -> Result<Verified, LogError> {
     let salvage = salvage::scan(&data_dir.join(DB_DIR));
-    let (sled_report, side) = match Log::open_copy(data_dir) {
-        Ok(log) => {
-            let mut report = log.verify();
-            report
-                .problems
-                .extend(lost_tail(&log, &salvage, super::read_end(data_dir)));
-            if report.problems.is_empty() {
-                return Ok(Verified {
-                    sled: Some(report),
-                    damaged: None,
-                });
-            }
-            let mut side = SledSide::read(&log, 0);
-            side.problems = report.problems.clone();
-            (Some(report), side)
-        }
-        Err(LogError::Damaged { detail, .. }) => (None, SledSide::failed(detail)),
-        Err(error) => return Err(error),
+    let (sled_report, side) = examine(data_dir, &salvage)?;
+    let Some(side) = side else {
+        return Ok(Verified {
+            sled: sled_report,
+            damaged: None,
+        });
     };
     Ok(Verified {
         sled: sled_report,
         damaged: Some(merge(side, salvage, 0, super::read_end(data_dir))),
     })
+}
+
+/// sled's full check of a copy of the log, with any tail it lost; when
+/// anything is wrong, also what sled can still read, to merge with the
+/// raw files. `(None, Some(_))`: sled cannot open the log at all.
+fn examine(data_dir: &Path, salvage: &Salvage) -> Result<(Option<VerifyReport>, Option<SledSide>), LogError> {
+    match Log::open_copy(data_dir) {
+        Ok(log) => {
+            let mut report = log.verify();
+            report
+                .problems
+                .extend(lost_tail(&log, salvage, super::read_end(data_dir)));
+            if report.problems.is_empty() {
+                return Ok((Some(report), None));
+            }
+            let mut side = SledSide::read(&log, 0);
+            side.problems = report.problems.clone();
+            Ok((Some(report), Some(side)))
+        }
+        Err(LogError::Damaged { detail, .. }) => Ok((None, Some(SledSide::failed(detail)))),
+        Err(error) => Err(error),
+    }
 }
 
 /// `log export` over a data dir: sled's events in order while it reads
@@ -364,21 +374,9 @@ pub fn import(data_dir: &Path, input: impl std::io::BufRead) -> Result<u64, LogE
 pub fn repair(data_dir: &Path, now: Timestamp) -> Result<Option<RepairReport>, LogError> {
     let log_dir = data_dir.join(DB_DIR);
     let salvage = salvage::scan(&log_dir);
-    let side = match Log::open_copy(data_dir) {
-        Ok(log) => {
-            let mut report = log.verify();
-            report
-                .problems
-                .extend(lost_tail(&log, &salvage, super::read_end(data_dir)));
-            if report.problems.is_empty() {
-                return Ok(None);
-            }
-            let mut side = SledSide::read(&log, 0);
-            side.problems = report.problems;
-            side
-        }
-        Err(LogError::Damaged { detail, .. }) => SledSide::failed(detail),
-        Err(error) => return Err(error),
+    let (_, side) = examine(data_dir, &salvage)?;
+    let Some(side) = side else {
+        return Ok(None);
     };
     let readable = merge(side, salvage, 0, super::read_end(data_dir));
     let mut holes: Vec<Hole> = readable.holes.clone();
