@@ -748,3 +748,41 @@ proptest! {
         }
     }
 }
+
+// Issue 19, item 20: hints only for the providers the settings enable.
+
+#[test]
+fn credential_hints_name_only_enabled_providers() {
+    let scratch = Scratch::new();
+    let config = scratch.path("config.toml");
+    std::fs::write(&config, "providers = [\"anthropic\", \"zai\"]\n").unwrap();
+    let run = |args: &[&str]| {
+        let mut command = scratch.command("data", args);
+        // No credential from the environment, so nothing is fetched.
+        command
+            .env_clear()
+            .env("HOME", scratch.path("home"))
+            .env("XDG_CONFIG_HOME", scratch.path("home/.config"))
+            .env("QUOTATRACK_CONFIG", &config);
+        finish(
+            command
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap(),
+        )
+    };
+    let refresh = run(&["status", "--refresh"]);
+    let hints = stderr(&refresh);
+    assert_eq!(refresh.status.code(), Some(0), "{hints}");
+    assert!(hints.contains("no credentials found for anthropic"), "{hints}");
+    assert!(hints.contains("no credentials found for zai"), "{hints}");
+    for disabled in ["codex", "copilot", "gemini", "antigravity", "kiro"] {
+        assert!(!hints.contains(disabled), "{disabled} is not enabled: {hints}");
+    }
+    let listed = run(&["credentials"]);
+    let listed = String::from_utf8_lossy(&listed.stdout).into_owned();
+    assert!(listed.contains("codex: not enabled in the settings"), "{listed}");
+    assert!(listed.contains("no credentials found for anthropic"), "{listed}");
+}

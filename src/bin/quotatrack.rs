@@ -153,7 +153,12 @@ struct Sources {
 fn reads_settings(command: &Command) -> bool {
     matches!(
         command,
-        Command::Status(_) | Command::Demo(_) | Command::Watch | Command::Serve(_) | Command::Record(_)
+        Command::Status(_)
+            | Command::Demo(_)
+            | Command::Watch
+            | Command::Serve(_)
+            | Command::Record(_)
+            | Command::Credentials
     )
 }
 
@@ -196,7 +201,7 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
         Command::Demo(demo) => run_demo(args.data_dir.as_deref(), &demo),
         Command::Watch => run_watch(&sources),
         Command::Record(record) => run_record(&sources, &record),
-        Command::Credentials => run_credentials(sources.clock.now()),
+        Command::Credentials => run_credentials(sources.clock.now(), &sources.settings.providers),
         Command::Serve(_) => run_serve(&sources),
     }
 }
@@ -238,11 +243,16 @@ fn live_transport(sources: &Sources) -> anyhow::Result<HttpTransport> {
     )?)
 }
 
-/// `quotatrack credentials`: one line per provider.
-fn run_credentials(now: Timestamp) -> anyhow::Result<ExitCode> {
+/// `quotatrack credentials`: one line per provider; one the settings do
+/// not enable says so instead of how to log in.
+fn run_credentials(now: Timestamp, enabled: &[ProviderId]) -> anyhow::Result<ExitCode> {
     let discovery = Discovery::from_process_env();
     for id in ProviderId::ALL {
-        println!("{}", discovery.lookup(id).describe(id, now));
+        if enabled.contains(&id) {
+            println!("{}", discovery.lookup(id).describe(id, now));
+        } else {
+            println!("{id}: not enabled in the settings (`providers`)");
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -273,7 +283,7 @@ fn run_status(sources: &Sources, args: &StatusArgs) -> anyhow::Result<ExitCode> 
     let data_dir = sources.data_dir.as_path();
     if args.refresh {
         if sources.fixtures.is_none() {
-            report_missing_credentials(&args.providers, sources.clock.now());
+            report_missing_credentials(&args.providers, &sources.settings.providers, sources.clock.now());
         }
         match engine(sources) {
             Ok(mut engine) => {
@@ -362,11 +372,11 @@ fn run_demo(explicit_dir: Option<&Path>, args: &DemoArgs) -> anyhow::Result<Exit
     Ok(ExitCode::SUCCESS)
 }
 
-/// Tells on stderr, per provider, why there is no usable credential.
-fn report_missing_credentials(only: &[ProviderId], now: Timestamp) {
+/// Tells on stderr, per enabled provider, why there is no usable credential.
+fn report_missing_credentials(only: &[ProviderId], enabled: &[ProviderId], now: Timestamp) {
     let discovery = Discovery::from_process_env();
     for id in ProviderId::ALL {
-        if !only.is_empty() && !only.contains(&id) {
+        if !enabled.contains(&id) || (!only.is_empty() && !only.contains(&id)) {
             continue;
         }
         let lookup = discovery.lookup(id);
