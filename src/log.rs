@@ -251,7 +251,11 @@ impl Log {
             },
             None => 0,
         };
-        if let Some(end) = read_end(&dir).filter(|end| *end > next_seq) {
+        let end = read_end(&dir).map_err(|detail| LogError::Damaged {
+            dir: dir.clone(),
+            detail,
+        })?;
+        if let Some(end) = end.filter(|end| *end > next_seq) {
             return Err(LogError::Damaged {
                 detail: format!(
                     "events {next_seq}–{} were written but the log ends before them",
@@ -998,7 +1002,8 @@ fn damaged_by_panic(dir: &Path) -> LogError {
 /// storage failure (permissions, a full disk: repair cannot).
 fn classify(dir: &Path, error: sled::Error) -> LogError {
     let damage = match &error {
-        sled::Error::Corruption { .. } | sled::Error::ReportableBug(_) => true,
+        // `Unsupported` at open is sled misreading its own damaged `conf`.
+        sled::Error::Corruption { .. } | sled::Error::ReportableBug(_) | sled::Error::Unsupported(_) => true,
         sled::Error::Io(io) => !matches!(
             io.kind(),
             io::ErrorKind::PermissionDenied | io::ErrorKind::StorageFull | io::ErrorKind::ReadOnlyFilesystem
@@ -1045,23 +1050,65 @@ fn quiet_sled_panics() {
 
 /// Creates the data dir 0700, or, when it exists, warns once if others can
 /// read it (it may be the user's own directory: never chmod-ed).
-/// The end marker of the log in `data_dir`, when there is a readable one.
-fn read_end(data_dir: &Path) -> Option<u64> {
-    fs::read_to_string(data_dir.join(END_FILE)).ok()?.trim().parse().ok()
+/// The end marker of the log in `data_dir`: `Ok(None)` when there is none
+/// (or it is empty: a crash between its truncation and its write),
+/// `Err` with what is wrong when something else is in its place. Read
+/// with a bound, never through a symlink.
+fn read_end(data_dir: &Path) -> Result<Option<u64>, String> {
+    use std::io::Read;
+    let path = data_dir.join(END_FILE);
+    let meta = match fs::symlink_metadata(&path) {
+        Ok(meta) => meta,
+        Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(error) => return Err(format!("{}: {error}", path.display())),
+    };
+    if !meta.is_file() {
+        return Err(format!(
+            "{} is in the way of the log's end marker: move it away",
+            path.display()
+        ));
+    }
+    let mut text = String::new();
+    let read = fs::File::open(&path).and_then(|file| file.take(32).read_to_string(&mut text));
+    match read {
+        Ok(_) if text.trim().is_empty() => Ok(None),
+        Ok(_) => text
+            .trim()
+            .parse::<u64>()
+            .ok()
+            .filter(|end| *end <= crate::events::MAX_SEQ)
+            .map(Some)
+            .ok_or_else(|| format!("the log's end marker {} is unreadable", path.display())),
+        Err(error) => Err(format!("the log's end marker {}: {error}", path.display())),
+    }
 }
 
-/// Records `next_seq` as the log's acknowledged end. Best effort: without
-/// the marker only the check at open is lost, never an event.
+/// The end marker when it can be read; what cannot be read counts as none
+/// (for the commands that report damage, which see the log itself).
+fn recorded_end(data_dir: &Path) -> Option<u64> {
+    read_end(data_dir).ok().flatten()
+}
+
+/// Records `next_seq` as the log's acknowledged end: a new file renamed
+/// over the marker, so a symlink in its place is replaced, never followed.
+/// Best effort: without the marker only the check at open is lost, never
+/// an event.
 fn write_end(data_dir: &Path, next_seq: u64) {
     use std::os::unix::fs::OpenOptionsExt;
+    let path = data_dir.join(END_FILE);
+    let temporary = data_dir.join(format!(".{END_FILE}.{}.tmp", std::process::id()));
     let written = fs::OpenOptions::new()
         .write(true)
         .create(true)
         .truncate(true)
         .mode(0o600)
-        .open(data_dir.join(END_FILE))
-        .and_then(|mut file| file.write_all(next_seq.to_string().as_bytes()));
-    drop(written);
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(&temporary)
+        .and_then(|mut file| file.write_all(next_seq.to_string().as_bytes()))
+        .and_then(|()| fs::rename(&temporary, &path));
+    if written.is_err() {
+        let _ = fs::remove_file(&temporary);
+    }
 }
 
 fn prepare_data_dir(data_dir: &Path) -> Result<(), LogError> {

@@ -517,3 +517,54 @@ fn a_log_that_lost_acknowledged_events_is_refused_until_repaired() {
         assert_eq!(refresh.code, 0, "{what}: {}", refresh.stderr);
     }
 }
+
+#[test]
+fn a_damaged_end_marker_or_sled_conf_is_refused_in_bounded_time_and_repaired() {
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/providers");
+    let fixtures = fixtures.to_str().unwrap();
+    let root = tempfile::tempdir().unwrap();
+    let outside = root.path().join("outside");
+    std::fs::write(&outside, "mine").unwrap();
+    for (what, damage) in [
+        // An endless file must be read with a bound, not into memory.
+        (
+            "marker is /dev/zero",
+            (|data: &Path| std::os::unix::fs::symlink("/dev/zero", data.join("log.end")).unwrap()) as fn(&Path),
+        ),
+        ("marker is junk", |data: &Path| {
+            std::fs::write(data.join("log.end"), "junk").unwrap()
+        }),
+        ("sled conf is garbage", |data: &Path| {
+            std::fs::write(data.join("log/conf"), [0x5a; 62]).unwrap()
+        }),
+    ] {
+        let data = root.path().join(what.replace(' ', "-").replace('/', ""));
+        let demo = run(&data, &["demo", "--hours", "1"], b"", what);
+        assert_eq!(demo.code, 0, "{what}: {}", demo.stderr);
+        let before = exported(&run(&data, &["log", "export"], b"", what).stdout);
+        let _ = std::fs::remove_file(data.join("log.end"));
+        damage(&data);
+        let refresh = run(&data, &["--fixtures", fixtures, "status", "--refresh"], b"", what);
+        assert_eq!(refresh.code, 2, "{what}: {}", refresh.stderr);
+        assert!(
+            refresh.stderr.contains("run `quotatrack log repair`"),
+            "{what}: {}",
+            refresh.stderr
+        );
+        let repair = run(&data, &["log", "repair"], b"", what);
+        assert_eq!(repair.code, 0, "{what}: {}{}", repair.stdout, repair.stderr);
+        let after = exported(&run(&data, &["log", "export"], b"", what).stdout);
+        assert_eq!(after.len(), before.len(), "{what}: events lost in repair");
+        let refresh = run(&data, &["--fixtures", fixtures, "status", "--refresh"], b"", what);
+        assert_eq!(refresh.code, 0, "{what}: {}", refresh.stderr);
+    }
+    // A symlink in the marker's place is never written through.
+    let data = root.path().join("marker-symlink");
+    assert_eq!(run(&data, &["demo", "--hours", "1"], b"", "symlink").code, 0);
+    std::fs::remove_file(data.join("log.end")).unwrap();
+    std::os::unix::fs::symlink(&outside, data.join("log.end")).unwrap();
+    run(&data, &["--fixtures", fixtures, "status", "--refresh"], b"", "symlink");
+    run(&data, &["log", "repair"], b"", "symlink");
+    run(&data, &["--fixtures", fixtures, "status", "--refresh"], b"", "symlink");
+    assert_eq!(std::fs::read_to_string(&outside).unwrap(), "mine");
+}

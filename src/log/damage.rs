@@ -228,7 +228,7 @@ pub fn verify(data_dir: &Path) -> Result<Verified, LogError> {
     };
     Ok(Verified {
         sled: sled_report,
-        damaged: Some(merge(side, salvage, 0, super::read_end(data_dir))),
+        damaged: Some(merge(side, salvage, 0, super::recorded_end(data_dir))),
     })
 }
 
@@ -241,7 +241,7 @@ fn examine(data_dir: &Path, salvage: &Salvage) -> Result<(Option<VerifyReport>, 
             let mut report = log.verify();
             report
                 .problems
-                .extend(lost_tail(&log, salvage, super::read_end(data_dir)));
+                .extend(lost_tail(&log, salvage, super::recorded_end(data_dir)));
             if report.problems.is_empty() {
                 return Ok((Some(report), None));
             }
@@ -249,7 +249,9 @@ fn examine(data_dir: &Path, salvage: &Salvage) -> Result<(Option<VerifyReport>, 
             side.problems = report.problems.clone();
             Ok((Some(report), Some(side)))
         }
-        Err(LogError::Damaged { detail, .. }) => Ok((None, Some(SledSide::failed(detail)))),
+        Err(LogError::Damaged { detail, .. } | LogError::Storage { message: detail, .. }) => {
+            Ok((None, Some(SledSide::failed(detail))))
+        }
         Err(error) => Err(error),
     }
 }
@@ -278,7 +280,7 @@ pub fn export(data_dir: &Path, since: u64, out: &mut impl Write) -> Result<Expor
                     }
                 }
             }
-            let tail = lost_tail(&log, &salvage, super::read_end(data_dir));
+            let tail = lost_tail(&log, &salvage, super::recorded_end(data_dir));
             if first_problem.is_none() && tail.is_none() {
                 out.flush().map_err(LogError::Output)?;
                 return Ok(report);
@@ -295,10 +297,12 @@ pub fn export(data_dir: &Path, since: u64, out: &mut impl Write) -> Result<Expor
             side.checkpoint = log.read_checkpoint();
             (side, next)
         }
-        Err(LogError::Damaged { detail, .. }) => (SledSide::failed(detail), since),
+        Err(LogError::Damaged { detail, .. } | LogError::Storage { message: detail, .. }) => {
+            (SledSide::failed(detail), since)
+        }
         Err(error) => return Err(error),
     };
-    let readable = merge(side, salvage, from, super::read_end(data_dir));
+    let readable = merge(side, salvage, from, super::recorded_end(data_dir));
     for json in readable.events.values() {
         write_line(out, json)?;
         report.written += 1;
@@ -325,7 +329,7 @@ pub fn stats(data_dir: &Path) -> Result<Stats, LogError> {
     let (side, size) = match Log::open_copy(data_dir) {
         Ok(log) => {
             let stats = log.stats();
-            let tail = lost_tail(&log, &salvage, super::read_end(data_dir));
+            let tail = lost_tail(&log, &salvage, super::recorded_end(data_dir));
             if stats.unreadable == 0 && stats.damage.is_none() && tail.is_none() {
                 return Ok(stats);
             }
@@ -333,10 +337,12 @@ pub fn stats(data_dir: &Path) -> Result<Stats, LogError> {
             side.problems.extend(tail);
             (side, stats.size_on_disk)
         }
-        Err(LogError::Damaged { detail, .. }) => (SledSide::failed(detail), size_of(&data_dir.join(DB_DIR))),
+        Err(LogError::Damaged { detail, .. } | LogError::Storage { message: detail, .. }) => {
+            (SledSide::failed(detail), size_of(&data_dir.join(DB_DIR)))
+        }
         Err(error) => return Err(error),
     };
-    let readable = merge(side, salvage, 0, super::read_end(data_dir));
+    let readable = merge(side, salvage, 0, super::recorded_end(data_dir));
     let mut stats = Stats {
         size_on_disk: size,
         from_raw: readable.from_raw,
@@ -376,9 +382,14 @@ pub fn repair(data_dir: &Path, now: Timestamp) -> Result<Option<RepairReport>, L
     let salvage = salvage::scan(&log_dir);
     let (_, side) = examine(data_dir, &salvage)?;
     let Some(side) = side else {
+        // A sound log behind an unreadable end marker: the marker is what
+        // needs mending (a directory in its place stays, and is reported).
+        if super::read_end(data_dir).is_err() {
+            super::write_end(data_dir, salvage.events.keys().next_back().map_or(0, |seq| seq + 1));
+        }
         return Ok(None);
     };
-    let readable = merge(side, salvage, 0, super::read_end(data_dir));
+    let readable = merge(side, salvage, 0, super::recorded_end(data_dir));
     let mut holes: Vec<Hole> = readable.holes.clone();
 
     // The new log, built aside.
