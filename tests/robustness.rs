@@ -194,3 +194,39 @@ fn a_large_body_parses_in_linear_time() {
     // The fixture meters four models (one of them exhausted) besides the added ones.
     assert_eq!(usage.windows.len(), 20_004);
 }
+
+/// A server's error text is shown as one line of plain text: no forged
+/// lines, no terminal escapes, no NUL, for every provider and status.
+#[test]
+fn error_messages_are_one_plain_line() {
+    use quotatrack::providers::{ProviderId, Response};
+    let hostile = "\u{1b}[2J\u{1b}]0;PWNED\u{7}line1\r\nFAKE: quotatrack: all good\n\u{1b}[31mred\u{0}nul\t\u{85}end";
+    let bodies = [
+        hostile.to_owned(),
+        serde_json::json!({"error": {"message": hostile}}).to_string(),
+        serde_json::json!({"message": hostile, "detail": hostile}).to_string(),
+    ];
+    let now = "2026-08-22T12:00:00Z".parse().unwrap();
+    for provider in ProviderId::ALL {
+        for status in [400, 401, 403, 404, 429, 500, 503] {
+            for body in &bodies {
+                let headers = vec![("content-type".to_owned(), "text/plain".to_owned())];
+                let response = Response {
+                    status,
+                    headers: &headers,
+                    body: body.as_bytes(),
+                };
+                let error = provider.provider().parse(&response, now).unwrap_err();
+                let message = error.to_string();
+                assert!(
+                    !message.chars().any(char::is_control),
+                    "{provider} {status}: {message:?}"
+                );
+                assert!(
+                    message.contains("line1 FAKE: quotatrack: all good"),
+                    "{provider} {status}: {message:?}"
+                );
+            }
+        }
+    }
+}

@@ -107,6 +107,7 @@ impl FetchError {
 
     /// An error of `kind` carrying `message`.
     pub fn new(kind: ErrorKind, message: String) -> Self {
+        let message = bounded(&message);
         match kind {
             ErrorKind::Auth => FetchError::Auth { message },
             ErrorKind::RateLimited => FetchError::RateLimited {
@@ -382,9 +383,17 @@ pub(super) fn envelope_code(json: &Value) -> Option<String> {
         .find_map(|v| text(v).or_else(|| number(v).map(|n| n.to_string())))
 }
 
-/// Cuts a message to [`MAX_MESSAGE_CHARS`] characters.
+/// A provider's words as one line of plain text, at most
+/// `MAX_MESSAGE_CHARS` characters: control characters (newlines, terminal
+/// escapes, NUL) become spaces and runs of white space one space, so a
+/// server cannot forge lines or drive the terminal that shows the error.
 fn bounded(message: &str) -> String {
-    let message = message.trim();
+    let message: String = message
+        .split(|c: char| c.is_control() || c.is_whitespace())
+        .filter(|word| !word.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ");
+    let message = message.as_str();
     match message.char_indices().nth(MAX_MESSAGE_CHARS) {
         Some((cut, _)) => format!("{}…", &message[..cut]),
         None => message.to_owned(),
