@@ -74,20 +74,26 @@ impl Scratch {
     /// A data dir with a log and a snapshot, from one refresh over the
     /// fixtures.
     fn filled(&self, data: &str) {
-        let output = finish(
-            self.command(data, &["--fixtures", &self.text("fx"), "status", "--refresh"])
-                .stdin(Stdio::null())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap(),
-        );
+        let output = output(&mut self.command(data, &["--fixtures", &self.text("fx"), "status", "--refresh"]));
         assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     }
 }
 
 /// Waits for `child` at most [`LIMIT`]; past that it is killed and the
 /// test fails.
+/// Runs `command` to its end with no input, its output captured, within
+/// the same bound as [`finish`].
+fn output(command: &mut Command) -> Output {
+    finish(
+        command
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    )
+}
+
 fn finish(child: Child) -> Output {
     let pid = child.id();
     let (sender, receiver) = mpsc::channel();
@@ -230,15 +236,7 @@ fn a_second_owner_exits_3_naming_the_owners_pid() {
         vec!["demo", "--hours", "1"],
     ];
     for args in needing {
-        let output = finish(
-            scratch
-                .command("data", &args)
-                .stdin(Stdio::null())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap(),
-        );
+        let output = output(&mut scratch.command("data", &args));
         let said = stderr(&output);
         assert_eq!(output.status.code(), Some(3), "{args:?}: {said}");
         assert!(said.contains(&pid), "{args:?} does not name {pid}: {said}");
@@ -287,15 +285,7 @@ fn a_bad_config_is_the_first_and_only_line_with_file_line_and_key() {
         ];
         for args in commands {
             let mut command = scratch.command("data", &["--config", config]);
-            let output = finish(
-                command
-                    .args(&args)
-                    .stdin(Stdio::null())
-                    .stdout(Stdio::piped())
-                    .stderr(Stdio::piped())
-                    .spawn()
-                    .unwrap(),
-            );
+            let output = output(command.args(&args));
             let said = stderr(&output);
             assert_eq!(output.status.code(), Some(2), "{args:?}: {said}");
             assert_eq!(said.lines().count(), 1, "{args:?} said more than one line: {said}");
@@ -516,15 +506,7 @@ fn a_directory_where_the_snapshot_goes_is_named_once_and_kept() {
         vec!["status"],
         vec!["--fixtures", fx.as_str(), "watch"],
     ] {
-        let output = finish(
-            scratch
-                .command("data", &args)
-                .stdin(Stdio::null())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap(),
-        );
+        let output = output(&mut scratch.command("data", &args));
         let said = stderr(&output);
         assert_eq!(output.status.code(), Some(2), "{args:?}: {said}");
         assert_eq!(said.lines().count(), 1, "{args:?}: {said}");
@@ -764,14 +746,7 @@ fn credential_hints_name_only_enabled_providers() {
             .env("HOME", scratch.path("home"))
             .env("XDG_CONFIG_HOME", scratch.path("home/.config"))
             .env("QUOTATRACK_CONFIG", &config);
-        finish(
-            command
-                .stdin(Stdio::null())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap(),
-        )
+        output(&mut command)
     };
     let refresh = run(&["status", "--refresh"]);
     let hints = stderr(&refresh);
