@@ -19,6 +19,8 @@ use std::time::Duration;
 use quotatrack::events::Envelope;
 use quotatrack::log::salvage;
 
+use crate::support::Rng;
+
 /// How long any one command may take.
 const LIMIT: Duration = Duration::from_secs(10);
 
@@ -143,18 +145,6 @@ fn works_or_refuses(ran: &Ran, what: &str) -> bool {
     }
 }
 
-/// A small seeded generator; the seed is printed so a failure can be rerun.
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n.max(1)
-    }
-}
-
 /// One way of damaging the log directory.
 enum Damage {
     Flip { file: &'static str, offset: u64 },
@@ -243,12 +233,7 @@ fn copy_dir(from: &Path, to: &Path) {
 
 #[test]
 fn every_command_on_every_damage_ends_in_time_and_repair_restores_the_data_dir() {
-    let seed = std::env::var("QUOTATRACK_FAULT_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0x0dd_f1a9_u64);
-    println!("fault test seed {seed} (QUOTATRACK_FAULT_SEED)");
-    let mut rng = Rng(seed);
+    let mut rng = Rng::seeded("QUOTATRACK_FAULT_SEED", 0x0dd_f1a9_u64);
     let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/providers");
     let root = tempfile::tempdir().unwrap();
     let base = root.path().join("base");

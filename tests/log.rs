@@ -16,7 +16,7 @@ use quotatrack::providers::ProviderId;
 use quotatrack::status::{self, StatusOptions};
 
 use crate::projection::{at, window};
-use crate::support::quotatrack;
+use crate::support::{Rng, quotatrack};
 
 fn v1_log() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/logs/v1-every-event.jsonl")
@@ -113,26 +113,9 @@ impl Appender {
     }
 }
 
-/// A small seeded generator; the seed is printed so a failure can be rerun.
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n
-    }
-}
-
 #[test]
 fn appends_that_returned_survive_sigkill() {
-    let seed = std::env::var("QUOTATRACK_CRASH_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0x5eed_cafe_u64);
-    println!("crash test seed {seed} (QUOTATRACK_CRASH_SEED)");
-    let mut rng = Rng(seed);
+    let mut rng = Rng::seeded("QUOTATRACK_CRASH_SEED", 0x5eed_cafe_u64);
     let dir = tempfile::tempdir().unwrap();
     for round in 0..50 {
         let mut appender = Appender::start(dir.path());

@@ -128,3 +128,25 @@ pub fn exchange(provider: ProviderId, name: &str) -> RecordedExchange {
     let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
+
+/// A small seeded generator (xorshift) for tests that pick offsets or
+/// counts at random; its seed is printed so a failure can be rerun.
+pub struct Rng(u64);
+
+impl Rng {
+    /// The generator seeded from the environment variable `var`, else
+    /// `default`; prints which seed it uses and how to set it.
+    pub fn seeded(var: &str, default: u64) -> Rng {
+        let seed = std::env::var(var).ok().and_then(|s| s.parse().ok()).unwrap_or(default);
+        println!("seed {seed} ({var})");
+        Rng(seed)
+    }
+
+    /// A number below `n` (0 when `n` is 0).
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n.max(1)
+    }
+}
