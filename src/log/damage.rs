@@ -219,7 +219,8 @@ impl RepairReport {
 /// sled's recovery may write).
 pub fn verify(data_dir: &Path) -> Result<Verified, LogError> {
     let salvage = salvage::scan(&data_dir.join(DB_DIR));
-    let (sled_report, side) = examine(data_dir, &salvage)?;
+    let recorded = super::recorded_end(data_dir);
+    let (sled_report, side) = examine(data_dir, &salvage, recorded)?;
     let Some(side) = side else {
         return Ok(Verified {
             sled: sled_report,
@@ -228,20 +229,22 @@ pub fn verify(data_dir: &Path) -> Result<Verified, LogError> {
     };
     Ok(Verified {
         sled: sled_report,
-        damaged: Some(merge(side, salvage, 0, super::recorded_end(data_dir))),
+        damaged: Some(merge(side, salvage, 0, recorded)),
     })
 }
 
 /// sled's full check of a copy of the log, with any tail it lost; when
 /// anything is wrong, also what sled can still read, to merge with the
 /// raw files. `(None, Some(_))`: sled cannot open the log at all.
-fn examine(data_dir: &Path, salvage: &Salvage) -> Result<(Option<VerifyReport>, Option<SledSide>), LogError> {
+fn examine(
+    data_dir: &Path,
+    salvage: &Salvage,
+    recorded: Option<u64>,
+) -> Result<(Option<VerifyReport>, Option<SledSide>), LogError> {
     match Log::open_copy(data_dir) {
         Ok(log) => {
             let mut report = log.verify();
-            report
-                .problems
-                .extend(lost_tail(&log, salvage, super::recorded_end(data_dir)));
+            report.problems.extend(lost_tail(&log, salvage, recorded));
             if report.problems.is_empty() {
                 return Ok((Some(report), None));
             }
@@ -262,6 +265,7 @@ fn examine(data_dir: &Path, salvage: &Salvage) -> Result<(Option<VerifyReport>, 
 pub fn export(data_dir: &Path, since: u64, out: &mut impl Write) -> Result<ExportReport, LogError> {
     let mut report = ExportReport::default();
     let salvage = salvage::scan(&data_dir.join(DB_DIR));
+    let recorded = super::recorded_end(data_dir);
     let (side, from) = match Log::open_copy(data_dir) {
         Ok(log) => {
             let mut entries = log.read_from(since);
@@ -280,7 +284,7 @@ pub fn export(data_dir: &Path, since: u64, out: &mut impl Write) -> Result<Expor
                     }
                 }
             }
-            let tail = lost_tail(&log, &salvage, super::recorded_end(data_dir));
+            let tail = lost_tail(&log, &salvage, recorded);
             if first_problem.is_none() && tail.is_none() {
                 out.flush().map_err(LogError::Output)?;
                 return Ok(report);
@@ -302,7 +306,7 @@ pub fn export(data_dir: &Path, since: u64, out: &mut impl Write) -> Result<Expor
         }
         Err(error) => return Err(error),
     };
-    let readable = merge(side, salvage, from, super::recorded_end(data_dir));
+    let readable = merge(side, salvage, from, recorded);
     for json in readable.events.values() {
         write_line(out, json)?;
         report.written += 1;
@@ -326,10 +330,11 @@ pub fn export(data_dir: &Path, since: u64, out: &mut impl Write) -> Result<Expor
 /// `log stats` over a data dir; on a damaged log, over every readable event.
 pub fn stats(data_dir: &Path) -> Result<Stats, LogError> {
     let salvage = salvage::scan(&data_dir.join(DB_DIR));
+    let recorded = super::recorded_end(data_dir);
     let (side, size) = match Log::open_copy(data_dir) {
         Ok(log) => {
             let stats = log.stats();
-            let tail = lost_tail(&log, &salvage, super::recorded_end(data_dir));
+            let tail = lost_tail(&log, &salvage, recorded);
             if stats.unreadable == 0 && stats.damage.is_none() && tail.is_none() {
                 return Ok(stats);
             }
@@ -342,7 +347,7 @@ pub fn stats(data_dir: &Path) -> Result<Stats, LogError> {
         }
         Err(error) => return Err(error),
     };
-    let readable = merge(side, salvage, 0, super::recorded_end(data_dir));
+    let readable = merge(side, salvage, 0, recorded);
     let mut stats = Stats {
         size_on_disk: size,
         from_raw: readable.from_raw,
@@ -380,7 +385,8 @@ pub fn import(data_dir: &Path, input: impl std::io::BufRead) -> Result<u64, LogE
 pub fn repair(data_dir: &Path, now: Timestamp) -> Result<Option<RepairReport>, LogError> {
     let log_dir = data_dir.join(DB_DIR);
     let salvage = salvage::scan(&log_dir);
-    let (_, side) = examine(data_dir, &salvage)?;
+    let recorded = super::recorded_end(data_dir);
+    let (_, side) = examine(data_dir, &salvage, recorded)?;
     let Some(side) = side else {
         // A sound log behind an unreadable end marker: the marker is what
         // needs mending (a directory in its place stays, and is reported).
@@ -389,7 +395,7 @@ pub fn repair(data_dir: &Path, now: Timestamp) -> Result<Option<RepairReport>, L
         }
         return Ok(None);
     };
-    let readable = merge(side, salvage, 0, super::recorded_end(data_dir));
+    let readable = merge(side, salvage, 0, recorded);
     let mut holes: Vec<Hole> = readable.holes.clone();
 
     // The new log, built aside.
