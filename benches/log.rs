@@ -37,7 +37,7 @@ fn main() {
         journal.record(cycle_events(start, cycle)).unwrap();
     }
     let append = began.elapsed();
-    let appended = journal.log().next_seq();
+    let appended = journal.next_seq();
     drop(journal);
 
     // A large log, written by import (batched, one flush at the end).

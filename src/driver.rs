@@ -14,15 +14,12 @@ use std::collections::BTreeMap;
 
 use jiff::Timestamp;
 
-use crate::events::{Event, Outcome, Stream};
+use crate::events::{Event, Outcome, Stamped, Stream};
 use crate::exchange::RecordedExchange;
 use crate::machines::tracker::{Decisions, Fetched, Input, Machine, Rules, State, Tracker};
 use crate::providers::{ErrorKind, ProviderId};
 use crate::store::{Entry, Store};
 use crate::wire::{ErrorBody, Window};
-
-/// One event to record: when, which stream, what.
-pub type Item = (Timestamp, Stream, Event);
 
 /// The credentials a cycle found for one provider: fingerprint and source.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,6 +60,19 @@ impl Driver {
         Driver { rules, slots }
     }
 
+    /// Drives `providers` from now on: the trackers of the ones already
+    /// driven go on, new ones resume from `store` (as a restarted engine's
+    /// would), and the others stop.
+    pub fn set_providers(&mut self, providers: &[ProviderId], store: &Store) {
+        self.slots.retain(|id, _| providers.contains(id));
+        for id in providers {
+            if !self.slots.contains_key(id) {
+                self.slots
+                    .insert(*id, Slot::resume(self.rules, store.providers.get(id)));
+            }
+        }
+    }
+
     /// The rules in force.
     pub fn rules(&self) -> Rules {
         self.rules
@@ -93,7 +103,7 @@ impl Driver {
 
     /// The credentials found for `provider` at `at`: an input event and its
     /// decisions when they differ from what the tracker knows, else nothing.
-    pub fn credentials(&mut self, provider: ProviderId, at: Timestamp, found: Option<Found>) -> Vec<Item> {
+    pub fn credentials(&mut self, provider: ProviderId, at: Timestamp, found: Option<Found>) -> Vec<Stamped> {
         let Some(slot) = self.slots.get_mut(&provider) else {
             return Vec::new();
         };
@@ -115,7 +125,7 @@ impl Driver {
     }
 
     /// A poll of `provider` at `at`: its decisions, and whether to fetch.
-    pub fn poll(&mut self, provider: ProviderId, at: Timestamp) -> (Vec<Item>, bool) {
+    pub fn poll(&mut self, provider: ProviderId, at: Timestamp) -> (Vec<Stamped>, bool) {
         match self.slots.get_mut(&provider) {
             Some(slot) => slot.handle(provider, at, &Input::Poll { now: at }),
             None => (Vec::new(), false),
@@ -124,7 +134,7 @@ impl Driver {
 
     /// A forced refresh of `provider` at `at`: its decisions, and whether
     /// to fetch.
-    pub fn demand(&mut self, provider: ProviderId, at: Timestamp) -> (Vec<Item>, bool) {
+    pub fn demand(&mut self, provider: ProviderId, at: Timestamp) -> (Vec<Stamped>, bool) {
         match self.slots.get_mut(&provider) {
             Some(slot) => slot.handle(provider, at, &Input::Demand { now: at }),
             None => (Vec::new(), false),
@@ -140,7 +150,7 @@ impl Driver {
         exchange: Option<RecordedExchange>,
         outcome: Outcome,
         elapsed_ms: u64,
-    ) -> Vec<Item> {
+    ) -> Vec<Stamped> {
         let Some(slot) = self.slots.get_mut(&provider) else {
             return Vec::new();
         };
@@ -186,11 +196,11 @@ impl Slot {
 
     /// Hands one input to the machine and turns its decisions into events:
     /// transitions, then the fetch, then the bookkeeping if it changed.
-    fn handle(&mut self, provider: ProviderId, at: Timestamp, input: &Input) -> (Vec<Item>, bool) {
+    fn handle(&mut self, provider: ProviderId, at: Timestamp, input: &Input) -> (Vec<Stamped>, bool) {
         let stream = Stream::Tracker(provider);
         let mut decisions = Decisions::default();
         self.machine.handle_with_context(input, &mut decisions);
-        let mut items: Vec<Item> = decisions
+        let mut items: Vec<Stamped> = decisions
             .transitions
             .into_iter()
             .map(|transition| {
@@ -256,11 +266,6 @@ pub fn read_exchange_with_body(exchange: &RecordedExchange, body: &[u8], at: Tim
             error: ErrorBody::from(&error),
         },
     }
-}
-
-/// The outcome of a request that got no answer.
-pub fn no_answer(provider: ProviderId, reason: &str) -> Outcome {
-    failed(provider, ErrorKind::Unavailable, reason)
 }
 
 /// The outcome of a fetch that ended without a usable response.

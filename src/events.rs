@@ -65,6 +65,10 @@ pub enum Stream {
     Tracker(ProviderId),
 }
 
+/// An event stamped with its clock reading and stream, before the log
+/// numbers it: what the machines' decisions become and a journal records.
+pub type Stamped = (Timestamp, Stream, Event);
+
 /// Everything that can happen, version 1. Written by the derived
 /// `Serialize`; read only through [`Envelope::from_json`].
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -118,6 +122,15 @@ pub enum Event {
         indicator: String,
         /// The page's one-line description.
         description: Option<String>,
+        /// The page as fetched (no secrets: a public page), so replay reads
+        /// it again; `None` when no page came back, in logs written before
+        /// pages were kept, or when retention dropped it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        exchange: Option<Box<RecordedExchange>>,
+        /// The page's body repeats the provider's previous page and is not
+        /// stored again (as `fetch_completed`'s).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        body_repeated: bool,
     },
     /// Settings were loaded or patched; the patch is the changed keys only.
     SettingsChanged {
@@ -565,6 +578,8 @@ impl Flat {
                 provider: required(provider, "provider", "status_checked")?,
                 indicator: required(self.indicator, "indicator", "status_checked")?,
                 description: self.description,
+                exchange: self.exchange,
+                body_repeated: self.body_repeated,
             },
             Kind::SettingsChanged => Event::SettingsChanged {
                 patch: required(self.patch, "patch", "settings_changed")?,

@@ -19,11 +19,12 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::answers::{Reading, Reply};
 use crate::events::Event;
 use crate::exchange::RecordedExchange;
 use crate::providers::decode::{array_at, at, text, text_at};
-use crate::providers::{ProviderId, Response};
-use crate::transport::TransportError;
+use crate::providers::{AuthScheme, Method, ProviderId, Response};
+use crate::transport::{Purpose, Request};
 
 /// The Gemini product in the Google incidents feed (Antigravity runs on it too).
 pub const GEMINI_PRODUCT: &str = "npdyhgECDJ6tB66MxXyo";
@@ -257,12 +258,41 @@ pub fn read(provider: ProviderId, exchange: &RecordedExchange) -> Result<Health,
     exchange.response.read(|response| feed.parse(response))
 }
 
-/// The event recording what a status page request came to: the reading,
-/// or `unknown` with the reason it could not be read.
-pub fn checked(provider: ProviderId, answer: Result<RecordedExchange, TransportError>) -> Event {
-    let reading = answer
-        .map_err(|error| format!("status page: {error}"))
-        .and_then(|exchange| read(provider, &exchange));
+/// The status page request of `provider`, if it has a status page.
+pub fn request(provider: ProviderId) -> Option<Request> {
+    let feed = Feed::of(provider)?;
+    Some(Request {
+        provider,
+        purpose: Purpose::StatusPage,
+        method: Method::Get,
+        origin: feed.origin().to_owned(),
+        path: feed.path().to_owned(),
+        headers: vec![("accept".to_owned(), "application/json".to_owned())],
+        secret_headers: Vec::new(),
+        body: None,
+        auth: AuthScheme::Bearer,
+        credential: None,
+    })
+}
+
+/// The event recording what a status page request came to: the reading
+/// (with the page, so replay reads it again), or `unknown` with the reason
+/// it could not be read.
+pub fn checked(provider: ProviderId, reply: Reply) -> Event {
+    let (reading, exchange) = match reply {
+        Reply::Response(exchange) => (read(provider, &exchange), Some(Box::new(exchange))),
+        Reply::Failed { reason, .. } => (Err(format!("status page: {reason}")), None),
+        Reply::Read(Reading::Page { indicator, description }) => {
+            return Event::StatusChecked {
+                provider,
+                indicator,
+                description,
+                exchange: None,
+                body_repeated: false,
+            };
+        }
+        Reply::Read(Reading::Usage(_)) => (Err("status page: no page recorded".to_owned()), None),
+    };
     let (indicator, description) = match reading {
         Ok(health) => (health.indicator, health.description),
         Err(reason) => (Indicator::Unknown, Some(reason)),
@@ -271,5 +301,7 @@ pub fn checked(provider: ProviderId, answer: Result<RecordedExchange, TransportE
         provider,
         indicator: indicator.as_str().to_owned(),
         description,
+        exchange,
+        body_repeated: false,
     }
 }

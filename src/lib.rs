@@ -60,6 +60,7 @@
 
 #![deny(missing_docs)]
 
+pub mod answers;
 pub mod cli;
 pub mod clock;
 pub mod config;

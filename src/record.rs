@@ -71,8 +71,7 @@ pub async fn record(
     // Redacted again here, whatever the transport did: this is the last
     // step before a file that is meant to be shared.
     let redactor = Redactor::new(request.secrets());
-    let exchange = redactor
-        .answer(transport.send(&request).await)
+    let exchange = crate::transport::redacted(&redactor, transport.send(&request).await)
         .map_err(|error| RecordError::Transport { provider, error })?;
     let text = serde_json::to_string_pretty(&exchange).expect("an exchange always serializes");
     if redactor.leaked(&text) {

@@ -36,7 +36,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_json::Value;
 
 use crate::exchange::RecordedExchange;
-use crate::transport::{Refusal, TransportError};
 use forms::Forms;
 
 /// What replaces a secret.
@@ -155,47 +154,6 @@ impl Redactor {
             .collect();
         exchange.response.headers = self.headers(response);
         self.json(&mut exchange.response.body);
-    }
-
-    /// A transport error with every secret removed from what it says (a
-    /// network error quotes the URL it failed on, which a redirect chose).
-    pub fn error(&self, error: TransportError) -> TransportError {
-        match error {
-            TransportError::Network(message) => TransportError::Network(self.text(&message)),
-            TransportError::Client(message) => TransportError::Client(self.text(&message)),
-            TransportError::Expired { origin, fix } => TransportError::Expired {
-                origin: self.text(&origin),
-                fix,
-            },
-            TransportError::Timeout { millis } => TransportError::Timeout { millis },
-            TransportError::TooLarge { limit } => TransportError::TooLarge { limit },
-            TransportError::NothingRecorded(provider) => TransportError::NothingRecorded(provider),
-            // The target's origin is the server's choice and could spell a secret.
-            TransportError::Redirected(refusal) => TransportError::Redirected(match refusal {
-                Refusal::ForeignOrigin { target } => Refusal::ForeignOrigin {
-                    target: self.text(&target),
-                },
-                Refusal::Downgrade { target } => Refusal::Downgrade {
-                    target: self.text(&target),
-                },
-                Refusal::TooMany { target, max } => Refusal::TooMany {
-                    target: self.text(&target),
-                    max,
-                },
-            }),
-        }
-    }
-
-    /// What a transport answered, redacted: the one call every live
-    /// transport makes before handing an answer on.
-    pub fn answer(&self, answer: Result<RecordedExchange, TransportError>) -> Result<RecordedExchange, TransportError> {
-        match answer {
-            Ok(mut exchange) => {
-                self.exchange(&mut exchange);
-                Ok(exchange)
-            }
-            Err(error) => Err(self.error(error)),
-        }
     }
 
     /// Whether any known secret, in any of its forms, still appears in `text`.
@@ -355,7 +313,7 @@ mod tests {
             },
         }))
         .unwrap();
-        exchange = redactor.answer(Ok(exchange)).unwrap();
+        redactor.exchange(&mut exchange);
         assert_eq!(exchange.request.url, "https://h.test/u?t=[redacted]");
         let headers: Vec<(&str, &str)> = exchange
             .response
@@ -370,9 +328,8 @@ mod tests {
             [("[redacted]", "2"), ("[redacted]#2", "1"), ("x-echo", "[redacted]g==")]
         );
         assert_eq!(exchange.response.body, "<html><title>[redacted]</title></html>");
-        let error = TransportError::Network("error following redirect for url (https://h.test/?k=TOK-123456)".into());
         assert_eq!(
-            redactor.answer(Err(error)).unwrap_err().to_string(),
+            redactor.text("error following redirect for url (https://h.test/?k=TOK-123456)"),
             "error following redirect for url (https://h.test/?k=[redacted])"
         );
     }

@@ -2,7 +2,7 @@
 //! engine events out ([`EngineEvent`]), the embedding API behind
 //! `quotatrack serve --stdio`.
 //!
-//! [`Engine::handle`] records the host event (the controller's input) on
+//! [`Engine::handle`](crate::engine::Engine::handle) records the host event (the controller's input) on
 //! the controller stream, hands it to the controller machine with the facts
 //! of the moment, records the transitions it made, and performs its effects
 //! in order: a fetch runs through the tracker of that provider (so the
@@ -20,7 +20,6 @@ use jiff::{SignedDuration, Timestamp};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::engine::{Engine, EngineError, changed_keys};
 use crate::events::{Event, HostEvent, Stream};
 use crate::machines::controller::{self, Context, Controller, Effect, Facts, Fetch, Input, ProviderFacts, Trigger};
 use crate::providers::ProviderId;
@@ -80,219 +79,13 @@ pub struct Shown {
     pub display: String,
 }
 
-/// The controller machine and what it works with.
-pub struct Session {
-    machine: controller::Machine,
-    settings: Settings,
-    /// The provider of the host's current model.
-    model: Option<ProviderId>,
-    /// The host's current model id, for what a request to it costs.
-    model_id: Option<String>,
-    /// A patch waiting for the controller's `LoadSettings`.
-    patch: Option<Value>,
-    /// Why the last patch was refused.
-    rejection: Option<String>,
-    /// The last `update_current` and `update_all` sent, to send only changes.
-    sent: Sent,
-    /// A host event is being handled: its records are held until it shows
-    /// it changed something ([`Engine::handle`]).
-    holding: bool,
-}
-
-impl Session {
-    pub(crate) fn new(settings: Settings) -> Session {
-        Session {
-            machine: Controller::machine(),
-            settings,
-            model: None,
-            model_id: None,
-            patch: None,
-            rejection: None,
-            sent: Sent::default(),
-            holding: false,
-        }
-    }
-}
-
-impl Engine {
-    /// Starts the controller as the owner of the data dir: it loads the
-    /// settings and says `ready`.
-    pub async fn start(&mut self) -> Result<Vec<EngineEvent>, EngineError> {
-        self.drive(Input::Start).await
-    }
-
-    /// Handles one host event; returns what the host should be told.
-    ///
-    /// The host event and the controller's decisions are recorded only
-    /// when handling it changed something: something else was recorded (a
-    /// fetch, settings), the host was told something, or the controller
-    /// (its state, its storage, the model) is not as it was. A host event
-    /// that changed nothing leaves no trace, so the log and the memory of
-    /// a long session grow with what happened, not with how often the host
-    /// spoke; replay sees the same decisions either way.
-    pub async fn handle(&mut self, host: HostEvent) -> Result<Vec<EngineEvent>, EngineError> {
-        let at = self.clock.now();
-        let before = (
-            self.session.machine.state().clone(),
-            self.session.machine.inner().clone(),
-            self.session.model,
-            self.journal.log().next_seq(),
-        );
-        let reported = Event::HostReported { host: host.clone() };
-        self.journal.hold([(at, Stream::Controller, reported)]);
-        let trigger = trigger(&host);
-        match host {
-            HostEvent::ModelChanged { provider, model } => {
-                self.session.model = detect(provider.as_deref(), &model);
-                self.session.model_id = Some(model);
-            }
-            HostEvent::SettingsPatch { patch } => self.session.patch = Some(patch),
-            _ => {}
-        }
-        self.session.holding = true;
-        let told = self.drive(Input::Trigger(trigger)).await;
-        self.session.holding = false;
-        let told = told?;
-        let after = (
-            self.session.machine.state().clone(),
-            self.session.machine.inner().clone(),
-            self.session.model,
-            self.journal.log().next_seq(),
-        );
-        if told.is_empty() && after == before {
-            self.journal.drop_held();
-        } else {
-            self.journal.record([])?;
-        }
-        Ok(told)
-    }
-
-    /// The settings in force.
-    pub fn settings(&self) -> &Settings {
-        &self.session.settings
-    }
-
-    /// The controller's state name.
-    pub fn controller_state(&self) -> &'static str {
-        self.session.machine.state().name()
-    }
-
-    /// Feeds `input` and every answer and step after it to the controller.
-    async fn drive(&mut self, input: Input) -> Result<Vec<EngineEvent>, EngineError> {
-        let mut told = Vec::new();
-        let mut next = Some(input);
-        while let Some(input) = next.take() {
-            let now = self.clock.now();
-            let facts = facts(self.journal.store(), &self.session.settings, self.session.model, now);
-            let mut context = Context::new(facts);
-            self.session.machine.handle_with_context(&input, &mut context);
-            if self.session.holding {
-                self.journal.hold(decisions(&context));
-            } else {
-                self.journal.record(decisions(&context))?;
-            }
-            for effect in context.effects {
-                if let Some(answer) = self.perform(effect, &mut told).await? {
-                    next = Some(answer);
-                }
-            }
-            if next.is_none() && self.session.machine.state().steps() {
-                next = Some(Input::Step);
-            }
-        }
-        Ok(told)
-    }
-
-    /// Performs one effect; returns the answer it has for the controller.
-    async fn perform(&mut self, effect: Effect, told: &mut Vec<EngineEvent>) -> Result<Option<Input>, EngineError> {
-        let settings = || self.session.settings.to_json();
-        Ok(match effect {
-            // Building the engine took the data dir's lock.
-            Effect::Guard => Some(Input::Guarded { owner: true }),
-            Effect::LoadSettings => Some(Input::SettingsLoaded {
-                accepted: self.load_settings()?,
-            }),
-            Effect::EmitReady => {
-                told.push(EngineEvent::Ready { settings: settings() });
-                None
-            }
-            Effect::EmitAlreadyActive => {
-                told.push(EngineEvent::AlreadyActive);
-                None
-            }
-            Effect::EmitSettingsUpdated => {
-                told.push(EngineEvent::SettingsUpdated { settings: settings() });
-                None
-            }
-            Effect::EmitSettingsRejected => {
-                let message = self.session.rejection.take().unwrap_or_default();
-                told.push(EngineEvent::Error { line: None, message });
-                None
-            }
-            Effect::FetchUsage { provider, force } => {
-                let report = if force {
-                    self.force_refresh(Some(provider)).await?
-                } else {
-                    self.refresh(Some(provider)).await?
-                };
-                let sent = report.fetched.contains(&provider);
-                Some(Input::Fetched(fetched(self.journal.store(), provider, sent)))
-            }
-            Effect::EmitCurrent => {
-                self.emit(told);
-                None
-            }
-            // Selections were recorded with the transitions; an owner has no
-            // one to forward to.
-            Effect::Select(_) | Effect::Forward(_) => None,
-        })
-    }
-
-    /// Applies the pending patch, if any: recorded when accepted, the
-    /// reason kept when not. Loading without a patch always succeeds.
-    fn load_settings(&mut self) -> Result<bool, EngineError> {
-        let Some(patch) = self.session.patch.take() else {
-            return Ok(true);
-        };
-        let (next, changed) = match patched(&self.session.settings, &patch) {
-            Ok(patched) => patched,
-            Err(error) => {
-                self.session.rejection = Some(format!("settings_patch: {error}"));
-                return Ok(false);
-            }
-        };
-        if !changed.is_empty() {
-            let event = Event::SettingsChanged {
-                patch: Value::Object(changed),
-            };
-            self.journal.record([(self.clock.now(), Stream::Engine, event)])?;
-        }
-        self.driver.set_rules(next.rules(self.driver.rules()));
-        self.status_ttl = next.status_ttl();
-        self.session.settings = next;
-        Ok(true)
-    }
-
-    /// Tells the host the current provider and all providers, each only
-    /// when it differs from what it was last told.
-    fn emit(&mut self, told: &mut Vec<EngineEvent>) {
-        let now = self.clock.now();
-        let view = status::view(self.journal.store(), now, &self.status_options);
-        let current = self.session.machine.inner().current();
-        let enabled = self.session.settings.providers.iter();
-        let shown = enabled.filter_map(|id| view.providers.iter().find(|p| p.id == *id));
-        let model = self.session.model_id.as_deref();
-        told.extend(self.session.sent.changed(updates(&view, current, model, shown, now)));
-    }
-}
-
-/// The last `update_current` and `update_all` a host was sent.
+/// The last `update_current` and `update_all` a host was told.
 #[derive(Debug, Default)]
-struct Sent([Option<String>; 2]);
+pub(crate) struct Told([Option<String>; 2]);
 
-impl Sent {
+impl Told {
     /// The updates that differ from the last ones sent (now the last ones).
-    fn changed(&mut self, updates: [EngineEvent; 2]) -> Vec<EngineEvent> {
+    pub(crate) fn changed(&mut self, updates: [EngineEvent; 2]) -> Vec<EngineEvent> {
         let mut told = Vec::new();
         for (event, sent) in updates.into_iter().zip(&mut self.0) {
             let json = serde_json::to_string(&event).expect("engine events serialize");
@@ -307,7 +100,7 @@ impl Sent {
 
 /// `update_current` for `current` and `update_all` for `shown`, from
 /// `view` at `now`, each with its display string.
-fn updates<'v>(
+pub(crate) fn updates<'v>(
     view: &'v Status,
     current: Option<ProviderId>,
     model: Option<&str>,
@@ -419,9 +212,9 @@ pub fn trigger(host: &HostEvent) -> Trigger {
 pub(crate) fn patched(settings: &Settings, patch: &Value) -> Result<(Settings, Map<String, Value>), SettingsError> {
     let next = settings.patched(patch)?;
     let Value::Object(before) = settings.to_json() else {
-        unreachable!("settings serialize to an object")
+        return Ok((next, Map::new()));
     };
-    let changed = changed_keys(&before, next.to_json());
+    let changed = next.changes_from(&before);
     Ok((next, changed))
 }
 
@@ -436,7 +229,7 @@ pub struct Follower {
     machine: controller::Machine,
     current: Option<ProviderId>,
     model_id: Option<String>,
-    sent: Sent,
+    told: Told,
 }
 
 impl Follower {
@@ -446,7 +239,7 @@ impl Follower {
             machine: Controller::machine(),
             current: None,
             model_id: None,
-            sent: Sent::default(),
+            told: Told::default(),
         };
         let mut effects = follower.input(Input::Start);
         effects.extend(follower.input(Input::Guarded { owner: false }));
@@ -491,7 +284,7 @@ impl Follower {
     /// What the host is told from `snapshot` at `now`: its provider and
     /// every provider, each when it differs from what the host was last told.
     pub fn shown(&mut self, snapshot: &Status, now: Timestamp) -> Vec<EngineEvent> {
-        self.sent.changed(updates(
+        self.told.changed(updates(
             snapshot,
             self.current,
             self.model_id.as_deref(),

@@ -33,7 +33,7 @@ use std::time::Duration;
 use jiff::SignedDuration;
 
 use serde::Serialize;
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
 use crate::machines::tracker::Rules;
 use crate::providers::ProviderId;
@@ -361,6 +361,20 @@ fn providers(value: &Value) -> Result<Vec<ProviderId>, SettingsError> {
 fn one_line(message: &str) -> String {
     let lines: Vec<&str> = message.lines().map(str::trim).filter(|line| !line.is_empty()).collect();
     lines.join("; ")
+}
+
+impl Settings {
+    /// The keys whose values differ from `recorded` (the settings as the
+    /// log has them): what a `settings_changed` event records.
+    pub fn changes_from(&self, recorded: &Map<String, Value>) -> Map<String, Value> {
+        let Value::Object(settings) = self.to_json() else {
+            return Map::new();
+        };
+        settings
+            .into_iter()
+            .filter(|(key, value)| recorded.get(key) != Some(value))
+            .collect()
+    }
 }
 
 #[cfg(test)]

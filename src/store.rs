@@ -147,6 +147,7 @@ impl Store {
                 provider,
                 indicator,
                 description,
+                ..
             } => {
                 let page = &mut self.entry(*provider).status_page;
                 match page {

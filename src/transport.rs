@@ -29,7 +29,6 @@ use serde_json::Value;
 use crate::clock::{BoxFuture, Clock};
 use crate::credentials::{Credential, Secret};
 use crate::exchange::{RecordedExchange, RecordedRequest, RecordedResponse};
-use crate::health::Feed;
 use crate::providers::{AuthScheme, ErrorKind, Method, ProviderId};
 use crate::redact::{REDACTED, Redactor};
 
@@ -113,23 +112,6 @@ impl Request {
             auth: spec.auth,
             credential: Some(credential),
         }
-    }
-
-    /// The status page request of `provider`, if it has a status page.
-    pub fn status_page(provider: ProviderId) -> Option<Request> {
-        let feed = Feed::of(provider)?;
-        Some(Request {
-            provider,
-            purpose: Purpose::StatusPage,
-            method: Method::Get,
-            origin: feed.origin().to_owned(),
-            path: feed.path().to_owned(),
-            headers: vec![("accept".to_owned(), "application/json".to_owned())],
-            secret_headers: Vec::new(),
-            body: None,
-            auth: AuthScheme::Bearer,
-            credential: None,
-        })
     }
 
     /// The secrets this request carries (none for a public page).
@@ -354,6 +336,52 @@ impl TransportError {
             TransportError::Redirected(_) => ErrorKind::Redirected,
             _ => ErrorKind::Unavailable,
         }
+    }
+}
+
+impl TransportError {
+    /// The error with every secret removed from what it says (a network
+    /// error quotes the URL it failed on, which a redirect chose).
+    pub fn redacted(self, redactor: &Redactor) -> TransportError {
+        match self {
+            TransportError::Network(message) => TransportError::Network(redactor.text(&message)),
+            TransportError::Client(message) => TransportError::Client(redactor.text(&message)),
+            TransportError::Expired { origin, fix } => TransportError::Expired {
+                origin: redactor.text(&origin),
+                fix,
+            },
+            TransportError::Timeout { millis } => TransportError::Timeout { millis },
+            TransportError::TooLarge { limit } => TransportError::TooLarge { limit },
+            TransportError::NothingRecorded(provider) => TransportError::NothingRecorded(provider),
+            // The target's origin is the server's choice and could spell a secret.
+            TransportError::Redirected(refusal) => TransportError::Redirected(match refusal {
+                Refusal::ForeignOrigin { target } => Refusal::ForeignOrigin {
+                    target: redactor.text(&target),
+                },
+                Refusal::Downgrade { target } => Refusal::Downgrade {
+                    target: redactor.text(&target),
+                },
+                Refusal::TooMany { target, max } => Refusal::TooMany {
+                    target: redactor.text(&target),
+                    max,
+                },
+            }),
+        }
+    }
+}
+
+/// What a transport answered, redacted: the one call every live transport
+/// makes before handing an answer on.
+pub fn redacted(
+    redactor: &Redactor,
+    answer: Result<RecordedExchange, TransportError>,
+) -> Result<RecordedExchange, TransportError> {
+    match answer {
+        Ok(mut exchange) => {
+            redactor.exchange(&mut exchange);
+            Ok(exchange)
+        }
+        Err(error) => Err(error.redacted(redactor)),
     }
 }
 
@@ -727,7 +755,7 @@ impl HttpTransport {
 
 impl Transport for HttpTransport {
     fn send<'a>(&'a self, request: &'a Request) -> BoxFuture<'a, Result<RecordedExchange, TransportError>> {
-        Box::pin(async move { Redactor::new(request.secrets()).answer(self.exchange(request).await) })
+        Box::pin(async move { redacted(&Redactor::new(request.secrets()), self.exchange(request).await) })
     }
 }
 

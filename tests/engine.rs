@@ -61,7 +61,12 @@ impl Rig {
     }
 
     pub fn events(&self) -> Vec<Envelope> {
-        self.engine.log().entries(0).map(Result::unwrap).collect()
+        self.engine
+            .log()
+            .expect("a log on disk")
+            .entries(0)
+            .map(Result::unwrap)
+            .collect()
     }
 
     /// The minutes (from the start) at which fetches started.
@@ -204,6 +209,7 @@ async fn a_fetch_that_never_answers_is_cut_off_at_five_seconds() {
     );
     let completed = engine
         .log()
+        .expect("a log on disk")
         .entries(0)
         .map(Result::unwrap)
         .find_map(|e| match e.payload {

@@ -35,7 +35,11 @@ fn read_outcomes() -> Vec<Outcome> {
         .iter()
         .map(|exchange| driver::read_exchange(exchange, start))
         .collect();
-    outcomes.push(driver::no_answer(P, "no answer within 5 s"));
+    outcomes.push(driver::failed(
+        P,
+        quotatrack::providers::ErrorKind::Unavailable,
+        "no answer within 5 s",
+    ));
     outcomes
 }
 

@@ -413,7 +413,7 @@ fn a_status_page_without_secrets_may_follow_a_redirect_to_another_origin() {
             &format!("http://127.0.0.2:{}/api/v2/status.json", moved.port()),
         )],
     );
-    let request = Request::status_page(ProviderId::Anthropic).unwrap();
+    let request = quotatrack::health::request(ProviderId::Anthropic).unwrap();
     let exchange = fetch(&first, &request).unwrap();
     assert_eq!(exchange.response.status, 200);
     assert_eq!(moved.status_requests(), 1);

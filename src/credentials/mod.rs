@@ -66,6 +66,9 @@ pub struct Credential {
     /// token: `account_id` (Codex's account header), `project` (Google's
     /// Cloud Code project), `profile_arn` (Kiro's profile).
     pub extras: BTreeMap<&'static str, Secret>,
+    /// The fingerprint of the credential this one stands in for, when
+    /// replay stands in for a recorded one (whose secret it never had).
+    stands_for: Option<String>,
 }
 
 impl Credential {
@@ -76,6 +79,16 @@ impl Credential {
             source: source.into(),
             expires_at: None,
             extras: BTreeMap::new(),
+            stands_for: None,
+        }
+    }
+
+    /// A stand-in for a recorded credential: its fingerprint and source,
+    /// and no secret (replay sends nothing).
+    pub fn recorded(fingerprint: String, source: String) -> Credential {
+        Credential {
+            stands_for: Some(fingerprint),
+            ..Credential::new(String::new(), source)
         }
     }
 
@@ -91,7 +104,10 @@ impl Credential {
 
     /// The fingerprint that events carry instead of the secret.
     pub fn fingerprint(&self) -> String {
-        self.secret.fingerprint()
+        match &self.stands_for {
+            Some(fingerprint) => fingerprint.clone(),
+            None => self.secret.fingerprint(),
+        }
     }
 }
 

@@ -1,46 +1,40 @@
-//! Replay: re-drive the inputs of a recorded log (a `log export` or an
-//! incident file) through fresh machines and the current parsers, and
-//! compare what they decide with what was recorded.
+//! Replay: run a recorded log (a `log export` or an incident file)
+//! through the engine again, with today's code, and compare what it
+//! records with what was recorded.
 //!
-//! The log is cut into cycles, each starting at an engine `clock_ticked`
-//! or `refresh_requested`. For each cycle replay does what the engine did,
-//! through the same [`Driver`]: per provider, the credentials the
-//! recording found (an absent event means "unchanged") and a poll; then
-//! every fetch the machines ask for is answered with the response recorded
-//! in that cycle, re-parsed at its recorded clock reading. The events this
-//! produces are compared one by one with the recorded ones (inputs
-//! included, so a parser that now reads a response differently shows up as
-//! a different `fetch_completed`). The first difference is the divergence.
+//! Replay does not imitate the engine: it builds the engine itself over
+//! the recording ([`Tape`] is its clock, credentials and answers; its
+//! journal records into memory) and hands it each recorded input in turn:
+//! a tick, a refresh, the settings read at a start, a host event, a host
+//! session's start. Whatever the engine then records (trackers,
+//! controller, status pages, settings) is compared one by one with what
+//! the recording holds after that input; responses are read again by
+//! today's parsers, so a parser that now reads one differently shows up as
+//! a different `fetch_completed`. The first difference is the divergence.
 //!
-//! Same code gives the same events (a property test holds this). An
-//! input-only file (no recorded decisions) is allowed: nothing is compared
-//! and the decisions made are returned.
-//!
-//! The provider set is the set of providers the file mentions: the engine
-//! records a credentials event for every provider it drives in its first
-//! cycle.
-//!
-//! The controller stream (host sessions) is replayed by [`controller`]
-//! against the same recording; the earlier of the two divergences is the
-//! one reported.
+//! The same code gives the same events (property tests hold this, one over
+//! real HTTP). An input-only file (no recorded decisions) is allowed:
+//! nothing is compared and the decisions made are returned.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::rc::Rc;
+use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use jiff::Timestamp;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::driver::{self, Driver, Found, Item};
-use crate::events::{Envelope, Event, Outcome, Stream};
-use crate::exchange::RecordedExchange;
+use crate::engine::{Engine, EngineError};
+use crate::events::{Envelope, Event, Outcome, Stamped, Stream};
+use crate::journal::Memory;
 use crate::machines::tracker::Rules;
 use crate::providers::ProviderId;
 use crate::settings::{Settings, check_recorded};
 use crate::store::Store;
 use crate::wire::rfc3339_seconds;
 
-mod controller;
+mod tape;
+
+use tape::{Tape, is_decision, starts};
 
 /// How to replay.
 #[derive(Debug, Clone, Default)]
@@ -104,63 +98,131 @@ impl Divergence {
     }
 }
 
-/// Replays `events`.
+/// Replays `events`: the engine, built over the recording ([`Tape`]),
+/// is given each recorded input in turn, and what it records is compared
+/// with what follows that input in the recording.
 pub fn replay(events: &[Envelope], options: &Options) -> Report {
-    let providers = mentioned_providers(events);
     let recorded_decisions = events.iter().filter(|e| is_decision(&e.payload)).count();
-    let compare = recorded_decisions > 0;
-    let mut settings = Settings::default();
-    let rules_for = |settings: &Settings| options.rules.unwrap_or_else(|| settings.rules(Rules::default()));
-    let mut driver = Driver::new(rules_for(&settings), &providers, &Store::default());
+    let whole = recorded_decisions > 0;
+    let memory = Memory::default();
+    let tape = Arc::new(Tape::new(events.to_vec(), memory.clone(), whole));
+    let mut builder = Engine::builder()
+        .memory(memory.clone())
+        .clock(tape.clone())
+        .credentials(tape.clone())
+        .answers(tape.clone())
+        .settings(initial_settings(events));
+    if let Some(rules) = options.rules {
+        builder = builder.fixed_rules(rules);
+    }
     let mut report = Report {
         events: events.len(),
         recorded_decisions,
         divergence: None,
         produced: Vec::new(),
     };
-    let replayed: Vec<&Envelope> = events.iter().filter(|e| replayed_stream(e.stream)).collect();
-    let mut bodies = Bodies::default();
-    let mut index = 0;
-    while index < replayed.len() {
-        let envelope = replayed[index];
-        if let (Stream::Engine, Event::SettingsChanged { patch }) = (envelope.stream, &envelope.payload) {
-            // A patch out of bounds is refused by `check` before a replay
-            // starts; here it changes nothing, as a host's would.
-            if let Ok(next) = settings.patched(patch) {
-                settings = next;
-            }
-            driver.set_rules(rules_for(&settings));
-            index += 1;
-            continue;
-        }
-        let end = cycle_end(&replayed, index);
-        let cycle = &replayed[index..end];
-        let produced = replay_cycle(&mut driver, &mut bodies, cycle);
-        report.produced.extend(
-            produced
-                .iter()
-                .map(|(at, stream, event)| format!("{} {stream} {}", rfc3339_seconds(*at), describe(event))),
-        );
-        if compare {
-            if let Some(divergence) = first_difference(&replayed, index, cycle, &produced) {
-                report.divergence = Some(divergence);
+    let Ok(mut engine) = builder.build() else {
+        unreachable!("an engine in memory with every seam given always builds")
+    };
+    while report.divergence.is_none() {
+        let position = tape.position();
+        let Some(envelope) = events.get(position) else {
+            break;
+        };
+        let fed = feed(&mut engine, envelope);
+        let error = match fed {
+            None if whole => {
+                report.divergence = Some(divergence(events, position, Some(envelope), None));
                 break;
             }
+            None => {
+                tape.skip();
+                continue;
+            }
+            Some(result) => result.err(),
+        };
+        if whole {
+            report.divergence = first_difference(events, position, &memory.lock().events);
         }
-        index = end;
-    }
-    if compare {
-        if let Some(divergence) = controller::replay(events) {
-            if report
-                .divergence
-                .as_ref()
-                .is_none_or(|first| divergence.seq < first.seq)
-            {
-                report.divergence = Some(divergence);
+        if let Some(error) = error {
+            let got = (envelope.at, envelope.stream, Event::ClockTicked);
+            let mut found = divergence(events, position, Some(envelope), Some(&got));
+            found.got = Some(format!("the engine stopped: {error}"));
+            report.divergence.get_or_insert(found);
+        }
+        if tape.position() == position && report.divergence.is_none() {
+            // The engine took nothing from this input (a host event that
+            // changed nothing): the recording says otherwise.
+            if whole {
+                report.divergence = Some(divergence(events, position, Some(envelope), None));
+            } else {
+                tape.skip();
             }
         }
     }
+    report.produced = memory
+        .lock()
+        .events
+        .iter()
+        .map(|e| format!("{} {} {}", rfc3339_seconds(e.at), e.stream, describe(&e.payload)))
+        .collect();
     report
+}
+
+/// Hands the engine the recorded input `envelope`: `None` when it is not
+/// one (it was recorded as the consequence of another).
+fn feed(engine: &mut Engine, envelope: &Envelope) -> Option<Result<(), String>> {
+    let done = |result: Result<(), EngineError>| Some(result.map_err(|error| error.to_string()));
+    if !starts(envelope) {
+        return None;
+    }
+    match &envelope.payload {
+        Event::ClockTicked => done(at_once(engine.cycle()).and_then(|cycle| cycle.map(drop))),
+        Event::RefreshRequested { provider, force: false } => {
+            done(at_once(engine.refresh(*provider)).and_then(|cycle| cycle.map(drop)))
+        }
+        Event::RefreshRequested { provider, force: true } => {
+            done(at_once(engine.force_refresh(*provider)).and_then(|cycle| cycle.map(drop)))
+        }
+        Event::SettingsChanged { patch } => done(engine.apply_recorded_settings(patch)),
+        Event::HostReported { host } => done(at_once(engine.handle(host.clone())).and_then(|told| told.map(drop))),
+        Event::Transitioned { .. } => done(at_once(engine.start()).and_then(|told| told.map(drop))),
+        _ => None,
+    }
+}
+
+/// Runs a future of the engine to its end without a runtime: over a
+/// recording every seam answers at once, so it never waits.
+fn at_once<T>(future: impl Future<Output = T>) -> Result<T, EngineError> {
+    let mut future = std::pin::pin!(future);
+    let mut context = std::task::Context::from_waker(std::task::Waker::noop());
+    for _ in 0..1_000 {
+        if let std::task::Poll::Ready(output) = future.as_mut().poll(&mut context) {
+            return Ok(output);
+        }
+    }
+    Err(EngineError::Missing("an answer at once (replay never waits)"))
+}
+
+/// The settings the recording starts under: the defaults, except for
+/// keys recordings made before they existed never name. Those take what
+/// such recordings ran with: the providers the recording mentions, and
+/// status pages only when it holds a status page reading.
+fn initial_settings(events: &[Envelope]) -> Settings {
+    let named = |key: &str| {
+        events.iter().any(|e| match &e.payload {
+            Event::SettingsChanged { patch } => patch.get(key).is_some(),
+            _ => false,
+        })
+    };
+    let mut settings = Settings::default();
+    if !named("providers") {
+        settings.providers = mentioned_providers(events);
+    }
+    if !named("status_pages") {
+        settings.status_pages = events.iter().any(|e| matches!(e.payload, Event::StatusChecked { .. }));
+    }
+    settings
 }
 
 /// The store as the recording had it at `time`: every event up to then, folded.
@@ -184,32 +246,6 @@ pub fn timeline(events: &[Envelope]) -> Vec<String> {
         .collect()
 }
 
-/// Events replay produces and compares: the engine's and the trackers'.
-fn replayed_stream(stream: Stream) -> bool {
-    matches!(stream, Stream::Engine | Stream::Tracker(_))
-}
-
-/// Decisions, for replay's purposes: what a machine chose, fetching included.
-fn is_decision(event: &Event) -> bool {
-    event.is_decision() || matches!(event, Event::FetchStarted { .. })
-}
-
-fn is_trigger(envelope: &Envelope) -> bool {
-    envelope.stream == Stream::Engine
-        && matches!(
-            envelope.payload,
-            Event::ClockTicked | Event::RefreshRequested { .. } | Event::SettingsChanged { .. }
-        )
-}
-
-/// Where the cycle starting at `start` ends (exclusive).
-fn cycle_end(events: &[&Envelope], start: usize) -> usize {
-    events[start + 1..]
-        .iter()
-        .position(|e| is_trigger(e))
-        .map_or(events.len(), |offset| start + 1 + offset)
-}
-
 fn mentioned_providers(events: &[Envelope]) -> Vec<ProviderId> {
     let set: BTreeSet<ProviderId> = events
         .iter()
@@ -219,174 +255,23 @@ fn mentioned_providers(events: &[Envelope]) -> Vec<ProviderId> {
     set.into_iter().collect()
 }
 
-/// A recorded answer: when it was taken in, the exchange it stands for,
-/// the recorded reading and how long it took.
-type Response<'e> = (Timestamp, Answer<'e>, Outcome, u64);
-
-/// What a recorded `fetch_completed` holds to read again.
-enum Answer<'e> {
-    /// Its exchange.
-    Exchange(&'e RecordedExchange),
-    /// Its exchange, whose body is the earlier one given (as bytes).
-    Repeated(&'e RecordedExchange, Rc<[u8]>),
-    /// Nothing (no answer, or retention dropped it): the recorded reading stands.
-    Nothing,
-}
-
-/// Re-drives one recorded cycle; returns the events it produces.
-fn replay_cycle<'e>(driver: &mut Driver, bodies: &mut Bodies<'e>, cycle: &[&'e Envelope]) -> Vec<Item> {
-    let trigger = cycle[0];
-    let at = trigger.at;
-    let (scope, force) = match &trigger.payload {
-        Event::RefreshRequested { provider, force } => (*provider, *force),
-        _ => (None, false),
-    };
-    let mut credentials: BTreeMap<ProviderId, Option<Found>> = BTreeMap::new();
-    let mut responses: BTreeMap<ProviderId, Response> = BTreeMap::new();
-    for envelope in &cycle[1..] {
-        match &envelope.payload {
-            Event::CredentialsFound {
-                provider,
-                fingerprint,
-                source,
-            } => {
-                let found = Found {
-                    fingerprint: fingerprint.clone(),
-                    source: source.clone(),
-                };
-                credentials.insert(*provider, Some(found));
-            }
-            Event::CredentialsLost { provider } => {
-                credentials.insert(*provider, None);
-            }
-            Event::FetchCompleted {
-                provider,
-                exchange,
-                body_repeated,
-                outcome,
-                elapsed_ms,
-            } => {
-                let exchange = bodies.resolve(*provider, exchange.as_deref(), *body_repeated);
-                responses.insert(*provider, (envelope.at, exchange, outcome.clone(), *elapsed_ms));
-            }
-            _ => {}
-        }
-    }
-    let mut produced: Vec<Item> = vec![(at, trigger.stream, trigger.payload.clone())];
-    let mut fetches = Vec::new();
-    for provider in driver.providers() {
-        if scope.is_some_and(|only| only != provider) {
-            continue;
-        }
-        let found = match credentials.remove(&provider) {
-            Some(found) => found,
-            None => unchanged(driver, provider),
-        };
-        produced.extend(driver.credentials(provider, at, found));
-        let (decided, fetch) = if force {
-            driver.demand(provider, at)
-        } else {
-            driver.poll(provider, at)
-        };
-        produced.extend(decided);
-        if fetch {
-            fetches.push(provider);
-        }
-    }
-    for provider in fetches {
-        // A fetch the recording never made has no answer: the FetchStarted
-        // above already differs from the recording, and replay stops there.
-        let Some((done, exchange, recorded, elapsed_ms)) = responses.remove(&provider) else {
-            continue;
-        };
-        let outcome = match exchange {
-            Answer::Exchange(exchange) => driver::read_exchange(exchange, done),
-            Answer::Repeated(exchange, body) => driver::read_exchange_with_body(exchange, &body, done),
-            Answer::Nothing => recorded,
-        };
-        // The exchange is the recorded one by construction; it is not copied
-        // into the replayed event, and the comparison skips it.
-        produced.extend(driver.completed(provider, done, None, outcome, elapsed_ms));
-    }
-    produced
-}
-
-/// Each provider's body as its last `fetch_completed` recorded it, to
-/// restore the ones stored once (`body_repeated`); its bytes are made once,
-/// at its first repeat.
-#[derive(Default)]
-struct Bodies<'e>(BTreeMap<ProviderId, Base<'e>>);
-
-/// A stored body, and its bytes once a repeat needed them.
-type Base<'e> = (&'e Value, Option<Rc<[u8]>>);
-
-impl<'e> Bodies<'e> {
-    /// What a recorded `fetch_completed` holds to read again. A repeat of a
-    /// body retention dropped has nothing (its recorded reading stands).
-    fn resolve(&mut self, provider: ProviderId, exchange: Option<&'e RecordedExchange>, repeated: bool) -> Answer<'e> {
-        let Some(exchange) = exchange else {
-            self.0.remove(&provider);
-            return Answer::Nothing;
-        };
-        if !repeated {
-            self.0.insert(provider, (&exchange.response.body, None));
-            return Answer::Exchange(exchange);
-        }
-        let Some((body, bytes)) = self.0.get_mut(&provider) else {
-            return Answer::Nothing;
-        };
-        let bytes = bytes.get_or_insert_with(|| crate::exchange::body_bytes(body).into());
-        Answer::Repeated(exchange, Rc::clone(bytes))
-    }
-}
-
-/// The credentials as the tracker knows them: a cycle without a
-/// credentials event found what the previous one did.
-fn unchanged(driver: &Driver, provider: ProviderId) -> Option<Found> {
-    let fingerprint = driver.tracker(provider)?.credentials()?;
-    Some(Found {
-        fingerprint: fingerprint.to_owned(),
-        source: String::new(),
+/// Compares what the engine produced from `start` on with the recording;
+/// returns the first difference.
+fn first_difference(events: &[Envelope], start: usize, produced: &[Envelope]) -> Option<Divergence> {
+    (start..produced.len()).find_map(|index| {
+        let got = &produced[index];
+        let got = (got.at, got.stream, got.payload.clone());
+        let expected = events.get(index);
+        let same = expected.is_some_and(|expected| {
+            expected.at == got.0 && expected.stream == got.1 && same_event(&expected.payload, &got.2)
+        });
+        (!same).then(|| divergence(events, index, expected, Some(&got)))
     })
-}
-
-/// Compares a recorded cycle with the produced one; returns the first
-/// difference.
-fn first_difference(all: &[&Envelope], start: usize, recorded: &[&Envelope], produced: &[Item]) -> Option<Divergence> {
-    let length = recorded.len().max(produced.len());
-    for position in 0..length {
-        let expected = recorded.get(position);
-        let got = produced.get(position);
-        let same = match (expected, got) {
-            (Some(expected), Some((at, stream, event))) => {
-                expected.at == *at && expected.stream == *stream && same_event(&expected.payload, event)
-            }
-            _ => false,
-        };
-        if same {
-            continue;
-        }
-        let (seq, stream, at) = match (expected, got) {
-            (Some(expected), _) => (expected.seq, expected.stream, expected.at),
-            (None, Some((at, stream, _))) => (recorded.last().map_or(0, |e| e.seq + 1), *stream, *at),
-            (None, None) => unreachable!("position is below the longer length"),
-        };
-        let end = start + position.min(recorded.len());
-        let before = &all[end.saturating_sub(3)..end];
-        let expected = expected.map(|e| &e.payload);
-        return Some(Divergence::new(
-            (seq, stream, at),
-            expected,
-            got.map(|(_, _, event)| event),
-            before,
-        ));
-    }
-    None
 }
 
 /// The divergence at `index` of `events`: the recorded event there (if
 /// any) against the replayed one (if any).
-fn divergence(events: &[Envelope], index: usize, recorded: Option<&Envelope>, got: Option<&Item>) -> Divergence {
+fn divergence(events: &[Envelope], index: usize, recorded: Option<&Envelope>, got: Option<&Stamped>) -> Divergence {
     let after_last = events.last().map_or(0, |e| e.seq + 1);
     let (seq, stream, at) = match (recorded, got) {
         (Some(e), _) => (e.seq, e.stream, e.at),
@@ -394,7 +279,7 @@ fn divergence(events: &[Envelope], index: usize, recorded: Option<&Envelope>, go
         (None, None) => (
             after_last,
             Stream::Controller,
-            events.last().map_or_else(Timestamp::now, |e| e.at),
+            events.last().map_or(Timestamp::UNIX_EPOCH, |e| e.at),
         ),
     };
     let before: Vec<&Envelope> = events[index.saturating_sub(3)..index].iter().collect();
@@ -423,11 +308,26 @@ impl Divergence {
     }
 }
 
-/// Whether a replayed event matches the recorded one. A replayed
-/// `fetch_completed` carries no exchange (it would be the recorded one), so
-/// only its outcome and timing are compared.
+/// Whether a replayed event matches the recorded one. The exchange of a
+/// `fetch_completed` or `status_checked` is the recorded one by
+/// construction (it is what replay answered with), so a fetch compares by
+/// its outcome and timing and a page by its reading.
 fn same_event(recorded: &Event, replayed: &Event) -> bool {
     match (recorded, replayed) {
+        (
+            Event::StatusChecked {
+                provider,
+                indicator,
+                description,
+                ..
+            },
+            Event::StatusChecked {
+                provider: replayed_provider,
+                indicator: replayed_indicator,
+                description: replayed_description,
+                ..
+            },
+        ) => provider == replayed_provider && indicator == replayed_indicator && description == replayed_description,
         (
             Event::FetchCompleted {
                 provider,
@@ -439,7 +339,6 @@ fn same_event(recorded: &Event, replayed: &Event) -> bool {
                 provider: replayed_provider,
                 outcome: replayed_outcome,
                 elapsed_ms: replayed_elapsed,
-                exchange: None,
                 ..
             },
         ) => provider == replayed_provider && same_outcome(outcome, replayed_outcome) && elapsed_ms == replayed_elapsed,

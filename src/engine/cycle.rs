@@ -1,0 +1,121 @@
+//! The update cycle, the one sequence every run goes through: the trigger,
+//! then per provider in id order its credentials and its tracker's poll
+//! (or demand, when forced), recorded; then every request asked for,
+//! answered at once through the [`Answers`](crate::answers::Answers) seam;
+//! then each answer read and fed back in (purpose, provider) order,
+//! recorded; then the snapshot published and subscribers told.
+//!
+//! Nothing here knows whether the answers come from the network, the
+//! fixtures or a recording: replay runs these lines too.
+
+use std::sync::Arc;
+
+use jiff::Timestamp;
+
+use super::{CycleReport, Engine, EngineError};
+use crate::answers::{Reading, Reply};
+use crate::driver::{self, Found};
+use crate::events::{Event, Stream};
+use crate::health::{self, Feed};
+use crate::providers::{ErrorKind, ProviderId};
+use crate::transport::{Purpose, Request};
+
+impl Engine {
+    /// Runs one cycle started by `trigger` (a tick, or a refresh, forced or
+    /// not), for `scope` or every provider driven.
+    pub(super) async fn run_cycle(
+        &mut self,
+        trigger: Event,
+        scope: Option<ProviderId>,
+    ) -> Result<CycleReport, EngineError> {
+        let at = self.clock.now();
+        let force = matches!(trigger, Event::RefreshRequested { force: true, .. });
+        let mut items = vec![(at, Stream::Engine, trigger)];
+        let mut requests = Vec::new();
+        for provider in self.driver.providers() {
+            if scope.is_some_and(|only| only != provider) {
+                continue;
+            }
+            let credential = self.credentials.find(provider);
+            let found = credential.as_ref().map(|credential| Found {
+                fingerprint: credential.fingerprint(),
+                source: credential.source.clone(),
+            });
+            items.extend(self.driver.credentials(provider, at, found));
+            let (decided, fetch) = if force {
+                self.driver.demand(provider, at)
+            } else {
+                self.driver.poll(provider, at)
+            };
+            items.extend(decided);
+            if let (true, Some(credential)) = (fetch, credential) {
+                requests.push(Request::usage(provider, credential));
+            }
+            if self.status_page_due(provider, at) {
+                requests.extend(health::request(provider));
+            }
+        }
+        let mut events = self.journal.record(items)?.len();
+        let fetched: Vec<ProviderId> = requests
+            .iter()
+            .filter(|request| request.purpose == Purpose::Usage)
+            .map(|request| request.provider)
+            .collect();
+        let mut answers = self.answers.answer(requests).await;
+        answers.sort_by_key(|answer| (answer.purpose, answer.provider));
+        let done = self.clock.now();
+        let mut items = Vec::new();
+        for answer in answers {
+            let provider = answer.provider;
+            if answer.purpose == Purpose::StatusPage {
+                items.push((done, Stream::Controller, health::checked(provider, answer.reply)));
+                continue;
+            }
+            let (exchange, outcome) = match answer.reply {
+                Reply::Response(exchange) => {
+                    let outcome = driver::read_exchange(&exchange, done);
+                    (Some(exchange), outcome)
+                }
+                Reply::Failed { kind, reason } => (None, driver::failed(provider, kind, &reason)),
+                Reply::Read(Reading::Usage(outcome)) => (None, outcome),
+                Reply::Read(Reading::Page { .. }) => (
+                    None,
+                    driver::failed(provider, ErrorKind::Unavailable, "no usage recorded"),
+                ),
+            };
+            items.extend(
+                self.driver
+                    .completed(provider, done, exchange, outcome, answer.elapsed_ms),
+            );
+        }
+        events += self.journal.record(items)?.len();
+        // Subscribers get exactly the view the snapshot file now holds.
+        let view = self.journal.publish(done, &self.status_options)?;
+        let _ = self.updates.send(Arc::new(view));
+        Ok(CycleReport {
+            at: Some(at),
+            fetched,
+            events,
+        })
+    }
+
+    /// Whether `provider`'s status page is due at `at`: pages are on, the
+    /// provider has one and is tracked, and the last reading is older than
+    /// the TTL.
+    fn status_page_due(&self, provider: ProviderId, at: Timestamp) -> bool {
+        let Some(ttl) = self.status_ttl else {
+            return false;
+        };
+        let tracked = self.driver.state(provider).is_some_and(|state| state.is_active());
+        let checked = self
+            .journal
+            .store()
+            .providers
+            .get(&provider)
+            .and_then(|entry| entry.status_page.as_ref())
+            .map(|page| page.checked_at);
+        tracked
+            && Feed::of(provider).is_some()
+            && checked.is_none_or(|checked| at.duration_since(checked).unsigned_abs() >= ttl)
+    }
+}

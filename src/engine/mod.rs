@@ -1,0 +1,386 @@
+//! The engine owns everything that runs: the trackers (through the
+//! [`Driver`]), the controller (the host side, [`host`]), the settings in
+//! force and the journal. It has one update cycle ([`cycle`]), which the
+//! timer, refreshes, hosts, `serve`, `demo` and `replay` all run.
+//!
+//! What differs between those runs comes in through three seams: the
+//! [`Clock`], the [`Credentials`] and the [`Answers`] (the network, the
+//! fixtures, or a recording), plus where the journal writes (a log, or
+//! memory for replay). Replay builds this same engine over a recording,
+//! so a replayed run executes the live lines.
+//!
+//! Invariant: what a cycle decided is durable in the log before any fetch
+//! it asked for starts, and a fetch's result is durable before the
+//! snapshot shows it.
+
+mod cycle;
+mod host;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use serde_json::{Map, Value};
+use tokio::sync::broadcast;
+
+use crate::answers::{Answers, Network};
+use crate::clock::{Clock, SystemClock};
+use crate::credentials::Credentials;
+use crate::driver::Driver;
+use crate::events::{Event, Stream};
+use crate::journal::{Journal, Memory};
+use crate::log::LogError;
+use crate::machines::tracker::Rules;
+use crate::providers::ProviderId;
+use crate::settings::Settings;
+use crate::status::{self, StatusOptions};
+use crate::store::Store;
+use crate::transport::Transport;
+use crate::wire::Status;
+
+pub use host::Session;
+
+/// How long one fetch may take by default.
+pub const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long a status page reading lasts by default.
+pub const STATUS_TTL: Duration = Duration::from_secs(300);
+
+/// Why the engine could not start or go on.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// The log failed (including: another process owns the data dir).
+    #[error(transparent)]
+    Log(#[from] LogError),
+    /// The builder was not given a required input.
+    #[error("the engine needs {0}")]
+    Missing(&'static str),
+}
+
+/// What one cycle did, for callers that print progress.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CycleReport {
+    /// The clock reading the cycle started at.
+    pub at: Option<Timestamp>,
+    /// The providers fetched, in id order.
+    pub fetched: Vec<ProviderId>,
+    /// How many events the cycle recorded.
+    pub events: usize,
+}
+
+/// The running engine.
+pub struct Engine {
+    journal: Journal,
+    driver: Driver,
+    clock: Arc<dyn Clock>,
+    answers: Arc<dyn Answers>,
+    credentials: Arc<dyn Credentials>,
+    /// The settings in force.
+    settings: Settings,
+    /// Rules that stand whatever the settings say (replay trying a change).
+    fixed_rules: Option<Rules>,
+    status_ttl: Option<Duration>,
+    status_options: StatusOptions,
+    updates: broadcast::Sender<Arc<Status>>,
+    /// The controller side ([`host`]).
+    session: Session,
+}
+
+/// Builds an [`Engine`].
+pub struct EngineBuilder {
+    data_dir: Option<PathBuf>,
+    memory: Option<Memory>,
+    answers: Option<Arc<dyn Answers>>,
+    fixed_rules: Option<Rules>,
+    settings: Settings,
+    rules: Rules,
+    clock: Arc<dyn Clock>,
+    transport: Option<Arc<dyn Transport>>,
+    credentials: Option<Arc<dyn Credentials>>,
+    providers: Vec<ProviderId>,
+    fetch_timeout: Duration,
+    status_ttl: Option<Duration>,
+    checkpoint_every: Option<u64>,
+}
+
+impl EngineBuilder {
+    /// Where the log lives (required).
+    pub fn data_dir(mut self, dir: &Path) -> Self {
+        self.data_dir = Some(dir.to_owned());
+        self
+    }
+
+    /// The settings: they set the rules' intervals, the providers (enabled,
+    /// in order) and the status pages. Later calls of the narrower setters
+    /// override them.
+    pub fn settings(mut self, settings: Settings) -> Self {
+        self.rules = settings.rules(self.rules);
+        self.providers.clone_from(&settings.providers);
+        self.status_ttl = settings.status_ttl();
+        self.settings = settings;
+        self
+    }
+
+    /// The tracker rules (default: 60 s interval, backoff up to 8×).
+    pub fn rules(mut self, rules: Rules) -> Self {
+        self.rules = rules;
+        self
+    }
+
+    /// The clock (default: the system clock).
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Records into `memory` instead of a log in a data dir, starting from
+    /// an empty store, with the settings given taken as the ones in force
+    /// (nothing is recorded for them): how replay runs the engine.
+    pub fn memory(mut self, memory: Memory) -> Self {
+        self.memory = Some(memory);
+        self
+    }
+
+    /// Where answers come from instead of a transport (replay: the recording).
+    pub fn answers(mut self, answers: Arc<dyn Answers>) -> Self {
+        self.answers = Some(answers);
+        self
+    }
+
+    /// Rules that stand whatever the settings say (replay trying a change).
+    pub fn fixed_rules(mut self, rules: Rules) -> Self {
+        self.fixed_rules = Some(rules);
+        self
+    }
+
+    /// How requests are sent (required, unless answers are given).
+    pub fn transport(mut self, transport: Arc<dyn Transport>) -> Self {
+        self.transport = Some(transport);
+        self
+    }
+
+    /// Where credentials come from (required).
+    pub fn credentials(mut self, credentials: Arc<dyn Credentials>) -> Self {
+        self.credentials = Some(credentials);
+        self
+    }
+
+    /// The providers to track (default: all seven).
+    pub fn providers(mut self, providers: &[ProviderId]) -> Self {
+        self.providers = providers.to_vec();
+        self
+    }
+
+    /// The bound on one fetch (default 5 s).
+    pub fn fetch_timeout(mut self, timeout: Duration) -> Self {
+        self.fetch_timeout = timeout;
+        self
+    }
+
+    /// How long a status page reading lasts; `None` turns status pages
+    /// off (default: 5 minutes).
+    pub fn status_pages(mut self, ttl: Option<Duration>) -> Self {
+        self.status_ttl = ttl;
+        self
+    }
+
+    /// Checkpoint the store every `events` events (default 1,000).
+    pub fn checkpoint_every(mut self, events: u64) -> Self {
+        self.checkpoint_every = Some(events);
+        self
+    }
+
+    /// Opens the log (taking ownership of the data dir), resumes the
+    /// trackers from the store, and records the settings where they differ
+    /// from the ones the log last saw.
+    pub fn build(self) -> Result<Engine, EngineError> {
+        let credentials = self.credentials.ok_or(EngineError::Missing("credentials"))?;
+        let answers = match (self.answers, self.transport) {
+            (Some(answers), _) => answers,
+            (None, Some(transport)) => Arc::new(Network {
+                transport,
+                clock: Arc::clone(&self.clock),
+                timeout: self.fetch_timeout,
+            }),
+            (None, None) => return Err(EngineError::Missing("a transport")),
+        };
+        let journal = match (self.memory.clone(), &self.data_dir) {
+            (Some(memory), _) => Journal::in_memory(memory),
+            (None, Some(data_dir)) => Journal::open(data_dir)?,
+            (None, None) => return Err(EngineError::Missing("a data dir")),
+        };
+        let journal = match self.checkpoint_every {
+            Some(events) => journal.checkpoint_every(events),
+            None => journal,
+        };
+        // The settings in force: the narrower setters win over `settings`.
+        let mut settings = self.settings;
+        settings.refresh_interval_s = self.rules.interval.as_secs().unsigned_abs();
+        settings.min_interval_s = self.rules.min_interval.as_secs().unsigned_abs();
+        let mut seen = std::collections::BTreeSet::new();
+        settings.providers = self.providers;
+        settings.providers.retain(|id| seen.insert(*id));
+        settings.status_pages = self.status_ttl.is_some();
+        if let Some(ttl) = self.status_ttl {
+            settings.status_ttl_s = ttl.as_secs();
+        }
+        let (updates, _) = broadcast::channel(16);
+        let mut engine = Engine {
+            driver: Driver::new(self.rules, &[], journal.store()),
+            journal,
+            clock: self.clock,
+            answers,
+            credentials,
+            settings: Settings::default(),
+            fixed_rules: self.fixed_rules,
+            status_ttl: None,
+            status_options: StatusOptions::default(),
+            updates,
+            session: Session::new(),
+        };
+        if self.memory.is_some() {
+            engine.apply_settings(settings, Map::new())?;
+        } else {
+            engine.configure(settings)?;
+        }
+        Ok(engine)
+    }
+}
+
+impl Engine {
+    /// A builder with the defaults.
+    pub fn builder() -> EngineBuilder {
+        EngineBuilder {
+            data_dir: None,
+            memory: None,
+            answers: None,
+            fixed_rules: None,
+            settings: Settings::default(),
+            rules: Rules::default(),
+            clock: Arc::new(SystemClock),
+            transport: None,
+            credentials: None,
+            providers: ProviderId::ALL.to_vec(),
+            fetch_timeout: FETCH_TIMEOUT,
+            status_ttl: Some(STATUS_TTL),
+            checkpoint_every: None,
+        }
+    }
+
+    /// Runs one update cycle now, for every provider.
+    pub async fn cycle(&mut self) -> Result<CycleReport, EngineError> {
+        self.run_cycle(Event::ClockTicked, None).await
+    }
+
+    /// Runs a cycle asked for by a user or host, for one provider or all.
+    /// It honours the same rules as the timer: only what is due is fetched.
+    pub async fn refresh(&mut self, provider: Option<ProviderId>) -> Result<CycleReport, EngineError> {
+        let trigger = Event::RefreshRequested { provider, force: false };
+        self.run_cycle(trigger, provider).await
+    }
+
+    /// A forced refresh: a healthy provider is fetched once the minimum
+    /// interval has passed; backoff and rate limits still hold.
+    pub async fn force_refresh(&mut self, provider: Option<ProviderId>) -> Result<CycleReport, EngineError> {
+        let trigger = Event::RefreshRequested { provider, force: true };
+        self.run_cycle(trigger, provider).await
+    }
+
+    /// Runs cycles every interval until `shutdown` completes, then returns
+    /// (the caller closes the engine).
+    pub async fn run(&mut self, shutdown: impl Future<Output = ()>) -> Result<(), EngineError> {
+        tokio::pin!(shutdown);
+        loop {
+            self.cycle().await?;
+            let interval = self.driver.rules().interval;
+            let clock = Arc::clone(&self.clock);
+            // Shutdown first: a stop and a due cycle at the same instant stop.
+            tokio::select! {
+                biased;
+                () = &mut shutdown => return Ok(()),
+                () = clock.sleep(interval) => {}
+            }
+        }
+    }
+
+    /// A receiver of the status after every cycle.
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Status>> {
+        self.updates.subscribe()
+    }
+
+    /// The live store.
+    pub fn store(&self) -> &Store {
+        self.journal.store()
+    }
+
+    /// The status at the clock's current reading.
+    pub fn status(&self) -> Status {
+        status::view(self.journal.store(), self.clock.now(), &self.status_options)
+    }
+
+    /// The log underneath (read-only use: the engine owns it); `None` for
+    /// an engine recording into memory.
+    pub fn log(&self) -> Option<&crate::log::Log> {
+        self.journal.log()
+    }
+
+    /// The settings in force.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// Puts `settings` in force (the settings file as read at start): what
+    /// differs from the settings the log last saw is recorded, then applied.
+    pub fn configure(&mut self, settings: Settings) -> Result<(), EngineError> {
+        let changed = settings.changes_from(&self.journal.store().settings);
+        self.apply_settings(settings, changed)
+    }
+
+    /// Puts a recorded settings change in force as it was recorded (replay
+    /// of the settings read at a start): keys this version does not know,
+    /// or values it refuses, leave the settings as they were.
+    pub fn apply_recorded_settings(&mut self, patch: &Value) -> Result<(), EngineError> {
+        let Value::Object(keys) = patch else {
+            return Ok(());
+        };
+        let next = keys.iter().fold(self.settings.clone(), |settings, (key, value)| {
+            let one = Value::Object(Map::from_iter([(key.clone(), value.clone())]));
+            settings.patched(&one).unwrap_or(settings)
+        });
+        self.apply_settings(next, keys.clone())
+    }
+
+    /// Puts `next` in force, recording `changed` (its keys that differ
+    /// from the ones the log last saw) when there are any: the rules, the
+    /// providers driven (in id order; new ones resume from the store) and
+    /// the status pages follow. The one place settings take effect, for
+    /// the settings file, a host's patch and replay alike.
+    fn apply_settings(&mut self, next: Settings, changed: Map<String, Value>) -> Result<(), EngineError> {
+        if !changed.is_empty() {
+            let event = Event::SettingsChanged {
+                patch: Value::Object(changed),
+            };
+            self.journal.record([(self.clock.now(), Stream::Engine, event)])?;
+        }
+        let rules = self.fixed_rules.unwrap_or_else(|| next.rules(self.driver.rules()));
+        self.driver.set_rules(rules);
+        let mut providers = next.providers.clone();
+        providers.sort();
+        providers.dedup();
+        self.driver.set_providers(&providers, self.journal.store());
+        self.status_ttl = next.status_ttl();
+        self.settings = next;
+        Ok(())
+    }
+
+    /// The trackers.
+    pub fn driver(&self) -> &Driver {
+        &self.driver
+    }
+
+    /// Clean shutdown: a checkpoint, then the log's clean close.
+    pub fn close(self) -> Result<(), EngineError> {
+        Ok(self.journal.close()?)
+    }
+}

@@ -1,0 +1,238 @@
+//! The recording as the engine's outside world: replay's side of the
+//! engine's three seams. The [`Tape`] is the clock (each reading is the
+//! time of the recorded event the engine produces next), the credentials
+//! (the fingerprints the recording found; a cycle without a credentials
+//! event found what the one before did) and the answers (the recorded
+//! responses and status pages of the cycle, bodies stored once restored).
+//!
+//! Where the engine stands in the recording is the number of events its
+//! journal has taken so far (recorded or held): with a recording of
+//! decisions, every event the engine produces has its place; with an
+//! input-only file, only the inputs do, and recorded events the replay
+//! passes over are counted as skipped.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use jiff::Timestamp;
+use serde_json::Value;
+
+use crate::answers::{Answer, Answers, Reading, Reply};
+use crate::clock::{BoxFuture, Clock};
+use crate::credentials::{Credential, Credentials};
+use crate::events::{Envelope, Event, Stream};
+use crate::exchange::RecordedExchange;
+use crate::journal::Memory;
+use crate::providers::{ErrorKind, ProviderId};
+use crate::transport::{Purpose, Request};
+
+/// A recording, read by the engine through its seams.
+pub(super) struct Tape {
+    recorded: Vec<Envelope>,
+    memory: Memory,
+    /// The recording holds decisions: every event produced has its place.
+    whole: bool,
+    skipped: AtomicUsize,
+    /// The credentials as last recorded, per provider.
+    known: Mutex<BTreeMap<ProviderId, Option<(String, String)>>>,
+    /// Each provider's last recorded body, per kind (`true`: status page).
+    bodies: Mutex<BTreeMap<(ProviderId, bool), Value>>,
+}
+
+impl Tape {
+    pub(super) fn new(recorded: Vec<Envelope>, memory: Memory, whole: bool) -> Tape {
+        Tape {
+            recorded,
+            memory,
+            whole,
+            skipped: AtomicUsize::new(0),
+            known: Mutex::default(),
+            bodies: Mutex::default(),
+        }
+    }
+
+    /// The index in the recording of the event the engine produces next.
+    pub(super) fn position(&self) -> usize {
+        let memory = self.memory.lock();
+        let taken = if self.whole {
+            memory.events.len() + memory.held.len()
+        } else {
+            let recorded = memory.events.iter().filter(|e| !is_decision(&e.payload)).count();
+            recorded + memory.held.iter().filter(|decision| !**decision).count()
+        };
+        taken + self.skipped.load(Ordering::Relaxed)
+    }
+
+    /// Passes over one recorded event that no input stands for.
+    pub(super) fn skip(&self) {
+        self.skipped.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The recorded events of the cycle under way after `start`: up to the
+    /// next event that starts something new.
+    fn ahead(&self, start: usize) -> impl Iterator<Item = (usize, &Envelope)> {
+        self.recorded
+            .iter()
+            .enumerate()
+            .skip(start)
+            .take_while(move |(index, envelope)| *index == start || !starts(envelope))
+    }
+
+    /// The recorded answer to `request` in the cycle whose answers start at `start`.
+    fn answer_to(&self, request: &Request, start: usize, taken: &mut Vec<usize>) -> Answer {
+        let page = request.purpose == Purpose::StatusPage;
+        let found = self.ahead(start).find(|(index, envelope)| {
+            !taken.contains(index)
+                && match &envelope.payload {
+                    Event::FetchCompleted { provider, .. } => !page && *provider == request.provider,
+                    Event::StatusChecked { provider, .. } => page && *provider == request.provider,
+                    _ => false,
+                }
+        });
+        let Some((index, envelope)) = found else {
+            return Answer {
+                provider: request.provider,
+                purpose: request.purpose,
+                reply: Reply::Failed {
+                    kind: ErrorKind::Unavailable,
+                    reason: "the recording has no answer for this request".to_owned(),
+                },
+                elapsed_ms: 0,
+            };
+        };
+        taken.push(index);
+        let (reply, elapsed_ms) = match &envelope.payload {
+            Event::FetchCompleted {
+                exchange,
+                body_repeated,
+                outcome,
+                elapsed_ms,
+                ..
+            } => {
+                let reply = match self.restored(request.provider, false, exchange.as_deref(), *body_repeated) {
+                    Some(exchange) => Reply::Response(exchange),
+                    None => Reply::Read(Reading::Usage(outcome.clone())),
+                };
+                (reply, *elapsed_ms)
+            }
+            Event::StatusChecked {
+                indicator,
+                description,
+                exchange,
+                body_repeated,
+                ..
+            } => {
+                let reply = match self.restored(request.provider, true, exchange.as_deref(), *body_repeated) {
+                    Some(exchange) => Reply::Response(exchange),
+                    None => Reply::Read(Reading::Page {
+                        indicator: indicator.clone(),
+                        description: description.clone(),
+                    }),
+                };
+                (reply, 0)
+            }
+            _ => unreachable!("only answers are found"),
+        };
+        Answer {
+            provider: request.provider,
+            purpose: request.purpose,
+            reply,
+            elapsed_ms,
+        }
+    }
+
+    /// A recorded exchange with its body back when it was stored once; the
+    /// earlier body is the provider's previous recorded one. `None` when
+    /// there is nothing to read again (no exchange, or the body a repeat
+    /// points to was dropped).
+    fn restored(
+        &self,
+        provider: ProviderId,
+        page: bool,
+        exchange: Option<&RecordedExchange>,
+        repeated: bool,
+    ) -> Option<RecordedExchange> {
+        let mut bodies = self.bodies.lock().unwrap_or_else(|poison| poison.into_inner());
+        let key = (provider, page);
+        let Some(exchange) = exchange else {
+            bodies.remove(&key);
+            return None;
+        };
+        let mut exchange = exchange.clone();
+        if repeated {
+            exchange.response.body = bodies.get(&key)?.clone();
+        } else {
+            bodies.insert(key, exchange.response.body.clone());
+        }
+        Some(exchange)
+    }
+}
+
+impl Clock for Tape {
+    fn now(&self) -> Timestamp {
+        let position = self.position();
+        self.recorded
+            .get(position)
+            .or(self.recorded.last())
+            .map_or(Timestamp::UNIX_EPOCH, |envelope| envelope.at)
+    }
+
+    /// Replay never waits.
+    fn sleep(&self, _duration: jiff::SignedDuration) -> BoxFuture<'_, ()> {
+        Box::pin(std::future::ready(()))
+    }
+}
+
+impl Credentials for Tape {
+    fn find(&self, provider: ProviderId) -> Option<Credential> {
+        let start = self.position();
+        let mut known = self.known.lock().unwrap_or_else(|poison| poison.into_inner());
+        let recorded = self
+            .ahead(start)
+            .skip(1)
+            .find_map(|(_, envelope)| match &envelope.payload {
+                Event::CredentialsFound {
+                    provider: found,
+                    fingerprint,
+                    source,
+                } if *found == provider => Some(Some((fingerprint.clone(), source.clone()))),
+                Event::CredentialsLost { provider: lost } if *lost == provider => Some(None),
+                _ => None,
+            });
+        if let Some(recorded) = recorded {
+            known.insert(provider, recorded);
+        }
+        let (fingerprint, source) = known.get(&provider).cloned().flatten()?;
+        Some(Credential::recorded(fingerprint, source))
+    }
+}
+
+impl Answers for Tape {
+    fn answer(&self, requests: Vec<Request>) -> BoxFuture<'_, Vec<Answer>> {
+        let start = self.position();
+        let mut taken = Vec::new();
+        let answers = requests
+            .iter()
+            .map(|request| self.answer_to(request, start, &mut taken))
+            .collect();
+        Box::pin(std::future::ready(answers))
+    }
+}
+
+/// Decisions, for replay's purposes: what a machine chose, fetching included.
+pub(super) fn is_decision(event: &Event) -> bool {
+    event.is_decision() || matches!(event, Event::FetchStarted { .. })
+}
+
+/// Whether a recorded event starts something the engine was asked to do:
+/// a cycle, a refresh, settings read at start, a host event, a host
+/// session (the controller's `boot`).
+pub(super) fn starts(envelope: &Envelope) -> bool {
+    match (&envelope.stream, &envelope.payload) {
+        (Stream::Engine, Event::ClockTicked | Event::RefreshRequested { .. } | Event::SettingsChanged { .. }) => true,
+        (_, Event::HostReported { .. }) => true,
+        (Stream::Controller, Event::Transitioned { from, .. }) => from == "boot",
+        _ => false,
+    }
+}
