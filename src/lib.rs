@@ -63,6 +63,7 @@
 pub mod answers;
 pub mod cli;
 pub mod clock;
+pub mod commands;
 pub mod config;
 pub mod control;
 pub mod credentials;
@@ -89,5 +90,6 @@ pub mod session;
 pub mod settings;
 pub mod status;
 pub mod store;
+pub mod stress;
 pub mod transport;
 pub mod wire;

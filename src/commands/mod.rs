@@ -1,0 +1,516 @@
+//! The commands of `quotatrack`, one function each: what the binary runs
+//! once it has parsed the arguments. They read the settings, build the
+//! engine over the right seams (live, or `--fixtures`), and print; the
+//! binary maps what they return to an exit code. This is the one layer
+//! with `anyhow`: below it every error is a typed enum.
+//!
+//! [`serve`] holds the `serve --stdio` loop (owner, follower, takeover);
+//! [`log`] the `log` subcommands.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use jiff::{SignedDuration, Timestamp};
+
+use crate::cli::{Args, Command, DemoArgs, ParseArgs, RecordArgs, ReplayArgs, StatusArgs};
+use crate::clock::{Clock, FileClock, ShiftedClock};
+use crate::credentials::{Discovery, FixedCredentials, Lookup};
+use crate::engine::Engine;
+use crate::exchange::RecordedExchange;
+use crate::journal::Journal;
+use crate::log::LogError;
+use crate::providers::{ProviderId, Response};
+use crate::settings::Settings;
+use crate::status::{self, StatusOptions};
+use crate::transport::{ExchangePlayer, HttpTransport, Url};
+use crate::wire::{ParseOutput, Status, rfc3339_seconds};
+use crate::{control, footer, record, replay, scenario};
+
+// Every line the command prints goes through these instead of std's: a
+// closed stdout (`quotatrack status | true`, `… | head -1`) comes back as
+// a `BrokenPipe` error through `?`, which `main` takes as done (exit 0),
+// where std's `println!` panics. Writing to stderr is best effort: a
+// closed stderr is no reason to fail, let alone panic.
+macro_rules! println {
+    ($($arg:tt)*) => {
+        writeln!(std::io::stdout().lock(), $($arg)*)?
+    };
+}
+
+macro_rules! print {
+    ($($arg:tt)*) => {
+        write!(std::io::stdout().lock(), $($arg)*)?
+    };
+}
+
+macro_rules! eprintln {
+    ($($arg:tt)*) => {{
+        let _ = writeln!(std::io::stderr().lock(), $($arg)*);
+    }};
+}
+
+mod log;
+pub mod serve;
+
+/// The error and its causes on one line, each said once: a cause whose
+/// text its parent already shows (a transparent wrapper, an I/O error
+/// shown by the error that carries it) is not repeated.
+pub fn one_line(error: &anyhow::Error) -> String {
+    let mut message = String::new();
+    for cause in error.chain() {
+        let text = cause.to_string();
+        if !message.contains(&text) {
+            if !message.is_empty() {
+                message.push_str(": ");
+            }
+            message.push_str(&text);
+        }
+    }
+    message
+}
+
+/// The log error a cause is or carries (the engine and the demo's
+/// scenario wrap the log's, transparently).
+pub fn log_error<'e>(cause: &'e (dyn std::error::Error + 'static)) -> Option<&'e LogError> {
+    use crate::engine::EngineError;
+    use crate::scenario::ScenarioError;
+    let engine = cause
+        .downcast_ref::<EngineError>()
+        .or_else(|| match cause.downcast_ref::<ScenarioError>() {
+            Some(ScenarioError::Engine(engine)) => Some(engine),
+            _ => None,
+        });
+    match engine {
+        Some(EngineError::Log(log)) => Some(log),
+        _ => cause.downcast_ref::<LogError>(),
+    }
+}
+
+/// A reader that stopped reading (`quotatrack log export | head`) is not an error.
+pub fn is_broken_pipe(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        let io = cause
+            .downcast_ref::<std::io::Error>()
+            .or_else(|| match log_error(cause) {
+                Some(LogError::Output(io)) => Some(io),
+                _ => None,
+            });
+        io.is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
+/// Whether the data dir is owned by another process (exit 3), however
+/// deep the log's error sits.
+pub fn is_owned(error: &anyhow::Error) -> bool {
+    error
+        .chain()
+        .any(|cause| matches!(log_error(cause), Some(LogError::Owned { .. })))
+}
+
+/// What every engine-running command shares: where, from what, how long.
+pub struct Sources {
+    /// The clock (`--now-offset`, `--clock-at`, `--clock-file`, or the system's).
+    pub clock: Arc<dyn Clock>,
+    /// The data dir.
+    pub data_dir: PathBuf,
+    /// `--fixtures`: answer from recorded exchanges instead of the network.
+    pub fixtures: Option<PathBuf>,
+    /// The bound on one fetch.
+    pub timeout: Duration,
+    /// The settings file (`--config` / `QUOTATRACK_CONFIG`) as read before
+    /// the command does anything, or the defaults for a command that reads
+    /// no settings.
+    pub settings: Settings,
+    /// `QUOTATRACK_<ID>_BASE_URL`.
+    pub origins: BTreeMap<ProviderId, Url>,
+}
+
+/// Whether `command` reads the settings file: it is then read, and a bad
+/// one reported, before anything else happens.
+fn reads_settings(command: &Command) -> bool {
+    matches!(
+        command,
+        Command::Status(_)
+            | Command::Demo(_)
+            | Command::Watch
+            | Command::Serve(_)
+            | Command::Record(_)
+            | Command::Credentials
+    )
+}
+
+/// The settings file read, or the defaults when there is none at the
+/// default place.
+fn load_settings(config: Option<&Path>) -> anyhow::Result<Settings> {
+    let (path, explicit) = crate::config::settings_file(config, |name| std::env::var(name).ok());
+    Ok(Settings::load(&path, explicit)?)
+}
+
+/// Runs the command `args` asks for; its exit code, or the error the
+/// binary reports (exit 2, or 3 when [`is_owned`]).
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let settings = if reads_settings(&args.command) {
+        load_settings(args.config.as_deref())?
+    } else {
+        Settings::default()
+    };
+    // A base URL that cannot be honoured stops every command before it starts.
+    let origins = HttpTransport::origins_from(|name| std::env::var(name).ok())?;
+    let data_dir = crate::config::data_dir(args.data_dir.as_deref(), |name| std::env::var(name).ok());
+    let sources = Sources {
+        clock: match &args.clock_file {
+            Some(path) => Arc::new(FileClock { path: path.clone() }),
+            None => Arc::new(ShiftedClock {
+                frozen: args.clock_at,
+                offset: SignedDuration::from_secs(args.now_offset),
+            }),
+        },
+        data_dir: data_dir.clone(),
+        fixtures: args.fixtures.clone(),
+        timeout: Duration::from_secs_f64(args.timeout),
+        settings,
+        origins,
+    };
+    match args.command {
+        Command::Parse(parse) => run_parse(parse),
+        Command::Status(status) => run_status(&sources, &status),
+        Command::Log(log) => log::run_log(&data_dir, log, sources.clock.now()),
+        Command::Store => run_store(&data_dir),
+        Command::Replay(replay) => run_replay(&replay),
+        Command::Demo(demo) => run_demo(args.data_dir.as_deref(), &demo),
+        Command::Watch => run_watch(&sources),
+        Command::Record(record) => run_record(&sources, &record),
+        Command::Credentials => run_credentials(sources.clock.now(), &sources.settings.providers),
+        Command::Serve(_) => serve::run_serve(&sources),
+    }
+}
+
+/// The engine of `watch` and `status --refresh`: over `--fixtures` when
+/// given, else live (credential discovery and HTTP).
+pub fn engine(sources: &Sources) -> anyhow::Result<Engine> {
+    let clock = Arc::clone(&sources.clock);
+    let settings = sources.settings.clone();
+    let builder = Engine::builder()
+        .data_dir(&sources.data_dir)
+        .clock(clock.clone())
+        .fetch_timeout(sources.timeout);
+    let builder = match &sources.fixtures {
+        Some(fixtures) => {
+            let player = ExchangePlayer::from_dir(fixtures, clock)?;
+            let recorded = player.providers();
+            let credentials = FixedCredentials::present(recorded.clone(), "fixtures");
+            let mut settings = settings;
+            settings.providers.retain(|id| recorded.contains(id));
+            builder
+                .settings(settings)
+                .transport(Arc::new(player))
+                .credentials(Arc::new(credentials))
+        }
+        None => builder
+            .settings(settings)
+            .transport(Arc::new(live_transport(sources)?))
+            .credentials(Arc::new(Discovery::from_process_env())),
+    };
+    Ok(builder.build()?)
+}
+
+pub(crate) fn live_transport(sources: &Sources) -> anyhow::Result<HttpTransport> {
+    Ok(HttpTransport::new(
+        sources.clock.clone(),
+        sources.timeout,
+        sources.origins.clone(),
+    )?)
+}
+
+pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_current_thread().enable_all().build()?)
+}
+
+/// The owner's control socket, or `None` (said on stderr) when it cannot be bound.
+pub(crate) fn listen(sources: &Sources) -> Option<tokio::sync::mpsc::Receiver<control::Asked>> {
+    control::listen(&sources.data_dir)
+        .inspect_err(|error| eprintln!("quotatrack: followers cannot reach this engine: {error}"))
+        .ok()
+}
+
+/// Completes on SIGINT or SIGTERM.
+pub(crate) async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut terminate) => {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = terminate.recv() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+/// The owner's latest snapshot, as it stands now.
+pub(crate) fn snapshot(sources: &Sources) -> anyhow::Result<Option<Status>> {
+    let Some(mut view) = status::read_snapshot(&sources.data_dir)? else {
+        return Ok(None);
+    };
+    status::settle(&mut view, sources.clock.now(), &StatusOptions::default());
+    Ok(Some(view))
+}
+
+/// `quotatrack credentials`: one line per provider; one the settings do
+/// not enable says so instead of how to log in.
+fn run_credentials(now: Timestamp, enabled: &[ProviderId]) -> anyhow::Result<ExitCode> {
+    let discovery = Discovery::from_process_env();
+    for id in ProviderId::ALL {
+        if enabled.contains(&id) {
+            println!("{}", discovery.lookup(id).describe(id, now));
+        } else {
+            println!("{id}: not enabled in the settings (`providers`)");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `quotatrack record PROVIDER`: one real request, written redacted.
+fn run_record(sources: &Sources, args: &RecordArgs) -> anyhow::Result<ExitCode> {
+    let discovery = Discovery::from_process_env();
+    let transport = live_transport(sources)?;
+    let now = sources.clock.now();
+    let recorded = runtime()?.block_on(record::record(args.provider, &discovery, &transport, now))?;
+    let path = recorded
+        .save(args.output.as_deref())
+        .with_context(|| format!("cannot write the fixture for {}", args.provider))?;
+    eprintln!(
+        "wrote {} (HTTP {}, secrets redacted: check it before attaching it to a report)",
+        path.display(),
+        recorded.exchange.response.status
+    );
+    println!("{}", recorded.summary);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn run_status(sources: &Sources, args: &StatusArgs) -> anyhow::Result<ExitCode> {
+    let data_dir = sources.data_dir.as_path();
+    if args.refresh {
+        if sources.fixtures.is_none() {
+            report_missing_credentials(&args.providers, &sources.settings.providers, sources.clock.now());
+        }
+        match engine(sources) {
+            Ok(mut engine) => {
+                runtime()?.block_on(engine.refresh(None))?;
+                engine.close()?;
+            }
+            Err(error) => match error.downcast_ref::<crate::engine::EngineError>() {
+                Some(crate::engine::EngineError::Log(owned @ LogError::Owned { .. })) => {
+                    eprintln!("quotatrack: {owned}; showing its latest snapshot");
+                }
+                _ => return Err(error),
+            },
+        }
+    }
+    let now = sources.clock.now();
+    let mut view = status::read_snapshot(data_dir)
+        .context("cannot read the last snapshot")?
+        .unwrap_or_else(|| Status {
+            schema: 1,
+            generated_at: rfc3339_seconds(now),
+            providers: Vec::new(),
+        });
+    if view.providers.is_empty() && !args.refresh {
+        eprintln!(
+            "quotatrack: nothing fetched yet in {}: run `quotatrack status --refresh` or `quotatrack watch`",
+            data_dir.display()
+        );
+    }
+    status::settle(&mut view, now, &StatusOptions::default());
+    if !args.providers.is_empty() {
+        view.providers.retain(|provider| args.providers.contains(&provider.id));
+    }
+    let text = match (&args.format, args.json) {
+        (Some(template), _) => footer::render(template, &view, now)?,
+        (None, true) => serde_json::to_string(&view)?,
+        (None, false) => status::line(&view, now, None),
+    };
+    println!("{text}");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn run_replay(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
+    let input = open_input(&args.file)?;
+    let request = replay::Request {
+        at: args.at,
+        timeline: args.timeline,
+        json: args.json,
+        options: replay::Options::default(),
+    };
+    let rendered =
+        replay::command(input, &request).with_context(|| format!("cannot replay {}", args.file.display()))?;
+    println!("{}", rendered.text);
+    Ok(if rendered.identical {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+fn run_demo(explicit_dir: Option<&Path>, args: &DemoArgs) -> anyhow::Result<ExitCode> {
+    let chosen = match &args.scenario {
+        Some(name) => scenario::incident(name).with_context(|| {
+            let names: Vec<&str> = scenario::INCIDENTS.iter().map(|s| s.name).collect();
+            format!("no scenario {name:?} (known: {})", names.join(", "))
+        })?,
+        None => &scenario::DEMO,
+    };
+    let minutes = args.hours.map_or(chosen.minutes, |hours| hours * 60);
+    let temporary = tempfile::tempdir()?;
+    let data_dir = explicit_dir.unwrap_or(temporary.path());
+    println!(
+        "quotatrack {}: {} ({} min of virtual time)",
+        chosen.name, chosen.about, minutes
+    );
+    let timeline = runtime()?.block_on(scenario::run(chosen, minutes, data_dir))?;
+    for (time, line) in &timeline.changes {
+        println!("{time}  {line}");
+    }
+    println!("final  {}", timeline.last);
+    let requests: Vec<String> = timeline.requests.iter().map(|(id, n)| format!("{id} {n}")).collect();
+    println!("requests: {}", requests.join(", "));
+    if let Some(dir) = explicit_dir {
+        let dir = dir.display();
+        println!("log kept in {dir}: quotatrack --data-dir {dir} log export | quotatrack replay -");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Tells on stderr, per enabled provider, why there is no usable credential.
+fn report_missing_credentials(only: &[ProviderId], enabled: &[ProviderId], now: Timestamp) {
+    let discovery = Discovery::from_process_env();
+    for id in ProviderId::ALL {
+        if !enabled.contains(&id) || (!only.is_empty() && !only.contains(&id)) {
+            continue;
+        }
+        let lookup = discovery.lookup(id);
+        let usable = matches!(&lookup, Lookup::Found(credential) if !credential.expired(now));
+        if !usable {
+            eprintln!("{}", lookup.describe(id, now));
+        }
+    }
+}
+
+fn run_watch(sources: &Sources) -> anyhow::Result<ExitCode> {
+    let mut engine = engine(sources)?;
+    let mut updates = engine.subscribe();
+    runtime()?.block_on(async {
+        // Ends when stdout is closed (`quotatrack watch | head -1`): the
+        // engine then stops as at a signal.
+        let mut printer = tokio::spawn(async move {
+            while let Ok(view) = updates.recv().await {
+                let line = status::line(&view, Timestamp::now(), None);
+                if writeln!(std::io::stdout().lock(), "{line}").is_err() {
+                    return;
+                }
+            }
+            std::future::pending::<()>().await;
+        });
+        let shutdown = shutdown_signal();
+        tokio::pin!(shutdown);
+        let mut requests = None;
+        let every = engine.driver().rules().interval.unsigned_abs();
+        let mut timer = tokio::time::interval(every);
+        loop {
+            tokio::select! {
+                biased;
+                () = &mut shutdown => break,
+                _ = &mut printer => break,
+                Some((request, done)) = serve::next_request(&mut requests) => {
+                    engine.force_refresh(request.refresh).await?;
+                    let _ = done.send(());
+                }
+                _ = timer.tick() => {
+                    engine.cycle().await?;
+                    // Followers may ask once the first snapshot is out.
+                    if requests.is_none() {
+                        requests = listen(sources);
+                    }
+                }
+            }
+        }
+        if requests.is_some() {
+            control::unlisten(&sources.data_dir);
+        }
+        engine.close()?;
+        printer.abort();
+        anyhow::Ok(())
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn run_store(data_dir: &Path) -> anyhow::Result<ExitCode> {
+    let journal = Journal::open(data_dir)?;
+    print!("{}", status::store_table(journal.store()));
+    Ok(ExitCode::SUCCESS)
+}
+
+fn open_input(path: &PathBuf) -> anyhow::Result<Box<dyn BufRead>> {
+    if path.as_os_str() == "-" {
+        return Ok(Box::new(BufReader::new(std::io::stdin())));
+    }
+    let file = std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+    Ok(Box::new(BufReader::new(file)))
+}
+
+fn run_parse(args: ParseArgs) -> anyhow::Result<ExitCode> {
+    let input = read_input(&args.file)?;
+    let (status, headers, body, recorded_at) = if args.exchange {
+        let exchange: RecordedExchange = serde_json::from_slice(&input)
+            .with_context(|| format!("{} is not a recorded exchange", args.file.display()))?;
+        let response = exchange.response;
+        (
+            response.status,
+            response.header_pairs(),
+            response.body_bytes(),
+            Some(exchange.recorded_at),
+        )
+    } else {
+        (args.status, args.headers, input, None)
+    };
+    let response = Response {
+        status,
+        headers: &headers,
+        body: &body,
+    };
+    let now = args.now.or(recorded_at).unwrap_or_else(jiff::Timestamp::now);
+    let result = args.provider.provider().parse(&response, now);
+    let output = ParseOutput::new(args.provider, &result);
+    let text = if args.json {
+        let mut json = serde_json::to_string_pretty(&output)?;
+        json.push('\n');
+        json
+    } else {
+        output.to_text()
+    };
+    std::io::stdout().lock().write_all(text.as_bytes())?;
+    Ok(if result.is_ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+fn read_input(path: &std::path::Path) -> anyhow::Result<Vec<u8>> {
+    let mut body = Vec::new();
+    if path.as_os_str() == "-" {
+        std::io::stdin()
+            .read_to_end(&mut body)
+            .context("cannot read standard input")?;
+    } else {
+        body = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    }
+    Ok(body)
+}

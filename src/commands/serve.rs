@@ -1,0 +1,257 @@
+//! `quotatrack serve --stdio`: host events as JSON lines in, engine events
+//! as JSON lines out, for one host session. The first engine on a data dir
+//! owns it ([`own`]); another follows the owner's snapshot and forwards
+//! refreshes ([`follow`]), and takes the data dir over when the owner goes
+//! away. The loops are generic over their input and output, so tests drive
+//! them with in-memory pipes.
+
+use std::io::Write;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use tokio::io::AsyncBufRead;
+
+use super::{Sources, engine, is_owned, listen, runtime, snapshot};
+use crate::control;
+use crate::engine::Engine;
+use crate::events::HostEvent;
+use crate::machines::controller::Effect;
+use crate::session::input::HostLines;
+use crate::session::{EngineEvent, Follower};
+
+/// `quotatrack serve --stdio`: host events as JSON lines on stdin, engine
+/// events as JSON lines on stdout. A line that is not a host event (too
+/// long, not UTF-8, not JSON, an unknown type) gets an `error` event naming
+/// the line, and nothing changes (`session::input`). The interval runs
+/// on the wall clock (a tracker cycle, then the controller's `interval`).
+/// At `session_shutdown` or the end of input the engine writes its
+/// checkpoint and the process exits 0.
+///
+/// The first engine on a data dir owns it. Another gets `already_active`,
+/// answers every host event from the owner's snapshot, forwards refreshes
+/// to the owner (`control.rs`), and takes the data dir over (saying
+/// `ready`) when the owner goes away.
+pub(super) fn run_serve(sources: &Sources) -> anyhow::Result<ExitCode> {
+    runtime()?.block_on(async {
+        let mut out = std::io::stdout().lock();
+        let mut input = HostLines::new(tokio::io::BufReader::new(tokio::io::stdin()));
+        let (engine, model) = match engine(sources) {
+            Ok(engine) => (engine, None),
+            Err(error) if is_owned(&error) => match follow(sources, &mut input, &mut out).await? {
+                Some(taken) => taken,
+                None => return Ok(ExitCode::SUCCESS),
+            },
+            Err(error) => return Err(error),
+        };
+        own(engine, sources, model, &mut input, &mut out).await?;
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// The owner's loop: host events, the interval, and followers' refreshes,
+/// until `session_shutdown` or the end of input; then the checkpoint.
+pub async fn own<R: AsyncBufRead + Unpin>(
+    mut engine: Engine,
+    sources: &Sources,
+    model: Option<HostEvent>,
+    input: &mut HostLines<R>,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
+    let mut requests = None;
+    let session = serve_owned(&mut engine, sources, model, input, out, &mut requests).await;
+    if requests.is_some() {
+        control::unlisten(&sources.data_dir);
+    }
+    // The checkpoint is written however the session ended (a closed
+    // stdout included); the session's own error, if any, comes after.
+    engine.close()?;
+    session
+}
+
+/// The owner's session itself: `ready`, then the loop until the host is
+/// done; `requests` is the control socket once it is bound.
+async fn serve_owned<R: AsyncBufRead + Unpin>(
+    engine: &mut Engine,
+    sources: &Sources,
+    model: Option<HostEvent>,
+    input: &mut HostLines<R>,
+    out: &mut impl Write,
+    requests: &mut Option<tokio::sync::mpsc::Receiver<control::Asked>>,
+) -> anyhow::Result<()> {
+    send(out, None, engine.start().await?)?;
+    engine.cycle().await?;
+    if let Some(model) = model {
+        send(out, None, engine.handle(model).await?)?;
+    }
+    *requests = listen(sources);
+    let every = Duration::from_secs(engine.settings().refresh_interval_s);
+    let mut timer = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    loop {
+        tokio::select! {
+            line = input.next() => {
+                let Some((number, event)) = line? else { break };
+                match event {
+                    Ok(host) => {
+                        let last = host == HostEvent::SessionShutdown;
+                        send(out, Some(number), engine.handle(host).await?)?;
+                        if last {
+                            break;
+                        }
+                    }
+                    Err(error) => send(out, Some(number), vec![error])?,
+                }
+            }
+            Some((request, done)) = next_request(requests) => {
+                engine.force_refresh(request.refresh).await?;
+                let _ = done.send(());
+            }
+            _ = timer.tick() => {
+                engine.cycle().await?;
+                send(out, None, engine.handle(HostEvent::Interval).await?)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+pub(crate) async fn next_request(
+    requests: &mut Option<tokio::sync::mpsc::Receiver<control::Asked>>,
+) -> Option<control::Asked> {
+    match requests {
+        Some(requests) => requests.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The follower's loop: every host event is answered with the owner's
+/// latest snapshot; `refresh` and `model_changed` first ask the owner to
+/// refresh the host's provider (the owner's gates apply to everyone).
+/// When the owner goes away (its connection closes, or, without one, at
+/// each interval) this engine tries to take the data dir over; it returns
+/// the engine and the host's last model change when it did, `None` when
+/// the host finished.
+pub async fn follow<R: AsyncBufRead + Unpin>(
+    sources: &Sources,
+    input: &mut HostLines<R>,
+    out: &mut impl Write,
+) -> anyhow::Result<Option<(Engine, Option<HostEvent>)>> {
+    let (mut follower, first) = Follower::start();
+    if first.contains(&Effect::EmitAlreadyActive) {
+        send(out, None, vec![EngineEvent::AlreadyActive])?;
+    }
+    let mut owner = control::Owner::connect(&sources.data_dir).await.ok();
+    let mut model = None;
+    let every = Duration::from_secs(sources.settings.refresh_interval_s);
+    let mut timer = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    loop {
+        tokio::select! {
+            line = input.next() => {
+                let Some((number, event)) = line? else { return Ok(None) };
+                let host = match event {
+                    Ok(host) => host,
+                    Err(error) => {
+                        send(out, Some(number), vec![error])?;
+                        continue;
+                    }
+                };
+                match &host {
+                    HostEvent::ModelChanged { .. } => model = Some(host.clone()),
+                    HostEvent::SettingsPatch { .. } => {
+                        let message = "settings_patch: another engine owns the data dir and its settings are in force; \
+                                       patch that engine or the settings file"
+                            .to_owned();
+                        send(out, Some(number), vec![EngineEvent::Error { line: None, message }])?;
+                    }
+                    _ => {}
+                }
+                let effects = follower.handle(&host, snapshot(sources)?.as_ref());
+                for effect in effects {
+                    match effect {
+                        Effect::Forward(_) => {
+                            if let Some(connection) = &mut owner {
+                                if connection.refresh(follower.current()).await.is_err() {
+                                    owner = None;
+                                }
+                            }
+                        }
+                        Effect::EmitCurrent => {
+                            // Read again: a forwarded refresh has just changed it.
+                            if let Some(view) = snapshot(sources)? {
+                                send(out, None, follower.shown(&view, sources.clock.now()))?;
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+                if follower.is_shut_down() {
+                    return Ok(None);
+                }
+                if owner.is_some() {
+                    continue;
+                }
+            }
+            () = owner_gone(&mut owner) => {
+                // Its lock goes as its process ends: keep trying a while.
+                owner = None;
+                if let Some(engine) = take_over(sources, &mut owner, 200).await? {
+                    return Ok(Some((engine, model)));
+                }
+                continue;
+            }
+            _ = timer.tick() => {
+                if owner.is_some() {
+                    continue;
+                }
+            }
+        }
+        if let Some(engine) = take_over(sources, &mut owner, 1).await? {
+            return Ok(Some((engine, model)));
+        }
+    }
+}
+
+/// Completes when the owner's connection closes; never without one.
+async fn owner_gone(owner: &mut Option<control::Owner>) {
+    match owner {
+        Some(owner) => owner.gone().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Without an owner to talk to: takes the data dir over, or connects to
+/// the engine that did; `attempts` tries 50 ms apart (after that the
+/// interval tries again).
+async fn take_over(
+    sources: &Sources,
+    owner: &mut Option<control::Owner>,
+    attempts: usize,
+) -> anyhow::Result<Option<Engine>> {
+    for attempt in 1..=attempts {
+        match engine(sources) {
+            Ok(engine) => return Ok(Some(engine)),
+            Err(error) if is_owned(&error) => {}
+            Err(error) => return Err(error),
+        }
+        if let Ok(connection) = control::Owner::connect(&sources.data_dir).await {
+            *owner = Some(connection);
+            return Ok(None);
+        }
+        if attempt < attempts {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    Ok(None)
+}
+
+/// Writes engine events as JSON lines, errors naming input line `line`.
+fn send(out: &mut impl Write, line: Option<usize>, events: Vec<EngineEvent>) -> anyhow::Result<()> {
+    for mut event in events {
+        if let EngineEvent::Error { line: at, .. } = &mut event {
+            *at = at.or(line);
+        }
+        serde_json::to_writer(&mut *out, &event)?;
+        out.write_all(b"\n")?;
+    }
+    out.flush()?;
+    Ok(())
+}
