@@ -48,3 +48,6 @@ mod history;
 mod hostedges;
 // Planted secrets echoed back by hostile servers in every form never reach a byte the tool writes.
 mod canary;
+
+// One cycle: live runs over loopback HTTP replay to their own log.
+mod oneloop;
