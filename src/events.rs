@@ -28,7 +28,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
 
 use crate::exchange::RecordedExchange;
-use crate::providers::ProviderId;
+use crate::providers::{ErrorKind, ProviderId};
 use crate::wire::{ErrorBody, Window};
 
 /// The event format version this build writes and reads.
@@ -202,6 +202,36 @@ pub enum Outcome {
         /// The classified error.
         error: ErrorBody,
     },
+}
+
+impl Outcome {
+    /// What today's parser reads in a recorded exchange, at `at`.
+    pub fn read(exchange: &RecordedExchange, at: Timestamp) -> Outcome {
+        match exchange
+            .response
+            .read(|response| exchange.provider.provider().parse(response, at))
+        {
+            Ok(usage) => Outcome::Usage {
+                plan: usage.plan,
+                windows: usage.windows.iter().map(Window::from).collect(),
+            },
+            Err(error) => Outcome::Failed {
+                error: ErrorBody::from(&error),
+            },
+        }
+    }
+
+    /// A fetch of `provider` that ended without a usable response, of
+    /// `kind`, for `reason`.
+    pub fn failed(provider: ProviderId, kind: ErrorKind, reason: &str) -> Outcome {
+        Outcome::Failed {
+            error: ErrorBody {
+                kind,
+                message: format!("{}: {reason}", provider.provider().label()),
+                retry_after_s: None,
+            },
+        }
+    }
 }
 
 /// Host events of the embedding protocol.
@@ -398,7 +428,7 @@ pub fn read_import(input: impl std::io::BufRead) -> Result<Vec<Envelope>, LineEr
 }
 
 /// The stored shape: the envelope's fields and the event's, in one object
-/// (written only; [`Flat`] reads it).
+/// (written only; [`Fields`] reads it).
 #[derive(Serialize)]
 struct Stored<E> {
     v: u32,
@@ -424,7 +454,7 @@ impl Envelope {
 
     /// Reads one event, telling a newer format apart from garbage.
     pub fn from_json(bytes: &[u8]) -> Result<Envelope, DecodeError> {
-        match serde_json::from_slice::<Flat>(bytes) {
+        match serde_json::from_slice::<Fields>(bytes) {
             Ok(flat) if flat.v == VERSION => flat.into_envelope(),
             Ok(flat) => Err(version_error(u64::from(flat.v))),
             Err(error) => {
@@ -454,13 +484,13 @@ impl Envelope {
 /// whole object and then read it again; the log is read a million events at
 /// a time on rebuild, so the reader is written out once here instead.
 #[derive(Deserialize)]
-struct Flat {
+struct Fields {
     v: u32,
     seq: u64,
     at: Timestamp,
     stream: Stream,
     #[serde(rename = "type")]
-    kind: Kind,
+    kind: TypeName,
     #[serde(default)]
     provider: Option<ProviderId>,
     #[serde(default)]
@@ -472,7 +502,7 @@ struct Flat {
     #[serde(default)]
     body_repeated: bool,
     #[serde(default)]
-    outcome: Option<FlatOutcome>,
+    outcome: Option<OutcomeFields>,
     #[serde(default)]
     elapsed_ms: Option<u64>,
     #[serde(default)]
@@ -502,7 +532,7 @@ struct Flat {
 /// The `type` names of version 1.
 #[derive(Deserialize)]
 #[serde(rename_all = "snake_case")]
-enum Kind {
+enum TypeName {
     ClockTicked,
     CredentialsFound,
     CredentialsLost,
@@ -518,10 +548,10 @@ enum Kind {
     ProviderSelected,
 }
 
-/// An [`Outcome`] read in one pass, like [`Flat`].
+/// An [`Outcome`] read in one pass, like [`Fields`].
 #[derive(Deserialize)]
-struct FlatOutcome {
-    result: OutcomeKind,
+struct OutcomeFields {
+    result: OutcomeName,
     #[serde(default)]
     plan: Option<String>,
     #[serde(default)]
@@ -532,79 +562,79 @@ struct FlatOutcome {
 
 #[derive(Deserialize)]
 #[serde(rename_all = "snake_case")]
-enum OutcomeKind {
+enum OutcomeName {
     Usage,
     Failed,
 }
 
-impl Flat {
+impl Fields {
     fn into_envelope(self) -> Result<Envelope, DecodeError> {
         fn required<T>(value: Option<T>, field: &str, kind: &str) -> Result<T, DecodeError> {
             value.ok_or_else(|| DecodeError::Invalid(format!("missing field `{field}` in a {kind} event")))
         }
         let provider = self.provider;
         let payload = match self.kind {
-            Kind::ClockTicked => Event::ClockTicked,
-            Kind::CredentialsFound => Event::CredentialsFound {
+            TypeName::ClockTicked => Event::ClockTicked,
+            TypeName::CredentialsFound => Event::CredentialsFound {
                 provider: required(provider, "provider", "credentials_found")?,
                 fingerprint: required(self.fingerprint, "fingerprint", "credentials_found")?,
                 source: required(self.source, "source", "credentials_found")?,
             },
-            Kind::CredentialsLost => Event::CredentialsLost {
+            TypeName::CredentialsLost => Event::CredentialsLost {
                 provider: required(provider, "provider", "credentials_lost")?,
             },
-            Kind::FetchStarted => Event::FetchStarted {
+            TypeName::FetchStarted => Event::FetchStarted {
                 provider: required(provider, "provider", "fetch_started")?,
             },
-            Kind::FetchCompleted => {
+            TypeName::FetchCompleted => {
                 let outcome = required(self.outcome, "outcome", "fetch_completed")?;
                 Event::FetchCompleted {
                     provider: required(provider, "provider", "fetch_completed")?,
                     exchange: self.exchange,
                     body_repeated: self.body_repeated,
                     outcome: match outcome.result {
-                        OutcomeKind::Usage => Outcome::Usage {
+                        OutcomeName::Usage => Outcome::Usage {
                             plan: outcome.plan,
                             windows: required(outcome.windows, "windows", "usage outcome")?,
                         },
-                        OutcomeKind::Failed => Outcome::Failed {
+                        OutcomeName::Failed => Outcome::Failed {
                             error: required(outcome.error, "error", "failed outcome")?,
                         },
                     },
                     elapsed_ms: required(self.elapsed_ms, "elapsed_ms", "fetch_completed")?,
                 }
             }
-            Kind::StatusChecked => Event::StatusChecked {
+            TypeName::StatusChecked => Event::StatusChecked {
                 provider: required(provider, "provider", "status_checked")?,
                 indicator: required(self.indicator, "indicator", "status_checked")?,
                 description: self.description,
                 exchange: self.exchange,
                 body_repeated: self.body_repeated,
             },
-            Kind::SettingsChanged => Event::SettingsChanged {
+            TypeName::SettingsChanged => Event::SettingsChanged {
                 patch: required(self.patch, "patch", "settings_changed")?,
             },
-            Kind::HostReported => Event::HostReported {
+            TypeName::HostReported => Event::HostReported {
                 host: required(self.host, "host", "host_reported")?,
             },
-            Kind::RefreshRequested => Event::RefreshRequested {
+            TypeName::RefreshRequested => Event::RefreshRequested {
                 provider,
                 force: self.force,
             },
-            Kind::CycleRequested => Event::CycleRequested,
-            Kind::Transitioned => Event::Transitioned {
+            TypeName::CycleRequested => Event::CycleRequested,
+            TypeName::Transitioned => Event::Transitioned {
                 from: required(self.from, "from", "transitioned")?,
                 to: required(self.to, "to", "transitioned")?,
                 cause: required(self.cause, "cause", "transitioned")?,
                 provider,
             },
-            Kind::StoreUpdated => Event::StoreUpdated {
+            TypeName::StoreUpdated => Event::StoreUpdated {
                 provider: required(provider, "provider", "store_updated")?,
                 fails: required(self.fails, "fails", "store_updated")?,
                 active: required(self.active, "active", "store_updated")?,
                 blocked_until: self.blocked_until,
             },
-            Kind::ProviderSelected => Event::ProviderSelected { provider },
+            TypeName::ProviderSelected => Event::ProviderSelected { provider },
         };
         Ok(Envelope {
             stream: self.stream,

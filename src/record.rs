@@ -17,7 +17,6 @@ use std::path::{Path, PathBuf};
 use jiff::Timestamp;
 
 use crate::credentials::{Discovery, Lookup, with_fix};
-use crate::driver;
 use crate::events::Outcome;
 use crate::exchange::RecordedExchange;
 use crate::providers::ProviderId;
@@ -77,7 +76,7 @@ pub async fn record(
     if redactor.leaked(&text) {
         return Err(RecordError::Leak(provider));
     }
-    let summary = match driver::read_exchange(&exchange, exchange.recorded_at) {
+    let summary = match Outcome::read(&exchange, exchange.recorded_at) {
         Outcome::Usage { plan, windows } => format!(
             "{provider}: HTTP {}, {} windows{}",
             exchange.response.status,

@@ -178,7 +178,7 @@ pub async fn run(scenario: &Scenario, minutes: u32, data_dir: &Path) -> Result<T
         // Scenarios script usage responses only.
         .status_pages(None)
         .build()?;
-    let interval = engine.driver().rules().interval;
+    let interval = engine.trackers().rules().interval;
     let mut timeline = Timeline::default();
     let mut seen: BTreeMap<ProviderId, String> = BTreeMap::new();
     for minute in 0..minutes {

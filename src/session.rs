@@ -21,7 +21,9 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::events::{Event, HostEvent, Stream};
-use crate::machines::controller::{self, Context, Controller, Effect, Facts, Fetch, Input, ProviderFacts, Trigger};
+use crate::machines::controller::{
+    self, Context, Controller, Effect, Facts, FetchAnswer, Input, ProviderFacts, Trigger,
+};
 use crate::providers::ProviderId;
 use crate::providers::detect::detect;
 use crate::settings::{Settings, SettingsError};
@@ -131,15 +133,15 @@ pub(crate) fn updates<'v>(
 
 /// What a fetch of `provider` came to, for the controller: not sent (the
 /// tracker held it back), or, from the store it left, usage or a failure.
-pub(crate) fn fetched(store: &Store, provider: ProviderId, sent: bool) -> Fetch {
+pub(crate) fn fetched(store: &Store, provider: ProviderId, sent: bool) -> FetchAnswer {
     let failed = store
         .providers
         .get(&provider)
         .is_none_or(|entry| entry.last_error.is_some());
     match (sent, failed) {
-        (false, _) => Fetch::NotDue,
-        (true, false) => Fetch::Usage,
-        (true, true) => Fetch::Failed,
+        (false, _) => FetchAnswer::NotDue,
+        (true, false) => FetchAnswer::Usage,
+        (true, true) => FetchAnswer::Failed,
     }
 }
 

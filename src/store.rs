@@ -32,7 +32,7 @@ pub struct Store {
     /// One entry per provider ever mentioned, in id order.
     pub providers: BTreeMap<ProviderId, Entry>,
     /// The controller's view.
-    pub controller: Controller,
+    pub controller: ControllerEntry,
     /// The settings as patched so far (changed keys only; defaults are not stored).
     pub settings: Map<String, Value>,
 }
@@ -88,7 +88,7 @@ pub struct StatusPage {
 
 /// The controller's state and the provider it shows.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Controller {
+pub struct ControllerEntry {
     /// The controller machine's state name.
     pub state: Option<String>,
     /// The provider it currently shows.

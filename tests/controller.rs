@@ -23,7 +23,6 @@ use proptest::prelude::*;
 use proptest_state_machine::{ReferenceStateMachine, StateMachineTest, prop_state_machine};
 use quotatrack::clock::{BoxFuture, Clock, ManualClock};
 use quotatrack::credentials::{Credential, FixedCredentials};
-use quotatrack::driver;
 use quotatrack::engine::Engine;
 use quotatrack::events::{Event, HostEvent, Outcome, Stream};
 use quotatrack::exchange::RecordedExchange;
@@ -65,7 +64,7 @@ fn recorded(provider: usize, answer: Answer) -> RecordedExchange {
 fn reading(provider: usize, answer: Answer, now: i64) -> Outcome {
     let mut exchange = recorded(provider, answer);
     exchange.recorded_at = at(now);
-    driver::read_exchange(&exchange, at(now))
+    Outcome::read(&exchange, at(now))
 }
 
 #[derive(Debug, Clone)]

@@ -12,7 +12,6 @@ use std::time::Duration;
 use jiff::Timestamp;
 use quotatrack::clock::ManualClock;
 use quotatrack::credentials::Credential;
-use quotatrack::driver;
 use quotatrack::events::Outcome;
 use quotatrack::providers::{ErrorKind, ProviderId};
 use quotatrack::transport::{HttpTransport, MAX_BODY_BYTES, Request, Transport, TransportError};
@@ -75,7 +74,7 @@ fn claude_gets_its_required_headers_and_the_recorded_exchange_holds_no_token() {
     assert_eq!(recorded.request.headers["authorization"], "[redacted]");
     assert_eq!(recorded.request.url, format!("{}/api/oauth/usage", server.origin));
     assert!(!serde_json::to_string(&recorded).unwrap().contains(TOKEN));
-    let outcome = driver::read_exchange(&recorded, recorded.recorded_at);
+    let outcome = Outcome::read(&recorded, recorded.recorded_at);
     assert!(
         matches!(&outcome, Outcome::Usage { windows, .. } if !windows.is_empty()),
         "{outcome:?}"
@@ -111,7 +110,7 @@ fn codex_account_id_is_sent_as_a_header_and_recorded_redacted_with_echoed_identi
     assert_eq!(recorded.request.headers["chatgpt-account-id"], "[redacted]");
     assert!(!recorded.response.headers.contains_key("set-cookie"));
     assert!(matches!(
-        driver::read_exchange(&recorded, recorded.recorded_at),
+        Outcome::read(&recorded, recorded.recorded_at),
         Outcome::Usage { .. }
     ));
 }
@@ -182,7 +181,7 @@ fn retry_after_as_an_http_date_becomes_a_wait() {
     ]);
     let request = usage_request(ProviderId::Anthropic, Credential::new(TOKEN, "test"));
     let recorded = send(&server, request, Duration::from_secs(5)).unwrap();
-    let outcome = driver::read_exchange(&recorded, "2026-08-22T12:00:00Z".parse::<Timestamp>().unwrap());
+    let outcome = Outcome::read(&recorded, "2026-08-22T12:00:00Z".parse::<Timestamp>().unwrap());
     match outcome {
         Outcome::Failed { error } => {
             assert_eq!(error.kind, ErrorKind::RateLimited);
@@ -220,7 +219,7 @@ fn faults_become_clear_errors() {
             body: body.to_vec(),
         }]);
         let recorded = send(&server, anthropic(), Duration::from_secs(5)).unwrap();
-        outcome_kind(&driver::read_exchange(&recorded, recorded.recorded_at))
+        outcome_kind(&Outcome::read(&recorded, recorded.recorded_at))
     };
     assert_eq!(
         read_as("application/json", 200, b"{\"five_hour\": \xff\xfe}"),
@@ -637,7 +636,7 @@ fn retry_after_of(
 ) -> Option<u64> {
     let mut recorded = exchange(provider, name);
     change(&mut recorded);
-    match driver::read_exchange(&recorded, recorded.recorded_at) {
+    match Outcome::read(&recorded, recorded.recorded_at) {
         Outcome::Failed { error } if error.kind == ErrorKind::RateLimited => error.retry_after_s,
         other => panic!("{provider} {name}: {other:?}"),
     }
@@ -714,10 +713,10 @@ fn reset_hints_in_headers_and_bodies_are_capped_at_a_day() {
 
 #[test]
 fn a_rate_limit_lasts_a_day_at_most_and_new_credentials_lift_it_after_the_minimum_interval() {
-    use quotatrack::driver::{Driver, Found};
     use quotatrack::events::Event;
     use quotatrack::machines::tracker::Rules;
     use quotatrack::store::Store;
+    use quotatrack::trackers::{Found, Trackers};
 
     let p = ProviderId::Anthropic;
     let start: Timestamp = "2026-08-22T12:00:00Z".parse().unwrap();
@@ -740,10 +739,10 @@ fn a_rate_limit_lasts_a_day_at_most_and_new_credentials_lift_it_after_the_minimu
     };
 
     let blocked = || {
-        let mut driver = Driver::new(Rules::default(), &[p], &Store::default());
+        let mut driver = Trackers::new(Rules::default(), &[p], &Store::default());
         driver.credentials(p, at(0), found("key-1"));
         assert!(driver.poll(p, at(0)).1);
-        let outcome = driver::read_exchange(&hostile, at(0));
+        let outcome = Outcome::read(&hostile, at(0));
         driver.completed(p, at(0), Some(hostile.clone()), outcome, 0);
         assert_eq!(driver.state(p).unwrap().blocked_until(), Some(at(DAY_S as i64)));
         driver

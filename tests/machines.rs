@@ -7,11 +7,11 @@
 use jiff::Timestamp;
 use proptest::prelude::*;
 use proptest_state_machine::{ReferenceStateMachine, StateMachineTest, prop_state_machine};
-use quotatrack::driver::{self, Driver, Found};
 use quotatrack::events::{Cause, Event, Outcome};
 use quotatrack::machines::tracker::Rules;
 use quotatrack::providers::{ErrorKind, ProviderId};
 use quotatrack::store::Store;
+use quotatrack::trackers::{Found, Trackers};
 
 use quotatrack::transport::load_fixtures;
 
@@ -33,9 +33,9 @@ fn read_outcomes() -> Vec<Outcome> {
         .remove(&P)
         .unwrap()
         .iter()
-        .map(|exchange| driver::read_exchange(exchange, start))
+        .map(|exchange| Outcome::read(exchange, start))
         .collect();
-    outcomes.push(driver::failed(
+    outcomes.push(Outcome::failed(
         P,
         quotatrack::providers::ErrorKind::Unavailable,
         "no answer within 5 s",
@@ -248,7 +248,7 @@ impl ReferenceStateMachine for Reference {
 }
 
 struct Sut {
-    driver: Driver,
+    trackers: Trackers,
     now: i64,
     causes: Vec<Cause>,
     fetch: bool,
@@ -264,7 +264,7 @@ impl StateMachineTest for Sut {
 
     fn init_test(_: &Model) -> Sut {
         Sut {
-            driver: Driver::new(Rules::default(), &[P], &Store::default()),
+            trackers: Trackers::new(Rules::default(), &[P], &Store::default()),
             now: 0,
             causes: Vec::new(),
             fetch: false,
@@ -283,13 +283,13 @@ impl StateMachineTest for Sut {
                     fingerprint: format!("key-{key}"),
                     source: "test".to_owned(),
                 });
-                sut.driver.credentials(P, now, found)
+                sut.trackers.credentials(P, now, found)
             }
-            Step::Poll => sut.driver.poll(P, now).0,
-            Step::Demand => sut.driver.demand(P, now).0,
+            Step::Poll => sut.trackers.poll(P, now).0,
+            Step::Demand => sut.trackers.demand(P, now).0,
             Step::Complete(index) => {
                 let outcome = outcomes()[index].clone();
-                sut.driver.completed(P, now, None, outcome, 0)
+                sut.trackers.completed(P, now, None, outcome, 0)
             }
         };
         sut.causes = events
@@ -308,14 +308,14 @@ impl StateMachineTest for Sut {
     }
 
     fn check_invariants(sut: &Sut, model: &Model) {
-        let state = sut.driver.state(P).unwrap();
+        let state = sut.trackers.state(P).unwrap();
         assert_eq!(state.name(), model.name());
-        assert_eq!(sut.driver.tracker(P).unwrap().fails(), model.fails);
+        assert_eq!(sut.trackers.tracker(P).unwrap().fails(), model.fails);
         if let S::RateLimited(until) = model.state {
             assert_eq!(state.blocked_until(), Some(at(until)));
         }
         assert_eq!(
-            sut.driver.tracker(P).unwrap().last_attempt(),
+            sut.trackers.tracker(P).unwrap().last_attempt(),
             model.last.map(at),
             "backoff base"
         );

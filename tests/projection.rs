@@ -512,7 +512,7 @@ fn status_json_windows_say_how_they_move_and_which_models_they_count() {
     let parse = |provider: ProviderId, name: &str| {
         let exchange = crate::support::exchange(provider, name);
         assert_eq!(exchange.recorded_at, recorded, "{provider} {name}");
-        quotatrack::driver::read_exchange(&exchange, recorded)
+        quotatrack::events::Outcome::read(&exchange, recorded)
     };
     let envelopes: Vec<Envelope> = [
         (ProviderId::Anthropic, "ok-full"),

@@ -29,7 +29,7 @@ use crate::settings::Settings;
 use crate::status::{self, StatusOptions};
 use crate::transport::{ExchangePlayer, HttpTransport, Url};
 use crate::wire::{ParseOutput, Status, rfc3339_seconds};
-use crate::{control, footer, record, replay, scenario};
+use crate::{footer, owner, record, replay, scenario};
 
 // Every line the command prints goes through these instead of std's: a
 // closed stdout (`quotatrack status | true`, `… | head -1`) comes back as
@@ -232,8 +232,8 @@ pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 }
 
 /// The owner's control socket, or `None` (said on stderr) when it cannot be bound.
-pub(crate) fn listen(sources: &Sources) -> Option<tokio::sync::mpsc::Receiver<control::Asked>> {
-    control::listen(&sources.data_dir)
+pub(crate) fn listen(sources: &Sources) -> Option<tokio::sync::mpsc::Receiver<owner::Asked>> {
+    owner::listen(&sources.data_dir)
         .inspect_err(|error| eprintln!("quotatrack: followers cannot reach this engine: {error}"))
         .ok()
 }
@@ -421,7 +421,7 @@ fn run_watch(sources: &Sources) -> anyhow::Result<ExitCode> {
         let shutdown = shutdown_signal();
         tokio::pin!(shutdown);
         let mut requests = None;
-        let every = engine.driver().rules().interval.unsigned_abs();
+        let every = engine.trackers().rules().interval.unsigned_abs();
         let mut timer = tokio::time::interval(every);
         loop {
             tokio::select! {
@@ -442,7 +442,7 @@ fn run_watch(sources: &Sources) -> anyhow::Result<ExitCode> {
             }
         }
         if requests.is_some() {
-            control::unlisten(&sources.data_dir);
+            owner::unlisten(&sources.data_dir);
         }
         engine.close()?;
         printer.abort();

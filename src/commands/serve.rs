@@ -12,10 +12,10 @@ use std::time::Duration;
 use tokio::io::AsyncBufRead;
 
 use super::{Sources, engine, is_owned, listen, runtime, snapshot};
-use crate::control;
 use crate::engine::Engine;
 use crate::events::HostEvent;
 use crate::machines::controller::Effect;
+use crate::owner;
 use crate::session::input::HostLines;
 use crate::session::{EngineEvent, Follower};
 
@@ -60,7 +60,7 @@ pub async fn own<R: AsyncBufRead + Unpin>(
     let mut requests = None;
     let session = serve_owned(&mut engine, sources, model, input, out, &mut requests).await;
     if requests.is_some() {
-        control::unlisten(&sources.data_dir);
+        owner::unlisten(&sources.data_dir);
     }
     // The checkpoint is written however the session ended (a closed
     // stdout included); the session's own error, if any, comes after.
@@ -76,7 +76,7 @@ async fn serve_owned<R: AsyncBufRead + Unpin>(
     model: Option<HostEvent>,
     input: &mut HostLines<R>,
     out: &mut impl Write,
-    requests: &mut Option<tokio::sync::mpsc::Receiver<control::Asked>>,
+    requests: &mut Option<tokio::sync::mpsc::Receiver<owner::Asked>>,
 ) -> anyhow::Result<()> {
     send(out, None, engine.start().await?)?;
     engine.cycle().await?;
@@ -115,8 +115,8 @@ async fn serve_owned<R: AsyncBufRead + Unpin>(
 }
 
 pub(crate) async fn next_request(
-    requests: &mut Option<tokio::sync::mpsc::Receiver<control::Asked>>,
-) -> Option<control::Asked> {
+    requests: &mut Option<tokio::sync::mpsc::Receiver<owner::Asked>>,
+) -> Option<owner::Asked> {
     match requests {
         Some(requests) => requests.recv().await,
         None => std::future::pending().await,
@@ -139,7 +139,7 @@ pub async fn follow<R: AsyncBufRead + Unpin>(
     if first.contains(&Effect::EmitAlreadyActive) {
         send(out, None, vec![EngineEvent::AlreadyActive])?;
     }
-    let mut owner = control::Owner::connect(&sources.data_dir).await.ok();
+    let mut owner = owner::Connection::connect(&sources.data_dir).await.ok();
     let mut model = None;
     let every = Duration::from_secs(sources.settings.refresh_interval_s);
     let mut timer = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
@@ -211,7 +211,7 @@ pub async fn follow<R: AsyncBufRead + Unpin>(
 }
 
 /// Completes when the owner's connection closes; never without one.
-async fn owner_gone(owner: &mut Option<control::Owner>) {
+async fn owner_gone(owner: &mut Option<owner::Connection>) {
     match owner {
         Some(owner) => owner.gone().await,
         None => std::future::pending().await,
@@ -223,7 +223,7 @@ async fn owner_gone(owner: &mut Option<control::Owner>) {
 /// interval tries again).
 async fn take_over(
     sources: &Sources,
-    owner: &mut Option<control::Owner>,
+    owner: &mut Option<owner::Connection>,
     attempts: usize,
 ) -> anyhow::Result<Option<Engine>> {
     for attempt in 1..=attempts {
@@ -232,7 +232,7 @@ async fn take_over(
             Err(error) if is_owned(&error) => {}
             Err(error) => return Err(error),
         }
-        if let Ok(connection) = control::Owner::connect(&sources.data_dir).await {
+        if let Ok(connection) = owner::Connection::connect(&sources.data_dir).await {
             *owner = Some(connection);
             return Ok(None);
         }

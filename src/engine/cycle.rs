@@ -14,10 +14,10 @@ use jiff::Timestamp;
 
 use super::{CycleReport, Engine, EngineError};
 use crate::answers::{Reading, Reply};
-use crate::driver::{self, Found};
-use crate::events::{Event, Stream};
+use crate::events::{Event, Outcome, Stream};
 use crate::health::{self, Feed};
 use crate::providers::{ErrorKind, ProviderId};
+use crate::trackers::Found;
 use crate::transport::{Purpose, Request};
 
 impl Engine {
@@ -32,7 +32,7 @@ impl Engine {
         let force = matches!(trigger, Event::RefreshRequested { force: true, .. });
         let mut items = vec![(at, Stream::Engine, trigger)];
         let mut requests = Vec::new();
-        for provider in self.driver.providers() {
+        for provider in self.trackers.providers() {
             if scope.is_some_and(|only| only != provider) {
                 continue;
             }
@@ -41,11 +41,11 @@ impl Engine {
                 fingerprint: credential.fingerprint(),
                 source: credential.source.clone(),
             });
-            items.extend(self.driver.credentials(provider, at, found));
+            items.extend(self.trackers.credentials(provider, at, found));
             let (decided, fetch) = if force {
-                self.driver.demand(provider, at)
+                self.trackers.demand(provider, at)
             } else {
-                self.driver.poll(provider, at)
+                self.trackers.poll(provider, at)
             };
             items.extend(decided);
             if let (true, Some(credential)) = (fetch, credential) {
@@ -73,18 +73,18 @@ impl Engine {
             }
             let (exchange, outcome) = match answer.reply {
                 Reply::Response(exchange) => {
-                    let outcome = driver::read_exchange(&exchange, done);
+                    let outcome = Outcome::read(&exchange, done);
                     (Some(exchange), outcome)
                 }
-                Reply::Failed { kind, reason } => (None, driver::failed(provider, kind, &reason)),
+                Reply::Failed { kind, reason } => (None, Outcome::failed(provider, kind, &reason)),
                 Reply::Read(Reading::Usage(outcome)) => (None, outcome),
                 Reply::Read(Reading::Page { .. }) => (
                     None,
-                    driver::failed(provider, ErrorKind::Unavailable, "no usage recorded"),
+                    Outcome::failed(provider, ErrorKind::Unavailable, "no usage recorded"),
                 ),
             };
             items.extend(
-                self.driver
+                self.trackers
                     .completed(provider, done, exchange, outcome, answer.elapsed_ms),
             );
         }
@@ -106,7 +106,7 @@ impl Engine {
         let Some(ttl) = self.status_ttl else {
             return false;
         };
-        let tracked = self.driver.state(provider).is_some_and(|state| state.is_active());
+        let tracked = self.trackers.state(provider).is_some_and(|state| state.is_active());
         let checked = self
             .journal
             .store()

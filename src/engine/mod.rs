@@ -1,5 +1,5 @@
 //! The engine owns everything that runs: the trackers (through the
-//! [`Driver`]), the controller (the host side, [`host`]), the settings in
+//! [`Trackers`]), the controller (the host side, [`host`]), the settings in
 //! force and the journal. It has one update cycle ([`cycle`]), which the
 //! timer, refreshes, hosts, `serve`, `demo` and `replay` all run.
 //!
@@ -27,7 +27,6 @@ use tokio::sync::broadcast;
 use crate::answers::{Answers, Network};
 use crate::clock::{Clock, SystemClock};
 use crate::credentials::Credentials;
-use crate::driver::Driver;
 use crate::events::{Event, Stream};
 use crate::journal::{Journal, Memory};
 use crate::log::LogError;
@@ -36,6 +35,7 @@ use crate::providers::ProviderId;
 use crate::settings::Settings;
 use crate::status::{self, StatusOptions};
 use crate::store::Store;
+use crate::trackers::Trackers;
 use crate::transport::Transport;
 use crate::wire::Status;
 
@@ -72,7 +72,7 @@ pub struct CycleReport {
 /// The running engine.
 pub struct Engine {
     journal: Journal,
-    driver: Driver,
+    trackers: Trackers,
     clock: Arc<dyn Clock>,
     answers: Arc<dyn Answers>,
     credentials: Arc<dyn Credentials>,
@@ -227,7 +227,7 @@ impl EngineBuilder {
         }
         let (updates, _) = broadcast::channel(16);
         let mut engine = Engine {
-            driver: Driver::new(self.rules, &[], journal.store()),
+            trackers: Trackers::new(self.rules, &[], journal.store()),
             journal,
             clock: self.clock,
             answers,
@@ -293,7 +293,7 @@ impl Engine {
         tokio::pin!(shutdown);
         loop {
             self.cycle().await?;
-            let interval = self.driver.rules().interval;
+            let interval = self.trackers.rules().interval;
             let clock = Arc::clone(&self.clock);
             // Shutdown first: a stop and a due cycle at the same instant stop.
             tokio::select! {
@@ -363,20 +363,20 @@ impl Engine {
             };
             self.journal.record([(self.clock.now(), Stream::Engine, event)])?;
         }
-        let rules = self.fixed_rules.unwrap_or_else(|| next.rules(self.driver.rules()));
-        self.driver.set_rules(rules);
+        let rules = self.fixed_rules.unwrap_or_else(|| next.rules(self.trackers.rules()));
+        self.trackers.set_rules(rules);
         let mut providers = next.providers.clone();
         providers.sort();
         providers.dedup();
-        self.driver.set_providers(&providers, self.journal.store());
+        self.trackers.set_providers(&providers, self.journal.store());
         self.status_ttl = next.status_ttl();
         self.settings = next;
         Ok(())
     }
 
     /// The trackers.
-    pub fn driver(&self) -> &Driver {
-        &self.driver
+    pub fn trackers(&self) -> &Trackers {
+        &self.trackers
     }
 
     /// Clean shutdown: a checkpoint, then the log's clean close.

@@ -59,7 +59,7 @@ pub enum Input {
     /// A host event or request.
     Trigger(Trigger),
     /// The fetch asked for came back.
-    Fetched(Fetch),
+    Fetched(FetchAnswer),
     /// Continue through a state that needs no answer.
     Step,
 }
@@ -92,7 +92,7 @@ pub enum Trigger {
 
 /// What a fetch came to, as far as the controller cares.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Fetch {
+pub enum FetchAnswer {
     /// Usage was read.
     Usage,
     /// It failed.
@@ -460,9 +460,9 @@ impl Controller {
     fn fetch_usage(&mut self, input: &Input) -> Outcome<State> {
         let about = self.current;
         match input {
-            Input::Fetched(Fetch::Usage) => self.go(Cause::FetchSucceeded, about, State::fetch_success()),
-            Input::Fetched(Fetch::Failed) => self.go(Cause::FetchFailed, about, State::fetch_error()),
-            Input::Fetched(Fetch::NotDue) => self.go(Cause::ThrottleSkipped, about, State::skip_fetch()),
+            Input::Fetched(FetchAnswer::Usage) => self.go(Cause::FetchSucceeded, about, State::fetch_success()),
+            Input::Fetched(FetchAnswer::Failed) => self.go(Cause::FetchFailed, about, State::fetch_error()),
+            Input::Fetched(FetchAnswer::NotDue) => self.go(Cause::ThrottleSkipped, about, State::skip_fetch()),
             _ => Super,
         }
     }

@@ -17,9 +17,8 @@ use jiff::Timestamp;
 use crate::events::{Event, Outcome, Stamped, Stream};
 use crate::exchange::RecordedExchange;
 use crate::machines::tracker::{Decisions, Fetched, Input, Machine, Rules, State, Tracker};
-use crate::providers::{ErrorKind, ProviderId};
+use crate::providers::ProviderId;
 use crate::store::{Entry, Store};
-use crate::wire::{ErrorBody, Window};
 
 /// The credentials a cycle found for one provider: fingerprint and source.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,7 +30,7 @@ pub struct Found {
 }
 
 /// The trackers of a provider set.
-pub struct Driver {
+pub struct Trackers {
     rules: Rules,
     slots: BTreeMap<ProviderId, Slot>,
 }
@@ -49,15 +48,15 @@ struct Bookkeeping {
     blocked_until: Option<Timestamp>,
 }
 
-impl Driver {
+impl Trackers {
     /// Trackers for `providers` under `rules`, resumed from `store` (a
     /// fresh store gives fresh trackers).
-    pub fn new(rules: Rules, providers: &[ProviderId], store: &Store) -> Driver {
+    pub fn new(rules: Rules, providers: &[ProviderId], store: &Store) -> Trackers {
         let slots = providers
             .iter()
             .map(|id| (*id, Slot::resume(rules, store.providers.get(id))))
             .collect();
-        Driver { rules, slots }
+        Trackers { rules, slots }
     }
 
     /// Drives `providers` from now on: the trackers of the ones already
@@ -243,38 +242,6 @@ fn fetched(outcome: &Outcome) -> Fetched {
         Outcome::Failed { error } => Fetched::Failed {
             kind: error.kind,
             retry_after_s: error.retry_after_s,
-        },
-    }
-}
-
-/// Reads a recorded exchange with the current parser, at `at`.
-pub fn read_exchange(exchange: &RecordedExchange, at: Timestamp) -> Outcome {
-    read_exchange_with_body(exchange, &exchange.response.body_bytes(), at)
-}
-
-/// [`read_exchange`] with `body` in place of the recorded body.
-pub fn read_exchange_with_body(exchange: &RecordedExchange, body: &[u8], at: Timestamp) -> Outcome {
-    match exchange
-        .response
-        .read_with_body(body, |response| exchange.provider.provider().parse(response, at))
-    {
-        Ok(usage) => Outcome::Usage {
-            plan: usage.plan,
-            windows: usage.windows.iter().map(Window::from).collect(),
-        },
-        Err(error) => Outcome::Failed {
-            error: ErrorBody::from(&error),
-        },
-    }
-}
-
-/// The outcome of a fetch that ended without a usable response.
-pub fn failed(provider: ProviderId, kind: ErrorKind, reason: &str) -> Outcome {
-    Outcome::Failed {
-        error: ErrorBody {
-            kind,
-            message: format!("{}: {reason}", provider.provider().label()),
-            retry_after_s: None,
         },
     }
 }

@@ -1,5 +1,7 @@
-//! How a follower asks the owner of a data dir to refresh: the Unix socket
-//! `DATA_DIR/control.sock`, one JSON line per request and one per answer.
+//! The owner's socket: how a follower reaches the engine that owns a data
+//! dir to ask for a refresh. The Unix socket `DATA_DIR/control.sock`, one
+//! JSON line per request and one per answer; a [`Connection`] is a
+//! follower's end.
 //!
 //! ```text
 //! follower → owner   {"refresh":"anthropic"}    ({"refresh":null}: every provider)
@@ -115,17 +117,17 @@ async fn serve(stream: UnixStream, owner: mpsc::Sender<Asked>) {
 }
 
 /// The follower's end: a connection to the owner.
-pub struct Owner {
+pub struct Connection {
     lines: Lines<BufReader<OwnedReadHalf>>,
     write: OwnedWriteHalf,
 }
 
-impl Owner {
+impl Connection {
     /// Connects to the owner of `data_dir`.
-    pub async fn connect(data_dir: &Path) -> io::Result<Owner> {
+    pub async fn connect(data_dir: &Path) -> io::Result<Connection> {
         let stream = UnixStream::connect(data_dir.join(SOCKET)).await?;
         let (read, write) = stream.into_split();
-        Ok(Owner {
+        Ok(Connection {
             lines: BufReader::new(read).lines(),
             write,
         })
