@@ -311,8 +311,10 @@ pub enum Cause {
     CachedFallback,
     /// No provider is usable.
     NoProvider,
-    /// The machine was disabled by settings.
+    /// The provider was disabled in the settings: its tracker stopped.
     Disabled,
+    /// The provider was enabled again in the settings.
+    Enabled,
     /// The host session ended.
     ShutDown,
     /// The host asked for the next provider.

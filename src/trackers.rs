@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 
 use jiff::Timestamp;
 
-use crate::events::{Event, Outcome, Stamped, Stream};
+use crate::events::{Cause, Event, Outcome, Stamped, Stream};
 use crate::exchange::RecordedExchange;
 use crate::machines::tracker::{Decisions, Fetched, Input, Machine, Rules, State, Tracker};
 use crate::providers::ProviderId;
@@ -59,17 +59,79 @@ impl Trackers {
         Trackers { rules, slots }
     }
 
-    /// Drives `providers` from now on: the trackers of the ones already
-    /// driven go on, new ones resume from `store` (as a restarted engine's
-    /// would), and the others stop.
-    pub fn set_providers(&mut self, providers: &[ProviderId], store: &Store) {
+    /// Drives `providers` from now on, at `at`: the trackers of the ones
+    /// already driven go on, new ones resume from `store` (as a restarted
+    /// engine's would), and the others stop. A provider the store has as
+    /// tracked that is no longer driven is recorded as `inactive`
+    /// (`disabled`), so every view says it is off; one that comes back with
+    /// the credentials it had is `pending` again (`enabled`), fetched when
+    /// the minimum interval since its last request allows.
+    pub fn set_providers(&mut self, providers: &[ProviderId], store: &Store, at: Timestamp) -> Vec<Stamped> {
+        let mut items = Vec::new();
+        for (id, entry) in &store.providers {
+            if providers.contains(id) || entry.active != Some(true) {
+                continue;
+            }
+            let stream = Stream::Tracker(*id);
+            let from = match self.slots.get(id) {
+                Some(slot) => slot.machine.state().name().to_owned(),
+                None => entry
+                    .machine_state
+                    .clone()
+                    .unwrap_or_else(|| State::initial().name().to_owned()),
+            };
+            let stopped = Event::Transitioned {
+                from,
+                to: "inactive".to_owned(),
+                cause: Cause::Disabled,
+                provider: None,
+            };
+            let bookkeeping = Bookkeeping {
+                fails: 0,
+                active: false,
+                blocked_until: None,
+            };
+            items.extend([(at, stream, stopped), (at, stream, bookkeeping.event(*id))]);
+        }
         self.slots.retain(|id, _| providers.contains(id));
         for id in providers {
-            if !self.slots.contains_key(id) {
-                self.slots
-                    .insert(*id, Slot::resume(self.rules, store.providers.get(id)));
+            if self.slots.contains_key(id) {
+                continue;
             }
+            let entry = store.providers.get(id);
+            let slot = match entry {
+                // Stopped by the settings, with its credentials: back to work.
+                Some(entry) if entry.active == Some(false) && entry.credentials.is_some() => {
+                    let stream = Stream::Tracker(*id);
+                    let woken = Event::Transitioned {
+                        from: "inactive".to_owned(),
+                        to: State::initial().name().to_owned(),
+                        cause: Cause::Enabled,
+                        provider: None,
+                    };
+                    let bookkeeping = Bookkeeping {
+                        fails: 0,
+                        active: true,
+                        blocked_until: None,
+                    };
+                    items.extend([(at, stream, woken), (at, stream, bookkeeping.event(*id))]);
+                    let machine = Tracker::resume(
+                        self.rules,
+                        State::initial(),
+                        0,
+                        entry.last_attempt,
+                        entry.credentials.clone(),
+                    );
+                    Slot {
+                        machine,
+                        written: Some(bookkeeping),
+                    }
+                }
+                _ => Slot::resume(self.rules, entry),
+            };
+            self.slots.insert(*id, slot);
         }
+        items
     }
 
     /// The rules in force.
@@ -170,6 +232,18 @@ impl Trackers {
     }
 }
 
+impl Bookkeeping {
+    /// The `store_updated` event writing it for `provider`.
+    fn event(self, provider: ProviderId) -> Event {
+        Event::StoreUpdated {
+            provider,
+            fails: self.fails,
+            active: self.active,
+            blocked_until: self.blocked_until,
+        }
+    }
+}
+
 impl Slot {
     fn resume(rules: Rules, entry: Option<&Entry>) -> Slot {
         let Some(entry) = entry else {
@@ -223,13 +297,7 @@ impl Slot {
         };
         if self.written != Some(now) {
             self.written = Some(now);
-            let event = Event::StoreUpdated {
-                provider,
-                fails: now.fails,
-                active: now.active,
-                blocked_until: now.blocked_until,
-            };
-            items.push((at, stream, event));
+            items.push((at, stream, now.event(provider)));
         }
         (items, decisions.fetch)
     }

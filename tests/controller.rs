@@ -354,6 +354,20 @@ impl Model {
                 self.path.extend(["settings_loading", "ready"]);
                 match patch {
                     Patch::Providers(order) => {
+                        for (p, provider) in self.providers.iter_mut().enumerate() {
+                            let (was, is) = (self.enabled.contains(&p), order.contains(&p));
+                            if was && !is {
+                                // Disabled: its tracker stops.
+                                provider.tracking = Tracking::Inactive;
+                                provider.fails = 0;
+                            } else if !was && is && provider.known && provider.tracking == Tracking::Inactive {
+                                // Enabled again with its credentials: it starts
+                                // over, held back only by the minimum interval.
+                                provider.tracking = Tracking::Healthy;
+                                provider.fails = 0;
+                                provider.last = None;
+                            }
+                        }
                         self.enabled.clone_from(order);
                         self.told.push(Told::SettingsUpdated);
                     }

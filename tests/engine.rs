@@ -280,3 +280,49 @@ async fn a_repeated_body_is_stored_once_and_replays() {
     let report = quotatrack::replay::replay(&compacted, &Default::default());
     assert!(report.identical(), "{:?}", report.divergence.map(|d| d.line()));
 }
+
+/// Settings govern what is fetched: a provider a host's patch disables is
+/// no longer requested and reads `inactive`; enabled again, it is fetched
+/// once the minimum interval since its last request has passed, and the
+/// run replays to its own log.
+#[tokio::test(start_paused = true)]
+async fn a_disabled_provider_is_not_fetched_and_reads_inactive_until_enabled_again() {
+    use quotatrack::events::HostEvent;
+    use quotatrack::providers::ProviderId::Zai;
+    use serde_json::json;
+
+    let script = BTreeMap::from([
+        (Anthropic, vec![exchange(Anthropic, "ok-full")]),
+        (Zai, vec![exchange(Zai, "ok-tokens-limit-with-time-limit")]),
+    ]);
+    let mut rig = Rig::new(script);
+    rig.engine.start().await.unwrap();
+    rig.engine.cycle().await.unwrap();
+    assert_eq!(rig.player.requests(Zai), 1);
+
+    let patch = |providers: serde_json::Value| HostEvent::SettingsPatch {
+        patch: json!({ "providers": providers }),
+    };
+    rig.engine.handle(patch(json!(["anthropic"]))).await.unwrap();
+    let zai = |rig: &Rig| rig.engine.status().providers.into_iter().find(|p| p.id == Zai).unwrap();
+    assert_eq!(zai(&rig).state, Freshness::Inactive);
+    for _ in 0..3 {
+        tokio::time::advance(std::time::Duration::from_secs(60)).await;
+        rig.engine.cycle().await.unwrap();
+    }
+    assert_eq!(rig.player.requests(Zai), 1, "a disabled provider is not requested");
+    assert_eq!(rig.player.requests(Anthropic), 4);
+    assert_eq!(zai(&rig).state, Freshness::Inactive);
+
+    rig.engine.handle(patch(json!(["anthropic", "zai"]))).await.unwrap();
+    rig.engine.cycle().await.unwrap();
+    assert_eq!(
+        rig.player.requests(Zai),
+        2,
+        "enabled again, it is fetched at the next cycle"
+    );
+    assert_ne!(zai(&rig).state, Freshness::Inactive);
+
+    let report = quotatrack::replay::replay(&rig.events(), &Default::default());
+    assert!(report.identical(), "{}", report.divergence.unwrap().line());
+}

@@ -138,6 +138,7 @@ fn cause() -> impl Strategy<Value = Cause> {
         Cause::CachedFallback,
         Cause::NoProvider,
         Cause::Disabled,
+        Cause::Enabled,
         Cause::ShutDown,
     ])
 }

@@ -106,11 +106,6 @@ impl Engine {
         Ok(told)
     }
 
-    /// The controller's state name.
-    pub fn controller_state(&self) -> &'static str {
-        self.session.machine.state().name()
-    }
-
     /// Feeds `input` and every answer and step after it to the controller.
     async fn drive(&mut self, input: Input) -> Result<Vec<EngineEvent>, EngineError> {
         let mut told = Vec::new();

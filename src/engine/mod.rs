@@ -357,18 +357,21 @@ impl Engine {
     /// the status pages follow. The one place settings take effect, for
     /// the settings file, a host's patch and replay alike.
     fn apply_settings(&mut self, next: Settings, changed: Map<String, Value>) -> Result<(), EngineError> {
+        let at = self.clock.now();
+        let mut items = Vec::new();
         if !changed.is_empty() {
             let event = Event::SettingsChanged {
                 patch: Value::Object(changed),
             };
-            self.journal.record([(self.clock.now(), Stream::Engine, event)])?;
+            items.push((at, Stream::Engine, event));
         }
         let rules = self.fixed_rules.unwrap_or_else(|| next.rules(self.trackers.rules()));
         self.trackers.set_rules(rules);
         let mut providers = next.providers.clone();
         providers.sort();
         providers.dedup();
-        self.trackers.set_providers(&providers, self.journal.store());
+        items.extend(self.trackers.set_providers(&providers, self.journal.store(), at));
+        self.journal.record(items)?;
         self.status_ttl = next.status_ttl();
         self.settings = next;
         Ok(())
