@@ -249,3 +249,39 @@ fn a_login_fixed_inside_the_minimum_interval_replays_across_a_restart() {
     let report = replay::replay(&events, &Options::default());
     assert!(report.identical(), "{}", report.divergence.unwrap().line());
 }
+
+/// The lint that keeps the cycle one passes on this tree, and fails, naming
+/// the file and line, when a second place starts polling the trackers or
+/// stepping the controller.
+#[test]
+fn a_second_caller_of_the_machines_fails_the_one_cycle_lint() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let lint = root.join("tools/check-one-cycle");
+    let run = |dir: &Path| std::process::Command::new("bash").arg(&lint).arg(dir).output().unwrap();
+    let clean = run(root);
+    assert!(clean.status.success(), "{}", String::from_utf8_lossy(&clean.stderr));
+
+    let copies = [
+        (
+            "src/rogue.rs",
+            "fn again(t: &mut Trackers) { t.trackers.poll(p, now); }\n",
+        ),
+        (
+            "src/rogue.rs",
+            "fn again(m: &mut M) { m.handle_with_context(&Input::Trigger(x), &mut c); }\n",
+        ),
+        (
+            "src/replay/rogue.rs",
+            "fn again() { let t = Trackers::new(rules, &[], &store); }\n",
+        ),
+    ];
+    for (path, code) in copies {
+        let copy = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(copy.path().join("src/replay")).unwrap();
+        std::fs::write(copy.path().join(path), code).unwrap();
+        let output = run(copy.path());
+        let said = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{path}: {code}");
+        assert!(said.contains(&format!("{path}:1")), "{said}");
+    }
+}
