@@ -258,19 +258,23 @@ impl Follower {
                 self.model_id = Some(model.clone());
             }
             HostEvent::CycleProvider => {
+                // The controller's own rule, over the snapshot.
                 let shown: Vec<&ProviderStatus> =
                     snapshot.map(|view| view.providers.iter().collect()).unwrap_or_default();
-                let start = shown
-                    .iter()
-                    .position(|entry| Some(entry.id) == self.current)
-                    .map_or(0, |index| index + 1);
-                let next = (0..shown.len())
-                    .map(|k| shown[(start + k) % shown.len()])
-                    .find(|entry| {
-                        Some(entry.id) != self.current && (!entry.windows.is_empty() || entry.error.is_some())
-                    });
+                let order: Vec<ProviderId> = shown.iter().map(|entry| entry.id).collect();
+                let facts = |id: ProviderId| {
+                    let entry = shown.iter().find(|entry| entry.id == id);
+                    ProviderFacts {
+                        available: entry.is_some_and(|entry| !entry.credentials_missing),
+                        has_windows: entry.is_some_and(|entry| !entry.windows.is_empty()),
+                        failing: entry.is_some_and(|entry| entry.error.is_some()),
+                        ..ProviderFacts::default()
+                    }
+                };
+                let next = controller::cycle_order(&order, self.current)
+                    .find(|id| Some(*id) != self.current && controller::worth_showing(&facts(*id)));
                 if let Some(next) = next {
-                    self.current = Some(next.id);
+                    self.current = Some(next);
                 }
             }
             _ => {}

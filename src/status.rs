@@ -115,6 +115,7 @@ fn provider_view(id: ProviderId, entry: &Entry) -> ProviderStatus {
             description: page.description.clone().or_else(|| page.error.clone()),
         }),
         error,
+        credentials_missing: entry.credentials.is_none(),
     }
 }
 

@@ -295,6 +295,10 @@ pub struct ProviderStatus {
     pub status_page: Option<StatusPageBody>,
     /// The last error, when the last fetch failed or credentials are missing.
     pub error: Option<ErrorBody>,
+    /// No credentials were found for it (absent when they were: a
+    /// provider whose credentials were rejected has them).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub credentials_missing: bool,
 }
 
 /// One window in `status --json` and in the host protocol's `usage`: the

@@ -79,6 +79,7 @@ fn provider(id: ProviderId, state: Freshness, windows: Vec<Window>) -> ProviderS
         windows: windows.into_iter().map(StatusWindow::from).collect(),
         status_page: None,
         error: None,
+        credentials_missing: false,
     }
 }
 

@@ -1,9 +1,9 @@
 //! Every parser survives arbitrary input: mutations of every fixture's JSON
 //! tree (delete a field, swap a type, scale a number, null a value),
-//! truncated bytes and random bytes never panic, return within 100 ms, and
-//! a success still keeps every number in range.
-
-use std::time::{Duration, Instant};
+//! truncated bytes and random bytes never panic, and a success still keeps
+//! every number in range. Nothing here reads the wall clock: parse time is
+//! measured by `benches/parse.rs` (`tools/bench-parse`), and linearity is
+//! shown by counted work (20,000 added models read as 20,000 more windows).
 
 use proptest::prelude::*;
 use proptest::sample::Index;
@@ -11,10 +11,6 @@ use proptest::test_runner::FileFailurePersistence;
 use serde_json::Value;
 
 use crate::support::{Fixture, all_fixtures, assert_windows_in_range, check};
-
-/// Far above any parse of a fixture-sized body (microseconds), so only a
-/// hang or a quadratic blow-up can reach it.
-const PARSE_BUDGET: Duration = Duration::from_millis(100);
 
 #[derive(Debug, Clone)]
 pub enum Mutation {
@@ -127,13 +123,9 @@ pub fn mutate(body: &[u8], mutation: &Mutation) -> Vec<u8> {
     serde_json::to_vec(&json).unwrap()
 }
 
-/// Parses within the budget and checks a success's numbers.
+/// Parses without panicking and checks a success's numbers.
 fn survives(fixture: &Fixture) {
-    let started = Instant::now();
-    let result = check(fixture);
-    let took = started.elapsed();
-    assert!(took < PARSE_BUDGET, "{} took {took:?}", fixture.path.display());
-    if let Ok(usage) = result {
+    if let Ok(usage) = check(fixture) {
         assert_windows_in_range(&usage);
     }
 }

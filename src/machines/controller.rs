@@ -118,6 +118,22 @@ pub struct ProviderFacts {
     pub blocked_until: Option<Timestamp>,
 }
 
+/// The providers a cycle tries, in order: the enabled ones after
+/// `current`, wrapping around (from the first when there is no current).
+/// Shared by the controller's probing and a follower's cycling.
+pub fn cycle_order(enabled: &[ProviderId], current: Option<ProviderId>) -> impl Iterator<Item = ProviderId> + '_ {
+    let start = current
+        .and_then(|current| enabled.iter().position(|id| *id == current))
+        .map_or(0, |index| index + 1);
+    (0..enabled.len()).map(move |tried| enabled[(start + tried) % enabled.len()])
+}
+
+/// Whether a cycle may move to a provider: it has credentials and
+/// something to show (windows, or an error worth showing).
+pub fn worth_showing(seen: &ProviderFacts) -> bool {
+    seen.available && (seen.has_windows || seen.failing)
+}
+
 /// What the controller may consult: the clock reading, the gates, the
 /// provider the host's model points at, and the providers.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -556,14 +572,11 @@ impl Controller {
             return self.go(Cause::CycleProbed, about, State::emit_current());
         }
         self.probes_left -= 1;
-        let start = self
-            .current
-            .and_then(|current| enabled.iter().position(|id| *id == current))
-            .map_or(0, |index| index + 1);
         let tried = enabled.len() - 1 - self.probes_left;
-        let candidate = enabled[(start + tried) % enabled.len()];
-        let seen = context.facts.of(candidate);
-        if seen.available && (seen.has_windows || seen.failing) && Some(candidate) != self.current {
+        let Some(candidate) = cycle_order(enabled, self.current).nth(tried) else {
+            return Handled;
+        };
+        if worth_showing(&context.facts.of(candidate)) && Some(candidate) != self.current {
             self.current = Some(candidate);
             self.cycled = true;
             context.effects.push(Effect::Select(Some(candidate)));
