@@ -13,7 +13,9 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Parser;
 use jiff::{SignedDuration, Timestamp};
-use quotatrack::cli::{Args, Command, DemoArgs, LogArgs, LogCommand, ParseArgs, RecordArgs, ReplayArgs, StatusArgs};
+use quotatrack::cli::{
+    Args, Command, DemoArgs, LogArgs, LogCommand, ParseArgs, RecordArgs, ReplayArgs, ServeArgs, StatusArgs,
+};
 use quotatrack::clock::{Clock, FileClock, ShiftedClock};
 use quotatrack::credentials::{Discovery, FixedCredentials, Lookup};
 use quotatrack::engine::Engine;
@@ -202,7 +204,7 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
         Command::Watch => run_watch(&sources),
         Command::Record(record) => run_record(&sources, &record),
         Command::Credentials => run_credentials(sources.clock.now(), &sources.settings.providers),
-        Command::Serve(_) => run_serve(&sources),
+        Command::Serve(serve) => run_serve(&sources, &serve),
     }
 }
 
@@ -454,7 +456,10 @@ fn listen(sources: &Sources) -> Option<tokio::sync::mpsc::Receiver<control::Aske
 /// answers every host event from the owner's snapshot, forwards refreshes
 /// to the owner (`control.rs`), and takes the data dir over (saying
 /// `ready`) when the owner goes away.
-fn run_serve(sources: &Sources) -> anyhow::Result<ExitCode> {
+fn run_serve(sources: &Sources, args: &ServeArgs) -> anyhow::Result<ExitCode> {
+    if let Some(address) = args.http.filter(|_| !args.stdio) {
+        return serve_http(sources, address, args.http_token_file.as_deref());
+    }
     runtime()?.block_on(async {
         let mut out = std::io::stdout().lock();
         let mut input = HostLines::new(tokio::io::BufReader::new(tokio::io::stdin()));
@@ -467,6 +472,97 @@ fn run_serve(sources: &Sources) -> anyhow::Result<ExitCode> {
             Err(error) => return Err(error),
         };
         own(engine, sources, model, &mut input, &mut out).await?;
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// `quotatrack serve --http ADDR`: the engine as `watch` runs it, and the
+/// HTTP server (`quotatrack::http`) on the same runtime, until SIGINT or
+/// SIGTERM. The bound address is said on stderr once the first cycle has
+/// run. On a data dir another engine owns, it serves that engine's
+/// snapshot as a follower and tries to take over at each interval. A
+/// failed cycle is said on stderr and in `/healthz`; the next interval
+/// tries again.
+fn serve_http(sources: &Sources, address: std::net::SocketAddr, token_file: Option<&Path>) -> anyhow::Result<ExitCode> {
+    use quotatrack::http;
+    let token = token_file.map(http::Token::read).transpose()?;
+    http::check_address(address, token.as_ref())?;
+    let every = Duration::from_secs(sources.settings.refresh_interval_s);
+    let published = Arc::new(http::Published::follower(
+        &sources.data_dir,
+        sources.clock.clone(),
+        every,
+    ));
+    runtime()?.block_on(async {
+        let listener = http::bind(address, token.as_ref()).await?;
+        let bound = listener.local_addr()?;
+        let mut engine = None;
+        let mut requests = None;
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let options = http::Options {
+            token,
+            ..http::Options::default()
+        };
+        // Served from the end of the first round, on the listener bound above.
+        let mut pending = Some((listener, options, stopped));
+        let mut server = None;
+        let mut timer = tokio::time::interval(every);
+        let shutdown = shutdown_signal();
+        tokio::pin!(shutdown);
+        loop {
+            let asked = tokio::select! {
+                biased;
+                () = &mut shutdown => break,
+                Some((request, done)) = next_request(&mut requests) => Some((request.refresh, done)),
+                _ = timer.tick() => None,
+            };
+            if engine.is_none() {
+                engine = match self::engine(sources) {
+                    Ok(engine) => Some(engine),
+                    Err(error) if is_owned(&error) => None,
+                    Err(error) => return Err(error),
+                };
+            }
+            if let Some(engine) = &mut engine {
+                let cycled = match &asked {
+                    Some((provider, _)) => engine.force_refresh(*provider).await,
+                    None => engine.cycle().await,
+                };
+                match cycled {
+                    Ok(_) => published.update(engine),
+                    Err(error) => {
+                        eprintln!("quotatrack: the cycle failed: {error}");
+                        published.failed(&error);
+                    }
+                }
+                if requests.is_none() {
+                    requests = listen(sources);
+                }
+            }
+            if let Some((_, done)) = asked {
+                let _ = done.send(());
+            }
+            if let Some((listener, options, stopped)) = pending.take() {
+                let stopped = async { drop(stopped.await) };
+                server = Some(tokio::spawn(http::serve(
+                    listener,
+                    Arc::clone(&published),
+                    options,
+                    stopped,
+                )));
+                eprintln!("quotatrack: serving http on http://{bound}");
+            }
+        }
+        let _ = stop.send(());
+        if let Some(server) = server {
+            let _ = server.await;
+        }
+        if requests.is_some() {
+            control::unlisten(&sources.data_dir);
+        }
+        if let Some(engine) = engine {
+            engine.close()?;
+        }
         Ok(ExitCode::SUCCESS)
     })
 }
