@@ -375,10 +375,11 @@ fn router<S: Source>(source: Arc<S>, options: &Options) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(source)
-        .layer(middleware::from_fn_with_state(Arc::new(limits), bounded))
+        // A streamed body over the limit, inside the middleware's checks.
         .layer(tower_http::limit::RequestBodyLimitLayer::new(
             usize::try_from(options.max_body_bytes).unwrap_or(usize::MAX),
         ))
+        .layer(middleware::from_fn_with_state(Arc::new(limits), bounded))
 }
 
 /// What the middleware checks on every request.

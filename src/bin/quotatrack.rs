@@ -457,7 +457,11 @@ fn listen(sources: &Sources) -> Option<tokio::sync::mpsc::Receiver<control::Aske
 /// to the owner (`control.rs`), and takes the data dir over (saying
 /// `ready`) when the owner goes away.
 fn run_serve(sources: &Sources, args: &ServeArgs) -> anyhow::Result<ExitCode> {
-    if let Some(address) = args.http.filter(|_| !args.stdio) {
+    if let Some(address) = args.http {
+        anyhow::ensure!(
+            !args.stdio,
+            "serve --http together with --stdio is not built yet: run `quotatrack serve --http ADDR` as a second process on the same data dir (it serves this engine's snapshot)"
+        );
         return serve_http(sources, address, args.http_token_file.as_deref());
     }
     runtime()?.block_on(async {
