@@ -20,20 +20,19 @@
 //! bearer [`Token`]. A token, when given, is required on every path but
 //! `/healthz` and compared in constant time; it is never logged or echoed.
 
+mod access;
 pub mod metrics;
 mod source;
 
 use std::future::Future;
 use std::io;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query as QueryParams, Request, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -50,6 +49,7 @@ use crate::history::{Query, Series};
 use crate::providers::ProviderId;
 use crate::wire::{Status, rfc3339_seconds};
 
+pub use access::{HttpError, Token, bind, check_address, parse_address};
 pub use source::{MAX_READINGS, Published};
 
 /// What the server shows, asked at each request. Implementations answer
@@ -175,128 +175,6 @@ impl Default for Options {
     }
 }
 
-/// A bearer token, read once from a file. Its `Debug` is redacted; it has
-/// no `Display`.
-#[derive(Clone)]
-pub struct Token(Arc<[u8]>);
-
-impl std::fmt::Debug for Token {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Token([redacted])")
-    }
-}
-
-impl Token {
-    /// The token in `path`, whitespace around it trimmed.
-    pub fn read(path: &Path) -> Result<Token, HttpError> {
-        use std::io::Read;
-        let unreadable = |error: io::Error| HttpError::TokenFile {
-            path: path.display().to_string(),
-            reason: error.to_string(),
-        };
-        let mut bytes = Vec::new();
-        std::fs::File::open(path)
-            .map_err(unreadable)?
-            .take(MAX_TOKEN_BYTES + 1)
-            .read_to_end(&mut bytes)
-            .map_err(unreadable)?;
-        let refuse = |reason: &str| HttpError::TokenFile {
-            path: path.display().to_string(),
-            reason: reason.to_owned(),
-        };
-        if bytes.len() as u64 > MAX_TOKEN_BYTES {
-            return Err(refuse("it is longer than 4 KiB"));
-        }
-        let text = std::str::from_utf8(&bytes).map_err(|_| refuse("it is not UTF-8"))?;
-        Token::new(text.trim()).ok_or_else(|| refuse("it holds no token"))
-    }
-
-    /// A token from its text; `None` when empty or not a header value.
-    pub fn new(text: &str) -> Option<Token> {
-        let valid = !text.is_empty() && text.bytes().all(|byte| byte.is_ascii_graphic());
-        valid.then(|| Token(text.as_bytes().into()))
-    }
-
-    /// Whether `given` is this token, in time that depends on this
-    /// token's length only.
-    fn matches(&self, given: &[u8]) -> bool {
-        let expected = &self.0;
-        let mut difference = u8::from(given.len() != expected.len());
-        for (index, byte) in expected.iter().enumerate() {
-            difference |= byte ^ given.get(index).copied().unwrap_or(0);
-        }
-        std::hint::black_box(difference) == 0
-    }
-}
-
-/// The longest token file read.
-const MAX_TOKEN_BYTES: u64 = 4096;
-
-/// Why the server cannot start.
-#[derive(Debug, thiserror::Error)]
-pub enum HttpError {
-    /// A non-loopback address without a token.
-    #[error(
-        "serving http on {address} (not a loopback address) needs a bearer token: pass --http-token-file FILE, or bind 127.0.0.1"
-    )]
-    TokenRequired {
-        /// The address asked for.
-        address: SocketAddr,
-    },
-    /// The token file cannot be used.
-    #[error("cannot use the token file {path}: {reason}")]
-    TokenFile {
-        /// The file.
-        path: String,
-        /// Why (never its content).
-        reason: String,
-    },
-    /// The address cannot be bound.
-    #[error("cannot serve http on {address}: {source}; choose another port with --http")]
-    Bind {
-        /// The address asked for.
-        address: SocketAddr,
-        /// Why.
-        source: io::Error,
-    },
-}
-
-/// `--http ADDR`: `HOST:PORT` with an IP address, `localhost:PORT`, or a
-/// bare `PORT` / `:PORT` (127.0.0.1).
-pub fn parse_address(text: &str) -> Result<SocketAddr, String> {
-    let loopback = |port: &str| {
-        port.parse::<u16>()
-            .map(|port| SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port))
-    };
-    if let Ok(address) = text.parse::<SocketAddr>() {
-        return Ok(address);
-    }
-    let port = text
-        .strip_prefix("localhost:")
-        .or_else(|| text.strip_prefix(':'))
-        .unwrap_or(text);
-    loopback(port).map_err(|_| {
-        format!("{text:?} is not an address to serve on: give HOST:PORT with an IP address (127.0.0.1:9184) or a port")
-    })
-}
-
-/// Refuses a non-loopback `address` without a token.
-pub fn check_address(address: SocketAddr, token: Option<&Token>) -> Result<(), HttpError> {
-    if address.ip().is_loopback() || token.is_some() {
-        Ok(())
-    } else {
-        Err(HttpError::TokenRequired { address })
-    }
-}
-
-/// Binds `address` (after [`check_address`]).
-pub async fn bind(address: SocketAddr, token: Option<&Token>) -> Result<TcpListener, HttpError> {
-    check_address(address, token)?;
-    TcpListener::bind(address)
-        .await
-        .map_err(|source| HttpError::Bind { address, source })
-}
-
 /// Serves `source` on `listener` until `shutdown` completes, then lets
 /// open requests finish for at most `options.drain_time`.
 pub async fn serve<S: Source>(
@@ -393,7 +271,8 @@ struct Limits {
 async fn bounded(State(limits): State<Arc<Limits>>, request: Request, next: Next) -> Response {
     let allowed = match &limits.token {
         Some(token) => {
-            request.uri().path() == "/healthz" || bearer(request.headers()).is_some_and(|given| token.matches(given))
+            request.uri().path() == "/healthz"
+                || access::bearer(request.headers()).is_some_and(|given| token.matches(given))
         }
         None => true,
     };
@@ -428,13 +307,6 @@ async fn bounded(State(limits): State<Arc<Limits>>, request: Request, next: Next
             &format!("the request took longer than {} s", limits.request_time.as_secs_f64()),
         ),
     }
-}
-
-/// The token of an `Authorization: Bearer …` header.
-fn bearer(headers: &HeaderMap) -> Option<&[u8]> {
-    let value = headers.get(header::AUTHORIZATION)?.as_bytes();
-    let (scheme, token) = value.split_at(value.iter().position(|byte| *byte == b' ')?);
-    scheme.eq_ignore_ascii_case(b"bearer").then(|| token.trim_ascii())
 }
 
 async fn status<S: Source>(State(source): State<Arc<S>>) -> Response {
@@ -485,7 +357,12 @@ async fn history<S: Source>(
 fn history_query(params: HistoryParams, now: Timestamp) -> Result<Query, String> {
     let provider = params
         .provider
-        .map(|text| text.parse::<ProviderId>().map_err(|error| format!("provider: {error}")))
+        .map(|text| {
+            text.parse::<ProviderId>().map_err(|_| {
+                let known: Vec<&str> = ProviderId::ALL.iter().map(|id| id.as_str()).collect();
+                format!("provider: no provider {} (known: {})", shown(&text), known.join(", "))
+            })
+        })
         .transpose()?;
     let time = |name: &str, text: Option<String>| -> Result<Option<Timestamp>, String> {
         let Some(text) = text else { return Ok(None) };
@@ -493,7 +370,10 @@ fn history_query(params: HistoryParams, now: Timestamp) -> Result<Query, String>
             return Ok(Some(at));
         }
         let back = duration(&text).ok_or_else(|| {
-            format!("{name}: {text:?} is neither an RFC 3339 time nor a duration such as 90m, 24h or 7d")
+            format!(
+                "{name}: {} is neither an RFC 3339 time nor a duration such as 90m, 24h or 7d",
+                shown(&text)
+            )
         })?;
         Ok(Some(now.checked_sub(back).unwrap_or(Timestamp::MIN)))
     };
@@ -502,7 +382,7 @@ fn history_query(params: HistoryParams, now: Timestamp) -> Result<Query, String>
         .map(|text| {
             duration(&text)
                 .filter(|every| every.as_secs() >= 1)
-                .ok_or_else(|| format!("every: {text:?} is not a duration such as 5m or 1h"))
+                .ok_or_else(|| format!("every: {} is not a duration such as 5m or 1h", shown(&text)))
         })
         .transpose()?;
     Ok(Query {
@@ -567,11 +447,12 @@ async fn metrics<S: Source>(State(source): State<Arc<S>>) -> Response {
 }
 
 async fn not_found(request: Request) -> Response {
-    let path = request.uri().path();
-    let shown: String = path.chars().take(100).collect();
     error(
         StatusCode::NOT_FOUND,
-        &format!("no such path {shown:?}: the paths are /v1/status, /v1/history, /healthz and /metrics"),
+        &format!(
+            "no such path {}: the paths are /v1/status, /v1/history, /healthz and /metrics",
+            shown(request.uri().path())
+        ),
     )
 }
 
@@ -596,6 +477,14 @@ fn json(code: StatusCode, body: &impl Serialize) -> Response {
             .into_response(),
         Err(serialize) => error(StatusCode::INTERNAL_SERVER_ERROR, &serialize.to_string()),
     }
+}
+
+/// A value from the request, quoted for an error message: control
+/// characters escaped, at most 100 characters.
+fn shown(text: &str) -> String {
+    let head: String = text.chars().take(100).collect();
+    let more = if head.len() < text.len() { "…" } else { "" };
+    format!("{head:?}{more}")
 }
 
 fn error_body(message: &str) -> String {

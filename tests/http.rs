@@ -214,12 +214,20 @@ fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
         .map(|value| value.parse().unwrap())
 }
 
+/// Says on the real stderr (not the test harness's captured one) that a
+/// check was skipped.
+fn skipped(what: &str) {
+    let _ = writeln!(std::io::stderr(), "SKIPPED: {what}");
+}
+
 /// `promtool` when installed; otherwise says so and returns `None`.
 fn promtool(what: &str) -> Option<Command> {
     match Command::new("promtool").arg("--version").output() {
         Ok(output) if output.status.success() => Some(Command::new("promtool")),
         _ => {
-            eprintln!("SKIPPED: {what}: promtool is not installed (Debian: apt-get install prometheus)");
+            skipped(&format!(
+                "{what}: promtool is not installed (Debian: apt-get install prometheus)"
+            ));
             None
         }
     }
@@ -317,6 +325,11 @@ async fn history_is_the_series_of_the_log() {
     assert!(everything["series"].as_array().unwrap().len() >= 2, "both providers");
 
     rig.get("/v1/history?provider=nobody").await.assert_error(400, "nobody");
+    let hostile = rig
+        .get(&format!("/v1/history?provider=%0A%1B[2J{}", "x".repeat(5000)))
+        .await;
+    hostile.assert_error(400, "no provider");
+    assert!(hostile.body.len() < 400, "the value is cut short: {}", hostile.body);
     rig.get("/v1/history?since=yesterday").await.assert_error(400, "since");
     rig.get("/v1/history?every=0s").await.assert_error(400, "every");
     rig.stop().await;
@@ -460,9 +473,12 @@ async fn metrics_show_every_window_state_and_fetch_in_the_classic_format() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_paths_are_404_and_bad_methods_405_as_json() {
     let rig = Rig::new(Options::default()).await;
-    for path in ["/", "/v1", "/v1/statuses", "/metrics/x", "/v2/status", "/%ff"] {
+    for path in ["/", "/v1", "/v1/statuses", "/metrics/x", "/v2/status", "/%ff", "/a%0Ab"] {
         rig.get(path).await.assert_error(404, "no such path");
     }
+    let long = rig.get(&format!("/{}", "y".repeat(8000))).await;
+    long.assert_error(404, "no such path");
+    assert!(long.body.len() < 400, "{}", long.body);
     for method in ["POST", "PUT", "DELETE", "PATCH"] {
         for path in ["/v1/status", "/v1/history", "/healthz", "/metrics"] {
             let request = rig
@@ -596,9 +612,9 @@ async fn a_token_is_required_on_every_path_but_healthz() {
     rig.stop().await;
 
     for (content, says) in [
-        ("", "holds no token"),
-        ("  \n", "holds no token"),
-        ("a b", "holds no token"),
+        ("", "it is empty"),
+        ("  \n", "it is empty"),
+        ("a b", "one word of printable ASCII"),
     ] {
         std::fs::write(&file, content).unwrap();
         let error = Token::read(&file).unwrap_err().to_string();
@@ -821,7 +837,7 @@ async fn off_loopback_the_binary_needs_a_token_and_then_asks_for_it() {
         b"",
     );
     assert_eq!(empty.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&empty.stderr).contains("holds no token"));
+    assert!(String::from_utf8_lossy(&empty.stderr).contains("it is empty"));
 
     let secret = "Zq7-canary-token-4f1c";
     std::fs::write(&token_file, format!("{secret}\n")).unwrap();
@@ -850,12 +866,12 @@ async fn off_loopback_the_binary_needs_a_token_and_then_asks_for_it() {
 }
 
 #[test]
-fn the_alerting_rules_pass_promtool() {
-    let Some(mut promtool) = promtool("promtool check rules contrib/alerts.yml") else {
+fn the_alerting_rules_pass_promtool_and_fire_on_their_cases() {
+    let Some(mut check) = promtool("promtool check rules contrib/alerts.yml") else {
         return;
     };
     let rules = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("contrib/alerts.yml");
-    let output = promtool.args(["check", "rules"]).arg(&rules).output().unwrap();
+    let output = check.args(["check", "rules"]).arg(&rules).output().unwrap();
     assert!(
         output.status.success(),
         "{}{}",
@@ -863,7 +879,19 @@ fn the_alerting_rules_pass_promtool() {
         String::from_utf8_lossy(&output.stderr)
     );
     let said = String::from_utf8_lossy(&output.stdout);
-    assert!(said.contains("SUCCESS: 3 rules found"), "{said}");
+    assert!(said.contains("SUCCESS: 4 rules found"), "{said}");
+    // Each alert fires on its series and not on the near misses.
+    let cases = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/promtool/alerts_test.yml");
+    let Some(mut test) = promtool("promtool test rules") else {
+        return;
+    };
+    let output = test.args(["test", "rules"]).arg(&cases).output().unwrap();
+    assert!(
+        output.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -873,9 +901,7 @@ async fn a_real_prometheus_scrapes_the_server_and_answers_a_used_ratio_query() {
         .output()
         .is_ok_and(|output| output.status.success());
     if !installed {
-        eprintln!(
-            "SKIPPED: a real prometheus scrape: prometheus is not installed (Debian: apt-get install prometheus)"
-        );
+        skipped("a real prometheus scrape: prometheus is not installed (Debian: apt-get install prometheus)");
         return;
     }
     let (scraped, mut scrapes) = tokio::sync::mpsc::unbounded_channel();
