@@ -484,7 +484,8 @@ fn run_serve(sources: &Sources, args: &ServeArgs) -> anyhow::Result<ExitCode> {
 /// HTTP server (`quotatrack::http`) on the same runtime, until SIGINT or
 /// SIGTERM. The bound address is said on stderr once the first cycle has
 /// run. On a data dir another engine owns, it serves that engine's
-/// snapshot as a follower and tries to take over at each interval. A
+/// snapshot as a follower and takes the data dir over when the owner goes
+/// (its control connection closes) or, without one, at an interval. A
 /// failed cycle is said on stderr and in `/healthz`; the next interval
 /// tries again.
 fn serve_http(sources: &Sources, address: std::net::SocketAddr, token_file: Option<&Path>) -> anyhow::Result<ExitCode> {
@@ -500,8 +501,7 @@ fn serve_http(sources: &Sources, address: std::net::SocketAddr, token_file: Opti
     runtime()?.block_on(async {
         let listener = http::bind(address, token.as_ref()).await?;
         let bound = listener.local_addr()?;
-        let mut engine = None;
-        let mut requests = None;
+        let (mut engine, mut owner, mut requests) = (None, None, None);
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let options = http::Options {
             token,
@@ -518,14 +518,18 @@ fn serve_http(sources: &Sources, address: std::net::SocketAddr, token_file: Opti
                 biased;
                 () = &mut shutdown => break,
                 Some((request, done)) = next_request(&mut requests) => Some((request.refresh, done)),
+                () = owner_gone(&mut owner) => {
+                    owner = None;
+                    engine = take_over(sources, &mut owner, 200).await?;
+                    if engine.is_some() {
+                        eprintln!("quotatrack: the engine that owned {} stopped; this one owns it now", sources.data_dir.display());
+                    }
+                    None
+                }
                 _ = timer.tick() => None,
             };
-            if engine.is_none() {
-                engine = match self::engine(sources) {
-                    Ok(engine) => Some(engine),
-                    Err(error) if is_owned(&error) => None,
-                    Err(error) => return Err(error),
-                };
+            if engine.is_none() && owner.is_none() {
+                engine = take_over(sources, &mut owner, 1).await?;
             }
             if let Some(engine) = &mut engine {
                 let cycled = match &asked {

@@ -43,7 +43,10 @@ struct State {
     role: Role,
     interval: Duration,
     last_cycle_at: Option<Timestamp>,
+    /// An entry of the log that could not be read: lasts.
     log_error: Option<String>,
+    /// The last cycle's failure: cleared by the next good one.
+    cycle_error: Option<String>,
     fetches: BTreeMap<ProviderId, BTreeMap<String, u64>>,
     log: LogFigures,
     readings: VecDeque<Reading>,
@@ -74,6 +77,7 @@ impl Published {
                 interval,
                 last_cycle_at: None,
                 log_error: None,
+                cycle_error: None,
                 fetches: BTreeMap::new(),
                 log: LogFigures::default(),
                 readings: VecDeque::new(),
@@ -93,6 +97,7 @@ impl Published {
         state.role = Role::Owner;
         state.interval = engine.driver().rules().interval.unsigned_abs();
         state.last_cycle_at = Some(now);
+        state.cycle_error = None;
         state.fetches = engine
             .store()
             .providers
@@ -126,10 +131,10 @@ impl Published {
         state.log.size_bytes = Some(size_of(&self.data_dir.join(DB_DIR)));
     }
 
-    /// The engine failed (its log, most likely): `/healthz` says so from
-    /// now on.
+    /// A cycle failed (its log, most likely): `/healthz` says so until a
+    /// cycle succeeds again.
     pub fn failed(&self, error: &dyn std::error::Error) {
-        self.lock().log_error = Some(error.to_string());
+        self.lock().cycle_error = Some(error.to_string());
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -223,7 +228,10 @@ impl Source for Published {
         let now = self.clock.now();
         let state = self.lock();
         let (last_cycle_at, log_error) = match state.role {
-            Role::Owner => (state.last_cycle_at, state.log_error.clone()),
+            Role::Owner => (
+                state.last_cycle_at,
+                state.log_error.clone().or_else(|| state.cycle_error.clone()),
+            ),
             // The owner's last cycle is when it last wrote its snapshot.
             Role::Follower => match status::read_snapshot(&self.data_dir) {
                 Ok(view) => (view.and_then(|view| view.generated_at.parse().ok()), None),
