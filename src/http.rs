@@ -200,15 +200,16 @@ pub async fn serve<S: Source>(
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
                 // Out of file descriptors, a connection reset before it
-                // was accepted: the listener itself is fine.
+                // was accepted: the listener itself is fine; a pause lets
+                // descriptors come back instead of spinning.
                 Err(_) => {
-                    tokio::task::yield_now().await;
+                    tokio::time::sleep(Duration::from_millis(50)).await;
                     continue;
                 }
             },
         };
         let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
-            tokio::spawn(refuse_busy(stream, options.request_time));
+            tokio::spawn(refuse_busy(stream, options.request_time.min(Duration::from_secs(1))));
             continue;
         };
         let service = TowerToHyperService::new(app.clone());

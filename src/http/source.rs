@@ -26,10 +26,11 @@ use crate::providers::ProviderId;
 use crate::status::{self, StatusOptions};
 use crate::wire::{Status, rfc3339_seconds};
 
-/// The most readings the owner keeps for `/v1/history` (about two days of
-/// seven providers at the default interval, a few MB); older ones are
-/// dropped first. `quotatrack history` reads the whole log.
-pub const MAX_READINGS: usize = 50_000;
+/// The most readings the owner keeps for `/v1/history`: a day of seven
+/// providers with three windows each at the default interval, about
+/// 2.4 MB; older ones are dropped first. `quotatrack history` reads the
+/// whole log.
+pub const MAX_READINGS: usize = 30_000;
 
 /// What the server reads, published by the engine loop.
 pub struct Published {
@@ -93,6 +94,7 @@ impl Published {
     pub fn update(&self, engine: &Engine) {
         let now = self.clock.now();
         let log = engine.log();
+        let size_bytes = size_of(&self.data_dir.join(DB_DIR));
         let mut state = self.lock();
         state.role = Role::Owner;
         state.interval = engine.driver().rules().interval.unsigned_abs();
@@ -128,7 +130,7 @@ impl Published {
             state.log_error = unreadable;
         }
         state.log.events = Some(log.next_seq());
-        state.log.size_bytes = Some(size_of(&self.data_dir.join(DB_DIR)));
+        state.log.size_bytes = Some(size_bytes);
     }
 
     /// A cycle failed (its log, most likely): `/healthz` says so until a
