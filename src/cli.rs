@@ -83,8 +83,16 @@ pub enum Command {
 pub struct ServeArgs {
     /// JSON lines on stdin and stdout (see the README and
     /// `src/serve-stdio.schema.json`).
-    #[arg(long, required = true)]
+    #[arg(long, required_unless_present = "http")]
     pub stdio: bool,
+    /// Serve status, history, health and Prometheus metrics over HTTP on
+    /// ADDR (`127.0.0.1:9184`; a bare port is on 127.0.0.1).
+    #[arg(long, value_name = "ADDR", value_parser = crate::http::parse_address)]
+    pub http: Option<std::net::SocketAddr>,
+    /// A file holding the bearer token every HTTP request but `/healthz`
+    /// must send; required to serve on an address other than loopback.
+    #[arg(long, value_name = "PATH", requires = "http")]
+    pub http_token_file: Option<PathBuf>,
 }
 
 /// `quotatrack record PROVIDER`.

@@ -54,6 +54,8 @@
 //!   readings in the log (expected ratio, delta, projection, run-out time).
 //! - [`footer`]: named single values (`anthropic.5h.used_percent`) and
 //!   `status --format` templates.
+//! - [`http`]: `serve --http`: status, history, health and Prometheus
+//!   metrics over HTTP for dashboards and scrapers.
 //! - [`cli`]: the command line's argument types, without I/O.
 //! - [`config`]: where things live (data dir), from arguments and environment.
 //! - [`settings`]: the user's settings (TOML file, host patches), validated.
@@ -72,6 +74,7 @@ pub mod exchange;
 pub mod footer;
 pub mod health;
 pub mod history;
+pub mod http;
 pub mod journal;
 pub mod log;
 pub mod machines;

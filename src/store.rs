@@ -68,6 +68,12 @@ pub struct Entry {
     pub machine_state: Option<String>,
     /// The provider's public status page, when read.
     pub status_page: Option<StatusPage>,
+    /// Completed fetches counted by result: `ok`, or the error kind
+    /// (`auth`, `rate_limited`, …), for `/metrics`. A checkpoint written
+    /// before this field existed loads with it empty, so the counts then
+    /// start from that checkpoint (a counter reset, as Prometheus sees it).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub fetches: BTreeMap<String, u64>,
 }
 
 /// A provider's status page reading. A page that could not be read keeps
@@ -129,6 +135,11 @@ impl Store {
             Event::FetchCompleted { provider, outcome, .. } => {
                 let entry = self.entry(*provider);
                 entry.updated = Some(at);
+                let result = match outcome {
+                    Outcome::Usage { .. } => "ok",
+                    Outcome::Failed { error } => error.kind.as_str(),
+                };
+                *entry.fetches.entry(result.to_owned()).or_default() += 1;
                 match outcome {
                     Outcome::Usage { plan, windows } => {
                         entry.windows.clone_from(windows);

@@ -46,6 +46,8 @@ mod pace;
 mod history;
 // Everyday edges as real processes: closed stdout, second owner, bad config, hostile stdio input, paths in the way, settings out of bounds in a log.
 mod hostedges;
+// serve --http on 127.0.0.1: every endpoint, bounds, the token rule, owner and follower processes, promtool.
+mod http;
 // Planted secrets echoed back by hostile servers in every form never reach a byte the tool writes.
 mod canary;
 

@@ -54,6 +54,7 @@ macro_rules! eprintln {
     }};
 }
 
+mod http;
 mod log;
 pub mod serve;
 
@@ -186,7 +187,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Command::Watch => run_watch(&sources),
         Command::Record(record) => run_record(&sources, &record),
         Command::Credentials => run_credentials(sources.clock.now(), &sources.settings.providers),
-        Command::Serve(_) => serve::run_serve(&sources),
+        Command::Serve(serve) => serve::run_serve(&sources, &serve),
     }
 }
 

@@ -12,6 +12,7 @@ use std::time::Duration;
 use tokio::io::AsyncBufRead;
 
 use super::{Sources, engine, is_owned, listen, runtime, snapshot};
+use crate::cli::ServeArgs;
 use crate::engine::Engine;
 use crate::events::HostEvent;
 use crate::machines::controller::Effect;
@@ -31,7 +32,14 @@ use crate::session::{EngineEvent, Follower};
 /// answers every host event from the owner's snapshot, forwards refreshes
 /// to the owner (`control.rs`), and takes the data dir over (saying
 /// `ready`) when the owner goes away.
-pub(super) fn run_serve(sources: &Sources) -> anyhow::Result<ExitCode> {
+pub(super) fn run_serve(sources: &Sources, args: &ServeArgs) -> anyhow::Result<ExitCode> {
+    if let Some(address) = args.http {
+        anyhow::ensure!(
+            !args.stdio,
+            "serve --http together with --stdio is not built yet: run `quotatrack serve --http ADDR` as a second process on the same data dir (it serves this engine's snapshot)"
+        );
+        return super::http::serve_http(sources, address, args.http_token_file.as_deref());
+    }
     runtime()?.block_on(async {
         let mut out = std::io::stdout().lock();
         let mut input = HostLines::new(tokio::io::BufReader::new(tokio::io::stdin()));
@@ -211,7 +219,7 @@ pub async fn follow<R: AsyncBufRead + Unpin>(
 }
 
 /// Completes when the owner's connection closes; never without one.
-async fn owner_gone(owner: &mut Option<owner::Connection>) {
+pub(super) async fn owner_gone(owner: &mut Option<owner::Connection>) {
     match owner {
         Some(owner) => owner.gone().await,
         None => std::future::pending().await,
@@ -221,7 +229,7 @@ async fn owner_gone(owner: &mut Option<owner::Connection>) {
 /// Without an owner to talk to: takes the data dir over, or connects to
 /// the engine that did; `attempts` tries 50 ms apart (after that the
 /// interval tries again).
-async fn take_over(
+pub(super) async fn take_over(
     sources: &Sources,
     owner: &mut Option<owner::Connection>,
     attempts: usize,

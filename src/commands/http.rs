@@ -1,0 +1,112 @@
+//! `quotatrack serve --http ADDR`: the engine as `watch` runs it, with the
+//! HTTP server (`crate::http`) on the same runtime; as a follower it serves
+//! the owner's snapshot and takes the data dir over when the owner goes.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::serve::{next_request, owner_gone, take_over};
+use super::{Sources, listen, runtime, shutdown_signal};
+use crate::owner;
+
+/// `quotatrack serve --http ADDR`: the engine as `watch` runs it, and the
+/// HTTP server (`quotatrack::http`) on the same runtime, until SIGINT or
+/// SIGTERM. The bound address is said on stderr once the first cycle has
+/// run. On a data dir another engine owns, it serves that engine's
+/// snapshot as a follower and takes the data dir over when the owner goes
+/// (its control connection closes) or, without one, at an interval. A
+/// failed cycle is said on stderr and in `/healthz`; the next interval
+/// tries again.
+pub(super) fn serve_http(
+    sources: &Sources,
+    address: std::net::SocketAddr,
+    token_file: Option<&Path>,
+) -> anyhow::Result<ExitCode> {
+    use crate::http;
+    let token = token_file.map(http::Token::read).transpose()?;
+    http::check_address(address, token.as_ref())?;
+    let every = Duration::from_secs(sources.settings.refresh_interval_s);
+    let published = Arc::new(http::Published::follower(
+        &sources.data_dir,
+        sources.clock.clone(),
+        every,
+    ));
+    runtime()?.block_on(async {
+        let listener = http::bind(address, token.as_ref()).await?;
+        let bound = listener.local_addr()?;
+        let (mut engine, mut owner, mut requests) = (None, None, None);
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let options = http::Options {
+            token,
+            ..http::Options::default()
+        };
+        // Served from the end of the first round, on the listener bound above.
+        let mut pending = Some((listener, options, stopped));
+        let mut server = None;
+        let mut timer = tokio::time::interval(every);
+        let shutdown = shutdown_signal();
+        tokio::pin!(shutdown);
+        loop {
+            let asked = tokio::select! {
+                biased;
+                () = &mut shutdown => break,
+                Some((request, done)) = next_request(&mut requests) => Some((request.refresh, done)),
+                () = owner_gone(&mut owner) => {
+                    owner = None;
+                    engine = take_over(sources, &mut owner, 200).await?;
+                    if engine.is_some() {
+                        eprintln!("quotatrack: the engine that owned {} stopped; this one owns it now", sources.data_dir.display());
+                    }
+                    None
+                }
+                _ = timer.tick() => None,
+            };
+            if engine.is_none() && owner.is_none() {
+                engine = take_over(sources, &mut owner, 1).await?;
+            }
+            if let Some(engine) = &mut engine {
+                let cycled = match &asked {
+                    Some((provider, _)) => engine.force_refresh(*provider).await,
+                    None => engine.cycle().await,
+                };
+                match cycled {
+                    Ok(_) => published.update(engine),
+                    Err(error) => {
+                        eprintln!("quotatrack: the cycle failed: {error}");
+                        published.failed(&error);
+                    }
+                }
+                if requests.is_none() {
+                    requests = listen(sources);
+                }
+            }
+            if let Some((_, done)) = asked {
+                let _ = done.send(());
+            }
+            if let Some((listener, options, stopped)) = pending.take() {
+                let stopped = async { drop(stopped.await) };
+                server = Some(tokio::spawn(http::serve(
+                    listener,
+                    Arc::clone(&published),
+                    options,
+                    stopped,
+                )));
+                eprintln!("quotatrack: serving http on http://{bound}");
+            }
+        }
+        let _ = stop.send(());
+        if let Some(server) = server {
+            let _ = server.await;
+        }
+        if requests.is_some() {
+            owner::unlisten(&sources.data_dir);
+        }
+        if let Some(engine) = engine {
+            engine.close()?;
+        }
+        Ok(ExitCode::SUCCESS)
+    })
+}
