@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Args as ClapArgs, Parser, Subcommand};
+use clap::{Args as ClapArgs, Parser, Subcommand, ValueEnum};
 
 use crate::providers::ProviderId;
 
@@ -201,6 +201,54 @@ pub struct StatusArgs {
     /// Only these providers (repeatable).
     #[arg(long = "provider", value_name = "ID", value_parser = parse_provider)]
     pub providers: Vec<ProviderId>,
+    /// Print the one-line status line (the default when stdout is not a
+    /// terminal; a terminal gets the table).
+    #[arg(long, conflicts_with_all = ["json", "output", "table"])]
+    pub line: bool,
+    /// Print the table even when stdout is not a terminal.
+    #[arg(long, conflicts_with_all = ["json", "output"])]
+    pub table: bool,
+    /// A ready format for a bar or a prompt.
+    #[arg(long, value_enum, value_name = "FORMAT", conflicts_with = "json")]
+    pub output: Option<Output>,
+    /// Colour: `auto` colours a terminal unless NO_COLOR is set.
+    #[arg(long, value_enum, value_name = "WHEN", default_value_t = ColorChoice::Auto)]
+    pub color: ColorChoice,
+    /// Render for this many columns (default: COLUMNS, the terminal's
+    /// width, or 120 for the status line elsewhere).
+    #[arg(long, value_name = "COLUMNS", value_parser = parse_width)]
+    pub width: Option<usize>,
+}
+
+/// `status --output`: a ready format for a bar or a prompt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    /// Waybar's custom-module JSON: text, tooltip (the table), class, percentage.
+    Waybar,
+    /// The status line with tmux colour codes.
+    Tmux,
+    /// A JSON array of i3bar blocks, one per provider.
+    I3bar,
+    /// Bare text for starship or PS1.
+    Prompt,
+}
+
+/// `--color`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ColorChoice {
+    /// Colour on a terminal, unless NO_COLOR is set.
+    Auto,
+    /// Always colour.
+    Always,
+    /// Never colour.
+    Never,
+}
+
+/// The narrowest and widest `--width`.
+pub const WIDTH_RANGE: (usize, usize) = (20, 1000);
+
+fn parse_width(text: &str) -> Result<usize, String> {
+    bounded_integer(text, WIDTH_RANGE.0, WIDTH_RANGE.1, "the width", "columns")
 }
 
 /// `quotatrack log …`.

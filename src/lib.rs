@@ -52,6 +52,8 @@
 //!   fetches, downsampled as it is read, resets marked, with a summary.
 //! - [`pace`]: whether a window's usage lasts until its reset, from the
 //!   readings in the log (expected ratio, delta, projection, run-out time).
+//! - [`render`]: what people and bars see: the status table, the status
+//!   line, Waybar/tmux/i3bar/prompt formats.
 //! - [`footer`]: named single values (`anthropic.5h.used_percent`) and
 //!   `status --format` templates.
 //! - [`cli`]: the command line's argument types, without I/O.
@@ -82,6 +84,7 @@ pub mod providers;
 pub mod quota;
 pub mod record;
 pub mod redact;
+pub mod render;
 pub mod replay;
 pub mod scenario;
 pub mod session;

@@ -40,6 +40,8 @@ mod serve;
 mod controller;
 // Three serve processes on one data dir: forwarding, takeover, one request per interval.
 mod singleton;
+// The status table, the status line and the bar/prompt integrations, over the demo and the incidents.
+mod render;
 // Pace from hand-built readings with known answers: even use, a burst, a reset, one reading.
 mod pace;
 // History series: cycles, running out, downsampling that keeps peaks and resets, a recorded rollover.

@@ -29,7 +29,7 @@ use quotatrack::settings::Settings;
 use quotatrack::status::{self, StatusOptions};
 use quotatrack::transport::{ExchangePlayer, HttpTransport, Url};
 use quotatrack::wire::{ParseOutput, Status, rfc3339_seconds};
-use quotatrack::{control, footer, record, replay, scenario};
+use quotatrack::{control, record, replay, scenario};
 
 // Every line the command prints goes through these instead of std's: a
 // closed stdout (`quotatrack status | true`, `… | head -1`) comes back as
@@ -316,12 +316,10 @@ fn run_status(sources: &Sources, args: &StatusArgs) -> anyhow::Result<ExitCode> 
     if !args.providers.is_empty() {
         view.providers.retain(|provider| args.providers.contains(&provider.id));
     }
-    let text = match (&args.format, args.json) {
-        (Some(template), _) => footer::render(template, &view, now)?,
-        (None, true) => serde_json::to_string(&view)?,
-        (None, false) => status::line(&view, now, None),
-    };
-    println!("{text}");
+    quotatrack::render::order_by(&mut view, &sources.settings.providers);
+    let (form, options) = quotatrack::render::terminal::status_form(args, &sources.settings, now);
+    let text = quotatrack::render::status_text(&view, form, args.format.as_deref(), &options)?;
+    println!("{}", text.trim_end());
     Ok(ExitCode::SUCCESS)
 }
 
