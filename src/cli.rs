@@ -76,6 +76,30 @@ pub enum Command {
     Credentials,
     /// Serve the embedding protocol: host events in, engine events out.
     Serve(ServeArgs),
+    /// A host's status-line command: `statusline claude` reads Claude
+    /// Code's status-line JSON on stdin and prints one line (never fails).
+    Statusline(StatuslineArgs),
+}
+
+/// `quotatrack statusline HOST`.
+#[derive(Debug, Clone, ClapArgs)]
+pub struct StatuslineArgs {
+    /// The host whose status line this is.
+    #[arg(value_enum)]
+    pub host: Host,
+    /// The line's budget in columns.
+    #[arg(long, value_name = "COLUMNS", default_value_t = 120, value_parser = parse_width)]
+    pub width: usize,
+    /// Colour the shares by threshold (Claude Code shows ANSI colours).
+    #[arg(long, value_enum, value_name = "WHEN", default_value_t = ColorChoice::Never)]
+    pub color: ColorChoice,
+}
+
+/// A host with a status-line command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Host {
+    /// Claude Code (`statusLine` in its settings.json).
+    Claude,
 }
 
 /// `quotatrack serve`.

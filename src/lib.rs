@@ -54,6 +54,8 @@
 //!   readings in the log (expected ratio, delta, projection, run-out time).
 //! - [`render`]: what people and bars see: the status table, the status
 //!   line, Waybar/tmux/i3bar/prompt formats.
+//! - [`statusline`]: `statusline claude`, Claude Code's status-line
+//!   command (its own `rate_limits` first, the snapshot for the rest).
 //! - [`footer`]: named single values (`anthropic.5h.used_percent`) and
 //!   `status --format` templates.
 //! - [`cli`]: the command line's argument types, without I/O.
@@ -90,6 +92,7 @@ pub mod scenario;
 pub mod session;
 pub mod settings;
 pub mod status;
+pub mod statusline;
 pub mod store;
 pub mod transport;
 pub mod wire;

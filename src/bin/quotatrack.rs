@@ -203,6 +203,17 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
         Command::Record(record) => run_record(&sources, &record),
         Command::Credentials => run_credentials(sources.clock.now(), &sources.settings.providers),
         Command::Serve(_) => run_serve(&sources),
+        Command::Statusline(line) => {
+            // A status line never fails: a bad settings file means the defaults.
+            let settings = load_settings(args.config.as_deref()).unwrap_or_default();
+            let options = quotatrack::render::terminal::statusline_options(&line, &settings, sources.clock.now());
+            let input = quotatrack::statusline::read_stdin();
+            println!(
+                "{}",
+                quotatrack::statusline::claude_line(&data_dir, &input, &settings.providers, &options)
+            );
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 

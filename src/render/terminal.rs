@@ -7,7 +7,7 @@ use std::io::IsTerminal;
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
 
-use crate::cli::{ColorChoice, Output, StatusArgs};
+use crate::cli::{ColorChoice, Output, StatusArgs, StatuslineArgs};
 use crate::render::{Form, Options};
 use crate::settings::Settings;
 
@@ -105,4 +105,16 @@ pub fn status_form(args: &StatusArgs, settings: &Settings, now: Timestamp) -> (F
         bar: settings.display.bar,
     };
     (form, options)
+}
+
+/// The options of `statusline HOST`: its width, colour only when asked
+/// (the host is not a terminal), the `display.bar` setting.
+pub fn statusline_options(args: &StatuslineArgs, settings: &Settings, now: Timestamp) -> Options {
+    Options {
+        now,
+        width: args.width,
+        color: args.color == ColorChoice::Always,
+        time_zone: TimeZone::system(),
+        bar: settings.display.bar,
+    }
 }
