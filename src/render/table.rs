@@ -11,7 +11,9 @@
 //! The table fits the width it is given: the bar takes what the other
 //! columns leave (10 to 40 characters), long window labels are cut first
 //! when space is short, and notes wrap. Colour marks the thresholds (the
-//! used share and its bar) and the state.
+//! used share and its bar) and the state. A window that runs out before
+//! its reset at the recent pace gets a note saying when (`7d at this pace:
+//! runs out 14:20, 40m before reset`).
 
 use jiff::Timestamp;
 
@@ -187,8 +189,12 @@ fn provider_rows(provider: &ProviderStatus, options: &Options) -> Vec<Row> {
             state: state.clone(),
         });
     }
+    let mut pace_notes = Vec::new();
     for (index, window) in provider.windows.iter().enumerate() {
         let first = index == 0;
+        if let Some(note) = pace_note(window, options) {
+            pace_notes.push(note);
+        }
         rows.push(Row::Window {
             provider: if first { provider.label.clone() } else { String::new() },
             window: window.label.clone(),
@@ -198,8 +204,28 @@ fn provider_rows(provider: &ProviderStatus, options: &Options) -> Vec<Row> {
             state: if first { state.clone() } else { None },
         });
     }
+    rows.extend(pace_notes.into_iter().map(Row::Note));
     rows.extend(notes(provider, options).into_iter().map(Row::Note));
     rows
+}
+
+/// `5h at this pace: runs out 14:20, 40m before reset` for a window that
+/// runs out before its reset at the recent slope.
+fn pace_note(window: &StatusWindow, options: &Options) -> Option<String> {
+    let pace = window.pace.as_ref()?;
+    let runs_out: Timestamp = pace.runs_out_at.as_deref()?.parse().ok()?;
+    let reset = reset_of(window)?;
+    let before = reset.duration_since(runs_out).as_secs();
+    let when = if runs_out <= options.now {
+        "ran out".to_owned()
+    } else {
+        format!("runs out {}", local_time(runs_out, options))
+    };
+    Some(format!(
+        "{} at this pace: {when}, {} before reset",
+        window.label,
+        relative(before)
+    ))
 }
 
 fn reset_text(window: &StatusWindow, now: Timestamp) -> String {
