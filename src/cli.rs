@@ -76,9 +76,48 @@ pub enum Command {
     Credentials,
     /// Serve the embedding protocol: host events in, engine events out.
     Serve(ServeArgs),
+    /// Usage over time from the log: a chart per window, resets marked,
+    /// with a summary; or the series as JSON or CSV.
+    History(HistoryArgs),
     /// A host's status-line command: `statusline claude` reads Claude
     /// Code's status-line JSON on stdin and prints one line (never fails).
     Statusline(StatuslineArgs),
+}
+
+/// `quotatrack history`.
+#[derive(Debug, Clone, ClapArgs)]
+pub struct HistoryArgs {
+    /// Only this provider.
+    #[arg(value_parser = parse_provider)]
+    pub provider: Option<ProviderId>,
+    /// Only this window id (`5h`, `7d`, `premium`).
+    #[arg(long, value_name = "ID")]
+    pub window: Option<String>,
+    /// From this time: RFC 3339, or a duration before now (`7d`, `36h`).
+    #[arg(long, value_name = "WHEN", default_value = "7d")]
+    pub since: String,
+    /// Until this time: RFC 3339, or a duration before now (default: now).
+    #[arg(long, value_name = "WHEN")]
+    pub until: Option<String>,
+    /// One point per this much time, the highest reading of each (`15m`,
+    /// `1h`, `1d`; default: the span in about 240 steps).
+    #[arg(long, value_name = "DURATION")]
+    pub every: Option<String>,
+    /// Print the series as one JSON object.
+    #[arg(long, conflicts_with = "csv")]
+    pub json: bool,
+    /// Print the series as CSV.
+    #[arg(long)]
+    pub csv: bool,
+    /// Read this exported file (`quotatrack log export` output) instead of the log.
+    #[arg(long, value_name = "FILE")]
+    pub from: Option<PathBuf>,
+    /// Draw the chart this many columns wide (default: the terminal's, or 80).
+    #[arg(long, value_name = "COLUMNS", value_parser = parse_width)]
+    pub width: Option<usize>,
+    /// Colour: `auto` colours a terminal unless NO_COLOR is set.
+    #[arg(long, value_enum, value_name = "WHEN", default_value_t = ColorChoice::Auto)]
+    pub color: ColorChoice,
 }
 
 /// `quotatrack statusline HOST`.

@@ -13,6 +13,7 @@
 //! [`WARN_RATIO`] used is a warning (yellow, Waybar class `warning`), at or
 //! above [`CRITICAL_RATIO`] critical (red, `critical`).
 
+pub mod history;
 pub mod integrations;
 pub mod line;
 pub mod table;

@@ -59,6 +59,7 @@ fn main() -> ExitCode {
         Command::Status(StatusArgs { json: true, .. })
             | Command::Parse(ParseArgs { json: true, .. })
             | Command::Replay(ReplayArgs { json: true, .. })
+            | Command::History(quotatrack::cli::HistoryArgs { json: true, .. })
     );
     match run(args) {
         Ok(code) => code,
@@ -203,6 +204,15 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
         Command::Record(record) => run_record(&sources, &record),
         Command::Credentials => run_credentials(sources.clock.now(), &sources.settings.providers),
         Command::Serve(_) => run_serve(&sources),
+        Command::History(history) => {
+            let source = match &history.from {
+                Some(file) => quotatrack::history::Source::File(file.clone()),
+                None => quotatrack::history::Source::DataDir(data_dir.clone()),
+            };
+            let options = quotatrack::render::terminal::history_options(&history, sources.clock.now());
+            print!("{}", quotatrack::history::command(&source, &history, &options)?);
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Statusline(line) => {
             // A status line never fails: a bad settings file means the defaults.
             let settings = load_settings(args.config.as_deref()).unwrap_or_default();

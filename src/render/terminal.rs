@@ -7,7 +7,7 @@ use std::io::IsTerminal;
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
 
-use crate::cli::{ColorChoice, Output, StatusArgs, StatuslineArgs};
+use crate::cli::{ColorChoice, HistoryArgs, Output, StatusArgs, StatuslineArgs};
 use crate::render::{Form, Options};
 use crate::settings::Settings;
 
@@ -116,5 +116,18 @@ pub fn statusline_options(args: &StatuslineArgs, settings: &Settings, now: Times
         color: args.color == ColorChoice::Always,
         time_zone: TimeZone::system(),
         bar: settings.display.bar,
+    }
+}
+
+/// The options of `history`'s chart: `--width` or the terminal's,
+/// `--color`, the local time zone.
+pub fn history_options(args: &HistoryArgs, now: Timestamp) -> Options {
+    let terminal = Terminal::detect();
+    Options {
+        now,
+        width: terminal.width(args.width, DEFAULT_WIDTH),
+        color: terminal.color(args.color),
+        time_zone: TimeZone::system(),
+        bar: false,
     }
 }
