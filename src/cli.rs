@@ -79,6 +79,14 @@ pub enum Command {
     /// Usage over time from the log: a chart per window, resets marked,
     /// with a summary; or the series as JSON or CSV.
     History(HistoryArgs),
+    /// Print shell completions (bash, zsh, fish, powershell, elvish).
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff): `quotatrack manpage > quotatrack.1`.
+    Manpage,
     /// A host's status-line command: `statusline claude` reads Claude
     /// Code's status-line JSON on stdin and prints one line (never fails).
     Statusline(StatuslineArgs),
@@ -139,6 +147,79 @@ pub struct StatuslineArgs {
 pub enum Host {
     /// Claude Code (`statusLine` in its settings.json).
     Claude,
+}
+
+/// The completion script of `shell` for every command and flag.
+pub fn completions(shell: clap_complete::Shell) -> Vec<u8> {
+    use clap::CommandFactory;
+    let mut command = Args::command();
+    let mut out = Vec::new();
+    clap_complete::generate(shell, &mut command, "quotatrack", &mut out);
+    out
+}
+
+/// The man page (roff): clap_mangen's page for `quotatrack`, then a
+/// COMMANDS section giving every command (and `log`'s subcommands) its
+/// usage, description and options, so one page says everything.
+pub fn manpage() -> Vec<u8> {
+    use clap::CommandFactory;
+    let mut root = Args::command();
+    root.build();
+    let mut out = Vec::new();
+    // Writing into a Vec cannot fail.
+    let _ = clap_mangen::Man::new(root.clone()).render(&mut out);
+    out.extend_from_slice(b".SH COMMANDS\n");
+    for command in root.get_subcommands_mut() {
+        command_section(command, "quotatrack", &mut out);
+    }
+    out
+}
+
+/// One command's part of the COMMANDS section, then its subcommands'.
+fn command_section(command: &mut clap::Command, parent: &str, out: &mut Vec<u8>) {
+    if command.is_hide_set() {
+        return;
+    }
+    let name = format!("{parent} {}", command.get_name());
+    let usage = command.render_usage().to_string();
+    let usage = usage.trim_start_matches("Usage: ");
+    let mut text = format!(".SS \"{}\"\n.nf\n{}\n.fi\n", roff(&name), roff(usage));
+    if let Some(about) = command.get_long_about().or(command.get_about()) {
+        text.push_str(&format!("{}\n", roff(&about.to_string())));
+    }
+    for argument in command.get_arguments() {
+        if argument.is_hide_set() || argument.is_global_set() {
+            continue;
+        }
+        let mut names = Vec::new();
+        if let Some(short) = argument.get_short() {
+            names.push(format!("\\-{short}"));
+        }
+        if let Some(long) = argument.get_long() {
+            names.push(format!("\\-\\-{}", roff(long)));
+        }
+        if names.is_empty() {
+            names.push(argument.get_id().as_str().to_uppercase());
+        }
+        let help = argument
+            .get_help()
+            .map(|help| roff(&help.to_string()))
+            .unwrap_or_default();
+        text.push_str(&format!(".TP\n\\fB{}\\fR\n{help}\n", names.join(", ")));
+    }
+    out.extend_from_slice(text.as_bytes());
+    for sub in command.get_subcommands_mut() {
+        command_section(sub, &name, out);
+    }
+}
+
+/// `text` escaped for roff: backslashes, dashes, and a leading dot or quote.
+fn roff(text: &str) -> String {
+    let escaped = text.replace('\\', "\\e").replace('-', "\\-");
+    match escaped.chars().next() {
+        Some('.' | '\'') => format!("\\&{escaped}"),
+        _ => escaped,
+    }
 }
 
 /// `quotatrack serve`.

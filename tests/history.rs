@@ -289,7 +289,7 @@ mod command {
         let demo = crate::render::demo_dir();
         let output = run(&[
             "--data-dir",
-            demo.path().to_str().unwrap(),
+            demo.to_str().unwrap(),
             "--clock-at",
             "2026-08-22T13:00:00Z",
             "history",

@@ -44,6 +44,8 @@ mod singleton;
 mod render;
 // `statusline claude` fed recorded Claude Code payloads, with and without rate_limits, and broken ones.
 mod statusline;
+// Shell completions and the man page name every command.
+mod completions;
 // Pace from hand-built readings with known answers: even use, a burst, a reset, one reading.
 mod pace;
 // History series: cycles, running out, downsampling that keeps peaks and resets, a recorded rollover.

@@ -14,18 +14,9 @@ use quotatrack::wire::{Freshness, Status};
 /// The demo's last minute of its first hour: seven providers, all fresh.
 const DEMO_END: &str = "2026-08-22T12:59:30Z";
 
-/// The demo run for an hour of virtual time, its snapshot read back and
-/// settled at `now` (the real engine, a real data dir).
+/// The demo's first hour's snapshot, read back and settled at `now`.
 pub fn demo_view(now: Timestamp) -> Status {
-    let dir = tempfile::tempdir().unwrap();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime
-        .block_on(quotatrack::scenario::run(&quotatrack::scenario::DEMO, 60, dir.path()))
-        .unwrap();
-    let mut view = status::read_snapshot(dir.path()).unwrap().unwrap();
+    let mut view = status::read_snapshot(demo_dir()).unwrap().unwrap();
     status::settle(&mut view, now, &StatusOptions::default());
     view
 }
@@ -239,18 +230,24 @@ fn run(args: &[&str], envs: &[(&str, &str)]) -> (String, String) {
     )
 }
 
-/// A data dir holding the demo's first hour (run by the real binary).
-pub fn demo_dir() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().to_str().unwrap();
-    run(&["--data-dir", path, "demo", "--hours", "1"], &[]);
-    dir
+/// A data dir holding the demo's first hour, run once by the real binary
+/// for every test that reads it (they only read it). It lives under
+/// Cargo's scratch dir for integration tests.
+pub fn demo_dir() -> &'static Path {
+    static DEMO: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
+    DEMO.get_or_init(|| {
+        let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+        let path = dir.path().to_str().unwrap();
+        run(&["--data-dir", path, "demo", "--hours", "1"], &[]);
+        dir
+    })
+    .path()
 }
 
 #[test]
 fn status_through_the_binary_gives_the_line_off_a_terminal_and_each_form_on_request() {
     let dir = demo_dir();
-    let path = dir.path().to_str().unwrap();
+    let path = dir.to_str().unwrap();
     let status = |extra: &[&str], envs: &[(&str, &str)]| {
         let mut args = vec!["--data-dir", path, "--clock-at", DEMO_END, "status"];
         args.extend_from_slice(extra);
@@ -263,7 +260,8 @@ fn status_through_the_binary_gives_the_line_off_a_terminal_and_each_form_on_requ
     assert_eq!(status(&["--line"], &[]), line);
     assert_eq!(status(&["--output", "prompt"], &[]), line);
     // Providers come in the order of the settings.
-    let config = dir.path().join("config.toml");
+    let config = tempfile::tempdir().unwrap();
+    let config = config.path().join("config.toml");
     std::fs::write(&config, "providers = [\"zai\", \"anthropic\"]\n").unwrap();
     let ordered = status(&["--config", config.to_str().unwrap()], &[]);
     assert!(ordered.starts_with("Z.ai"), "{ordered}");

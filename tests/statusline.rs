@@ -47,7 +47,7 @@ fn check(data_dir: &Path, input: &[u8]) -> (String, String) {
 #[test]
 fn rate_limits_on_stdin_are_claudes_numbers_and_the_rest_comes_from_the_snapshot() {
     let dir = crate::render::demo_dir();
-    let (line, _) = check(dir.path(), &payload("claude-with-rate-limits.json"));
+    let (line, _) = check(dir, &payload("claude-with-rate-limits.json"));
     // The snapshot says 5h 37%, 7d 61%; Claude Code says 72.5% and 64%.
     assert!(
         line.starts_with("Claude 5h 73% ↺2h") || line.starts_with("Claude 73%"),
@@ -60,8 +60,8 @@ fn rate_limits_on_stdin_are_claudes_numbers_and_the_rest_comes_from_the_snapshot
 #[test]
 fn without_rate_limits_the_snapshot_is_shown() {
     let dir = crate::render::demo_dir();
-    let (with_payload, _) = check(dir.path(), &payload("claude-without-rate-limits.json"));
-    let (without, _) = check(dir.path(), b"");
+    let (with_payload, _) = check(dir, &payload("claude-without-rate-limits.json"));
+    let (without, _) = check(dir, b"");
     assert_eq!(with_payload, without);
     assert!(with_payload.starts_with("Claude 7d 61%"), "{with_payload}");
 }
@@ -69,7 +69,7 @@ fn without_rate_limits_the_snapshot_is_shown() {
 #[test]
 fn broken_input_is_ignored_and_an_empty_data_dir_still_prints_a_line() {
     let dir = crate::render::demo_dir();
-    let (snapshot_only, _) = check(dir.path(), b"");
+    let (snapshot_only, _) = check(dir, b"");
     let mut huge = b"{\"rate_limits\":".to_vec();
     huge.extend(std::iter::repeat_n(b'[', 1 << 20));
     for broken in [
@@ -81,7 +81,7 @@ fn broken_input_is_ignored_and_an_empty_data_dir_still_prints_a_line() {
         b"\xff\xfe\x00",
         &huge,
     ] {
-        assert_eq!(check(dir.path(), broken).0, snapshot_only);
+        assert_eq!(check(dir, broken).0, snapshot_only);
     }
     let empty = tempfile::tempdir().unwrap();
     assert_eq!(check(empty.path(), b"").0, "no usage data yet");

@@ -213,6 +213,16 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
             print!("{}", quotatrack::history::command(&source, &history, &options)?);
             Ok(ExitCode::SUCCESS)
         }
+        Command::Completions { shell } => {
+            std::io::stdout()
+                .lock()
+                .write_all(&quotatrack::cli::completions(shell))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Manpage => {
+            std::io::stdout().lock().write_all(&quotatrack::cli::manpage())?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Statusline(line) => {
             // A status line never fails: a bad settings file means the defaults.
             let settings = load_settings(args.config.as_deref()).unwrap_or_default();
