@@ -109,6 +109,7 @@ pub fn json(series: &[Series], since: Timestamp, until: Timestamp) -> String {
         "series": series,
     })
     .to_string()
+        + "\n"
 }
 
 /// The series as CSV, one row per point:
