@@ -8,7 +8,8 @@
 //!           7d      ███████████████░░░░░░░░░░   61%  3d20h
 //! ```
 //!
-//! The table fits the width it is given: the bar takes what the other
+//! From 110 columns a pace column says how each window's use compares
+//! with even use (`ahead +16`, `on track`). The table fits the width it is given: the bar takes what the other
 //! columns leave (10 to 40 characters), long window labels are cut first
 //! when space is short, and notes wrap. Colour marks the thresholds (the
 //! used share and its bar) and the state. A window that runs out before
@@ -28,6 +29,8 @@ const MIN_BAR: usize = 10;
 const MAX_BAR: usize = 40;
 /// The narrowest window column.
 const MIN_WINDOW: usize = 8;
+/// The narrowest table with a pace column.
+const PACE_FROM: usize = 110;
 /// The gap between columns.
 const GAP: &str = "  ";
 
@@ -43,15 +46,18 @@ pub fn table(view: &Status, options: &Options) -> String {
         .collect();
     let widths = Widths::fit(&rows, options.width);
     let mut out = String::new();
-    let header = [
+    let mut header = vec![
         pad("provider", widths.provider),
         pad("window", widths.window),
         pad("usage", widths.bar),
         pad_left("used", widths.used),
         pad("resets in", widths.reset),
-        "state".to_owned(),
-    ]
-    .join(GAP);
+    ];
+    if let Some(pace) = widths.pace {
+        header.push(pad("pace", pace));
+    }
+    header.push("state".to_owned());
+    let header = header.join(GAP);
     out.push_str(&style(header.trim_end(), "2", options.color));
     out.push('\n');
     for row in &rows {
@@ -72,6 +78,8 @@ enum Row {
         /// The bar column's text when there is no number to draw.
         instead_of_bar: Option<String>,
         reset: String,
+        /// The pace column (`ahead +16`), shown when the table is wide.
+        pace: String,
         /// The provider's state, on its first row only.
         state: Option<(String, Level)>,
     },
@@ -87,6 +95,7 @@ impl Row {
                 used_ratio,
                 instead_of_bar,
                 reset,
+                pace,
                 state,
             } => {
                 let level = Level::of(*used_ratio);
@@ -96,17 +105,22 @@ impl Row {
                     (None, None) => " ".repeat(widths.bar),
                 };
                 let used = used_ratio.map_or_else(|| "?".to_owned(), |ratio| format!("{}%", (ratio * 100.0).round()));
-                let cells = [
+                let mut cells = vec![
                     style(&pad(provider, widths.provider), "1", options.color),
                     pad(&truncate(window, widths.window), widths.window),
                     bar,
                     paint(&pad_left(&used, widths.used), level, options.color),
                     pad(reset, widths.reset),
+                ];
+                if let Some(pace_width) = widths.pace {
+                    cells.push(pad(pace, pace_width));
+                }
+                cells.push(
                     state
                         .as_ref()
                         .map(|(text, level)| paint(text, *level, options.color))
                         .unwrap_or_default(),
-                ];
+                );
                 cells.join(GAP).trim_end().to_owned()
             }
             Row::Note(text) => {
@@ -129,6 +143,8 @@ impl Row {
 /// The column widths.
 #[derive(Debug)]
 struct Widths {
+    /// The pace column's width, when the table is wide enough for it.
+    pace: Option<usize>,
     provider: usize,
     window: usize,
     bar: usize,
@@ -144,15 +160,18 @@ impl Widths {
         let mut window = "window".len();
         let mut reset = "resets in".len();
         let mut state = "state".len();
+        let mut pace = "pace".len();
         for row in rows {
             if let Row::Window {
                 provider: label,
                 window: name,
                 reset: countdown,
                 state: state_text,
+                pace: pace_text,
                 ..
             } = row
             {
+                pace = pace.max(pace_text.chars().count());
                 provider = provider.max(label.chars().count());
                 window = window.max(name.chars().count());
                 reset = reset.max(countdown.chars().count());
@@ -163,10 +182,18 @@ impl Widths {
         }
         let used = 4;
         let fixed = provider + used + reset + state + 5 * GAP.len();
+        // The pace column, only where it leaves the bar and window room.
+        let with_pace = fixed + pace + GAP.len() + MIN_WINDOW + 20;
+        let (fixed, pace) = if width >= with_pace.max(PACE_FROM) {
+            (fixed + pace + GAP.len(), Some(pace))
+        } else {
+            (fixed, None)
+        };
         let room = width.saturating_sub(fixed);
         let window = window.min(room.saturating_sub(MIN_BAR)).max(MIN_WINDOW);
         let bar = room.saturating_sub(window).clamp(MIN_BAR, MAX_BAR);
         Widths {
+            pace,
             provider,
             window,
             bar,
@@ -186,6 +213,7 @@ fn provider_rows(provider: &ProviderStatus, options: &Options) -> Vec<Row> {
             used_ratio: None,
             instead_of_bar: Some(String::new()),
             reset: String::new(),
+            pace: String::new(),
             state: state.clone(),
         });
     }
@@ -201,6 +229,7 @@ fn provider_rows(provider: &ProviderStatus, options: &Options) -> Vec<Row> {
             used_ratio: window.used_ratio,
             instead_of_bar: window.reset_passed.then(|| "awaiting fetch".to_owned()),
             reset: reset_text(window, options.now),
+            pace: pace_text(window),
             state: if first { state.clone() } else { None },
         });
     }
@@ -226,6 +255,20 @@ fn pace_note(window: &StatusWindow, options: &Options) -> Option<String> {
         window.label,
         relative(before)
     ))
+}
+
+/// The pace column: the stage and the delta in percentage points
+/// (`ahead +16`, `on track`), `-` when unknown.
+fn pace_text(window: &StatusWindow) -> String {
+    let Some(pace) = &window.pace else {
+        return "-".to_owned();
+    };
+    let stage = pace.stage.replace('_', " ");
+    match pace.delta {
+        Some(delta) if pace.stage != "on_track" => format!("{stage} {:+}", (delta * 100.0).round()),
+        Some(_) => stage,
+        None => "-".to_owned(),
+    }
 }
 
 fn reset_text(window: &StatusWindow, now: Timestamp) -> String {
