@@ -211,6 +211,40 @@ pub enum StatusTextError {
     Json(#[from] serde_json::Error),
 }
 
+/// `view` with every text that came from a provider or a status page
+/// (labels, window ids and labels, error messages, page descriptions)
+/// stripped of control characters, each replaced by a space: a hostile
+/// response can neither break a line nor drive the terminal through any
+/// renderer. The renderers call it first.
+pub fn clean(view: &Status) -> Status {
+    let plain = |text: &mut String| {
+        if text.chars().any(char::is_control) {
+            *text = text.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
+        }
+    };
+    let mut view = view.clone();
+    for provider in &mut view.providers {
+        plain(&mut provider.label);
+        if let Some(plan) = &mut provider.plan {
+            plain(plan);
+        }
+        for window in &mut provider.windows {
+            plain(&mut window.window.id);
+            plain(&mut window.window.label);
+        }
+        if let Some(error) = &mut provider.error {
+            plain(&mut error.message);
+        }
+        if let Some(page) = &mut provider.status_page {
+            plain(&mut page.indicator);
+            if let Some(description) = &mut page.description {
+                plain(description);
+            }
+        }
+    }
+    view
+}
+
 /// The characters `text` takes on a terminal, escape codes not counted
 /// (every character is taken as one column wide).
 pub fn visible_width(text: &str) -> usize {

@@ -286,3 +286,35 @@ fn status_through_the_binary_gives_the_line_off_a_terminal_and_each_form_on_requ
     );
     assert_eq!(formatted.trim_end(), "61% ↺3d");
 }
+
+#[test]
+fn control_characters_from_a_provider_never_reach_the_terminal() {
+    let now = at(DEMO_END);
+    let mut view = demo_view(now);
+    let hostile = "evil\x1b[2J\x1b]0;pwned\x07\nsecond line\r";
+    view.providers[4].windows[0].window.label = hostile.to_owned();
+    view.providers[4].windows[0].window.id = hostile.to_owned();
+    view.providers[0].label = hostile.to_owned();
+    view.providers[1].status_page = Some(quotatrack::wire::StatusPageBody {
+        indicator: "major".to_owned(),
+        description: Some(hostile.to_owned()),
+    });
+    for form in [
+        Form::Table,
+        Form::Line,
+        Form::Waybar,
+        Form::Tmux,
+        Form::I3bar,
+        Form::Prompt,
+    ] {
+        let text = check(&view, form, &Options::plain(now, 400));
+        assert!(
+            !text.contains('\x1b') && !text.contains('\x07') && !text.contains('\r'),
+            "{form:?}: {text:?}"
+        );
+        if form != Form::Table {
+            assert_eq!(text.lines().count(), 1, "{form:?}: {text:?}");
+        }
+        assert!(text.contains("evil"), "{form:?}");
+    }
+}

@@ -27,7 +27,10 @@ pub fn chart(series: &[Series], since: Timestamp, until: Timestamp, options: &Op
             &format!(
                 "{} {} · {} → {}",
                 one.provider.provider().label(),
-                one.window,
+                one.window
+                    .chars()
+                    .map(|c| if c.is_control() { ' ' } else { c })
+                    .collect::<String>(),
                 stamp(since, options),
                 stamp(until, options)
             ),

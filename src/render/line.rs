@@ -26,6 +26,7 @@ use crate::wire::{Freshness, ProviderStatus, Status, StatusWindow};
 
 /// The line for `view`, fitted to `options.width` when it can be.
 pub fn line(view: &Status, options: &Options) -> String {
+    let view = &crate::render::clean(view);
     if view.providers.is_empty() {
         return "no usage data yet".to_owned();
     }
@@ -49,7 +50,12 @@ pub fn line(view: &Status, options: &Options) -> String {
 
 /// One provider's segment at full detail.
 pub fn segment(provider: &ProviderStatus, options: &Options) -> String {
-    segment_at(provider, options, Detail::LEVELS[1], options.color)
+    let view = crate::render::clean(&Status {
+        schema: 1,
+        generated_at: String::new(),
+        providers: vec![provider.clone()],
+    });
+    segment_at(&view.providers[0], options, Detail::LEVELS[1], options.color)
 }
 
 /// Which window names a segment shows (only a provider with more than

@@ -36,6 +36,7 @@ const GAP: &str = "  ";
 
 /// The table of `view`.
 pub fn table(view: &Status, options: &Options) -> String {
+    let view = &crate::render::clean(view);
     if view.providers.is_empty() {
         return "no usage data yet: run `quotatrack status --refresh` or `quotatrack watch`\n".to_owned();
     }
