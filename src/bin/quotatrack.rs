@@ -424,7 +424,9 @@ fn run_watch(sources: &Sources) -> anyhow::Result<ExitCode> {
         // engine then stops as at a signal.
         let mut printer = tokio::spawn(async move {
             while let Ok(view) = updates.recv().await {
-                let line = status::line(&view, Timestamp::now(), None);
+                let options =
+                    quotatrack::render::Options::plain(Timestamp::now(), quotatrack::render::terminal::LINE_WIDTH);
+                let line = quotatrack::render::line::line(&view, &options);
                 if writeln!(std::io::stdout().lock(), "{line}").is_err() {
                     return;
                 }
