@@ -270,7 +270,9 @@ mod in_the_store_and_the_view {
         // 33 % left at 1 % a minute: 13:03, 57 minutes before the 14:00 reset.
         assert_eq!(pace.runs_out_at.as_deref(), Some("2026-08-22T13:03:00Z"));
         assert!(pace.projected_at_reset.unwrap() > 1.0);
+        insta::assert_json_snapshot!("rising_5h_pace", pace);
         let table = quotatrack::render::status_text(&view, Form::Table, None, &Options::plain(now, 100)).unwrap();
+        insta::assert_snapshot!("rising_5h_table", table);
         assert!(
             table.contains("5h at this pace: runs out 13:03, 57m before reset"),
             "{table}"
