@@ -7,6 +7,10 @@
 //! never averaged away), so memory follows the number of buckets, not the
 //! length of the log. A reset always starts a new point, even inside a
 //! bucket, so the chart's drops are where they happened.
+//!
+//! [`Builder`] is pure; [`read`] feeds it from a data dir's log (through a
+//! read copy, as `log export` reads it) or an exported file, and
+//! [`command`] is `quotatrack history`, rendered by [`crate::render::history`].
 
 use std::collections::BTreeMap;
 

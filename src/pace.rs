@@ -11,7 +11,10 @@
 //! the reset, that is when the window runs out.
 //!
 //! Everything here is pure: readings and the clock reading come in, and the
-//! same inputs always give the same answer.
+//! same inputs always give the same answer. The store keeps each window's
+//! recent readings in a bounded ring ([`keep`]); a view turns them into the
+//! `pace` object of `status --json` ([`body`]) and a later reader re-derives
+//! that at its own clock from the slope it carries ([`rederive`]).
 
 use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
