@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Args as ClapArgs, Parser, Subcommand};
+use clap::{Args as ClapArgs, Parser, Subcommand, ValueEnum};
 
 use crate::providers::ProviderId;
 
@@ -76,6 +76,150 @@ pub enum Command {
     Credentials,
     /// Serve the embedding protocol: host events in, engine events out.
     Serve(ServeArgs),
+    /// Usage over time from the log: a chart per window, resets marked,
+    /// with a summary; or the series as JSON or CSV.
+    History(HistoryArgs),
+    /// Print shell completions (bash, zsh, fish, powershell, elvish).
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff): `quotatrack manpage > quotatrack.1`.
+    Manpage,
+    /// A host's status-line command: `statusline claude` reads Claude
+    /// Code's status-line JSON on stdin and prints one line (never fails).
+    Statusline(StatuslineArgs),
+}
+
+/// `quotatrack history`.
+#[derive(Debug, Clone, ClapArgs)]
+pub struct HistoryArgs {
+    /// Only this provider.
+    #[arg(value_parser = parse_provider)]
+    pub provider: Option<ProviderId>,
+    /// Only this window id (`5h`, `7d`, `premium`).
+    #[arg(long, value_name = "ID")]
+    pub window: Option<String>,
+    /// From this time: RFC 3339, or a duration before now (`7d`, `36h`).
+    #[arg(long, value_name = "WHEN", default_value = "7d")]
+    pub since: String,
+    /// Until this time: RFC 3339, or a duration before now (default: now).
+    #[arg(long, value_name = "WHEN")]
+    pub until: Option<String>,
+    /// One point per this much time, the highest reading of each (`15m`,
+    /// `1h`, `1d`; default: the span in about 240 steps).
+    #[arg(long, value_name = "DURATION")]
+    pub every: Option<String>,
+    /// Print the series as one JSON object.
+    #[arg(long, conflicts_with = "csv")]
+    pub json: bool,
+    /// Print the series as CSV.
+    #[arg(long)]
+    pub csv: bool,
+    /// Read this exported file (`quotatrack log export` output) instead of the log.
+    #[arg(long, value_name = "FILE")]
+    pub from: Option<PathBuf>,
+    /// Draw the chart this many columns wide (default: the terminal's, or 80).
+    #[arg(long, value_name = "COLUMNS", value_parser = parse_width)]
+    pub width: Option<usize>,
+    /// Colour: `auto` colours a terminal unless NO_COLOR is set.
+    #[arg(long, value_enum, value_name = "WHEN", default_value_t = ColorChoice::Auto)]
+    pub color: ColorChoice,
+}
+
+/// `quotatrack statusline HOST`.
+#[derive(Debug, Clone, ClapArgs)]
+pub struct StatuslineArgs {
+    /// The host whose status line this is.
+    #[arg(value_enum)]
+    pub host: Host,
+    /// The line's budget in columns.
+    #[arg(long, value_name = "COLUMNS", default_value_t = 120, value_parser = parse_width)]
+    pub width: usize,
+    /// Colour the shares by threshold (Claude Code shows ANSI colours).
+    #[arg(long, value_enum, value_name = "WHEN", default_value_t = ColorChoice::Never)]
+    pub color: ColorChoice,
+}
+
+/// A host with a status-line command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Host {
+    /// Claude Code (`statusLine` in its settings.json).
+    Claude,
+}
+
+/// The completion script of `shell` for every command and flag.
+pub fn completions(shell: clap_complete::Shell) -> Vec<u8> {
+    use clap::CommandFactory;
+    let mut command = Args::command();
+    let mut out = Vec::new();
+    clap_complete::generate(shell, &mut command, "quotatrack", &mut out);
+    out
+}
+
+/// The man page (roff): clap_mangen's page for `quotatrack`, then a
+/// COMMANDS section giving every command (and `log`'s subcommands) its
+/// usage, description and options, so one page says everything.
+pub fn manpage() -> Vec<u8> {
+    use clap::CommandFactory;
+    let mut root = Args::command();
+    root.build();
+    let mut out = Vec::new();
+    // Writing into a Vec cannot fail.
+    let _ = clap_mangen::Man::new(root.clone()).render(&mut out);
+    out.extend_from_slice(b".SH COMMANDS\n");
+    for command in root.get_subcommands_mut() {
+        command_section(command, "quotatrack", &mut out);
+    }
+    out
+}
+
+/// One command's part of the COMMANDS section, then its subcommands'.
+fn command_section(command: &mut clap::Command, parent: &str, out: &mut Vec<u8>) {
+    if command.is_hide_set() {
+        return;
+    }
+    let name = format!("{parent} {}", command.get_name());
+    let usage = command.render_usage().to_string();
+    let usage = usage.trim_start_matches("Usage: ");
+    let mut text = format!(".SS \"{}\"\n.nf\n{}\n.fi\n", roff(&name), roff(usage));
+    if let Some(about) = command.get_long_about().or(command.get_about()) {
+        text.push_str(&format!("{}\n", roff(&about.to_string())));
+    }
+    for argument in command.get_arguments() {
+        if argument.is_hide_set() || argument.is_global_set() {
+            continue;
+        }
+        let mut names = Vec::new();
+        if let Some(short) = argument.get_short() {
+            names.push(format!("\\-{short}"));
+        }
+        if let Some(long) = argument.get_long() {
+            names.push(format!("\\-\\-{}", roff(long)));
+        }
+        if names.is_empty() {
+            names.push(argument.get_id().as_str().to_uppercase());
+        }
+        let help = argument
+            .get_help()
+            .map(|help| roff(&help.to_string()))
+            .unwrap_or_default();
+        text.push_str(&format!(".TP\n\\fB{}\\fR\n{help}\n", names.join(", ")));
+    }
+    out.extend_from_slice(text.as_bytes());
+    for sub in command.get_subcommands_mut() {
+        command_section(sub, &name, out);
+    }
+}
+
+/// `text` escaped for roff: backslashes, dashes, and a leading dot or quote.
+fn roff(text: &str) -> String {
+    let escaped = text.replace('\\', "\\e").replace('-', "\\-");
+    match escaped.chars().next() {
+        Some('.' | '\'') => format!("\\&{escaped}"),
+        _ => escaped,
+    }
 }
 
 /// `quotatrack serve`.
@@ -209,6 +353,54 @@ pub struct StatusArgs {
     /// Only these providers (repeatable).
     #[arg(long = "provider", value_name = "ID", value_parser = parse_provider)]
     pub providers: Vec<ProviderId>,
+    /// Print the one-line status line (the default when stdout is not a
+    /// terminal; a terminal gets the table).
+    #[arg(long, conflicts_with_all = ["json", "output", "table"])]
+    pub line: bool,
+    /// Print the table even when stdout is not a terminal.
+    #[arg(long, conflicts_with_all = ["json", "output"])]
+    pub table: bool,
+    /// A ready format for a bar or a prompt.
+    #[arg(long, value_enum, value_name = "FORMAT", conflicts_with = "json")]
+    pub output: Option<Output>,
+    /// Colour: `auto` colours a terminal unless NO_COLOR is set.
+    #[arg(long, value_enum, value_name = "WHEN", default_value_t = ColorChoice::Auto)]
+    pub color: ColorChoice,
+    /// Render for this many columns (default: COLUMNS, the terminal's
+    /// width, or 120 for the status line elsewhere).
+    #[arg(long, value_name = "COLUMNS", value_parser = parse_width)]
+    pub width: Option<usize>,
+}
+
+/// `status --output`: a ready format for a bar or a prompt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    /// Waybar's custom-module JSON: text, tooltip (the table), class, percentage.
+    Waybar,
+    /// The status line with tmux colour codes.
+    Tmux,
+    /// A JSON array of i3bar blocks, one per provider.
+    I3bar,
+    /// Bare text for starship or PS1.
+    Prompt,
+}
+
+/// `--color`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ColorChoice {
+    /// Colour on a terminal, unless NO_COLOR is set.
+    Auto,
+    /// Always colour.
+    Always,
+    /// Never colour.
+    Never,
+}
+
+/// The narrowest and widest `--width`.
+pub const WIDTH_RANGE: (usize, usize) = (20, 1000);
+
+fn parse_width(text: &str) -> Result<usize, String> {
+    bounded_integer(text, WIDTH_RANGE.0, WIDTH_RANGE.1, "the width", "columns")
 }
 
 /// `quotatrack log …`.

@@ -17,6 +17,11 @@
 //! | `used_time`, `remaining_time`, `total_time` | time the window has run, has left until its reset, and its length (`2h13m`) | `used_time_s`, `remaining_time_s`, `total_time_s` |
 //! | `used_time_s`, `remaining_time_s`, `total_time_s` | the same in whole seconds | the same |
 //! | `resets_in` | time until the window resets (`2h13m`) | `remaining_time_s` |
+//! | `pace_stage` | `on_track`, `ahead`, `far_ahead`, `behind`, `far_behind` or `unknown` | `pace.stage` |
+//! | `pace_expected_percent` | what even use would have spent by now, whole percent | `pace.expected_used_ratio` |
+//! | `pace_delta` | used less expected, in signed percentage points (`+12`) | `pace.delta` |
+//! | `pace_projected_percent` | the used share at the reset at the recent slope, whole percent (above 100 when it runs out first) | `pace.projected_at_reset` |
+//! | `pace_runs_out_in` | time until the window runs out at the recent slope, when before its reset (`0s` when it has) | `pace.runs_out_at` |
 //! | `requests_left.<model>` | multiplier quotas: requests to `<model>` that fit in what is left, `floor(remaining / multiplier)`; `unlimited` for a free (0×) model | `requests_left_by_model` |
 //! | `multiplier.<model>` | multiplier quotas: premium requests one request to `<model>` costs | `requests_left_by_model` |
 //! | `state`, `age`, `label`, `plan` | per provider: freshness, age of the values, name, plan | `state`, `age_s`, `label`, `plan` |
@@ -40,7 +45,7 @@ use crate::status::{compact_duration, derive_window, model_requests, multiplier_
 use crate::wire::{ModelRequests, ProviderStatus, Status, StatusWindow};
 
 /// What a window offers.
-pub const WINDOW_VALUES: [&str; 13] = [
+pub const WINDOW_VALUES: [&str; 18] = [
     "progress",
     "used_percent",
     "remaining_percent",
@@ -54,6 +59,11 @@ pub const WINDOW_VALUES: [&str; 13] = [
     "remaining_time_s",
     "total_time_s",
     "resets_in",
+    "pace_stage",
+    "pace_expected_percent",
+    "pace_delta",
+    "pace_projected_percent",
+    "pace_runs_out_in",
 ];
 
 /// What a multiplier window offers per model (`<value>.<model>`).
@@ -106,7 +116,7 @@ pub fn values(view: &Status, now: Timestamp) -> BTreeMap<String, String> {
         for window in &provider.windows {
             let window = derived(window, &quotas, now);
             for name in WINDOW_VALUES {
-                values.insert(format!("{id}.{}.{name}", window.id), window_value(&window, name));
+                values.insert(format!("{id}.{}.{name}", window.id), window_value(&window, name, now));
             }
             for (model, requests) in &window.requests_left_by_model {
                 for name in MODEL_VALUES {
@@ -224,6 +234,7 @@ fn unknown_name(name: &str, view: &Status) -> FooterError {
 fn derived(window: &StatusWindow, quotas: &[QuotaDefinition], now: Timestamp) -> StatusWindow {
     let mut window = window.clone();
     derive_window(&mut window, quotas, now);
+    window.pace = Some(crate::pace::rederive(&window, window.pace.as_ref(), now));
     window
 }
 
@@ -238,7 +249,8 @@ fn provider_value(provider: &ProviderStatus, name: &str) -> String {
 }
 
 /// One window value of a window derived at the clock reading.
-fn window_value(window: &StatusWindow, name: &str) -> String {
+fn window_value(window: &StatusWindow, name: &str, now: Timestamp) -> String {
+    let pace = window.pace.as_ref();
     let whole_percent = |percent: Option<f64>| percent.map(|p| format!("{}", p.round().clamp(0.0, 100.0)));
     let is_time = window.unit == Some(Unit::Seconds);
     let amount = |value: Option<f64>| {
@@ -265,6 +277,18 @@ fn window_value(window: &StatusWindow, name: &str) -> String {
         "used_time_s" => seconds(window.used_time_s),
         "remaining_time_s" => seconds(window.remaining_time_s),
         "total_time_s" => seconds(window.total_time_s),
+        "pace_stage" => pace.map(|pace| pace.stage.clone()),
+        "pace_expected_percent" => whole_percent(pace.and_then(|p| p.expected_used_ratio).map(|r| r * 100.0)),
+        "pace_delta" => pace
+            .and_then(|pace| pace.delta)
+            .map(|delta| format!("{:+}", (delta * 100.0).round())),
+        "pace_projected_percent" => pace
+            .and_then(|pace| pace.projected_at_reset)
+            .map(|ratio| format!("{}", (ratio * 100.0).round().max(0.0))),
+        "pace_runs_out_in" => pace
+            .and_then(|pace| pace.runs_out_at.as_deref())
+            .and_then(|at| at.parse::<Timestamp>().ok())
+            .map(|at| compact_duration(at.duration_since(now).as_secs().max(0).unsigned_abs())),
         _ => None,
     };
     value.unwrap_or_else(|| UNKNOWN.to_owned())

@@ -7,6 +7,10 @@
 //! never averaged away), so memory follows the number of buckets, not the
 //! length of the log. A reset always starts a new point, even inside a
 //! bucket, so the chart's drops are where they happened.
+//!
+//! [`Builder`] is pure; [`read`] feeds it from a data dir's log (through a
+//! read copy, as `log export` reads it) or an exported file, and
+//! [`command`] is `quotatrack history`, rendered by [`crate::render::history`].
 
 use std::collections::BTreeMap;
 
@@ -237,4 +241,183 @@ pub fn series<'a>(events: impl IntoIterator<Item = &'a Envelope>, query: Query) 
         builder.event(envelope);
     }
     builder.finish()
+}
+
+/// Where `history` reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// The log of a data dir, read through a copy (as `log export` reads
+    /// it), without taking ownership of the data dir.
+    DataDir(std::path::PathBuf),
+    /// An exported file (`log export` output or an incident), JSON lines.
+    File(std::path::PathBuf),
+}
+
+/// Why `history` could not read its source.
+#[derive(Debug, thiserror::Error)]
+pub enum HistoryError {
+    /// The log could not be read.
+    #[error(transparent)]
+    Log(#[from] crate::log::LogError),
+    /// The file could not be opened.
+    #[error("cannot read {}: {error}; pass a file written by `quotatrack log export`", path.display())]
+    File {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        error: std::io::Error,
+    },
+    /// A line of the file is not an event.
+    #[error("{}: line {}: {}; pass a file written by `quotatrack log export`", path.display(), error.line, error.message)]
+    Line {
+        /// The file.
+        path: std::path::PathBuf,
+        /// The line and why.
+        error: crate::events::LineError,
+    },
+}
+
+/// What was read, besides the series.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Read {
+    /// The series, by provider then window.
+    pub series: Vec<Series>,
+    /// Events read.
+    pub events: u64,
+    /// Log entries that could not be read and were skipped.
+    pub skipped: u64,
+}
+
+/// Reads `source` into the series `query` keeps, downsampling as it
+/// reads (memory follows the number of buckets, not the log's length).
+pub fn read(source: &Source, query: Query) -> Result<Read, HistoryError> {
+    let mut builder = Builder::new(query);
+    let mut read = Read::default();
+    match source {
+        Source::DataDir(data_dir) => {
+            let log = crate::log::Log::open_copy(data_dir)?;
+            for entry in log.entries(0) {
+                match entry {
+                    Ok(envelope) => {
+                        read.events += 1;
+                        builder.event(&envelope);
+                    }
+                    Err(crate::log::LogError::Corrupt { .. }) => read.skipped += 1,
+                    Err(error) => return Err(error.into()),
+                }
+            }
+        }
+        Source::File(path) => {
+            let file = std::fs::File::open(path).map_err(|error| HistoryError::File {
+                path: path.clone(),
+                error,
+            })?;
+            for line in crate::events::read_lines(std::io::BufReader::new(file)) {
+                let envelope = line.map_err(|error| HistoryError::Line {
+                    path: path.clone(),
+                    error,
+                })?;
+                read.events += 1;
+                builder.event(&envelope);
+            }
+        }
+    }
+    read.series = builder.finish();
+    Ok(read)
+}
+
+/// A time given as RFC 3339, or as a duration before `now` (`7d`, `36h`,
+/// `90m`, `2w`).
+pub fn parse_time(text: &str, now: Timestamp) -> Result<Timestamp, String> {
+    if let Ok(at) = text.trim().parse::<Timestamp>() {
+        return Ok(at);
+    }
+    let ago = parse_duration(text).map_err(|_| {
+        format!("{text:?} is neither a time (2026-08-22T12:00:00Z) nor a duration before now (7d, 36h, 90m)")
+    })?;
+    now.checked_sub(ago)
+        .map_err(|_| format!("{text:?} reaches before the earliest time there is"))
+}
+
+/// A duration: a whole number and a unit, `s`, `m`, `h`, `d` or `w`
+/// (`15m`, `1h`, `7d`), more than zero and at most ten years.
+pub fn parse_duration(text: &str) -> Result<SignedDuration, String> {
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let unit_seconds = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3_600,
+        "d" => 86_400,
+        "w" => 7 * 86_400,
+        _ => 0,
+    };
+    match number.parse::<i64>() {
+        Ok(count) if unit_seconds > 0 && count > 0 && count <= 10 * 366 * 86_400 / unit_seconds => {
+            Ok(SignedDuration::from_secs(count * unit_seconds))
+        }
+        _ => Err(format!(
+            "{text:?} is not a duration: a whole number and s, m, h, d or w (15m, 1h, 7d), more than 0 and at most ten years"
+        )),
+    }
+}
+
+/// The most points a default `--every` gives over the span.
+pub const DEFAULT_STEPS: i64 = 240;
+
+/// Why `history` could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError {
+    /// An argument is wrong (a time, a duration, an empty span).
+    #[error("{0}")]
+    Usage(String),
+    /// The source could not be read.
+    #[error(transparent)]
+    Read(#[from] HistoryError),
+}
+
+/// `quotatrack history`: reads `source` (a data dir's log or an exported
+/// file) and renders what `args` asks for at `now`, with `options`
+/// (width, colour, time zone) for the chart.
+pub fn command(
+    source: &Source,
+    args: &crate::cli::HistoryArgs,
+    options: &crate::render::Options,
+) -> Result<String, CommandError> {
+    let now = options.now;
+    let since = parse_time(&args.since, now).map_err(CommandError::Usage)?;
+    let until = match &args.until {
+        Some(text) => parse_time(text, now).map_err(CommandError::Usage)?,
+        None => now,
+    };
+    if until <= since {
+        return Err(CommandError::Usage(format!(
+            "--until ({}) must be after --since ({})",
+            crate::wire::rfc3339_seconds(until),
+            crate::wire::rfc3339_seconds(since)
+        )));
+    }
+    let every = match &args.every {
+        Some(text) => parse_duration(text).map_err(CommandError::Usage)?,
+        None => {
+            let step = (until.duration_since(since).as_secs() / DEFAULT_STEPS).max(60);
+            SignedDuration::from_secs(step - step % 60)
+        }
+    };
+    let query = Query {
+        provider: args.provider,
+        window: args.window.clone(),
+        since: Some(since),
+        until: Some(until),
+        every: Some(every),
+    };
+    let read = read(source, query)?;
+    Ok(if args.json {
+        crate::render::history::json(&read.series, since, until)
+    } else if args.csv {
+        crate::render::history::csv(&read.series)
+    } else {
+        crate::render::history::chart(&read.series, since, until, options)
+    })
 }

@@ -52,6 +52,10 @@
 //!   fetches, downsampled as it is read, resets marked, with a summary.
 //! - [`pace`]: whether a window's usage lasts until its reset, from the
 //!   readings in the log (expected ratio, delta, projection, run-out time).
+//! - [`render`]: what people and bars see: the status table, the status
+//!   line, Waybar/tmux/i3bar/prompt formats.
+//! - [`statusline`]: `statusline claude`, Claude Code's status-line
+//!   command (its own `rate_limits` first, the snapshot for the rest).
 //! - [`footer`]: named single values (`anthropic.5h.used_percent`) and
 //!   `status --format` templates.
 //! - [`http`]: `serve --http`: status, history, health and Prometheus
@@ -86,11 +90,13 @@ pub mod providers;
 pub mod quota;
 pub mod record;
 pub mod redact;
+pub mod render;
 pub mod replay;
 pub mod scenario;
 pub mod session;
 pub mod settings;
 pub mod status;
+pub mod statusline;
 pub mod store;
 pub mod stress;
 pub mod trackers;

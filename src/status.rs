@@ -10,7 +10,8 @@
 //! written an hour ago reads as an hour old. The same goes for every
 //! footer value of a window ([`derive_window`]): percentages, the time a
 //! window has run and has left, and for a multiplier quota the requests
-//! left per model.
+//! left per model. And pace ([`crate::pace`]): the view carries each
+//! window's recent slope, from which a later reader re-derives the rest.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
@@ -21,6 +22,7 @@ use jiff::{SignedDuration, Timestamp};
 
 use crate::credentials::with_fix;
 use crate::health::Indicator;
+use crate::pace;
 use crate::providers::{ErrorKind, ProviderId};
 use crate::quota::QuotaDefinition;
 use crate::store::{Entry, Store};
@@ -52,7 +54,7 @@ impl Default for StatusOptions {
 pub fn view(store: &Store, now: Timestamp, options: &StatusOptions) -> Status {
     let providers = ProviderId::ALL
         .iter()
-        .filter_map(|id| store.providers.get(id).map(|entry| provider_view(*id, entry)))
+        .filter_map(|id| store.providers.get(id).map(|entry| provider_view(*id, entry, now)))
         .collect();
     let mut status = Status {
         schema: 1,
@@ -72,7 +74,7 @@ pub fn settle(status: &mut Status, now: Timestamp, options: &StatusOptions) {
     }
 }
 
-fn provider_view(id: ProviderId, entry: &Entry) -> ProviderStatus {
+fn provider_view(id: ProviderId, entry: &Entry, now: Timestamp) -> ProviderStatus {
     let error = match (&entry.last_error, entry.auth_required) {
         (Some(error), _) => Some(ErrorBody {
             message: with_fix(id, error.kind, &error.message),
@@ -109,7 +111,17 @@ fn provider_view(id: ProviderId, entry: &Entry) -> ProviderStatus {
         blocked_until: entry.blocked_until.map(rfc3339_seconds),
         fails: entry.fails,
         plan: entry.plan.clone(),
-        windows: entry.windows.iter().cloned().map(StatusWindow::new).collect(),
+        windows: entry
+            .windows
+            .iter()
+            .map(|window| {
+                let readings = entry.readings.get(&window.id).map_or(&[][..], Vec::as_slice);
+                StatusWindow {
+                    pace: Some(pace::body(window, readings, now)),
+                    ..StatusWindow::new(window.clone())
+                }
+            })
+            .collect(),
         status_page: entry.status_page.as_ref().map(|page| StatusPageBody {
             indicator: page.indicator.clone(),
             description: page.description.clone().or_else(|| page.error.clone()),
@@ -137,6 +149,7 @@ fn settle_provider(provider: &mut ProviderStatus, now: Timestamp, options: &Stat
     let quotas = provider.id.provider().quotas();
     for window in &mut provider.windows {
         derive_window(window, &quotas, now);
+        window.pace = Some(pace::rederive(window, window.pace.as_ref(), now));
     }
 }
 

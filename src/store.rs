@@ -10,6 +10,10 @@
 //!   only from their `store_updated` decisions, so there is one source of
 //!   truth for backoff.
 //!
+//! The store also keeps, per window, a bounded ring of recent readings
+//! (`Entry::readings`) so that a view can say whether the window's pace
+//! lasts until its reset without reading the log.
+//!
 //! Time-dependent readings (stale, reset passed, rate limit over) are not
 //! stored: views derive them from the store and a clock reading.
 
@@ -21,6 +25,7 @@ use serde_json::{Map, Value};
 
 use crate::events::{Envelope, Event, Outcome, Stream};
 use crate::health::Indicator;
+use crate::pace::{self, Reading};
 use crate::providers::{ErrorKind, ProviderId};
 use crate::wire::{ErrorBody, Window};
 
@@ -74,6 +79,14 @@ pub struct Entry {
     /// start from that checkpoint (a counter reset, as Prometheus sees it).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub fetches: BTreeMap<String, u64>,
+    /// Per window id, the recent readings pace is drawn through: a ring of
+    /// at most [`pace::RING`], downsampled by [`pace::keep`] so it reaches
+    /// back over the window's recent span. Only windows with a length are
+    /// kept; a window the last fetch did not report is dropped. Absent in
+    /// checkpoints written before it was kept (the ring then fills again
+    /// from the next fetches).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub readings: BTreeMap<String, Vec<Reading>>,
 }
 
 /// A provider's status page reading. A page that could not be read keeps
@@ -130,6 +143,7 @@ impl Store {
                 entry.credentials = None;
                 entry.auth_required = true;
                 entry.windows.clear();
+                entry.readings.clear();
                 entry.plan = None;
             }
             Event::FetchCompleted { provider, outcome, .. } => {
@@ -142,6 +156,15 @@ impl Store {
                 *entry.fetches.entry(result.to_owned()).or_default() += 1;
                 match outcome {
                     Outcome::Usage { plan, windows } => {
+                        entry
+                            .readings
+                            .retain(|id, _| windows.iter().any(|window| &window.id == id));
+                        for window in windows {
+                            if let (Some(used_ratio), Some(seconds)) = (window.used_ratio, window.window_seconds) {
+                                let ring = entry.readings.entry(window.id.clone()).or_default();
+                                pace::keep(ring, Reading { at, used_ratio }, seconds);
+                            }
+                        }
                         entry.windows.clone_from(windows);
                         entry.plan.clone_from(plan);
                         entry.last_good = Some(at);

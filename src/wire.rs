@@ -337,6 +337,36 @@ pub struct StatusWindow {
     /// host's current model, under the id the host gave.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub current_model: Option<CurrentModelRequests>,
+    /// Whether the window's usage lasts until its reset at the recent
+    /// pace; `null` only in snapshots written before pace was kept.
+    #[serde(default)]
+    pub pace: Option<PaceBody>,
+}
+
+/// The `pace` object of a window in `status --json` (see [`crate::pace`]).
+/// Every field but `stage`, `reason` and `readings` is `null` when it
+/// cannot be known.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PaceBody {
+    /// `on_track`, `ahead`, `far_ahead`, `behind`, `far_behind`, or
+    /// `unknown` (then `reason` says why).
+    pub stage: String,
+    /// The used ratio even use over the window would have reached by now.
+    pub expected_used_ratio: Option<f64>,
+    /// `used_ratio - expected_used_ratio`: above 0 is more spent than even use.
+    pub delta: Option<f64>,
+    /// The used ratio at the reset if the recent slope holds (above 1
+    /// when it runs out first).
+    pub projected_at_reset: Option<f64>,
+    /// When the window runs out at the recent slope, if before its reset.
+    pub runs_out_at: Option<String>,
+    /// Why the stage (`no_reset_time`, `reset_passed`, `no_readings`) or
+    /// the projection (`too_few_readings`) is unknown; `null` when both are known.
+    pub reason: Option<String>,
+    /// The recent slope, in used ratio per hour.
+    pub slope_per_hour: Option<f64>,
+    /// How many readings the slope was drawn through.
+    pub readings: usize,
 }
 
 /// What requests to one model cost under a multiplier quota.
@@ -376,6 +406,7 @@ impl StatusWindow {
             total_time_s: None,
             requests_left_by_model: BTreeMap::new(),
             current_model: None,
+            pace: None,
         }
     }
 }

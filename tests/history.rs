@@ -116,3 +116,199 @@ fn a_recorded_rollover_shows_its_reset() {
     let week = all.iter().find(|series| series.window == "7d").unwrap();
     assert_eq!(week.summary.cycles, 2);
 }
+
+mod command {
+    //! `quotatrack history` over a generated log file: the chart, the CSV
+    //! and the JSON, as pure functions and through the real binary.
+
+    use std::path::{Path, PathBuf};
+
+    use jiff::{SignedDuration, Timestamp};
+    use quotatrack::cli::{ColorChoice, HistoryArgs};
+    use quotatrack::events::{Envelope, Event, Outcome, read_lines};
+    use quotatrack::history::{Source, command};
+    use quotatrack::render::Options;
+
+    const START: &str = "2026-08-20T00:00:00Z";
+    const END: &str = "2026-08-22T00:00:00Z";
+
+    fn at(text: &str) -> Timestamp {
+        text.parse().unwrap()
+    }
+
+    /// Two days of Claude readings every 10 minutes: the 5h window climbs
+    /// 25 % an hour from each reset (every 5 h from 00:00), so each cycle
+    /// runs out after 4 h; the 7d window climbs slowly.
+    fn generated_log() -> (tempfile::TempDir, PathBuf) {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/incidents/stale-last-good.jsonl");
+        let events: Vec<Envelope> = read_lines(std::io::BufReader::new(std::fs::File::open(path).unwrap()))
+            .map(Result::unwrap)
+            .collect();
+        let template = events
+            .iter()
+            .find(|e| {
+                matches!(
+                    &e.payload,
+                    Event::FetchCompleted {
+                        outcome: Outcome::Usage { .. },
+                        ..
+                    }
+                )
+            })
+            .unwrap();
+        let mut lines = Vec::new();
+        for step in 0..(48 * 6) {
+            let minutes = step * 10;
+            let mut envelope = template.clone();
+            envelope.seq = step as u64;
+            envelope.at = at(START) + SignedDuration::from_mins(minutes);
+            let into_cycle = minutes % 300;
+            let reset = at(START) + SignedDuration::from_mins(minutes - into_cycle + 300);
+            if let Event::FetchCompleted {
+                outcome: Outcome::Usage { windows, .. },
+                ..
+            } = &mut envelope.payload
+            {
+                windows[0].used_ratio = Some((into_cycle as f64 / 240.0).min(1.0));
+                windows[0].resets_at = Some(quotatrack::wire::rfc3339_seconds(reset));
+                windows[1].used_ratio = Some(0.2 + minutes as f64 / 10_000.0);
+            }
+            lines.extend(envelope.to_json());
+            lines.push(b'\n');
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("export.jsonl");
+        std::fs::write(&file, lines).unwrap();
+        (dir, file)
+    }
+
+    fn args(extra: &[&str]) -> HistoryArgs {
+        use clap::Parser;
+        let mut argv = vec!["quotatrack", "history"];
+        if !extra.contains(&"--since") {
+            argv.extend(["--since", START]);
+        }
+        argv.extend_from_slice(extra);
+        match quotatrack::cli::Args::parse_from(argv).command {
+            quotatrack::cli::Command::History(history) => history,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn check(file: &Path, extra: &[&str]) -> String {
+        let history = args(extra);
+        assert_eq!(history.color, ColorChoice::Auto);
+        command(&Source::File(file.to_owned()), &history, &Options::plain(at(END), 80)).unwrap()
+    }
+
+    #[test]
+    fn the_chart_marks_resets_and_sums_up_each_window() {
+        let (_dir, file) = generated_log();
+        let chart = check(&file, &["anthropic", "--window", "5h"]);
+        for line in chart.lines() {
+            assert!(line.chars().count() <= 80, "{line}");
+        }
+        // Cycles start every 5 h: 10 in two days, the first without a mark.
+        assert_eq!(chart.matches('↺').count(), 9, "{chart}");
+        assert!(chart.contains("over 10 cycles"), "{chart}");
+        // The last cycle (from 21:00) has not run out by the end.
+        assert!(chart.contains("ran out 9×: 08-20 04:00, 08-20 09:00"), "{chart}");
+        insta::assert_snapshot!("history_chart_5h", chart);
+    }
+
+    #[test]
+    fn csv_and_json_give_the_series_downsampled_with_peaks_kept() {
+        let (_dir, file) = generated_log();
+        let csv = check(&file, &["anthropic", "--window", "5h", "--every", "1h", "--csv"]);
+        let rows: Vec<&str> = csv.lines().collect();
+        assert_eq!(rows[0], "provider,window,at,used_ratio,resets_at,reset");
+        // Each hour keeps its highest reading: 03:50 (95.8 %) for 03:00–04:00,
+        // and the first 100 % of 04:00–05:00, at 04:00.
+        assert!(
+            rows.contains(&"anthropic,5h,2026-08-20T03:50:00Z,0.958333,2026-08-20T05:00:00Z,false"),
+            "{csv}"
+        );
+        assert!(
+            rows.contains(&"anthropic,5h,2026-08-20T04:00:00Z,1,2026-08-20T05:00:00Z,false"),
+            "{csv}"
+        );
+        insta::assert_snapshot!("history_csv_5h_hourly", csv);
+        let json: serde_json::Value = serde_json::from_str(&check(
+            &file,
+            &[
+                "anthropic",
+                "--since",
+                "2026-08-21T00:00:00Z",
+                "--every",
+                "6h",
+                "--json",
+            ],
+        ))
+        .unwrap();
+        let series = json["series"].as_array().unwrap();
+        let names: Vec<&str> = series.iter().map(|s| s["window"].as_str().unwrap()).collect();
+        assert_eq!(names, ["5h", "7d", "7d-fable", "7d-sonnet", "extra"]);
+        // From 00:00 on the 21st: the cycle from 20:00 the day before runs out
+        // at the first reading, then the cycles from 01:00, 06:00, 11:00 and 16:00.
+        assert_eq!(series[0]["summary"]["ran_out"].as_array().unwrap().len(), 5);
+        insta::assert_json_snapshot!("history_json_6h", json);
+    }
+
+    #[test]
+    fn the_binary_reads_an_exported_file_and_a_data_dir_and_rejects_bad_times() {
+        let (_dir, file) = generated_log();
+        let run = |args: &[&str]| {
+            std::process::Command::new(env!("CARGO_BIN_EXE_quotatrack"))
+                .args(args)
+                .env("TZ", "UTC")
+                .env_remove("NO_COLOR")
+                .output()
+                .unwrap()
+        };
+        let from = file.to_str().unwrap();
+        let output = run(&[
+            "--clock-at",
+            END,
+            "history",
+            "anthropic",
+            "--window",
+            "5h",
+            "--since",
+            START,
+            "--from",
+            from,
+            "--width",
+            "80",
+        ]);
+        assert!(output.status.success());
+        assert_eq!(
+            String::from_utf8(output.stdout).unwrap(),
+            check(&file, &["anthropic", "--window", "5h"])
+        );
+        // A data dir's log (the demo's first hour), read without owning it.
+        let demo = crate::render::demo_dir();
+        let output = run(&[
+            "--data-dir",
+            demo.to_str().unwrap(),
+            "--clock-at",
+            "2026-08-22T13:00:00Z",
+            "history",
+            "codex",
+            "--window",
+            "7d",
+            "--since",
+            "1h",
+            "--csv",
+        ]);
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        let csv = String::from_utf8(output.stdout).unwrap();
+        assert!(csv.lines().count() > 2, "{csv}");
+        assert!(csv.lines().skip(1).all(|line| line.starts_with("codex,7d,")), "{csv}");
+        for bad in [["--since", "yesterday"], ["--every", "0h"], ["--until", "8d"]] {
+            let output = run(&["history", "--from", from, bad[0], bad[1]]);
+            assert_eq!(output.status.code(), Some(2), "{bad:?}");
+            let stderr = String::from_utf8(output.stderr).unwrap();
+            assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        }
+    }
+}

@@ -40,6 +40,12 @@ mod serve;
 mod controller;
 // Three serve processes on one data dir: forwarding, takeover, one request per interval.
 mod singleton;
+// The status table, the status line and the bar/prompt integrations, over the demo and the incidents.
+mod render;
+// `statusline claude` fed recorded Claude Code payloads, with and without rate_limits, and broken ones.
+mod statusline;
+// Shell completions and the man page name every command.
+mod completions;
 // Pace from hand-built readings with known answers: even use, a burst, a reset, one reading.
 mod pace;
 // History series: cycles, running out, downsampling that keeps peaks and resets, a recorded rollover.

@@ -179,3 +179,149 @@ fn any_readings_give_an_answer_without_panicking() {
     assert!(pace(extreme, &odd, at(8)).is_ok());
     assert!(pace(window(), &odd, at(8)).is_ok());
 }
+
+mod in_the_store_and_the_view {
+    //! The store's ring of recent readings, and the pace it gives the view,
+    //! the table and the footer.
+
+    use std::path::Path;
+
+    use jiff::{SignedDuration, Timestamp};
+    use quotatrack::events::{Envelope, Event, Outcome, read_lines};
+    use quotatrack::pace::{RING, Reading, keep, recent_span};
+    use quotatrack::render::{Form, Options};
+    use quotatrack::status::{self, StatusOptions};
+    use quotatrack::store::Store;
+
+    fn at(text: &str) -> Timestamp {
+        text.parse().unwrap()
+    }
+
+    #[test]
+    fn the_ring_stays_bounded_and_reaches_back_over_the_recent_span() {
+        for (window_seconds, every) in [(5 * 3_600, 60), (7 * 86_400, 60), (7 * 86_400, 10), (30 * 86_400, 300)] {
+            let mut ring = Vec::new();
+            let start = at("2026-08-22T00:00:00Z");
+            for step in 0..(window_seconds / every) as i64 {
+                let reading = Reading {
+                    at: start + SignedDuration::from_secs(step * every as i64),
+                    used_ratio: 0.5,
+                };
+                keep(&mut ring, reading, window_seconds);
+                assert!(ring.len() <= RING);
+            }
+            let span = ring.last().unwrap().at.duration_since(ring[0].at);
+            let wanted = recent_span(SignedDuration::from_secs(window_seconds as i64));
+            assert!(
+                span >= wanted,
+                "{window_seconds} s window every {every} s: {span:?} < {wanted:?}"
+            );
+        }
+    }
+
+    /// A Claude fetch from a recorded incident, replayed once a minute from
+    /// 12:00 for `minutes` minutes with the 5h window rising 1 % a minute
+    /// from 37 %.
+    fn rising(minutes: i64) -> Vec<Envelope> {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/incidents/stale-last-good.jsonl");
+        let events: Vec<Envelope> = read_lines(std::io::BufReader::new(std::fs::File::open(path).unwrap()))
+            .map(Result::unwrap)
+            .collect();
+        let template = events
+            .iter()
+            .find(|e| {
+                matches!(
+                    &e.payload,
+                    Event::FetchCompleted {
+                        outcome: Outcome::Usage { .. },
+                        ..
+                    }
+                )
+            })
+            .unwrap();
+        (0..=minutes)
+            .map(|minute| {
+                let mut envelope = template.clone();
+                envelope.seq = minute as u64;
+                envelope.at = at("2026-08-22T12:00:00Z") + SignedDuration::from_mins(minute);
+                if let Event::FetchCompleted {
+                    outcome: Outcome::Usage { windows, .. },
+                    ..
+                } = &mut envelope.payload
+                {
+                    windows[0].used_ratio = Some(0.37 + 0.01 * minute as f64);
+                }
+                envelope
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_rising_window_runs_out_before_its_reset_in_the_view_the_table_and_the_footer() {
+        let now = at("2026-08-22T12:30:00Z");
+        let store = Store::from_events(&rising(30));
+        let view = status::view(&store, now, &StatusOptions::default());
+        let five_hours = &view.providers[0].windows[0];
+        let pace = five_hours.pace.as_ref().unwrap();
+        // 3.5 h of 5 h gone: 70 % expected, 67 % used.
+        assert_eq!(pace.expected_used_ratio, Some(0.7));
+        assert_eq!(pace.stage, "on_track");
+        assert!((pace.slope_per_hour.unwrap() - 0.6).abs() < 1e-6, "{pace:?}");
+        // 33 % left at 1 % a minute: 13:03, 57 minutes before the 14:00 reset.
+        assert_eq!(pace.runs_out_at.as_deref(), Some("2026-08-22T13:03:00Z"));
+        assert!(pace.projected_at_reset.unwrap() > 1.0);
+        insta::assert_json_snapshot!("rising_5h_pace", pace);
+        let table = quotatrack::render::status_text(&view, Form::Table, None, &Options::plain(now, 100)).unwrap();
+        insta::assert_snapshot!("rising_5h_table", table);
+        assert!(
+            table.contains("5h at this pace: runs out 13:03, 57m before reset"),
+            "{table}"
+        );
+        let footer = quotatrack::footer::render(
+            "{anthropic.5h.pace_stage} {anthropic.5h.pace_delta} {anthropic.5h.pace_runs_out_in} {anthropic.5h.pace_projected_percent}",
+            &view,
+            now,
+        )
+        .unwrap();
+        assert_eq!(footer, "on_track -3 33m 157");
+        // A reader of the same view ten minutes later re-derives it from
+        // the slope the view carries.
+        let mut later = view.clone();
+        status::settle(
+            &mut later,
+            now + SignedDuration::from_mins(10),
+            &StatusOptions::default(),
+        );
+        let pace = later.providers[0].windows[0].pace.as_ref().unwrap();
+        assert_eq!(pace.runs_out_at.as_deref(), Some("2026-08-22T13:13:00Z"));
+    }
+
+    #[test]
+    fn a_window_with_two_readings_says_why_it_has_no_projection() {
+        let now = at("2026-08-22T12:01:00Z");
+        let view = status::view(&Store::from_events(&rising(1)), now, &StatusOptions::default());
+        let windows = &view.providers[0].windows;
+        let pace = windows[0].pace.as_ref().unwrap();
+        assert_eq!(pace.reason.as_deref(), Some("too_few_readings"));
+        assert_eq!(pace.projected_at_reset, None);
+        assert_ne!(pace.stage, "unknown");
+        // Extra usage has no reset time: no pace at all, and it says why.
+        let extra = windows.iter().find(|w| w.id == "extra").unwrap().pace.as_ref().unwrap();
+        assert_eq!(
+            (extra.stage.as_str(), extra.reason.as_deref()),
+            ("unknown", Some("no_reset_time"))
+        );
+    }
+
+    #[test]
+    fn a_checkpoint_written_before_the_ring_loads_with_an_empty_one() {
+        let store = Store::from_events(&rising(30));
+        assert!(!store.providers.values().next().unwrap().readings.is_empty());
+        let mut json = serde_json::to_value(&store).unwrap();
+        for entry in json["providers"].as_object_mut().unwrap().values_mut() {
+            entry.as_object_mut().unwrap().remove("readings");
+        }
+        let old: Store = serde_json::from_value(json).unwrap();
+        assert!(old.providers.values().all(|entry| entry.readings.is_empty()));
+    }
+}

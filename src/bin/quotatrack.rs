@@ -17,6 +17,7 @@ fn main() -> ExitCode {
         Command::Status(StatusArgs { json: true, .. })
             | Command::Parse(ParseArgs { json: true, .. })
             | Command::Replay(ReplayArgs { json: true, .. })
+            | Command::History(quotatrack::cli::HistoryArgs { json: true, .. })
     );
     match commands::run(args) {
         Ok(code) => code,

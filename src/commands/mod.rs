@@ -29,7 +29,7 @@ use crate::settings::Settings;
 use crate::status::{self, StatusOptions};
 use crate::transport::{ExchangePlayer, HttpTransport, Url};
 use crate::wire::{ParseOutput, Status, rfc3339_seconds};
-use crate::{footer, owner, record, replay, scenario};
+use crate::{owner, record, replay, scenario};
 
 // Every line the command prints goes through these instead of std's: a
 // closed stdout (`quotatrack status | true`, `… | head -1`) comes back as
@@ -188,6 +188,34 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Command::Record(record) => run_record(&sources, &record),
         Command::Credentials => run_credentials(sources.clock.now(), &sources.settings.providers),
         Command::Serve(serve) => serve::run_serve(&sources, &serve),
+        Command::History(history) => {
+            let source = match &history.from {
+                Some(file) => crate::history::Source::File(file.clone()),
+                None => crate::history::Source::DataDir(data_dir.clone()),
+            };
+            let options = crate::render::terminal::history_options(&history, sources.clock.now());
+            print!("{}", crate::history::command(&source, &history, &options)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Completions { shell } => {
+            std::io::stdout().lock().write_all(&crate::cli::completions(shell))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Manpage => {
+            std::io::stdout().lock().write_all(&crate::cli::manpage())?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Statusline(line) => {
+            // A status line never fails: a bad settings file means the defaults.
+            let settings = load_settings(args.config.as_deref()).unwrap_or_default();
+            let options = crate::render::terminal::statusline_options(&line, &settings, sources.clock.now());
+            let input = crate::statusline::read_stdin();
+            println!(
+                "{}",
+                crate::statusline::claude_line(&data_dir, &input, &settings.providers, &options)
+            );
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 
@@ -333,12 +361,10 @@ fn run_status(sources: &Sources, args: &StatusArgs) -> anyhow::Result<ExitCode> 
     if !args.providers.is_empty() {
         view.providers.retain(|provider| args.providers.contains(&provider.id));
     }
-    let text = match (&args.format, args.json) {
-        (Some(template), _) => footer::render(template, &view, now)?,
-        (None, true) => serde_json::to_string(&view)?,
-        (None, false) => status::line(&view, now, None),
-    };
-    println!("{text}");
+    crate::render::order_by(&mut view, &sources.settings.providers);
+    let (form, options) = crate::render::terminal::status_form(args, &sources.settings, now);
+    let text = crate::render::status_text(&view, form, args.format.as_deref(), &options)?;
+    println!("{}", text.trim_end());
     Ok(ExitCode::SUCCESS)
 }
 
@@ -412,7 +438,8 @@ fn run_watch(sources: &Sources) -> anyhow::Result<ExitCode> {
         // engine then stops as at a signal.
         let mut printer = tokio::spawn(async move {
             while let Ok(view) = updates.recv().await {
-                let line = status::line(&view, Timestamp::now(), None);
+                let options = crate::render::Options::plain(Timestamp::now(), crate::render::terminal::LINE_WIDTH);
+                let line = crate::render::line::line(&view, &options);
                 if writeln!(std::io::stdout().lock(), "{line}").is_err() {
                     return;
                 }

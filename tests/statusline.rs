@@ -1,0 +1,149 @@
+//! `quotatrack statusline claude` as Claude Code runs it: a recorded
+//! status-line payload on stdin, with and without `rate_limits`, and
+//! broken ones; one line out, exit 0, never an error.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use quotatrack::statusline::claude_windows;
+
+const NOW: &str = "2026-08-22T12:59:30Z";
+
+fn payload(name: &str) -> Vec<u8> {
+    std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("fixtures/statusline")
+            .join(name),
+    )
+    .unwrap()
+}
+
+/// The binary as Claude Code runs it: `input` on stdin, then stdin closed.
+fn check(data_dir: &Path, input: &[u8]) -> (String, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_quotatrack"))
+        .args([
+            "--data-dir",
+            data_dir.to_str().unwrap(),
+            "--clock-at",
+            NOW,
+            "statusline",
+            "claude",
+        ])
+        .env_remove("NO_COLOR")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(input).ok();
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success(), "exit {:?}", output.status);
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    assert_eq!(stdout.lines().count(), 1, "{stdout:?}");
+    (stdout.trim_end().to_owned(), String::from_utf8(output.stderr).unwrap())
+}
+
+#[test]
+fn rate_limits_on_stdin_are_claudes_numbers_and_the_rest_comes_from_the_snapshot() {
+    let dir = crate::render::demo_dir();
+    let (line, _) = check(dir, &payload("claude-with-rate-limits.json"));
+    // The snapshot says 5h 37%, 7d 61%; Claude Code says 72.5% and 64%.
+    assert!(
+        line.starts_with("Claude 5h 73% ↺2h") || line.starts_with("Claude 73%"),
+        "{line}"
+    );
+    assert!(line.contains("Z.ai"), "{line}");
+    insta::assert_snapshot!("claude_with_rate_limits", line);
+}
+
+#[test]
+fn without_rate_limits_the_snapshot_is_shown() {
+    let dir = crate::render::demo_dir();
+    let (with_payload, _) = check(dir, &payload("claude-without-rate-limits.json"));
+    let (without, _) = check(dir, b"");
+    assert_eq!(with_payload, without);
+    assert!(with_payload.starts_with("Claude 7d 61%"), "{with_payload}");
+}
+
+#[test]
+fn broken_input_is_ignored_and_an_empty_data_dir_still_prints_a_line() {
+    let dir = crate::render::demo_dir();
+    let (snapshot_only, _) = check(dir, b"");
+    let mut huge = b"{\"rate_limits\":".to_vec();
+    huge.extend(std::iter::repeat_n(b'[', 1 << 20));
+    for broken in [
+        &b"{not json"[..],
+        b"null",
+        b"[]",
+        b"{\"rate_limits\": 7}",
+        b"{\"rate_limits\": {\"five_hour\": {\"used_percentage\": \"lots\"}}}",
+        b"\xff\xfe\x00",
+        &huge,
+    ] {
+        assert_eq!(check(dir, broken).0, snapshot_only);
+    }
+    let empty = tempfile::tempdir().unwrap();
+    assert_eq!(check(empty.path(), b"").0, "no usage data yet");
+    let (line, _) = check(empty.path(), &payload("claude-with-rate-limits.json"));
+    assert!(line.starts_with("Claude"), "{line}");
+}
+
+#[test]
+fn the_payloads_rate_limits_read_as_windows() {
+    let windows = claude_windows(&payload("claude-with-rate-limits.json")).unwrap();
+    let read: Vec<(&str, Option<f64>, Option<&str>)> = windows
+        .iter()
+        .map(|window| (window.id.as_str(), window.used_ratio, window.resets_at.as_deref()))
+        .collect();
+    assert_eq!(
+        read,
+        [
+            ("5h", Some(0.725), Some("2026-08-22T15:00:00Z")),
+            ("7d", Some(0.64), Some("2026-08-26T09:00:00Z"))
+        ]
+    );
+    assert_eq!(claude_windows(&payload("claude-without-rate-limits.json")), None);
+    assert_eq!(
+        claude_windows(b"{\"rate_limits\":{\"five_hour\":{\"used_percentage\":1e999}}}"),
+        None
+    );
+}
+
+#[test]
+fn a_host_that_never_closes_stdin_still_gets_its_line() {
+    let dir = crate::render::demo_dir();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_quotatrack"))
+        .args([
+            "--data-dir",
+            dir.to_str().unwrap(),
+            "--clock-at",
+            NOW,
+            "statusline",
+            "claude",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Half an object, and stdin held open.
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(b"{\"rate_limits\": {\"five_hour\": ").unwrap();
+    let (sender, receiver) = std::sync::mpsc::channel();
+    let pid = child.id();
+    std::thread::spawn(move || {
+        let _ = sender.send(child.wait_with_output());
+    });
+    let output = match receiver.recv_timeout(std::time::Duration::from_secs(20)) {
+        Ok(output) => output.unwrap(),
+        Err(_) => {
+            let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
+            panic!("statusline claude waited for stdin to close");
+        }
+    };
+    drop(stdin);
+    assert!(output.status.success());
+    let line = String::from_utf8(output.stdout).unwrap();
+    assert!(line.starts_with("Claude 7d 61%"), "{line}");
+}
