@@ -26,28 +26,32 @@
 //! - [`journal`]: the owner's log and live store together.
 //! - [`status`]: the view of the store at a clock reading, the status line
 //!   and the snapshot file.
-//! - [`clock`], [`credentials`], [`transport`]: the engine's three inputs,
-//!   as traits with their offline implementations (manual clock, fixed
+//! - [`clock`], [`credentials`], [`answers`]: the engine's three seams, as
+//!   traits with their offline implementations (manual clock, fixed
 //!   credentials, the exchange player) and live ones (system clock,
-//!   credential discovery in each vendor's files, reqwest).
+//!   credential discovery in each vendor's files, the network through
+//!   [`transport`], reqwest); replay's are the recording's.
 //! - [`redact`]: secrets, identities and emails removed from every exchange
 //!   before it is recorded.
 //! - [`record`]: one real request written as a redacted fixture, for bug
 //!   reports (`quotatrack record`, `tools/record.rs`).
 //! - [`machines`]: the state machines (statig); [`machines::tracker`]
 //!   decides when each provider is fetched.
-//! - [`driver`]: turns machine decisions into events; shared by the engine
-//!   and replay.
-//! - [`replay`]: re-drives a recorded log through fresh machines and the
-//!   current parsers and reports the first divergence.
+//! - [`trackers`]: the trackers of the providers driven, the one place
+//!   their decisions become events.
+//! - [`replay`]: runs the engine itself over a recorded log, with today's
+//!   parsers, and reports the first divergence.
 //! - [`scenario`]: the engine under a virtual clock over scripted
 //!   responses: `demo` and the recorded incidents.
-//! - [`engine`]: the update cycle: credentials, polls, fetches, recording,
-//!   snapshot, notifications.
+//! - [`engine`]: the engine and its one update cycle (credentials, polls,
+//!   answers, recording, snapshot, notifications) and its host side.
 //! - [`health`]: each provider's public status page, read into one
 //!   indicator (`none` … `critical`, `maintenance`).
-//! - [`session`]: the controller side of the engine, host events in and
-//!   engine events out (`Engine::handle`, `serve --stdio`).
+//! - [`session`]: what a host session exchanges with the controller (host
+//!   events in, engine events out, `serve --stdio`), and the follower.
+//! - [`owner`]: the owner's socket, through which followers ask for refreshes.
+//! - [`commands`]: the commands the binary runs, one function each.
+//! - [`stress`]: the stress writer behind `log stress`.
 //! - [`history`]: each window's used ratio over time from recorded
 //!   fetches, downsampled as it is read, resets marked, with a summary.
 //! - [`pace`]: whether a window's usage lasts until its reset, from the

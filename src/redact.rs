@@ -23,7 +23,7 @@
 //! gets a `#2`, `#3`, … suffix, so no field is dropped silently and the body
 //! stays valid JSON.
 //!
-//! [`Redactor::answer`] applies all of it to what a transport returns, the
+//! `transport::redacted` applies all of it to what a transport returns, the
 //! exchange and the error alike. Parsers read the redacted exchange, exactly
 //! as replay will, so redaction can never make a live decision differ from
 //! its replay, and a provider message quoted into an event or onto stderr is

@@ -1,18 +1,12 @@
-//! The controller side of the engine: host events in ([`HostEvent`]),
-//! engine events out ([`EngineEvent`]), the embedding API behind
-//! `quotatrack serve --stdio`.
+//! What a host session exchanges with the controller: host events in
+//! ([`HostEvent`]), engine events out ([`EngineEvent`], the embedding API
+//! behind `quotatrack serve --stdio`), the facts the controller reads and
+//! the decisions it logs, and the [`Follower`] of a process that does not
+//! own the data dir.
 //!
-//! [`Engine::handle`](crate::engine::Engine::handle) records the host event (the controller's input) on
-//! the controller stream, hands it to the controller machine with the facts
-//! of the moment, records the transitions it made, and performs its effects
-//! in order: a fetch runs through the tracker of that provider (so the
-//! tracker's rules apply again, and its decisions are logged as any
-//! other cycle's), a settings patch is validated and, when accepted,
-//! recorded; an emit becomes `update_current` and `update_all`. Effects
-//! that have an answer feed it back as the next input; states that need
-//! none are stepped through until the controller waits again.
-//!
-//! [`input`] reads the host's lines for `serve --stdio`, bounded.
+//! The engine's host side (`engine/host.rs`) drives the owner's
+//! controller with these; [`input`] reads the host's lines for
+//! `serve --stdio`, bounded.
 
 pub mod input;
 

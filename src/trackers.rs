@@ -1,14 +1,11 @@
-//! The driver: the tracker machines and the events they produce. It is
-//! where machine decisions become log events, in one place, and it is
-//! shared by the live engine and by replay, so both turn the same inputs
-//! into the same events by construction.
+//! The trackers of the providers driven, and the one place their
+//! decisions become log events.
 //!
-//! A cycle at `at` has two halves. First, per provider in id order: the
-//! credentials as found now (an input event only when they changed), then
-//! a poll (the decisions, and whether to fetch). The engine records these,
-//! performs the fetches, then, second half, feeds each completed fetch back
-//! in provider order. Replay calls the same functions with the recorded
-//! credentials and responses.
+//! A cycle at `at` has two halves (`engine/cycle.rs`). First, per provider
+//! in id order: the credentials as found now (an input event only when they
+//! changed), then a poll or a demand (the decisions, and whether to fetch).
+//! The engine records these, performs the fetches, then, second half, feeds
+//! each completed fetch back in provider order. Replay runs that same cycle.
 
 use std::collections::BTreeMap;
 

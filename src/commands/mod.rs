@@ -5,7 +5,7 @@
 //! with `anyhow`: below it every error is a typed enum.
 //!
 //! [`serve`] holds the `serve --stdio` loop (owner, follower, takeover);
-//! [`log`] the `log` subcommands.
+//! `log` the `log` subcommands.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};

@@ -1,6 +1,6 @@
 //! The engine owns everything that runs: the trackers (through the
-//! [`Trackers`]), the controller (the host side, [`host`]), the settings in
-//! force and the journal. It has one update cycle ([`cycle`]), which the
+//! [`Trackers`]), the controller (the host side, `host.rs`), the settings in
+//! force and the journal. It has one update cycle (`cycle.rs`), which the
 //! timer, refreshes, hosts, `serve`, `demo` and `replay` all run.
 //!
 //! What differs between those runs comes in through three seams: the
@@ -83,7 +83,7 @@ pub struct Engine {
     status_ttl: Option<Duration>,
     status_options: StatusOptions,
     updates: broadcast::Sender<Arc<Status>>,
-    /// The controller side ([`host`]).
+    /// The controller side (`host.rs`).
     session: Session,
 }
 

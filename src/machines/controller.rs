@@ -25,7 +25,7 @@
 //!
 //! Like the tracker, the controller does no I/O and reads no clock. Each
 //! input comes with [`Facts`] (the store, settings and clock as the engine
-//! sees them now); decisions go into [`Decisions`]: transitions (appended in
+//! sees them now); decisions go into the [`Context`]: transitions (appended in
 //! the `after_transition` hook, with their cause and provider) and effects
 //! for the engine to perform. An effect with an answer (a fetch, the
 //! singleton guard, loading settings) is answered with the next input; a

@@ -3,7 +3,7 @@
 //! records with what was recorded.
 //!
 //! Replay does not imitate the engine: it builds the engine itself over
-//! the recording ([`Tape`] is its clock, credentials and answers; its
+//! the recording (`Tape` is its clock, credentials and answers; its
 //! journal records into memory) and hands it each recorded input in turn:
 //! a tick, a refresh, the settings read at a start, a host event, a host
 //! session's start. Whatever the engine then records (trackers,
@@ -98,7 +98,7 @@ impl Divergence {
     }
 }
 
-/// Replays `events`: the engine, built over the recording ([`Tape`]),
+/// Replays `events`: the engine, built over the recording (`Tape`),
 /// is given each recorded input in turn, and what it records is compared
 /// with what follows that input in the recording.
 pub fn replay(events: &[Envelope], options: &Options) -> Report {
