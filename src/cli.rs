@@ -1,6 +1,7 @@
 //! The command line's argument types (clap derive), with no I/O. Turning
 //! them into work is the binary's job (`src/bin/quotatrack.rs`).
 
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 
 use clap::{Args as ClapArgs, Parser, Subcommand, ValueEnum};
@@ -231,7 +232,7 @@ pub struct ServeArgs {
     pub stdio: bool,
     /// Serve status, history, health and Prometheus metrics over HTTP on
     /// ADDR (`127.0.0.1:9184`; a bare port is on 127.0.0.1).
-    #[arg(long, value_name = "ADDR", value_parser = crate::http::parse_address)]
+    #[arg(long, value_name = "ADDR", value_parser = parse_address)]
     pub http: Option<std::net::SocketAddr>,
     /// A file holding the bearer token every HTTP request but `/healthz`
     /// must send; required to serve on an address other than loopback.
@@ -487,4 +488,23 @@ fn parse_header(s: &str) -> Result<(String, String), String> {
         return Err(format!("header {s:?} has no name"));
     }
     Ok((name.to_owned(), value.trim().to_owned()))
+}
+
+/// `--http ADDR`: `HOST:PORT` with an IP address, `localhost:PORT`, or a
+/// bare `PORT` / `:PORT` (127.0.0.1).
+pub fn parse_address(text: &str) -> Result<SocketAddr, String> {
+    let loopback = |port: &str| {
+        port.parse::<u16>()
+            .map(|port| SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port))
+    };
+    if let Ok(address) = text.parse::<SocketAddr>() {
+        return Ok(address);
+    }
+    let port = text
+        .strip_prefix("localhost:")
+        .or_else(|| text.strip_prefix(':'))
+        .unwrap_or(text);
+    loopback(port).map_err(|_| {
+        format!("{text:?} is not an address to serve on: give HOST:PORT with an IP address (127.0.0.1:9184) or a port")
+    })
 }

@@ -49,7 +49,8 @@ use crate::history::{Query, Series};
 use crate::providers::ProviderId;
 use crate::wire::{Status, rfc3339_seconds};
 
-pub use access::{HttpError, Token, bind, check_address, parse_address};
+pub use crate::cli::parse_address;
+pub use access::{HttpError, Token, bind, check_address};
 pub use source::{MAX_READINGS, Published};
 
 /// What the server shows, asked at each request. Implementations answer

@@ -22,7 +22,7 @@ use quotatrack::log::salvage;
 use crate::support::Rng;
 
 /// How long any one command may take.
-const LIMIT: Duration = Duration::from_secs(10);
+const LIMIT: Duration = Duration::from_secs(60);
 
 /// What a finished command left.
 struct Ran {

@@ -125,8 +125,9 @@ mod command {
 
     use jiff::{SignedDuration, Timestamp};
     use quotatrack::cli::{ColorChoice, HistoryArgs};
+    use quotatrack::commands::history::command;
     use quotatrack::events::{Envelope, Event, Outcome, read_lines};
-    use quotatrack::history::{Source, command};
+    use quotatrack::history::Source;
     use quotatrack::render::Options;
 
     const START: &str = "2026-08-20T00:00:00Z";

@@ -54,6 +54,7 @@ macro_rules! eprintln {
     }};
 }
 
+pub mod history;
 mod http;
 mod log;
 pub mod serve;
@@ -187,14 +188,23 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Command::Watch => run_watch(&sources),
         Command::Record(record) => run_record(&sources, &record),
         Command::Credentials => run_credentials(sources.clock.now(), &sources.settings.providers),
-        Command::Serve(serve) => serve::run_serve(&sources, &serve),
+        Command::Serve(serve) => match serve.http {
+            Some(address) => {
+                anyhow::ensure!(
+                    !serve.stdio,
+                    "serve --http together with --stdio is not built yet: run `quotatrack serve --http ADDR` as a second process on the same data dir (it serves this engine's snapshot)"
+                );
+                http::serve_http(&sources, address, serve.http_token_file.as_deref())
+            }
+            None => serve::run_serve(&sources),
+        },
         Command::History(history) => {
             let source = match &history.from {
                 Some(file) => crate::history::Source::File(file.clone()),
                 None => crate::history::Source::DataDir(data_dir.clone()),
             };
             let options = crate::render::terminal::history_options(&history, sources.clock.now());
-            print!("{}", crate::history::command(&source, &history, &options)?);
+            print!("{}", history::command(&source, &history, &options)?);
             Ok(ExitCode::SUCCESS)
         }
         Command::Completions { shell } => {

@@ -12,7 +12,6 @@ use std::time::Duration;
 use tokio::io::AsyncBufRead;
 
 use super::{Sources, engine, is_owned, listen, runtime, snapshot};
-use crate::cli::ServeArgs;
 use crate::engine::Engine;
 use crate::events::HostEvent;
 use crate::machines::controller::Effect;
@@ -32,14 +31,7 @@ use crate::session::{EngineEvent, Follower};
 /// answers every host event from the owner's snapshot, forwards refreshes
 /// to the owner (`control.rs`), and takes the data dir over (saying
 /// `ready`) when the owner goes away.
-pub(super) fn run_serve(sources: &Sources, args: &ServeArgs) -> anyhow::Result<ExitCode> {
-    if let Some(address) = args.http {
-        anyhow::ensure!(
-            !args.stdio,
-            "serve --http together with --stdio is not built yet: run `quotatrack serve --http ADDR` as a second process on the same data dir (it serves this engine's snapshot)"
-        );
-        return super::http::serve_http(sources, address, args.http_token_file.as_deref());
-    }
+pub(super) fn run_serve(sources: &Sources) -> anyhow::Result<ExitCode> {
     runtime()?.block_on(async {
         let mut out = std::io::stdout().lock();
         let mut input = HostLines::new(tokio::io::BufReader::new(tokio::io::stdin()));

@@ -1,11 +1,11 @@
 //! Who may ask: the address served on (loopback unless given, see
-//! [`parse_address`]), the rule that any other address needs a bearer
+//! [`crate::cli::parse_address`]), the rule that any other address needs a bearer
 //! [`Token`] ([`check_address`]), and the token itself: read once from a
 //! file, never shown (its `Debug` is redacted, it has no `Display`, no
 //! error quotes it), compared in constant time.
 
 use std::io;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -100,25 +100,6 @@ pub enum HttpError {
         /// Why.
         source: io::Error,
     },
-}
-
-/// `--http ADDR`: `HOST:PORT` with an IP address, `localhost:PORT`, or a
-/// bare `PORT` / `:PORT` (127.0.0.1).
-pub fn parse_address(text: &str) -> Result<SocketAddr, String> {
-    let loopback = |port: &str| {
-        port.parse::<u16>()
-            .map(|port| SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port))
-    };
-    if let Ok(address) = text.parse::<SocketAddr>() {
-        return Ok(address);
-    }
-    let port = text
-        .strip_prefix("localhost:")
-        .or_else(|| text.strip_prefix(':'))
-        .unwrap_or(text);
-    loopback(port).map_err(|_| {
-        format!("{text:?} is not an address to serve on: give HOST:PORT with an IP address (127.0.0.1:9184) or a port")
-    })
 }
 
 /// Refuses a non-loopback `address` without a token.
