@@ -10,7 +10,7 @@
 
 pub mod input;
 
-use jiff::{SignedDuration, Timestamp};
+use jiff::Timestamp;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
@@ -160,8 +160,8 @@ pub(crate) fn facts(store: &Store, settings: &Settings, model: Option<ProviderId
         .collect();
     Facts {
         now,
-        cache_ttl: SignedDuration::from_secs(settings.cache_ttl_s as i64),
-        min_interval: SignedDuration::from_secs(settings.min_interval_s as i64),
+        cache_ttl: settings.cache_ttl(),
+        min_interval: settings.min_interval(),
         model_provider: model,
         enabled: settings.providers.clone(),
         providers,

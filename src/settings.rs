@@ -201,10 +201,26 @@ impl Settings {
     /// `rules` with the intervals of these settings.
     pub fn rules(&self, rules: Rules) -> Rules {
         Rules {
-            interval: Bound::duration(self.refresh_interval_s),
-            min_interval: Bound::duration(self.min_interval_s),
+            interval: self.interval(),
+            min_interval: self.min_interval(),
             ..rules
         }
+    }
+
+    /// The update interval (`refresh_interval_s`), as every timer and the
+    /// tracker's rules take it.
+    pub fn interval(&self) -> SignedDuration {
+        Bound::duration(self.refresh_interval_s)
+    }
+
+    /// The least time between two requests to one provider (`min_interval_s`).
+    pub fn min_interval(&self) -> SignedDuration {
+        Bound::duration(self.min_interval_s)
+    }
+
+    /// How long a last good value is served without a fetch (`cache_ttl_s`).
+    pub fn cache_ttl(&self) -> SignedDuration {
+        Bound::duration(self.cache_ttl_s)
     }
 
     /// How long a status page reading lasts; `None` when pages are off.

@@ -6,7 +6,6 @@ use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Duration;
 
 use super::serve::{next_request, owner_gone, take_over};
 use super::{Sources, listen, runtime, shutdown_signal};
@@ -28,7 +27,7 @@ pub(super) fn serve_http(
     use crate::http;
     let token = token_file.map(http::Token::read).transpose()?;
     http::check_address(address, token.as_ref())?;
-    let every = Duration::from_secs(sources.settings.refresh_interval_s);
+    let every = sources.settings.interval().unsigned_abs();
     let published = Arc::new(http::Published::follower(
         &sources.data_dir,
         sources.clock.clone(),

@@ -84,7 +84,7 @@ async fn serve_owned<R: AsyncBufRead + Unpin>(
         send(out, None, engine.handle(model).await?)?;
     }
     *requests = listen(sources);
-    let every = Duration::from_secs(engine.settings().refresh_interval_s);
+    let every = engine.settings().interval().unsigned_abs();
     let mut timer = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
     loop {
         tokio::select! {
@@ -141,7 +141,7 @@ pub async fn follow<R: AsyncBufRead + Unpin>(
     }
     let mut owner = owner::Connection::connect(&sources.data_dir).await.ok();
     let mut model = None;
-    let every = Duration::from_secs(sources.settings.refresh_interval_s);
+    let every = sources.settings.interval().unsigned_abs();
     let mut timer = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
     loop {
         tokio::select! {
