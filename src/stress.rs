@@ -45,3 +45,26 @@ pub fn stress(journal: Journal, count: Option<u64>, out: &mut impl Write) -> Res
     }
     journal.close()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::log::Log;
+
+    #[test]
+    fn each_printed_number_is_the_last_of_a_durable_batch() {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = Journal::open(dir.path()).unwrap();
+        let mut out = Vec::new();
+        stress(journal, Some(6), &mut out).unwrap();
+        let printed: Vec<u64> = String::from_utf8(out)
+            .unwrap()
+            .lines()
+            .map(|line| line.parse().unwrap())
+            .collect();
+        // Batches of 1, 2, 3, 1, 2, 3 events.
+        assert_eq!(printed, [0, 2, 5, 6, 8, 11]);
+        let log = Log::open(dir.path()).unwrap();
+        assert_eq!(log.next_seq(), 12);
+    }
+}

@@ -148,3 +148,64 @@ fn replay(log: &Path, text: &str) -> (bool, String) {
     );
     (output.status.success(), printed)
 }
+
+/// The owner's loop as a library call, driven through in-memory pipes: the
+/// host hears `ready` first and the views after it, the loop ends at
+/// `session_shutdown` with the engine closed (the log reopens and replays
+/// to itself) and the control socket removed.
+#[test]
+fn the_owner_loop_runs_over_in_memory_pipes() {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use quotatrack::clock::ManualClock;
+    use quotatrack::commands::{self, Sources, serve};
+    use quotatrack::session::input::HostLines;
+    use quotatrack::settings::Settings;
+
+    let dir = tempfile::tempdir().unwrap();
+    fixtures(&dir.path().join("fx"));
+    let sources = Sources {
+        clock: Arc::new(ManualClock::new("2026-08-22T12:00:00Z".parse().unwrap())),
+        data_dir: dir.path().join("data"),
+        fixtures: Some(dir.path().join("fx")),
+        timeout: Duration::from_secs(5),
+        settings: Settings::default(),
+        origins: Default::default(),
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let engine = commands::engine(&sources).unwrap();
+    let session = "{\"type\":\"session_start\"}\n{\"type\":\"refresh\"}\n{\"type\":\"session_shutdown\"}\n{\"type\":\"refresh\"}\n";
+    let mut input = HostLines::new(tokio::io::BufReader::new(session.as_bytes()));
+    let mut out = Vec::new();
+    runtime
+        .block_on(serve::own(engine, &sources, None, &mut input, &mut out))
+        .unwrap();
+
+    let told: Vec<Value> = String::from_utf8(out)
+        .unwrap()
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    assert_eq!(told[0]["type"], "ready", "{told:?}");
+    assert!(told.iter().any(|event| event["type"] == "update_all"), "{told:?}");
+    assert!(
+        !sources.data_dir.join("control.sock").exists(),
+        "the socket goes with the owner"
+    );
+    let log = quotatrack::log::Log::open(&sources.data_dir).unwrap();
+    let events: Vec<_> = log.entries(0).map(Result::unwrap).collect();
+    let hosts = events
+        .iter()
+        .filter(|e| matches!(e.payload, quotatrack::events::Event::HostReported { .. }))
+        .count();
+    assert!(
+        hosts <= 3,
+        "nothing after session_shutdown is handled: {hosts} host events"
+    );
+    let report = quotatrack::replay::replay(&events, &Default::default());
+    assert!(report.identical(), "{}", report.divergence.unwrap().line());
+}
