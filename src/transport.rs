@@ -449,6 +449,19 @@ impl ExchangePlayer {
         self
     }
 
+    /// Moves each provider's usage sequence on by the exchanges it already
+    /// served in earlier runs (`served`, e.g. the fetches a data dir's log
+    /// recorded), so that successive processes on one data dir go on through
+    /// the fixtures instead of starting over.
+    pub fn resume(&self, served: impl IntoIterator<Item = (ProviderId, usize)>) {
+        let mut queues = self.lock();
+        for (provider, count) in served {
+            if let Some(queue) = queues.get_mut(&(provider, Purpose::Usage)) {
+                queue.served = count;
+            }
+        }
+    }
+
     /// The same player, answering with each sequence's last exchange once
     /// the sequence is used up (a script whose end state lasts).
     pub fn holding_last(mut self) -> ExchangePlayer {

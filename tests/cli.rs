@@ -309,3 +309,60 @@ mod engine_commands {
         );
     }
 }
+
+/// `--fixtures` goes on through the recorded answers from one process to
+/// the next on the same data dir (the position is the fetches its log
+/// recorded), and the offline example starts with a success for every
+/// provider.
+#[test]
+fn fixtures_keep_their_position_across_processes_and_the_example_starts_well() {
+    let dir = tempfile::tempdir().unwrap();
+    let fixtures = dir.path().join("fx/anthropic");
+    std::fs::create_dir_all(&fixtures).unwrap();
+    let source = crate::support::fixtures_dir().join("anthropic");
+    std::fs::copy(source.join("ok-full.json"), fixtures.join("1.json")).unwrap();
+    std::fs::copy(source.join("err-auth-expired.json"), fixtures.join("2.json")).unwrap();
+    let data = dir.path().join("data");
+    let state = |offset: &str| {
+        let output = crate::support::quotatrack(
+            &[
+                "--data-dir",
+                data.to_str().unwrap(),
+                "--fixtures",
+                dir.path().join("fx").to_str().unwrap(),
+                "--now-offset",
+                offset,
+                "status",
+                "--refresh",
+                "--json",
+            ],
+            b"",
+        );
+        let view: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+        view["providers"][0]["state"].as_str().unwrap().to_owned()
+    };
+    assert_eq!(state("0"), "fresh");
+    assert_eq!(
+        state("120"),
+        "auth_required",
+        "the second process gets the second answer"
+    );
+
+    let example = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/example");
+    for provider in std::fs::read_dir(&example).unwrap().map(Result::unwrap) {
+        if !provider.path().is_dir() {
+            continue;
+        }
+        let mut names: Vec<String> = std::fs::read_dir(provider.path())
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|name| name.ends_with(".json"))
+            .collect();
+        names.sort();
+        assert!(
+            names[0].starts_with("1-ok-"),
+            "{}: {names:?}",
+            provider.path().display()
+        );
+    }
+}

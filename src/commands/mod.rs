@@ -238,24 +238,30 @@ pub fn engine(sources: &Sources) -> anyhow::Result<Engine> {
         .data_dir(&sources.data_dir)
         .clock(clock.clone())
         .fetch_timeout(sources.timeout);
-    let builder = match &sources.fixtures {
-        Some(fixtures) => {
-            let player = ExchangePlayer::from_dir(fixtures, clock)?;
-            let recorded = player.providers();
-            let credentials = FixedCredentials::present(recorded.clone(), "fixtures");
-            let mut settings = settings;
-            settings.providers.retain(|id| recorded.contains(id));
-            builder
-                .settings(settings)
-                .transport(Arc::new(player))
-                .credentials(Arc::new(credentials))
-        }
-        None => builder
+    let Some(fixtures) = &sources.fixtures else {
+        let builder = builder
             .settings(settings)
             .transport(Arc::new(live_transport(sources)?))
-            .credentials(Arc::new(Discovery::from_process_env())),
+            .credentials(Arc::new(Discovery::from_process_env()));
+        return Ok(builder.build()?);
     };
-    Ok(builder.build()?)
+    let player = Arc::new(ExchangePlayer::from_dir(fixtures, clock)?);
+    let recorded = player.providers();
+    let credentials = FixedCredentials::present(recorded.clone(), "fixtures");
+    let mut settings = settings;
+    settings.providers.retain(|id| recorded.contains(id));
+    let engine = builder
+        .settings(settings)
+        .transport(player.clone())
+        .credentials(Arc::new(credentials))
+        .build()?;
+    // The fixtures go on where the data dir's earlier runs left them.
+    let served = engine.store().providers.iter().map(|(id, entry)| {
+        let fetches: u64 = entry.fetches.values().sum();
+        (*id, usize::try_from(fetches).unwrap_or(usize::MAX))
+    });
+    player.resume(served);
+    Ok(engine)
 }
 
 pub(crate) fn live_transport(sources: &Sources) -> anyhow::Result<HttpTransport> {
