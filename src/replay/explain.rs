@@ -635,7 +635,7 @@ pub fn why(events: &[Envelope], provider: ProviderId, time: Timestamp, zone: &Zo
                 .and_then(|entry| entry.machine_state.clone())
                 .unwrap_or_else(|| "?".to_owned());
             let age = shown.age_s.map_or_else(
-                || "never fetched".to_owned(),
+                || "no data yet".to_owned(),
                 |age| format!("data {} old", crate::status::compact_duration(age)),
             );
             out.push(format!(

@@ -473,7 +473,7 @@ pub enum ReplayError {
     #[error(transparent)]
     Line(#[from] crate::events::LineError),
     /// An event holds a value out of its bounds (a setting, a time).
-    #[error("line {line} (event {seq}, {kind}): {message}")]
+    #[error("line {line}: log entry {seq} ({kind}): {message}")]
     OutOfBounds {
         /// The event's line in the file, from 1 (0 when not read from a file).
         line: usize,
