@@ -169,9 +169,10 @@ where
 pub struct ReplayArgs {
     /// A `log export` or an incident file (JSON lines); `-` reads standard input.
     pub file: PathBuf,
-    /// Print the store as it was at this time (RFC 3339) instead of
-    /// comparing; with `--why`, the time to explain.
-    #[arg(long, value_name = "RFC3339")]
+    /// Print the store as it was at this time instead of comparing; with
+    /// `--why`, the time to explain. RFC 3339 (`2026-08-22T12:10:00Z`), or
+    /// a local date and time as the timeline prints it (`2026-08-22 14:10`).
+    #[arg(long, value_name = "TIME", value_parser = crate::replay::explain::parse_time)]
     pub at: Option<jiff::Timestamp>,
     /// Print what happened for people (local times, one line per change,
     /// quiet cycles folded) before the verdict.

@@ -253,6 +253,24 @@ fn the_timeline_is_in_the_local_zone_tz_names() {
     );
     assert!(text.contains("Retry-After 300 s until 17:36"), "{text}");
 
+    // `--at` takes the local time the timeline printed, in the same zone.
+    let local = in_zone(
+        "XST-5:30",
+        &[
+            "replay",
+            path.to_str().unwrap(),
+            "--why",
+            "anthropic",
+            "--at",
+            "2026-08-22 17:42",
+        ],
+    );
+    assert!(
+        stdout(&local).starts_with("why anthropic at 2026-08-22 17:42:00 (XST):\n  skipped at 17:42: rate limited: Retry-After 300 s until 17:46\n"),
+        "{}",
+        stdout(&local)
+    );
+
     // `--json` keeps its object, with the timeline in it when asked.
     let output = in_zone("UTC", &["replay", "--timeline", "--json", path.to_str().unwrap()]);
     let value: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
@@ -481,6 +499,88 @@ fn errors_in_the_incident_file_name_its_line() {
         stdout(&output).contains("\n  recorded at line 8 of the file\n"),
         "{}",
         stdout(&output)
+    );
+}
+
+#[test]
+fn why_answers_for_every_provider_at_every_recorded_time_and_beyond() {
+    // Never a panic, always one decision line: at each recorded time, just
+    // after it, and at the ends of time, for every provider.
+    for entry in std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/incidents")).unwrap() {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let events = read_events(&path);
+        let mut times: Vec<jiff::Timestamp> = events.iter().map(|e| e.at).collect();
+        times.dedup();
+        let later: Vec<jiff::Timestamp> = times
+            .iter()
+            .map(|at| at.checked_add(jiff::SignedDuration::from_secs(30)).unwrap())
+            .collect();
+        times.extend(later);
+        times.extend([jiff::Timestamp::MIN, jiff::Timestamp::MAX]);
+        for provider in quotatrack::providers::ProviderId::ALL {
+            for at in &times {
+                let request = replay::Request {
+                    at: Some(*at),
+                    why: Some(provider),
+                    zone: Some(jiff::tz::TimeZone::UTC),
+                    ..replay::Request::default()
+                };
+                let rendered = replay::command(text.as_bytes(), &request).unwrap();
+                let lines: Vec<&str> = rendered.text.lines().collect();
+                assert!(
+                    lines[0].starts_with(&format!("why {provider} at ")),
+                    "{}",
+                    rendered.text
+                );
+                let absent = format!("  {provider} does not appear in the recording");
+                let decided = lines.get(1).is_some_and(|line| {
+                    [
+                        "  fetched at ",
+                        "  skipped at ",
+                        "  not fetched at ",
+                        "  the recording starts later",
+                        &absent,
+                    ]
+                    .iter()
+                    .any(|start| line.starts_with(start))
+                });
+                assert!(decided, "{}: {}", path.display(), rendered.text);
+            }
+        }
+    }
+}
+
+#[test]
+fn the_replay_tool_reparses_with_the_same_exit_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut events = stored_once("stale-last-good");
+    let first = events.iter_mut().find(|e| e["type"] == "fetch_completed").unwrap();
+    let edited =
+        first["exchange"]["response"]["body"]
+            .to_string()
+            .replacen("\"utilization\":37.0", "\"utilization\":36.0", 1);
+    first["exchange"]["response"]["body"] = serde_json::from_str(&edited).unwrap();
+    let file = write_lines(dir.path(), "edited.jsonl", &events);
+    let run = |file: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_replay"))
+            .args(["--reparse", file])
+            .env("TZ", "UTC")
+            .output()
+            .unwrap()
+    };
+    let output = run(&file);
+    assert_eq!(output.status.code(), Some(1), "{}", stdout(&output));
+    assert!(
+        stdout(&output).starts_with("2026-08-22 12:00:00 anthropic 5h: 37.0% → 36.0% (seq 5, line 6)\n"),
+        "{}",
+        stdout(&output)
+    );
+    let clean = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/incidents/stale-last-good.jsonl");
+    assert_eq!(run(clean.to_str().unwrap()).status.code(), Some(0));
+    assert_eq!(
+        run(dir.path().join("missing.jsonl").to_str().unwrap()).status.code(),
+        Some(2)
     );
 }
 
