@@ -235,7 +235,7 @@ impl<'z> Walk<'z> {
                     lines.push(format!("controller: {from} → {to} ({}{about})", cause_words(cause)));
                 }
             }
-            _ => {}
+            other => lines.extend(alert_line(other)),
         }
         let Some(provider) = provider else {
             return (lines, quiet);
@@ -331,6 +331,35 @@ impl<'z> Walk<'z> {
         lines.extend(own.into_iter().map(|line| format!("{provider}: {line}")));
         (lines, quiet)
     }
+}
+
+/// An alert, whatever its event is called (`alert…`), as one line of its
+/// fields: `alert: alert_fired provider anthropic, window 5h, …`.
+fn alert_line(event: &Event) -> Option<String> {
+    // Responses are large and never alerts: not serialized for nothing.
+    if matches!(event, Event::FetchCompleted { .. } | Event::StatusChecked { .. }) {
+        return None;
+    }
+    let Ok(Value::Object(fields)) = serde_json::to_value(event) else {
+        return None;
+    };
+    let kind = fields.get("type").and_then(Value::as_str)?;
+    if !kind.starts_with("alert") {
+        return None;
+    }
+    let rest: Vec<String> = fields
+        .iter()
+        .filter(|(key, _)| key.as_str() != "type")
+        .map(|(key, value)| match value {
+            Value::String(text) => format!("{key} {text}"),
+            other => format!("{key} {other}"),
+        })
+        .collect();
+    Some(
+        format!("alert: {} {}", kind.replace('_', " "), rest.join(", "))
+            .trim_end()
+            .to_owned(),
+    )
 }
 
 /// `3 failures since 14:02 (unavailable: …) → backoff ×4 (4 min) → next
