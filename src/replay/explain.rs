@@ -161,7 +161,6 @@ struct Walk<'z> {
     zone: &'z Zone,
     settings: Settings,
     tracks: BTreeMap<ProviderId, Track>,
-    controller: Option<String>,
     selected: Option<Option<ProviderId>>,
 }
 
@@ -174,7 +173,6 @@ impl<'z> Walk<'z> {
             zone,
             settings: Settings::default(),
             tracks: BTreeMap::new(),
-            controller: None,
             selected: None,
         }
     }
@@ -229,7 +227,6 @@ impl<'z> Walk<'z> {
                 cause,
                 provider: about,
             } if envelope.stream == Stream::Controller => {
-                self.controller = Some(to.clone());
                 if from != to {
                     let about = about.map_or_else(String::new, |about| format!(", {about}"));
                     lines.push(format!("controller: {from} → {to} ({}{about})", cause_words(cause)));
