@@ -314,12 +314,22 @@ where
 pub struct ReplayArgs {
     /// A `log export` or an incident file (JSON lines); `-` reads standard input.
     pub file: PathBuf,
-    /// Print the store as it was at this time (RFC 3339) instead of comparing.
-    #[arg(long, value_name = "RFC3339")]
+    /// Print the store as it was at this time instead of comparing; with
+    /// `--why`, the time to explain. RFC 3339 (`2026-08-22T12:10:00Z`), or
+    /// a local date and time as the timeline prints it (`2026-08-22 14:10`).
+    #[arg(long, value_name = "TIME", value_parser = crate::replay::explain::parse_time)]
     pub at: Option<jiff::Timestamp>,
-    /// Print the recorded decisions, one per line, before the verdict.
-    #[arg(long)]
+    /// Print what happened for people (local times, one line per change,
+    /// quiet cycles folded) before the verdict.
+    #[arg(long, conflicts_with_all = ["reparse", "why"])]
     pub timeline: bool,
+    /// Explain why PROVIDER was or was not fetched at `--at`, and what it showed.
+    #[arg(long, value_name = "PROVIDER", requires = "at", conflicts_with = "reparse")]
+    pub why: Option<crate::providers::ProviderId>,
+    /// Read every recorded response body again with today's parsers and
+    /// list each reading that now differs (exit 1 when any does).
+    #[arg(long, conflicts_with = "at")]
+    pub reparse: bool,
     /// Print one JSON object.
     #[arg(long)]
     pub json: bool,

@@ -167,6 +167,423 @@ fn an_unreadable_line_is_named() {
     assert!(String::from_utf8_lossy(&output.stderr).contains("line 1"));
 }
 
+// Issue 21 item 4: replay that explains.
+
+/// Runs `quotatrack` with `args` in the zone `tz` (determinism: the
+/// timeline and `--why` print local times).
+fn in_zone(tz: &str, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_quotatrack"))
+        .args(args)
+        .env("TZ", tz)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap()
+}
+
+fn stdout(output: &std::process::Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// The moment `--why` explains in each bundled incident, and about whom.
+fn why_of(name: &str) -> (&'static str, &'static str) {
+    match name {
+        "backoff-climb" => ("anthropic", "2026-08-22T12:13:00Z"),
+        "credentials-lost-restored" => ("codex", "2026-08-22T12:08:00Z"),
+        "rate-limit-storm" => ("anthropic", "2026-08-22T12:12:00Z"),
+        "stale-last-good" => ("anthropic", "2026-08-22T12:19:00Z"),
+        "window-rollover" => ("anthropic", "2026-08-22T14:15:00Z"),
+        other => panic!("no --why moment for the incident {other}: add one"),
+    }
+}
+
+#[test]
+fn every_incident_has_a_timeline_and_a_why_for_people() {
+    insta::glob!("../fixtures/incidents", "*.jsonl", |path| {
+        let file = path.to_str().unwrap();
+        let timeline = in_zone("UTC", &["replay", "--timeline", file]);
+        assert_eq!(timeline.status.code(), Some(0), "{}", stdout(&timeline));
+        insta::assert_snapshot!("timeline", stdout(&timeline));
+
+        let name = path.file_stem().unwrap().to_str().unwrap();
+        let (provider, at) = why_of(name);
+        let why = in_zone("UTC", &["replay", file, "--why", provider, "--at", at]);
+        assert_eq!(why.status.code(), Some(0), "{}", stdout(&why));
+        insta::assert_snapshot!("why", stdout(&why));
+    });
+}
+
+#[test]
+fn the_timeline_folds_quiet_cycles_and_names_backoff_decisions() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/incidents/backoff-climb.jsonl");
+    let output = in_zone("UTC", &["replay", "--timeline", path.to_str().unwrap()]);
+    let text = stdout(&output);
+    let lines: Vec<&str> = text.lines().collect();
+    // 156 events become a few dozen lines: every failure, the folds, the recovery, the verdict.
+    assert!(lines.len() < 40, "{text}");
+    assert!(
+        lines.contains(&"… 4 quiet cycles 12:10–12:13 (4 fetches skipped)"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "12:09    anthropic: 4 failures since 12:00 (unavailable: http 502: an HTML error page instead of JSON) → backoff ×5 (5 min) → next eligible 12:14"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("12:59    anthropic: backing_off → ready (fetch succeeded)"),
+        "{text}"
+    );
+    assert_eq!(
+        lines.last(),
+        Some(&"replay: identical (156 events, 83 recorded decisions)")
+    );
+}
+
+#[test]
+fn the_timeline_is_in_the_local_zone_tz_names() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/incidents/rate-limit-storm.jsonl");
+    // A POSIX TZ string: no zone database needed. 12:00Z is 17:30 there.
+    let output = in_zone("XST-5:30", &["replay", "--timeline", path.to_str().unwrap()]);
+    let text = stdout(&output);
+    assert!(text.starts_with("timeline: 81 events, times in XST\n"), "{text}");
+    assert!(
+        text.contains("\n17:31    anthropic: ready → rate_limited (rate limited)\n"),
+        "{text}"
+    );
+    assert!(text.contains("Retry-After 300 s until 17:36"), "{text}");
+
+    // `--at` takes the local time the timeline printed, in the same zone.
+    let local = in_zone(
+        "XST-5:30",
+        &[
+            "replay",
+            path.to_str().unwrap(),
+            "--why",
+            "anthropic",
+            "--at",
+            "2026-08-22 17:42",
+        ],
+    );
+    assert!(
+        stdout(&local).starts_with("why anthropic at 2026-08-22 17:42:00 (XST):\n  skipped at 17:42: rate limited: Retry-After 300 s until 17:46\n"),
+        "{}",
+        stdout(&local)
+    );
+
+    // `--json` keeps its object, with the timeline in it when asked.
+    let output = in_zone("UTC", &["replay", "--timeline", "--json", path.to_str().unwrap()]);
+    let value: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(value["identical"], true);
+    let timeline = value["timeline"].as_array().unwrap();
+    assert!(
+        timeline
+            .iter()
+            .any(|line| line == "12:01    anthropic: ready → rate_limited (rate limited)"),
+        "{value}"
+    );
+}
+
+#[test]
+fn why_tells_a_skip_from_a_fetch_and_what_was_shown() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/incidents/rate-limit-storm.jsonl");
+    let file = path.to_str().unwrap();
+    let skipped = stdout(&in_zone(
+        "UTC",
+        &["replay", file, "--why", "anthropic", "--at", "2026-08-22T12:12:00Z"],
+    ));
+    assert!(
+        skipped.contains("  skipped at 12:12: rate limited: Retry-After 300 s until 12:16\n"),
+        "{skipped}"
+    );
+    assert!(skipped.contains("3 failures since 12:01"), "{skipped}");
+    assert!(
+        skipped.contains("  store: tracker rate_limited, data 12m old, 3 failures"),
+        "{skipped}"
+    );
+
+    // Between cycles: the last cycle before the time, said so.
+    let fetched = stdout(&in_zone(
+        "UTC",
+        &["replay", file, "--why", "anthropic", "--at", "2026-08-22T12:16:30Z"],
+    ));
+    assert!(
+        fetched.contains("  fetched at 12:16 (the last cycle at or before it): the rate limit was over (Retry-After until 12:16)\n  result: succeeded\n"),
+        "{fetched}"
+    );
+
+    let absent = stdout(&in_zone(
+        "UTC",
+        &["replay", file, "--why", "codex", "--at", "2026-08-22T12:12:00Z"],
+    ));
+    assert!(absent.contains("codex does not appear in the recording"), "{absent}");
+
+    // --why needs --at, and a known provider.
+    assert_eq!(
+        in_zone("UTC", &["replay", file, "--why", "anthropic"]).status.code(),
+        Some(2)
+    );
+    let unknown = in_zone(
+        "UTC",
+        &["replay", file, "--why", "nobody", "--at", "2026-08-22T12:12:00Z"],
+    );
+    assert_eq!(unknown.status.code(), Some(2));
+}
+
+/// The incident `name` as a log stores it: a body that repeats the
+/// provider's previous one is stored once (`body_repeated`, body null).
+fn stored_once(name: &str) -> Vec<serde_json::Value> {
+    let text =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("fixtures/incidents/{name}.jsonl")))
+            .unwrap();
+    let mut last: Option<serde_json::Value> = None;
+    let mut events: Vec<serde_json::Value> = text.lines().map(|line| serde_json::from_str(line).unwrap()).collect();
+    for event in &mut events {
+        if event["type"] != "fetch_completed" {
+            continue;
+        }
+        let body = event["exchange"]["response"]["body"].clone();
+        if last.as_ref() == Some(&body) {
+            event["exchange"]["response"]["body"] = serde_json::Value::Null;
+            event["body_repeated"] = true.into();
+        }
+        last = Some(body);
+    }
+    events
+}
+
+fn write_lines(dir: &Path, name: &str, events: &[serde_json::Value]) -> String {
+    let path = dir.join(name);
+    let text: String = events.iter().map(|event| format!("{event}\n")).collect();
+    std::fs::write(&path, text).unwrap();
+    path.to_str().unwrap().to_owned()
+}
+
+#[test]
+fn reparse_finds_nothing_in_the_bundled_incidents() {
+    for entry in std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/incidents")).unwrap() {
+        let path = entry.unwrap().path();
+        let output = in_zone("UTC", &["replay", "--reparse", path.to_str().unwrap()]);
+        let text = stdout(&output);
+        assert_eq!(output.status.code(), Some(0), "{}: {text}", path.display());
+        assert!(
+            text.starts_with("reparse: ") && text.contains("every reading the same"),
+            "{text}"
+        );
+    }
+    // Stored once, the repeated bodies are restored and read the same.
+    let dir = tempfile::tempdir().unwrap();
+    let events = stored_once("rate-limit-storm");
+    assert!(
+        events.iter().filter(|e| e["body_repeated"] == true).count() >= 5,
+        "the fixture repeats its body"
+    );
+    let file = write_lines(dir.path(), "once.jsonl", &events);
+    let output = in_zone("UTC", &["replay", "--reparse", &file]);
+    assert_eq!(
+        stdout(&output),
+        "reparse: 13 bodies read again, every reading the same\n",
+        "no body lost"
+    );
+}
+
+#[test]
+fn reparse_lists_each_reading_a_changed_parser_reads_differently_with_exit_1() {
+    // A parser change, simulated: the recorded outcomes say 37 %, the
+    // body (edited) now reads 38 %. It is the 12:16 body, which the log
+    // stores once: the eight fetches after it repeat it, and restored,
+    // they read 38 % too.
+    let dir = tempfile::tempdir().unwrap();
+    let mut events = stored_once("rate-limit-storm");
+    let full = events
+        .iter_mut()
+        .find(|e| e["type"] == "fetch_completed" && e["at"] == "2026-08-22T12:16:00Z")
+        .unwrap();
+    let body = full["exchange"]["response"]["body"].clone();
+    let edited = body
+        .to_string()
+        .replacen("\"utilization\":37.0", "\"utilization\":38.0", 1);
+    assert_ne!(body.to_string(), edited, "the body holds the 5h utilization");
+    full["exchange"]["response"]["body"] = serde_json::from_str(&edited).unwrap();
+    // And a response that today reads as a failure: an outcome kind change.
+    let first = events.iter_mut().find(|e| e["type"] == "fetch_completed").unwrap();
+    first["exchange"]["response"]["status"] = 502.into();
+    let file = write_lines(dir.path(), "edited.jsonl", &events);
+
+    let output = in_zone("UTC", &["replay", "--reparse", &file]);
+    let text = stdout(&output);
+    assert_eq!(output.status.code(), Some(1), "{text}");
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(
+        lines[0].starts_with("2026-08-22 12:00:00 anthropic: usage [5h 37.0%, 7d 61.0%")
+            && lines[0].contains("] → failed unavailable: ")
+            && lines[0].ends_with("(seq 5, line 6)"),
+        "{text}"
+    );
+    assert_eq!(
+        lines[1], "2026-08-22 12:16:00 anthropic 5h: 37.0% → 38.0% (seq 54, line 55)",
+        "{text}"
+    );
+    assert_eq!(
+        lines[9], "2026-08-22 12:24:00 anthropic 5h: 37.0% → 38.0% (seq 80, line 81)",
+        "{text}"
+    );
+    assert_eq!(
+        lines[10], "reparse: 13 bodies read again, 10 readings now differ",
+        "{text}"
+    );
+    assert_eq!(lines.len(), 11, "{text}");
+
+    let json = in_zone("UTC", &["replay", "--reparse", "--json", &file]);
+    assert_eq!(json.status.code(), Some(1));
+    let value: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(value["bodies"], 13);
+    assert_eq!(
+        value["differences"][0]["window"],
+        serde_json::Value::Null,
+        "the whole outcome"
+    );
+    let moved = &value["differences"][1];
+    assert_eq!(moved["provider"], "anthropic");
+    assert_eq!(moved["at"], "2026-08-22T12:16:00Z");
+    assert_eq!(moved["window"], "5h");
+    assert_eq!(
+        (moved["old"].as_str(), moved["new"].as_str()),
+        (Some("37.0%"), Some("38.0%"))
+    );
+    assert_eq!((moved["seq"].as_u64(), moved["line"].as_u64()), (Some(54), Some(55)));
+}
+
+#[test]
+fn errors_in_the_incident_file_name_its_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut events: Vec<serde_json::Value> = stored_once("stale-last-good").into_iter().take(10).collect();
+    events[8] = serde_json::json!({"v":1,"seq":8,"at":"2026-08-22T12:01:00Z","stream":"engine","type":"settings_changed","patch":{"min_interval_s":0}});
+    // A blank line first: the line is the file's, not the event's place.
+    let text: String = std::iter::once("\n".to_owned())
+        .chain(events.iter().map(|event| format!("{event}\n")))
+        .collect();
+    let path = dir.path().join("bounds.jsonl");
+    std::fs::write(&path, text).unwrap();
+    let file = path.to_str().unwrap();
+    for extra in [
+        &[][..],
+        &["--timeline"],
+        &["--reparse"],
+        &["--why", "anthropic", "--at", "2026-08-22T12:01:00Z"],
+    ] {
+        let mut args = vec!["replay", file];
+        args.extend_from_slice(extra);
+        let output = in_zone("UTC", &args);
+        let said = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {said}");
+        assert!(
+            said.contains(": line 10: log entry 8 (settings_changed): min_interval_s must be"),
+            "{said}"
+        );
+        assert_eq!(said.lines().count(), 1, "one line: {said}");
+    }
+    let output = in_zone("UTC", &["replay", "-"]);
+    assert_eq!(output.status.code(), Some(0), "an empty input replays to nothing");
+
+    // A divergence names the line where the recording says otherwise.
+    let altered =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/incidents/stale-last-good.jsonl"))
+            .unwrap()
+            .replacen("\"utilization\":37.0", "\"utilization\":38.0", 1);
+    let path = dir.path().join("altered.jsonl");
+    std::fs::write(&path, format!("\n\n{altered}")).unwrap();
+    let output = in_zone("UTC", &["replay", path.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stdout(&output).contains("\n  recorded at line 8 of the file\n"),
+        "{}",
+        stdout(&output)
+    );
+}
+
+#[test]
+fn why_answers_for_every_provider_at_every_recorded_time_and_beyond() {
+    // Never a panic, always one decision line: at each recorded time, just
+    // after it, and at the ends of time, for every provider.
+    for entry in std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/incidents")).unwrap() {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let events = read_events(&path);
+        let mut times: Vec<jiff::Timestamp> = events.iter().map(|e| e.at).collect();
+        times.dedup();
+        let later: Vec<jiff::Timestamp> = times
+            .iter()
+            .map(|at| at.checked_add(jiff::SignedDuration::from_secs(30)).unwrap())
+            .collect();
+        times.extend(later);
+        times.extend([jiff::Timestamp::MIN, jiff::Timestamp::MAX]);
+        for provider in quotatrack::providers::ProviderId::ALL {
+            for at in &times {
+                let request = replay::Request {
+                    at: Some(*at),
+                    why: Some(provider),
+                    zone: Some(jiff::tz::TimeZone::UTC),
+                    ..replay::Request::default()
+                };
+                let rendered = replay::command(text.as_bytes(), &request).unwrap();
+                let lines: Vec<&str> = rendered.text.lines().collect();
+                assert!(
+                    lines[0].starts_with(&format!("why {provider} at ")),
+                    "{}",
+                    rendered.text
+                );
+                let absent = format!("  {provider} does not appear in the recording");
+                let decided = lines.get(1).is_some_and(|line| {
+                    [
+                        "  fetched at ",
+                        "  skipped at ",
+                        "  not fetched at ",
+                        "  the recording starts later",
+                        &absent,
+                    ]
+                    .iter()
+                    .any(|start| line.starts_with(start))
+                });
+                assert!(decided, "{}: {}", path.display(), rendered.text);
+            }
+        }
+    }
+}
+
+#[test]
+fn the_replay_tool_reparses_with_the_same_exit_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut events = stored_once("stale-last-good");
+    let first = events.iter_mut().find(|e| e["type"] == "fetch_completed").unwrap();
+    let edited =
+        first["exchange"]["response"]["body"]
+            .to_string()
+            .replacen("\"utilization\":37.0", "\"utilization\":36.0", 1);
+    first["exchange"]["response"]["body"] = serde_json::from_str(&edited).unwrap();
+    let file = write_lines(dir.path(), "edited.jsonl", &events);
+    let run = |file: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_replay"))
+            .args(["--reparse", file])
+            .env("TZ", "UTC")
+            .output()
+            .unwrap()
+    };
+    let output = run(&file);
+    assert_eq!(output.status.code(), Some(1), "{}", stdout(&output));
+    assert!(
+        stdout(&output).starts_with("2026-08-22 12:00:00 anthropic 5h: 37.0% → 36.0% (seq 5, line 6)\n"),
+        "{}",
+        stdout(&output)
+    );
+    let clean = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/incidents/stale-last-good.jsonl");
+    assert_eq!(run(clean.to_str().unwrap()).status.code(), Some(0));
+    assert_eq!(
+        run(dir.path().join("missing.jsonl").to_str().unwrap()).status.code(),
+        Some(2)
+    );
+}
+
 mod generated {
     //! Record → replay is the identity: generated runs (random providers,
     //! random recorded responses including every error kind, credentials

@@ -1,6 +1,6 @@
-//! `replay FILE [--at TIME] [--timeline] [--json]`: the same command as
+//! `replay FILE [--at TIME] [--timeline] [--why PROVIDER --at TIME] [--reparse] [--json]`: the same command as
 //! `quotatrack replay`, as its own binary for incident work. Exit codes: 0
-//! identical, 1 diverged, 2 unreadable input.
+//! identical, 1 diverged (or a reading reparses differently), 2 unreadable input.
 
 use std::io::BufReader;
 use std::process::ExitCode;
@@ -33,7 +33,10 @@ fn main() -> ExitCode {
     let request = replay::Request {
         at: args.at,
         timeline: args.timeline,
+        why: args.why,
+        reparse: args.reparse,
         json: args.json,
+        zone: None,
         options: replay::Options::default(),
     };
     match replay::command(input, &request) {

@@ -389,7 +389,10 @@ fn run_replay(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
     let request = replay::Request {
         at: args.at,
         timeline: args.timeline,
+        why: args.why,
+        reparse: args.reparse,
         json: args.json,
+        zone: None,
         options: replay::Options::default(),
     };
     let rendered =

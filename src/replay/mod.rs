@@ -32,6 +32,7 @@ use crate::settings::{Settings, check_recorded};
 use crate::store::Store;
 use crate::wire::rfc3339_seconds;
 
+pub mod explain;
 mod tape;
 
 use tape::{Tape, is_decision, starts};
@@ -438,12 +439,19 @@ pub fn describe(event: &Event) -> String {
 /// What the `replay` command was asked.
 #[derive(Debug, Clone, Default)]
 pub struct Request {
-    /// Show the store as it was at this time instead of comparing.
+    /// Show the store as it was at this time instead of comparing (with
+    /// `why`: the time to explain).
     pub at: Option<Timestamp>,
-    /// Print the recorded timeline before the verdict.
+    /// Print the timeline for people before the verdict.
     pub timeline: bool,
+    /// Explain why this provider was or was not fetched at `at`.
+    pub why: Option<ProviderId>,
+    /// Read every recorded body again with today's parsers.
+    pub reparse: bool,
     /// One JSON object instead of text.
     pub json: bool,
+    /// The zone for local times (`None`: the machine's, `TZ` honoured).
+    pub zone: Option<jiff::tz::TimeZone>,
     /// Rules to try instead of the recorded ones.
     pub options: Options,
 }
@@ -453,7 +461,8 @@ pub struct Request {
 pub struct Rendered {
     /// What to print on stdout.
     pub text: String,
-    /// Whether replay matched the recording (exit 0) or diverged (exit 1).
+    /// Whether replay matched the recording (exit 0) or diverged, or a
+    /// reparse found a reading that differs (exit 1).
     pub identical: bool,
 }
 
@@ -464,8 +473,10 @@ pub enum ReplayError {
     #[error(transparent)]
     Line(#[from] crate::events::LineError),
     /// An event holds a value out of its bounds (a setting, a time).
-    #[error("log entry {seq} ({kind}): {message}")]
+    #[error("line {line}: log entry {seq} ({kind}): {message}")]
     OutOfBounds {
+        /// The event's line in the file, from 1 (0 when not read from a file).
+        line: usize,
         /// The event's sequence number.
         seq: u64,
         /// The event's type.
@@ -478,10 +489,19 @@ pub enum ReplayError {
 /// Checks the values of recorded events that replay turns into rules
 /// against the bounds a settings file must meet: the first event out of
 /// bounds, by sequence number, with the field and its allowed range.
+/// Each event's line is taken to be its place in `events` (a file
+/// without blank lines); [`command`] knows the real ones.
 pub fn check(events: &[Envelope]) -> Result<(), ReplayError> {
-    for envelope in events {
+    let lines: Vec<usize> = (1..=events.len()).collect();
+    check_numbered(events, &lines)
+}
+
+/// [`check`] with each event's line in the file, by index.
+fn check_numbered(events: &[Envelope], lines: &[usize]) -> Result<(), ReplayError> {
+    for (index, envelope) in events.iter().enumerate() {
         if let Event::SettingsChanged { patch } = &envelope.payload {
             check_recorded(patch).map_err(|error| ReplayError::OutOfBounds {
+                line: lines.get(index).copied().unwrap_or(0),
                 seq: envelope.seq,
                 kind: "settings_changed".to_owned(),
                 message: error.to_string(),
@@ -491,11 +511,55 @@ pub fn check(events: &[Envelope]) -> Result<(), ReplayError> {
     Ok(())
 }
 
+/// Reads a JSON-lines file: its events, and each event's line number.
+fn read_numbered(mut input: impl std::io::BufRead) -> Result<(Vec<Envelope>, Vec<usize>), ReplayError> {
+    let mut bytes = Vec::new();
+    if let Err(error) = input.read_to_end(&mut bytes) {
+        let line = bytes.iter().filter(|b| **b == b'\n').count() + 1;
+        return Err(crate::events::LineError {
+            line,
+            message: format!("cannot read it: {error}"),
+        }
+        .into());
+    }
+    let events = crate::events::read_lines(bytes.as_slice()).collect::<Result<Vec<_>, _>>()?;
+    let lines: Vec<usize> = bytes
+        .split(|b| *b == b'\n')
+        .enumerate()
+        .filter(|(_, line)| !String::from_utf8_lossy(line).trim().is_empty())
+        .map(|(index, _)| index + 1)
+        .collect();
+    Ok((events, lines))
+}
+
 /// Runs the `replay` command (shared by `quotatrack replay` and the
 /// `replay` tool) over a JSON-lines file.
 pub fn command(input: impl std::io::BufRead, request: &Request) -> Result<Rendered, ReplayError> {
-    let events = crate::events::read_lines(input).collect::<Result<Vec<_>, _>>()?;
-    check(&events)?;
+    let (events, lines) = read_numbered(input)?;
+    check_numbered(&events, &lines)?;
+    let zone = request
+        .zone
+        .clone()
+        .map_or_else(explain::Zone::system, explain::Zone::new);
+    if request.reparse {
+        let found = explain::reparse(&events, &lines);
+        let identical = found.differences.is_empty();
+        let text = if request.json {
+            serde_json::to_string(&found).unwrap_or_default()
+        } else {
+            explain::reparse_text(&found, &zone)
+        };
+        return Ok(Rendered { text, identical });
+    }
+    if let (Some(provider), Some(time)) = (request.why, request.at) {
+        let explained = explain::why(&events, provider, time, &zone);
+        let text = if request.json {
+            serde_json::json!({ "provider": provider, "at": rfc3339_seconds(time), "why": explained }).to_string()
+        } else {
+            explained.join("\n")
+        };
+        return Ok(Rendered { text, identical: true });
+    }
     if let Some(time) = request.at {
         let store = store_at(&events, time);
         let view = crate::status::view(&store, time, &crate::status::StatusOptions::default());
@@ -507,41 +571,56 @@ pub fn command(input: impl std::io::BufRead, request: &Request) -> Result<Render
         return Ok(Rendered { text, identical: true });
     }
     let report = replay(&events, &request.options);
+    let divergence_line = report.divergence.as_ref().and_then(|divergence| {
+        events
+            .iter()
+            .position(|e| e.seq == divergence.seq)
+            .and_then(|index| lines.get(index).copied())
+    });
     if request.json {
-        let text = serde_json::json!({
+        let mut text = serde_json::json!({
             "identical": report.identical(),
             "events": report.events,
             "recorded_decisions": report.recorded_decisions,
             "divergence": report.divergence,
         });
+        if let Some(line) = divergence_line {
+            text["divergence_line"] = line.into();
+        }
+        if request.timeline {
+            text["timeline"] = explain::timeline(&events, &zone).into();
+        }
         return Ok(Rendered {
             text: text.to_string(),
             identical: report.identical(),
         });
     }
-    let mut lines = Vec::new();
+    let mut out = Vec::new();
     if request.timeline {
-        lines.extend(timeline(&events));
+        out.extend(explain::timeline(&events, &zone));
     }
     match &report.divergence {
         _ if report.recorded_decisions == 0 => {
-            lines.extend(report.produced.iter().cloned());
-            lines.push(format!(
+            out.extend(report.produced.iter().cloned());
+            out.push(format!(
                 "replay: {} input events, no recorded decisions; the lines above are what the machines decided",
                 report.events
             ));
         }
-        None => lines.push(format!(
+        None => out.push(format!(
             "replay: identical ({} events, {} recorded decisions)",
             report.events, report.recorded_decisions
         )),
         Some(divergence) => {
-            lines.push(format!("replay: {}", divergence.line()));
-            lines.extend(divergence.context.iter().map(|line| format!("  after {line}")));
+            out.push(format!("replay: {}", divergence.line()));
+            if let Some(line) = divergence_line {
+                out.push(format!("  recorded at line {line} of the file"));
+            }
+            out.extend(divergence.context.iter().map(|line| format!("  after {line}")));
         }
     }
     Ok(Rendered {
-        text: lines.join("\n"),
+        text: out.join("\n"),
         identical: report.identical(),
     })
 }
