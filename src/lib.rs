@@ -69,6 +69,7 @@ pub mod driver;
 pub mod engine;
 pub mod events;
 pub mod exchange;
+pub mod files;
 pub mod footer;
 pub mod health;
 pub mod history;

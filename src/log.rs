@@ -29,7 +29,7 @@ pub mod salvage;
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::{self, Write};
-use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -37,7 +37,7 @@ use std::time::Duration;
 use jiff::{SignedDuration, Timestamp};
 
 use crate::events::{Envelope, Event, Stream};
-use crate::status::write_private_atomically;
+use crate::files::{self, write_private_atomically};
 use crate::store::Store;
 
 /// The sled directory inside the data dir.
@@ -292,10 +292,7 @@ impl Log {
             scratch: scratch.clone(),
             _lock: lock,
         };
-        fs::DirBuilder::new()
-            .mode(0o700)
-            .create(&scratch)
-            .map_err(LogError::io(&scratch))?;
+        files::create_private_dir(&scratch, false).map_err(LogError::io(&scratch))?;
         copy_tree(&log_dir, &scratch.join(DB_DIR))?;
         let mut guard = guard;
         let mut log = Log::open(&scratch).map_err(|error| match error {
@@ -819,7 +816,7 @@ fn copy_tree(from: &Path, to: &Path) -> Result<(), LogError> {
         }
         Err(_) => return Ok(()),
     }
-    fs::DirBuilder::new().mode(0o700).create(to).map_err(LogError::io(to))?;
+    files::create_private_dir(to, false).map_err(LogError::io(to))?;
     for entry in fs::read_dir(from).map_err(LogError::io(from))?.flatten() {
         let path = entry.path();
         let target = to.join(entry.file_name());
@@ -1094,21 +1091,7 @@ fn recorded_end(data_dir: &Path) -> Option<u64> {
 /// Best effort: without the marker only the check at open is lost, never
 /// an event.
 fn write_end(data_dir: &Path, next_seq: u64) {
-    use std::os::unix::fs::OpenOptionsExt;
-    let path = data_dir.join(END_FILE);
-    let temporary = data_dir.join(format!(".{END_FILE}.{}.tmp", std::process::id()));
-    let written = fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(&temporary)
-        .and_then(|mut file| file.write_all(next_seq.to_string().as_bytes()))
-        .and_then(|()| fs::rename(&temporary, &path));
-    if written.is_err() {
-        let _ = fs::remove_file(&temporary);
-    }
+    let _ = files::replace_private(&data_dir.join(END_FILE), next_seq.to_string().as_bytes(), false);
 }
 
 fn prepare_data_dir(data_dir: &Path) -> Result<(), LogError> {
@@ -1131,11 +1114,7 @@ fn prepare_data_dir(data_dir: &Path) -> Result<(), LogError> {
             }
             Ok(())
         }
-        Err(_) => fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(data_dir)
-            .map_err(LogError::io(data_dir)),
+        Err(_) => files::create_private_dir(data_dir, true).map_err(LogError::io(data_dir)),
     }
 }
 
@@ -1143,17 +1122,12 @@ fn prepare_data_dir(data_dir: &Path) -> Result<(), LogError> {
 /// Something else in its place is an error naming it (and left alone).
 fn private_dir(data_dir: &Path, dir: &Path) -> Result<(), LogError> {
     match fs::symlink_metadata(dir) {
-        Ok(meta) if meta.is_dir() => {
-            if meta.permissions().mode() & 0o077 != 0 {
-                fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(LogError::io(dir))?;
-            }
-            Ok(())
-        }
+        Ok(meta) if meta.is_dir() => files::set_mode(dir, meta.permissions().mode(), 0o700).map_err(LogError::io(dir)),
         Ok(_) => Err(LogError::Damaged {
             dir: data_dir.to_owned(),
             detail: format!("{} is not a directory", dir.display()),
         }),
-        Err(_) => fs::DirBuilder::new().mode(0o700).create(dir).map_err(LogError::io(dir)),
+        Err(_) => files::create_private_dir(dir, false).map_err(LogError::io(dir)),
     }
 }
 
@@ -1176,9 +1150,7 @@ fn secure_files(log_dir: &Path) -> Result<(), LogError> {
         } else {
             continue;
         };
-        if meta.permissions().mode() & 0o777 != wanted {
-            fs::set_permissions(&path, fs::Permissions::from_mode(wanted)).map_err(LogError::io(&path))?;
-        }
+        files::set_mode(&path, meta.permissions().mode(), wanted).map_err(LogError::io(&path))?;
     }
     Ok(())
 }
