@@ -95,6 +95,8 @@ pub struct Log {
     writer: Option<Writer>,
     /// Where the retention pass in progress goes on.
     retention: Option<retention::Cursor>,
+    /// Where the last complete retention pass ended.
+    frontier: Option<u64>,
 }
 
 /// The keyframe appends compress against.
@@ -280,6 +282,57 @@ pub struct Stats {
     pub last_at: Option<Timestamp>,
     /// Bytes on disk.
     pub size_on_disk: u64,
+    /// The oldest fetch that still holds its exchange (body).
+    pub oldest_body: Option<Timestamp>,
+    /// Bytes of stored values by the hour (since the epoch) of their first
+    /// event.
+    pub stored_by_hour: BTreeMap<i64, u64>,
+}
+
+impl Stats {
+    /// Stored bytes per day over the last 7 days of events (over the hours
+    /// the log covers, when it is younger).
+    pub fn per_day(&self) -> Option<u64> {
+        const WEEK: i64 = 7 * 24;
+        let last = *self.stored_by_hour.keys().next_back()?;
+        let first = *self.stored_by_hour.keys().next()?;
+        let hours = (last - first + 1).clamp(1, WEEK);
+        let bytes: u64 = self
+            .stored_by_hour
+            .range(last - WEEK + 1..=last)
+            .map(|(_, bytes)| *bytes)
+            .sum();
+        Some(bytes * 24 / hours as u64)
+    }
+
+    /// The report `log stats` prints.
+    pub fn lines(&self) -> Vec<String> {
+        let time = |at: Option<Timestamp>| at.map_or_else(|| "-".to_owned(), crate::wire::rfc3339_seconds);
+        let mut lines = vec![
+            format!("events        {}", self.events),
+            format!("unreadable    {}", self.unreadable),
+            format!("size on disk  {} bytes", self.size_on_disk),
+            format!(
+                "per day       {}",
+                self.per_day().map_or_else(
+                    || "-".to_owned(),
+                    |bytes| format!("{bytes} bytes stored (last 7 days of events)")
+                )
+            ),
+            format!("first         {}", time(self.first_at)),
+            format!("first body    {}", time(self.oldest_body)),
+            format!("last          {}", time(self.last_at)),
+            "by type:".to_owned(),
+        ];
+        lines.extend(self.by_type.iter().map(|(name, count)| format!("  {name:<20} {count}")));
+        lines.push("by provider:".to_owned());
+        lines.extend(
+            self.by_provider
+                .iter()
+                .map(|(name, count)| format!("  {name:<20} {count}")),
+        );
+        lines
+    }
 }
 
 impl Log {
@@ -335,6 +388,7 @@ impl Log {
             dir,
             writer: None,
             retention: None,
+            frontier: None,
         })
     }
 
@@ -861,6 +915,7 @@ impl Log {
             events: None,
         };
         self.retention = None;
+        self.frontier = None;
         let mut shortened = 0;
         loop {
             let step = self.retain_step(now, &retention)?;
@@ -877,7 +932,7 @@ impl Log {
     /// read ([`damage::stats`] adds the raw files on a damaged log).
     pub fn stats(&self) -> Stats {
         let mut stats = Stats {
-            size_on_disk: guard(&self.dir, || self.db.size_on_disk()).unwrap_or(0),
+            size_on_disk: damage::size_of(&self.dir.join(DB_DIR)),
             ..Stats::default()
         };
         for entry in self.entries(0) {
@@ -885,6 +940,19 @@ impl Log {
                 Ok(envelope) => stats.count(&envelope),
                 Err(LogError::Corrupt { .. }) => stats.unreadable += 1,
                 Err(error) => stats.damage = Some(error.to_string()),
+            }
+        }
+        if let Ok(iter) = guard(&self.dir, || Ok(self.events.iter())) {
+            for (key, value) in iter.map_while(Result::ok) {
+                let at = match frame::parse(&value) {
+                    Ok((header, _, _)) => Some(header.first_at),
+                    Err(_) => key_seq(&key)
+                        .and_then(|seq| decode(seq, &value).ok())
+                        .map(|(envelope, _)| envelope.at.as_second()),
+                };
+                if let Some(at) = at {
+                    *stats.stored_by_hour.entry(at.div_euclid(3_600)).or_default() += value.len() as u64;
+                }
             }
         }
         stats
@@ -1021,6 +1089,9 @@ impl Stats {
         let provider = envelope.provider().map_or("-".to_owned(), |id| id.to_string());
         *self.by_provider.entry(provider).or_default() += 1;
         self.first_at.get_or_insert(envelope.at);
+        if matches!(envelope.payload, Event::FetchCompleted { exchange: Some(_), .. }) {
+            self.oldest_body.get_or_insert(envelope.at);
+        }
         self.last_at = Some(envelope.at);
     }
 }

@@ -757,19 +757,8 @@ fn run_log(data_dir: &Path, args: LogArgs, now: Timestamp) -> anyhow::Result<Exi
         }
         LogCommand::Stats => {
             let stats = damage::stats(data_dir)?;
-            let time = |at: Option<Timestamp>| at.map_or_else(|| "-".to_owned(), rfc3339_seconds);
-            println!("events        {}", stats.events);
-            println!("unreadable    {}", stats.unreadable);
-            println!("size on disk  {} bytes", stats.size_on_disk);
-            println!("first         {}", time(stats.first_at));
-            println!("last          {}", time(stats.last_at));
-            println!("by type:");
-            for (name, count) in &stats.by_type {
-                println!("  {name:<20} {count}");
-            }
-            println!("by provider:");
-            for (name, count) in &stats.by_provider {
-                println!("  {name:<20} {count}");
+            for line in stats.lines() {
+                println!("{line}");
             }
             if let Some(damage) = &stats.damage {
                 eprintln!(

@@ -755,7 +755,7 @@ fn free_name(dir: &Path, name: &str) -> PathBuf {
 }
 
 /// Bytes in the regular files under `dir` (one level deep).
-fn size_of(dir: &Path) -> u64 {
+pub(crate) fn size_of(dir: &Path) -> u64 {
     let Ok(entries) = fs::read_dir(dir) else { return 0 };
     entries
         .flatten()

@@ -27,8 +27,12 @@ use crate::events::{Envelope, Event};
 use crate::providers::ProviderId;
 
 /// The most events one step reads or rewrites (about 10 ms of work in a
-/// release build on a small machine; a unit is at most 1,024 events).
+/// release build on a small machine; a unit is at most 1,024 events, and a
+/// unit passed over on its headers alone counts as one).
 pub const STEP_BUDGET: usize = 2_048;
+/// How many units after a rewritten one are searched for the next fetch of
+/// a provider whose body was dropped (a unit may hold no fetch at all).
+const CARRY_UNITS: usize = 8;
 
 /// What to keep.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,6 +71,8 @@ pub struct Step {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Cursor {
     next: u64,
+    /// Where the last pass ended, to go on from once nothing folds.
+    jump: Option<u64>,
 }
 
 /// A keyframe and its deltas, or a run of format-1 entries.
@@ -90,24 +96,51 @@ impl Log {
     /// gives the same log. On a damaged log nothing is written:
     /// [`LogError::Damaged`].
     pub fn retain_step(&mut self, now: Timestamp, retention: &Retention) -> Result<Step, LogError> {
+        self.retain_step_within(now, retention, STEP_BUDGET)
+    }
+
+    /// [`Log::retain_step`] with another budget of events per step (at
+    /// least one unit is always done).
+    pub fn retain_step_within(
+        &mut self,
+        now: Timestamp,
+        retention: &Retention,
+        budget: usize,
+    ) -> Result<Step, LogError> {
         let cut =
             |keep: Option<SignedDuration>| keep.map(|keep| now.checked_sub(keep).unwrap_or(Timestamp::MIN).as_second());
         let body_cut = cut(retention.bodies);
         let event_cut = cut(retention.events);
         let mut step = Step::default();
         let mut spent = 0;
-        let mut from = self.retention.take().map_or(0, |cursor| cursor.next);
+        // A new pass starts at the log's start (folding happens there) and
+        // goes on where the last pass ended: the units in between had their
+        // bodies dropped already.
+        let (mut from, mut jump) = match self.retention.take() {
+            Some(cursor) => (cursor.next, cursor.jump),
+            None => (0, self.frontier),
+        };
+        let mut previous: Option<u64> = None;
         loop {
-            if spent >= STEP_BUDGET {
-                self.retention = Some(Cursor { next: from });
+            if spent >= budget.max(1) {
+                self.retention = Some(Cursor { next: from, jump });
                 return Ok(step);
             }
             let Some(unit) = self.unit_at(from)? else {
+                self.frontier = None;
                 step.done = true;
                 return Ok(step);
             };
+            let folds = event_cut.is_some_and(|cut| unit.last_at < cut);
+            if let Some(to) = jump.take()
+                && !folds
+                && !unit.v1
+                && to > from
+            {
+                from = to;
+                continue;
+            }
             let next = unit.keys.last().map_or(u64::MAX, |key| key + 1);
-            spent += unit.keys.len();
             if !unit.v1 {
                 let trim = body_cut.is_some_and(|cut| unit.exchanges && unit.first_at < cut);
                 let fold = event_cut.is_some_and(|cut| unit.last_at < cut);
@@ -115,9 +148,15 @@ impl Log {
                     let newer = body_cut.is_none_or(|cut| unit.first_at >= cut)
                         && event_cut.is_none_or(|cut| unit.first_at >= cut);
                     if newer {
+                        // The unit before may straddle the cut: the next
+                        // pass starts there.
+                        self.frontier = Some(previous.unwrap_or(from));
                         step.done = true;
                         return Ok(step);
                     }
+                    // Headers only: a unit passed over costs one.
+                    spent += 1;
+                    previous = Some(unit.keys[0]);
                     from = next;
                     continue;
                 }
@@ -136,6 +175,7 @@ impl Log {
                 let (shortened, converted) = self.trim_unit(&unit, frames, body_cut)?;
                 step.shortened += shortened;
                 step.converted += converted;
+                previous = Some(unit.keys[0]);
             }
             from = next;
         }
@@ -256,7 +296,7 @@ impl Log {
             }
         }
         self.put_unit(unit.keys[0], &frames, unit.v1, &mut batch)?;
-        if let Some((key, frames)) = next {
+        for (key, frames) in next {
             self.put_unit(key, &frames, false, &mut batch)?;
         }
         self.apply(batch)?;
@@ -295,7 +335,7 @@ impl Log {
         for key in &unit.keys {
             batch.remove(&key.to_be_bytes());
         }
-        if let Some((key, frames)) = next {
+        for (key, frames) in next {
             self.put_unit(key, &frames, false, &mut batch)?;
         }
         if self
@@ -311,47 +351,51 @@ impl Log {
     }
 
     /// For each provider whose body this unit dropped while its chain of
-    /// repeated bodies goes on: the next unit with that provider's first
-    /// fetch given the body, when it repeated it. `None` when the next
-    /// unit needs no change.
+    /// repeated bodies goes on: the following units (at most
+    /// [`CARRY_UNITS`]) with that provider's next fetch given the body,
+    /// when it repeated it. Only the units that change are returned.
     fn carry_bodies(
         &mut self,
         unit: &Unit,
         mut dropped: BTreeMap<ProviderId, Value>,
-    ) -> Result<Option<(u64, Frames)>, LogError> {
-        if dropped.is_empty() {
-            return Ok(None);
-        }
-        let after = unit.keys.last().map_or(u64::MAX, |key| key + 1);
-        let Some(next) = self.unit_at(after)? else {
-            return Ok(None);
-        };
-        if next.v1 {
-            return Ok(None);
-        }
-        let mut frames = self.unit_events(&next)?;
-        let mut changed = false;
-        for (envelope, json) in frames.iter_mut().flatten() {
+    ) -> Result<Vec<(u64, Frames)>, LogError> {
+        let mut changed_units = Vec::new();
+        let mut after = unit.keys.last().map_or(u64::MAX, |key| key + 1);
+        for _ in 0..CARRY_UNITS {
             if dropped.is_empty() {
                 break;
             }
-            if let Event::FetchCompleted {
-                provider,
-                exchange,
-                body_repeated,
-                ..
-            } = &mut envelope.payload
-                && let Some(body) = dropped.remove(provider)
-                && *body_repeated
-                && let Some(exchange) = exchange
-            {
-                exchange.response.body = body;
-                *body_repeated = false;
-                changed = true;
-                *json = envelope.to_json();
+            let Some(next) = self.unit_at(after)? else {
+                break;
+            };
+            after = next.keys.last().map_or(u64::MAX, |key| key + 1);
+            if next.v1 {
+                break;
+            }
+            let mut frames = self.unit_events(&next)?;
+            let mut changed = false;
+            for (envelope, json) in frames.iter_mut().flatten() {
+                if let Event::FetchCompleted {
+                    provider,
+                    exchange,
+                    body_repeated,
+                    ..
+                } = &mut envelope.payload
+                    && let Some(body) = dropped.remove(provider)
+                    && *body_repeated
+                    && let Some(exchange) = exchange
+                {
+                    exchange.response.body = body;
+                    *body_repeated = false;
+                    changed = true;
+                    *json = envelope.to_json();
+                }
+            }
+            if changed {
+                changed_units.push((next.keys[0], frames));
             }
         }
-        Ok(changed.then_some((next.keys[0], frames)))
+        Ok(changed_units)
     }
 
     /// Adds the frames of a rewritten unit to `batch`: the same frame
