@@ -184,6 +184,56 @@ pub fn encode(mut header: Header, text: &[u8], base: Option<(u64, &[u8], &mut Co
 /// The text of a frame: `base_text` is its keyframe's text (ignored for a
 /// keyframe). A delta whose keyframe text does not match is refused.
 pub fn text(header: &Header, compressed: &[u8], base_text: Option<&[u8]>) -> Result<Vec<u8>, String> {
+    text_with(header, compressed, base_text, None)
+}
+
+/// A decompressor loaded with one keyframe's text (and [`PRELUDE`]), kept
+/// while its deltas are read: loading the dictionary is most of the cost
+/// of reading a small delta.
+pub struct Decompressor {
+    /// The CRC-32 of the keyframe text it was loaded with.
+    crc: u32,
+    inner: zstd::bulk::Decompressor<'static>,
+}
+
+/// [`text`], reusing `cache` for packed deltas against the same keyframe.
+pub fn text_with(
+    header: &Header,
+    compressed: &[u8],
+    base_text: Option<&[u8]>,
+    cache: Option<&mut Option<Decompressor>>,
+) -> Result<Vec<u8>, String> {
+    if let Some(cache) = cache
+        && !header.is_keyframe()
+        && header.flags & FLAG_PACKED != 0
+        && let Some(base_text) = base_text
+    {
+        if crc32fast::hash(base_text) != header.base_crc {
+            return Err(format!("its keyframe {} does not match", header.base));
+        }
+        if cache.as_ref().is_none_or(|kept| kept.crc != header.base_crc) {
+            let inner = zstd::bulk::Decompressor::with_dictionary(&dictionary(base_text))
+                .map_err(|error| format!("cannot decompress: {error}"))?;
+            *cache = Some(Decompressor {
+                crc: header.base_crc,
+                inner,
+            });
+        }
+        let capacity = header.text_len as usize;
+        let text = match cache.as_mut() {
+            Some(kept) => kept.inner.decompress(compressed, capacity),
+            None => return Err("no decompressor".to_owned()),
+        }
+        .map_err(|error| format!("cannot decompress: {error}"))?;
+        if text.len() != capacity {
+            return Err("its text has the wrong length".to_owned());
+        }
+        return Ok(text);
+    }
+    text_alone(header, compressed, base_text)
+}
+
+fn text_alone(header: &Header, compressed: &[u8], base_text: Option<&[u8]>) -> Result<Vec<u8>, String> {
     let capacity = header.text_len as usize;
     let packed = header.flags & FLAG_PACKED != 0;
     let base_text = if header.is_keyframe() {
