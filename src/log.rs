@@ -66,7 +66,7 @@ pub(crate) const CRC_BYTES: usize = 4;
 /// How many events an import writes per flushed batch.
 const IMPORT_BATCH: usize = 10_000;
 /// The most events one appended frame holds (a cycle's batch is about 30).
-const APPEND_FRAME: usize = frame::MAX_EVENTS;
+const APPEND_FRAME: usize = 256;
 /// The events per frame when many are written at once (import, repair,
 /// retention's conversion of format-1 entries).
 const BULK_FRAME: usize = 64;

@@ -38,7 +38,7 @@ const INNER: usize = 8 + 2 + 4 + 4 + 4 + 8 + 4 + 1;
 /// before anything is allocated).
 pub const MAX_TEXT: usize = 64 << 20;
 /// The most events one frame holds.
-pub const MAX_EVENTS: usize = 256;
+pub const MAX_EVENTS: usize = 4_096;
 /// `flags`: some `fetch_completed` in the frame still holds its exchange.
 pub const FLAG_EXCHANGES: u8 = 1;
 /// `flags`: the text is packed ([`pack`]) and compressed with [`PRELUDE`]

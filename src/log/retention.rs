@@ -29,10 +29,12 @@ use crate::providers::ProviderId;
 /// The most events one step reads or rewrites (about 10 ms of work in a
 /// release build on a small machine; a unit is at most 1,024 events, and a
 /// unit passed over on its headers alone counts as one).
-pub const STEP_BUDGET: usize = 2_048;
+pub const STEP_BUDGET: usize = 1_024;
 /// How many units after a rewritten one are searched for the next fetch of
 /// a provider whose body was dropped (a unit may hold no fetch at all).
 const CARRY_UNITS: usize = 8;
+/// The most events of one cold frame (a unit is at most 1,024 events).
+const COLD_FRAME: usize = 1_024;
 
 /// What to keep.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -288,16 +290,28 @@ impl Log {
         if !changed.iter().any(|c| *c) && !unit.v1 {
             return Ok((0, 0));
         }
+        // A unit all older than the body cut is cold: it is read only by
+        // rebuilds and history, so it becomes one frame (one compression
+        // over about a thousand similar events, several times smaller).
+        let cold = body_cut.is_some_and(|cut| frames.iter().flatten().all(|(e, _)| e.at.as_second() < cut));
+        let regroup = if cold {
+            frames = vec![frames.into_iter().flatten().collect()];
+            Some(COLD_FRAME)
+        } else if unit.v1 {
+            Some(BULK_FRAME)
+        } else {
+            None
+        };
         let mut batch = sled::Batch::default();
         let next = self.carry_bodies(unit, dropped)?;
-        if unit.v1 {
+        if regroup.is_some() {
             for key in &unit.keys {
                 batch.remove(&key.to_be_bytes());
             }
         }
-        self.put_unit(unit.keys[0], &frames, unit.v1, &mut batch)?;
+        self.put_unit(unit.keys[0], &frames, regroup, &mut batch)?;
         for (key, frames) in next {
-            self.put_unit(key, &frames, false, &mut batch)?;
+            self.put_unit(key, &frames, None, &mut batch)?;
         }
         self.apply(batch)?;
         self.flush()?;
@@ -336,7 +350,7 @@ impl Log {
             batch.remove(&key.to_be_bytes());
         }
         for (key, frames) in next {
-            self.put_unit(key, &frames, false, &mut batch)?;
+            self.put_unit(key, &frames, None, &mut batch)?;
         }
         if self
             .writer
@@ -399,10 +413,16 @@ impl Log {
     }
 
     /// Adds the frames of a rewritten unit to `batch`: the same frame
-    /// boundaries (so the same keys), or frames of up to [`BULK_FRAME`]
-    /// events when `regroup` (format-1 entries). A unit is its own group:
+    /// boundaries (so the same keys), or frames of up to `regroup` events
+    /// (the caller removes the old keys first). A unit is its own group:
     /// its first frame a keyframe.
-    fn put_unit(&mut self, key: u64, frames: &Frames, regroup: bool, batch: &mut sled::Batch) -> Result<(), LogError> {
+    fn put_unit(
+        &mut self,
+        key: u64,
+        frames: &Frames,
+        regroup: Option<usize>,
+        batch: &mut sled::Batch,
+    ) -> Result<(), LogError> {
         let saved = self.writer.take().filter(|writer| writer.key != key);
         let mut put = || -> Result<(), LogError> {
             for frame_events in frames {
@@ -410,7 +430,7 @@ impl Log {
                     .iter()
                     .map(|(envelope, json)| Stored::with_json(envelope, json.clone()))
                     .collect();
-                let per_frame = if regroup { BULK_FRAME } else { stored.len().max(1) };
+                let per_frame = regroup.unwrap_or(stored.len().max(1));
                 self.put_frames(&stored, per_frame, batch)?;
             }
             Ok(())
