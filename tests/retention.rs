@@ -149,13 +149,13 @@ fn a_retention_pass_killed_anywhere_leaves_a_log_that_opens_verifies_and_keeps_w
     let mut rng = Rng::seeded("QUOTATRACK_RETENTION_SEED", 0x7e7e_17e5_u64);
     let root = tempfile::tempdir().unwrap();
     let base = root.path().join("base");
-    let demo = quotatrack(&["--data-dir", base.to_str().unwrap(), "demo", "--hours", "6"], b"");
+    let demo = quotatrack(&["--data-dir", base.to_str().unwrap(), "demo", "--hours", "3"], b"");
     assert_eq!(demo.status.code(), Some(0), "{}", String::from_utf8_lossy(&demo.stderr));
     let original = envelopes(&export(&base));
     let store = Log::open(&base).unwrap().rebuild().unwrap();
     let last = original.last().unwrap().at;
-    // Bodies older than 3 h go, events older than 5 h fold into the base.
-    let (bodies_s, events_s) = (3 * 3_600, 5 * 3_600);
+    // Bodies older than 1 h go, events older than 2 h fold into the base.
+    let (bodies_s, events_s) = (3_600, 2 * 3_600);
     let body_cut = last - SignedDuration::from_secs(bodies_s);
     let event_cut = last - SignedDuration::from_secs(events_s);
     let args = format!("{} {bodies_s} {events_s}", last.as_second());
@@ -221,7 +221,7 @@ fn a_retention_pass_killed_anywhere_leaves_a_log_that_opens_verifies_and_keeps_w
 fn export_import_export_is_byte_identical_and_a_v1_log_is_converted_keeping_its_export() {
     let root = tempfile::tempdir().unwrap();
     let demo = root.path().join("demo");
-    let ran = quotatrack(&["--data-dir", demo.to_str().unwrap(), "demo", "--hours", "2"], b"");
+    let ran = quotatrack(&["--data-dir", demo.to_str().unwrap(), "demo", "--hours", "1"], b"");
     assert_eq!(ran.status.code(), Some(0));
     let first = export(&demo);
     let file = root.path().join("demo.jsonl");
