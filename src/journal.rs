@@ -20,6 +20,7 @@ use jiff::Timestamp;
 use serde_json::Value;
 
 use crate::events::{Envelope, Event, Stamped};
+use crate::log::retention::{Retention, Step};
 use crate::log::{Log, LogError};
 use crate::providers::ProviderId;
 use crate::status::{self, StatusOptions};
@@ -45,8 +46,9 @@ pub struct Journal {
 
 /// Where recorded events go.
 enum Sink {
-    /// The log in a data dir, and the dir (for the snapshot file).
-    Log(Log, PathBuf),
+    /// The log in a data dir, and the dir (for the snapshot file); boxed,
+    /// as the log is large beside a memory handle.
+    Log(Box<Log>, PathBuf),
     /// Memory shared with whoever reads it.
     Memory(Memory),
 }
@@ -82,7 +84,7 @@ impl Journal {
     /// The journal of a log already opened in `data_dir`.
     pub fn from_log(data_dir: &Path, log: Log) -> Result<Journal, LogError> {
         let store = log.load()?;
-        Ok(Journal::on(Sink::Log(log, data_dir.to_owned()), store))
+        Ok(Journal::on(Sink::Log(Box::new(log), data_dir.to_owned()), store))
     }
 
     /// A journal that records into `memory`, starting from an empty store.
@@ -234,6 +236,24 @@ impl Journal {
         &self.store
     }
 
+    /// One bounded step of the log's retention at `now` (see
+    /// [`Log::retain_step`]); nothing in memory. Once bodies were dropped,
+    /// the next fetch's body is stored whole rather than pointing back to
+    /// one that may be gone.
+    pub fn retain_step(&mut self, now: Timestamp, retention: &Retention) -> Result<Step, LogError> {
+        let Sink::Log(log, _) = &mut self.sink else {
+            return Ok(Step {
+                done: true,
+                ..Step::default()
+            });
+        };
+        let step = log.retain_step(now, retention)?;
+        if step.shortened > 0 || step.folded > 0 {
+            self.bodies.clear();
+        }
+        Ok(step)
+    }
+
     /// The log underneath (`None` in memory).
     pub fn log(&self) -> Option<&Log> {
         match &self.sink {
@@ -248,7 +268,7 @@ impl Journal {
         match self.sink {
             Sink::Log(log, _) => {
                 log.write_checkpoint(&self.store)?;
-                log.close()
+                (*log).close()
             }
             Sink::Memory(_) => Ok(()),
         }

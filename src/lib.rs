@@ -79,6 +79,7 @@ pub mod credentials;
 pub mod engine;
 pub mod events;
 pub mod exchange;
+pub mod files;
 pub mod footer;
 pub mod health;
 pub mod history;

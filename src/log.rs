@@ -24,12 +24,14 @@
 //!   data dir the user made is never chmod-ed, only warned about.
 
 pub mod damage;
+pub mod frame;
+pub mod retention;
 pub mod salvage;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::fs;
 use std::io::{self, Write};
-use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -37,7 +39,7 @@ use std::time::Duration;
 use jiff::{SignedDuration, Timestamp};
 
 use crate::events::{Envelope, Event, Stream};
-use crate::status::write_private_atomically;
+use crate::files::{self, write_private_atomically};
 use crate::store::Store;
 
 /// The sled directory inside the data dir.
@@ -63,6 +65,24 @@ const CHECKPOINT_KEY: &[u8] = b"store";
 pub(crate) const CRC_BYTES: usize = 4;
 /// How many events an import writes per flushed batch.
 const IMPORT_BATCH: usize = 10_000;
+/// The most events one appended frame holds (a cycle's batch is about 30).
+const APPEND_FRAME: usize = 256;
+/// The events per frame when many are written at once (import, repair,
+/// retention's conversion of format-1 entries).
+const BULK_FRAME: usize = 64;
+/// A new keyframe after this many frames: reading any frame costs at most
+/// two decompressions, and what a keyframe says stays close to what its
+/// deltas say.
+const KEYFRAME_EVERY: u32 = 64;
+/// A new keyframe after this many events: retention rewrites a keyframe
+/// with its deltas at once, and that must stay a short step.
+const GROUP_EVENTS: u32 = 1_024;
+/// A keyframe's text shorter than this makes a poor reference: the next
+/// frame becomes a keyframe instead.
+const MIN_KEYFRAME_TEXT: usize = 2_048;
+/// The checkpoint key of the base: the store folded from the events that
+/// retention removed (see [`retention`]).
+const BASE_KEY: &[u8] = b"base";
 
 /// The event log of one data dir, owned by this process while open.
 pub struct Log {
@@ -71,6 +91,46 @@ pub struct Log {
     checkpoints: sled::Tree,
     next_seq: u64,
     dir: PathBuf,
+    /// The keyframe new frames are compressed against.
+    writer: Option<Writer>,
+    /// Where the retention pass in progress goes on.
+    retention: Option<retention::Cursor>,
+    /// Where the last complete retention pass ended.
+    frontier: Option<u64>,
+}
+
+/// The keyframe appends compress against.
+struct Writer {
+    key: u64,
+    text: Vec<u8>,
+    compressor: frame::Compressor,
+    frames: u32,
+    events: u32,
+}
+
+/// One event as it is stored: its number, clock reading, whether it
+/// holds an exchange, and its JSON.
+#[derive(Debug, Clone)]
+pub(crate) struct Stored {
+    pub(crate) seq: u64,
+    pub(crate) at: i64,
+    pub(crate) exchange: bool,
+    pub(crate) json: Vec<u8>,
+}
+
+impl Stored {
+    pub(crate) fn of(envelope: &Envelope) -> Stored {
+        Stored::with_json(envelope, envelope.to_json())
+    }
+
+    pub(crate) fn with_json(envelope: &Envelope, json: Vec<u8>) -> Stored {
+        Stored {
+            seq: envelope.seq,
+            at: envelope.at.as_second(),
+            exchange: matches!(envelope.payload, Event::FetchCompleted { exchange: Some(_), .. }),
+            json,
+        }
+    }
 }
 
 /// What can go wrong with the log.
@@ -222,6 +282,57 @@ pub struct Stats {
     pub last_at: Option<Timestamp>,
     /// Bytes on disk.
     pub size_on_disk: u64,
+    /// The oldest fetch that still holds its exchange (body).
+    pub oldest_body: Option<Timestamp>,
+    /// Bytes of stored values by the hour (since the epoch) of their first
+    /// event.
+    pub stored_by_hour: BTreeMap<i64, u64>,
+}
+
+impl Stats {
+    /// Stored bytes per day over the last 7 days of events (over the hours
+    /// the log covers, when it is younger).
+    pub fn per_day(&self) -> Option<u64> {
+        const WEEK: i64 = 7 * 24;
+        let last = *self.stored_by_hour.keys().next_back()?;
+        let first = *self.stored_by_hour.keys().next()?;
+        let hours = (last - first + 1).clamp(1, WEEK);
+        let bytes: u64 = self
+            .stored_by_hour
+            .range(last - WEEK + 1..=last)
+            .map(|(_, bytes)| *bytes)
+            .sum();
+        Some(bytes * 24 / hours as u64)
+    }
+
+    /// The report `log stats` prints.
+    pub fn lines(&self) -> Vec<String> {
+        let time = |at: Option<Timestamp>| at.map_or_else(|| "-".to_owned(), crate::wire::rfc3339_seconds);
+        let mut lines = vec![
+            format!("events        {}", self.events),
+            format!("unreadable    {}", self.unreadable),
+            format!("size on disk  {} bytes", self.size_on_disk),
+            format!(
+                "per day       {}",
+                self.per_day().map_or_else(
+                    || "-".to_owned(),
+                    |bytes| format!("{bytes} bytes stored (last 7 days of events)")
+                )
+            ),
+            format!("first         {}", time(self.first_at)),
+            format!("first body    {}", time(self.oldest_body)),
+            format!("last          {}", time(self.last_at)),
+            "by type:".to_owned(),
+        ];
+        lines.extend(self.by_type.iter().map(|(name, count)| format!("  {name:<20} {count}")));
+        lines.push("by provider:".to_owned());
+        lines.extend(
+            self.by_provider
+                .iter()
+                .map(|(name, count)| format!("  {name:<20} {count}")),
+        );
+        lines
+    }
 }
 
 impl Log {
@@ -240,8 +351,11 @@ impl Log {
         let checkpoints = guard(&dir, || db.open_tree("checkpoints"))?;
         let last = guard(&dir, || events.last())?;
         let next_seq = match last {
-            Some((key, _)) => match key_seq(&key) {
-                Some(seq) if seq < crate::events::MAX_SEQ => seq + 1,
+            Some((key, value)) => match key_seq(&key) {
+                Some(seq) if seq < crate::events::MAX_SEQ => match frame::parse(&value) {
+                    Ok((header, _, _)) if header.first == seq => header.end(),
+                    _ => seq + 1,
+                },
                 _ => {
                     return Err(LogError::Damaged {
                         dir,
@@ -272,6 +386,9 @@ impl Log {
             checkpoints,
             next_seq,
             dir,
+            writer: None,
+            retention: None,
+            frontier: None,
         })
     }
 
@@ -292,10 +409,7 @@ impl Log {
             scratch: scratch.clone(),
             _lock: lock,
         };
-        fs::DirBuilder::new()
-            .mode(0o700)
-            .create(&scratch)
-            .map_err(LogError::io(&scratch))?;
+        files::create_private_dir(&scratch, false).map_err(LogError::io(&scratch))?;
         copy_tree(&log_dir, &scratch.join(DB_DIR))?;
         let mut guard = guard;
         let mut log = Log::open(&scratch).map_err(|error| match error {
@@ -330,8 +444,8 @@ impl Log {
         &mut self,
         items: impl IntoIterator<Item = (Timestamp, Stream, Event)>,
     ) -> Result<Vec<Envelope>, LogError> {
-        let mut batch = sled::Batch::default();
         let mut envelopes = Vec::new();
+        let mut stored = Vec::new();
         for (at, stream, payload) in items {
             let envelope = Envelope {
                 stream,
@@ -339,14 +453,49 @@ impl Log {
                 at,
                 payload,
             };
-            batch.insert(&envelope.seq.to_be_bytes(), seal(&envelope.to_json()));
+            stored.push(Stored::of(&envelope));
             envelopes.push(envelope);
         }
-        guard(&self.dir, || self.events.apply_batch(batch))?;
+        let mut batch = sled::Batch::default();
+        self.put_frames(&stored, APPEND_FRAME, &mut batch)?;
+        self.apply(batch)?;
         self.flush()?;
         self.next_seq += envelopes.len() as u64;
         write_end(&self.dir, self.next_seq);
         Ok(envelopes)
+    }
+
+    /// Appends several batches, each stored as the engine's appends are
+    /// (its own frames), with one write and one flush for all: a follower
+    /// catching up, or a benchmark writing simulated days.
+    pub fn append_batches(
+        &mut self,
+        batches: impl IntoIterator<Item = Vec<(Timestamp, Stream, Event)>>,
+    ) -> Result<u64, LogError> {
+        let mut batch = sled::Batch::default();
+        let mut next = self.next_seq;
+        for items in batches {
+            let stored: Vec<Stored> = items
+                .into_iter()
+                .map(|(at, stream, payload)| {
+                    let envelope = Envelope {
+                        stream,
+                        seq: next,
+                        at,
+                        payload,
+                    };
+                    next += 1;
+                    Stored::of(&envelope)
+                })
+                .collect();
+            self.put_frames(&stored, APPEND_FRAME, &mut batch)?;
+        }
+        self.apply(batch)?;
+        self.flush()?;
+        let appended = next - self.next_seq;
+        self.next_seq = next;
+        write_end(&self.dir, self.next_seq);
+        Ok(appended)
     }
 
     /// Every entry from `since` on, in sequence order; unreadable entries
@@ -359,11 +508,111 @@ impl Log {
     /// Each entry from `since` on, decoded and checked, with its stored
     /// value. Ends after the first error of sled itself.
     fn read_from(&self, since: u64) -> Checked<'_> {
+        let start = self.frame_start(since);
         Checked {
-            inner: guard(&self.dir, || Ok(self.events.range(since.to_be_bytes()..))).ok(),
+            inner: guard(&self.dir, || Ok(self.events.range(start.to_be_bytes()..))).ok(),
+            tree: &self.events,
             dir: &self.dir,
             done: false,
+            since,
+            pending: VecDeque::new(),
+            keyframe: None,
         }
+    }
+
+    /// The key to read from for the events from `since` on: the frame
+    /// holding `since` when one does.
+    fn frame_start(&self, since: u64) -> u64 {
+        let found = guard(&self.dir, || {
+            self.events.range(..=since.to_be_bytes()).next_back().transpose()
+        });
+        match found {
+            Ok(Some((key, value))) => match (key_seq(&key), frame::parse(&value)) {
+                (Some(key), Ok((header, _, _))) if header.end() > since => key,
+                _ => since,
+            },
+            _ => since,
+        }
+    }
+
+    /// Adds frames holding `items` (in sequence order) to `batch`, at most
+    /// `per_frame` consecutive events each, compressed against the current
+    /// keyframe (or as a new one).
+    fn put_frames(&mut self, items: &[Stored], per_frame: usize, batch: &mut sled::Batch) -> Result<(), LogError> {
+        let mut start = 0;
+        while start < items.len() {
+            let mut end = start + 1;
+            while end < items.len() && end - start < per_frame && items[end].seq == items[end - 1].seq + 1 {
+                end += 1;
+            }
+            let run = &items[start..end];
+            start = end;
+            let text = frame::pack(run[0].seq, run.iter().map(|item| item.json.as_slice()));
+            let header = frame::Header {
+                first: run[0].seq,
+                count: run.len() as u32,
+                base: 0,
+                base_crc: 0,
+                text_len: 0,
+                first_at: run[0].at,
+                last_at: run[run.len() - 1].at,
+                flags: if run.iter().any(|item| item.exchange) {
+                    frame::FLAG_EXCHANGES
+                } else {
+                    0
+                },
+            };
+            let value = match self.writer.as_mut() {
+                Some(writer)
+                    if writer.frames < KEYFRAME_EVERY
+                        && writer.events < GROUP_EVENTS
+                        && writer.text.len() >= MIN_KEYFRAME_TEXT
+                        && writer.compressor.works() =>
+                {
+                    writer.frames += 1;
+                    writer.events += header.count;
+                    frame::encode(header, &text, Some((writer.key, &writer.text, &mut writer.compressor)))
+                }
+                _ => {
+                    let value = frame::encode(header, &text, None);
+                    self.writer = Some(Writer {
+                        key: header.first,
+                        compressor: frame::Compressor::new(&text),
+                        text,
+                        frames: 1,
+                        events: header.count,
+                    });
+                    value
+                }
+            };
+            let value = value.map_err(|message| {
+                self.writer = None;
+                self.storage_message(message)
+            })?;
+            batch.insert(&header.first.to_be_bytes(), value);
+        }
+        Ok(())
+    }
+
+    /// Applies a batch to the events tree; on failure the next frame is a
+    /// keyframe (the current one may not have been written).
+    fn apply(&mut self, batch: sled::Batch) -> Result<(), LogError> {
+        let applied = guard(&self.dir, || self.events.apply_batch(batch));
+        if applied.is_err() {
+            self.writer = None;
+        }
+        applied
+    }
+
+    /// How many events the stored values hold (from their headers).
+    fn stored_events(&self) -> u64 {
+        let Ok(iter) = guard(&self.dir, || Ok(self.events.iter())) else {
+            return 0;
+        };
+        iter.take_while(Result::is_ok)
+            .flatten()
+            .map(|(_, value)| frame::parse(&value).map_or(1, |(header, _, _)| u64::from(header.count)))
+            .sum()
     }
 
     /// The store as of the last event: the latest checkpoint plus the
@@ -372,6 +621,12 @@ impl Log {
     /// [`LogError::Damaged`].
     pub fn load(&self) -> Result<Store, LogError> {
         let checkpoint = self.read_checkpoint();
+        let base = self.read_base();
+        let checkpoint = match (checkpoint, base) {
+            (Some(checkpoint), Some(base)) if base.applied > checkpoint.applied => Some(base),
+            (None, base) => base,
+            (checkpoint, _) => checkpoint,
+        };
         if let Some(applied) = checkpoint.as_ref().and_then(|store| store.applied)
             && applied >= self.next_seq
         {
@@ -408,9 +663,12 @@ impl Log {
         const WORKERS: u64 = 2;
         // Chunks span the numbers actually used: a log imported from a
         // high first number is not walked from 0.
+        let base = self.read_base();
+        let after_base = base.as_ref().and_then(|store| store.applied).map_or(0, |seq| seq + 1);
         let first = guard(&self.dir, || self.events.first())?
             .and_then(|(key, _)| key_seq(&key))
             .unwrap_or(0)
+            .max(after_base)
             .min(self.next_seq);
         let n_chunks = (self.next_seq - first).div_ceil(CHUNK);
         std::thread::scope(|scope| {
@@ -433,7 +691,7 @@ impl Log {
                     receiver
                 })
                 .collect();
-            let mut store = Store::default();
+            let mut store = base.unwrap_or_default();
             for chunk in 0..n_chunks {
                 let entries = receivers[(chunk % WORKERS) as usize].recv().unwrap_or_default();
                 for envelope in entries {
@@ -446,18 +704,32 @@ impl Log {
 
     /// Stores `store` as the checkpoint and flushes.
     pub fn write_checkpoint(&self, store: &Store) -> Result<(), LogError> {
+        self.put_checkpoint(CHECKPOINT_KEY, store)
+    }
+
+    fn put_checkpoint(&self, key: &[u8], store: &Store) -> Result<(), LogError> {
         let json = serde_json::to_vec(&Checkpoint {
             v: crate::events::VERSION,
             store: store.clone(),
         })
         .map_err(|error| self.storage_message(error.to_string()))?;
-        guard(&self.dir, || self.checkpoints.insert(CHECKPOINT_KEY, seal(&json)))?;
+        guard(&self.dir, || self.checkpoints.insert(key, seal(&json)))?;
         self.flush()
     }
 
     /// The checkpointed store, if one is stored and readable.
     pub fn read_checkpoint(&self) -> Option<Store> {
-        let value = guard(&self.dir, || self.checkpoints.get(CHECKPOINT_KEY)).ok()??;
+        self.get_checkpoint(CHECKPOINT_KEY)
+    }
+
+    /// The base: the store folded from the events retention removed, if
+    /// any were (the log's events start after its `applied`).
+    pub fn read_base(&self) -> Option<Store> {
+        self.get_checkpoint(BASE_KEY)
+    }
+
+    fn get_checkpoint(&self, key: &[u8]) -> Option<Store> {
+        let value = guard(&self.dir, || self.checkpoints.get(key)).ok()??;
         let checkpoint: Checkpoint = serde_json::from_slice(unseal(&value).ok()?).ok()?;
         (checkpoint.v == crate::events::VERSION).then_some(checkpoint.store)
     }
@@ -497,9 +769,11 @@ impl Log {
             holes: holes.clone(),
             checkpoint_agrees: None,
         };
-        let mut full = Store::default();
-        let mut expected: Option<u64> = None;
-        for entry in self.entries(0) {
+        let base = self.read_base();
+        let after_base = base.as_ref().and_then(|store| store.applied).map(|seq| seq + 1);
+        let mut full = base.unwrap_or_default();
+        let mut expected: Option<u64> = after_base;
+        for entry in self.entries(after_base.unwrap_or(0)) {
             match entry {
                 Ok(envelope) => {
                     if let Some(from) = expected
@@ -586,8 +860,8 @@ impl Log {
         let mut report = ExportReport::default();
         for entry in self.read_from(since) {
             match entry {
-                Ok((_, value)) => {
-                    write_line(out, &value[CRC_BYTES..])?;
+                Ok((_, json)) => {
+                    write_line(out, &json)?;
                     report.written += 1;
                 }
                 Err(LogError::Corrupt { seq, reason }) => report.skipped.push((seq, reason)),
@@ -608,7 +882,7 @@ impl Log {
         if !self.is_empty() {
             return Err(LogError::NotEmpty {
                 dir: self.dir.clone(),
-                events: guard(&self.dir, || Ok(self.events.len())).unwrap_or(0),
+                events: self.stored_events() as usize,
             });
         }
         // Folded first: an event the store cannot take rejects the file
@@ -625,17 +899,32 @@ impl Log {
             })?;
         }
         for chunk in envelopes.chunks(IMPORT_BATCH) {
+            let stored: Vec<Stored> = chunk.iter().map(Stored::of).collect();
             let mut batch = sled::Batch::default();
-            for envelope in chunk {
-                batch.insert(&envelope.seq.to_be_bytes(), seal(&envelope.to_json()));
-            }
-            guard(&self.dir, || self.events.apply_batch(batch))?;
+            self.put_frames(&stored, BULK_FRAME, &mut batch)?;
+            self.apply(batch)?;
         }
         self.next_seq = envelopes.last().map_or(self.next_seq, |last| last.seq + 1);
         self.write_checkpoint(&store)?;
         write_end(&self.dir, self.next_seq);
         secure_files(&self.dir.join(DB_DIR))?;
         Ok(envelopes.len() as u64)
+    }
+
+    /// Writes events given as their stored JSON (by sequence number, gaps
+    /// allowed) into this log as frames, as they are: `log repair` keeps
+    /// the bytes it recovered. A JSON that is not an event is left out.
+    pub(crate) fn write_jsons(&mut self, events: &BTreeMap<u64, Vec<u8>>) -> Result<(), LogError> {
+        let stored: Vec<Stored> = events
+            .values()
+            .filter_map(|json| Some(Stored::with_json(&Envelope::from_json(json).ok()?, json.clone())))
+            .collect();
+        for chunk in stored.chunks(IMPORT_BATCH) {
+            let mut batch = sled::Batch::default();
+            self.put_frames(chunk, BULK_FRAME, &mut batch)?;
+            self.apply(batch)?;
+        }
+        Ok(())
     }
 
     /// Reads a JSON-lines file whole and, when every line is valid, imports
@@ -648,48 +937,26 @@ impl Log {
         self.import_checked(&envelopes)
     }
 
-    /// Retention: fetch bodies older than `keep` before `now` are dropped,
-    /// keeping the parse outcome, so replay of what is kept still works.
+    /// Retention by hand (`log compact`): fetch bodies older than `keep`
+    /// before `now` are dropped, keeping the parse outcome, so replay of
+    /// what is kept still works; a whole pass of [`Log::retain_step`].
     /// Returns how many events were shortened. On a damaged log nothing is
     /// written: [`LogError::Damaged`].
     pub fn compact(&mut self, now: Timestamp, keep: SignedDuration) -> Result<u64, LogError> {
-        let cutoff = now.checked_sub(keep).unwrap_or(Timestamp::MIN);
-        let mut batch = sled::Batch::default();
+        let retention = retention::Retention {
+            bodies: Some(keep),
+            events: None,
+        };
+        self.retention = None;
+        self.frontier = None;
         let mut shortened = 0;
-        for entry in self.entries(0) {
-            let envelope = match entry {
-                Ok(envelope) => envelope,
-                Err(LogError::Corrupt { seq, reason }) => {
-                    return Err(self.damaged(format!("event {seq} is unreadable: {reason}")));
-                }
-                Err(error) => return Err(error),
-            };
-            if envelope.at >= cutoff {
+        loop {
+            let step = self.retain_step(now, &retention)?;
+            shortened += step.shortened;
+            if step.done {
                 break;
             }
-            if let Event::FetchCompleted {
-                provider,
-                exchange: Some(_),
-                outcome,
-                elapsed_ms,
-                ..
-            } = envelope.payload
-            {
-                let short = Envelope {
-                    payload: Event::FetchCompleted {
-                        provider,
-                        exchange: None,
-                        body_repeated: false,
-                        outcome,
-                        elapsed_ms,
-                    },
-                    ..envelope
-                };
-                batch.insert(&short.seq.to_be_bytes(), seal(&short.to_json()));
-                shortened += 1;
-            }
         }
-        guard(&self.dir, || self.events.apply_batch(batch))?;
         self.flush()?;
         Ok(shortened)
     }
@@ -698,7 +965,7 @@ impl Log {
     /// read ([`damage::stats`] adds the raw files on a damaged log).
     pub fn stats(&self) -> Stats {
         let mut stats = Stats {
-            size_on_disk: guard(&self.dir, || self.db.size_on_disk()).unwrap_or(0),
+            size_on_disk: damage::size_of(&self.dir.join(DB_DIR)),
             ..Stats::default()
         };
         for entry in self.entries(0) {
@@ -706,6 +973,19 @@ impl Log {
                 Ok(envelope) => stats.count(&envelope),
                 Err(LogError::Corrupt { .. }) => stats.unreadable += 1,
                 Err(error) => stats.damage = Some(error.to_string()),
+            }
+        }
+        if let Ok(iter) = guard(&self.dir, || Ok(self.events.iter())) {
+            for (key, value) in iter.map_while(Result::ok) {
+                let at = match frame::parse(&value) {
+                    Ok((header, _, _)) => Some(header.first_at),
+                    Err(_) => key_seq(&key)
+                        .and_then(|seq| decode(seq, &value).ok())
+                        .map(|(envelope, _)| envelope.at.as_second()),
+                };
+                if let Some(at) = at {
+                    *stats.stored_by_hour.entry(at.div_euclid(3_600)).or_default() += value.len() as u64;
+                }
             }
         }
         stats
@@ -819,7 +1099,7 @@ fn copy_tree(from: &Path, to: &Path) -> Result<(), LogError> {
         }
         Err(_) => return Ok(()),
     }
-    fs::DirBuilder::new().mode(0o700).create(to).map_err(LogError::io(to))?;
+    files::create_private_dir(to, false).map_err(LogError::io(to))?;
     for entry in fs::read_dir(from).map_err(LogError::io(from))?.flatten() {
         let path = entry.path();
         let target = to.join(entry.file_name());
@@ -842,62 +1122,190 @@ impl Stats {
         let provider = envelope.provider().map_or("-".to_owned(), |id| id.to_string());
         *self.by_provider.entry(provider).or_default() += 1;
         self.first_at.get_or_insert(envelope.at);
+        if matches!(envelope.payload, Event::FetchCompleted { exchange: Some(_), .. }) {
+            self.oldest_body.get_or_insert(envelope.at);
+        }
         self.last_at = Some(envelope.at);
     }
 }
 
-/// sled's iterator, checked: decodes each entry, turns a panic inside
-/// sled into an error, and ends after the first error of sled itself.
+/// One event read: its envelope and its stored JSON.
+type Read = Result<(Envelope, Vec<u8>), LogError>;
+
+/// sled's iterator, checked: decodes each entry (a frame into its events),
+/// turns a panic inside sled into an error, and ends after the first error
+/// of sled itself.
 struct Checked<'a> {
     inner: Option<sled::Iter>,
+    tree: &'a sled::Tree,
     dir: &'a Path,
     done: bool,
+    /// Events before this are not yielded (the first frame may start earlier).
+    since: u64,
+    pending: VecDeque<Read>,
+    /// The last keyframe read: its number, the CRC-32 of its text, a
+    /// decompressor loaded with it.
+    keyframe: Option<Keyframe>,
+}
+
+/// A keyframe's text, ready to decompress its deltas.
+pub(crate) struct Keyframe {
+    pub(crate) first: u64,
+    pub(crate) crc: u32,
+    pub(crate) text: Vec<u8>,
+    pub(crate) decompressor: Option<frame::Decompressor>,
 }
 
 impl Iterator for Checked<'_> {
-    type Item = Result<(Envelope, sled::IVec), LogError>;
+    type Item = Read;
 
     fn next(&mut self) -> Option<Self::Item> {
-        if self.done {
-            return None;
-        }
-        let Some(inner) = self.inner.as_mut() else {
-            self.done = true;
-            return Some(Err(damaged_by_panic(self.dir)));
-        };
-        quiet_sled_panics();
-        let item = match catch_unwind(AssertUnwindSafe(|| inner.next())) {
-            Ok(item) => item,
-            Err(_) => Some(Err(sled::Error::ReportableBug("a panic while reading".to_owned()))),
-        };
-        let (key, value) = match item {
-            None => {
-                self.done = true;
+        loop {
+            if let Some(item) = self.pending.pop_front() {
+                return Some(item);
+            }
+            if self.done {
                 return None;
             }
-            Some(Err(error)) => {
+            let Some(inner) = self.inner.as_mut() else {
                 self.done = true;
-                return Some(Err(classify(self.dir, error)));
-            }
-            Some(Ok(entry)) => entry,
-        };
-        Some(decode(&key, value))
+                return Some(Err(damaged_by_panic(self.dir)));
+            };
+            quiet_sled_panics();
+            let item = match catch_unwind(AssertUnwindSafe(|| inner.next())) {
+                Ok(item) => item,
+                Err(_) => Some(Err(sled::Error::ReportableBug("a panic while reading".to_owned()))),
+            };
+            let (key, value) = match item {
+                None => {
+                    self.done = true;
+                    return None;
+                }
+                Some(Err(error)) => {
+                    self.done = true;
+                    return Some(Err(classify(self.dir, error)));
+                }
+                Some(Ok(entry)) => entry,
+            };
+            self.take(&key, &value);
+        }
     }
 }
 
-/// One stored entry, checked.
-fn decode(key: &[u8], value: sled::IVec) -> Result<(Envelope, sled::IVec), LogError> {
-    let seq = key_seq(key).ok_or_else(|| LogError::Corrupt {
-        seq: u64::MAX,
-        reason: format!("a key of {} bytes, not 8", key.len()),
-    })?;
+impl Checked<'_> {
+    /// Queues what one stored value holds.
+    fn take(&mut self, key: &[u8], value: &[u8]) {
+        let Some(seq) = key_seq(key) else {
+            self.pending.push_back(Err(LogError::Corrupt {
+                seq: u64::MAX,
+                reason: format!("a key of {} bytes, not 8", key.len()),
+            }));
+            return;
+        };
+        if !frame::is_frame(value) {
+            let read = decode(seq, value);
+            if !matches!(&read, Ok((envelope, _)) if envelope.seq < self.since) {
+                self.pending.push_back(read);
+            }
+            return;
+        }
+        let tree = self.tree;
+        let dir = self.dir;
+        let fetch = |base: u64| -> Result<Vec<u8>, String> {
+            match guard(dir, || tree.get(base.to_be_bytes())) {
+                Ok(Some(value)) => Ok(value.to_vec()),
+                Ok(None) => Err(format!("its keyframe {base} is missing")),
+                Err(error) => Err(format!("its keyframe {base} is unreadable: {error}")),
+            }
+        };
+        match frame_events(seq, value, &mut self.keyframe, fetch) {
+            Ok(events) => {
+                for (envelope, json) in events {
+                    if envelope.seq >= self.since {
+                        self.pending.push_back(Ok((envelope, json)));
+                    }
+                }
+            }
+            Err(reason) => self.pending.push_back(Err(LogError::Corrupt { seq, reason })),
+        }
+    }
+}
+
+/// The events of the frame stored under `seq`, checked: its checksum, its
+/// keyframe (from `keyframe` when it is the one, else read through
+/// `fetch`, and kept there), its numbering.
+pub(crate) fn frame_events(
+    seq: u64,
+    value: &[u8],
+    keyframe: &mut Option<Keyframe>,
+    fetch: impl FnOnce(u64) -> Result<Vec<u8>, String>,
+) -> Result<Vec<(Envelope, Vec<u8>)>, String> {
+    let (header, compressed, _) = frame::parse(value)?;
+    if header.first != seq {
+        return Err(format!("holds event {} under key {seq}", header.first));
+    }
+    let text = if header.is_keyframe() {
+        let text = frame::text(&header, compressed, None)?;
+        *keyframe = Some(Keyframe {
+            first: header.first,
+            crc: crc32fast::hash(&text),
+            text: text.clone(),
+            decompressor: None,
+        });
+        text
+    } else {
+        let cached = keyframe
+            .as_ref()
+            .is_some_and(|kept| kept.first == header.base && kept.crc == header.base_crc);
+        if !cached {
+            let base_value = fetch(header.base)?;
+            let (base_header, base_compressed, _) =
+                frame::parse(&base_value).map_err(|reason| format!("its keyframe {}: {reason}", header.base))?;
+            if !base_header.is_keyframe() || base_header.first != header.base {
+                return Err(format!("its keyframe {} is not one", header.base));
+            }
+            let text = frame::text(&base_header, base_compressed, None)
+                .map_err(|reason| format!("its keyframe {}: {reason}", header.base))?;
+            *keyframe = Some(Keyframe {
+                first: header.base,
+                crc: crc32fast::hash(&text),
+                text,
+                decompressor: None,
+            });
+        }
+        match keyframe.as_mut() {
+            Some(kept) => frame::text_with(&header, compressed, Some(&kept.text), Some(&mut kept.decompressor))?,
+            None => frame::text(&header, compressed, None)?,
+        }
+    };
+    let mut events = Vec::with_capacity(header.count as usize);
+    for (index, line) in frame::unpack(&header, &text)?.into_iter().enumerate() {
+        let expected = header.first + index as u64;
+        let envelope = Envelope::from_json(&line).map_err(|error| format!("event {expected}: {error}"))?;
+        if envelope.seq != expected {
+            return Err(format!("holds event {} under key {expected}", envelope.seq));
+        }
+        events.push((envelope, line));
+    }
+    if events.len() != header.count as usize {
+        return Err(format!(
+            "holds {} events where its header says {}",
+            events.len(),
+            header.count
+        ));
+    }
+    Ok(events)
+}
+
+/// One stored format-1 entry (a CRC-32 and the JSON), checked.
+fn decode(seq: u64, value: &[u8]) -> Read {
     let corrupt = |reason: String| LogError::Corrupt { seq, reason };
-    let json = unseal(&value).map_err(corrupt)?;
+    let json = unseal(value).map_err(corrupt)?;
     let envelope = Envelope::from_json(json).map_err(|error| corrupt(error.to_string()))?;
     if envelope.seq != seq {
         return Err(corrupt(format!("holds event {} under key {seq}", envelope.seq)));
     }
-    Ok((envelope, value))
+    Ok((envelope, json.to_vec()))
 }
 
 /// The checkpoint's stored shape.
@@ -912,6 +1320,69 @@ pub(crate) struct Checkpoint {
 /// open, so a small cache costs nothing and keeps memory flat.
 const CACHE_BYTES: u64 = 4 * 1024 * 1024;
 
+/// sled's segment size for new logs. sled's files grow by segments and
+/// reclaim them whole, and the log's values are small (a frame is about
+/// 100 bytes): small segments keep the files near the data's size (a demo
+/// day takes 0.8 MB with 16 KB segments, 3.1 MB with sled's 512 KB).
+const SEGMENT_BYTES: usize = 16 * 1024;
+
+/// The segment size of the log in `data_dir`: what its `conf` says (sled
+/// refuses to open a log with another), else [`SEGMENT_BYTES`].
+fn segment_size(data_dir: &Path) -> usize {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    let read =
+        fs::File::open(data_dir.join(DB_DIR).join("conf")).and_then(|file| file.take(4096).read_to_end(&mut bytes));
+    if read.is_err() {
+        return SEGMENT_BYTES;
+    }
+    // The text ends with a binary checksum.
+    String::from_utf8_lossy(&bytes)
+        .lines()
+        .find_map(|line| line.strip_prefix("segment_size: "))
+        .and_then(|size| size.trim().parse::<usize>().ok())
+        .filter(|size| size.is_power_of_two() && (256..=1 << 24).contains(size))
+        .unwrap_or(SEGMENT_BYTES)
+}
+
+/// Checks the header of every segment of sled's file before sled opens
+/// it. sled takes a segment whose header fails its checksum for free
+/// space: it zeroes it and writes over it, and what that segment held, or
+/// what is appended after it, is gone at the next open. A damaged header
+/// is [`LogError::Damaged`] here instead, so every command refuses the log
+/// alike and `log repair` can still read the segment. A zeroed header is a
+/// free segment.
+fn check_segments(data_dir: &Path) -> Result<(), LogError> {
+    use std::os::unix::fs::FileExt;
+    /// sled's segment header: a CRC-32 (inverted) of the 16 bytes after it.
+    const HEADER: usize = 20;
+    let Ok(file) = fs::File::open(data_dir.join(DB_DIR).join("db")) else {
+        return Ok(());
+    };
+    let Ok(len) = file.metadata().map(|meta| meta.len()) else {
+        return Ok(());
+    };
+    let segment = segment_size(data_dir) as u64;
+    let mut header = [0u8; HEADER];
+    let mut offset = 0;
+    while offset + HEADER as u64 <= len {
+        if file.read_exact_at(&mut header, offset).is_err() {
+            break;
+        }
+        let stored = u32::from_le_bytes([header[0], header[1], header[2], header[3]]) ^ u32::MAX;
+        let stored_be = u32::from_be_bytes([header[0], header[1], header[2], header[3]]) ^ u32::MAX;
+        let sum = crc32fast::hash(&header[4..]);
+        if header != [0; HEADER] && sum != stored && sum != stored_be {
+            return Err(LogError::Damaged {
+                dir: data_dir.to_owned(),
+                detail: format!("the segment at byte {offset} of its file has a damaged header"),
+            });
+        }
+        offset += segment;
+    }
+    Ok(())
+}
+
 /// Opens sled in `data_dir`. A lock held by another process is reported at
 /// once. A lock held by this process is a log it has just dropped: sled
 /// lets go of its file only when its background threads finish, so that
@@ -919,11 +1390,13 @@ const CACHE_BYTES: u64 = 4 * 1024 * 1024;
 /// panic or an open that takes longer than [`OPEN_PATIENCE`] (sled
 /// replaying a damaged file) is [`LogError::Damaged`].
 fn open_db(data_dir: &Path) -> Result<sled::Db, LogError> {
+    check_segments(data_dir)?;
     let mut attempts = 0;
     loop {
         let config = sled::Config::new()
             .path(data_dir.join(DB_DIR))
-            .cache_capacity(CACHE_BYTES);
+            .cache_capacity(CACHE_BYTES)
+            .segment_size(segment_size(data_dir));
         let error = match watched_open(data_dir, config)? {
             Ok(db) => return Ok(db),
             Err(error) => error,
@@ -1094,21 +1567,7 @@ fn recorded_end(data_dir: &Path) -> Option<u64> {
 /// Best effort: without the marker only the check at open is lost, never
 /// an event.
 fn write_end(data_dir: &Path, next_seq: u64) {
-    use std::os::unix::fs::OpenOptionsExt;
-    let path = data_dir.join(END_FILE);
-    let temporary = data_dir.join(format!(".{END_FILE}.{}.tmp", std::process::id()));
-    let written = fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(&temporary)
-        .and_then(|mut file| file.write_all(next_seq.to_string().as_bytes()))
-        .and_then(|()| fs::rename(&temporary, &path));
-    if written.is_err() {
-        let _ = fs::remove_file(&temporary);
-    }
+    let _ = files::replace_private(&data_dir.join(END_FILE), next_seq.to_string().as_bytes(), false);
 }
 
 fn prepare_data_dir(data_dir: &Path) -> Result<(), LogError> {
@@ -1131,11 +1590,7 @@ fn prepare_data_dir(data_dir: &Path) -> Result<(), LogError> {
             }
             Ok(())
         }
-        Err(_) => fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(data_dir)
-            .map_err(LogError::io(data_dir)),
+        Err(_) => files::create_private_dir(data_dir, true).map_err(LogError::io(data_dir)),
     }
 }
 
@@ -1143,17 +1598,12 @@ fn prepare_data_dir(data_dir: &Path) -> Result<(), LogError> {
 /// Something else in its place is an error naming it (and left alone).
 fn private_dir(data_dir: &Path, dir: &Path) -> Result<(), LogError> {
     match fs::symlink_metadata(dir) {
-        Ok(meta) if meta.is_dir() => {
-            if meta.permissions().mode() & 0o077 != 0 {
-                fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(LogError::io(dir))?;
-            }
-            Ok(())
-        }
+        Ok(meta) if meta.is_dir() => files::set_mode(dir, meta.permissions().mode(), 0o700).map_err(LogError::io(dir)),
         Ok(_) => Err(LogError::Damaged {
             dir: data_dir.to_owned(),
             detail: format!("{} is not a directory", dir.display()),
         }),
-        Err(_) => fs::DirBuilder::new().mode(0o700).create(dir).map_err(LogError::io(dir)),
+        Err(_) => files::create_private_dir(dir, false).map_err(LogError::io(dir)),
     }
 }
 
@@ -1176,9 +1626,7 @@ fn secure_files(log_dir: &Path) -> Result<(), LogError> {
         } else {
             continue;
         };
-        if meta.permissions().mode() & 0o777 != wanted {
-            fs::set_permissions(&path, fs::Permissions::from_mode(wanted)).map_err(LogError::io(&path))?;
-        }
+        files::set_mode(&path, meta.permissions().mode(), wanted).map_err(LogError::io(&path))?;
     }
     Ok(())
 }

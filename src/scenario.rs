@@ -19,6 +19,7 @@ use crate::credentials::{Credential, FixedCredentials};
 use crate::engine::{Engine, EngineError};
 use crate::exchange::RecordedExchange;
 use crate::providers::ProviderId::{self, Anthropic, Antigravity, Codex, Copilot, Gemini, Kiro, Zai};
+use crate::settings::Settings;
 use crate::status;
 use crate::transport::ExchangePlayer;
 use crate::wire::ProviderStatus;
@@ -161,15 +162,22 @@ pub struct Timeline {
     pub requests: BTreeMap<ProviderId, usize>,
 }
 
-/// Runs `scenario` for `minutes`, logging into `data_dir` (which then
-/// holds the run's log).
-pub async fn run(scenario: &Scenario, minutes: u32, data_dir: &Path) -> Result<Timeline, ScenarioError> {
+/// Runs `scenario` for `minutes` under `settings` (the interval, retention
+/// and the rest; the providers and status pages are the script's), logging
+/// into `data_dir` (which then holds the run's log).
+pub async fn run(
+    scenario: &Scenario,
+    minutes: u32,
+    data_dir: &Path,
+    settings: Settings,
+) -> Result<Timeline, ScenarioError> {
     let start: Timestamp = scenario.start.parse().expect("scenario start times are valid");
     let clock = Arc::new(ManualClock::new(start));
     let player = Arc::new(ExchangePlayer::new(script(scenario)?, clock.clone()).holding_last());
     let providers: Vec<ProviderId> = scenario.responses.iter().map(|(id, _)| *id).collect();
     let credentials = Arc::new(Mutex::new(FixedCredentials::present(providers.clone(), "scenario")));
     let mut engine = Engine::builder()
+        .settings(settings)
         .data_dir(data_dir)
         .clock(clock.clone())
         .transport(player.clone())

@@ -12,6 +12,10 @@
 //!
 //! [display]
 //! bar = true                # a progress bar on the first window of the line
+//!
+//! [retention]
+//! bodies_days = 30          # fetch bodies older than this are dropped (the outcome stays)
+//! events_days = 400         # events older than this are folded into the log's base
 //! ```
 //!
 //! A file and a patch are read the same way: key by key onto the settings
@@ -57,6 +61,48 @@ pub struct Settings {
     pub status_ttl_s: u64,
     /// How the status line looks.
     pub display: Display,
+    /// How long the log keeps what (not part of the settings hosts see).
+    #[serde(skip)]
+    pub retention: Retention,
+}
+
+/// `[retention]`: how long the log keeps fetch bodies and events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    /// Days fetch bodies are kept.
+    pub bodies_days: u32,
+    /// Days events are kept before they are folded into the log's base.
+    pub events_days: u32,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Retention {
+            bodies_days: 30,
+            events_days: 400,
+        }
+    }
+}
+
+impl Retention {
+    /// `retention.bodies_days`: a day to ten years.
+    pub const BODIES: (&'static str, u64, u64) = ("retention.bodies_days", 1, 3_650);
+    /// `retention.events_days`: a day to ten years.
+    pub const EVENTS: (&'static str, u64, u64) = ("retention.events_days", 1, 3_650);
+
+    /// The log's retention for these settings.
+    pub fn log(&self) -> crate::log::retention::Retention {
+        crate::log::retention::Retention::days(self.bodies_days, self.events_days)
+    }
+}
+
+/// `value` when it is an integer of days within `(key, least, most)`.
+fn days((key, least, most): (&str, u64, u64), value: &Value) -> Result<u32, SettingsError> {
+    value
+        .as_u64()
+        .filter(|days| (least..=most).contains(days))
+        .map(|days| days as u32)
+        .ok_or_else(|| invalid(key, &format!("an integer ≥ {least} (days, at most {most})"), value))
 }
 
 /// Display options.
@@ -76,6 +122,7 @@ impl Default for Settings {
             status_pages: true,
             status_ttl_s: 300,
             display: Display { bar: true },
+            retention: Retention::default(),
         }
     }
 }
@@ -168,7 +215,7 @@ impl Bound {
 }
 
 /// The keys, in the order the file documents them.
-pub const KEYS: [&str; 7] = [
+pub const KEYS: [&str; 8] = [
     "providers",
     "refresh_interval_s",
     "min_interval_s",
@@ -176,6 +223,7 @@ pub const KEYS: [&str; 7] = [
     "status_pages",
     "status_ttl_s",
     "display",
+    "retention",
 ];
 
 /// The least update interval and TTL: providers are not polled faster.
@@ -289,6 +337,23 @@ impl Settings {
                             return Err(SettingsError::Unknown {
                                 key: format!("display.{name}"),
                                 known: "display.bar".to_owned(),
+                            });
+                        }
+                    }
+                }
+            }
+            "retention" => {
+                let Value::Object(retention) = value else {
+                    return Err(invalid(key, "a table with `bodies_days` and `events_days`", value));
+                };
+                for (name, value) in retention {
+                    match name.as_str() {
+                        "bodies_days" => self.retention.bodies_days = days(Retention::BODIES, value)?,
+                        "events_days" => self.retention.events_days = days(Retention::EVENTS, value)?,
+                        _ => {
+                            return Err(SettingsError::Unknown {
+                                key: format!("retention.{name}"),
+                                known: "retention.bodies_days, retention.events_days".to_owned(),
                             });
                         }
                     }

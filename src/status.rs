@@ -13,9 +13,8 @@
 //! left per model. And pace ([`crate::pace`]): the view carries each
 //! window's recent slope, from which a later reader re-derives the rest.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
-use std::os::unix::fs::OpenOptionsExt;
+use std::fs;
+use std::io;
 use std::path::{Path, PathBuf};
 
 use jiff::{SignedDuration, Timestamp};
@@ -515,34 +514,4 @@ pub fn read_snapshot(data_dir: &Path) -> io::Result<Option<Status>> {
     }
 }
 
-/// Writes `bytes` to `path` through a 0600 temporary file and a rename.
-/// Whatever is in the way at `path` (a directory) is left as it is and the
-/// temporary file is removed; the caller names `path` in its error (every
-/// caller wraps it in `LogError::Io`, so naming it here too printed it twice).
-pub fn write_private_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let name = path.file_name().and_then(|name| name.to_str()).unwrap_or("file");
-    let temporary = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-    let written = (|| {
-        if fs::symlink_metadata(path).is_ok_and(|found| found.is_dir()) {
-            return Err(io::Error::new(
-                io::ErrorKind::IsADirectory,
-                "is a directory, in the way of a file: move it away",
-            ));
-        }
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&temporary)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        drop(file);
-        fs::rename(&temporary, path)?;
-        File::open(dir)?.sync_all()
-    })();
-    written.inspect_err(|_| {
-        let _ = fs::remove_file(&temporary);
-    })
-}
+pub use crate::files::write_private_atomically;

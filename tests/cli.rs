@@ -366,3 +366,47 @@ fn fixtures_keep_their_position_across_processes_and_the_example_starts_well() {
         );
     }
 }
+
+/// `demo` runs the engine with the settings file, automatic retention
+/// included: a day and an hour of virtual time with `bodies_days = 1` leaves
+/// the first hour's fetches without their bodies, and the log still replays
+/// to itself.
+#[test]
+fn demo_applies_the_retention_of_the_settings_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let (config, data) = (dir.path().join("config.toml"), dir.path().join("data"));
+    std::fs::write(&config, "[retention]\nbodies_days = 1\nevents_days = 2\n").unwrap();
+    let path = |p: &std::path::Path| p.to_str().unwrap().to_owned();
+    let demo = crate::support::quotatrack(
+        &[
+            "--config",
+            &path(&config),
+            "--data-dir",
+            &path(&data),
+            "demo",
+            "--hours",
+            "25",
+        ],
+        b"",
+    );
+    assert!(demo.status.success(), "{}", String::from_utf8_lossy(&demo.stderr));
+    let export = crate::support::quotatrack(&["--data-dir", &path(&data), "log", "export"], b"");
+    assert!(export.status.success());
+    let events: Vec<quotatrack::events::Envelope> = quotatrack::events::read_lines(export.stdout.as_slice())
+        .map(Result::unwrap)
+        .collect();
+    let start = events[0].at;
+    let with_body = |keep: bool| {
+        events.iter().filter(move |e| {
+            matches!(&e.payload, quotatrack::events::Event::FetchCompleted { exchange, .. } if exchange.is_some() == keep)
+        })
+    };
+    let first_body = with_body(true).map(|e| e.at).min().unwrap();
+    assert!(
+        first_body.duration_since(start) >= jiff::SignedDuration::from_mins(55),
+        "{first_body}"
+    );
+    assert!(with_body(false).count() > 0);
+    let report = quotatrack::replay::replay(&events, &Default::default());
+    assert!(report.identical(), "{}", report.divergence.unwrap().line());
+}

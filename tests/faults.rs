@@ -242,16 +242,17 @@ fn every_command_on_every_damage_ends_in_time_and_repair_restores_the_data_dir()
     let before = exported(&run(&base, &["log", "export"], b"", "base export").stdout);
     assert!(before.len() > 500, "{}", before.len());
     let db_len = std::fs::metadata(base.join("log/db")).unwrap().len();
-    // An offset inside a stored event: where the raw file holds one.
+    // An offset inside a stored frame of events (past its 47-byte header,
+    // in the compressed text): where the raw file holds one.
     let db = std::fs::read(base.join("log/db")).unwrap();
     let event_starts: Vec<usize> = db
-        .windows(13)
+        .windows(4)
         .enumerate()
-        .filter(|(_, window)| *window == b"{\"v\":1,\"seq\":")
+        .filter(|(_, window)| *window == quotatrack::log::frame::MAGIC)
         .map(|(at, _)| at)
         .collect();
-    let inside_event = event_starts[rng.below(event_starts.len() as u64) as usize] as u64 + 20;
-    let last_event = *event_starts.last().unwrap() as u64 + 20;
+    let inside_event = event_starts[rng.below(event_starts.len() as u64) as usize] as u64 + 50;
+    let last_event = *event_starts.last().unwrap() as u64 + 50;
 
     let damages = [
         Damage::Flip {

@@ -153,7 +153,11 @@ fn alter_stored_value(dir: &Path, seq: u64, alter: impl FnOnce(&mut Vec<u8>)) {
     // sled releases a closed log's lock when its background threads end.
     let db = (0..1_000_000)
         .find_map(|_| {
-            sled::open(dir.join("log"))
+            // The log's segment size (see `log::segment_size`): sled refuses another.
+            sled::Config::new()
+                .path(dir.join("log"))
+                .segment_size(16 * 1024)
+                .open()
                 .inspect_err(|_| std::thread::yield_now())
                 .ok()
         })

@@ -16,6 +16,8 @@ mod projection;
 mod log;
 // Damaged logs: every damage kind × every command as real processes, then `log repair`.
 mod faults;
+// Retention killed anywhere by SIGKILL, export/import round trips and format-1 conversion with compact storage.
+mod retention;
 // The engine under paused time: interval, backoff, rate limits, notifications.
 mod engine;
 // Replay: incidents re-drive to their decisions; changed rules or readings diverge in one line.

@@ -12,7 +12,6 @@ use crate::cli::{LogArgs, LogCommand};
 use crate::journal::Journal;
 use crate::log::{Log, damage};
 use crate::stress::stress;
-use crate::wire::rfc3339_seconds;
 
 pub(super) fn run_log(data_dir: &Path, args: LogArgs, now: Timestamp) -> anyhow::Result<ExitCode> {
     match args.command {
@@ -66,19 +65,8 @@ pub(super) fn run_log(data_dir: &Path, args: LogArgs, now: Timestamp) -> anyhow:
         }
         LogCommand::Stats => {
             let stats = damage::stats(data_dir)?;
-            let time = |at: Option<Timestamp>| at.map_or_else(|| "-".to_owned(), rfc3339_seconds);
-            println!("events        {}", stats.events);
-            println!("unreadable    {}", stats.unreadable);
-            println!("size on disk  {} bytes", stats.size_on_disk);
-            println!("first         {}", time(stats.first_at));
-            println!("last          {}", time(stats.last_at));
-            println!("by type:");
-            for (name, count) in &stats.by_type {
-                println!("  {name:<20} {count}");
-            }
-            println!("by provider:");
-            for (name, count) in &stats.by_provider {
-                println!("  {name:<20} {count}");
+            for line in stats.lines() {
+                println!("{line}");
             }
             if let Some(damage) = &stats.damage {
                 eprintln!(

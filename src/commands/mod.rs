@@ -184,7 +184,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Command::Log(log) => log::run_log(&data_dir, log, sources.clock.now()),
         Command::Store => run_store(&data_dir),
         Command::Replay(replay) => run_replay(&replay),
-        Command::Demo(demo) => run_demo(args.data_dir.as_deref(), &demo),
+        Command::Demo(demo) => run_demo(args.data_dir.as_deref(), &demo, &sources.settings),
         Command::Watch => run_watch(&sources),
         Command::Record(record) => run_record(&sources, &record),
         Command::Credentials => run_credentials(sources.clock.now(), &sources.settings.providers),
@@ -405,7 +405,7 @@ fn run_replay(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
-fn run_demo(explicit_dir: Option<&Path>, args: &DemoArgs) -> anyhow::Result<ExitCode> {
+fn run_demo(explicit_dir: Option<&Path>, args: &DemoArgs, settings: &Settings) -> anyhow::Result<ExitCode> {
     let chosen = match &args.scenario {
         Some(name) => scenario::incident(name).with_context(|| {
             let names: Vec<&str> = scenario::INCIDENTS.iter().map(|s| s.name).collect();
@@ -420,7 +420,7 @@ fn run_demo(explicit_dir: Option<&Path>, args: &DemoArgs) -> anyhow::Result<Exit
         "quotatrack {}: {} ({} min of virtual time)",
         chosen.name, chosen.about, minutes
     );
-    let timeline = runtime()?.block_on(scenario::run(chosen, minutes, data_dir))?;
+    let timeline = runtime()?.block_on(scenario::run(chosen, minutes, data_dir, settings.clone()))?;
     for (time, line) in &timeline.changes {
         println!("{time}  {line}");
     }

@@ -92,6 +92,7 @@ impl Engine {
         // Subscribers get exactly the view the snapshot file now holds.
         let view = self.journal.publish(done, &self.status_options)?;
         let _ = self.updates.send(Arc::new(view));
+        self.retain();
         Ok(CycleReport {
             at: Some(at),
             fetched,

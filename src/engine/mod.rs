@@ -85,6 +85,8 @@ pub struct Engine {
     updates: broadcast::Sender<Arc<Status>>,
     /// The controller side (`host.rs`).
     session: Session,
+    /// Retention stopped: the log reported damage (until a restart).
+    retention_stopped: bool,
 }
 
 /// Builds an [`Engine`].
@@ -238,6 +240,7 @@ impl EngineBuilder {
             status_options: StatusOptions::default(),
             updates,
             session: Session::new(),
+            retention_stopped: false,
         };
         if self.memory.is_some() {
             engine.apply_settings(settings, Map::new())?;
@@ -375,6 +378,22 @@ impl Engine {
         self.status_ttl = next.status_ttl();
         self.settings = next;
         Ok(())
+    }
+
+    /// One bounded step of the log's retention (`retention.bodies_days`,
+    /// `retention.events_days`), run after every cycle so that history
+    /// bounds itself without holding up a fetch or a host request for more
+    /// than a step. A damaged log stops it until the next start; the cycle
+    /// goes on either way (retention writes no event, so replay is
+    /// unaffected).
+    fn retain(&mut self) {
+        if self.retention_stopped {
+            return;
+        }
+        let retention = self.settings.retention.log();
+        if self.journal.retain_step(self.clock.now(), &retention).is_err() {
+            self.retention_stopped = true;
+        }
     }
 
     /// The trackers.

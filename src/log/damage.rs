@@ -24,9 +24,7 @@ use std::path::{Path, PathBuf};
 use jiff::Timestamp;
 
 use super::salvage::{self, Salvage};
-use super::{
-    CRC_BYTES, DB_DIR, ExportReport, Hole, Log, LogError, Problem, Stats, VerifyReport, guard_apply, write_line,
-};
+use super::{DB_DIR, ExportReport, Hole, Log, LogError, Problem, Stats, VerifyReport, guard_apply, write_line};
 use crate::events::{Envelope, read_import};
 use crate::status::{self, StatusOptions};
 use crate::store::Store;
@@ -273,8 +271,8 @@ pub fn export(data_dir: &Path, since: u64, out: &mut impl Write) -> Result<Expor
             let mut first_problem = None;
             for entry in entries.by_ref() {
                 match entry {
-                    Ok((envelope, value)) => {
-                        write_line(out, &value[CRC_BYTES..])?;
+                    Ok((envelope, json)) => {
+                        write_line(out, &json)?;
                         report.written += 1;
                         next = envelope.seq + 1;
                     }
@@ -424,17 +422,8 @@ pub fn repair(data_dir: &Path, now: Timestamp) -> Result<Option<RepairReport>, L
     let (store, from_checkpoint) = projection(&readable, data_dir)?;
     {
         let mut log = Log::open(&building)?;
-        let envelopes: Vec<(u64, &Vec<u8>)> = readable.events.iter().map(|(seq, json)| (*seq, json)).collect();
-        let mut batch = sled::Batch::default();
-        for (index, (seq, json)) in envelopes.iter().enumerate() {
-            batch.insert(&seq.to_be_bytes(), super::seal(json));
-            if (index + 1) % super::IMPORT_BATCH == 0 {
-                let full = std::mem::take(&mut batch);
-                super::guard(&log.dir, || log.events.apply_batch(full))?;
-            }
-        }
-        super::guard(&log.dir, || log.events.apply_batch(batch))?;
-        log.next_seq = envelopes.last().map_or(0, |(seq, _)| seq + 1);
+        log.write_jsons(&readable.events)?;
+        log.next_seq = readable.events.keys().next_back().map_or(0, |seq| seq + 1);
         for hole in &holes {
             log.record_hole(hole)?;
         }
@@ -577,10 +566,10 @@ impl SledSide {
         side
     }
 
-    fn take(&mut self, entry: Result<(Envelope, sled::IVec), LogError>, expected: u64) {
+    fn take(&mut self, entry: Result<(Envelope, Vec<u8>), LogError>, expected: u64) {
         match entry {
-            Ok((envelope, value)) => {
-                self.events.insert(envelope.seq, value[CRC_BYTES..].to_vec());
+            Ok((envelope, json)) => {
+                self.events.insert(envelope.seq, json);
             }
             Err(LogError::Corrupt { seq, reason }) => {
                 if seq < crate::events::MAX_SEQ {
@@ -766,7 +755,7 @@ fn free_name(dir: &Path, name: &str) -> PathBuf {
 }
 
 /// Bytes in the regular files under `dir` (one level deep).
-fn size_of(dir: &Path) -> u64 {
+pub(crate) fn size_of(dir: &Path) -> u64 {
     let Ok(entries) = fs::read_dir(dir) else { return 0 };
     entries
         .flatten()

@@ -14,12 +14,17 @@
 //! come from `log compact` (which drops a fetch's body and keeps its
 //! outcome) or from an append that was cut off before it was acknowledged;
 //! the shorter copy is kept, which is the compacted one in the first case.
+//!
+//! Format 2 stores events in frames ([`super::frame`]): each starts with
+//! `QTF\x02`, its length and a CRC-32, so intact frames are found the same
+//! way. A keyframe is read alone; a delta is read once the scan has found
+//! an intact copy of the keyframe it names (number and CRC-32 of its text).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use super::{CRC_BYTES, Checkpoint};
+use super::{CRC_BYTES, Checkpoint, frame};
 use crate::events::{self, Envelope};
 use crate::store::Store;
 
@@ -41,6 +46,10 @@ pub struct Salvage {
     pub checkpoint: Option<Store>,
     /// Files that could not be read, with why.
     pub unreadable: Vec<(PathBuf, String)>,
+    /// Keyframes' texts by first number and CRC-32 of the text.
+    keyframes: BTreeMap<(u64, u32), Vec<u8>>,
+    /// Intact delta frames, read once every keyframe is known.
+    deltas: Vec<(frame::Header, Vec<u8>)>,
 }
 
 /// Scans every regular file under `log_dir` (one level of subdirectories,
@@ -69,11 +78,99 @@ pub fn scan(log_dir: &Path) -> Salvage {
         };
         scan_bytes(&bytes, &mut salvage);
     }
+    salvage.finish();
     salvage
 }
 
-/// Adds what `bytes` holds to `salvage`.
+impl Salvage {
+    /// Reads the deltas whose keyframe was found; a delta whose keyframe
+    /// is nowhere counts as damaged.
+    pub fn finish(&mut self) {
+        for (header, compressed) in std::mem::take(&mut self.deltas) {
+            let text = self
+                .keyframes
+                .get(&(header.base, header.base_crc))
+                .and_then(|base| frame::text(&header, &compressed, Some(base)).ok());
+            match text {
+                Some(text) => self.frame_text(&header, &text),
+                None => {
+                    self.damaged.insert(header.first);
+                }
+            }
+        }
+    }
+
+    /// Keeps the events of a frame's text.
+    fn frame_text(&mut self, header: &frame::Header, text: &[u8]) {
+        let Ok(lines) = frame::unpack(header, text) else {
+            self.damaged.insert(header.first);
+            return;
+        };
+        for (index, line) in lines.into_iter().enumerate() {
+            let expected = header.first + index as u64;
+            match Envelope::from_json(&line) {
+                Ok(envelope) if envelope.seq == expected => {
+                    let keep = self
+                        .events
+                        .get(&envelope.seq)
+                        .is_none_or(|(_, kept)| line.len() < kept.len());
+                    if keep {
+                        self.events.insert(envelope.seq, (envelope, line));
+                    }
+                }
+                _ => {
+                    self.damaged.insert(expected);
+                }
+            }
+        }
+    }
+}
+
+/// Adds the frames in `bytes` to `salvage` (deltas wait for
+/// [`Salvage::finish`]).
+fn scan_frames(bytes: &[u8], salvage: &mut Salvage) {
+    let mut from = 0;
+    while let Some(found) = bytes.get(from..).and_then(|rest| {
+        rest.windows(frame::MAGIC.len())
+            .position(|window| window == frame::MAGIC)
+    }) {
+        let start = from + found;
+        from = start + 1;
+        match frame::parse(&bytes[start..]) {
+            Ok((header, compressed, len)) => {
+                from = start + len;
+                if header.is_keyframe() {
+                    match frame::text(&header, compressed, None) {
+                        Ok(text) => {
+                            salvage.frame_text(&header, &text);
+                            salvage.keyframes.insert((header.first, crc32fast::hash(&text)), text);
+                        }
+                        Err(_) => {
+                            salvage.damaged.insert(header.first);
+                        }
+                    }
+                } else {
+                    salvage.deltas.push((header, compressed.to_vec()));
+                }
+            }
+            Err(_) => {
+                // A damaged frame: the number it claims, when its header
+                // is there to read.
+                if let Some(first) = bytes.get(start + 12..start + 20)
+                    && let Ok(first) = <[u8; 8]>::try_from(first)
+                    && u64::from_be_bytes(first) < events::MAX_SEQ
+                {
+                    salvage.damaged.insert(u64::from_be_bytes(first));
+                }
+            }
+        }
+    }
+}
+
+/// Adds what `bytes` holds to `salvage` (call [`Salvage::finish`] once
+/// every file is scanned).
 pub fn scan_bytes(bytes: &[u8], salvage: &mut Salvage) {
+    scan_frames(bytes, salvage);
     let mut from = 0;
     while let Some(found) = next_brace(bytes, from) {
         from = found + 1;

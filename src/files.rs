@@ -1,0 +1,69 @@
+//! Private files and directories: the one place that knows how quotatrack
+//! writes to a data dir. Files are 0600 and replaced atomically (a
+//! temporary file renamed over the old one, so a reader sees the old file
+//! or the new one, never a torn one, and a symlink in the way is replaced,
+//! never followed); directories are 0700. Used by the status snapshot and
+//! by the log, which both sit above this module.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::Path;
+
+/// Writes `bytes` to `path` through a 0600 temporary file, fsync and a
+/// rename, then fsyncs the directory. Whatever is in the way at `path` (a
+/// directory) is left as it is and the temporary file is removed; the
+/// caller names `path` in its error.
+pub fn write_private_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    replace_private(path, bytes, true)
+}
+
+/// [`write_private_atomically`], durable only when `durable`: without it
+/// there is no fsync, so after a crash the file may be the old one or
+/// empty, never another file's bytes.
+pub fn replace_private(path: &Path, bytes: &[u8], durable: bool) -> io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path.file_name().and_then(|name| name.to_str()).unwrap_or("file");
+    let temporary = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    let written = (|| {
+        if fs::symlink_metadata(path).is_ok_and(|found| found.is_dir()) {
+            return Err(io::Error::new(
+                io::ErrorKind::IsADirectory,
+                "is a directory, in the way of a file: move it away",
+            ));
+        }
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&temporary)?;
+        file.write_all(bytes)?;
+        if durable {
+            file.sync_all()?;
+        }
+        drop(file);
+        fs::rename(&temporary, path)?;
+        if durable {
+            File::open(dir)?.sync_all()?;
+        }
+        Ok(())
+    })();
+    written.inspect_err(|_| {
+        let _ = fs::remove_file(&temporary);
+    })
+}
+
+/// Creates `dir` 0700 (and, when `parents`, its missing parents 0700).
+pub fn create_private_dir(dir: &Path, parents: bool) -> io::Result<()> {
+    fs::DirBuilder::new().recursive(parents).mode(0o700).create(dir)
+}
+
+/// Sets `path` to `mode` unless it has it already.
+pub fn set_mode(path: &Path, current: u32, mode: u32) -> io::Result<()> {
+    if current & 0o777 == mode {
+        return Ok(());
+    }
+    fs::set_permissions(path, fs::Permissions::from_mode(mode))
+}

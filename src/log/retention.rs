@@ -1,0 +1,485 @@
+//! Retention that runs itself, in bounded steps: fetch bodies older than
+//! `bodies` are dropped (the fetch keeps its parse outcome), events older
+//! than `events` are folded into the log's *base* (a checkpoint of the
+//! store as of the last removed event, under its own key) and removed, and
+//! format-1 entries are converted to frames on the way.
+//!
+//! The log is walked from its start one *unit* at a time: a keyframe with
+//! the deltas compressed against it, or a run of format-1 entries. A unit
+//! is rewritten whole in one sled batch, so a crash leaves it as it was or
+//! as it becomes, never half. Folding writes (and flushes) the base before
+//! the batch that removes the unit; a unit whose events the base already
+//! covers (a crash in between) is only removed. A step stops after
+//! [`STEP_BUDGET`] events, so the engine can run one between cycles.
+//!
+//! A fetch whose body repeats the previous one stores no body
+//! (`body_repeated`). Dropping a body would leave the next fetch of the
+//! same provider pointing at nothing, so that fetch gets the body written
+//! into it in the same batch when it is kept (in this unit or the next).
+
+use std::collections::BTreeMap;
+
+use jiff::{SignedDuration, Timestamp};
+use serde_json::Value;
+
+use super::{BULK_FRAME, Log, LogError, Stored, frame, guard, key_seq};
+use crate::events::{Envelope, Event};
+use crate::providers::ProviderId;
+
+/// The most events one step reads or rewrites (about 10 ms of work in a
+/// release build on a small machine; a unit is at most 1,024 events, and a
+/// unit passed over on its headers alone counts as one).
+pub const STEP_BUDGET: usize = 1_024;
+/// How many units after a rewritten one are searched for the next fetch of
+/// a provider whose body was dropped (a unit may hold no fetch at all).
+const CARRY_UNITS: usize = 8;
+/// The most events of one cold frame (a unit is at most 1,024 events).
+const COLD_FRAME: usize = 1_024;
+
+/// What to keep.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    /// Fetch bodies are kept this long; `None` keeps them forever.
+    pub bodies: Option<SignedDuration>,
+    /// Events are kept this long; `None` keeps them forever.
+    pub events: Option<SignedDuration>,
+}
+
+impl Retention {
+    /// The retention of the settings' `retention.bodies_days` and
+    /// `retention.events_days`.
+    pub fn days(bodies_days: u32, events_days: u32) -> Retention {
+        Retention {
+            bodies: Some(SignedDuration::from_hours(24 * i64::from(bodies_days))),
+            events: Some(SignedDuration::from_hours(24 * i64::from(events_days))),
+        }
+    }
+}
+
+/// What one step did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Step {
+    /// Whether the pass is complete (the next step starts a new one).
+    pub done: bool,
+    /// Fetches that lost their body.
+    pub shortened: u64,
+    /// Events folded into the base and removed.
+    pub folded: u64,
+    /// Format-1 entries converted to frames.
+    pub converted: u64,
+}
+
+/// Where a pass goes on.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Cursor {
+    next: u64,
+    /// Where the last pass ended, to go on from once nothing folds.
+    jump: Option<u64>,
+}
+
+/// A keyframe and its deltas, or a run of format-1 entries.
+struct Unit {
+    keys: Vec<u64>,
+    values: Vec<sled::IVec>,
+    /// Format-1 entries (one event each).
+    v1: bool,
+    first_at: i64,
+    last_at: i64,
+    exchanges: bool,
+}
+
+/// A unit's events, frame by frame.
+type Frames = Vec<Vec<(Envelope, Vec<u8>)>>;
+
+impl Log {
+    /// One bounded step of retention at `now` (at most [`STEP_BUDGET`]
+    /// events read or rewritten). Call it until `done` at start, then
+    /// again periodically; any number of calls, in any state a crash left,
+    /// gives the same log. On a damaged log nothing is written:
+    /// [`LogError::Damaged`].
+    pub fn retain_step(&mut self, now: Timestamp, retention: &Retention) -> Result<Step, LogError> {
+        self.retain_step_within(now, retention, STEP_BUDGET)
+    }
+
+    /// [`Log::retain_step`] with another budget of events per step (at
+    /// least one unit is always done).
+    pub fn retain_step_within(
+        &mut self,
+        now: Timestamp,
+        retention: &Retention,
+        budget: usize,
+    ) -> Result<Step, LogError> {
+        let cut =
+            |keep: Option<SignedDuration>| keep.map(|keep| now.checked_sub(keep).unwrap_or(Timestamp::MIN).as_second());
+        let body_cut = cut(retention.bodies);
+        let event_cut = cut(retention.events);
+        let mut step = Step::default();
+        let mut spent = 0;
+        // A new pass starts at the log's start (folding happens there) and
+        // goes on where the last pass ended: the units in between had their
+        // bodies dropped already.
+        let (mut from, mut jump) = match self.retention.take() {
+            Some(cursor) => (cursor.next, cursor.jump),
+            None => (0, self.frontier),
+        };
+        let mut previous: Option<u64> = None;
+        loop {
+            if spent >= budget.max(1) {
+                self.retention = Some(Cursor { next: from, jump });
+                return Ok(step);
+            }
+            let Some(unit) = self.unit_at(from)? else {
+                self.frontier = None;
+                step.done = true;
+                return Ok(step);
+            };
+            let folds = event_cut.is_some_and(|cut| unit.last_at < cut);
+            if let Some(to) = jump.take()
+                && !folds
+                && !unit.v1
+                && to > from
+            {
+                from = to;
+                continue;
+            }
+            let next = unit.keys.last().map_or(u64::MAX, |key| key + 1);
+            if !unit.v1 {
+                let trim = body_cut.is_some_and(|cut| unit.exchanges && unit.first_at < cut);
+                let fold = event_cut.is_some_and(|cut| unit.last_at < cut);
+                if !trim && !fold {
+                    let newer = body_cut.is_none_or(|cut| unit.first_at >= cut)
+                        && event_cut.is_none_or(|cut| unit.first_at >= cut);
+                    if newer {
+                        // The unit before may straddle the cut: the next
+                        // pass starts there.
+                        self.frontier = Some(previous.unwrap_or(from));
+                        step.done = true;
+                        return Ok(step);
+                    }
+                    // Headers only: a unit passed over costs one.
+                    spent += 1;
+                    previous = Some(unit.keys[0]);
+                    from = next;
+                    continue;
+                }
+            }
+            let frames = self.unit_events(&unit)?;
+            let events: usize = frames.iter().map(Vec::len).sum();
+            spent += events;
+            let last_at = frames
+                .iter()
+                .flatten()
+                .last()
+                .map_or(unit.last_at, |(e, _)| e.at.as_second());
+            if event_cut.is_some_and(|cut| last_at < cut) {
+                step.folded += self.fold_unit(&unit, frames)?;
+            } else {
+                let (shortened, converted) = self.trim_unit(&unit, frames, body_cut)?;
+                step.shortened += shortened;
+                step.converted += converted;
+                previous = Some(unit.keys[0]);
+            }
+            from = next;
+        }
+    }
+
+    /// The unit starting at the first key from `from` on.
+    fn unit_at(&self, from: u64) -> Result<Option<Unit>, LogError> {
+        let mut iter = guard(&self.dir, || Ok(self.events.range(from.to_be_bytes()..)))?;
+        let mut unit: Option<Unit> = None;
+        loop {
+            let item = guard(&self.dir, || iter.next().transpose())?;
+            let Some((key, value)) = item else { break };
+            let Some(seq) = key_seq(&key) else {
+                return Err(self.damaged(format!("a key of {} bytes, not 8", key.len())));
+            };
+            let header = frame::parse(&value).ok();
+            match (&mut unit, header) {
+                (None, Some((header, _, _))) => {
+                    let alone = !header.is_keyframe();
+                    unit = Some(Unit {
+                        keys: vec![seq],
+                        values: vec![value],
+                        v1: false,
+                        first_at: header.first_at,
+                        last_at: header.last_at,
+                        exchanges: header.flags & frame::FLAG_EXCHANGES != 0,
+                    });
+                    if alone {
+                        break;
+                    }
+                }
+                (None, None) => {
+                    let v1 = !frame::is_frame(&value);
+                    unit = Some(Unit {
+                        keys: vec![seq],
+                        values: vec![value],
+                        v1,
+                        first_at: i64::MIN,
+                        last_at: i64::MIN,
+                        exchanges: true,
+                    });
+                    if !v1 {
+                        break;
+                    }
+                }
+                (Some(current), Some((header, _, _))) if !current.v1 && header.base == current.keys[0] => {
+                    current.keys.push(seq);
+                    current.values.push(value);
+                    current.last_at = header.last_at;
+                    current.exchanges |= header.flags & frame::FLAG_EXCHANGES != 0;
+                }
+                (Some(current), None) if current.v1 && !frame::is_frame(&value) && current.keys.len() < BULK_FRAME => {
+                    current.keys.push(seq);
+                    current.values.push(value);
+                }
+                _ => break,
+            }
+        }
+        Ok(unit)
+    }
+
+    /// The events of a unit, frame by frame; an unreadable one is damage.
+    fn unit_events(&self, unit: &Unit) -> Result<Frames, LogError> {
+        let mut keyframe = None;
+        let mut frames = Vec::new();
+        for (seq, value) in unit.keys.iter().zip(&unit.values) {
+            let read = if unit.v1 {
+                super::decode(*seq, value)
+                    .map(|event| vec![event])
+                    .map_err(|error| error.to_string())
+            } else {
+                super::frame_events(*seq, value, &mut keyframe, |base| {
+                    match guard(&self.dir, || self.events.get(base.to_be_bytes())) {
+                        Ok(Some(value)) => Ok(value.to_vec()),
+                        _ => Err(format!("its keyframe {base} is unreadable")),
+                    }
+                })
+            };
+            frames.push(read.map_err(|reason| self.damaged(format!("event {seq} is unreadable: {reason}")))?);
+        }
+        if unit.v1 {
+            // Format-1 entries become frames of up to BULK_FRAME events.
+            let events: Vec<_> = frames.into_iter().flatten().collect();
+            return Ok(vec![events]);
+        }
+        Ok(frames)
+    }
+
+    /// Drops the bodies of the unit's fetches before `body_cut`, converts
+    /// format-1 entries, and writes the unit (and the fetches of the next
+    /// unit that repeated a dropped body) in one batch.
+    fn trim_unit(&mut self, unit: &Unit, mut frames: Frames, body_cut: Option<i64>) -> Result<(u64, u64), LogError> {
+        let mut dropped: BTreeMap<ProviderId, Value> = BTreeMap::new();
+        let mut shortened = 0;
+        let mut changed = vec![false; frames.len()];
+        for (index, frame_events) in frames.iter_mut().enumerate() {
+            for (envelope, json) in frame_events.iter_mut() {
+                let old = body_cut.is_some_and(|cut| envelope.at.as_second() < cut);
+                match trim_event(envelope, old, &mut dropped) {
+                    Change::None => {}
+                    change => {
+                        shortened += u64::from(change == Change::Dropped);
+                        *json = envelope.to_json();
+                        changed[index] = true;
+                    }
+                }
+            }
+        }
+        let converted = if unit.v1 { unit.keys.len() as u64 } else { 0 };
+        if !changed.iter().any(|c| *c) && !unit.v1 {
+            return Ok((0, 0));
+        }
+        // A unit all older than the body cut is cold: it is read only by
+        // rebuilds and history, so it becomes one frame (one compression
+        // over about a thousand similar events, several times smaller).
+        let cold = body_cut.is_some_and(|cut| frames.iter().flatten().all(|(e, _)| e.at.as_second() < cut));
+        let regroup = if cold {
+            frames = vec![frames.into_iter().flatten().collect()];
+            Some(COLD_FRAME)
+        } else if unit.v1 {
+            Some(BULK_FRAME)
+        } else {
+            None
+        };
+        let mut batch = sled::Batch::default();
+        let next = self.carry_bodies(unit, dropped)?;
+        if regroup.is_some() {
+            for key in &unit.keys {
+                batch.remove(&key.to_be_bytes());
+            }
+        }
+        self.put_unit(unit.keys[0], &frames, regroup, &mut batch)?;
+        for (key, frames) in next {
+            self.put_unit(key, &frames, None, &mut batch)?;
+        }
+        self.apply(batch)?;
+        self.flush()?;
+        Ok((shortened, converted))
+    }
+
+    /// Folds the unit into the base and removes it.
+    fn fold_unit(&mut self, unit: &Unit, frames: Frames) -> Result<u64, LogError> {
+        let base = self.read_base();
+        let covered = base.as_ref().and_then(|store| store.applied);
+        let events: Vec<&Envelope> = frames.iter().flatten().map(|(envelope, _)| envelope).collect();
+        let mut folded = 0;
+        if events
+            .last()
+            .is_some_and(|last| covered.is_none_or(|applied| last.seq > applied))
+        {
+            let mut store = base.unwrap_or_default();
+            for envelope in &events {
+                if covered.is_none_or(|applied| envelope.seq > applied) {
+                    super::guard_apply(&self.dir, &mut store, envelope)?;
+                    folded += 1;
+                }
+            }
+            // The base first: a crash before the removal leaves events the
+            // base covers, which the next pass only removes.
+            self.put_checkpoint(super::BASE_KEY, &store)?;
+        }
+        let mut dropped = BTreeMap::new();
+        for envelope in &events {
+            let mut envelope = (*envelope).clone();
+            trim_event(&mut envelope, true, &mut dropped);
+        }
+        let mut batch = sled::Batch::default();
+        let next = self.carry_bodies(unit, dropped)?;
+        for key in &unit.keys {
+            batch.remove(&key.to_be_bytes());
+        }
+        for (key, frames) in next {
+            self.put_unit(key, &frames, None, &mut batch)?;
+        }
+        if self
+            .writer
+            .as_ref()
+            .is_some_and(|writer| unit.keys.contains(&writer.key))
+        {
+            self.writer = None;
+        }
+        self.apply(batch)?;
+        self.flush()?;
+        Ok(folded)
+    }
+
+    /// For each provider whose body this unit dropped while its chain of
+    /// repeated bodies goes on: the following units (at most
+    /// [`CARRY_UNITS`]) with that provider's next fetch given the body,
+    /// when it repeated it. Only the units that change are returned.
+    fn carry_bodies(
+        &mut self,
+        unit: &Unit,
+        mut dropped: BTreeMap<ProviderId, Value>,
+    ) -> Result<Vec<(u64, Frames)>, LogError> {
+        let mut changed_units = Vec::new();
+        let mut after = unit.keys.last().map_or(u64::MAX, |key| key + 1);
+        for _ in 0..CARRY_UNITS {
+            if dropped.is_empty() {
+                break;
+            }
+            let Some(next) = self.unit_at(after)? else {
+                break;
+            };
+            after = next.keys.last().map_or(u64::MAX, |key| key + 1);
+            if next.v1 {
+                break;
+            }
+            let mut frames = self.unit_events(&next)?;
+            let mut changed = false;
+            for (envelope, json) in frames.iter_mut().flatten() {
+                if let Event::FetchCompleted {
+                    provider,
+                    exchange,
+                    body_repeated,
+                    ..
+                } = &mut envelope.payload
+                    && let Some(body) = dropped.remove(provider)
+                    && *body_repeated
+                    && let Some(exchange) = exchange
+                {
+                    exchange.response.body = body;
+                    *body_repeated = false;
+                    changed = true;
+                    *json = envelope.to_json();
+                }
+            }
+            if changed {
+                changed_units.push((next.keys[0], frames));
+            }
+        }
+        Ok(changed_units)
+    }
+
+    /// Adds the frames of a rewritten unit to `batch`: the same frame
+    /// boundaries (so the same keys), or frames of up to `regroup` events
+    /// (the caller removes the old keys first). A unit is its own group:
+    /// its first frame a keyframe.
+    fn put_unit(
+        &mut self,
+        key: u64,
+        frames: &Frames,
+        regroup: Option<usize>,
+        batch: &mut sled::Batch,
+    ) -> Result<(), LogError> {
+        let saved = self.writer.take().filter(|writer| writer.key != key);
+        let mut put = || -> Result<(), LogError> {
+            for frame_events in frames {
+                let stored: Vec<Stored> = frame_events
+                    .iter()
+                    .map(|(envelope, json)| Stored::with_json(envelope, json.clone()))
+                    .collect();
+                let per_frame = regroup.unwrap_or(stored.len().max(1));
+                self.put_frames(&stored, per_frame, batch)?;
+            }
+            Ok(())
+        };
+        let result = put();
+        self.writer = saved;
+        result
+    }
+}
+
+/// What [`trim_event`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Change {
+    None,
+    Dropped,
+    Materialized,
+}
+
+/// Drops the exchange of a fetch when `old`; gives a kept fetch that
+/// repeated a dropped body that body. `dropped` carries each provider's
+/// dropped body along its chain of repeats.
+fn trim_event(envelope: &mut Envelope, old: bool, dropped: &mut BTreeMap<ProviderId, Value>) -> Change {
+    let Event::FetchCompleted {
+        provider,
+        exchange,
+        body_repeated,
+        ..
+    } = &mut envelope.payload
+    else {
+        return Change::None;
+    };
+    let Some(held) = exchange else {
+        dropped.remove(provider);
+        return Change::None;
+    };
+    if old {
+        if !*body_repeated {
+            dropped.insert(*provider, held.response.body.clone());
+        }
+        *exchange = None;
+        *body_repeated = false;
+        return Change::Dropped;
+    }
+    match dropped.remove(provider) {
+        Some(body) if *body_repeated => {
+            held.response.body = body;
+            *body_repeated = false;
+            Change::Materialized
+        }
+        _ => Change::None,
+    }
+}

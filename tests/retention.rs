@@ -1,0 +1,289 @@
+//! Retention with real processes: a pass killed with SIGKILL at any point
+//! leaves a log that opens and verifies, with every event and body it
+//! should keep, the same store, and the same end state once a later pass
+//! finishes; `log export` → `log import` → `log export` is byte-identical
+//! with the compact storage; format-1 logs are converted and keep their
+//! export.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use jiff::{SignedDuration, Timestamp};
+use quotatrack::events::{Envelope, Event};
+use quotatrack::log::Log;
+use quotatrack::log::retention::Retention;
+use serde_json::Value;
+
+use crate::support::{Rng, quotatrack};
+
+/// Set in a child process: the data dir it runs retention passes on.
+const CHILD_DIR: &str = "QUOTATRACK_RETENTION_CHILD";
+/// The child's clock reading and retention, as `now bodies_s events_s`.
+const CHILD_ARGS: &str = "QUOTATRACK_RETENTION_ARGS";
+
+/// Run by the test binary as a child process (and a no-op otherwise): about
+/// one unit rewritten per step, a line on stdout after each, `done` at the
+/// end.
+#[test]
+fn retention_child() {
+    let (Ok(dir), Ok(args)) = (std::env::var(CHILD_DIR), std::env::var(CHILD_ARGS)) else {
+        return;
+    };
+    let numbers: Vec<i64> = args.split(' ').map(|n| n.parse().unwrap()).collect();
+    let now = Timestamp::from_second(numbers[0]).unwrap();
+    let retention = Retention {
+        bodies: Some(SignedDuration::from_secs(numbers[1])),
+        events: Some(SignedDuration::from_secs(numbers[2])),
+    };
+    let mut log = Log::open(Path::new(&dir)).unwrap();
+    let mut out = std::io::stdout().lock();
+    loop {
+        let step = log.retain_step_within(now, &retention, 300).unwrap();
+        writeln!(out, "step").unwrap();
+        out.flush().unwrap();
+        if step.done {
+            break;
+        }
+    }
+    log.close().unwrap();
+    writeln!(out, "done").unwrap();
+}
+
+/// Runs the child on `dir`; kills it (SIGKILL) after `steps` steps, or lets
+/// it finish when `None`. Whether it finished.
+fn child(dir: &Path, args: &str, steps: Option<u64>) -> bool {
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "retention::retention_child",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(CHILD_DIR, dir)
+        .env(CHILD_ARGS, args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut seen = 0;
+    let mut finished = false;
+    for line in lines {
+        let line = line.unwrap();
+        if line == "done" {
+            finished = true;
+            break;
+        }
+        if line == "step" {
+            seen += 1;
+            if steps == Some(seen) {
+                break;
+            }
+        }
+    }
+    child.kill().ok(); // SIGKILL, mid-step most of the time
+    child.wait().unwrap();
+    finished
+}
+
+fn export(dir: &Path) -> String {
+    let output = quotatrack(&["--data-dir", dir.to_str().unwrap(), "log", "export"], b"");
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
+fn envelopes(text: &str) -> Vec<Envelope> {
+    text.lines()
+        .map(|line| Envelope::from_json(line.as_bytes()).unwrap())
+        .collect()
+}
+
+/// Each fetch's body as replay sees it (a repeated body resolved), by seq.
+fn bodies(events: &[Envelope]) -> BTreeMap<u64, Option<Value>> {
+    let mut last = BTreeMap::new();
+    let mut out = BTreeMap::new();
+    for envelope in events {
+        if let Event::FetchCompleted {
+            provider,
+            exchange,
+            body_repeated,
+            ..
+        } = &envelope.payload
+        {
+            let body = match exchange {
+                None => None,
+                Some(_) if *body_repeated => last.get(provider).cloned(),
+                Some(exchange) => Some(exchange.response.body.clone()),
+            };
+            match &body {
+                Some(body) => last.insert(*provider, body.clone()),
+                None => last.remove(provider),
+            };
+            out.insert(envelope.seq, body);
+        }
+    }
+    out
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap().flatten() {
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+#[test]
+fn a_retention_pass_killed_anywhere_leaves_a_log_that_opens_verifies_and_keeps_what_it_should() {
+    let mut rng = Rng::seeded("QUOTATRACK_RETENTION_SEED", 0x7e7e_17e5_u64);
+    let root = tempfile::tempdir().unwrap();
+    let base = root.path().join("base");
+    let demo = quotatrack(&["--data-dir", base.to_str().unwrap(), "demo", "--hours", "3"], b"");
+    assert_eq!(demo.status.code(), Some(0), "{}", String::from_utf8_lossy(&demo.stderr));
+    let original = envelopes(&export(&base));
+    let store = Log::open(&base).unwrap().rebuild().unwrap();
+    let last = original.last().unwrap().at;
+    // Bodies older than 1 h go, events older than 2 h fold into the base.
+    let (bodies_s, events_s) = (3_600, 2 * 3_600);
+    let body_cut = last - SignedDuration::from_secs(bodies_s);
+    let event_cut = last - SignedDuration::from_secs(events_s);
+    let args = format!("{} {bodies_s} {events_s}", last.as_second());
+    let original_bodies = bodies(&original);
+
+    // The same pass, never interrupted.
+    let reference = root.path().join("reference");
+    copy_dir(&base, &reference);
+    assert!(child(&reference, &args, None));
+    let reference_export = export(&reference);
+    let kept = envelopes(&reference_export);
+    assert!(kept.len() < original.len(), "nothing was folded");
+    assert!(kept.first().unwrap().at < event_cut + SignedDuration::from_hours(1));
+    let stripped = kept
+        .iter()
+        .filter(|e| matches!(&e.payload, Event::FetchCompleted { exchange: None, .. }))
+        .count();
+    assert!(stripped > 0, "no body was dropped");
+
+    for round in 0..2 {
+        let dir = root.path().join(format!("case-{round}"));
+        copy_dir(&base, &dir);
+        let mut kills = 0;
+        while !child(&dir, &args, Some(1 + rng.below(3))) {
+            kills += 1;
+            let what = format!("round {round}, after kill {kills}");
+            let verify = quotatrack(&["--data-dir", dir.to_str().unwrap(), "log", "verify"], b"");
+            assert_eq!(
+                verify.status.code(),
+                Some(0),
+                "{what}: {}",
+                String::from_utf8_lossy(&verify.stdout)
+            );
+            let log = Log::open(&dir).unwrap();
+            assert_eq!(log.load().unwrap(), store, "{what}: the store changed");
+            drop(log);
+            let now = envelopes(&export(&dir));
+            let by_seq: BTreeMap<u64, &Envelope> = now.iter().map(|e| (e.seq, e)).collect();
+            let now_bodies = bodies(&now);
+            for envelope in &original {
+                if envelope.at >= event_cut {
+                    let kept = by_seq
+                        .get(&envelope.seq)
+                        .unwrap_or_else(|| panic!("{what}: event {} lost", envelope.seq));
+                    assert_eq!((kept.at, kept.payload.name()), (envelope.at, envelope.payload.name()));
+                }
+                if envelope.at >= body_cut && original_bodies.contains_key(&envelope.seq) {
+                    assert_eq!(
+                        now_bodies.get(&envelope.seq),
+                        original_bodies.get(&envelope.seq),
+                        "{what}: the body of fetch {} changed",
+                        envelope.seq
+                    );
+                }
+            }
+            assert!(kills < 200, "{what}: the pass never ends");
+        }
+        assert_eq!(export(&dir), reference_export, "round {round}: ended elsewhere");
+    }
+}
+
+#[test]
+fn export_import_export_is_byte_identical_and_a_v1_log_is_converted_keeping_its_export() {
+    let root = tempfile::tempdir().unwrap();
+    let demo = root.path().join("demo");
+    let ran = quotatrack(&["--data-dir", demo.to_str().unwrap(), "demo", "--hours", "1"], b"");
+    assert_eq!(ran.status.code(), Some(0));
+    let first = export(&demo);
+    let file = root.path().join("demo.jsonl");
+    std::fs::write(&file, &first).unwrap();
+    let imported = root.path().join("imported");
+    let import = quotatrack(
+        &[
+            "--data-dir",
+            imported.to_str().unwrap(),
+            "log",
+            "import",
+            file.to_str().unwrap(),
+        ],
+        b"",
+    );
+    assert_eq!(
+        import.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&import.stderr)
+    );
+    assert_eq!(export(&imported), first);
+
+    // The committed format-1 log, written as format 1 (CRC-32 + JSON per
+    // event), converted by a retention pass that keeps everything.
+    let v1 = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/logs/v1-every-event.jsonl"))
+        .unwrap();
+    let dir = root.path().join("v1");
+    {
+        let db = sled::Config::new()
+            .path(dir.join("log"))
+            .segment_size(16 * 1024)
+            .open()
+            .unwrap();
+        let events = db.open_tree("events").unwrap();
+        for line in v1.lines() {
+            let seq = Envelope::from_json(line.as_bytes()).unwrap().seq;
+            let mut value = crc32fast::hash(line.as_bytes()).to_be_bytes().to_vec();
+            value.extend_from_slice(line.as_bytes());
+            events.insert(seq.to_be_bytes(), value).unwrap();
+        }
+        db.flush().unwrap();
+    }
+    assert_eq!(export(&dir), v1);
+    let mut log = Log::open(&dir).unwrap();
+    let before = log.rebuild().unwrap();
+    let forever = Retention {
+        bodies: None,
+        events: None,
+    };
+    let mut converted = 0;
+    loop {
+        let step = log
+            .retain_step(Timestamp::from_second(2_000_000_000).unwrap(), &forever)
+            .unwrap();
+        converted += step.converted;
+        if step.done {
+            break;
+        }
+    }
+    assert_eq!(converted, v1.lines().count() as u64);
+    assert_eq!(log.rebuild().unwrap(), before);
+    log.close().unwrap();
+    assert_eq!(export(&dir), v1);
+}
