@@ -30,15 +30,7 @@ fn main() -> ExitCode {
             }
         }
     };
-    let request = replay::Request {
-        at: args.at,
-        timeline: args.timeline,
-        why: args.why,
-        reparse: args.reparse,
-        json: args.json,
-        zone: None,
-        options: replay::Options::default(),
-    };
+    let request = replay::Request::from(&args);
     match replay::command(input, &request) {
         Ok(rendered) => {
             println!("{}", rendered.text);

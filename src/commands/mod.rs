@@ -386,15 +386,7 @@ fn run_status(sources: &Sources, args: &StatusArgs) -> anyhow::Result<ExitCode> 
 
 fn run_replay(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
     let input = open_input(&args.file)?;
-    let request = replay::Request {
-        at: args.at,
-        timeline: args.timeline,
-        why: args.why,
-        reparse: args.reparse,
-        json: args.json,
-        zone: None,
-        options: replay::Options::default(),
-    };
+    let request = replay::Request::from(args);
     let rendered =
         replay::command(input, &request).with_context(|| format!("cannot replay {}", args.file.display()))?;
     println!("{}", rendered.text);

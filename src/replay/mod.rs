@@ -456,6 +456,21 @@ pub struct Request {
     pub options: Options,
 }
 
+impl From<&crate::cli::ReplayArgs> for Request {
+    /// What the `replay` arguments ask for (both binaries read them the same).
+    fn from(args: &crate::cli::ReplayArgs) -> Request {
+        Request {
+            at: args.at,
+            timeline: args.timeline,
+            why: args.why,
+            reparse: args.reparse,
+            json: args.json,
+            zone: None,
+            options: Options::default(),
+        }
+    }
+}
+
 /// The `replay` command's output and verdict.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rendered {
