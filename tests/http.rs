@@ -1026,15 +1026,84 @@ async fn a_real_prometheus_scrapes_the_server_and_answers_a_used_ratio_query() {
     rig.stop().await;
 }
 
+/// `serve --stdio --http`: one process answers its host on stdio and
+/// serves the same engine over HTTP (the owner's role, its status), until
+/// the host ends the session.
 #[test]
-fn http_with_stdio_says_it_is_not_built_yet() {
-    // FIXME: `serve --stdio --http` once the serve loop lives in the
-    // library (it then publishes to `http::Published` after each cycle).
+fn http_and_stdio_together_serve_one_engine() {
+    use std::io::{Read, Write};
+
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().to_str().unwrap();
-    let output = quotatrack(&["--data-dir", data, "serve", "--stdio", "--http", "127.0.0.1:0"], b"");
-    assert_eq!(output.status.code(), Some(2));
-    let said = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(said.lines().count(), 1, "{said}");
-    assert!(said.contains("second process on the same data dir"), "{said}");
+    let example = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/example");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_quotatrack"))
+        .args([
+            "--data-dir",
+            dir.path().to_str().unwrap(),
+            "--fixtures",
+            example.to_str().unwrap(),
+        ])
+        .args(["serve", "--stdio", "--http", "127.0.0.1:0"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (send, lines) = channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if send.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let base = loop {
+        let line = lines.recv_timeout(PATIENCE).expect("an address on stderr");
+        if let Some(address) = line.strip_prefix("quotatrack: serving http on http://") {
+            break address.to_owned();
+        }
+    };
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(b"{\"type\":\"session_start\"}\n").unwrap();
+    let get = |path: &str| {
+        let mut stream = std::net::TcpStream::connect(&base).unwrap();
+        stream.set_read_timeout(Some(PATIENCE)).unwrap();
+        write!(stream, "GET {path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n").unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).unwrap();
+        answer
+    };
+    // The engine publishes once its session has started and cycled.
+    let mut health = String::new();
+    for _ in 0..2_000 {
+        health = get("/healthz");
+        if health.contains("\"role\":\"owner\"") {
+            break;
+        }
+        std::thread::yield_now();
+    }
+    assert!(health.starts_with("HTTP/1.1 200"), "{health}");
+    assert!(health.contains("\"role\":\"owner\""), "{health}");
+    let status = get("/v1/status");
+    assert!(
+        status.starts_with("HTTP/1.1 200") && status.contains("\"id\":\"anthropic\""),
+        "{status}"
+    );
+
+    stdin.write_all(b"{\"type\":\"session_shutdown\"}\n").unwrap();
+    drop(stdin);
+    let (done, finished) = channel();
+    std::thread::spawn(move || {
+        let _ = done.send(child.wait_with_output());
+    });
+    let output = finished
+        .recv_timeout(PATIENCE)
+        .expect("serve ends with its session")
+        .unwrap();
+    assert!(output.status.success());
+    let told = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        told.lines().next().unwrap_or("").contains("\"type\":\"ready\""),
+        "{told}"
+    );
 }

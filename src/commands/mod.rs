@@ -188,15 +188,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Command::Watch => run_watch(&sources),
         Command::Record(record) => run_record(&sources, &record),
         Command::Credentials => run_credentials(sources.clock.now(), &sources.settings.providers),
-        Command::Serve(serve) => match serve.http {
-            Some(address) => {
-                anyhow::ensure!(
-                    !serve.stdio,
-                    "serve --http together with --stdio is not built yet: run `quotatrack serve --http ADDR` as a second process on the same data dir (it serves this engine's snapshot)"
-                );
-                http::serve_http(&sources, address, serve.http_token_file.as_deref())
-            }
-            None => serve::run_serve(&sources),
+        Command::Serve(serve) => match (serve.http, serve.stdio) {
+            (Some(address), false) => http::serve_http(&sources, address, serve.http_token_file.as_deref()),
+            (http, _) => serve::run_serve(
+                &sources,
+                http.map(|address| (address, serve.http_token_file.as_deref())),
+            ),
         },
         Command::History(history) => {
             let source = match &history.from {

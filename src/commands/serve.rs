@@ -6,7 +6,10 @@
 //! them with in-memory pipes.
 
 use std::io::Write;
+use std::net::SocketAddr;
+use std::path::Path;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::AsyncBufRead;
@@ -14,6 +17,7 @@ use tokio::io::AsyncBufRead;
 use super::{Sources, engine, is_owned, listen, runtime, snapshot};
 use crate::engine::Engine;
 use crate::events::HostEvent;
+use crate::http::Published;
 use crate::machines::controller::Effect;
 use crate::owner;
 use crate::session::input::HostLines;
@@ -31,20 +35,62 @@ use crate::session::{EngineEvent, Follower};
 /// answers every host event from the owner's snapshot, forwards refreshes
 /// to the owner (`control.rs`), and takes the data dir over (saying
 /// `ready`) when the owner goes away.
-pub(super) fn run_serve(sources: &Sources) -> anyhow::Result<ExitCode> {
+///
+/// With `--http ADDR` too, the same process serves `serve --http`'s
+/// endpoints from this session's engine (`http` is the address and the
+/// token file): as a follower from the owner's snapshot, as the owner from
+/// the engine after each step.
+pub(super) fn run_serve(sources: &Sources, http: Option<(SocketAddr, Option<&Path>)>) -> anyhow::Result<ExitCode> {
+    let token = match http {
+        Some((address, token_file)) => {
+            let token = token_file.map(crate::http::Token::read).transpose()?;
+            crate::http::check_address(address, token.as_ref())?;
+            token
+        }
+        None => None,
+    };
+    let every = sources.settings.interval().unsigned_abs();
+    let published = Arc::new(Published::follower(&sources.data_dir, sources.clock.clone(), every));
     runtime()?.block_on(async {
-        let mut out = std::io::stdout().lock();
-        let mut input = HostLines::new(tokio::io::BufReader::new(tokio::io::stdin()));
-        let (engine, model) = match engine(sources) {
-            Ok(engine) => (engine, None),
-            Err(error) if is_owned(&error) => match follow(sources, &mut input, &mut out).await? {
-                Some(taken) => taken,
-                None => return Ok(ExitCode::SUCCESS),
-            },
-            Err(error) => return Err(error),
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = match http {
+            Some((address, _)) => {
+                let listener = crate::http::bind(address, token.as_ref()).await?;
+                eprintln!("quotatrack: serving http on http://{}", listener.local_addr()?);
+                let options = crate::http::Options {
+                    token,
+                    ..crate::http::Options::default()
+                };
+                let stopped = async { drop(stopped.await) };
+                Some(tokio::spawn(crate::http::serve(
+                    listener,
+                    Arc::clone(&published),
+                    options,
+                    stopped,
+                )))
+            }
+            None => None,
         };
-        own(engine, sources, model, &mut input, &mut out).await?;
-        Ok(ExitCode::SUCCESS)
+        let session = async {
+            let mut out = std::io::stdout().lock();
+            let mut input = HostLines::new(tokio::io::BufReader::new(tokio::io::stdin()));
+            let (engine, model) = match engine(sources) {
+                Ok(engine) => (engine, None),
+                Err(error) if is_owned(&error) => match follow(sources, &mut input, &mut out).await? {
+                    Some(taken) => taken,
+                    None => return Ok(()),
+                },
+                Err(error) => return Err(error),
+            };
+            let shown = server.is_some().then_some(published.as_ref());
+            own(engine, sources, model, &mut input, &mut out, shown).await
+        };
+        let session = session.await;
+        let _ = stop.send(());
+        if let Some(server) = server {
+            let _ = server.await;
+        }
+        session.map(|()| ExitCode::SUCCESS)
     })
 }
 
@@ -56,9 +102,10 @@ pub async fn own<R: AsyncBufRead + Unpin>(
     model: Option<HostEvent>,
     input: &mut HostLines<R>,
     out: &mut impl Write,
+    published: Option<&Published>,
 ) -> anyhow::Result<()> {
     let mut requests = None;
-    let session = serve_owned(&mut engine, sources, model, input, out, &mut requests).await;
+    let session = serve_owned(&mut engine, sources, model, input, out, &mut requests, published).await;
     if requests.is_some() {
         owner::unlisten(&sources.data_dir);
     }
@@ -77,14 +124,21 @@ async fn serve_owned<R: AsyncBufRead + Unpin>(
     input: &mut HostLines<R>,
     out: &mut impl Write,
     requests: &mut Option<tokio::sync::mpsc::Receiver<owner::Asked>>,
+    published: Option<&Published>,
 ) -> anyhow::Result<()> {
+    let show = |engine: &Engine| {
+        if let Some(published) = published {
+            published.update(engine);
+        }
+    };
     send(out, None, engine.start().await?)?;
     engine.cycle().await?;
     if let Some(model) = model {
         send(out, None, engine.handle(model).await?)?;
     }
+    show(engine);
     *requests = listen(sources);
-    let every = engine.settings().interval().unsigned_abs();
+    let mut every = engine.settings().interval().unsigned_abs();
     let mut timer = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
     loop {
         tokio::select! {
@@ -96,6 +150,12 @@ async fn serve_owned<R: AsyncBufRead + Unpin>(
                         send(out, Some(number), engine.handle(host).await?)?;
                         if last {
                             break;
+                        }
+                        // A patched interval retimes the timer at once.
+                        let now = engine.settings().interval().unsigned_abs();
+                        if now != every {
+                            every = now;
+                            timer = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
                         }
                     }
                     Err(error) => send(out, Some(number), vec![error])?,
@@ -110,6 +170,7 @@ async fn serve_owned<R: AsyncBufRead + Unpin>(
                 send(out, None, engine.handle(HostEvent::Interval).await?)?;
             }
         }
+        show(engine);
     }
     Ok(())
 }
