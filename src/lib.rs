@@ -44,6 +44,8 @@
 //!   responses: `demo` and the recorded incidents.
 //! - [`engine`]: the update cycle: credentials, polls, fetches, recording,
 //!   snapshot, notifications.
+//! - [`alerts`]: which alerts fire (a pure decision the cycle records) and
+//!   their delivery to a command and a webhook.
 //! - [`health`]: each provider's public status page, read into one
 //!   indicator (`none` … `critical`, `maintenance`).
 //! - [`session`]: the controller side of the engine, host events in and
@@ -62,6 +64,7 @@
 
 #![deny(missing_docs)]
 
+pub mod alerts;
 pub mod answers;
 pub mod cli;
 pub mod clock;
