@@ -7,11 +7,14 @@
 
 use std::io::Write;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::AsyncBufRead;
 
 use super::{Sources, engine, is_owned, listen, runtime, snapshot};
+use crate::alerts::Alert;
+use crate::alerts::deliver::Delivery;
 use crate::cli::ServeArgs;
 use crate::engine::Engine;
 use crate::events::HostEvent;
@@ -86,8 +89,10 @@ async fn serve_owned<R: AsyncBufRead + Unpin>(
     out: &mut impl Write,
     requests: &mut Option<tokio::sync::mpsc::Receiver<owner::Asked>>,
 ) -> anyhow::Result<()> {
+    let mut alerts = engine.subscribe_alerts();
     send(out, None, engine.start().await?)?;
     engine.cycle().await?;
+    send(out, None, fired(&mut alerts, engine))?;
     if let Some(model) = model {
         send(out, None, engine.handle(model).await?)?;
     }
@@ -118,8 +123,27 @@ async fn serve_owned<R: AsyncBufRead + Unpin>(
                 send(out, None, engine.handle(HostEvent::Interval).await?)?;
             }
         }
+        send(out, None, fired(&mut alerts, engine))?;
     }
     Ok(())
+}
+
+/// The alerts fired since the last call, as `alert` events, each also
+/// handed to the command and the webhook the settings in force name (in
+/// tasks of their own).
+fn fired(alerts: &mut tokio::sync::broadcast::Receiver<Arc<Alert>>, engine: &Engine) -> Vec<EngineEvent> {
+    let delivery = Delivery::from_settings(&engine.settings().alerts);
+    let mut told = Vec::new();
+    loop {
+        match alerts.try_recv() {
+            Ok(alert) => {
+                delivery.spawn(&alert);
+                told.push(EngineEvent::Alert(Box::new(Alert::clone(&alert))));
+            }
+            Err(tokio::sync::broadcast::error::TryRecvError::Lagged(_)) => {}
+            Err(_) => return told,
+        }
+    }
 }
 
 pub(crate) async fn next_request(
