@@ -9,7 +9,8 @@
 //! crosses several at once fires the highest; the lower ones count as
 //! fired), a window exhausted (a ratio of 1), a window refilled (it reset,
 //! or without a reset time fell below the lowest threshold, after reaching
-//! the top threshold), a login needed, a rate limit lasting longer than
+//! the top threshold), a login needed (for a provider that had a good
+//! reading in this log), a rate limit lasting longer than
 //! `rate_limited_minutes`, and no good reading for longer than
 //! `stale_minutes`.
 //!
@@ -112,7 +113,10 @@ fn for_provider(provider: ProviderId, entry: &Entry, alerts: &Alerts, now: Times
             message,
         });
     };
-    if entry.auth_required && !alarms.fired.contains(&AlertKind::AuthRequired) {
+    // Only a provider that worked in this log asks for a login again: one
+    // never logged in (most users have a few of the seven) says nothing.
+    let worked = entry.last_good.is_some();
+    if entry.auth_required && worked && !alarms.fired.contains(&AlertKind::AuthRequired) {
         fire(
             None,
             AlertKind::AuthRequired,

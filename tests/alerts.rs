@@ -313,3 +313,55 @@ async fn a_hanging_webhook_gives_up_within_its_bounds() {
     assert!(!error.to_string().contains("SECRET"), "{error}");
     drop(listener);
 }
+
+#[test]
+fn serve_stdio_says_the_alert_and_runs_the_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let (fixtures, data, config, out) = (
+        dir.path().join("fx"),
+        dir.path().join("data"),
+        dir.path().join("config.toml"),
+        dir.path().join("alert.json"),
+    );
+    std::fs::create_dir_all(fixtures.join("anthropic")).unwrap();
+    let recorded = five_hour(85.0, "2026-08-22T14:00:00Z");
+    std::fs::write(
+        fixtures.join("anthropic/1.json"),
+        serde_json::to_vec(&recorded).unwrap(),
+    )
+    .unwrap();
+    let settings = format!(
+        "providers = [\"anthropic\"]\nstatus_pages = false\n\n[alerts]\nthresholds = [0.8]\ncommand = \"cat > '{}'\"\n",
+        out.display()
+    );
+    std::fs::write(&config, settings).unwrap();
+    let path = |p: &std::path::Path| p.to_str().unwrap().to_owned();
+    let args = [
+        "--fixtures",
+        &path(&fixtures),
+        "--data-dir",
+        &path(&data),
+        "--config",
+        &path(&config),
+        "--clock-at",
+        "2026-08-22T12:00:00Z",
+        "serve",
+        "--stdio",
+    ];
+    let session = "{\"type\":\"session_start\"}\n{\"type\":\"session_shutdown\"}\n";
+    let output = crate::support::quotatrack(&args, session.as_bytes());
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    let alerts: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap())
+        .filter(|event| event["type"] == "alert")
+        .collect();
+    assert_eq!(alerts.len(), 1, "{stdout}");
+    assert_eq!(alerts[0]["message"], "Claude 5h at 85% used (crossed 80%)");
+    assert_eq!(alerts[0]["window"], "5h");
+    assert!(!stdout.contains("cat >"), "the command is not shown to hosts");
+    let delivered: serde_json::Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+    assert_eq!(delivered["kind"], "threshold");
+    assert_eq!(delivered["threshold"], 0.8);
+}

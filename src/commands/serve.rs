@@ -90,9 +90,10 @@ async fn serve_owned<R: AsyncBufRead + Unpin>(
     requests: &mut Option<tokio::sync::mpsc::Receiver<owner::Asked>>,
 ) -> anyhow::Result<()> {
     let mut alerts = engine.subscribe_alerts();
+    let mut delivering = Vec::new();
     send(out, None, engine.start().await?)?;
     engine.cycle().await?;
-    send(out, None, fired(&mut alerts, engine))?;
+    send(out, None, fired(&mut alerts, engine, &mut delivering))?;
     if let Some(model) = model {
         send(out, None, engine.handle(model).await?)?;
     }
@@ -123,21 +124,37 @@ async fn serve_owned<R: AsyncBufRead + Unpin>(
                 send(out, None, engine.handle(HostEvent::Interval).await?)?;
             }
         }
-        send(out, None, fired(&mut alerts, engine))?;
+        send(out, None, fired(&mut alerts, engine, &mut delivering))?;
+        delivering.retain(|task| !task.is_finished());
+    }
+    // Deliveries under way get a short grace (each is bounded anyway).
+    let grace = tokio::time::Instant::now() + DELIVERY_GRACE;
+    for task in delivering {
+        let _ = tokio::time::timeout_at(grace, task).await;
     }
     Ok(())
 }
 
+/// A delivery under way.
+pub(super) type Delivering = tokio::task::JoinHandle<Result<(), crate::alerts::deliver::DeliveryError>>;
+
+/// How long a session that ends waits for alert deliveries under way.
+const DELIVERY_GRACE: Duration = Duration::from_secs(5);
+
 /// The alerts fired since the last call, as `alert` events, each also
 /// handed to the command and the webhook the settings in force name (in
 /// tasks of their own).
-fn fired(alerts: &mut tokio::sync::broadcast::Receiver<Arc<Alert>>, engine: &Engine) -> Vec<EngineEvent> {
+pub(super) fn fired(
+    alerts: &mut tokio::sync::broadcast::Receiver<Arc<Alert>>,
+    engine: &Engine,
+    delivering: &mut Vec<Delivering>,
+) -> Vec<EngineEvent> {
     let delivery = Delivery::from_settings(&engine.settings().alerts);
     let mut told = Vec::new();
     loop {
         match alerts.try_recv() {
             Ok(alert) => {
-                delivery.spawn(&alert);
+                delivering.extend(delivery.spawn(&alert));
                 told.push(EngineEvent::Alert(Box::new(Alert::clone(&alert))));
             }
             Err(tokio::sync::broadcast::error::TryRecvError::Lagged(_)) => {}
