@@ -11,7 +11,7 @@ use std::time::Duration;
 use jiff::{SignedDuration, Timestamp};
 use quotatrack::alerts::Alert;
 use quotatrack::alerts::deliver::{DeliveryError, Limits, post_webhook, run_command};
-use quotatrack::clock::ManualClock;
+use quotatrack::clock::{Clock, ManualClock};
 use quotatrack::credentials::FixedCredentials;
 use quotatrack::engine::Engine;
 use quotatrack::events::{AlertKind, Envelope, Event};
@@ -364,4 +364,75 @@ fn serve_stdio_says_the_alert_and_runs_the_command() {
     let delivered: serde_json::Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
     assert_eq!(delivered["kind"], "threshold");
     assert_eq!(delivered["threshold"], 0.8);
+}
+
+#[tokio::test]
+async fn a_long_rate_limit_staleness_and_a_lost_login_fire_once_each_and_count_on_metrics() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(start()));
+    let script = [
+        "ok-full",
+        "err-rate_limited-retry300",
+        "err-unavailable-502-html",
+        "err-auth-expired",
+    ]
+    .iter()
+    .map(|name| exchange(Anthropic, name))
+    .collect();
+    let player = ExchangePlayer::new(BTreeMap::from([(Anthropic, script)]), clock.clone());
+    let settings = Settings::default()
+        .patched(&json!({"alerts": {"rate_limited_minutes": 1}}))
+        .unwrap();
+    let mut engine = Engine::builder()
+        .data_dir(dir.path())
+        .settings(settings)
+        .clock(clock.clone())
+        .transport(Arc::new(player))
+        .credentials(Arc::new(FixedCredentials::present(vec![Anthropic], "test")))
+        .providers(&[Anthropic])
+        .status_pages(None)
+        .build()
+        .unwrap();
+    // A fetch at 12:00 (good), 12:01 (rate limited for 5 min), 12:20
+    // (unavailable: the last good is 20 min old), then the login rejected.
+    let mut fetches = 0;
+    for _ in 0..40 {
+        if fetches == 4 {
+            break;
+        }
+        fetches += engine.cycle().await.unwrap().fetched.len();
+        let step = if fetches == 2 { 19 * 60 } else { 61 };
+        clock.advance(SignedDuration::from_secs(step));
+    }
+    assert_eq!(fetches, 4);
+    let kinds: Vec<AlertKind> = fired(&events(&engine)).into_iter().map(|(_, kind, _)| kind).collect();
+    assert_eq!(
+        kinds,
+        [AlertKind::RateLimited, AlertKind::Stale, AlertKind::AuthRequired]
+    );
+    // More cycles with nothing new fire nothing more.
+    for _ in 0..5 {
+        clock.advance(SignedDuration::from_secs(30));
+        engine.cycle().await.unwrap();
+    }
+    assert_eq!(fired(&events(&engine)).len(), 3);
+    let counts = engine.store().providers[&Anthropic].alarms.counts.clone();
+    let observation = quotatrack::http::metrics::Observation {
+        role: quotatrack::http::Role::Owner,
+        now: clock.now(),
+        status: engine.status(),
+        fetches: BTreeMap::new(),
+        alerts: BTreeMap::from([(Anthropic, counts)]),
+        log: Default::default(),
+        log_ok: true,
+        last_cycle_at: None,
+    };
+    let text = quotatrack::http::metrics::render(&observation).unwrap();
+    for kind in ["rate_limited", "stale", "auth_required"] {
+        let line = format!("quotatrack_alerts_total{{kind=\"{kind}\",provider=\"anthropic\"}} 1");
+        assert!(text.contains(&line), "{line} in\n{text}");
+    }
+    let report = quotatrack::replay::replay(&events(&engine), &Default::default());
+    assert!(report.identical(), "{:?}", report.divergence);
+    engine.close().unwrap();
 }
