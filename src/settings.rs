@@ -373,12 +373,13 @@ impl Alerts {
                     Value::String(command) if !command.trim().is_empty() && command.len() <= 4_096 => {
                         Some(command.clone())
                     }
+                    // Not quoted back: a command may hold a secret.
                     _ => {
-                        return Err(invalid(
-                            "alerts.command",
-                            "a non-empty shell command (at most 4096 bytes)",
-                            value,
-                        ));
+                        return Err(SettingsError::Invalid {
+                            key: "alerts.command".to_owned(),
+                            allowed: "a non-empty shell command (at most 4096 bytes)".to_owned(),
+                            got: "a value that is not one".to_owned(),
+                        });
                     }
                 }
             }
@@ -405,6 +406,22 @@ impl Alerts {
     pub fn top(&self) -> f64 {
         self.thresholds.last().copied().unwrap_or(1.0)
     }
+}
+
+/// `patch` (a host's `settings_patch`) as it may be recorded: the alert
+/// targets (`alerts.command`, `alerts.webhook_url`) replaced by `null`, so
+/// a secret a webhook URL holds never reaches the log. They decide nothing,
+/// so replay reads the patch the same either way.
+pub fn without_targets(patch: &Value) -> Value {
+    let mut recorded = patch.clone();
+    if let Some(Value::Object(alerts)) = recorded.get_mut("alerts") {
+        for key in ["command", "webhook_url"] {
+            if let Some(value) = alerts.get_mut(key) {
+                *value = Value::Null;
+            }
+        }
+    }
+    recorded
 }
 
 fn thresholds(value: &Value) -> Result<Vec<f64>, SettingsError> {

@@ -436,3 +436,29 @@ async fn a_long_rate_limit_staleness_and_a_lost_login_fire_once_each_and_count_o
     assert!(report.identical(), "{:?}", report.divergence);
     engine.close().unwrap();
 }
+
+#[tokio::test]
+async fn a_host_patch_with_alert_targets_never_writes_them_to_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(start()));
+    let mut engine = engine(dir.path(), &clock, incident());
+    engine.start().await.unwrap();
+    let patch = json!({"alerts": {
+        "thresholds": [0.5],
+        "webhook_url": "https://hooks.example/services/SECRET-PATH",
+        "command": "notify SECRET-COMMAND",
+    }});
+    engine
+        .handle(quotatrack::events::HostEvent::SettingsPatch { patch })
+        .await
+        .unwrap();
+    assert_eq!(engine.settings().alerts.thresholds, [0.5]);
+    assert!(engine.settings().alerts.webhook_url.is_some());
+    let log: Vec<u8> = events(&engine).iter().flat_map(Envelope::to_json).collect();
+    let log = String::from_utf8(log).unwrap();
+    assert!(log.contains("0.5"), "the thresholds are recorded");
+    assert!(!log.contains("SECRET"), "{log}");
+    let report = quotatrack::replay::replay(&events(&engine), &Default::default());
+    assert!(report.identical(), "{:?}", report.divergence);
+    engine.close().unwrap();
+}
