@@ -462,3 +462,44 @@ async fn a_host_patch_with_alert_targets_never_writes_them_to_the_log() {
     assert!(report.identical(), "{:?}", report.divergence);
     engine.close().unwrap();
 }
+
+#[test]
+fn watch_prints_the_alert_line_before_the_status_line() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let (fixtures, data, config) = (
+        dir.path().join("fx"),
+        dir.path().join("data"),
+        dir.path().join("config.toml"),
+    );
+    std::fs::create_dir_all(fixtures.join("anthropic")).unwrap();
+    let recorded = five_hour(97.0, "2026-08-22T14:00:00Z");
+    std::fs::write(
+        fixtures.join("anthropic/1.json"),
+        serde_json::to_vec(&recorded).unwrap(),
+    )
+    .unwrap();
+    std::fs::write(&config, "providers = [\"anthropic\"]\nstatus_pages = false\n").unwrap();
+    let path = |p: &std::path::Path| p.to_str().unwrap().to_owned();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_quotatrack"))
+        .args(["--fixtures", &path(&fixtures), "--data-dir", &path(&data)])
+        .args([
+            "--config",
+            &path(&config),
+            "--clock-at",
+            "2026-08-22T12:00:00Z",
+            "watch",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    let second = lines.next().unwrap().unwrap();
+    let _ = std::process::Command::new("kill").arg(child.id().to_string()).status();
+    child.wait().unwrap();
+    // A jump past both default thresholds fires the highest only.
+    assert_eq!(first, "alert: Claude 5h at 97% used (crossed 95%)");
+    assert!(second.starts_with("Claude"), "{second}");
+}
