@@ -142,6 +142,7 @@ async fn check(restart: usize) {
         "restart after reading {restart}: {:?}",
         report.divergence
     );
+    assert_store_round_trips(&second, &log);
     second.close().unwrap();
 }
 
@@ -434,6 +435,7 @@ async fn a_long_rate_limit_staleness_and_a_lost_login_fire_once_each_and_count_o
     }
     let report = quotatrack::replay::replay(&events(&engine), &Default::default());
     assert!(report.identical(), "{:?}", report.divergence);
+    assert_store_round_trips(&engine, &events(&engine));
     engine.close().unwrap();
 }
 
@@ -502,4 +504,14 @@ fn watch_prints_the_alert_line_before_the_status_line() {
     // A jump past both default thresholds fires the highest only.
     assert_eq!(first, "alert: Claude 5h at 97% used (crossed 95%)");
     assert!(second.starts_with("Claude"), "{second}");
+}
+
+/// The live store equals a rebuild from the log and survives a checkpoint's
+/// JSON round trip, alarms included.
+fn assert_store_round_trips(engine: &Engine, log: &[Envelope]) {
+    let live = engine.store().clone();
+    assert_eq!(quotatrack::store::Store::from_events(log), live);
+    let json = serde_json::to_vec(&live).unwrap();
+    let read: quotatrack::store::Store = serde_json::from_slice(&json).unwrap();
+    assert_eq!(read, live);
 }
