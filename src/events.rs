@@ -184,6 +184,69 @@ pub enum Event {
         /// The provider, or `None` when none is usable.
         provider: Option<ProviderId>,
     },
+    /// An alert fired (`alerts.rs` decided it from the store, the alert
+    /// settings and the clock). Each crossing fires once: the store
+    /// remembers it until it re-arms.
+    AlertFired {
+        /// The provider.
+        provider: ProviderId,
+        /// The window, for `threshold`, `exhausted` and `refilled`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        window: Option<String>,
+        /// What fired.
+        kind: AlertKind,
+        /// The threshold crossed (1 for `exhausted`; the highest reached
+        /// before the reset for `refilled`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        threshold: Option<f64>,
+        /// The window's used ratio when it fired.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        used_ratio: Option<f64>,
+        /// One line for people (`Claude 5h at 82% (crossed 80%)`).
+        message: String,
+    },
+}
+
+/// What an alert is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AlertKind {
+    /// A window's used ratio crossed a threshold.
+    Threshold,
+    /// A window is used up (a ratio of 1).
+    Exhausted,
+    /// A window reset after reaching the top threshold.
+    Refilled,
+    /// The provider needs a login.
+    AuthRequired,
+    /// The provider has been (or will be) rate limited longer than the setting.
+    RateLimited,
+    /// The last good reading is older than the setting.
+    Stale,
+}
+
+impl AlertKind {
+    /// Every kind, in order.
+    pub const ALL: [AlertKind; 6] = [
+        AlertKind::Threshold,
+        AlertKind::Exhausted,
+        AlertKind::Refilled,
+        AlertKind::AuthRequired,
+        AlertKind::RateLimited,
+        AlertKind::Stale,
+    ];
+
+    /// The name, as stored and as a metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlertKind::Threshold => "threshold",
+            AlertKind::Exhausted => "exhausted",
+            AlertKind::Refilled => "refilled",
+            AlertKind::AuthRequired => "auth_required",
+            AlertKind::RateLimited => "rate_limited",
+            AlertKind::Stale => "stale",
+        }
+    }
 }
 
 /// What a completed fetch came to.
@@ -529,6 +592,16 @@ struct Fields {
     blocked_until: Option<Timestamp>,
     #[serde(default)]
     force: bool,
+    #[serde(default)]
+    window: Option<String>,
+    #[serde(default, rename = "kind")]
+    alert_kind: Option<AlertKind>,
+    #[serde(default)]
+    threshold: Option<f64>,
+    #[serde(default)]
+    used_ratio: Option<f64>,
+    #[serde(default)]
+    message: Option<String>,
 }
 
 /// The `type` names of version 1.
@@ -548,6 +621,7 @@ enum TypeName {
     Transitioned,
     StoreUpdated,
     ProviderSelected,
+    AlertFired,
 }
 
 /// An [`Outcome`] read in one pass, like [`Fields`].
@@ -637,6 +711,14 @@ impl Fields {
                 blocked_until: self.blocked_until,
             },
             TypeName::ProviderSelected => Event::ProviderSelected { provider },
+            TypeName::AlertFired => Event::AlertFired {
+                provider: required(provider, "provider", "alert_fired")?,
+                window: self.window,
+                kind: required(self.alert_kind, "kind", "alert_fired")?,
+                threshold: self.threshold,
+                used_ratio: self.used_ratio,
+                message: required(self.message, "message", "alert_fired")?,
+            },
         };
         Ok(Envelope {
             stream: self.stream,
@@ -672,6 +754,7 @@ impl Event {
             Event::Transitioned { .. } => "transitioned",
             Event::StoreUpdated { .. } => "store_updated",
             Event::ProviderSelected { .. } => "provider_selected",
+            Event::AlertFired { .. } => "alert_fired",
         }
     }
 
@@ -679,7 +762,10 @@ impl Event {
     pub fn is_decision(&self) -> bool {
         matches!(
             self,
-            Event::Transitioned { .. } | Event::StoreUpdated { .. } | Event::ProviderSelected { .. }
+            Event::Transitioned { .. }
+                | Event::StoreUpdated { .. }
+                | Event::ProviderSelected { .. }
+                | Event::AlertFired { .. }
         )
     }
 
@@ -691,7 +777,8 @@ impl Event {
             | Event::FetchStarted { provider }
             | Event::FetchCompleted { provider, .. }
             | Event::StatusChecked { provider, .. }
-            | Event::StoreUpdated { provider, .. } => Some(*provider),
+            | Event::StoreUpdated { provider, .. }
+            | Event::AlertFired { provider, .. } => Some(*provider),
             Event::RefreshRequested { provider, .. }
             | Event::ProviderSelected { provider }
             | Event::Transitioned { provider, .. } => *provider,

@@ -45,6 +45,10 @@
 //!   responses: `demo` and the recorded incidents.
 //! - [`engine`]: the engine and its one update cycle (credentials, polls,
 //!   answers, recording, snapshot, notifications) and its host side.
+//! - [`engine`]: the update cycle: credentials, polls, fetches, recording,
+//!   snapshot, notifications.
+//! - [`alerts`]: which alerts fire (a pure decision the cycle records) and
+//!   their delivery to a command and a webhook.
 //! - [`health`]: each provider's public status page, read into one
 //!   indicator (`none` … `critical`, `maintenance`).
 //! - [`session`]: what a host session exchanges with the controller (host
@@ -70,6 +74,7 @@
 
 #![deny(missing_docs)]
 
+pub mod alerts;
 pub mod answers;
 pub mod cli;
 pub mod clock;

@@ -55,6 +55,8 @@ pub enum EngineEvent {
         /// The settings now in force.
         settings: Value,
     },
+    /// An alert fired (once per crossing; see `alerts.rs`).
+    Alert(Box<crate::alerts::Alert>),
     /// An input could not be used; nothing changed.
     Error {
         /// The input line it concerns (set by `serve --stdio`).

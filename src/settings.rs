@@ -16,7 +16,17 @@
 //! [retention]
 //! bodies_days = 30          # fetch bodies older than this are dropped (the outcome stays)
 //! events_days = 400         # events older than this are folded into the log's base
+//! [alerts]
+//! thresholds = [0.8, 0.95]  # used ratios; each crossing fires once per window
+//! command = "notify-send quotatrack \"$QUOTATRACK_ALERT_MESSAGE\""  # optional
+//! webhook_url = "https://hooks.example/…"  # optional, http or https
+//! rate_limited_minutes = 30 # alert when a rate limit lasts longer
+//! stale_minutes = 15        # alert when the last good reading is older
 //! ```
+//!
+//! The alert targets (`command`, `webhook_url`) are never serialized: they
+//! are not inputs of any decision, and a webhook URL usually carries a
+//! secret in its path, so neither the log nor a host's `ready` sees them.
 //!
 //! A file and a patch are read the same way: key by key onto the settings
 //! in force, each value checked. The first bad key rejects the whole patch
@@ -64,6 +74,8 @@ pub struct Settings {
     /// How long the log keeps what (not part of the settings hosts see).
     #[serde(skip)]
     pub retention: Retention,
+    /// When alerts fire and where they go.
+    pub alerts: Alerts,
 }
 
 /// `[retention]`: how long the log keeps fetch bodies and events.
@@ -105,6 +117,41 @@ fn days((key, least, most): (&str, u64, u64), value: &Value) -> Result<u32, Sett
         .ok_or_else(|| invalid(key, &format!("an integer ≥ {least} (days, at most {most})"), value))
 }
 
+/// The `[alerts]` table.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Alerts {
+    /// Used ratios (0 < t < 1, ascending, distinct) whose crossing fires an
+    /// alert, per window; `exhausted` (a ratio of 1) always fires.
+    pub thresholds: Vec<f64>,
+    /// A shell command run for each alert (details in its environment and as
+    /// JSON on stdin). Not serialized: see the module doc.
+    #[serde(skip)]
+    pub command: Option<String>,
+    /// A URL each alert is POSTed to as JSON. Not serialized.
+    #[serde(skip)]
+    pub webhook_url: Option<crate::transport::Url>,
+    /// A rate limit lasting longer than this many minutes fires an alert.
+    pub rate_limited_minutes: u64,
+    /// A provider whose last good reading is older than this many minutes
+    /// fires an alert.
+    pub stale_minutes: u64,
+}
+
+// The thresholds are checked finite, so equality is an equivalence.
+impl Eq for Alerts {}
+
+impl Default for Alerts {
+    fn default() -> Self {
+        Alerts {
+            thresholds: vec![0.8, 0.95],
+            command: None,
+            webhook_url: None,
+            rate_limited_minutes: 30,
+            stale_minutes: 15,
+        }
+    }
+}
+
 /// Display options.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Display {
@@ -123,6 +170,7 @@ impl Default for Settings {
             status_ttl_s: 300,
             display: Display { bar: true },
             retention: Retention::default(),
+            alerts: Alerts::default(),
         }
     }
 }
@@ -215,7 +263,7 @@ impl Bound {
 }
 
 /// The keys, in the order the file documents them.
-pub const KEYS: [&str; 8] = [
+pub const KEYS: [&str; 9] = [
     "providers",
     "refresh_interval_s",
     "min_interval_s",
@@ -224,7 +272,23 @@ pub const KEYS: [&str; 8] = [
     "status_ttl_s",
     "display",
     "retention",
+    "alerts",
 ];
+
+/// The keys of the `[alerts]` table.
+pub const ALERT_KEYS: [&str; 5] = [
+    "thresholds",
+    "command",
+    "webhook_url",
+    "rate_limited_minutes",
+    "stale_minutes",
+];
+
+/// The largest number of minutes an alert delay takes (a day).
+pub const MAX_ALERT_MINUTES: u64 = 1_440;
+
+/// The most thresholds an `[alerts]` table lists.
+pub const MAX_THRESHOLDS: usize = 8;
 
 /// The least update interval and TTL: providers are not polled faster.
 pub const MIN_SECONDS: u64 = 10;
@@ -359,6 +423,14 @@ impl Settings {
                     }
                 }
             }
+            "alerts" => {
+                let Value::Object(alerts) = value else {
+                    return Err(invalid(key, &format!("a table of {}", ALERT_KEYS.join(", ")), value));
+                };
+                for (name, value) in alerts {
+                    self.alerts.set(name, value)?;
+                }
+            }
             _ => {
                 return Err(SettingsError::Unknown {
                     key: key.to_owned(),
@@ -368,6 +440,117 @@ impl Settings {
         }
         Ok(())
     }
+}
+
+impl Alerts {
+    /// Sets one key of the `[alerts]` table, checked.
+    fn set(&mut self, name: &str, value: &Value) -> Result<(), SettingsError> {
+        match name {
+            "thresholds" => self.thresholds = thresholds(value)?,
+            "command" => {
+                self.command = match value {
+                    Value::Null => None,
+                    Value::String(command) if !command.trim().is_empty() && command.len() <= 4_096 => {
+                        Some(command.clone())
+                    }
+                    // Not quoted back: a command may hold a secret.
+                    _ => {
+                        return Err(SettingsError::Invalid {
+                            key: "alerts.command".to_owned(),
+                            allowed: "a non-empty shell command (at most 4096 bytes)".to_owned(),
+                            got: "a value that is not one".to_owned(),
+                        });
+                    }
+                }
+            }
+            "webhook_url" => {
+                self.webhook_url = match value {
+                    Value::Null => None,
+                    _ => Some(webhook_url(value)?),
+                }
+            }
+            "rate_limited_minutes" => self.rate_limited_minutes = minutes("alerts.rate_limited_minutes", value)?,
+            "stale_minutes" => self.stale_minutes = minutes("alerts.stale_minutes", value)?,
+            _ => {
+                return Err(SettingsError::Unknown {
+                    key: format!("alerts.{name}"),
+                    known: ALERT_KEYS.map(|key| format!("alerts.{key}")).join(", "),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// The highest threshold: a window that reset after reaching it fires
+    /// `refilled` (exhausted, a ratio of 1, when there are none).
+    pub fn top(&self) -> f64 {
+        self.thresholds.last().copied().unwrap_or(1.0)
+    }
+}
+
+/// `patch` (a host's `settings_patch`) as it may be recorded: the alert
+/// targets (`alerts.command`, `alerts.webhook_url`) replaced by `null`, so
+/// a secret a webhook URL holds never reaches the log. They decide nothing,
+/// so replay reads the patch the same either way.
+pub fn without_targets(patch: &Value) -> Value {
+    let mut recorded = patch.clone();
+    if let Some(Value::Object(alerts)) = recorded.get_mut("alerts") {
+        for key in ["command", "webhook_url"] {
+            if let Some(value) = alerts.get_mut(key) {
+                *value = Value::Null;
+            }
+        }
+    }
+    recorded
+}
+
+fn thresholds(value: &Value) -> Result<Vec<f64>, SettingsError> {
+    let allowed = format!(
+        "a list of at most {MAX_THRESHOLDS} ascending used ratios between 0 and 1 (exclusive), such as [0.8, 0.95]"
+    );
+    let fail = || invalid("alerts.thresholds", &allowed, value);
+    let items = value
+        .as_array()
+        .filter(|items| items.len() <= MAX_THRESHOLDS)
+        .ok_or_else(fail)?;
+    let mut ratios: Vec<f64> = Vec::with_capacity(items.len());
+    for item in items {
+        let ratio = item
+            .as_f64()
+            .filter(|ratio| *ratio > 0.0 && *ratio < 1.0)
+            .ok_or_else(fail)?;
+        if ratios.last().is_some_and(|last| *last >= ratio) {
+            return Err(fail());
+        }
+        ratios.push(ratio);
+    }
+    Ok(ratios)
+}
+
+fn webhook_url(value: &Value) -> Result<crate::transport::Url, SettingsError> {
+    // The value is not quoted back: a webhook URL usually holds a secret.
+    let fail = || SettingsError::Invalid {
+        key: "alerts.webhook_url".to_owned(),
+        allowed: "an absolute http or https URL with a host".to_owned(),
+        got: "a value that is not one".to_owned(),
+    };
+    let text = value.as_str().filter(|text| text.len() <= 4_096).ok_or_else(fail)?;
+    let url = crate::transport::Url::parse(text).map_err(|_| fail())?;
+    let web = matches!(url.scheme(), "http" | "https") && url.host_str().is_some_and(|host| !host.is_empty());
+    web.then_some(url).ok_or_else(fail)
+}
+
+fn minutes(key: &str, value: &Value) -> Result<u64, SettingsError> {
+    value
+        .as_u64()
+        .filter(|minutes| (1..=MAX_ALERT_MINUTES).contains(minutes))
+        .ok_or_else(|| {
+            invalid(
+                key,
+                &format!("an integer ≥ 1 (minutes, at most {MAX_ALERT_MINUTES})"),
+                value,
+            )
+        })
 }
 
 fn invalid(key: &str, allowed: &str, got: &Value) -> SettingsError {

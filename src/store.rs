@@ -13,17 +13,22 @@
 //! The store also keeps, per window, a bounded ring of recent readings
 //! (`Entry::readings`) so that a view can say whether the window's pace
 //! lasts until its reset without reading the log.
+//! Alert bookkeeping ([`Alarms`]) is folded here too, so a restart never
+//! fires an alert twice: an `alert_fired` marks what fired, and the
+//! readings re-arm it (a window's ratio falling back below a threshold or
+//! the window resetting, a login coming back, a rate limit lifted, a good
+//! reading arriving). What fires is decided in `alerts.rs`.
 //!
 //! Time-dependent readings (stale, reset passed, rate limit over) are not
 //! stored: views derive them from the store and a clock reading.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::events::{Envelope, Event, Outcome, Stream};
+use crate::events::{AlertKind, Envelope, Event, Outcome, Stream};
 use crate::health::Indicator;
 use crate::pace::{self, Reading};
 use crate::providers::{ErrorKind, ProviderId};
@@ -87,6 +92,50 @@ pub struct Entry {
     /// from the next fetches).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub readings: BTreeMap<String, Vec<Reading>>,
+    /// What has fired and is not re-armed, and how many alerts fired.
+    #[serde(default, skip_serializing_if = "Alarms::is_empty")]
+    pub alarms: Alarms,
+}
+
+/// One provider's alert bookkeeping.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Alarms {
+    /// Per window id, what its threshold alerts reached.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub windows: BTreeMap<String, WindowAlarm>,
+    /// The provider-wide alerts fired and not re-armed (`auth_required`,
+    /// `rate_limited`, `stale`).
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub fired: BTreeSet<AlertKind>,
+    /// Since when the provider is rate limited without a break (from the
+    /// `store_updated` that first blocked it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limited_since: Option<Timestamp>,
+    /// Alerts fired, by kind, for `/metrics`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub counts: BTreeMap<AlertKind, u64>,
+}
+
+/// What one window's threshold alerts reached in its current period.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct WindowAlarm {
+    /// The thresholds at or below this ratio have fired (1 for exhausted);
+    /// a reading below it lowers it, re-arming the thresholds above.
+    pub level: f64,
+    /// The highest ratio alerted on before the window's last reset.
+    pub peak: f64,
+    /// When the period the alerts fired in resets; a reading after it
+    /// re-arms every threshold of the window.
+    pub resets_at: Option<Timestamp>,
+    /// The window reset since `peak` was reached (a `refilled` may be due).
+    pub reset_seen: bool,
+}
+
+impl Alarms {
+    /// Whether nothing was ever fired.
+    pub fn is_empty(&self) -> bool {
+        self.windows.is_empty() && self.fired.is_empty() && self.limited_since.is_none() && self.counts.is_empty()
+    }
 }
 
 /// A provider's status page reading. A page that could not be read keeps
@@ -127,6 +176,15 @@ impl Store {
     /// Applies one event. Total: every event, in any order, is accepted.
     pub fn apply(&mut self, envelope: &Envelope) {
         self.applied = Some(envelope.seq);
+        self.fold(envelope);
+        if let Some(provider) = envelope.payload.provider() {
+            if let Some(entry) = self.providers.get_mut(&provider) {
+                entry.rearm(&envelope.payload, envelope.at);
+            }
+        }
+    }
+
+    fn fold(&mut self, envelope: &Envelope) {
         let at = envelope.at;
         match &envelope.payload {
             Event::CredentialsFound {
@@ -225,6 +283,13 @@ impl Store {
                 }
             }
             Event::FetchStarted { provider } => self.entry(*provider).last_attempt = Some(at),
+            Event::AlertFired {
+                provider,
+                window,
+                kind,
+                threshold,
+                ..
+            } => self.entry(*provider).fired(window.as_deref(), *kind, *threshold),
             Event::ClockTicked
             | Event::HostReported { .. }
             | Event::RefreshRequested { .. }
@@ -234,5 +299,81 @@ impl Store {
 
     fn entry(&mut self, provider: ProviderId) -> &mut Entry {
         self.providers.entry(provider).or_default()
+    }
+}
+
+impl Entry {
+    /// Marks an alert fired.
+    fn fired(&mut self, window: Option<&str>, kind: AlertKind, threshold: Option<f64>) {
+        *self.alarms.counts.entry(kind).or_default() += 1;
+        match (kind, window) {
+            (AlertKind::Threshold | AlertKind::Exhausted, Some(id)) => {
+                let resets_at = self
+                    .windows
+                    .iter()
+                    .find(|window| window.id == id)
+                    .and_then(|window| window.resets_at.as_deref()?.parse().ok());
+                let alarm = self.alarms.windows.entry(id.to_owned()).or_default();
+                if alarm.reset_seen {
+                    alarm.peak = 0.0;
+                    alarm.reset_seen = false;
+                }
+                let level = threshold.unwrap_or(1.0);
+                alarm.level = alarm.level.max(level);
+                alarm.peak = alarm.peak.max(level);
+                alarm.resets_at = resets_at;
+            }
+            (AlertKind::Refilled, Some(id)) => {
+                if let Some(alarm) = self.alarms.windows.get_mut(id) {
+                    alarm.peak = 0.0;
+                    alarm.reset_seen = false;
+                }
+            }
+            (AlertKind::AuthRequired | AlertKind::RateLimited | AlertKind::Stale, _) => {
+                self.alarms.fired.insert(kind);
+            }
+            (AlertKind::Threshold | AlertKind::Exhausted | AlertKind::Refilled, None) => {}
+        }
+    }
+
+    /// Re-arms what `event` (just folded) ended: a window's thresholds
+    /// above its new reading, all of them once its period reset; a login
+    /// alert when credentials are usable again; a rate limit alert when
+    /// the limit is lifted; a stale alert at a good reading.
+    fn rearm(&mut self, event: &Event, at: Timestamp) {
+        if !self.auth_required {
+            self.alarms.fired.remove(&AlertKind::AuthRequired);
+        }
+        match event {
+            Event::StoreUpdated { blocked_until, .. } => match blocked_until {
+                Some(until) if *until > at => {
+                    self.alarms.limited_since.get_or_insert(at);
+                }
+                _ => {
+                    self.alarms.limited_since = None;
+                    self.alarms.fired.remove(&AlertKind::RateLimited);
+                }
+            },
+            Event::FetchCompleted {
+                outcome: Outcome::Usage { windows, .. },
+                ..
+            } => {
+                self.alarms.fired.remove(&AlertKind::Stale);
+                for (id, alarm) in &mut self.alarms.windows {
+                    let Some(window) = windows.iter().find(|window| &window.id == id) else {
+                        continue;
+                    };
+                    let used = window.used_ratio.unwrap_or(0.0);
+                    if alarm.resets_at.is_some_and(|resets_at| resets_at <= at) {
+                        alarm.level = used;
+                        alarm.resets_at = window.resets_at.as_deref().and_then(|text| text.parse().ok());
+                        alarm.reset_seen = true;
+                    } else if used < alarm.level {
+                        alarm.level = used;
+                    }
+                }
+            }
+            _ => {}
+        }
     }
 }

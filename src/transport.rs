@@ -786,3 +786,24 @@ fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
     }
     parts.join(": ")
 }
+
+/// POSTs `body` as JSON to `url` (an alert webhook), following no redirect,
+/// within `timeout`; the answer's status code, or why none came. The error
+/// never names the URL: a webhook URL usually holds a secret.
+pub async fn post_json(url: &Url, body: Vec<u8>, timeout: Duration) -> Result<u16, String> {
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(timeout)
+        .build()
+        .map_err(|error| error.without_url().to_string())?;
+    let sent = client
+        .post(url.clone())
+        .header("content-type", "application/json")
+        .body(body)
+        .send();
+    match tokio::time::timeout(timeout, sent).await {
+        Ok(Ok(response)) => Ok(response.status().as_u16()),
+        Ok(Err(error)) => Err(error.without_url().to_string()),
+        Err(_) => Err(format!("no answer within {} ms", timeout.as_millis())),
+    }
+}

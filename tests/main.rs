@@ -61,3 +61,5 @@ mod canary;
 
 // One cycle: live runs over loopback HTTP replay to their own log.
 mod oneloop;
+// Alerts: each crossing once (restarts included), replayed; command and webhook delivery, hanging ones too.
+mod alerts;

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use super::serve::{next_request, owner_gone, take_over};
+use super::serve::{fired, next_request, owner_gone, take_over};
 use super::{Sources, listen, runtime, shutdown_signal};
 use crate::owner;
 
@@ -37,6 +37,8 @@ pub(super) fn serve_http(
         let listener = http::bind(address, token.as_ref()).await?;
         let bound = listener.local_addr()?;
         let (mut engine, mut owner, mut requests) = (None, None, None);
+        // The owner's alerts go to the command and the webhook.
+        let (mut alerts, mut delivering) = (None, Vec::new());
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let options = http::Options {
             token,
@@ -56,6 +58,7 @@ pub(super) fn serve_http(
                 () = owner_gone(&mut owner) => {
                     owner = None;
                     engine = take_over(sources, &mut owner, 200).await?;
+                    alerts = None;
                     if engine.is_some() {
                         eprintln!("quotatrack: the engine that owned {} stopped; this one owns it now", sources.data_dir.display());
                     }
@@ -65,14 +68,20 @@ pub(super) fn serve_http(
             };
             if engine.is_none() && owner.is_none() {
                 engine = take_over(sources, &mut owner, 1).await?;
+                alerts = None;
             }
             if let Some(engine) = &mut engine {
+                let receiver = alerts.get_or_insert_with(|| engine.subscribe_alerts());
                 let cycled = match &asked {
                     Some((provider, _)) => engine.force_refresh(*provider).await,
                     None => engine.cycle().await,
                 };
                 match cycled {
-                    Ok(_) => published.update(engine),
+                    Ok(_) => {
+                        published.update(engine);
+                        fired(receiver, engine, &mut delivering);
+                        delivering.retain(|task| !task.is_finished());
+                    }
                     Err(error) => {
                         eprintln!("quotatrack: the cycle failed: {error}");
                         published.failed(&error);

@@ -17,6 +17,7 @@ use std::time::Duration;
 use anyhow::Context;
 use jiff::{SignedDuration, Timestamp};
 
+use crate::alerts::deliver::Delivery;
 use crate::cli::{Args, Command, DemoArgs, ParseArgs, RecordArgs, ReplayArgs, StatusArgs};
 use crate::clock::{Clock, FileClock, ShiftedClock};
 use crate::credentials::{Discovery, FixedCredentials, Lookup};
@@ -441,13 +442,31 @@ fn report_missing_credentials(only: &[ProviderId], enabled: &[ProviderId], now: 
 fn run_watch(sources: &Sources) -> anyhow::Result<ExitCode> {
     let mut engine = engine(sources)?;
     let mut updates = engine.subscribe();
+    let mut alerts = engine.subscribe_alerts();
+    let delivery = Delivery::from_settings(&engine.settings().alerts);
     runtime()?.block_on(async {
         // Ends when stdout is closed (`quotatrack watch | head -1`): the
-        // engine then stops as at a signal.
+        // engine then stops as at a signal. An alert is one line of its
+        // own (`alert: …`), before the status line of its cycle, and goes
+        // to the command and the webhook in tasks of their own.
         let mut printer = tokio::spawn(async move {
-            while let Ok(view) = updates.recv().await {
-                let options = crate::render::Options::plain(Timestamp::now(), crate::render::terminal::LINE_WIDTH);
-                let line = crate::render::line::line(&view, &options);
+            loop {
+                let line = tokio::select! {
+                    biased;
+                    Ok(alert) = alerts.recv() => {
+                        delivery.spawn(&alert);
+                        format!("alert: {}", alert.message)
+                    }
+                    view = updates.recv() => match view {
+                        Ok(view) => {
+                            let options =
+                                crate::render::Options::plain(Timestamp::now(), crate::render::terminal::LINE_WIDTH);
+                            crate::render::line::line(&view, &options)
+                        }
+                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                        Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+                    },
+                };
                 if writeln!(std::io::stdout().lock(), "{line}").is_err() {
                     return;
                 }

@@ -15,6 +15,8 @@ use std::time::Duration;
 use tokio::io::AsyncBufRead;
 
 use super::{Sources, engine, is_owned, listen, runtime, snapshot};
+use crate::alerts::Alert;
+use crate::alerts::deliver::Delivery;
 use crate::engine::Engine;
 use crate::events::HostEvent;
 use crate::http::Published;
@@ -131,8 +133,11 @@ async fn serve_owned<R: AsyncBufRead + Unpin>(
             published.update(engine);
         }
     };
+    let mut alerts = engine.subscribe_alerts();
+    let mut delivering = Vec::new();
     send(out, None, engine.start().await?)?;
     engine.cycle().await?;
+    send(out, None, fired(&mut alerts, engine, &mut delivering))?;
     if let Some(model) = model {
         send(out, None, engine.handle(model).await?)?;
     }
@@ -171,8 +176,43 @@ async fn serve_owned<R: AsyncBufRead + Unpin>(
             }
         }
         show(engine);
+        send(out, None, fired(&mut alerts, engine, &mut delivering))?;
+        delivering.retain(|task| !task.is_finished());
+    }
+    // Deliveries under way get a short grace (each is bounded anyway).
+    let grace = tokio::time::Instant::now() + DELIVERY_GRACE;
+    for task in delivering {
+        let _ = tokio::time::timeout_at(grace, task).await;
     }
     Ok(())
+}
+
+/// A delivery under way.
+pub(super) type Delivering = tokio::task::JoinHandle<Result<(), crate::alerts::deliver::DeliveryError>>;
+
+/// How long a session that ends waits for alert deliveries under way.
+const DELIVERY_GRACE: Duration = Duration::from_secs(5);
+
+/// The alerts fired since the last call, as `alert` events, each also
+/// handed to the command and the webhook the settings in force name (in
+/// tasks of their own).
+pub(super) fn fired(
+    alerts: &mut tokio::sync::broadcast::Receiver<Arc<Alert>>,
+    engine: &Engine,
+    delivering: &mut Vec<Delivering>,
+) -> Vec<EngineEvent> {
+    let delivery = Delivery::from_settings(&engine.settings().alerts);
+    let mut told = Vec::new();
+    loop {
+        match alerts.try_recv() {
+            Ok(alert) => {
+                delivering.extend(delivery.spawn(&alert));
+                told.push(EngineEvent::Alert(Box::new(Alert::clone(&alert))));
+            }
+            Err(tokio::sync::broadcast::error::TryRecvError::Lagged(_)) => {}
+            Err(_) => return told,
+        }
+    }
 }
 
 pub(crate) async fn next_request(

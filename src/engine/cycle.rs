@@ -3,7 +3,8 @@
 //! (or demand, when forced), recorded; then every request asked for,
 //! answered at once through the [`Answers`](crate::answers::Answers) seam;
 //! then each answer read and fed back in (purpose, provider) order,
-//! recorded; then the snapshot published and subscribers told.
+//! recorded; then the alerts those readings fire decided and recorded;
+//! then the snapshot published and subscribers told.
 //!
 //! Nothing here knows whether the answers come from the network, the
 //! fixtures or a recording: replay runs these lines too.
@@ -13,6 +14,7 @@ use std::sync::Arc;
 use jiff::Timestamp;
 
 use super::{CycleReport, Engine, EngineError};
+use crate::alerts::{self, Alert};
 use crate::answers::{Reading, Reply};
 use crate::events::{Event, Outcome, Stream};
 use crate::health::{self, Feed};
@@ -88,7 +90,21 @@ impl Engine {
                     .completed(provider, done, exchange, outcome, answer.elapsed_ms),
             );
         }
+        // Alerts are decided at the last clock reading the log holds for
+        // this cycle (the answers', else the start), so replay reads the
+        // same one.
+        let decided_at = if items.is_empty() { at } else { done };
         events += self.journal.record(items)?.len();
+        // The alerts this cycle's readings fire: decided from the store as
+        // recorded, recorded themselves, then told.
+        let providers = self.trackers.providers();
+        let fired = alerts::decide(self.journal.store(), &providers, &self.settings.alerts, decided_at);
+        for envelope in self.journal.record(fired)? {
+            events += 1;
+            if let Some(alert) = Alert::from_event(envelope.at, &envelope.payload) {
+                let _ = self.alerts.send(Arc::new(alert));
+            }
+        }
         // Subscribers get exactly the view the snapshot file now holds.
         let view = self.journal.publish(done, &self.status_options)?;
         let _ = self.updates.send(Arc::new(view));

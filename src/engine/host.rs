@@ -74,7 +74,13 @@ impl Engine {
             self.session.model,
             self.journal.next_seq(),
         );
-        let reported = Event::HostReported { host: host.clone() };
+        let recorded = match &host {
+            HostEvent::SettingsPatch { patch } => HostEvent::SettingsPatch {
+                patch: crate::settings::without_targets(patch),
+            },
+            other => other.clone(),
+        };
+        let reported = Event::HostReported { host: recorded };
         self.journal.hold([(at, Stream::Controller, reported)]);
         let trigger = trigger(&host);
         match host {

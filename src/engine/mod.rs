@@ -24,6 +24,7 @@ use jiff::Timestamp;
 use serde_json::{Map, Value};
 use tokio::sync::broadcast;
 
+use crate::alerts::Alert;
 use crate::answers::{Answers, Network};
 use crate::clock::{Clock, SystemClock};
 use crate::credentials::Credentials;
@@ -83,6 +84,8 @@ pub struct Engine {
     status_ttl: Option<Duration>,
     status_options: StatusOptions,
     updates: broadcast::Sender<Arc<Status>>,
+    /// Each alert a cycle fired, once recorded.
+    alerts: broadcast::Sender<Arc<Alert>>,
     /// The controller side (`host.rs`).
     session: Session,
     /// Retention stopped: the log reported damage (until a restart).
@@ -228,6 +231,7 @@ impl EngineBuilder {
             settings.status_ttl_s = ttl.as_secs();
         }
         let (updates, _) = broadcast::channel(16);
+        let (alerts, _) = broadcast::channel(64);
         let mut engine = Engine {
             trackers: Trackers::new(self.rules, &[], journal.store()),
             journal,
@@ -239,6 +243,7 @@ impl EngineBuilder {
             status_ttl: None,
             status_options: StatusOptions::default(),
             updates,
+            alerts,
             session: Session::new(),
             retention_stopped: false,
         };
@@ -310,6 +315,11 @@ impl Engine {
     /// A receiver of the status after every cycle.
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<Status>> {
         self.updates.subscribe()
+    }
+
+    /// A receiver of each alert fired, once it is recorded.
+    pub fn subscribe_alerts(&self) -> broadcast::Receiver<Arc<Alert>> {
+        self.alerts.subscribe()
     }
 
     /// The live store.

@@ -17,6 +17,7 @@ use jiff::Timestamp;
 use prometheus::{Encoder, GaugeVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder};
 
 use super::{Role, Unavailable};
+use crate::events::AlertKind;
 use crate::providers::ProviderId;
 use crate::wire::{Freshness, Status};
 
@@ -49,6 +50,9 @@ pub struct Observation {
     /// Completed fetches per provider by result (`ok` or an error kind),
     /// from the store; empty on a follower.
     pub fetches: BTreeMap<ProviderId, BTreeMap<String, u64>>,
+    /// Alerts fired per provider by kind, from the store; empty on a
+    /// follower.
+    pub alerts: BTreeMap<ProviderId, BTreeMap<AlertKind, u64>>,
     /// The log's figures, as far as known.
     pub log: LogFigures,
     /// Whether the log is healthy.
@@ -209,6 +213,19 @@ fn write(registry: &Registry, observation: &Observation) -> prometheus::Result<(
             };
             fetches
                 .with_label_values(&[provider.as_str(), outcome, kind])
+                .inc_by(*count);
+        }
+    }
+
+    let alerts = IntCounterVec::new(
+        Opts::new("quotatrack_alerts_total", "Alerts fired by kind, from the log."),
+        &["provider", "kind"],
+    )?;
+    registry.register(Box::new(alerts.clone()))?;
+    for (provider, kinds) in &observation.alerts {
+        for (kind, count) in kinds {
+            alerts
+                .with_label_values(&[provider.as_str(), kind.as_str()])
                 .inc_by(*count);
         }
     }

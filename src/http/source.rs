@@ -19,7 +19,7 @@ use super::metrics::{LogFigures, Observation};
 use super::{Health, Role, Source, Unavailable};
 use crate::clock::Clock;
 use crate::engine::Engine;
-use crate::events::{Event, Outcome};
+use crate::events::{AlertKind, Event, Outcome};
 use crate::history::{Builder, Query, Series};
 use crate::log::{DB_DIR, LogError};
 use crate::providers::ProviderId;
@@ -49,6 +49,7 @@ struct State {
     /// The last cycle's failure: cleared by the next good one.
     cycle_error: Option<String>,
     fetches: BTreeMap<ProviderId, BTreeMap<String, u64>>,
+    alerts: BTreeMap<ProviderId, BTreeMap<AlertKind, u64>>,
     log: LogFigures,
     readings: VecDeque<Reading>,
     /// Window ids, each stored once however many readings name it.
@@ -80,6 +81,7 @@ impl Published {
                 log_error: None,
                 cycle_error: None,
                 fetches: BTreeMap::new(),
+                alerts: BTreeMap::new(),
                 log: LogFigures::default(),
                 readings: VecDeque::new(),
                 window_ids: BTreeSet::new(),
@@ -104,6 +106,12 @@ impl Published {
             .providers
             .iter()
             .map(|(id, entry)| (*id, entry.fetches.clone()))
+            .collect();
+        state.alerts = engine
+            .store()
+            .providers
+            .iter()
+            .map(|(id, entry)| (*id, entry.alarms.counts.clone()))
             .collect();
         // An engine recording into memory (replay) has no log to read.
         if let Some(log) = engine.log() {
@@ -264,6 +272,7 @@ impl Source for Published {
             now: health.now,
             status,
             fetches: state.fetches.clone(),
+            alerts: state.alerts.clone(),
             log,
             log_ok: health.log_error.is_none(),
             last_cycle_at: health.last_cycle_at,
