@@ -317,7 +317,7 @@ pub struct ReplayArgs {
     /// Print the store as it was at this time instead of comparing; with
     /// `--why`, the time to explain. RFC 3339 (`2026-08-22T12:10:00Z`), or
     /// a local date and time as the timeline prints it (`2026-08-22 14:10`).
-    #[arg(long, value_name = "TIME", value_parser = crate::replay::explain::parse_time)]
+    #[arg(long, value_name = "TIME", value_parser = parse_at)]
     pub at: Option<jiff::Timestamp>,
     /// Print what happened for people (local times, one line per change,
     /// quiet cycles folded) before the verdict.
@@ -517,4 +517,20 @@ pub fn parse_address(text: &str) -> Result<SocketAddr, String> {
     loopback(port).map_err(|_| {
         format!("{text:?} is not an address to serve on: give HOST:PORT with an IP address (127.0.0.1:9184) or a port")
     })
+}
+
+/// A time as `--at` takes it: RFC 3339 (`2026-08-22T12:10:00Z`), or a
+/// local date and time in the machine's zone (`2026-08-22 14:10`,
+/// `2026-08-22T14:10:30`), as the timeline prints them.
+pub fn parse_at(text: &str) -> Result<jiff::Timestamp, String> {
+    if let Ok(time) = text.parse::<jiff::Timestamp>() {
+        return Ok(time);
+    }
+    text.parse::<jiff::civil::DateTime>()
+        .ok()
+        .and_then(|local| local.to_zoned(jiff::tz::TimeZone::system()).ok())
+        .map(|zoned| zoned.timestamp())
+        .ok_or_else(|| {
+            format!("{text:?} is not a time: give RFC 3339 (2026-08-22T12:10:00Z) or a local date and time (2026-08-22 14:10)")
+        })
 }

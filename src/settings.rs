@@ -101,11 +101,6 @@ impl Retention {
     pub const BODIES: (&'static str, u64, u64) = ("retention.bodies_days", 1, 3_650);
     /// `retention.events_days`: a day to ten years.
     pub const EVENTS: (&'static str, u64, u64) = ("retention.events_days", 1, 3_650);
-
-    /// The log's retention for these settings.
-    pub fn log(&self) -> crate::log::retention::Retention {
-        crate::log::retention::Retention::days(self.bodies_days, self.events_days)
-    }
 }
 
 /// `value` when it is an integer of days within `(key, least, most)`.

@@ -400,7 +400,8 @@ impl Engine {
         if self.retention_stopped {
             return;
         }
-        let retention = self.settings.retention.log();
+        let kept = self.settings.retention;
+        let retention = crate::log::retention::Retention::days(kept.bodies_days, kept.events_days);
         if self.journal.retain_step(self.clock.now(), &retention).is_err() {
             self.retention_stopped = true;
         }

@@ -70,21 +70,7 @@ impl Zone {
     }
 }
 
-/// A time as `--at` takes it: RFC 3339 (`2026-08-22T12:10:00Z`), or a
-/// local date and time in the machine's zone (`2026-08-22 14:10`,
-/// `2026-08-22T14:10:30`), as the timeline prints them.
-pub fn parse_time(text: &str) -> Result<Timestamp, String> {
-    if let Ok(time) = text.parse::<Timestamp>() {
-        return Ok(time);
-    }
-    text.parse::<jiff::civil::DateTime>()
-        .ok()
-        .and_then(|local| local.to_zoned(TimeZone::system()).ok())
-        .map(|zoned| zoned.timestamp())
-        .ok_or_else(|| {
-            format!("{text:?} is not a time: give RFC 3339 (2026-08-22T12:10:00Z) or a local date and time (2026-08-22 14:10)")
-        })
-}
+pub use crate::cli::parse_at as parse_time;
 
 /// A duration for people: `90 s`, `3 min`.
 fn span(duration: SignedDuration) -> String {
