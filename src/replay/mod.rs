@@ -122,8 +122,16 @@ pub fn replay(events: &[Envelope], options: &Options) -> Report {
         divergence: None,
         produced: Vec::new(),
     };
-    let Ok(mut engine) = builder.build() else {
-        unreachable!("an engine in memory with every seam given always builds")
+    // An engine in memory with every seam given always builds; should it
+    // not, the replay says so instead of comparing anything.
+    let mut engine = match builder.build() {
+        Ok(engine) => engine,
+        Err(error) => {
+            let mut cannot = divergence(events, 0, events.first(), None);
+            cannot.got = Some(format!("the engine could not start: {error}"));
+            report.divergence = Some(cannot);
+            return report;
+        }
     };
     while report.divergence.is_none() {
         let position = tape.position();

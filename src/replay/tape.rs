@@ -132,7 +132,14 @@ impl Tape {
                 };
                 (reply, 0)
             }
-            _ => unreachable!("only answers are found"),
+            // Only answers are found above; anything else reads as no answer.
+            _ => (
+                Reply::Failed {
+                    kind: ErrorKind::Unavailable,
+                    reason: "the recording has no answer for this request".to_owned(),
+                },
+                0,
+            ),
         };
         Answer {
             provider: request.provider,
