@@ -26,7 +26,7 @@ use crate::settings::Settings;
 use crate::wire::{ErrorBody, Window, rfc3339_seconds};
 
 use super::store_at;
-use super::tape::starts;
+use super::tape::{Bodies, starts};
 
 /// Local times for people: the zone given, else the machine's (`TZ` honoured).
 #[derive(Debug, Clone)]
@@ -752,7 +752,7 @@ pub fn reparse(events: &[Envelope], lines: &[usize]) -> Reparsed {
         skipped: 0,
         differences: Vec::new(),
     };
-    let mut bodies: BTreeMap<ProviderId, Value> = BTreeMap::new();
+    let mut bodies = Bodies::default();
     for (index, envelope) in events.iter().enumerate() {
         let Event::FetchCompleted {
             provider,
@@ -764,23 +764,10 @@ pub fn reparse(events: &[Envelope], lines: &[usize]) -> Reparsed {
         else {
             continue;
         };
-        let Some(exchange) = exchange else {
-            bodies.remove(provider);
+        let Some(exchange) = bodies.restored(*provider, exchange.as_deref(), *body_repeated) else {
             found.skipped += 1;
             continue;
         };
-        let mut exchange = (**exchange).clone();
-        if *body_repeated {
-            match bodies.get(provider) {
-                Some(body) => exchange.response.body = body.clone(),
-                None => {
-                    found.skipped += 1;
-                    continue;
-                }
-            }
-        } else {
-            bodies.insert(*provider, exchange.response.body.clone());
-        }
         found.bodies += 1;
         let now = Outcome::read(&exchange, envelope.at);
         let differ = |window: Option<String>, old: String, new: String| Difference {

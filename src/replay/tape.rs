@@ -37,7 +37,7 @@ pub(super) struct Tape {
     /// The credentials as last recorded, per provider.
     known: Mutex<BTreeMap<ProviderId, Option<(String, String)>>>,
     /// Each provider's last recorded body, per kind (`true`: status page).
-    bodies: Mutex<BTreeMap<(ProviderId, bool), Value>>,
+    bodies: Mutex<Bodies<(ProviderId, bool)>>,
 }
 
 impl Tape {
@@ -110,7 +110,7 @@ impl Tape {
                 elapsed_ms,
                 ..
             } => {
-                let reply = match self.restored(request.provider, false, exchange.as_deref(), *body_repeated) {
+                let reply = match self.restored((request.provider, false), exchange.as_deref(), *body_repeated) {
                     Some(exchange) => Reply::Response(exchange),
                     None => Reply::Read(Reading::Usage(outcome.clone())),
                 };
@@ -123,7 +123,7 @@ impl Tape {
                 body_repeated,
                 ..
             } => {
-                let reply = match self.restored(request.provider, true, exchange.as_deref(), *body_repeated) {
+                let reply = match self.restored((request.provider, true), exchange.as_deref(), *body_repeated) {
                     Some(exchange) => Reply::Response(exchange),
                     None => Reply::Read(Reading::Page {
                         indicator: indicator.clone(),
@@ -148,29 +148,53 @@ impl Tape {
             elapsed_ms,
         }
     }
+}
 
-    /// A recorded exchange with its body back when it was stored once; the
-    /// earlier body is the provider's previous recorded one. `None` when
-    /// there is nothing to read again (no exchange, or the body a repeat
-    /// points to was dropped).
+impl Tape {
     fn restored(
         &self,
-        provider: ProviderId,
-        page: bool,
+        key: (ProviderId, bool),
         exchange: Option<&RecordedExchange>,
         repeated: bool,
     ) -> Option<RecordedExchange> {
         let mut bodies = self.bodies.lock().unwrap_or_else(|poison| poison.into_inner());
-        let key = (provider, page);
+        bodies.restored(key, exchange, repeated)
+    }
+}
+
+/// Each provider's last recorded body, per key, to give a body stored
+/// once (`body_repeated`) back to the exchange that points to it: the
+/// inverse of the journal's storing once. Replay's answers and `--reparse`
+/// both read bodies through it.
+#[derive(Debug)]
+pub(super) struct Bodies<K>(BTreeMap<K, Value>);
+
+impl<K> Default for Bodies<K> {
+    fn default() -> Self {
+        Bodies(BTreeMap::new())
+    }
+}
+
+impl<K: Ord> Bodies<K> {
+    /// A recorded exchange with its body back when it was stored once; the
+    /// earlier body is the previous one recorded under `key`. `None` when
+    /// there is nothing to read again (no exchange, or the body a repeat
+    /// points to was dropped).
+    pub(super) fn restored(
+        &mut self,
+        key: K,
+        exchange: Option<&RecordedExchange>,
+        repeated: bool,
+    ) -> Option<RecordedExchange> {
         let Some(exchange) = exchange else {
-            bodies.remove(&key);
+            self.0.remove(&key);
             return None;
         };
         let mut exchange = exchange.clone();
         if repeated {
-            exchange.response.body = bodies.get(&key)?.clone();
+            exchange.response.body = self.0.get(&key)?.clone();
         } else {
-            bodies.insert(key, exchange.response.body.clone());
+            self.0.insert(key, exchange.response.body.clone());
         }
         Some(exchange)
     }
