@@ -7,8 +7,10 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use super::endpoint::{Bound, access};
 use super::serve::{fired, next_request, owner_gone, take_over};
 use super::{Sources, listen, runtime, shutdown_signal};
+use crate::http::Published;
 use crate::owner;
 
 /// `quotatrack serve --http ADDR`: the engine as `watch` runs it, and the
@@ -24,28 +26,15 @@ pub(super) fn serve_http(
     address: std::net::SocketAddr,
     token_file: Option<&Path>,
 ) -> anyhow::Result<ExitCode> {
-    use crate::http;
-    let token = token_file.map(http::Token::read).transpose()?;
-    http::check_address(address, token.as_ref())?;
+    let token = access(address, token_file)?;
     let every = sources.settings.interval().unsigned_abs();
-    let published = Arc::new(http::Published::follower(
-        &sources.data_dir,
-        sources.clock.clone(),
-        every,
-    ));
+    let published = Arc::new(Published::follower(&sources.data_dir, sources.clock.clone(), every));
     runtime()?.block_on(async {
-        let listener = http::bind(address, token.as_ref()).await?;
-        let bound = listener.local_addr()?;
+        // Bound now, served from the end of the first round.
+        let mut pending = Some(Bound::bind(address, token).await?);
         let (mut engine, mut owner, mut requests) = (None, None, None);
         // The owner's alerts go to the command and the webhook.
         let (mut alerts, mut delivering) = (None, Vec::new());
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let options = http::Options {
-            token,
-            ..http::Options::default()
-        };
-        // Served from the end of the first round, on the listener bound above.
-        let mut pending = Some((listener, options, stopped));
         let mut server = None;
         let mut timer = tokio::time::interval(every);
         let shutdown = shutdown_signal();
@@ -94,20 +83,12 @@ pub(super) fn serve_http(
             if let Some((_, done)) = asked {
                 let _ = done.send(());
             }
-            if let Some((listener, options, stopped)) = pending.take() {
-                let stopped = async { drop(stopped.await) };
-                server = Some(tokio::spawn(http::serve(
-                    listener,
-                    Arc::clone(&published),
-                    options,
-                    stopped,
-                )));
-                eprintln!("quotatrack: serving http on http://{bound}");
+            if let Some(bound) = pending.take() {
+                server = Some(bound.serve(&published)?);
             }
         }
-        let _ = stop.send(());
         if let Some(server) = server {
-            let _ = server.await;
+            server.stop().await;
         }
         if requests.is_some() {
             owner::unlisten(&sources.data_dir);

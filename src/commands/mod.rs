@@ -55,6 +55,7 @@ macro_rules! eprintln {
     }};
 }
 
+mod endpoint;
 pub mod history;
 mod http;
 mod log;

@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use tokio::io::AsyncBufRead;
 
+use super::endpoint::Bound;
 use super::{Sources, engine, is_owned, listen, runtime, snapshot};
 use crate::alerts::Alert;
 use crate::alerts::deliver::Delivery;
@@ -43,34 +44,15 @@ use crate::session::{EngineEvent, Follower};
 /// token file): as a follower from the owner's snapshot, as the owner from
 /// the engine after each step.
 pub(super) fn run_serve(sources: &Sources, http: Option<(SocketAddr, Option<&Path>)>) -> anyhow::Result<ExitCode> {
-    let token = match http {
-        Some((address, token_file)) => {
-            let token = token_file.map(crate::http::Token::read).transpose()?;
-            crate::http::check_address(address, token.as_ref())?;
-            token
-        }
+    let http = match http {
+        Some((address, token_file)) => Some((address, super::endpoint::access(address, token_file)?)),
         None => None,
     };
     let every = sources.settings.interval().unsigned_abs();
     let published = Arc::new(Published::follower(&sources.data_dir, sources.clock.clone(), every));
     runtime()?.block_on(async {
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let server = match http {
-            Some((address, _)) => {
-                let listener = crate::http::bind(address, token.as_ref()).await?;
-                eprintln!("quotatrack: serving http on http://{}", listener.local_addr()?);
-                let options = crate::http::Options {
-                    token,
-                    ..crate::http::Options::default()
-                };
-                let stopped = async { drop(stopped.await) };
-                Some(tokio::spawn(crate::http::serve(
-                    listener,
-                    Arc::clone(&published),
-                    options,
-                    stopped,
-                )))
-            }
+            Some((address, token)) => Some(Bound::bind(address, token).await?.serve(&published)?),
             None => None,
         };
         let session = async {
@@ -88,9 +70,8 @@ pub(super) fn run_serve(sources: &Sources, http: Option<(SocketAddr, Option<&Pat
             own(engine, sources, model, &mut input, &mut out, shown).await
         };
         let session = session.await;
-        let _ = stop.send(());
         if let Some(server) = server {
-            let _ = server.await;
+            server.stop().await;
         }
         session.map(|()| ExitCode::SUCCESS)
     })
