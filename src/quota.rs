@@ -270,15 +270,23 @@ impl QuotaDefinition {
         let QuotaKind::Multiplier { multipliers, .. } = &self.kind else {
             return None;
         };
-        let model_tokens = tokens(model);
-        multipliers
-            .iter()
-            .filter(|(name, _)| {
-                let name_tokens = tokens(name);
-                !name_tokens.is_empty() && name_tokens.iter().all(|token| model_tokens.contains(token))
-            })
-            .max_by_key(|(name, _)| (tokens(name).len(), name.len()))
-            .map(|(name, multiplier)| (name.as_str(), *multiplier))
+        let model_words: Vec<&str> = words(model).collect();
+        // One pass, each name split once and nothing allocated per name: a
+        // status derives every model of the table (a quadratic walk).
+        let mut best: Option<((usize, usize), &str, f64)> = None;
+        for (name, multiplier) in multipliers {
+            let mut count = 0;
+            let listed = words(name).all(|word| {
+                count += 1;
+                model_words.iter().any(|own| same_word(word, own))
+            });
+            let rank = (count, name.len());
+            // Ties go to the later name, as `max_by_key` would have it.
+            if listed && count > 0 && best.is_none_or(|(best, ..)| rank >= best) {
+                best = Some((rank, name.as_str(), *multiplier));
+            }
+        }
+        best.map(|(_, name, multiplier)| (name, multiplier))
     }
 
     /// The per-model table of a multiplier quota (empty for any other).
@@ -483,12 +491,18 @@ fn models_of(windows: &[ResolvedUsageWindow]) -> Vec<String> {
     models.into_iter().cloned().collect()
 }
 
-/// A model id's tokens: lower-cased runs of letters and digits.
-fn tokens(text: &str) -> Vec<String> {
+/// A model id's tokens: its runs of letters and digits (compared without
+/// case, [`same_word`]).
+fn words(text: &str) -> impl Iterator<Item = &str> {
     text.split(|c: char| !c.is_alphanumeric())
-        .filter(|token| !token.is_empty())
-        .map(str::to_lowercase)
-        .collect()
+        .filter(|word| !word.is_empty())
+}
+
+/// Two words equal but for case.
+fn same_word(a: &str, b: &str) -> bool {
+    a.chars()
+        .flat_map(char::to_lowercase)
+        .eq(b.chars().flat_map(char::to_lowercase))
 }
 
 /// Effective use of a multiplier quota: Σ requests × multiplier(model).

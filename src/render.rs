@@ -41,7 +41,7 @@ pub struct Options {
     /// ANSI colour.
     pub color: bool,
     /// Where local times (`runs out 14:20`) are told.
-    pub time_zone: TimeZone,
+    pub time_zone: Zone,
     /// A progress bar on the status line's first segment, when it fits
     /// (the `display.bar` setting).
     pub bar: bool,
@@ -54,8 +54,31 @@ impl Options {
             now,
             width,
             color: false,
-            time_zone: TimeZone::UTC,
+            time_zone: Zone::Fixed(TimeZone::UTC),
             bar: true,
+        }
+    }
+}
+
+/// The time zone clock times are shown in. The system's is looked up only
+/// when a clock time is shown, once per process: finding it lists the
+/// zoneinfo database, which would cost a status line that shows only
+/// countdowns a third of its start-up.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Zone {
+    /// The system's (`TZ`, else `/etc/localtime`).
+    System,
+    /// This one.
+    Fixed(TimeZone),
+}
+
+impl Zone {
+    /// The time zone itself.
+    pub fn get(&self) -> TimeZone {
+        static SYSTEM: std::sync::OnceLock<TimeZone> = std::sync::OnceLock::new();
+        match self {
+            Zone::System => SYSTEM.get_or_init(TimeZone::system).clone(),
+            Zone::Fixed(zone) => zone.clone(),
         }
     }
 }

@@ -591,6 +591,7 @@ impl HttpTransport {
         timeout: Duration,
         origins: BTreeMap<ProviderId, Url>,
     ) -> Result<HttpTransport, TransportError> {
+        tls_ready();
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .referer(false)
@@ -787,10 +788,21 @@ fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
     parts.join(": ")
 }
 
+/// Makes sure the process has a TLS crypto provider before a client is
+/// built: ring, unless the host embedding the engine installed its own
+/// (which is then used as it is).
+pub fn tls_ready() {
+    if rustls::crypto::CryptoProvider::get_default().is_none() {
+        // Another thread may install one in between; either is fine.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    }
+}
+
 /// POSTs `body` as JSON to `url` (an alert webhook), following no redirect,
 /// within `timeout`; the answer's status code, or why none came. The error
 /// never names the URL: a webhook URL usually holds a secret.
 pub async fn post_json(url: &Url, body: Vec<u8>, timeout: Duration) -> Result<u16, String> {
+    tls_ready();
     let client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .timeout(timeout)

@@ -110,6 +110,7 @@ impl Rig {
         let server = tokio::spawn(http::serve(listener, source, options, async {
             let _ = stopped.await;
         }));
+        quotatrack::transport::tls_ready();
         let client = reqwest::Client::builder().no_proxy().build().unwrap();
         let mut rig = Rig {
             engine,
@@ -530,6 +531,7 @@ async fn requests_are_bounded_in_body_head_time_and_connections() {
     };
     let mut rig = Rig::new(options).await;
     // No idle connections kept by the client: they would hold slots.
+    quotatrack::transport::tls_ready();
     rig.client = reqwest::Client::builder()
         .no_proxy()
         .pool_max_idle_per_host(0)
@@ -768,6 +770,7 @@ impl Server {
 
 /// GET `url`, with a bearer token when given.
 async fn fetch(url: &str, token: Option<&str>) -> (u16, String) {
+    quotatrack::transport::tls_ready();
     let client = reqwest::Client::builder().no_proxy().build().unwrap();
     let request = client.get(url);
     let request = match token {

@@ -248,7 +248,5 @@ fn summary(series: &Series, options: &Options) -> Vec<String> {
 
 /// `08-22 14:05` in the options' time zone.
 fn stamp(at: Timestamp, options: &Options) -> String {
-    at.to_zoned(options.time_zone.clone())
-        .strftime("%m-%d %H:%M")
-        .to_string()
+    at.to_zoned(options.time_zone.get()).strftime("%m-%d %H:%M").to_string()
 }

@@ -374,7 +374,7 @@ fn notes(provider: &ProviderStatus, options: &Options) -> Vec<String> {
 
 /// A time in the options' zone: `14:20` within a day, `Wed 14:20` after.
 pub(crate) fn local_time(at: Timestamp, options: &Options) -> String {
-    let zoned = at.to_zoned(options.time_zone.clone());
+    let zoned = at.to_zoned(options.time_zone.get());
     if at.duration_since(options.now).as_secs().abs() < 86_400 {
         zoned.strftime("%H:%M").to_string()
     } else {

@@ -5,10 +5,9 @@
 use std::io::IsTerminal;
 
 use jiff::Timestamp;
-use jiff::tz::TimeZone;
 
 use crate::cli::{ColorChoice, HistoryArgs, Output, StatusArgs, StatuslineArgs};
-use crate::render::{Form, Options};
+use crate::render::{Form, Options, Zone};
 use crate::settings::Settings;
 
 /// The width when nothing says otherwise.
@@ -101,7 +100,7 @@ pub fn status_form(args: &StatusArgs, settings: &Settings, now: Timestamp) -> (F
         now,
         width,
         color: terminal.color(args.color),
-        time_zone: TimeZone::system(),
+        time_zone: Zone::System,
         bar: settings.display.bar,
     };
     (form, options)
@@ -114,7 +113,7 @@ pub fn statusline_options(args: &StatuslineArgs, settings: &Settings, now: Times
         now,
         width: args.width,
         color: args.color == ColorChoice::Always,
-        time_zone: TimeZone::system(),
+        time_zone: Zone::System,
         bar: settings.display.bar,
     }
 }
@@ -127,7 +126,7 @@ pub fn history_options(args: &HistoryArgs, now: Timestamp) -> Options {
         now,
         width: terminal.width(args.width, DEFAULT_WIDTH),
         color: terminal.color(args.color),
-        time_zone: TimeZone::system(),
+        time_zone: Zone::System,
         bar: false,
     }
 }
