@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 use jiff::{SignedDuration, Timestamp};
 use serde::Serialize;
 
-use crate::events::{Envelope, Event, Outcome};
+use crate::events::Envelope;
 use crate::providers::ProviderId;
 
 /// A fall in the used ratio larger than this is a reset, whatever the
@@ -84,7 +84,7 @@ pub struct Series {
 #[derive(Debug, Default)]
 pub struct Builder {
     query: Query,
-    series: BTreeMap<(ProviderId, String), Building>,
+    series: BTreeMap<ProviderId, BTreeMap<String, Building>>,
 }
 
 /// A series being built.
@@ -111,21 +111,17 @@ impl Builder {
         }
     }
 
-    /// Takes one event; only successful fetches carry readings.
+    /// Takes one event; only successful fetches carry readings (see
+    /// [`crate::log::readings::of`]).
     pub fn event(&mut self, envelope: &Envelope) {
-        if let Event::FetchCompleted {
-            provider,
-            outcome: Outcome::Usage { windows, .. },
-            ..
-        } = &envelope.payload
-        {
-            for window in windows {
-                let Some(used_ratio) = window.used_ratio else {
-                    continue;
-                };
-                let resets_at = window.resets_at.as_deref().and_then(|text| text.parse().ok());
-                self.reading(*provider, &window.id, envelope.at, used_ratio, resets_at);
-            }
+        for reading in crate::log::readings::of(envelope) {
+            self.reading(
+                reading.provider,
+                &reading.window,
+                reading.at,
+                reading.used_ratio,
+                reading.resets_at,
+            );
         }
     }
 
@@ -149,7 +145,11 @@ impl Builder {
         }
         let used_ratio = used_ratio.clamp(0.0, 1.0);
         let bucket = self.query.every.map(|every| bucket_of(at, every));
-        let building = self.series.entry((provider, window.to_owned())).or_default();
+        let windows = self.series.entry(provider).or_default();
+        let building = match windows.get_mut(window) {
+            Some(building) => building,
+            None => windows.entry(window.to_owned()).or_default(),
+        };
         building.take(at, used_ratio, resets_at, bucket);
     }
 
@@ -157,7 +157,12 @@ impl Builder {
     pub fn finish(self) -> Vec<Series> {
         self.series
             .into_iter()
-            .map(|((provider, window), building)| {
+            .flat_map(|(provider, windows)| {
+                windows
+                    .into_iter()
+                    .map(move |(window, building)| (provider, window, building))
+            })
+            .map(|(provider, window, building)| {
                 let cycles = building.cycle_peaks.len();
                 let summary = Summary {
                     peak: building.peak,
@@ -296,7 +301,22 @@ pub fn read(source: &Source, query: Query) -> Result<Read, HistoryError> {
     match source {
         Source::DataDir(data_dir) => {
             let log = crate::log::Log::open_copy(data_dir)?;
-            for entry in log.entries(0) {
+            // The readings record first (it outlives folded events), then
+            // the events it does not cover yet.
+            let query = &builder.query;
+            let (since, until) = (query.since, query.until);
+            let covered = log.readings(since, until, |reading| {
+                builder.reading(
+                    reading.provider,
+                    &reading.window,
+                    reading.at,
+                    reading.used_ratio,
+                    reading.resets_at,
+                )
+            })?;
+            read.events = covered.events;
+            read.skipped = covered.unreadable;
+            for entry in log.entries(covered.end) {
                 match entry {
                     Ok(envelope) => {
                         read.events += 1;

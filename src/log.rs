@@ -25,6 +25,7 @@
 
 pub mod damage;
 pub mod frame;
+pub mod readings;
 pub mod retention;
 pub mod salvage;
 
@@ -89,6 +90,8 @@ pub struct Log {
     db: sled::Db,
     events: sled::Tree,
     checkpoints: sled::Tree,
+    /// The readings record ([`readings`]).
+    readings: sled::Tree,
     next_seq: u64,
     dir: PathBuf,
     /// The keyframe new frames are compressed against.
@@ -349,6 +352,7 @@ impl Log {
         secure_files(&log_dir)?;
         let events = guard(&dir, || db.open_tree("events"))?;
         let checkpoints = guard(&dir, || db.open_tree("checkpoints"))?;
+        let readings = guard(&dir, || db.open_tree(readings::TREE))?;
         let last = guard(&dir, || events.last())?;
         let next_seq = match last {
             Some((key, value)) => match key_seq(&key) {
@@ -384,6 +388,7 @@ impl Log {
             db,
             events,
             checkpoints,
+            readings,
             next_seq,
             dir,
             writer: None,

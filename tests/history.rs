@@ -141,6 +141,11 @@ mod command {
     /// 25 % an hour from each reset (every 5 h from 00:00), so each cycle
     /// runs out after 4 h; the 7d window climbs slowly.
     fn generated_log() -> (tempfile::TempDir, PathBuf) {
+        generated_log_every(10)
+    }
+
+    /// [`generated_log`] with a reading every `every` minutes.
+    fn generated_log_every(every: i64) -> (tempfile::TempDir, PathBuf) {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/incidents/stale-last-good.jsonl");
         let events: Vec<Envelope> = read_lines(std::io::BufReader::new(std::fs::File::open(path).unwrap()))
             .map(Result::unwrap)
@@ -158,8 +163,8 @@ mod command {
             })
             .unwrap();
         let mut lines = Vec::new();
-        for step in 0..(48 * 6) {
-            let minutes = step * 10;
+        for step in 0..(48 * 60 / every) {
+            let minutes = step * every;
             let mut envelope = template.clone();
             envelope.seq = step as u64;
             envelope.at = at(START) + SignedDuration::from_mins(minutes);
@@ -311,5 +316,60 @@ mod command {
             let stderr = String::from_utf8(output.stderr).unwrap();
             assert_eq!(stderr.lines().count(), 1, "{stderr}");
         }
+    }
+
+    /// Folding old events keeps their readings: `history` over a data dir
+    /// gives the same series (every point, every summary) before and after
+    /// retention folds the first day, and the same as the exported file.
+    #[test]
+    fn history_reads_the_same_before_and_after_old_events_fold() {
+        use quotatrack::history::{Query, read};
+        use quotatrack::log::Log;
+        use quotatrack::log::retention::Retention;
+
+        let (dir, file) = generated_log_every(1);
+        let data_dir = dir.path().join("data");
+        let mut log = Log::open(&data_dir).unwrap();
+        log.import(std::io::BufReader::new(std::fs::File::open(&file).unwrap()))
+            .unwrap();
+        log.close().unwrap();
+        let queries = [
+            Query::default(),
+            Query {
+                since: Some(at("2026-08-20T06:00:00Z")),
+                until: Some(at("2026-08-21T18:00:00Z")),
+                every: Some(SignedDuration::from_hours(1)),
+                ..Query::default()
+            },
+        ];
+        let all = |source: &Source| queries.clone().map(|query| read(source, query).unwrap().series);
+        let exported = all(&Source::File(file.clone()));
+        assert!(exported[0][0].points.len() > 2_000);
+        assert_eq!(all(&Source::DataDir(data_dir.clone())), exported);
+
+        // Events older than a day at the end fold into the base.
+        let mut log = Log::open(&data_dir).unwrap();
+        let retention = Retention {
+            bodies: Some(SignedDuration::from_hours(24)),
+            events: Some(SignedDuration::from_hours(24)),
+        };
+        let (mut folded, mut indexed) = (0, 0);
+        loop {
+            let step = log.retain_step(at(END), &retention).unwrap();
+            folded += step.folded;
+            indexed += u64::from(step.indexed);
+            if step.done {
+                break;
+            }
+        }
+        let first_kept = log.entries(0).next().unwrap().unwrap();
+        log.close().unwrap();
+        assert!(folded > 1_000, "{folded} folded");
+        assert!(indexed >= 1, "a full block is indexed by a step of its own");
+        assert_eq!(first_kept.seq, folded, "the folded events are gone from the log");
+        assert_eq!(all(&Source::DataDir(data_dir.clone())), exported);
+        // And the chart a person sees.
+        let chart = |source: &Source| command(source, &args(&["anthropic"]), &Options::plain(at(END), 80)).unwrap();
+        assert_eq!(chart(&Source::DataDir(data_dir)), chart(&Source::File(file)));
     }
 }

@@ -3,7 +3,7 @@
 //! should keep, the same store, and the same end state once a later pass
 //! finishes; `log export` → `log import` → `log export` is byte-identical
 //! with the compact storage; format-1 logs are converted and keep their
-//! export.
+//! export. History gives every reading before, during and after a pass.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
@@ -12,6 +12,7 @@ use std::process::{Command, Stdio};
 
 use jiff::{SignedDuration, Timestamp};
 use quotatrack::events::{Envelope, Event};
+use quotatrack::history::{Query, Source, read, series};
 use quotatrack::log::Log;
 use quotatrack::log::retention::Retention;
 use serde_json::Value;
@@ -160,6 +161,10 @@ fn a_retention_pass_killed_anywhere_leaves_a_log_that_opens_verifies_and_keeps_w
     let event_cut = last - SignedDuration::from_secs(events_s);
     let args = format!("{} {bodies_s} {events_s}", last.as_second());
     let original_bodies = bodies(&original);
+    // Every reading, as history gives it: retention keeps all of them.
+    let readings = |dir: &Path| read(&Source::DataDir(dir.to_owned()), Query::default()).unwrap().series;
+    let original_readings = series(&original, Query::default());
+    assert!(original_readings.iter().map(|s| s.points.len()).sum::<usize>() > 1_000);
 
     // The same pass, never interrupted.
     let reference = root.path().join("reference");
@@ -174,6 +179,7 @@ fn a_retention_pass_killed_anywhere_leaves_a_log_that_opens_verifies_and_keeps_w
         .filter(|e| matches!(&e.payload, Event::FetchCompleted { exchange: None, .. }))
         .count();
     assert!(stripped > 0, "no body was dropped");
+    assert_eq!(readings(&reference), original_readings, "folding lost readings");
 
     for round in 0..2 {
         let dir = root.path().join(format!("case-{round}"));
@@ -211,6 +217,10 @@ fn a_retention_pass_killed_anywhere_leaves_a_log_that_opens_verifies_and_keeps_w
                     );
                 }
             }
+            assert!(
+                readings(&dir) == original_readings,
+                "{what}: history lost or changed readings"
+            );
             assert!(kills < 200, "{what}: the pass never ends");
         }
         assert_eq!(export(&dir), reference_export, "round {round}: ended elsewhere");

@@ -67,6 +67,8 @@ pub struct Step {
     pub folded: u64,
     /// Format-1 entries converted to frames.
     pub converted: u64,
+    /// Whether a block of the readings record was written.
+    pub indexed: bool,
 }
 
 /// Where a pass goes on.
@@ -114,6 +116,11 @@ impl Log {
         let body_cut = cut(retention.bodies);
         let event_cut = cut(retention.events);
         let mut step = Step::default();
+        // The readings record first: a step writes at most one block.
+        if self.index_readings(None)? {
+            step.indexed = true;
+            return Ok(step);
+        }
         let mut spent = 0;
         // A new pass starts at the log's start (folding happens there) and
         // goes on where the last pass ended: the units in between had their
@@ -320,6 +327,16 @@ impl Log {
 
     /// Folds the unit into the base and removes it.
     fn fold_unit(&mut self, unit: &Unit, frames: Frames) -> Result<u64, LogError> {
+        // The unit's readings outlive it: recorded before the flush below,
+        // which makes them durable before anything is removed.
+        let end = frames
+            .iter()
+            .flatten()
+            .last()
+            .map_or(0, |(envelope, _)| envelope.seq + 1);
+        if self.index_readings(Some(end))? {
+            self.flush()?;
+        }
         let base = self.read_base();
         let covered = base.as_ref().and_then(|store| store.applied);
         let events: Vec<&Envelope> = frames.iter().flatten().map(|(envelope, _)| envelope).collect();
