@@ -6,7 +6,9 @@
 //! counts of the store, the log's figures and the readings of new
 //! `fetch_completed` events for `/v1/history` (read once each, from the
 //! engine's own log, so a request never touches sled). A follower has the
-//! snapshot alone: its history is refused (503) with where to ask.
+//! snapshot alone and asks the owner for history over its control socket
+//! ([`owner::ask_history`], bounded by [`HISTORY_WAIT`]); without an owner
+//! that answers, its history is refused (503) saying why.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::path::{Path, PathBuf};
@@ -22,6 +24,7 @@ use crate::engine::Engine;
 use crate::events::{AlertKind, Event, Outcome};
 use crate::history::{Builder, Query, Series};
 use crate::log::{DB_DIR, LogError};
+use crate::owner;
 use crate::providers::ProviderId;
 use crate::status::{self, StatusOptions};
 use crate::wire::{Status, rfc3339_seconds};
@@ -31,6 +34,9 @@ use crate::wire::{Status, rfc3339_seconds};
 /// 2.4 MB; older ones are dropped first. `quotatrack history` reads the
 /// whole log.
 pub const MAX_READINGS: usize = 30_000;
+
+/// The longest a follower waits for its owner's history.
+pub const HISTORY_WAIT: Duration = Duration::from_secs(5);
 
 /// What the server reads, published by the engine loop.
 pub struct Published {
@@ -149,6 +155,29 @@ impl Published {
         self.lock().cycle_error = Some(error.to_string());
     }
 
+    /// The series `query` selects from the readings this owner published
+    /// (what its `/v1/history` shows, and what it answers a follower).
+    pub fn owned_history(&self, query: Query) -> Result<Vec<Series>, String> {
+        let state = self.lock();
+        if state.role == Role::Follower {
+            return Err(format!(
+                "the engine that owns {} is taking over: try again",
+                self.data_dir.display()
+            ));
+        }
+        let mut builder = Builder::new(query);
+        for reading in &state.readings {
+            builder.reading(
+                reading.provider,
+                &reading.window,
+                reading.at,
+                reading.used_ratio,
+                reading.resets_at,
+            );
+        }
+        Ok(builder.finish())
+    }
+
     fn lock(&self) -> MutexGuard<'_, State> {
         // A panic while holding the lock cannot leave the state half
         // written in a way that matters more than serving it.
@@ -215,25 +244,14 @@ impl Source for Published {
         }))
     }
 
-    fn history(&self, query: Query) -> Result<Vec<Series>, Unavailable> {
-        let state = self.lock();
-        if state.role == Role::Follower {
-            return Err(Unavailable(format!(
-                "another engine owns {} and its log: ask its /v1/history, or run `quotatrack history` once it stops",
-                self.data_dir.display()
-            )));
+    async fn history(&self, query: Query) -> Result<Vec<Series>, Unavailable> {
+        let role = self.lock().role;
+        match role {
+            Role::Owner => self.owned_history(query).map_err(Unavailable),
+            Role::Follower => owner::ask_history(&self.data_dir, &query, HISTORY_WAIT)
+                .await
+                .map_err(Unavailable),
         }
-        let mut builder = Builder::new(query);
-        for reading in &state.readings {
-            builder.reading(
-                reading.provider,
-                &reading.window,
-                reading.at,
-                reading.used_ratio,
-                reading.resets_at,
-            );
-        }
-        Ok(builder.finish())
     }
 
     fn health(&self) -> Health {
