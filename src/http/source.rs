@@ -56,6 +56,8 @@ struct State {
     cycle_error: Option<String>,
     fetches: BTreeMap<ProviderId, BTreeMap<String, u64>>,
     alerts: BTreeMap<ProviderId, BTreeMap<AlertKind, u64>>,
+    /// Failed alert deliveries by way, counted from the log.
+    delivery_failures: BTreeMap<String, u64>,
     log: LogFigures,
     readings: VecDeque<Reading>,
     /// Window ids, each stored once however many readings name it.
@@ -88,6 +90,7 @@ impl Published {
                 cycle_error: None,
                 fetches: BTreeMap::new(),
                 alerts: BTreeMap::new(),
+                delivery_failures: BTreeMap::new(),
                 log: LogFigures::default(),
                 readings: VecDeque::new(),
                 window_ids: BTreeSet::new(),
@@ -200,8 +203,15 @@ impl Published {
 }
 
 impl State {
-    /// Keeps the readings of a successful fetch.
+    /// Keeps the readings of a successful fetch; counts a failed delivery.
     fn take(&mut self, event: &Event, at: Timestamp) {
+        if let Event::AlertDeliveryFailed { via, .. } = event {
+            // Two ways exist; anything else read from a log is not a label.
+            if matches!(via.as_str(), "command" | "webhook") {
+                *self.delivery_failures.entry(via.clone()).or_default() += 1;
+            }
+            return;
+        }
         let Event::FetchCompleted {
             provider,
             outcome: Outcome::Usage { windows, .. },
@@ -291,6 +301,7 @@ impl Source for Published {
             status,
             fetches: state.fetches.clone(),
             alerts: state.alerts.clone(),
+            delivery_failures: state.delivery_failures.clone(),
             log,
             log_ok: health.log_error.is_none(),
             last_cycle_at: health.last_cycle_at,
