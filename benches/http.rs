@@ -30,6 +30,8 @@ fn main() {
         .and_then(|h| h.parse().ok())
         .unwrap_or(24);
     let dir = tempfile::tempdir().unwrap();
+    // A data dir others can read draws a warning: not this one.
+    std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
     let start: Timestamp = DEMO.start.parse().unwrap();
     let clock = Arc::new(ManualClock::new(start));
     let script = scenario::script(&DEMO).unwrap();
