@@ -60,7 +60,7 @@ pub enum Command {
     /// Inspect or move the event log.
     Log(LogArgs),
     /// Print the store, folded from the log, as a table.
-    Store,
+    Store(JsonArgs),
     /// Re-drive a recorded log through the current machines and parsers and
     /// report the first divergence (exit 1) or none (exit 0).
     Replay(ReplayArgs),
@@ -74,7 +74,7 @@ pub enum Command {
     /// the redacted exchange as a fixture (for a bug report).
     Record(RecordArgs),
     /// Show where each provider's credentials come from, or why there are none.
-    Credentials,
+    Credentials(JsonArgs),
     /// Serve the embedding protocol: host events in, engine events out.
     Serve(ServeArgs),
     /// Usage over time from the log: a chart per window, resets marked,
@@ -91,6 +91,14 @@ pub enum Command {
     /// A host's status-line command: `statusline claude` reads Claude
     /// Code's status-line JSON on stdin and prints one line (never fails).
     Statusline(StatuslineArgs),
+}
+
+/// The arguments of a command whose only choice is the output's form.
+#[derive(Debug, Clone, Copy, ClapArgs)]
+pub struct JsonArgs {
+    /// Print one JSON object.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `quotatrack history`.
@@ -346,6 +354,9 @@ pub struct DemoArgs {
     /// `fixtures/incidents/` is produced; see `tools/record-incidents`).
     #[arg(long, value_name = "NAME")]
     pub scenario: Option<String>,
+    /// Print one JSON object: the changes, the final line, the requests.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `quotatrack status`.
@@ -420,6 +431,14 @@ pub struct LogArgs {
     /// What to do with the log.
     #[command(subcommand)]
     pub command: LogCommand,
+    /// Print what the command found as one JSON object (import, verify,
+    /// stats, repair, compact; export prints JSON lines already).
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Show the progress on a terminal once a command has run this long
+    /// (for tests of the progress display).
+    #[arg(long, hide = true, global = true, value_name = "MS", default_value_t = 1000)]
+    pub progress_after_ms: u64,
 }
 
 /// The `log` subcommands.

@@ -205,6 +205,24 @@ pub enum Event {
         /// One line for people (`Claude 5h at 82% (crossed 80%)`).
         message: String,
     },
+
+    // Inputs from outside the cycle, recorded at the start of the next one.
+    /// An alert's command or webhook failed (it failed, ran past its time
+    /// limit, or the webhook failed every bounded attempt). Replay does
+    /// not deliver again: it records what the recording says.
+    AlertDeliveryFailed {
+        /// The alert's provider.
+        provider: ProviderId,
+        /// The alert's window, for window alerts.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        window: Option<String>,
+        /// What fired.
+        kind: AlertKind,
+        /// `command` or `webhook`.
+        via: String,
+        /// Why, in one line (never the webhook's URL).
+        reason: String,
+    },
 }
 
 /// What an alert is about.
@@ -597,6 +615,10 @@ struct Fields {
     #[serde(default, rename = "kind")]
     alert_kind: Option<AlertKind>,
     #[serde(default)]
+    via: Option<String>,
+    #[serde(default)]
+    reason: Option<String>,
+    #[serde(default)]
     threshold: Option<f64>,
     #[serde(default)]
     used_ratio: Option<f64>,
@@ -622,6 +644,7 @@ enum TypeName {
     StoreUpdated,
     ProviderSelected,
     AlertFired,
+    AlertDeliveryFailed,
 }
 
 /// An [`Outcome`] read in one pass, like [`Fields`].
@@ -719,6 +742,13 @@ impl Fields {
                 used_ratio: self.used_ratio,
                 message: required(self.message, "message", "alert_fired")?,
             },
+            TypeName::AlertDeliveryFailed => Event::AlertDeliveryFailed {
+                provider: required(provider, "provider", "alert_delivery_failed")?,
+                window: self.window,
+                kind: required(self.alert_kind, "kind", "alert_delivery_failed")?,
+                via: required(self.via, "via", "alert_delivery_failed")?,
+                reason: required(self.reason, "reason", "alert_delivery_failed")?,
+            },
         };
         Ok(Envelope {
             stream: self.stream,
@@ -755,6 +785,7 @@ impl Event {
             Event::StoreUpdated { .. } => "store_updated",
             Event::ProviderSelected { .. } => "provider_selected",
             Event::AlertFired { .. } => "alert_fired",
+            Event::AlertDeliveryFailed { .. } => "alert_delivery_failed",
         }
     }
 
@@ -769,6 +800,13 @@ impl Event {
         )
     }
 
+    /// Whether the event is a fact from outside the cycle (a failed alert
+    /// delivery), recorded at the start of the next cycle, which replay
+    /// hands the engine again instead of making it happen.
+    pub fn is_outside(&self) -> bool {
+        matches!(self, Event::AlertDeliveryFailed { .. })
+    }
+
     /// The provider named in the event, if any.
     pub fn provider(&self) -> Option<ProviderId> {
         match self {
@@ -778,7 +816,8 @@ impl Event {
             | Event::FetchCompleted { provider, .. }
             | Event::StatusChecked { provider, .. }
             | Event::StoreUpdated { provider, .. }
-            | Event::AlertFired { provider, .. } => Some(*provider),
+            | Event::AlertFired { provider, .. }
+            | Event::AlertDeliveryFailed { provider, .. } => Some(*provider),
             Event::RefreshRequested { provider, .. }
             | Event::ProviderSelected { provider }
             | Event::Transitioned { provider, .. } => *provider,

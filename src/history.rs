@@ -15,7 +15,7 @@
 use std::collections::BTreeMap;
 
 use jiff::{SignedDuration, Timestamp};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::events::Envelope;
 use crate::providers::ProviderId;
@@ -40,7 +40,7 @@ pub struct Query {
 }
 
 /// One point of a series.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Point {
     /// The time of the reading (the highest one, when downsampled).
     pub at: Timestamp,
@@ -53,7 +53,7 @@ pub struct Point {
 }
 
 /// The summary of one window's series.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Summary {
     /// The highest used ratio seen.
     pub peak: f64,
@@ -68,7 +68,7 @@ pub struct Summary {
 }
 
 /// One window's readings over time.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Series {
     /// The provider.
     pub provider: ProviderId,

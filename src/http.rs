@@ -58,8 +58,9 @@ pub use source::{MAX_READINGS, Published};
 pub trait Source: Send + Sync + 'static {
     /// The status now: exactly what `status --json` would print.
     fn status(&self) -> Result<Status, Unavailable>;
-    /// The history series `query` asks for, or why this server has none.
-    fn history(&self, query: Query) -> Result<Vec<Series>, Unavailable>;
+    /// The history series `query` asks for, or why this server has none
+    /// (a follower asks its owner: the one wait a request may have, bounded).
+    fn history(&self, query: Query) -> impl Future<Output = Result<Vec<Series>, Unavailable>> + Send;
     /// Who serves and how healthy the engine is.
     fn health(&self) -> Health;
     /// Everything `/metrics` shows.
@@ -347,7 +348,7 @@ async fn history<S: Source>(
         Ok(query) => query,
         Err(message) => return error(StatusCode::BAD_REQUEST, &message),
     };
-    match source.history(query) {
+    match source.history(query).await {
         Ok(series) => json(StatusCode::OK, &serde_json::json!({"schema": 1, "series": series})),
         Err(Unavailable(message)) => error(StatusCode::SERVICE_UNAVAILABLE, &message),
     }

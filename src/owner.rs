@@ -6,7 +6,15 @@
 //! ```text
 //! follower → owner   {"refresh":"anthropic"}    ({"refresh":null}: every provider)
 //! owner → follower   {"done":true}              once the refresh is in the snapshot
+//!
+//! follower → owner   {"history":{"provider":null,"window":null,"since":"…","until":"…","every_s":3600}}
+//! owner → follower   {"series":[…]}             the series its `/v1/history` shows
+//!                    {"error":"…"}              an owner that serves no history says why
 //! ```
+//!
+//! A history request is answered by the socket's own task from what the
+//! owner gave [`listen_answering`] (a `serve --http` owner's published
+//! readings), never through the engine loop, so it never waits for a cycle.
 //!
 //! The owner binds the socket once it holds the log; a socket left by an
 //! owner that died is removed first (holding the log proves nobody else
@@ -20,13 +28,17 @@
 use std::io;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
 
+use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::history::{Query, Series};
 use crate::providers::ProviderId;
 
 /// The socket's name in the data dir.
@@ -47,9 +59,70 @@ struct Answer {
 /// A request as the owner receives it, with the way to say it is done.
 pub type Asked = (Request, oneshot::Sender<()>);
 
+/// How an owner answers a history request: the series, or why not.
+pub type Historian = Arc<dyn Fn(Query) -> Result<Vec<Series>, String> + Send + Sync>;
+
+/// A history request on the wire: [`Query`] with its times in RFC 3339
+/// and its step in seconds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HistoryRequest {
+    /// One provider, or all.
+    pub provider: Option<ProviderId>,
+    /// One window id, or all.
+    pub window: Option<String>,
+    /// Readings at or after this time.
+    pub since: Option<Timestamp>,
+    /// Readings at or before this time.
+    pub until: Option<Timestamp>,
+    /// The bucket width in seconds; `None` keeps every reading.
+    pub every_s: Option<i64>,
+}
+
+impl From<&Query> for HistoryRequest {
+    fn from(query: &Query) -> Self {
+        HistoryRequest {
+            provider: query.provider,
+            window: query.window.clone(),
+            since: query.since,
+            until: query.until,
+            every_s: query.every.map(|every| every.as_secs()),
+        }
+    }
+}
+
+impl From<HistoryRequest> for Query {
+    fn from(request: HistoryRequest) -> Self {
+        Query {
+            provider: request.provider,
+            window: request.window,
+            since: request.since,
+            until: request.until,
+            every: request.every_s.map(SignedDuration::from_secs),
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct HistoryLine {
+    history: HistoryRequest,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum HistoryAnswer {
+    Series(Vec<Series>),
+    Error(String),
+}
+
 /// The owner's end: binds the socket (0600) and passes on every request.
-/// The error names the socket's path, once.
+/// History requests are refused: this owner keeps no series (see
+/// [`listen_answering`]). The error names the socket's path, once.
 pub fn listen(data_dir: &Path) -> io::Result<mpsc::Receiver<Asked>> {
+    listen_answering(data_dir, None)
+}
+
+/// [`listen`], with history requests answered by `historian`.
+pub fn listen_answering(data_dir: &Path, historian: Option<Historian>) -> io::Result<mpsc::Receiver<Asked>> {
     let path = data_dir.join(SOCKET);
     let at_path = |error: io::Error| io::Error::new(error.kind(), format!("{}: {error}", path.display()));
     match std::fs::symlink_metadata(&path) {
@@ -76,9 +149,17 @@ pub fn listen(data_dir: &Path) -> io::Result<mpsc::Receiver<Asked>> {
     let listener = UnixListener::bind(&path).map_err(at_path)?;
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).map_err(at_path)?;
     let (sender, receiver) = mpsc::channel(16);
+    let served = data_dir.display().to_string();
+    let historian: Historian = historian.unwrap_or_else(|| {
+        Arc::new(move |_| {
+            Err(format!(
+                "the engine that owns {served} (`watch` or `serve --stdio`) serves no history: run `quotatrack history` once it stops, or run the owner as `serve --http`"
+            ))
+        })
+    });
     tokio::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
-            tokio::spawn(serve(stream, sender.clone()));
+            tokio::spawn(serve(stream, sender.clone(), Arc::clone(&historian)));
         }
     });
     Ok(receiver)
@@ -94,10 +175,22 @@ pub fn unlisten(data_dir: &Path) {
 }
 
 /// Answers one follower's requests, in order, until it hangs up.
-async fn serve(stream: UnixStream, owner: mpsc::Sender<Asked>) {
+async fn serve(stream: UnixStream, owner: mpsc::Sender<Asked>, historian: Historian) {
     let (read, mut write) = stream.into_split();
     let mut lines = BufReader::new(read).lines();
     while let Ok(Some(line)) = lines.next_line().await {
+        if let Ok(HistoryLine { history }) = serde_json::from_str::<HistoryLine>(&line) {
+            let answer = match historian(history.into()) {
+                Ok(series) => HistoryAnswer::Series(series),
+                Err(reason) => HistoryAnswer::Error(reason),
+            };
+            let mut text = serde_json::to_vec(&answer).unwrap_or_default();
+            text.push(b'\n');
+            if write.write_all(&text).await.is_err() {
+                return;
+            }
+            continue;
+        }
         let Ok(request) = serde_json::from_str::<Request>(&line) else {
             continue;
         };
@@ -114,6 +207,50 @@ async fn serve(stream: UnixStream, owner: mpsc::Sender<Asked>) {
             return;
         }
     }
+}
+
+/// Asks the owner of `data_dir` for the history series `query` selects,
+/// on a connection of its own, waiting at most `limit`; the error says
+/// why in one line (no owner, no answer in time, the owner's refusal).
+pub async fn ask_history(data_dir: &Path, query: &Query, limit: Duration) -> Result<Vec<Series>, String> {
+    let path = data_dir.join(SOCKET);
+    let ask = async {
+        let stream = UnixStream::connect(&path).await.map_err(|error| {
+            format!(
+                "no engine answers on {} ({error}): start one (`quotatrack serve --http`) or run `quotatrack history`",
+                path.display()
+            )
+        })?;
+        let (read, mut write) = stream.into_split();
+        let mut text = serde_json::to_vec(&HistoryLine {
+            history: HistoryRequest::from(query),
+        })
+        .map_err(|error| error.to_string())?;
+        text.push(b'\n');
+        let lost = |error: io::Error| format!("the engine that owns {} hung up: {error}", data_dir.display());
+        write.write_all(&text).await.map_err(lost)?;
+        let line = BufReader::new(read)
+            .lines()
+            .next_line()
+            .await
+            .map_err(lost)?
+            .ok_or_else(|| lost(io::ErrorKind::UnexpectedEof.into()))?;
+        match serde_json::from_str::<HistoryAnswer>(&line) {
+            Ok(HistoryAnswer::Series(series)) => Ok(series),
+            Ok(HistoryAnswer::Error(reason)) => Err(reason),
+            Err(_) => Err(format!(
+                "the engine that owns {} does not answer history requests (an older version?): restart it",
+                data_dir.display()
+            )),
+        }
+    };
+    tokio::time::timeout(limit, ask).await.unwrap_or_else(|_| {
+        Err(format!(
+            "the engine that owns {} did not answer within {} s: try again",
+            data_dir.display(),
+            limit.as_secs_f64()
+        ))
+    })
 }
 
 /// The follower's end: a connection to the owner.

@@ -291,6 +291,7 @@ impl Store {
                 ..
             } => self.entry(*provider).fired(window.as_deref(), *kind, *threshold),
             Event::ClockTicked
+            | Event::AlertDeliveryFailed { .. }
             | Event::HostReported { .. }
             | Event::RefreshRequested { .. }
             | Event::CycleRequested => {}

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
 use quotatrack::alerts::Alert;
-use quotatrack::alerts::deliver::{DeliveryError, Limits, post_webhook, run_command};
+use quotatrack::alerts::deliver::{Delivery, DeliveryError, Limits, post_webhook, run_command};
 use quotatrack::clock::{Clock, ManualClock};
 use quotatrack::credentials::FixedCredentials;
 use quotatrack::engine::Engine;
@@ -315,6 +315,100 @@ async fn a_hanging_webhook_gives_up_within_its_bounds() {
     drop(listener);
 }
 
+/// A failing command and a hanging webhook: each failure is an
+/// `alert_delivery_failed` event the next cycle records, counted on
+/// `/metrics`, shown by `replay --timeline`, and replay (which delivers
+/// nothing) reproduces the log with zero diff.
+#[tokio::test(flavor = "multi_thread")]
+async fn failed_deliveries_are_logged_counted_and_replayed() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(start()));
+    let mut engine = engine(dir.path(), &clock, incident());
+    let mut told = engine.subscribe_alerts();
+    // A receiver that accepts and never answers.
+    let hanging = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let delivery = Delivery {
+        command: Some("echo failing on purpose >&2; exit 3".to_owned()),
+        webhook_url: Some(Url::parse(&format!("http://{}/hook/SECRET", hanging.local_addr().unwrap())).unwrap()),
+        limits: Limits {
+            webhook: Duration::from_millis(200),
+            attempts: 2,
+            ..quick()
+        },
+        failures: None,
+    }
+    .reporting(engine.outside());
+    run(&mut engine, &clock, 2, 6, 0).await;
+    let alert = told.try_recv().expect("85 % crosses 80 %");
+    for task in delivery.spawn(&alert) {
+        let failed = tokio::time::timeout(Duration::from_secs(30), task)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(failed.is_err());
+    }
+    let before = events(&engine).len();
+    run(&mut engine, &clock, 1, 6, 2).await;
+    let log = events(&engine);
+    let cycle = &log[before..];
+    assert!(matches!(cycle[0].payload, Event::ClockTicked), "{:?}", cycle[0]);
+    let mut failures: Vec<(String, String)> = cycle[1..3]
+        .iter()
+        .map(|envelope| match &envelope.payload {
+            Event::AlertDeliveryFailed {
+                provider,
+                window,
+                kind,
+                via,
+                reason,
+            } => {
+                assert_eq!(
+                    (*provider, window.as_deref(), *kind),
+                    (Anthropic, Some("5h"), AlertKind::Threshold)
+                );
+                assert!(!reason.contains("SECRET"), "{reason}");
+                (via.clone(), reason.clone())
+            }
+            other => panic!("right after the tick: {other:?}"),
+        })
+        .collect();
+    failures.sort();
+    assert_eq!(failures[0].0, "command");
+    assert!(failures[0].1.starts_with("alert command failed"), "{}", failures[0].1);
+    assert_eq!(failures[1].0, "webhook");
+    assert!(
+        failures[1].1.starts_with("alert webhook failed after 2 attempts"),
+        "{}",
+        failures[1].1
+    );
+    // Recorded once: later cycles record nothing more.
+    run(&mut engine, &clock, 2, 6, 3).await;
+    let log = events(&engine);
+    let recorded = log
+        .iter()
+        .filter(|e| matches!(e.payload, Event::AlertDeliveryFailed { .. }));
+    assert_eq!(recorded.count(), 2);
+
+    let report = quotatrack::replay::replay(&log, &Default::default());
+    assert!(report.identical(), "{:?}", report.divergence);
+    let zone = quotatrack::replay::explain::Zone::new(jiff::tz::TimeZone::UTC);
+    let timeline = quotatrack::replay::explain::timeline(&log, &zone).join("\n");
+    assert!(timeline.contains("alert: alert delivery failed"), "{timeline}");
+    assert!(timeline.contains("via webhook"), "{timeline}");
+
+    let published = quotatrack::http::Published::follower(dir.path(), clock.clone(), Duration::from_secs(60));
+    published.update(&engine);
+    let observation = quotatrack::http::Source::observation(&published).unwrap();
+    let text = quotatrack::http::metrics::render(&observation).unwrap();
+    for via in ["command", "webhook"] {
+        let line = format!("quotatrack_alert_deliveries_failed_total{{via=\"{via}\"}} 1");
+        assert!(text.contains(&line), "{line} in\n{text}");
+    }
+    assert_store_round_trips(&engine, &log);
+    engine.close().unwrap();
+    drop(hanging);
+}
+
 #[test]
 fn serve_stdio_says_the_alert_and_runs_the_command() {
     let dir = tempfile::tempdir().unwrap();
@@ -424,6 +518,7 @@ async fn a_long_rate_limit_staleness_and_a_lost_login_fire_once_each_and_count_o
         status: engine.status(),
         fetches: BTreeMap::new(),
         alerts: BTreeMap::from([(Anthropic, counts)]),
+        delivery_failures: BTreeMap::new(),
         log: Default::default(),
         log_ok: true,
         last_cycle_at: None,

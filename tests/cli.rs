@@ -410,3 +410,167 @@ fn demo_applies_the_retention_of_the_settings_file() {
     let report = quotatrack::replay::replay(&events, &Default::default());
     assert!(report.identical(), "{}", report.divergence.unwrap().line());
 }
+
+/// Every command that prints data prints one JSON object with `--json`.
+mod json_everywhere {
+    use std::path::Path;
+
+    use serde_json::Value;
+
+    use crate::support::quotatrack;
+
+    /// A data dir with an hour of the demo's log.
+    fn demo_dir(root: &Path) -> String {
+        let data = root.join("data");
+        let data = data.to_str().unwrap().to_owned();
+        let demo = quotatrack(&["--data-dir", &data, "demo", "--hours", "1"], b"");
+        assert!(demo.status.success(), "{}", String::from_utf8_lossy(&demo.stderr));
+        data
+    }
+
+    fn strs(args: &[String]) -> Vec<&str> {
+        args.iter().map(String::as_str).collect()
+    }
+
+    /// Runs `args`: exit 0 and one line of stdout that parses as a JSON object.
+    fn json_of(args: &[&str], stdin: &[u8]) -> Value {
+        let output = quotatrack(args, stdin);
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            output.status.success(),
+            "{args:?}: {stdout} {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert_eq!(stdout.lines().count(), 1, "{args:?}: one line: {stdout}");
+        let value: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{args:?}: {e}: {stdout}"));
+        assert!(value.is_object(), "{args:?}: {value}");
+        value
+    }
+
+    #[test]
+    fn every_command_that_prints_data_prints_json() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = demo_dir(dir.path());
+        let on = |args: &[&'static str]| -> Vec<String> {
+            ["--data-dir", data.as_str()]
+                .iter()
+                .chain(args)
+                .map(|arg| arg.to_string())
+                .collect()
+        };
+
+        let store = json_of(&strs(&on(&["store", "--json"])), b"");
+        assert!(store["providers"]["anthropic"].is_object(), "{store}");
+        let stats = json_of(&strs(&on(&["log", "stats", "--json"])), b"");
+        let events = stats["events"].as_u64().unwrap();
+        assert!(events > 100, "{stats}");
+        assert!(stats["by_type"]["fetch_completed"].as_u64().unwrap() > 0, "{stats}");
+        let verify = json_of(&strs(&on(&["log", "verify", "--json"])), b"");
+        assert_eq!(verify["ok"], true, "{verify}");
+        assert_eq!(verify["sled"]["events"].as_u64(), Some(events), "{verify}");
+        let repair = json_of(&strs(&on(&["log", "repair", "--json"])), b"");
+        assert_eq!(repair["damaged"], false, "{repair}");
+        let compact = json_of(&strs(&on(&["log", "compact", "--keep-days", "3650", "--json"])), b"");
+        assert_eq!(compact["bodies_dropped"], 0, "{compact}");
+        let status = json_of(&strs(&on(&["status", "--json"])), b"");
+        assert!(status["providers"].is_array(), "{status}");
+        let history = json_of(
+            &strs(&on(&["history", "--json", "--since", "2026-08-01T00:00:00Z"])),
+            b"",
+        );
+        assert!(history["series"].is_array(), "{history}");
+
+        let exported = quotatrack(&strs(&on(&["log", "export"])), b"");
+        assert!(exported.status.success());
+        let fresh = dir.path().join("fresh");
+        let import = json_of(
+            &["--data-dir", fresh.to_str().unwrap(), "log", "import", "-", "--json"],
+            &exported.stdout,
+        );
+        assert_eq!(import["imported"].as_u64(), Some(events), "{import}");
+        let replayed = json_of(&["replay", "-", "--json"], &exported.stdout);
+        assert_eq!(replayed["identical"], true, "{replayed}");
+
+        let demo = json_of(&["demo", "--hours", "1", "--json"], b"");
+        assert_eq!(demo["minutes"], 60, "{demo}");
+        assert!(demo["final"].as_str().unwrap().contains("Claude"), "{demo}");
+
+        // No credentials in an empty home: each provider says where it looked.
+        let home = dir.path().join("home");
+        std::fs::create_dir_all(&home).unwrap();
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_quotatrack"))
+            .args(["credentials", "--json"])
+            .env_clear()
+            .env("HOME", &home)
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        let credentials: Value = serde_json::from_slice(&output.stdout).unwrap();
+        let providers = credentials["providers"].as_array().unwrap();
+        assert_eq!(providers.len(), quotatrack::providers::ProviderId::ALL.len());
+        for provider in providers {
+            assert_eq!(provider["found"], false, "{provider}");
+            assert!(!provider["message"].as_str().unwrap().is_empty(), "{provider}");
+        }
+    }
+
+    #[test]
+    fn log_commands_show_no_progress_when_stderr_is_not_a_terminal() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = demo_dir(dir.path());
+        let exported = quotatrack(&["--data-dir", &data, "log", "export"], b"");
+        let fresh = dir.path().join("fresh");
+        let runs: [(&str, &[&str]); 6] = [
+            (data.as_str(), &["export"]),
+            (data.as_str(), &["stats"]),
+            (data.as_str(), &["verify"]),
+            (data.as_str(), &["repair"]),
+            (data.as_str(), &["compact", "--keep-days", "3650"]),
+            (fresh.to_str().unwrap(), &["import", "-"]),
+        ];
+        for (data, command) in runs {
+            // Shown at once were stderr a terminal: it is a pipe here.
+            let args = [&["--data-dir", data, "log", "--progress-after-ms", "0"], command].concat();
+            let stdin: &[u8] = if command[0] == "import" { &exported.stdout } else { b"" };
+            let output = quotatrack(&args, stdin);
+            assert!(output.status.success(), "{args:?}");
+            assert!(
+                output.stderr.is_empty(),
+                "{args:?}: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+    }
+
+    /// On a terminal (`script` gives the command one) the same command
+    /// shows its progress on stderr, and stdout stays the export alone.
+    #[test]
+    fn log_export_shows_progress_on_a_terminal() {
+        if std::process::Command::new("script").arg("--version").output().is_err() {
+            let _ = std::io::Write::write_all(
+                &mut std::io::stderr(),
+                b"SKIPPED: log_export_shows_progress_on_a_terminal: `script` (util-linux) is not installed\n",
+            );
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let data = demo_dir(dir.path());
+        let out = dir.path().join("export.jsonl");
+        let command = format!(
+            "{} --data-dir {data} log --progress-after-ms 0 export > {}",
+            env!("CARGO_BIN_EXE_quotatrack"),
+            out.display()
+        );
+        let terminal = std::process::Command::new("script")
+            .args(["-qec", &command, "/dev/null"])
+            .output()
+            .unwrap();
+        assert!(terminal.status.success(), "{terminal:?}");
+        let shown = String::from_utf8_lossy(&terminal.stdout);
+        assert!(shown.contains("exporting the log"), "{shown}");
+        let exported = std::fs::read_to_string(&out).unwrap();
+        assert!(!exported.contains("exporting the log"));
+        let plain = quotatrack(&["--data-dir", &data, "log", "export"], b"");
+        assert_eq!(exported.as_bytes(), plain.stdout.as_slice(), "the same events");
+    }
+}

@@ -57,8 +57,8 @@ impl Source for Scraped {
         self.published.status()
     }
 
-    fn history(&self, query: Query) -> Result<Vec<history::Series>, Unavailable> {
-        self.published.history(query)
+    async fn history(&self, query: Query) -> Result<Vec<history::Series>, Unavailable> {
+        self.published.history(query).await
     }
 
     fn health(&self) -> http::Health {
@@ -786,8 +786,22 @@ async fn the_binary_serves_as_owner_and_a_second_one_follows_then_takes_over() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
     let data = dir.path().to_str().unwrap();
-    let fixtures = fixtures_dir();
-    let fixtures = fixtures.to_str().unwrap();
+    // Good readings only, so the history has series to compare.
+    let good = tempfile::tempdir().unwrap();
+    for provider in ProviderId::ALL {
+        let from = fixtures_dir().join(provider.as_str());
+        std::fs::create_dir_all(good.path().join(provider.as_str())).unwrap();
+        for entry in std::fs::read_dir(&from).unwrap().map(Result::unwrap) {
+            if entry.file_name().to_str().unwrap().starts_with("ok-") {
+                std::fs::copy(
+                    entry.path(),
+                    good.path().join(provider.as_str()).join(entry.file_name()),
+                )
+                .unwrap();
+            }
+        }
+    }
+    let fixtures = good.path().to_str().unwrap();
     let at = start().to_string();
     let args = [
         "--data-dir",
@@ -828,9 +842,18 @@ async fn the_binary_serves_as_owner_and_a_second_one_follows_then_takes_over() {
         status,
         "the owner's snapshot"
     );
-    let (code, history) = fetch(&format!("{}/v1/history", follower.base), None).await;
-    assert_eq!(code, 503);
-    assert!(history.contains("another engine owns"), "{history}");
+    // The follower asks the owner for history: the same series, whatever the query.
+    for query in ["", "?provider=anthropic&every=1h", "?since=2d&window=5h"] {
+        let (code, owned) = fetch(&format!("{}/v1/history{query}", owner.base), None).await;
+        assert_eq!(code, 200, "{owned}");
+        let (code, followed) = fetch(&format!("{}/v1/history{query}", follower.base), None).await;
+        assert_eq!(code, 200, "{followed}");
+        let owned: Value = serde_json::from_str(&owned).unwrap();
+        assert_eq!(serde_json::from_str::<Value>(&followed).unwrap(), owned, "{query}");
+        if query.is_empty() {
+            assert!(!owned["series"].as_array().unwrap().is_empty(), "{owned}");
+        }
+    }
     let (_, metrics) = fetch(&format!("{}/metrics", follower.base), None).await;
     assert_eq!(sample(&metrics, "quotatrack_owner", &[]), Some(0.0));
     check_metrics(&metrics);
@@ -853,6 +876,55 @@ async fn the_binary_serves_as_owner_and_a_second_one_follows_then_takes_over() {
     assert_eq!(status.code(), Some(0), "{said:?}");
     let verify = quotatrack(&["--data-dir", data, "log", "verify"], b"");
     assert!(verify.status.success(), "{}", String::from_utf8_lossy(&verify.stdout));
+}
+
+/// A follower whose owner serves no history (`watch`) answers 503 with a
+/// JSON error saying why, and so does one whose owner cannot be reached.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_without_an_owner_that_answers_history_says_why() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+    let data = dir.path().to_str().unwrap();
+    let fixtures = fixtures_dir();
+    let fixtures = fixtures.to_str().unwrap();
+    let at = start().to_string();
+    let common = ["--data-dir", data, "--clock-at", &at, "--fixtures", fixtures];
+    let mut watch = Command::new(env!("CARGO_BIN_EXE_quotatrack"))
+        .args(common)
+        .arg("watch")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(watch.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    let follower = Server::start(&[common.as_slice(), &["serve", "--http", "127.0.0.1:0"]].concat());
+    let (code, body) = fetch(&format!("{}/v1/history", follower.base), None).await;
+    assert_eq!(code, 503, "{body}");
+    let body: Value = serde_json::from_str(&body).unwrap();
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("serves no history"), "{message}");
+    assert!(message.contains("serve --http"), "says what to do: {message}");
+    // The owner's socket gone (the follower keeps its snapshot): 503 saying so.
+    std::fs::remove_file(dir.path().join("control.sock")).unwrap();
+    let (code, body) = fetch(&format!("{}/v1/history", follower.base), None).await;
+    assert_eq!(code, 503, "{body}");
+    let body: Value = serde_json::from_str(&body).unwrap();
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("no engine answers on "),
+        "{body}"
+    );
+    let (status, said) = follower.stop();
+    assert!(status.code().is_some(), "{said:?}");
+    // SAFETY: a signal to the child this test spawned and still holds.
+    unsafe { libc::kill(watch.id() as i32, libc::SIGTERM) };
+    watch.wait().unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

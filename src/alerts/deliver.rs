@@ -5,7 +5,9 @@
 //! bounded number of times). The commands spawn each delivery as its own
 //! tokio task ([`Delivery::spawn`]), so a hanging command or receiver never
 //! holds up a cycle; every wait here is bounded, and a failure is said on
-//! stderr in one line (the webhook's URL never: it usually holds a secret).
+//! stderr in one line (the webhook's URL never: it usually holds a secret)
+//! and, with [`Delivery::reporting`], reported to the engine, whose next
+//! cycle records it (`alert_delivery_failed`).
 
 use std::process::Stdio;
 use std::sync::Arc;
@@ -15,6 +17,8 @@ use tokio::io::AsyncWriteExt;
 use tokio::task::JoinHandle;
 
 use super::Alert;
+use crate::engine::Outside;
+use crate::events::{Event, Stream};
 use crate::settings::Alerts;
 use crate::transport::{Url, post_json};
 
@@ -73,6 +77,8 @@ pub struct Delivery {
     pub webhook_url: Option<Url>,
     /// The bounds.
     pub limits: Limits,
+    /// Where failures are reported for the log.
+    pub failures: Option<Outside>,
 }
 
 impl Delivery {
@@ -82,6 +88,16 @@ impl Delivery {
             command: alerts.command.clone(),
             webhook_url: alerts.webhook_url.clone(),
             limits: Limits::default(),
+            failures: None,
+        }
+    }
+
+    /// The same delivery, its failures reported to `outside` (an engine's:
+    /// its next cycle records them).
+    pub fn reporting(self, outside: Outside) -> Delivery {
+        Delivery {
+            failures: Some(outside),
+            ..self
         }
     }
 
@@ -91,24 +107,44 @@ impl Delivery {
     pub fn spawn(&self, alert: &Arc<Alert>) -> Vec<JoinHandle<Result<(), DeliveryError>>> {
         let mut tasks = Vec::new();
         if let Some(command) = self.command.clone() {
-            let (alert, limit) = (Arc::clone(alert), self.limits.command);
-            tasks.push(tokio::spawn(
-                async move { said(run_command(&command, &alert, limit).await) },
-            ));
+            let (alert, limit, failures) = (Arc::clone(alert), self.limits.command, self.failures.clone());
+            tasks.push(tokio::spawn(async move {
+                let result = run_command(&command, &alert, limit).await;
+                said(result, "command", &alert, failures.as_ref())
+            }));
         }
         if let Some(url) = self.webhook_url.clone() {
-            let (alert, limits) = (Arc::clone(alert), self.limits);
-            tasks.push(tokio::spawn(
-                async move { said(post_webhook(&url, &alert, limits).await) },
-            ));
+            let (alert, limits, failures) = (Arc::clone(alert), self.limits, self.failures.clone());
+            tasks.push(tokio::spawn(async move {
+                let result = post_webhook(&url, &alert, limits).await;
+                said(result, "webhook", &alert, failures.as_ref())
+            }));
         }
         tasks
     }
 }
 
-fn said(result: Result<(), DeliveryError>) -> Result<(), DeliveryError> {
+/// A failure said on stderr and reported for the log.
+fn said(
+    result: Result<(), DeliveryError>,
+    via: &str,
+    alert: &Alert,
+    failures: Option<&Outside>,
+) -> Result<(), DeliveryError> {
     if let Err(error) = &result {
         eprintln!("quotatrack: {error}");
+        if let Some(failures) = failures {
+            failures.report(
+                Stream::Tracker(alert.provider),
+                Event::AlertDeliveryFailed {
+                    provider: alert.provider,
+                    window: alert.window.clone(),
+                    kind: alert.kind,
+                    via: via.to_owned(),
+                    reason: error.to_string(),
+                },
+            );
+        }
     }
     result
 }

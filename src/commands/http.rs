@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use super::endpoint::{Bound, access};
 use super::serve::{fired, next_request, owner_gone, take_over};
-use super::{Sources, listen, runtime, shutdown_signal};
+use super::{Sources, runtime, shutdown_signal};
 use crate::http::Published;
 use crate::owner;
 
@@ -77,7 +77,14 @@ pub(super) fn serve_http(
                     }
                 }
                 if requests.is_none() {
-                    requests = listen(sources);
+                    // Followers ask this owner for its history too.
+                    let historian = Arc::clone(&published);
+                    requests = owner::listen_answering(
+                        &sources.data_dir,
+                        Some(Arc::new(move |query| historian.owned_history(query))),
+                    )
+                    .inspect_err(|error| eprintln!("quotatrack: followers cannot reach this engine: {error}"))
+                    .ok();
                 }
             }
             if let Some((_, done)) = asked {

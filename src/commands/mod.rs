@@ -144,7 +144,7 @@ fn reads_settings(command: &Command) -> bool {
             | Command::Watch
             | Command::Serve(_)
             | Command::Record(_)
-            | Command::Credentials
+            | Command::Credentials(_)
     )
 }
 
@@ -184,12 +184,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Command::Parse(parse) => run_parse(parse),
         Command::Status(status) => run_status(&sources, &status),
         Command::Log(log) => log::run_log(&data_dir, log, sources.clock.now()),
-        Command::Store => run_store(&data_dir),
+        Command::Store(output) => run_store(&data_dir, output.json),
         Command::Replay(replay) => run_replay(&replay),
         Command::Demo(demo) => run_demo(args.data_dir.as_deref(), &demo, &sources.settings),
         Command::Watch => run_watch(&sources),
         Command::Record(record) => run_record(&sources, &record),
-        Command::Credentials => run_credentials(sources.clock.now(), &sources.settings.providers),
+        Command::Credentials(output) => run_credentials(sources.clock.now(), &sources.settings.providers, output.json),
         Command::Serve(serve) => match (serve.http, serve.stdio) {
             (Some(address), false) => http::serve_http(&sources, address, serve.http_token_file.as_deref()),
             (http, _) => serve::run_serve(
@@ -309,8 +309,16 @@ pub(crate) fn snapshot(sources: &Sources) -> anyhow::Result<Option<Status>> {
 
 /// `quotatrack credentials`: one line per provider; one the settings do
 /// not enable says so instead of how to log in.
-fn run_credentials(now: Timestamp, enabled: &[ProviderId]) -> anyhow::Result<ExitCode> {
+fn run_credentials(now: Timestamp, enabled: &[ProviderId], json: bool) -> anyhow::Result<ExitCode> {
     let discovery = Discovery::from_process_env();
+    if json {
+        let providers: Vec<serde_json::Value> = ProviderId::ALL
+            .iter()
+            .map(|id| credentials_json(*id, enabled.contains(id).then(|| discovery.lookup(*id)), now))
+            .collect();
+        println!("{}", serde_json::json!({"schema": 1, "providers": providers}));
+        return Ok(ExitCode::SUCCESS);
+    }
     for id in ProviderId::ALL {
         if enabled.contains(&id) {
             println!("{}", discovery.lookup(id).describe(id, now));
@@ -319,6 +327,37 @@ fn run_credentials(now: Timestamp, enabled: &[ProviderId]) -> anyhow::Result<Exi
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// One provider's entry in `credentials --json`: where its credential
+/// comes from (never the credential) or where discovery looked, and the
+/// line `credentials` prints. `lookup` is `None` for a provider not enabled.
+fn credentials_json(id: ProviderId, lookup: Option<Lookup>, now: Timestamp) -> serde_json::Value {
+    let message = match &lookup {
+        Some(lookup) => lookup.describe(id, now),
+        None => format!("{id}: not enabled in the settings (`providers`)"),
+    };
+    let (found, source, expired, searched, problems) = match &lookup {
+        Some(Lookup::Found(credential)) => (
+            true,
+            Some(credential.source.clone()),
+            Some(credential.expired(now)),
+            Vec::new(),
+            Vec::new(),
+        ),
+        Some(Lookup::Missing { searched, problems }) => (false, None, None, searched.clone(), problems.clone()),
+        None => (false, None, None, Vec::new(), Vec::new()),
+    };
+    serde_json::json!({
+        "provider": id,
+        "enabled": lookup.is_some(),
+        "found": found,
+        "source": source,
+        "expired": expired,
+        "searched": searched,
+        "problems": problems,
+        "message": message,
+    })
 }
 
 /// `quotatrack record PROVIDER`: one real request, written redacted.
@@ -407,6 +446,30 @@ fn run_demo(explicit_dir: Option<&Path>, args: &DemoArgs, settings: &Settings) -
     let minutes = args.hours.map_or(chosen.minutes, |hours| hours * 60);
     let temporary = tempfile::tempdir()?;
     let data_dir = explicit_dir.unwrap_or(temporary.path());
+    if args.json {
+        let timeline = runtime()?.block_on(scenario::run(chosen, minutes, data_dir, settings.clone()))?;
+        let changes: Vec<serde_json::Value> = timeline
+            .changes
+            .iter()
+            .map(|(time, line)| serde_json::json!({"time": time, "line": line}))
+            .collect();
+        let requests: BTreeMap<String, serde_json::Value> = timeline
+            .requests
+            .iter()
+            .map(|(id, n)| (id.to_string(), serde_json::json!(n)))
+            .collect();
+        let demo = serde_json::json!({
+            "scenario": chosen.name,
+            "about": chosen.about,
+            "minutes": minutes,
+            "changes": changes,
+            "final": timeline.last,
+            "requests": requests,
+            "log_dir": explicit_dir.map(|dir| dir.display().to_string()),
+        });
+        println!("{demo}");
+        return Ok(ExitCode::SUCCESS);
+    }
     println!(
         "quotatrack {}: {} ({} min of virtual time)",
         chosen.name, chosen.about, minutes
@@ -444,7 +507,7 @@ fn run_watch(sources: &Sources) -> anyhow::Result<ExitCode> {
     let mut engine = engine(sources)?;
     let mut updates = engine.subscribe();
     let mut alerts = engine.subscribe_alerts();
-    let delivery = Delivery::from_settings(&engine.settings().alerts);
+    let delivery = Delivery::from_settings(&engine.settings().alerts).reporting(engine.outside());
     runtime()?.block_on(async {
         // Ends when stdout is closed (`quotatrack watch | head -1`): the
         // engine then stops as at a signal. An alert is one line of its
@@ -507,9 +570,13 @@ fn run_watch(sources: &Sources) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn run_store(data_dir: &Path) -> anyhow::Result<ExitCode> {
+fn run_store(data_dir: &Path, json: bool) -> anyhow::Result<ExitCode> {
     let journal = Journal::open(data_dir)?;
-    print!("{}", status::store_table(journal.store()));
+    if json {
+        println!("{}", serde_json::to_string(journal.store())?);
+    } else {
+        print!("{}", status::store_table(journal.store()));
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -182,7 +182,7 @@ pub(super) fn fired(
     engine: &Engine,
     delivering: &mut Vec<Delivering>,
 ) -> Vec<EngineEvent> {
-    let delivery = Delivery::from_settings(&engine.settings().alerts);
+    let delivery = Delivery::from_settings(&engine.settings().alerts).reporting(engine.outside());
     let mut told = Vec::new();
     loop {
         match alerts.try_recv() {

@@ -7,9 +7,11 @@
 //! then the snapshot published and subscribers told.
 //!
 //! Nothing here knows whether the answers come from the network, the
-//! fixtures or a recording: replay runs these lines too.
+//! fixtures or a recording: replay runs these lines too. Facts from
+//! outside the cycle ([`Outside`]: a failed alert delivery) are recorded
+//! right after the trigger; replay reports the recorded ones in turn.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use jiff::Timestamp;
 
@@ -22,6 +24,30 @@ use crate::providers::{ErrorKind, ProviderId};
 use crate::trackers::Found;
 use crate::transport::{Purpose, Request};
 
+/// The most outside facts waiting for a cycle; more are dropped (each was
+/// said on stderr when it happened).
+const MAX_OUTSIDE: usize = 256;
+
+/// Facts from outside the cycle, waiting for the next one: what a task
+/// off the engine (an alert delivery) reports. Cheap to clone; every clone
+/// reports to the same engine.
+#[derive(Debug, Clone, Default)]
+pub struct Outside(Arc<Mutex<Vec<(Stream, Event)>>>);
+
+impl Outside {
+    /// Reports `event` on `stream`, for the next cycle to record.
+    pub fn report(&self, stream: Stream, event: Event) {
+        let mut waiting = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if waiting.len() < MAX_OUTSIDE {
+            waiting.push((stream, event));
+        }
+    }
+
+    fn take(&self) -> Vec<(Stream, Event)> {
+        std::mem::take(&mut *self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner))
+    }
+}
+
 impl Engine {
     /// Runs one cycle started by `trigger` (a tick, or a refresh, forced or
     /// not), for `scope` or every provider driven.
@@ -33,6 +59,12 @@ impl Engine {
         let at = self.clock.now();
         let force = matches!(trigger, Event::RefreshRequested { force: true, .. });
         let mut items = vec![(at, Stream::Engine, trigger)];
+        items.extend(
+            self.outside
+                .take()
+                .into_iter()
+                .map(|(stream, event)| (at, stream, event)),
+        );
         let mut requests = Vec::new();
         for provider in self.trackers.providers() {
             if scope.is_some_and(|only| only != provider) {

@@ -16,6 +16,8 @@
 mod cycle;
 mod host;
 
+pub use cycle::Outside;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -90,6 +92,8 @@ pub struct Engine {
     session: Session,
     /// Retention stopped: the log reported damage (until a restart).
     retention_stopped: bool,
+    /// Facts from outside, recorded by the next cycle (`cycle.rs`).
+    outside: Outside,
 }
 
 /// Builds an [`Engine`].
@@ -246,6 +250,7 @@ impl EngineBuilder {
             alerts,
             session: Session::new(),
             retention_stopped: false,
+            outside: Outside::default(),
         };
         if self.memory.is_some() {
             engine.apply_settings(settings, Map::new())?;
@@ -320,6 +325,12 @@ impl Engine {
     /// A receiver of each alert fired, once it is recorded.
     pub fn subscribe_alerts(&self) -> broadcast::Receiver<Arc<Alert>> {
         self.alerts.subscribe()
+    }
+
+    /// Where facts from outside the cycle (a failed alert delivery) are
+    /// reported; the next cycle records them.
+    pub fn outside(&self) -> Outside {
+        self.outside.clone()
     }
 
     /// The live store.

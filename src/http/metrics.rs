@@ -53,6 +53,9 @@ pub struct Observation {
     /// Alerts fired per provider by kind, from the store; empty on a
     /// follower.
     pub alerts: BTreeMap<ProviderId, BTreeMap<AlertKind, u64>>,
+    /// Alert deliveries that failed, by way (`command`, `webhook`), from
+    /// the log; empty on a follower.
+    pub delivery_failures: BTreeMap<String, u64>,
     /// The log's figures, as far as known.
     pub log: LogFigures,
     /// Whether the log is healthy.
@@ -228,6 +231,19 @@ fn write(registry: &Registry, observation: &Observation) -> prometheus::Result<(
                 .with_label_values(&[provider.as_str(), kind.as_str()])
                 .inc_by(*count);
         }
+    }
+
+    let failed = IntCounterVec::new(
+        Opts::new(
+            "quotatrack_alert_deliveries_failed_total",
+            "Alert deliveries (command or webhook) that failed, from the log.",
+        ),
+        &["via"],
+    )?;
+    registry.register(Box::new(failed.clone()))?;
+    for via in ["command", "webhook"] {
+        let count = observation.delivery_failures.get(via).copied().unwrap_or(0);
+        failed.with_label_values(&[via]).inc_by(count);
     }
 
     let log_ok = int_gauge(

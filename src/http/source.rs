@@ -6,7 +6,9 @@
 //! counts of the store, the log's figures and the readings of new
 //! `fetch_completed` events for `/v1/history` (read once each, from the
 //! engine's own log, so a request never touches sled). A follower has the
-//! snapshot alone: its history is refused (503) with where to ask.
+//! snapshot alone and asks the owner for history over its control socket
+//! ([`owner::ask_history`], bounded by [`HISTORY_WAIT`]); without an owner
+//! that answers, its history is refused (503) saying why.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::path::{Path, PathBuf};
@@ -22,6 +24,7 @@ use crate::engine::Engine;
 use crate::events::{AlertKind, Event, Outcome};
 use crate::history::{Builder, Query, Series};
 use crate::log::{DB_DIR, LogError};
+use crate::owner;
 use crate::providers::ProviderId;
 use crate::status::{self, StatusOptions};
 use crate::wire::{Status, rfc3339_seconds};
@@ -31,6 +34,9 @@ use crate::wire::{Status, rfc3339_seconds};
 /// 2.4 MB; older ones are dropped first. `quotatrack history` reads the
 /// whole log.
 pub const MAX_READINGS: usize = 30_000;
+
+/// The longest a follower waits for its owner's history.
+pub const HISTORY_WAIT: Duration = Duration::from_secs(5);
 
 /// What the server reads, published by the engine loop.
 pub struct Published {
@@ -50,6 +56,8 @@ struct State {
     cycle_error: Option<String>,
     fetches: BTreeMap<ProviderId, BTreeMap<String, u64>>,
     alerts: BTreeMap<ProviderId, BTreeMap<AlertKind, u64>>,
+    /// Failed alert deliveries by way, counted from the log.
+    delivery_failures: BTreeMap<String, u64>,
     log: LogFigures,
     readings: VecDeque<Reading>,
     /// Window ids, each stored once however many readings name it.
@@ -82,6 +90,7 @@ impl Published {
                 cycle_error: None,
                 fetches: BTreeMap::new(),
                 alerts: BTreeMap::new(),
+                delivery_failures: BTreeMap::new(),
                 log: LogFigures::default(),
                 readings: VecDeque::new(),
                 window_ids: BTreeSet::new(),
@@ -149,6 +158,29 @@ impl Published {
         self.lock().cycle_error = Some(error.to_string());
     }
 
+    /// The series `query` selects from the readings this owner published
+    /// (what its `/v1/history` shows, and what it answers a follower).
+    pub fn owned_history(&self, query: Query) -> Result<Vec<Series>, String> {
+        let state = self.lock();
+        if state.role == Role::Follower {
+            return Err(format!(
+                "the engine that owns {} is taking over: try again",
+                self.data_dir.display()
+            ));
+        }
+        let mut builder = Builder::new(query);
+        for reading in &state.readings {
+            builder.reading(
+                reading.provider,
+                &reading.window,
+                reading.at,
+                reading.used_ratio,
+                reading.resets_at,
+            );
+        }
+        Ok(builder.finish())
+    }
+
     fn lock(&self) -> MutexGuard<'_, State> {
         // A panic while holding the lock cannot leave the state half
         // written in a way that matters more than serving it.
@@ -171,8 +203,15 @@ impl Published {
 }
 
 impl State {
-    /// Keeps the readings of a successful fetch.
+    /// Keeps the readings of a successful fetch; counts a failed delivery.
     fn take(&mut self, event: &Event, at: Timestamp) {
+        if let Event::AlertDeliveryFailed { via, .. } = event {
+            // Two ways exist; anything else read from a log is not a label.
+            if matches!(via.as_str(), "command" | "webhook") {
+                *self.delivery_failures.entry(via.clone()).or_default() += 1;
+            }
+            return;
+        }
         let Event::FetchCompleted {
             provider,
             outcome: Outcome::Usage { windows, .. },
@@ -215,25 +254,14 @@ impl Source for Published {
         }))
     }
 
-    fn history(&self, query: Query) -> Result<Vec<Series>, Unavailable> {
-        let state = self.lock();
-        if state.role == Role::Follower {
-            return Err(Unavailable(format!(
-                "another engine owns {} and its log: ask its /v1/history, or run `quotatrack history` once it stops",
-                self.data_dir.display()
-            )));
+    async fn history(&self, query: Query) -> Result<Vec<Series>, Unavailable> {
+        let role = self.lock().role;
+        match role {
+            Role::Owner => self.owned_history(query).map_err(Unavailable),
+            Role::Follower => owner::ask_history(&self.data_dir, &query, HISTORY_WAIT)
+                .await
+                .map_err(Unavailable),
         }
-        let mut builder = Builder::new(query);
-        for reading in &state.readings {
-            builder.reading(
-                reading.provider,
-                &reading.window,
-                reading.at,
-                reading.used_ratio,
-                reading.resets_at,
-            );
-        }
-        Ok(builder.finish())
     }
 
     fn health(&self) -> Health {
@@ -273,6 +301,7 @@ impl Source for Published {
             status,
             fetches: state.fetches.clone(),
             alerts: state.alerts.clone(),
+            delivery_failures: state.delivery_failures.clone(),
             log,
             log_ok: health.log_error.is_none(),
             last_cycle_at: health.last_cycle_at,

@@ -138,6 +138,16 @@ pub fn replay(events: &[Envelope], options: &Options) -> Report {
         let Some(envelope) = events.get(position) else {
             break;
         };
+        // Facts from outside that the recording's cycle took in: reported
+        // again, as they were then (nothing is delivered again).
+        if matches!(envelope.payload, Event::ClockTicked | Event::RefreshRequested { .. }) {
+            let outside = engine.outside();
+            for later in events[position + 1..].iter().take_while(|later| !starts(later)) {
+                if later.payload.is_outside() {
+                    outside.report(later.stream, later.payload.clone());
+                }
+            }
+        }
         let fed = feed(&mut engine, envelope);
         let error = match fed {
             None if whole => {
