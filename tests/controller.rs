@@ -763,3 +763,175 @@ fn a_follower_forwards_refreshes_and_shows_its_hosts_provider_from_the_snapshot(
     assert_eq!(follower.handle(&HostEvent::SessionShutdown, None), []);
     assert!(follower.is_shut_down());
 }
+
+/// Shutdown is accepted in every state of the diagram: each state is
+/// reached by the inputs that lead there, then `shutdown` ends it there,
+/// logged as a transition from that state.
+#[test]
+fn shutdown_is_accepted_in_every_state() {
+    use quotatrack::events::Cause;
+    use quotatrack::machines::controller::{Context, Controller, Facts, FetchAnswer, Input, ProviderFacts, Trigger};
+
+    let claude = ProviderId::Anthropic;
+    let seen = |facts: ProviderFacts| Facts {
+        now: at(100),
+        cache_ttl: SignedDuration::from_secs(CACHE_TTL),
+        min_interval: SignedDuration::from_secs(MIN_INTERVAL),
+        model_provider: Some(claude),
+        enabled: vec![claude],
+        providers: BTreeMap::from([(claude, facts)]),
+    };
+    let never_read = seen(ProviderFacts {
+        available: true,
+        ..ProviderFacts::default()
+    });
+    let fresh = seen(ProviderFacts {
+        available: true,
+        has_windows: true,
+        last_good: Some(at(90)),
+        ..ProviderFacts::default()
+    });
+    let with_windows = seen(ProviderFacts {
+        available: true,
+        has_windows: true,
+        failing: true,
+        ..ProviderFacts::default()
+    });
+    let nothing = Facts::default();
+    let trigger = Input::Trigger;
+    let owner = [
+        (Input::Start, nothing.clone()),
+        (Input::Guarded { owner: true }, nothing.clone()),
+        (Input::SettingsLoaded { accepted: true }, nothing.clone()),
+    ];
+    let fetch = [
+        (trigger(Trigger::TurnStart), never_read.clone()),
+        (Input::Step, never_read.clone()),
+        (Input::Step, never_read.clone()),
+    ];
+    let paths: Vec<(&str, Vec<(Input, Facts)>)> = vec![
+        ("boot", vec![]),
+        ("guard_singleton", vec![(Input::Start, nothing.clone())]),
+        (
+            "idle",
+            vec![
+                (Input::Start, nothing.clone()),
+                (Input::Guarded { owner: false }, nothing.clone()),
+            ],
+        ),
+        ("settings_loading", owner[..2].to_vec()),
+        ("ready", owner.to_vec()),
+        (
+            "session_start",
+            [&owner[..], &[(trigger(Trigger::SessionStart), never_read.clone())]].concat(),
+        ),
+        (
+            "emit_current",
+            [
+                &owner[..],
+                &[
+                    (trigger(Trigger::SessionStart), never_read.clone()),
+                    (Input::Step, never_read.clone()),
+                ],
+            ]
+            .concat(),
+        ),
+        ("resolve_provider", [&owner[..], &fetch[..1]].concat()),
+        (
+            "no_provider",
+            [
+                &owner[..],
+                &[
+                    (trigger(Trigger::TurnStart), nothing.clone()),
+                    (Input::Step, nothing.clone()),
+                ],
+            ]
+            .concat(),
+        ),
+        ("hydrate_from_cache", [&owner[..], &fetch[..2]].concat()),
+        (
+            "skip_fetch",
+            [
+                &owner[..],
+                &[
+                    (trigger(Trigger::TurnStart), fresh.clone()),
+                    (Input::Step, fresh.clone()),
+                    (Input::Step, fresh.clone()),
+                ],
+            ]
+            .concat(),
+        ),
+        ("fetch_usage", [&owner[..], &fetch[..]].concat()),
+        (
+            "fetch_success",
+            [
+                &owner[..],
+                &fetch[..],
+                &[(Input::Fetched(FetchAnswer::Usage), never_read.clone())],
+            ]
+            .concat(),
+        ),
+        (
+            "maybe_fetch_status",
+            [
+                &owner[..],
+                &fetch[..],
+                &[
+                    (Input::Fetched(FetchAnswer::Usage), never_read.clone()),
+                    (Input::Step, never_read.clone()),
+                ],
+            ]
+            .concat(),
+        ),
+        (
+            "fetch_error",
+            [
+                &owner[..],
+                &fetch[..],
+                &[(Input::Fetched(FetchAnswer::Failed), with_windows.clone())],
+            ]
+            .concat(),
+        ),
+        (
+            "use_cached_fallback",
+            [
+                &owner[..],
+                &fetch[..],
+                &[
+                    (Input::Fetched(FetchAnswer::Failed), with_windows.clone()),
+                    (Input::Step, with_windows.clone()),
+                ],
+            ]
+            .concat(),
+        ),
+        (
+            "cycle_requested",
+            [&owner[..], &[(trigger(Trigger::Cycle), never_read.clone())]].concat(),
+        ),
+        (
+            "shutdown",
+            [&owner[..], &[(trigger(Trigger::Shutdown), nothing.clone())]].concat(),
+        ),
+    ];
+    for (state, inputs) in paths {
+        let mut machine = Controller::machine();
+        for (input, facts) in inputs {
+            machine.handle_with_context(&input, &mut Context::new(facts));
+        }
+        assert_eq!(machine.state().name(), state, "the inputs lead to {state}");
+        let mut context = Context::new(nothing.clone());
+        machine.handle_with_context(&trigger(Trigger::Shutdown), &mut context);
+        assert_eq!(machine.state().name(), "shutdown", "shutdown from {state}");
+        let logged: Vec<(&str, &str, Cause)> = context
+            .transitions
+            .iter()
+            .map(|transition| (transition.from.name(), transition.to.name(), transition.cause))
+            .collect();
+        let expected = if state == "shutdown" {
+            vec![]
+        } else {
+            vec![(state, "shutdown", Cause::ShutDown)]
+        };
+        assert_eq!(logged, expected, "shutdown from {state} is logged");
+    }
+}

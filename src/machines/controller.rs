@@ -13,7 +13,7 @@
 //! } → emit_current → ready
 //! ready ─cycle→ cycle_requested (one cycle_probed per provider tried) → emit_current
 //! ready ─settings patch→ settings_loading → ready
-//! any ─shutdown→ shutdown
+//! every state (superstate alive) ─shutdown→ shutdown
 //! ```
 //!
 //! The gates (`hydrate_from_cache`): a value younger than the cache TTL is
@@ -260,14 +260,14 @@ impl Controller {
     /// Not started.
     ///
     /// - `Start` => `GuardSingleton` (`started`), asks for the guard
-    #[state]
+    #[state(superstate = "alive")]
     fn boot(&mut self, context: &mut Context, input: &Input) -> Outcome<State> {
         match input {
             Input::Start => {
                 context.effects.push(Effect::Guard);
                 self.go(Cause::Started, None, State::guard_singleton())
             }
-            _ => Handled,
+            _ => Super,
         }
     }
 
@@ -275,7 +275,7 @@ impl Controller {
     ///
     /// - `Guarded { owner: true }` => `SettingsLoading` (`started`)
     /// - `Guarded { owner: false }` => `Idle` (`already_active`)
-    #[state]
+    #[state(superstate = "alive")]
     fn guard_singleton(&mut self, context: &mut Context, input: &Input) -> Outcome<State> {
         match input {
             Input::Guarded { owner: true } => {
@@ -286,7 +286,7 @@ impl Controller {
                 context.effects.push(Effect::EmitAlreadyActive);
                 self.go(Cause::AlreadyActive, None, State::idle())
             }
-            _ => Handled,
+            _ => Super,
         }
     }
 
@@ -295,13 +295,13 @@ impl Controller {
     /// over the snapshot). When the owner goes away, the process starts an
     /// owner engine, whose controller begins at `boot`.
     ///
-    /// - `Trigger(Shutdown)` => `Shutdown` (`shut_down`)
+    /// - `Trigger(Shutdown)` => `Shutdown` (`shut_down`), from `alive`
     /// - `Trigger(Refresh | ModelChanged)` => forwarded, then the snapshot is shown
     /// - other triggers => the snapshot is shown
-    #[state]
+    #[state(superstate = "alive")]
     fn idle(&mut self, context: &mut Context, input: &Input) -> Outcome<State> {
         match input {
-            Input::Trigger(Trigger::Shutdown) => self.go(Cause::ShutDown, None, State::shutdown()),
+            Input::Trigger(Trigger::Shutdown) => Super,
             Input::Trigger(trigger) => {
                 if matches!(trigger, Trigger::Refresh | Trigger::ModelChanged) {
                     context.effects.push(Effect::Forward(*trigger));
@@ -309,7 +309,7 @@ impl Controller {
                 context.effects.push(Effect::EmitCurrent);
                 Handled
             }
-            _ => Handled,
+            _ => Super,
         }
     }
 
@@ -317,7 +317,7 @@ impl Controller {
     ///
     /// - `SettingsLoaded` => `Ready` (`settings_loaded`): ready the first
     ///   time, then settings updated or rejected
-    #[state]
+    #[state(superstate = "alive")]
     fn settings_loading(&mut self, context: &mut Context, input: &Input) -> Outcome<State> {
         match input {
             Input::SettingsLoaded { accepted } => {
@@ -329,8 +329,7 @@ impl Controller {
                 self.loaded = true;
                 self.go(Cause::SettingsLoaded, None, State::ready())
             }
-            Input::Trigger(Trigger::Shutdown) => self.go(Cause::ShutDown, None, State::shutdown()),
-            _ => Handled,
+            _ => Super,
         }
     }
 
@@ -341,11 +340,11 @@ impl Controller {
     /// - `Refresh | ModelChanged` => `ResolveProvider` (`refresh_requested`), forced
     /// - `Cycle` => `CycleRequested` (`cycle_requested`)
     /// - `SettingsPatch` => `SettingsLoading` (`settings_loaded`)
-    /// - `Shutdown` => `Shutdown` (`shut_down`)
-    #[state]
+    /// - `Shutdown` => `Shutdown` (`shut_down`), from `alive`
+    #[state(superstate = "alive")]
     fn ready(&mut self, context: &mut Context, input: &Input) -> Outcome<State> {
         let Input::Trigger(trigger) = input else {
-            return Handled;
+            return Super;
         };
         match trigger {
             Trigger::SessionStart => self.go(Cause::SessionStarted, None, State::session_start()),
@@ -368,7 +367,7 @@ impl Controller {
                 context.effects.push(Effect::LoadSettings);
                 self.go(Cause::SettingsLoaded, None, State::settings_loading())
             }
-            Trigger::Shutdown => self.go(Cause::ShutDown, None, State::shutdown()),
+            Trigger::Shutdown => Super,
         }
     }
 
@@ -376,7 +375,7 @@ impl Controller {
     /// shown; nothing is fetched.
     ///
     /// - `Step` => `EmitCurrent` (`cache_hit`)
-    #[state]
+    #[state(superstate = "alive")]
     fn session_start(&mut self, context: &mut Context, input: &Input) -> Outcome<State> {
         match input {
             Input::Step => {
@@ -384,7 +383,7 @@ impl Controller {
                 let about = self.current;
                 self.go(Cause::CacheHit, about, State::emit_current())
             }
-            _ => Handled,
+            _ => Super,
         }
     }
 
@@ -542,12 +541,21 @@ impl Controller {
         }
     }
 
-    /// Every refresh state.
+    /// Every refresh state: what they do not handle goes to `alive`.
+    #[superstate(superstate = "alive")]
+    fn refreshing(input: &Input) -> Outcome<State> {
+        let _ = input;
+        Super
+    }
+
+    /// Every state but `shutdown`: the host may end the session whatever
+    /// the controller is doing (a fetch under way is finished by the
+    /// engine first, as every effect is).
     ///
     /// - `Trigger(Shutdown)` => `Shutdown` (`shut_down`)
     /// - anything else is ignored
     #[superstate]
-    fn refreshing(&mut self, input: &Input) -> Outcome<State> {
+    fn alive(&mut self, input: &Input) -> Outcome<State> {
         match input {
             Input::Trigger(Trigger::Shutdown) => self.go(Cause::ShutDown, None, State::shutdown()),
             _ => Handled,
@@ -561,10 +569,10 @@ impl Controller {
     /// - `Step` => `CycleRequested` (`cycle_probed`, naming the provider rejected)
     /// - `Step` => `EmitCurrent` (`cycle_probed`, naming the provider taken;
     ///   when every provider was tried, the current one stays)
-    #[state]
+    #[state(superstate = "alive")]
     fn cycle_requested(&mut self, context: &mut Context, input: &Input) -> Outcome<State> {
         if *input != Input::Step {
-            return Handled;
+            return Super;
         }
         let enabled = &context.facts.enabled;
         if self.probes_left == 0 || enabled.is_empty() {
@@ -589,7 +597,7 @@ impl Controller {
     /// The view is sent to the host.
     ///
     /// - `Step` => `Ready` (`emitted`), sending the current and all providers
-    #[state]
+    #[state(superstate = "alive")]
     fn emit_current(&mut self, context: &mut Context, input: &Input) -> Outcome<State> {
         match input {
             Input::Step => {
@@ -597,7 +605,7 @@ impl Controller {
                 let about = self.current;
                 self.go(Cause::Emitted, about, State::ready())
             }
-            _ => Handled,
+            _ => Super,
         }
     }
 
