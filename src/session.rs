@@ -16,7 +16,7 @@ use serde_json::{Map, Value};
 
 use crate::events::{Event, HostEvent, Stream};
 use crate::machines::controller::{
-    self, Context, Controller, Effect, Facts, FetchAnswer, Input, ProviderFacts, Trigger,
+    self, Context, Controller, Cycled, Effect, Facts, FetchAnswer, Input, ProviderFacts, Trigger,
 };
 use crate::providers::ProviderId;
 use crate::providers::detect::detect;
@@ -55,6 +55,15 @@ pub enum EngineEvent {
         /// The settings now in force.
         settings: Value,
     },
+    /// `cycle_provider` found no other provider to show: the one shown
+    /// stays. (When it moves, the answer is the new `update_current`.)
+    CycleUnchanged {
+        /// `none_enabled`: no provider is enabled; `none_available`: every
+        /// enabled provider was probed and none other has anything to show.
+        reason: Cycled,
+        /// The provider still shown.
+        provider: Option<ProviderId>,
+    },
     /// An alert fired (once per crossing; see `alerts.rs`).
     Alert(Box<crate::alerts::Alert>),
     /// An input could not be used; nothing changed.
@@ -82,6 +91,12 @@ pub struct Shown {
 pub(crate) struct Told([Option<String>; 2]);
 
 impl Told {
+    /// Forgets the last `update_current`, so the next one is sent even if
+    /// it is the same (the answer to a cycle that moved).
+    pub(crate) fn forget_current(&mut self) {
+        self.0[0] = None;
+    }
+
     /// The updates that differ from the last ones sent (now the last ones).
     pub(crate) fn changed(&mut self, updates: [EngineEvent; 2]) -> Vec<EngineEvent> {
         let mut told = Vec::new();
@@ -93,6 +108,22 @@ impl Told {
             }
         }
         told
+    }
+}
+
+/// What the host is told, beyond the views, of what its cycle came to:
+/// `cycle_unchanged` when the provider shown stays; nothing when it moved
+/// (the new `update_current`, always sent, says so).
+pub(crate) fn cycled_answer(told: &mut Told, cycled: Cycled, current: Option<ProviderId>) -> Option<EngineEvent> {
+    match cycled {
+        Cycled::Selected(_) => {
+            told.forget_current();
+            None
+        }
+        reason => Some(EngineEvent::CycleUnchanged {
+            reason,
+            provider: current,
+        }),
     }
 }
 
@@ -246,8 +277,9 @@ impl Follower {
     }
 
     /// The effects of one host event; `snapshot` is what a cycle moves
-    /// through.
+    /// through. A cycle's answer comes first ([`Effect::EmitCycled`]).
     pub fn handle(&mut self, host: &HostEvent, snapshot: Option<&Status>) -> Vec<Effect> {
+        let mut effects = Vec::new();
         match host {
             HostEvent::ModelChanged { provider, model } => {
                 self.current = detect(provider.as_deref(), model);
@@ -269,13 +301,25 @@ impl Follower {
                 };
                 let next = controller::cycle_order(&order, self.current)
                     .find(|id| Some(*id) != self.current && controller::worth_showing(&facts(*id)));
+                let cycled = match next {
+                    Some(next) => Cycled::Selected(next),
+                    None if order.is_empty() => Cycled::NoneEnabled,
+                    None => Cycled::NoneAvailable,
+                };
                 if let Some(next) = next {
                     self.current = Some(next);
                 }
+                effects.push(Effect::EmitCycled(cycled));
             }
             _ => {}
         }
-        self.input(Input::Trigger(trigger(host)))
+        effects.extend(self.input(Input::Trigger(trigger(host))));
+        effects
+    }
+
+    /// What the host is told of its cycle's outcome beyond the views.
+    pub fn cycled(&mut self, cycled: Cycled) -> Option<EngineEvent> {
+        cycled_answer(&mut self.told, cycled, self.current)
     }
 
     /// The provider the host shows.

@@ -173,6 +173,8 @@ enum Told {
     Ready,
     SettingsUpdated,
     Refused,
+    /// A cycle found nothing else to show.
+    Stayed,
 }
 
 #[derive(Debug, Clone)]
@@ -325,9 +327,14 @@ impl Model {
         });
         let rejected = taken.unwrap_or(n);
         self.path.extend(std::iter::repeat_n("cycle_requested", rejected));
-        if let Some(k) = taken {
-            self.current = Some(self.enabled[(start + k) % n]);
-            self.cycled = true;
+        match taken {
+            Some(k) => {
+                self.current = Some(self.enabled[(start + k) % n]);
+                self.cycled = true;
+                // The answer to a cycle that moved is always sent.
+                self.shown = None;
+            }
+            None => self.told.push(Told::Stayed),
         }
         self.emit();
     }
@@ -582,6 +589,7 @@ impl Sut {
                 EngineEvent::Ready { .. } => Some(Told::Ready),
                 EngineEvent::SettingsUpdated { .. } => Some(Told::SettingsUpdated),
                 EngineEvent::Error { .. } => Some(Told::Refused),
+                EngineEvent::CycleUnchanged { .. } => Some(Told::Stayed),
                 _ => None,
             })
             .collect();
@@ -715,7 +723,7 @@ prop_state_machine! {
 /// through the snapshot, and nothing is fetched here.
 #[test]
 fn a_follower_forwards_refreshes_and_shows_its_hosts_provider_from_the_snapshot() {
-    use quotatrack::machines::controller::{Effect, Trigger};
+    use quotatrack::machines::controller::{Cycled, Effect, Trigger};
     use quotatrack::session::Follower;
 
     // The owner's snapshot: Claude and Codex with usage.
@@ -749,9 +757,39 @@ fn a_follower_forwards_refreshes_and_shows_its_hosts_provider_from_the_snapshot(
 
     assert_eq!(
         follower.handle(&HostEvent::CycleProvider, Some(&snapshot)),
-        [Effect::EmitCurrent]
+        [
+            Effect::EmitCycled(Cycled::Selected(ProviderId::Anthropic)),
+            Effect::EmitCurrent
+        ]
     );
     assert_eq!(follower.current(), Some(ProviderId::Anthropic), "the cycle wraps round");
+    assert_eq!(follower.cycled(Cycled::Selected(ProviderId::Anthropic)), None);
+    let told = follower.shown(&snapshot, at(0));
+    assert!(
+        matches!(
+            &told[..],
+            [EngineEvent::UpdateCurrent {
+                provider: Some(ProviderId::Anthropic),
+                ..
+            }]
+        ),
+        "the cycle is answered with the provider it moved to: {told:?}"
+    );
+    // With nothing in the snapshot there is nothing to move to, and the
+    // host is told so.
+    let empty = quotatrack::wire::Status {
+        providers: Vec::new(),
+        ..snapshot.clone()
+    };
+    let effects = follower.handle(&HostEvent::CycleProvider, Some(&empty));
+    assert_eq!(effects[0], Effect::EmitCycled(Cycled::NoneEnabled));
+    assert_eq!(
+        follower.cycled(Cycled::NoneEnabled),
+        Some(EngineEvent::CycleUnchanged {
+            reason: Cycled::NoneEnabled,
+            provider: Some(ProviderId::Anthropic)
+        })
+    );
     for shown in [HostEvent::TurnStart, HostEvent::Interval] {
         assert_eq!(
             follower.handle(&shown, Some(&snapshot)),
@@ -934,4 +972,75 @@ fn shutdown_is_accepted_in_every_state() {
         };
         assert_eq!(logged, expected, "shutdown from {state} is logged");
     }
+}
+
+/// `cycle_provider` is always answered: with the provider it moved to,
+/// or, when the one shown stays, with why (every other provider probed
+/// and none has anything to show; none enabled). The session replays with
+/// no divergence.
+#[test]
+fn a_cycle_with_nowhere_to_go_says_so() {
+    use quotatrack::machines::controller::Cycled;
+
+    let mut sut = Sut::new();
+    sut.runtime.block_on(sut.engine.start()).unwrap();
+    sut.runtime.block_on(sut.engine.cycle()).unwrap();
+    let claude = HostEvent::ModelChanged {
+        provider: None,
+        model: "claude-sonnet-4-5".to_owned(),
+    };
+    sut.clock.advance(SignedDuration::from_secs(30));
+    sut.handle(claude);
+    let current = |told: &[EngineEvent]| {
+        told.iter()
+            .find_map(|event| match event {
+                EngineEvent::UpdateCurrent { provider, .. } => Some(*provider),
+                _ => None,
+            })
+            .flatten()
+    };
+    let told = sut.handle(HostEvent::CycleProvider);
+    assert_eq!(current(&told), Some(ProviderId::Codex), "{told:?}");
+    let told = sut.handle(HostEvent::CycleProvider);
+    assert_eq!(
+        current(&told),
+        Some(ProviderId::Anthropic),
+        "the cycle wraps round: {told:?}"
+    );
+
+    // Codex loses its login: Claude is the only provider with anything to show.
+    sut.credentials.lock().unwrap().set(ProviderId::Codex, None);
+    sut.clock.advance(SignedDuration::from_secs(60));
+    sut.runtime.block_on(sut.engine.cycle()).unwrap();
+    let told = sut.handle(HostEvent::CycleProvider);
+    assert!(
+        told.contains(&EngineEvent::CycleUnchanged {
+            reason: Cycled::NoneAvailable,
+            provider: Some(ProviderId::Anthropic)
+        }),
+        "{told:?}"
+    );
+    assert_eq!(
+        serde_json::to_value(&told[0]).unwrap(),
+        json!({"type": "cycle_unchanged", "reason": "none_available", "provider": "anthropic"})
+    );
+
+    sut.handle(HostEvent::SettingsPatch {
+        patch: json!({"providers": []}),
+    });
+    let told = sut.handle(HostEvent::CycleProvider);
+    assert!(
+        told.iter().any(|event| matches!(
+            event,
+            EngineEvent::CycleUnchanged {
+                reason: Cycled::NoneEnabled,
+                ..
+            }
+        )),
+        "{told:?}"
+    );
+
+    let events: Vec<_> = sut.engine.log().unwrap().entries(0).map(Result::unwrap).collect();
+    let report = replay::replay(&events, &replay::Options::default());
+    assert!(report.identical(), "{}", report.divergence.unwrap().line());
 }

@@ -256,6 +256,9 @@ pub async fn follow<R: AsyncBufRead + Unpin>(
                                 }
                             }
                         }
+                        Effect::EmitCycled(cycled) => {
+                            send(out, None, follower.cycled(cycled).into_iter().collect())?;
+                        }
                         Effect::EmitCurrent => {
                             // Read again: a forwarded refresh has just changed it.
                             if let Some(view) = snapshot(sources)? {

@@ -11,7 +11,7 @@ use crate::events::{Event, HostEvent, Stream};
 use crate::machines::controller::{self, Context, Controller, Effect, Input};
 use crate::providers::ProviderId;
 use crate::providers::detect::detect;
-use crate::session::{EngineEvent, Told, decisions, facts, fetched, patched, trigger, updates};
+use crate::session::{EngineEvent, Told, cycled_answer, decisions, facts, fetched, patched, trigger, updates};
 use crate::status;
 
 /// The controller machine and what it works with.
@@ -175,6 +175,11 @@ impl Engine {
             }
             Effect::EmitCurrent => {
                 self.emit(told);
+                None
+            }
+            Effect::EmitCycled(cycled) => {
+                let current = self.session.machine.inner().current();
+                told.extend(cycled_answer(&mut self.session.told, cycled, current));
                 None
             }
             // Selections were recorded with the transitions; an owner has no

@@ -190,8 +190,24 @@ pub enum Effect {
     },
     /// Send the current provider's view and every provider's view.
     EmitCurrent,
+    /// Tell the host what its `cycle_provider` came to (it is always
+    /// answered, even when the provider shown stays).
+    EmitCycled(Cycled),
     /// A follower asks the owner to refresh.
     Forward(Trigger),
+}
+
+/// What a cycle came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Cycled {
+    /// It moved to this provider.
+    Selected(ProviderId),
+    /// No provider is enabled: there is nothing to move to.
+    NoneEnabled,
+    /// Every enabled provider was probed and none other than the one
+    /// shown has something to show: it stays.
+    NoneAvailable,
 }
 
 /// A transition, as the hook saw it.
@@ -568,7 +584,8 @@ impl Controller {
     ///
     /// - `Step` => `CycleRequested` (`cycle_probed`, naming the provider rejected)
     /// - `Step` => `EmitCurrent` (`cycle_probed`, naming the provider taken;
-    ///   when every provider was tried, the current one stays)
+    ///   when every provider was tried, or none is enabled, the current one
+    ///   stays). Either way the host is told what the cycle came to.
     #[state(superstate = "alive")]
     fn cycle_requested(&mut self, context: &mut Context, input: &Input) -> Outcome<State> {
         if *input != Input::Step {
@@ -576,6 +593,12 @@ impl Controller {
         }
         let enabled = &context.facts.enabled;
         if self.probes_left == 0 || enabled.is_empty() {
+            let cycled = if enabled.is_empty() {
+                Cycled::NoneEnabled
+            } else {
+                Cycled::NoneAvailable
+            };
+            context.effects.push(Effect::EmitCycled(cycled));
             let about = self.current;
             return self.go(Cause::CycleProbed, about, State::emit_current());
         }
@@ -588,6 +611,7 @@ impl Controller {
             self.current = Some(candidate);
             self.cycled = true;
             context.effects.push(Effect::Select(Some(candidate)));
+            context.effects.push(Effect::EmitCycled(Cycled::Selected(candidate)));
             self.go(Cause::CycleProbed, Some(candidate), State::emit_current())
         } else {
             self.go(Cause::CycleProbed, Some(candidate), State::cycle_requested())
