@@ -332,6 +332,12 @@ pub enum HostEvent {
     Interval,
     /// The host session is ending.
     SessionShutdown,
+    /// The host asks for the current provider's view (`update_current`)
+    /// now; nothing is fetched and nothing is recorded.
+    GetCurrent,
+    /// The host asks for every provider's view (`update_all`) now; nothing
+    /// is fetched and nothing is recorded.
+    GetAll,
 }
 
 /// Why a machine transitioned.

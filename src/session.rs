@@ -91,6 +91,15 @@ pub struct Shown {
 pub(crate) struct Told([Option<String>; 2]);
 
 impl Told {
+    /// The one of `updates` the host asked for (`which`, see [`query`]),
+    /// sent whether or not it changed, and remembered as sent.
+    pub(crate) fn answer(&mut self, updates: [EngineEvent; 2], which: usize) -> EngineEvent {
+        let [current, all] = updates;
+        let event = if which == 0 { current } else { all };
+        self.0[which] = Some(serde_json::to_string(&event).expect("engine events serialize"));
+        event
+    }
+
     /// Forgets the last `update_current`, so the next one is sent even if
     /// it is the same (the answer to a cycle that moved).
     pub(crate) fn forget_current(&mut self) {
@@ -221,9 +230,23 @@ pub(crate) fn decisions(context: &Context) -> Vec<(Timestamp, Stream, Event)> {
         .collect()
 }
 
-/// The controller's trigger for a host event.
+/// The view a host asked for, when `host` is a query rather than an
+/// event: 0 for `update_current`, 1 for `update_all` (the order of
+/// [`updates`]). Queries never reach the controller.
+pub fn query(host: &HostEvent) -> Option<usize> {
+    match host {
+        HostEvent::GetCurrent => Some(0),
+        HostEvent::GetAll => Some(1),
+        _ => None,
+    }
+}
+
+/// The controller's trigger for a host event (a query is answered before
+/// the controller is asked, so it has none of its own: read as an
+/// interval, it would only show the view).
 pub fn trigger(host: &HostEvent) -> Trigger {
     match host {
+        HostEvent::GetCurrent | HostEvent::GetAll => Trigger::Interval,
         HostEvent::SessionStart => Trigger::SessionStart,
         HostEvent::TurnStart => Trigger::TurnStart,
         HostEvent::ToolResult => Trigger::ToolResult,
@@ -325,6 +348,20 @@ impl Follower {
     /// The provider the host shows.
     pub fn current(&self) -> Option<ProviderId> {
         self.current
+    }
+
+    /// The answer to a host's query (`get_current`, `get_all`) from
+    /// `snapshot` at `now`; `None` when `host` is not a query.
+    pub fn answer(&mut self, host: &HostEvent, snapshot: &Status, now: Timestamp) -> Option<EngineEvent> {
+        let which = query(host)?;
+        let updates = updates(
+            snapshot,
+            self.current,
+            self.model_id.as_deref(),
+            snapshot.providers.iter(),
+            now,
+        );
+        Some(self.told.answer(updates, which))
     }
 
     /// What the host is told from `snapshot` at `now`: its provider and

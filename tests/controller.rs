@@ -800,6 +800,23 @@ fn a_follower_forwards_refreshes_and_shows_its_hosts_provider_from_the_snapshot(
     assert!(!follower.is_shut_down());
     assert_eq!(follower.handle(&HostEvent::SessionShutdown, None), []);
     assert!(follower.is_shut_down());
+    // Queries are answered from the snapshot, each time, even after shutdown.
+    for _ in 0..2 {
+        let answer = follower.answer(&HostEvent::GetCurrent, &snapshot, at(0));
+        assert!(
+            matches!(
+                answer,
+                Some(EngineEvent::UpdateCurrent {
+                    provider: Some(ProviderId::Anthropic),
+                    ..
+                })
+            ),
+            "{answer:?}"
+        );
+        let answer = follower.answer(&HostEvent::GetAll, &snapshot, at(0));
+        assert!(matches!(answer, Some(EngineEvent::UpdateAll { .. })), "{answer:?}");
+    }
+    assert_eq!(follower.answer(&HostEvent::Refresh, &snapshot, at(0)), None);
 }
 
 /// Shutdown is accepted in every state of the diagram: each state is
@@ -1043,4 +1060,43 @@ fn a_cycle_with_nowhere_to_go_says_so() {
     let events: Vec<_> = sut.engine.log().unwrap().entries(0).map(Result::unwrap).collect();
     let report = replay::replay(&events, &replay::Options::default());
     assert!(report.identical(), "{}", report.divergence.unwrap().line());
+}
+
+/// A host may ask for the views at any time (`get_current`, `get_all`),
+/// before a session starts, between events and after shutdown: each is
+/// answered every time, even when nothing changed, from the store as it
+/// is. Nothing is fetched and nothing is recorded.
+#[test]
+fn a_host_can_ask_for_the_views_at_any_time_without_a_fetch() {
+    let mut sut = Sut::new();
+    sut.runtime.block_on(sut.engine.start()).unwrap();
+    sut.runtime.block_on(sut.engine.cycle()).unwrap();
+    sut.handle(HostEvent::ModelChanged {
+        provider: None,
+        model: "gpt-5-codex".to_owned(),
+    });
+    for round in 0..3 {
+        if round == 2 {
+            sut.handle(HostEvent::SessionShutdown);
+        }
+        // Long enough for every gate to let a fetch through.
+        sut.clock.advance(SignedDuration::from_secs(3600));
+        let asked = sut.transport.asked.lock().unwrap().len();
+        let seq = sut.engine.log().unwrap().next_seq();
+        let current = sut.handle(HostEvent::GetCurrent);
+        let [EngineEvent::UpdateCurrent { provider, display, .. }] = &current[..] else {
+            panic!("{current:?}")
+        };
+        assert_eq!(*provider, Some(ProviderId::Codex));
+        assert!(display.as_deref().unwrap().starts_with("Codex │ 5h"), "{display:?}");
+        let all = sut.handle(HostEvent::GetAll);
+        assert!(
+            matches!(&all[..], [EngineEvent::UpdateAll { providers }] if providers.len() == 2),
+            "{all:?}"
+        );
+        assert_eq!(sut.transport.asked.lock().unwrap().len(), asked, "nothing fetched");
+        assert_eq!(sut.engine.log().unwrap().next_seq(), seq, "nothing recorded");
+    }
+    let json = serde_json::to_value(&sut.handle(HostEvent::GetAll)[0]).unwrap();
+    assert_eq!(json["type"], "update_all");
 }

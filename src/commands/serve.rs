@@ -236,6 +236,16 @@ pub async fn follow<R: AsyncBufRead + Unpin>(
                         continue;
                     }
                 };
+                if crate::session::query(&host).is_some() {
+                    // Answered from the owner's snapshot (empty before its first).
+                    let now = sources.clock.now();
+                    let view = match snapshot(sources)? {
+                        Some(view) => view,
+                        None => crate::status::view(&crate::store::Store::default(), now, &Default::default()),
+                    };
+                    send(out, Some(number), follower.answer(&host, &view, now).into_iter().collect())?;
+                    continue;
+                }
                 match &host {
                     HostEvent::ModelChanged { .. } => model = Some(host.clone()),
                     HostEvent::SettingsPatch { .. } => {
