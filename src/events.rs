@@ -390,6 +390,10 @@ pub enum Cause {
     CycleRequested,
     /// The current view was sent to the host.
     Emitted,
+    /// A host patched the settings: they are loaded again.
+    SettingsPatched,
+    /// After a good fetch, the provider's status page was due: it is read.
+    StatusPageDue,
 }
 
 /// Why a stored event could not be read.

@@ -192,6 +192,9 @@ pub(crate) fn facts(store: &Store, settings: &Settings, model: Option<ProviderId
             let facts = ProviderFacts {
                 available: entry.credentials.is_some(),
                 has_windows: !entry.windows.is_empty(),
+                // The engine's to say (`Engine::status_page_due`): it
+                // knows the trackers and the status TTL.
+                status_due: false,
                 failing: entry.last_error.is_some(),
                 last_good: entry.last_good,
                 last_attempt: entry.last_attempt,

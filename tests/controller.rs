@@ -345,7 +345,8 @@ impl Model {
         }
         match host {
             Host::SessionStart => {
-                self.path.push("session_start");
+                self.path
+                    .extend(["session_start", "refresh_cache_only", "refresh_status_cache_only"]);
                 self.resolve();
                 self.emit();
             }
@@ -358,7 +359,7 @@ impl Model {
             }
             Host::Cycle => self.cycle_provider(),
             Host::Patch(patch) => {
-                self.path.extend(["settings_loading", "ready"]);
+                self.path.extend(["settings_patched", "settings_loading", "ready"]);
                 match patch {
                     Patch::Providers(order) => {
                         for (p, provider) in self.providers.iter_mut().enumerate() {
@@ -864,6 +865,17 @@ fn shutdown_is_accepted_in_every_state() {
         (Input::Step, never_read.clone()),
         (Input::Step, never_read.clone()),
     ];
+    // Each state's inputs, after the owner's start (`owner`).
+    let then = |steps: &[(Input, Facts)]| [&owner[..], steps].concat();
+    let step = |facts: &Facts| (Input::Step, facts.clone());
+    let session = [
+        (trigger(Trigger::SessionStart), never_read.clone()),
+        step(&never_read),
+        step(&never_read),
+        step(&never_read),
+    ];
+    let fetched =
+        |answer: FetchAnswer, facts: &Facts| [&fetch[..], &[(Input::Fetched(answer), facts.clone())]].concat();
     let paths: Vec<(&str, Vec<(Input, Facts)>)> = vec![
         ("boot", vec![]),
         ("guard_singleton", vec![(Input::Start, nothing.clone())]),
@@ -877,96 +889,43 @@ fn shutdown_is_accepted_in_every_state() {
         ("settings_loading", owner[..2].to_vec()),
         ("ready", owner.to_vec()),
         (
-            "session_start",
-            [&owner[..], &[(trigger(Trigger::SessionStart), never_read.clone())]].concat(),
+            "settings_patched",
+            then(&[(trigger(Trigger::SettingsPatch), nothing.clone())]),
         ),
         (
-            "emit_current",
-            [
-                &owner[..],
-                &[
-                    (trigger(Trigger::SessionStart), never_read.clone()),
-                    (Input::Step, never_read.clone()),
-                ],
-            ]
-            .concat(),
+            "settings_loading",
+            then(&[(trigger(Trigger::SettingsPatch), nothing.clone()), step(&nothing)]),
         ),
-        ("resolve_provider", [&owner[..], &fetch[..1]].concat()),
+        ("session_start", then(&session[..1])),
+        ("refresh_cache_only", then(&session[..2])),
+        ("refresh_status_cache_only", then(&session[..3])),
+        ("emit_current", then(&session)),
+        ("resolve_provider", then(&fetch[..1])),
         (
             "no_provider",
-            [
-                &owner[..],
-                &[
-                    (trigger(Trigger::TurnStart), nothing.clone()),
-                    (Input::Step, nothing.clone()),
-                ],
-            ]
-            .concat(),
+            then(&[(trigger(Trigger::TurnStart), nothing.clone()), step(&nothing)]),
         ),
-        ("hydrate_from_cache", [&owner[..], &fetch[..2]].concat()),
+        ("hydrate_from_cache", then(&fetch[..2])),
         (
             "skip_fetch",
-            [
-                &owner[..],
-                &[
-                    (trigger(Trigger::TurnStart), fresh.clone()),
-                    (Input::Step, fresh.clone()),
-                    (Input::Step, fresh.clone()),
-                ],
-            ]
-            .concat(),
+            then(&[(trigger(Trigger::TurnStart), fresh.clone()), step(&fresh), step(&fresh)]),
         ),
-        ("fetch_usage", [&owner[..], &fetch[..]].concat()),
-        (
-            "fetch_success",
-            [
-                &owner[..],
-                &fetch[..],
-                &[(Input::Fetched(FetchAnswer::Usage), never_read.clone())],
-            ]
-            .concat(),
-        ),
+        ("fetch_usage", then(&fetch)),
+        ("fetch_success", then(&fetched(FetchAnswer::Usage, &never_read))),
         (
             "maybe_fetch_status",
-            [
-                &owner[..],
-                &fetch[..],
-                &[
-                    (Input::Fetched(FetchAnswer::Usage), never_read.clone()),
-                    (Input::Step, never_read.clone()),
-                ],
-            ]
-            .concat(),
+            then(&[&fetched(FetchAnswer::Usage, &never_read)[..], &[step(&never_read)]].concat()),
         ),
-        (
-            "fetch_error",
-            [
-                &owner[..],
-                &fetch[..],
-                &[(Input::Fetched(FetchAnswer::Failed), with_windows.clone())],
-            ]
-            .concat(),
-        ),
+        ("fetch_error", then(&fetched(FetchAnswer::Failed, &with_windows))),
         (
             "use_cached_fallback",
-            [
-                &owner[..],
-                &fetch[..],
-                &[
-                    (Input::Fetched(FetchAnswer::Failed), with_windows.clone()),
-                    (Input::Step, with_windows.clone()),
-                ],
-            ]
-            .concat(),
+            then(&[&fetched(FetchAnswer::Failed, &with_windows)[..], &[step(&with_windows)]].concat()),
         ),
         (
             "cycle_requested",
-            [&owner[..], &[(trigger(Trigger::Cycle), never_read.clone())]].concat(),
+            then(&[(trigger(Trigger::Cycle), never_read.clone())]),
         ),
-        (
-            "shutdown",
-            [&owner[..], &[(trigger(Trigger::Shutdown), nothing.clone())]].concat(),
-        ),
+        ("shutdown", then(&[(trigger(Trigger::Shutdown), nothing.clone())])),
     ];
     for (state, inputs) in paths {
         let mut machine = Controller::machine();
@@ -1099,4 +1058,101 @@ fn a_host_can_ask_for_the_views_at_any_time_without_a_fetch() {
     }
     let json = serde_json::to_value(&sut.handle(HostEvent::GetAll)[0]).unwrap();
     assert_eq!(json["type"], "update_all");
+}
+
+/// `MaybeFetchStatus`: after a good usage fetch the provider's status page
+/// is read when it is due (never read, or older than the status TTL), and
+/// not otherwise; the decision is a logged transition, and the session
+/// replays with no divergence.
+#[test]
+fn a_good_fetch_reads_the_status_page_when_it_is_due() {
+    use quotatrack::events::Cause;
+    use quotatrack::transport::Purpose;
+
+    struct WithPage(Arc<ManualClock>, Mutex<Vec<Purpose>>);
+    impl Transport for WithPage {
+        fn send<'a>(&'a self, request: &'a Request) -> BoxFuture<'a, Result<RecordedExchange, TransportError>> {
+            let now = self.0.now();
+            self.1.lock().unwrap().push(request.purpose);
+            let name = match request.purpose {
+                Purpose::StatusPage => "status/none",
+                _ => "ok-full",
+            };
+            let mut exchange = exchange(ProviderId::Anthropic, name);
+            exchange.recorded_at = now;
+            Box::pin(std::future::ready(Ok(exchange)))
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(at(0)));
+    let transport = Arc::new(WithPage(clock.clone(), Mutex::new(Vec::new())));
+    let mut engine = Engine::builder()
+        .data_dir(dir.path())
+        .clock(clock.clone())
+        .transport(transport.clone())
+        .credentials(Arc::new(FixedCredentials::present([ProviderId::Anthropic], "test")))
+        .providers(&[ProviderId::Anthropic])
+        .status_pages(Some(std::time::Duration::from_secs(300)))
+        .build()
+        .unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    runtime.block_on(engine.start()).unwrap();
+    // The timer's cycle reads usage and the page (and finds the credentials).
+    runtime.block_on(engine.cycle()).unwrap();
+    assert_eq!(*transport.1.lock().unwrap(), [Purpose::Usage, Purpose::StatusPage]);
+    let mut seen = engine.log().unwrap().next_seq();
+    // One host event after `advance` seconds: what was asked, why
+    // `maybe_fetch_status` went on as it did, and whether a page was read.
+    let mut step = |engine: &mut Engine, host: HostEvent, advance: i64| {
+        clock.advance(SignedDuration::from_secs(advance));
+        let asked = transport.1.lock().unwrap().len();
+        runtime.block_on(engine.handle(host)).unwrap();
+        let log = engine.log().unwrap();
+        let entries: Vec<Event> = log.entries(seen).map(|e| e.unwrap().payload).collect();
+        seen = log.next_seq();
+        let purposes = transport.1.lock().unwrap()[asked..].to_vec();
+        let cause = entries.iter().find_map(|event| match event {
+            Event::Transitioned { from, cause, .. } if from == "maybe_fetch_status" => Some(*cause),
+            _ => None,
+        });
+        let checked = entries.iter().any(|event| matches!(event, Event::StatusChecked { .. }));
+        (purposes, cause, checked)
+    };
+    let claude = HostEvent::ModelChanged {
+        provider: None,
+        model: "claude-sonnet-4-5".to_owned(),
+    };
+    // The page is as old as its TTL: it follows the good fetch.
+    assert_eq!(
+        step(&mut engine, claude, 300),
+        (
+            vec![Purpose::Usage, Purpose::StatusPage],
+            Some(Cause::StatusPageDue),
+            true
+        )
+    );
+    // A minute later the page is fresh: usage alone.
+    assert_eq!(
+        step(&mut engine, HostEvent::Refresh, 60),
+        (vec![Purpose::Usage], Some(Cause::FetchSucceeded), false)
+    );
+    // Past the status TTL it is read again.
+    assert_eq!(
+        step(&mut engine, HostEvent::Refresh, 300),
+        (
+            vec![Purpose::Usage, Purpose::StatusPage],
+            Some(Cause::StatusPageDue),
+            true
+        )
+    );
+    let status = engine.status();
+    let page = serde_json::to_value(status.providers[0].status_page.as_ref().unwrap()).unwrap();
+    assert_eq!(page["indicator"], "none", "{page}");
+
+    let events: Vec<_> = engine.log().unwrap().entries(0).map(Result::unwrap).collect();
+    let report = replay::replay(&events, &replay::Options::default());
+    assert!(report.identical(), "{}", report.divergence.unwrap().line());
 }

@@ -22,20 +22,46 @@ use crate::providers::{ErrorKind, ProviderId};
 use crate::trackers::Found;
 use crate::transport::{Purpose, Request};
 
+/// What a cycle asks of the providers in its scope.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Asked {
+    /// Usage when the tracker says so, and the status page when it is due
+    /// (the timer's cycle, a refresh from a user or a follower).
+    Everything,
+    /// Usage only (the controller's `FetchUsage`: the status page is its
+    /// `MaybeFetchStatus`'s to ask for, after a good fetch).
+    Usage,
+    /// The status page only, when due (the controller's `FetchStatus`).
+    /// Nothing starts it but the controller's decision, so no trigger is
+    /// recorded: the transition that asked for it stands for one.
+    StatusPage,
+}
+
 impl Engine {
     /// Runs one cycle started by `trigger` (a tick, or a refresh, forced or
-    /// not), for `scope` or every provider driven.
+    /// not; none for a status page alone), for `scope` or every provider
+    /// driven, asking what `asked` says.
     pub(super) async fn run_cycle(
         &mut self,
-        trigger: Event,
+        trigger: Option<Event>,
         scope: Option<ProviderId>,
+        asked: Asked,
     ) -> Result<CycleReport, EngineError> {
         let at = self.clock.now();
-        let force = matches!(trigger, Event::RefreshRequested { force: true, .. });
-        let mut items = vec![(at, Stream::Engine, trigger)];
+        let force = matches!(trigger, Some(Event::RefreshRequested { force: true, .. }));
+        let mut items: Vec<_> = trigger
+            .into_iter()
+            .map(|trigger| (at, Stream::Engine, trigger))
+            .collect();
         let mut requests = Vec::new();
         for provider in self.trackers.providers() {
             if scope.is_some_and(|only| only != provider) {
+                continue;
+            }
+            if asked == Asked::StatusPage {
+                if self.status_page_due(provider, at) {
+                    requests.extend(health::request(provider));
+                }
                 continue;
             }
             let credential = self.credentials.find(provider);
@@ -53,7 +79,7 @@ impl Engine {
             if let (true, Some(credential)) = (fetch, credential) {
                 requests.push(Request::usage(provider, credential));
             }
-            if self.status_page_due(provider, at) {
+            if asked == Asked::Everything && self.status_page_due(provider, at) {
                 requests.extend(health::request(provider));
             }
         }
@@ -119,7 +145,7 @@ impl Engine {
     /// Whether `provider`'s status page is due at `at`: pages are on, the
     /// provider has one and is tracked, and the last reading is older than
     /// the TTL.
-    fn status_page_due(&self, provider: ProviderId, at: Timestamp) -> bool {
+    pub(super) fn status_page_due(&self, provider: ProviderId, at: Timestamp) -> bool {
         let Some(ttl) = self.status_ttl else {
             return false;
         };

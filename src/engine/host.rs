@@ -125,7 +125,10 @@ impl Engine {
         let mut next = Some(input);
         while let Some(input) = next.take() {
             let now = self.clock.now();
-            let facts = facts(self.journal.store(), &self.settings, self.session.model, now);
+            let mut facts = facts(self.journal.store(), &self.settings, self.session.model, now);
+            for (provider, seen) in &mut facts.providers {
+                seen.status_due = self.status_page_due(*provider, now);
+            }
             let mut context = Context::new(facts);
             self.session.machine.handle_with_context(&input, &mut context);
             if self.session.holding {
@@ -172,13 +175,13 @@ impl Engine {
                 None
             }
             Effect::FetchUsage { provider, force } => {
-                let report = if force {
-                    self.force_refresh(Some(provider)).await?
-                } else {
-                    self.refresh(Some(provider)).await?
-                };
+                let report = self.fetch_usage(provider, force).await?;
                 let sent = report.fetched.contains(&provider);
                 Some(Input::Fetched(fetched(self.journal.store(), provider, sent)))
+            }
+            Effect::FetchStatus(provider) => {
+                self.fetch_status(provider).await?;
+                None
             }
             Effect::EmitCurrent => {
                 self.emit(told);

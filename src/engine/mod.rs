@@ -16,6 +16,8 @@
 mod cycle;
 mod host;
 
+use cycle::Asked;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -278,21 +280,36 @@ impl Engine {
 
     /// Runs one update cycle now, for every provider.
     pub async fn cycle(&mut self) -> Result<CycleReport, EngineError> {
-        self.run_cycle(Event::ClockTicked, None).await
+        self.run_cycle(Some(Event::ClockTicked), None, Asked::Everything).await
     }
 
     /// Runs a cycle asked for by a user or host, for one provider or all.
     /// It honours the same rules as the timer: only what is due is fetched.
     pub async fn refresh(&mut self, provider: Option<ProviderId>) -> Result<CycleReport, EngineError> {
         let trigger = Event::RefreshRequested { provider, force: false };
-        self.run_cycle(trigger, provider).await
+        self.run_cycle(Some(trigger), provider, Asked::Everything).await
     }
 
     /// A forced refresh: a healthy provider is fetched once the minimum
     /// interval has passed; backoff and rate limits still hold.
     pub async fn force_refresh(&mut self, provider: Option<ProviderId>) -> Result<CycleReport, EngineError> {
         let trigger = Event::RefreshRequested { provider, force: true };
-        self.run_cycle(trigger, provider).await
+        self.run_cycle(Some(trigger), provider, Asked::Everything).await
+    }
+
+    /// The controller's `FetchUsage`: a refresh of `provider`'s usage
+    /// alone (its status page is the controller's to ask for after).
+    async fn fetch_usage(&mut self, provider: ProviderId, force: bool) -> Result<CycleReport, EngineError> {
+        let trigger = Event::RefreshRequested {
+            provider: Some(provider),
+            force,
+        };
+        self.run_cycle(Some(trigger), Some(provider), Asked::Usage).await
+    }
+
+    /// The controller's `FetchStatus`: `provider`'s status page, if due.
+    async fn fetch_status(&mut self, provider: ProviderId) -> Result<CycleReport, EngineError> {
+        self.run_cycle(None, Some(provider), Asked::StatusPage).await
     }
 
     /// Runs cycles every interval until `shutdown` completes, then returns

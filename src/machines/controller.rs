@@ -5,14 +5,14 @@
 //! ```text
 //! boot → guard_singleton ─already active→ idle
 //!                        └first instance→ settings_loading → ready
-//! ready ─session start→ session_start → emit_current → ready
+//! ready ─session start→ session_start → refresh_cache_only → refresh_status_cache_only → emit_current → ready
 //! ready ─turn, tool, interval, refresh, model→ refreshing {
 //!     resolve_provider → no_provider | hydrate_from_cache
 //!     hydrate_from_cache → skip_fetch | fetch_usage
-//!     fetch_usage → fetch_success → maybe_fetch_status | fetch_error → use_cached_fallback
+//!     fetch_usage → fetch_success → maybe_fetch_status (status page when due) | fetch_error → use_cached_fallback
 //! } → emit_current → ready
 //! ready ─cycle→ cycle_requested (one cycle_probed per provider tried) → emit_current
-//! ready ─settings patch→ settings_loading → ready
+//! ready ─settings patch→ settings_patched → settings_loading → ready (the path a start takes)
 //! every state (superstate alive) ─shutdown→ shutdown
 //! ```
 //!
@@ -108,6 +108,9 @@ pub struct ProviderFacts {
     pub available: bool,
     /// The store has windows for it.
     pub has_windows: bool,
+    /// Its status page is due: status pages are on for it, it has one,
+    /// and the last reading is older than the status TTL.
+    pub status_due: bool,
     /// The last fetch failed with a real error (not a missing login).
     pub failing: bool,
     /// When it last read usage.
@@ -188,6 +191,9 @@ pub enum Effect {
         /// A forced refresh.
         force: bool,
     },
+    /// Read the provider's status page (through the one update cycle,
+    /// nothing else asked); no answer.
+    FetchStatus(ProviderId),
     /// Send the current provider's view and every provider's view.
     EmitCurrent,
     /// Tell the host what its `cycle_provider` came to (it is always
@@ -355,7 +361,7 @@ impl Controller {
     /// - `TurnStart | ToolResult | TurnEnd | Interval` => `ResolveProvider` (`refresh_requested`)
     /// - `Refresh | ModelChanged` => `ResolveProvider` (`refresh_requested`), forced
     /// - `Cycle` => `CycleRequested` (`cycle_requested`)
-    /// - `SettingsPatch` => `SettingsLoading` (`settings_loaded`)
+    /// - `SettingsPatch` => `SettingsPatched` (`settings_patched`)
     /// - `Shutdown` => `Shutdown` (`shut_down`), from `alive`
     #[state(superstate = "alive")]
     fn ready(&mut self, context: &mut Context, input: &Input) -> Outcome<State> {
@@ -379,23 +385,63 @@ impl Controller {
                 self.probes_left = context.facts.enabled.len();
                 self.go(Cause::CycleRequested, None, State::cycle_requested())
             }
-            Trigger::SettingsPatch => {
-                context.effects.push(Effect::LoadSettings);
-                self.go(Cause::SettingsLoaded, None, State::settings_loading())
-            }
+            Trigger::SettingsPatch => self.go(Cause::SettingsPatched, None, State::settings_patched()),
             Trigger::Shutdown => Super,
         }
     }
 
-    /// A session began: the provider is resolved and what is cached is
-    /// shown; nothing is fetched.
+    /// A host patched the settings: they are loaded again through the
+    /// state a start loads them in.
     ///
-    /// - `Step` => `EmitCurrent` (`cache_hit`)
+    /// - `Step` => `SettingsLoading` (`settings_patched`), asking for the load
+    #[state(superstate = "alive")]
+    fn settings_patched(&mut self, context: &mut Context, input: &Input) -> Outcome<State> {
+        match input {
+            Input::Step => {
+                context.effects.push(Effect::LoadSettings);
+                self.go(Cause::SettingsPatched, None, State::settings_loading())
+            }
+            _ => Super,
+        }
+    }
+
+    /// A session began: the provider is resolved; what follows is
+    /// served from what is cached, nothing is fetched.
+    ///
+    /// - `Step` => `RefreshCacheOnly` (`session_started`)
     #[state(superstate = "alive")]
     fn session_start(&mut self, context: &mut Context, input: &Input) -> Outcome<State> {
         match input {
             Input::Step => {
                 self.resolve(context);
+                let about = self.current;
+                self.go(Cause::SessionStarted, about, State::refresh_cache_only())
+            }
+            _ => Super,
+        }
+    }
+
+    /// The session's usage refresh, from the cache only (any age).
+    ///
+    /// - `Step` => `RefreshStatusCacheOnly` (`cache_hit`)
+    #[state(superstate = "alive")]
+    fn refresh_cache_only(&mut self, input: &Input) -> Outcome<State> {
+        match input {
+            Input::Step => {
+                let about = self.current;
+                self.go(Cause::CacheHit, about, State::refresh_status_cache_only())
+            }
+            _ => Super,
+        }
+    }
+
+    /// The session's status page refresh, from the cache only.
+    ///
+    /// - `Step` => `EmitCurrent` (`cache_hit`)
+    #[state(superstate = "alive")]
+    fn refresh_status_cache_only(&mut self, input: &Input) -> Outcome<State> {
+        match input {
+            Input::Step => {
                 let about = self.current;
                 self.go(Cause::CacheHit, about, State::emit_current())
             }
@@ -512,19 +558,21 @@ impl Controller {
         }
     }
 
-    /// The status page: the engine's cycle that made the fetch read it
-    /// too when its reading was older than its TTL, so nothing is left to
-    /// ask for here.
+    /// After a good fetch: the provider's status page is read when it is
+    /// due (on for the provider, older than its TTL).
     ///
-    /// - `Step` => `EmitCurrent` (`fetch_succeeded`)
+    /// - `Step` => `EmitCurrent` (`status_page_due`), asking for the page
+    /// - `Step` => `EmitCurrent` (`fetch_succeeded`) when the page is not due
     #[state(superstate = "refreshing")]
-    fn maybe_fetch_status(&mut self, input: &Input) -> Outcome<State> {
-        match input {
-            Input::Step => {
-                let about = self.current;
-                self.go(Cause::FetchSucceeded, about, State::emit_current())
-            }
-            _ => Super,
+    fn maybe_fetch_status(&mut self, context: &mut Context, input: &Input) -> Outcome<State> {
+        let (Input::Step, Some(provider)) = (input, self.current) else {
+            return Super;
+        };
+        if context.facts.of(provider).status_due {
+            context.effects.push(Effect::FetchStatus(provider));
+            self.go(Cause::StatusPageDue, Some(provider), State::emit_current())
+        } else {
+            self.go(Cause::FetchSucceeded, Some(provider), State::emit_current())
         }
     }
 
@@ -718,7 +766,10 @@ impl State {
             State::Idle {} => "idle",
             State::SettingsLoading {} => "settings_loading",
             State::Ready {} => "ready",
+            State::SettingsPatched {} => "settings_patched",
             State::SessionStart {} => "session_start",
+            State::RefreshCacheOnly {} => "refresh_cache_only",
+            State::RefreshStatusCacheOnly {} => "refresh_status_cache_only",
             State::ResolveProvider {} => "resolve_provider",
             State::NoProvider {} => "no_provider",
             State::HydrateFromCache {} => "hydrate_from_cache",
