@@ -10,6 +10,10 @@
 //! status_pages = true
 //! status_ttl_s = 300
 //!
+//! [status_page.codex]       # one provider's status page (the whole table is replaced by a patch)
+//! enabled = true            # false: this provider's page is never read
+//! url = "https://status.example/api/v2/summary.json"  # read this page instead (same format)
+//!
 //! [display]
 //! bar = true                # a progress bar on the first window of the line
 //!
@@ -40,6 +44,7 @@
 //! made from checked settings ([`Settings::rules`]), so a crafted log
 //! cannot hand the machines an interval that overflows time arithmetic.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -69,6 +74,9 @@ pub struct Settings {
     pub status_pages: bool,
     /// Seconds a status page reading lasts.
     pub status_ttl_s: u64,
+    /// Per provider: its status page off, or read from another URL. Only
+    /// the providers named are listed.
+    pub status_page: BTreeMap<ProviderId, StatusPage>,
     /// How the status line looks.
     pub display: Display,
     /// How long the log keeps what (not part of the settings hosts see).
@@ -76,6 +84,16 @@ pub struct Settings {
     pub retention: Retention,
     /// When alerts fire and where they go.
     pub alerts: Alerts,
+}
+
+/// `[status_page.<provider>]`: one provider's status page.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StatusPage {
+    /// Read it (when `status_pages` is on); default true.
+    pub enabled: bool,
+    /// The page to read instead of the provider's own (same format): an
+    /// absolute http or https URL.
+    pub url: Option<String>,
 }
 
 /// `[retention]`: how long the log keeps fetch bodies and events.
@@ -163,6 +181,7 @@ impl Default for Settings {
             cache_ttl_s: 60,
             status_pages: true,
             status_ttl_s: 300,
+            status_page: BTreeMap::new(),
             display: Display { bar: true },
             retention: Retention::default(),
             alerts: Alerts::default(),
@@ -258,13 +277,14 @@ impl Bound {
 }
 
 /// The keys, in the order the file documents them.
-pub const KEYS: [&str; 9] = [
+pub const KEYS: [&str; 10] = [
     "providers",
     "refresh_interval_s",
     "min_interval_s",
     "cache_ttl_s",
     "status_pages",
     "status_ttl_s",
+    "status_page",
     "display",
     "retention",
     "alerts",
@@ -335,6 +355,18 @@ impl Settings {
         self.status_pages.then(|| Duration::from_secs(self.status_ttl_s))
     }
 
+    /// Whether `provider`'s status page is read (pages on, and not turned
+    /// off for it).
+    pub fn status_page_on(&self, provider: ProviderId) -> bool {
+        self.status_pages && self.status_page.get(&provider).is_none_or(|page| page.enabled)
+    }
+
+    /// The URL `provider`'s status page is read from instead of its own.
+    pub fn status_page_url(&self, provider: ProviderId) -> Option<crate::transport::Url> {
+        let url = self.status_page.get(&provider)?.url.as_deref()?;
+        crate::transport::Url::parse(url).ok()
+    }
+
     /// These settings with `patch` applied, or the first problem in it.
     pub fn patched(&self, patch: &Value) -> Result<Settings, SettingsError> {
         let Value::Object(keys) = patch else {
@@ -385,6 +417,7 @@ impl Settings {
             "cache_ttl_s" => self.cache_ttl_s = Bound::CACHE_TTL.check(value)?,
             "status_ttl_s" => self.status_ttl_s = Bound::STATUS_TTL.check(value)?,
             "status_pages" => self.status_pages = boolean(key, value)?,
+            "status_page" => self.status_page = status_page(value)?,
             "display" => {
                 let Value::Object(display) = value else {
                     return Err(invalid(key, "a table with `bar`", value));
@@ -590,6 +623,71 @@ fn key_line(text: &str, key: &str) -> Option<usize> {
         }
     }
     None
+}
+
+/// `[status_page]`: a table of providers, each with `enabled` and `url`;
+/// it replaces the one in force as a whole.
+fn status_page(value: &Value) -> Result<BTreeMap<ProviderId, StatusPage>, SettingsError> {
+    let Value::Object(table) = value else {
+        return Err(invalid(
+            "status_page",
+            "a table of providers, each with `enabled` and `url`",
+            value,
+        ));
+    };
+    let mut pages = BTreeMap::new();
+    for (name, entry) in table {
+        let key = format!("status_page.{name}");
+        let provider = ProviderId::ALL
+            .into_iter()
+            .find(|id| id.as_str() == name)
+            .ok_or_else(|| SettingsError::Unknown {
+                key: key.clone(),
+                known: ProviderId::ALL.map(|id| format!("status_page.{id}")).join(", "),
+            })?;
+        let Value::Object(fields) = entry else {
+            return Err(invalid(&key, "a table with `enabled` and `url`", entry));
+        };
+        let mut page = StatusPage {
+            enabled: true,
+            url: None,
+        };
+        for (field, value) in fields {
+            match field.as_str() {
+                "enabled" => page.enabled = boolean(&format!("{key}.enabled"), value)?,
+                "url" => page.url = page_url(&format!("{key}.url"), value)?,
+                _ => {
+                    return Err(SettingsError::Unknown {
+                        key: format!("{key}.{field}"),
+                        known: format!("{key}.enabled, {key}.url"),
+                    });
+                }
+            }
+        }
+        pages.insert(provider, page);
+    }
+    Ok(pages)
+}
+
+/// A status page URL: absolute http or https with a host, no user info
+/// (a status page needs no login), or null for the provider's own.
+fn page_url(key: &str, value: &Value) -> Result<Option<String>, SettingsError> {
+    if value.is_null() {
+        return Ok(None);
+    }
+    // Not quoted back: a URL with a user name may hold a password.
+    let fail = || SettingsError::Invalid {
+        key: key.to_owned(),
+        allowed: "an absolute http or https URL with a host and no user name or password".to_owned(),
+        got: "a value that is not one".to_owned(),
+    };
+    let text = value.as_str().filter(|text| text.len() <= 2_048).ok_or_else(fail)?;
+    let url = crate::transport::Url::parse(text.trim()).map_err(|_| fail())?;
+    let web = matches!(url.scheme(), "http" | "https")
+        && url.host_str().is_some_and(|host| !host.is_empty())
+        && url.username().is_empty()
+        && url.password().is_none();
+    web.then(|| Some(url.to_string())).ok_or_else(fail)
 }
 
 fn boolean(key: &str, value: &Value) -> Result<bool, SettingsError> {

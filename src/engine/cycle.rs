@@ -60,7 +60,10 @@ impl Engine {
             }
             if asked == Asked::StatusPage {
                 if self.status_page_due(provider, at) {
-                    requests.extend(health::request(provider));
+                    requests.extend(health::request_from(
+                        provider,
+                        self.settings.status_page_url(provider).as_ref(),
+                    ));
                 }
                 continue;
             }
@@ -80,7 +83,10 @@ impl Engine {
                 requests.push(Request::usage(provider, credential));
             }
             if asked == Asked::Everything && self.status_page_due(provider, at) {
-                requests.extend(health::request(provider));
+                requests.extend(health::request_from(
+                    provider,
+                    self.settings.status_page_url(provider).as_ref(),
+                ));
             }
         }
         let mut events = self.journal.record(items)?.len();
@@ -158,6 +164,7 @@ impl Engine {
             .and_then(|entry| entry.status_page.as_ref())
             .map(|page| page.checked_at);
         tracked
+            && self.settings.status_page_on(provider)
             && Feed::of(provider).is_some()
             && checked.is_none_or(|checked| at.duration_since(checked).unsigned_abs() >= ttl)
     }

@@ -1,0 +1,187 @@
+//! Settings that govern the running engine: each provider's status page
+//! turned off or read from another URL; the staleness threshold following
+//! the refresh interval; a patched interval retiming the timer; patched
+//! settings surviving a restart. Real sled logs on temp dirs, a manual
+//! clock, a transport that records every request; every session replays
+//! with no divergence.
+
+use std::sync::{Arc, Mutex};
+
+use jiff::{SignedDuration, Timestamp};
+use quotatrack::clock::{BoxFuture, Clock, ManualClock};
+use quotatrack::credentials::FixedCredentials;
+use quotatrack::engine::Engine;
+use quotatrack::events::HostEvent;
+use quotatrack::exchange::RecordedExchange;
+use quotatrack::providers::ProviderId::{self, Anthropic, Codex};
+use quotatrack::replay;
+use quotatrack::settings::Settings;
+use quotatrack::transport::{Purpose, Request, Transport, TransportError};
+use serde_json::json;
+use tempfile::TempDir;
+
+use crate::support::exchange;
+
+fn at(seconds: i64) -> Timestamp {
+    Timestamp::from_second(1_787_400_000 + seconds).unwrap()
+}
+
+/// Answers usage with each provider's good fixture and any status page
+/// with an operational one; records (provider, purpose, URL) of each.
+struct Recording {
+    clock: Arc<ManualClock>,
+    asked: Mutex<Vec<(ProviderId, Purpose, String)>>,
+}
+
+impl Transport for Recording {
+    fn send<'a>(&'a self, request: &'a Request) -> BoxFuture<'a, Result<RecordedExchange, TransportError>> {
+        let url = request.default_url().map(|url| url.to_string()).unwrap_or_default();
+        self.asked
+            .lock()
+            .unwrap()
+            .push((request.provider, request.purpose, url));
+        let mut answer = match (request.provider, request.purpose) {
+            (_, Purpose::StatusPage) => exchange(Anthropic, "status/none"),
+            (Anthropic, _) => exchange(Anthropic, "ok-full"),
+            (provider, _) => exchange(provider, "ok-plus"),
+        };
+        answer.recorded_at = self.clock.now();
+        Box::pin(std::future::ready(Ok(answer)))
+    }
+}
+
+struct Rig {
+    runtime: tokio::runtime::Runtime,
+    clock: Arc<ManualClock>,
+    transport: Arc<Recording>,
+    dir: TempDir,
+}
+
+impl Rig {
+    fn new() -> Rig {
+        let clock = Arc::new(ManualClock::new(at(0)));
+        Rig {
+            runtime: tokio::runtime::Builder::new_current_thread()
+                .enable_time()
+                .build()
+                .unwrap(),
+            transport: Arc::new(Recording {
+                clock: clock.clone(),
+                asked: Mutex::new(Vec::new()),
+            }),
+            clock,
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    /// An engine on the rig's data dir with `settings` (the file's).
+    fn engine(&self, settings: Settings) -> Engine {
+        Engine::builder()
+            .data_dir(self.dir.path())
+            .clock(self.clock.clone())
+            .transport(self.transport.clone())
+            .credentials(Arc::new(FixedCredentials::present([Anthropic, Codex], "test")))
+            .settings(settings)
+            .build()
+            .unwrap()
+    }
+
+    fn pages(&self) -> Vec<(ProviderId, String)> {
+        let asked = std::mem::take(&mut *self.transport.asked.lock().unwrap());
+        asked
+            .into_iter()
+            .filter(|(_, purpose, _)| *purpose == Purpose::StatusPage)
+            .map(|(provider, _, url)| (provider, url))
+            .collect()
+    }
+}
+
+fn settings(patch: serde_json::Value) -> Settings {
+    Settings::default().patched(&patch).unwrap()
+}
+
+/// Replays the rig's log: no divergence.
+fn replays(engine: &Engine) {
+    let events: Vec<_> = engine.log().unwrap().entries(0).map(Result::unwrap).collect();
+    let report = replay::replay(&events, &replay::Options::default());
+    assert!(report.identical(), "{}", report.divergence.unwrap().line());
+}
+
+/// One provider's status page is turned off and another's read from a URL
+/// of the user's; a host patch turns the first back on, and its page is
+/// read at the next cycle after the TTL.
+#[test]
+fn each_providers_status_page_can_be_turned_off_or_read_elsewhere() {
+    let rig = Rig::new();
+    let mut engine = rig.engine(settings(json!({
+        "providers": ["anthropic", "codex"],
+        "status_page": {
+            "anthropic": {"enabled": false},
+            "codex": {"url": "http://127.0.0.1:9/mirror/summary.json?v=2"}
+        }
+    })));
+    rig.runtime.block_on(engine.cycle()).unwrap();
+    assert_eq!(
+        rig.pages(),
+        [(Codex, "http://127.0.0.1:9/mirror/summary.json?v=2".to_owned())],
+        "Claude's page is off; Codex's is read from the URL given"
+    );
+    let status = engine.status();
+    let codex = status.providers.iter().find(|entry| entry.id == Codex).unwrap();
+    assert!(codex.status_page.is_some(), "the mirror's reading is Codex's");
+
+    rig.runtime.block_on(engine.start()).unwrap();
+    let told = rig
+        .runtime
+        .block_on(engine.handle(HostEvent::SettingsPatch {
+            patch: json!({"status_page": {"codex": {"url": "http://127.0.0.1:9/mirror/summary.json?v=2"}}}),
+        }))
+        .unwrap();
+    assert!(
+        told.iter()
+            .any(|event| serde_json::to_value(event).unwrap()["type"] == "settings_updated"),
+        "{told:?}"
+    );
+    rig.clock.advance(SignedDuration::from_secs(300));
+    rig.runtime.block_on(engine.cycle()).unwrap();
+    let pages: Vec<ProviderId> = rig.pages().into_iter().map(|(provider, _)| provider).collect();
+    assert_eq!(
+        pages,
+        [Anthropic, Codex],
+        "the whole table was replaced: Claude's page is on again"
+    );
+    replays(&engine);
+}
+
+/// A bad entry names its key and what it allows; the settings stay.
+#[test]
+fn a_bad_status_page_entry_names_its_key() {
+    let base = Settings::default();
+    let cases = [
+        (
+            json!({"status_page": {"claude": {}}}),
+            "unknown setting `status_page.claude`",
+        ),
+        (
+            json!({"status_page": {"codex": {"url": "ftp://x.example/a"}}}),
+            "status_page.codex.url must be an absolute http or https URL",
+        ),
+        (
+            json!({"status_page": {"codex": {"url": "https://user:pw@x.example/a"}}}),
+            "status_page.codex.url must be an absolute http or https URL",
+        ),
+        (
+            json!({"status_page": {"codex": {"enabled": "no"}}}),
+            "status_page.codex.enabled must be true or false",
+        ),
+        (
+            json!({"status_page": {"codex": {"colour": 1}}}),
+            "unknown setting `status_page.codex.colour`",
+        ),
+    ];
+    for (patch, message) in cases {
+        let error = base.patched(&patch).unwrap_err().to_string();
+        assert!(error.starts_with(message), "{patch}: {error}");
+        assert!(!error.contains("pw@"), "a password is never quoted back: {error}");
+    }
+}
