@@ -9,6 +9,7 @@
 //! cache_ttl_s = 60          # a value younger than this is served without a fetch
 //! status_pages = true
 //! status_ttl_s = 300
+//! stale_after_s = 600       # unset: max(3 × refresh_interval_s, 180)
 //!
 //! [status_page.codex]       # one provider's status page (the whole table is replaced by a patch)
 //! enabled = true            # false: this provider's page is never read
@@ -74,6 +75,9 @@ pub struct Settings {
     pub status_pages: bool,
     /// Seconds a status page reading lasts.
     pub status_ttl_s: u64,
+    /// A last good value older than this many seconds reads `stale`;
+    /// `None`: [`Settings::stale_after`]'s function of the interval.
+    pub stale_after_s: Option<u64>,
     /// Per provider: its status page off, or read from another URL. Only
     /// the providers named are listed.
     pub status_page: BTreeMap<ProviderId, StatusPage>,
@@ -181,6 +185,7 @@ impl Default for Settings {
             cache_ttl_s: 60,
             status_pages: true,
             status_ttl_s: 300,
+            stale_after_s: None,
             status_page: BTreeMap::new(),
             display: Display { bar: true },
             retention: Retention::default(),
@@ -247,6 +252,8 @@ impl Bound {
     pub const CACHE_TTL: Bound = Bound::seconds("cache_ttl_s", MIN_SECONDS);
     /// `status_ttl_s`: status pages are not read more than once a minute.
     pub const STATUS_TTL: Bound = Bound::seconds("status_ttl_s", 60);
+    /// `stale_after_s`.
+    pub const STALE_AFTER: Bound = Bound::seconds("stale_after_s", MIN_SECONDS);
 
     const fn seconds(key: &'static str, least: u64) -> Bound {
         Bound {
@@ -277,13 +284,14 @@ impl Bound {
 }
 
 /// The keys, in the order the file documents them.
-pub const KEYS: [&str; 10] = [
+pub const KEYS: [&str; 11] = [
     "providers",
     "refresh_interval_s",
     "min_interval_s",
     "cache_ttl_s",
     "status_pages",
     "status_ttl_s",
+    "stale_after_s",
     "status_page",
     "display",
     "retention",
@@ -304,6 +312,9 @@ pub const MAX_ALERT_MINUTES: u64 = 1_440;
 
 /// The most thresholds an `[alerts]` table lists.
 pub const MAX_THRESHOLDS: usize = 8;
+
+/// The least `stale` threshold derived from the interval (3 × 60 s).
+pub const STALE_FLOOR_S: u64 = 180;
 
 /// The least update interval and TTL: providers are not polled faster.
 pub const MIN_SECONDS: u64 = 10;
@@ -348,6 +359,16 @@ impl Settings {
     /// How long a last good value is served without a fetch (`cache_ttl_s`).
     pub fn cache_ttl(&self) -> SignedDuration {
         Bound::duration(self.cache_ttl_s)
+    }
+
+    /// How old a last good value may be before it reads `stale`:
+    /// `stale_after_s` when set, else three refresh intervals and never
+    /// less than [`STALE_FLOOR_S`] (three missed cycles is a missed fetch
+    /// for sure, and at short intervals the floor keeps one slow answer
+    /// from flickering the state).
+    pub fn stale_after(&self) -> SignedDuration {
+        let derived = self.refresh_interval_s.saturating_mul(3).max(STALE_FLOOR_S);
+        Bound::duration(self.stale_after_s.unwrap_or(derived))
     }
 
     /// How long a status page reading lasts; `None` when pages are off.
@@ -416,6 +437,12 @@ impl Settings {
             "min_interval_s" => self.min_interval_s = Bound::MIN_INTERVAL.check(value)?,
             "cache_ttl_s" => self.cache_ttl_s = Bound::CACHE_TTL.check(value)?,
             "status_ttl_s" => self.status_ttl_s = Bound::STATUS_TTL.check(value)?,
+            "stale_after_s" => {
+                self.stale_after_s = match value {
+                    Value::Null => None,
+                    _ => Some(Bound::STALE_AFTER.check(value)?),
+                }
+            }
             "status_pages" => self.status_pages = boolean(key, value)?,
             "status_page" => self.status_page = status_page(value)?,
             "display" => {

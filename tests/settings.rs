@@ -185,3 +185,47 @@ fn a_bad_status_page_entry_names_its_key() {
         assert!(!error.contains("pw@"), "a password is never quoted back: {error}");
     }
 }
+
+/// "Stale" follows the refresh interval: three intervals, never under
+/// 180 s, unless `stale_after_s` says otherwise; a patch of either moves
+/// it at once. The session replays with no divergence.
+#[test]
+fn stale_follows_the_refresh_interval_unless_set() {
+    let state = |engine: &Engine| {
+        let status = engine.status();
+        let entry = status.providers.iter().find(|entry| entry.id == Anthropic).unwrap();
+        serde_json::to_value(entry.state).unwrap().as_str().unwrap().to_owned()
+    };
+    assert_eq!(Settings::default().stale_after(), SignedDuration::from_secs(180));
+    assert_eq!(
+        settings(json!({"refresh_interval_s": 10})).stale_after(),
+        SignedDuration::from_secs(180),
+        "the floor"
+    );
+    assert_eq!(
+        settings(json!({"refresh_interval_s": 300})).stale_after(),
+        SignedDuration::from_secs(900)
+    );
+
+    let rig = Rig::new();
+    let mut engine = rig.engine(settings(json!({"providers": ["anthropic"], "refresh_interval_s": 300})));
+    rig.runtime.block_on(engine.start()).unwrap();
+    rig.runtime.block_on(engine.cycle()).unwrap();
+    rig.clock.advance(SignedDuration::from_secs(600));
+    assert_eq!(state(&engine), "fresh", "600 s is two 300 s intervals: not stale yet");
+    rig.clock.advance(SignedDuration::from_secs(301));
+    assert_eq!(state(&engine), "stale", "901 s is past three intervals");
+
+    let patch = |engine: &mut Engine, patch: serde_json::Value| {
+        rig.runtime
+            .block_on(engine.handle(HostEvent::SettingsPatch { patch }))
+            .unwrap();
+    };
+    patch(&mut engine, json!({"stale_after_s": 3600}));
+    assert_eq!(state(&engine), "fresh", "set explicitly, the threshold is an hour");
+    patch(&mut engine, json!({"stale_after_s": null}));
+    assert_eq!(state(&engine), "stale", "unset, it is derived again");
+    patch(&mut engine, json!({"refresh_interval_s": 600}));
+    assert_eq!(state(&engine), "fresh", "a longer interval moves it at once (1800 s)");
+    replays(&engine);
+}

@@ -303,7 +303,10 @@ pub(crate) fn snapshot(sources: &Sources) -> anyhow::Result<Option<Status>> {
     let Some(mut view) = status::read_snapshot(&sources.data_dir)? else {
         return Ok(None);
     };
-    status::settle(&mut view, sources.clock.now(), &StatusOptions::default());
+    let options = StatusOptions {
+        stale_after: sources.settings.stale_after(),
+    };
+    status::settle(&mut view, sources.clock.now(), &options);
     Ok(Some(view))
 }
 
@@ -372,7 +375,10 @@ fn run_status(sources: &Sources, args: &StatusArgs) -> anyhow::Result<ExitCode> 
             data_dir.display()
         );
     }
-    status::settle(&mut view, now, &StatusOptions::default());
+    let stale = StatusOptions {
+        stale_after: sources.settings.stale_after(),
+    };
+    status::settle(&mut view, now, &stale);
     if !args.providers.is_empty() {
         view.providers.retain(|provider| args.providers.contains(&provider.id));
     }
