@@ -229,3 +229,94 @@ fn stale_follows_the_refresh_interval_unless_set() {
     assert_eq!(state(&engine), "fresh", "a longer interval moves it at once (1800 s)");
     replays(&engine);
 }
+
+/// Patched settings survive a restart of `serve` (real processes on one
+/// data dir): the next `ready` shows them. A key the config file changes
+/// afterwards is the file's again; a patched key the file leaves alone
+/// stays patched. The combined log replays with no divergence.
+#[test]
+fn patched_settings_survive_a_restart_until_the_file_changes_them() {
+    use crate::support::{fixtures_dir, quotatrack};
+
+    let dir = tempfile::tempdir().unwrap();
+    let (fixtures, data, config) = (
+        dir.path().join("fx"),
+        dir.path().join("data"),
+        dir.path().join("config.toml"),
+    );
+    std::fs::create_dir_all(fixtures.join("anthropic")).unwrap();
+    std::fs::copy(
+        fixtures_dir().join("anthropic/ok-full.json"),
+        fixtures.join("anthropic/1.json"),
+    )
+    .unwrap();
+    let path = |p: &std::path::Path| p.to_str().unwrap().to_owned();
+    let (fixtures, data, config_path) = (path(&fixtures), path(&data), path(&config));
+    // One session: `lines` in, the settings of its `ready` out.
+    let session = |lines: &str| {
+        let args = [
+            "--fixtures",
+            &fixtures,
+            "--data-dir",
+            &data,
+            "--config",
+            &config_path,
+            "--clock-at",
+            "2026-08-22T12:00:00Z",
+            "serve",
+            "--stdio",
+        ];
+        let output = quotatrack(&args, lines.as_bytes());
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        let stdout = String::from_utf8(output.stdout).unwrap();
+        let ready: serde_json::Value = serde_json::from_str(stdout.lines().next().unwrap()).unwrap();
+        assert_eq!(ready["type"], "ready", "{stdout}");
+        ready["settings"].clone()
+    };
+    let shutdown = "{\"type\":\"session_shutdown\"}\n";
+    std::fs::write(
+        &config,
+        "providers = [\"anthropic\"]\nrefresh_interval_s = 60\ncache_ttl_s = 60\n",
+    )
+    .unwrap();
+
+    let first = session(&format!(
+        "{{\"type\":\"settings_patch\",\"patch\":{{\"refresh_interval_s\":120,\"cache_ttl_s\":90}}}}\n{shutdown}"
+    ));
+    assert_eq!(first["refresh_interval_s"], 60, "the file's, before the patch");
+
+    let second = session(shutdown);
+    assert_eq!(second["refresh_interval_s"], 120, "the patch survived the restart");
+    assert_eq!(second["cache_ttl_s"], 90);
+
+    // The user edits the interval in the file: the edit is newer than the
+    // patch and wins for that key; the patched TTL stays.
+    std::fs::write(
+        &config,
+        "providers = [\"anthropic\"]\nrefresh_interval_s = 300\ncache_ttl_s = 60\n",
+    )
+    .unwrap();
+    let third = session(shutdown);
+    assert_eq!(third["refresh_interval_s"], 300, "the file changed it since the patch");
+    assert_eq!(third["cache_ttl_s"], 90, "the file left it alone: still patched");
+    let fourth = session(shutdown);
+    assert_eq!(
+        (fourth["refresh_interval_s"].clone(), fourth["cache_ttl_s"].clone()),
+        (json!(300), json!(90))
+    );
+
+    let export = quotatrack(&["--data-dir", &data, "log", "export"], b"");
+    assert!(export.status.success());
+    let log = dir.path().join("log.jsonl");
+    std::fs::write(&log, &export.stdout).unwrap();
+    let replayed = std::process::Command::new(env!("CARGO_BIN_EXE_replay"))
+        .arg(&log)
+        .output()
+        .unwrap();
+    assert!(
+        replayed.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&replayed.stdout),
+        String::from_utf8_lossy(&replayed.stderr)
+    );
+}

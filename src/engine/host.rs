@@ -211,7 +211,7 @@ impl Engine {
                 return Ok(false);
             }
         };
-        self.apply_settings(next, changed)?;
+        self.apply_settings(next, changed, Stream::Controller)?;
         Ok(true)
     }
 

@@ -250,7 +250,7 @@ impl EngineBuilder {
             retention_stopped: false,
         };
         if self.memory.is_some() {
-            engine.apply_settings(settings, Map::new())?;
+            engine.apply_settings(settings, Map::new(), Stream::Engine)?;
         } else {
             engine.configure(settings)?;
         }
@@ -360,11 +360,21 @@ impl Engine {
         &self.settings
     }
 
-    /// Puts `settings` in force (the settings file as read at start): what
-    /// differs from the settings the log last saw is recorded, then applied.
+    /// Puts `settings` in force (the settings file as read at start), with
+    /// the keys hosts patched before laid over it: what differs from the
+    /// file as the log last saw it is recorded, and a key the file changed
+    /// since it was patched is the file's again (the user edited it after
+    /// the patch, so the edit is the newer wish). Replay reaches the same
+    /// settings by folding the recorded change onto the ones in force.
     pub fn configure(&mut self, settings: Settings) -> Result<(), EngineError> {
-        let changed = settings.changes_from(&self.journal.store().settings);
-        self.apply_settings(settings, changed)
+        let store = self.journal.store();
+        let changed = settings.changes_from(&store.file_settings);
+        let kept = store.patched.iter().filter(|(key, _)| !changed.contains_key(*key));
+        let next = kept.fold(settings, |settings, (key, value)| {
+            let one = Value::Object(Map::from_iter([(key.clone(), value.clone())]));
+            settings.patched(&one).unwrap_or(settings)
+        });
+        self.apply_settings(next, changed, Stream::Engine)
     }
 
     /// Puts a recorded settings change in force as it was recorded (replay
@@ -378,22 +388,29 @@ impl Engine {
             let one = Value::Object(Map::from_iter([(key.clone(), value.clone())]));
             settings.patched(&one).unwrap_or(settings)
         });
-        self.apply_settings(next, keys.clone())
+        self.apply_settings(next, keys.clone(), Stream::Engine)
     }
 
     /// Puts `next` in force, recording `changed` (its keys that differ
-    /// from the ones the log last saw) when there are any: the rules, the
-    /// providers driven (in id order; new ones resume from the store) and
-    /// the status pages follow. The one place settings take effect, for
-    /// the settings file, a host's patch and replay alike.
-    fn apply_settings(&mut self, next: Settings, changed: Map<String, Value>) -> Result<(), EngineError> {
+    /// from the ones the log last saw) when there are any, on `stream`:
+    /// the engine's for the file, the controller's for a host's patch
+    /// (which is how the store tells them apart). The rules, the providers
+    /// driven (in id order; new ones resume from the store) and the status
+    /// pages follow. The one place settings take effect, for the settings
+    /// file, a host's patch and replay alike.
+    fn apply_settings(
+        &mut self,
+        next: Settings,
+        changed: Map<String, Value>,
+        stream: Stream,
+    ) -> Result<(), EngineError> {
         let at = self.clock.now();
         let mut items = Vec::new();
         if !changed.is_empty() {
             let event = Event::SettingsChanged {
                 patch: Value::Object(changed),
             };
-            items.push((at, Stream::Engine, event));
+            items.push((at, stream, event));
         }
         let rules = self.fixed_rules.unwrap_or_else(|| next.rules(self.trackers.rules()));
         self.trackers.set_rules(rules);
