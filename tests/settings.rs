@@ -320,3 +320,60 @@ fn patched_settings_survive_a_restart_until_the_file_changes_them() {
         String::from_utf8_lossy(&replayed.stderr)
     );
 }
+
+/// A patched `refresh_interval_s` retimes the running timer at once, in
+/// both directions (the `Ticker` `serve` and `watch` run on), on tokio's
+/// paused clock: no test time passes on the wall.
+#[tokio::test(start_paused = true)]
+async fn a_patched_interval_retimes_the_running_timer_at_once() {
+    use quotatrack::clock::TokioClock;
+    use quotatrack::engine::Ticker;
+    use tokio::time::{Duration, Instant};
+
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(TokioClock::starting_at(at(0)));
+    let transport = Arc::new(Recording {
+        clock: Arc::new(ManualClock::new(at(0))),
+        asked: Mutex::new(Vec::new()),
+    });
+    let mut engine = Engine::builder()
+        .data_dir(dir.path())
+        .clock(clock)
+        .transport(transport)
+        .credentials(Arc::new(FixedCredentials::present([Anthropic], "test")))
+        .settings(settings(json!({"providers": ["anthropic"], "refresh_interval_s": 60})))
+        .build()
+        .unwrap();
+    engine.start().await.unwrap();
+    let start = Instant::now();
+    let mut ticker = Ticker::new(&engine);
+    ticker.tick().await;
+    assert_eq!(start.elapsed(), Duration::from_secs(60));
+
+    // Longer: at 70 s the interval becomes 600 s; the next tick is at 670 s,
+    // not at 120 s.
+    tokio::time::advance(Duration::from_secs(10)).await;
+    let patch = |patch| HostEvent::SettingsPatch { patch };
+    engine.handle(patch(json!({"refresh_interval_s": 600}))).await.unwrap();
+    ticker.follow(&engine);
+    ticker.tick().await;
+    assert_eq!(start.elapsed(), Duration::from_secs(670));
+
+    // Shorter: at 700 s it becomes 20 s; the next tick is at 720 s, not at
+    // 1270 s.
+    tokio::time::advance(Duration::from_secs(30)).await;
+    engine.handle(patch(json!({"refresh_interval_s": 20}))).await.unwrap();
+    ticker.follow(&engine);
+    ticker.tick().await;
+    assert_eq!(start.elapsed(), Duration::from_secs(720));
+    ticker.tick().await;
+    assert_eq!(start.elapsed(), Duration::from_secs(740), "and every 20 s after");
+
+    // A patch that leaves the interval alone does not move the timer.
+    tokio::time::advance(Duration::from_secs(5)).await;
+    engine.handle(patch(json!({"cache_ttl_s": 30}))).await.unwrap();
+    ticker.follow(&engine);
+    ticker.tick().await;
+    assert_eq!(start.elapsed(), Duration::from_secs(760));
+    replays(&engine);
+}

@@ -483,8 +483,9 @@ fn run_watch(sources: &Sources) -> anyhow::Result<ExitCode> {
         let shutdown = shutdown_signal();
         tokio::pin!(shutdown);
         let mut requests = None;
-        let every = engine.trackers().rules().interval.unsigned_abs();
-        let mut timer = tokio::time::interval(every);
+        // A cycle at once, then every interval of the settings in force
+        // (retimed at once when they change it).
+        let mut ticker = crate::engine::Ticker::starting_now(&engine);
         loop {
             tokio::select! {
                 biased;
@@ -494,7 +495,7 @@ fn run_watch(sources: &Sources) -> anyhow::Result<ExitCode> {
                     engine.force_refresh(request.refresh).await?;
                     let _ = done.send(());
                 }
-                _ = timer.tick() => {
+                () = ticker.tick() => {
                     engine.cycle().await?;
                     // Followers may ask once the first snapshot is out.
                     if requests.is_none() {
@@ -502,6 +503,7 @@ fn run_watch(sources: &Sources) -> anyhow::Result<ExitCode> {
                     }
                 }
             }
+            ticker.follow(&engine);
         }
         if requests.is_some() {
             owner::unlisten(&sources.data_dir);

@@ -18,7 +18,7 @@ use super::endpoint::Bound;
 use super::{Sources, engine, is_owned, listen, runtime, snapshot};
 use crate::alerts::Alert;
 use crate::alerts::deliver::Delivery;
-use crate::engine::Engine;
+use crate::engine::{Engine, Ticker};
 use crate::events::HostEvent;
 use crate::http::Published;
 use crate::machines::controller::Effect;
@@ -124,8 +124,7 @@ async fn serve_owned<R: AsyncBufRead + Unpin>(
     }
     show(engine);
     *requests = listen(sources);
-    let mut every = engine.settings().interval().unsigned_abs();
-    let mut timer = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    let mut ticker = Ticker::new(engine);
     loop {
         tokio::select! {
             line = input.next() => {
@@ -138,11 +137,7 @@ async fn serve_owned<R: AsyncBufRead + Unpin>(
                             break;
                         }
                         // A patched interval retimes the timer at once.
-                        let now = engine.settings().interval().unsigned_abs();
-                        if now != every {
-                            every = now;
-                            timer = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
-                        }
+                        ticker.follow(engine);
                     }
                     Err(error) => send(out, Some(number), vec![error])?,
                 }
@@ -151,7 +146,7 @@ async fn serve_owned<R: AsyncBufRead + Unpin>(
                 engine.force_refresh(request.refresh).await?;
                 let _ = done.send(());
             }
-            _ = timer.tick() => {
+            () = ticker.tick() => {
                 engine.cycle().await?;
                 send(out, None, engine.handle(HostEvent::Interval).await?)?;
             }

@@ -94,6 +94,53 @@ pub struct Engine {
     retention_stopped: bool,
 }
 
+/// The interval timer of a loop that runs an engine (`serve`, `watch`):
+/// it ticks every `refresh_interval_s` of the settings in force, and a
+/// change of the interval retimes it at once, in both directions: the
+/// next tick comes one new interval after the change, not at the end of
+/// the old interval. Tokio's timer, so tests run it on a paused clock.
+pub struct Ticker {
+    every: Duration,
+    timer: tokio::time::Interval,
+}
+
+impl Ticker {
+    /// A ticker at `engine`'s interval; the first tick is one interval away.
+    pub fn new(engine: &Engine) -> Ticker {
+        let every = engine.settings().interval().unsigned_abs();
+        Ticker {
+            every,
+            timer: tokio::time::interval_at(tokio::time::Instant::now() + every, every),
+        }
+    }
+
+    /// A ticker at `engine`'s interval whose first tick is now.
+    pub fn starting_now(engine: &Engine) -> Ticker {
+        let every = engine.settings().interval().unsigned_abs();
+        Ticker {
+            every,
+            timer: tokio::time::interval_at(tokio::time::Instant::now(), every),
+        }
+    }
+
+    /// Completes at the next tick.
+    pub async fn tick(&mut self) {
+        self.timer.tick().await;
+    }
+
+    /// Retimes the ticker when `engine`'s interval is no longer the one it
+    /// ticks at; call it after anything that may have changed the settings.
+    pub fn follow(&mut self, engine: &Engine) {
+        let every = engine.settings().interval().unsigned_abs();
+        if every != self.every {
+            *self = Ticker {
+                every,
+                timer: tokio::time::interval_at(tokio::time::Instant::now() + every, every),
+            };
+        }
+    }
+}
+
 /// Builds an [`Engine`].
 pub struct EngineBuilder {
     data_dir: Option<PathBuf>,
