@@ -377,3 +377,94 @@ async fn a_patched_interval_retimes_the_running_timer_at_once() {
     assert_eq!(start.elapsed(), Duration::from_secs(760));
     replays(&engine);
 }
+
+/// `watch` reads its settings file again at SIGHUP (a real process): the
+/// changed interval is recorded and in force at once, and the log replays
+/// with no divergence.
+#[test]
+fn watch_reloads_its_settings_at_sighup() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    use crate::support::{fixtures_dir, quotatrack};
+
+    let dir = tempfile::tempdir().unwrap();
+    let (fixtures, data, config) = (
+        dir.path().join("fx"),
+        dir.path().join("data"),
+        dir.path().join("config.toml"),
+    );
+    std::fs::create_dir_all(fixtures.join("anthropic")).unwrap();
+    std::fs::copy(
+        fixtures_dir().join("anthropic/ok-full.json"),
+        fixtures.join("anthropic/1.json"),
+    )
+    .unwrap();
+    std::fs::write(&config, "providers = [\"anthropic\"]\nrefresh_interval_s = 60\n").unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_quotatrack"))
+        .args([
+            "--fixtures",
+            fixtures.to_str().unwrap(),
+            "--data-dir",
+            data.to_str().unwrap(),
+        ])
+        .args(["--config", config.to_str().unwrap(), "watch"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Lines of stdout and stderr as they come, each wait bounded.
+    let (lines, seen) = mpsc::channel();
+    for stream in [
+        Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+        Box::new(child.stderr.take().unwrap()),
+    ] {
+        let lines = lines.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                let _ = lines.send(line);
+            }
+        });
+    }
+    let wait_for = |what: &str| loop {
+        let line = seen
+            .recv_timeout(Duration::from_secs(20))
+            .unwrap_or_else(|_| panic!("no line with {what:?} within 20 s"));
+        if line.contains(what) {
+            return line;
+        }
+    };
+    wait_for("Claude");
+    std::fs::write(&config, "providers = [\"anthropic\"]\nrefresh_interval_s = 600\n").unwrap();
+    let hup = Command::new("kill")
+        .args(["-HUP", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(hup.success());
+    let reloaded = wait_for("settings reloaded");
+    assert!(reloaded.ends_with("(refresh_interval_s = 600)"), "{reloaded}");
+    let term = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    assert!(child.wait().unwrap().success());
+
+    let export = quotatrack(&["--data-dir", data.to_str().unwrap(), "log", "export"], b"");
+    let text = String::from_utf8(export.stdout).unwrap();
+    assert!(
+        text.lines()
+            .any(|line| line.contains("settings_changed") && line.contains(r#""refresh_interval_s":600"#)),
+        "{text}"
+    );
+    let log = dir.path().join("log.jsonl");
+    std::fs::write(&log, &text).unwrap();
+    let replayed = Command::new(env!("CARGO_BIN_EXE_replay")).arg(&log).output().unwrap();
+    assert!(
+        replayed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&replayed.stdout)
+    );
+}
