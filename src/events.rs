@@ -350,6 +350,12 @@ pub enum HostEvent {
     Interval,
     /// The host session is ending.
     SessionShutdown,
+    /// The host asks for the current provider's view (`update_current`)
+    /// now; nothing is fetched and nothing is recorded.
+    GetCurrent,
+    /// The host asks for every provider's view (`update_all`) now; nothing
+    /// is fetched and nothing is recorded.
+    GetAll,
 }
 
 /// Why a machine transitioned.
@@ -402,6 +408,10 @@ pub enum Cause {
     CycleRequested,
     /// The current view was sent to the host.
     Emitted,
+    /// A host patched the settings: they are loaded again.
+    SettingsPatched,
+    /// After a good fetch, the provider's status page was due: it is read.
+    StatusPageDue,
 }
 
 /// Why a stored event could not be read.

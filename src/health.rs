@@ -260,13 +260,30 @@ pub fn read(provider: ProviderId, exchange: &RecordedExchange) -> Result<Health,
 
 /// The status page request of `provider`, if it has a status page.
 pub fn request(provider: ProviderId) -> Option<Request> {
+    request_from(provider, None)
+}
+
+/// The status page request of `provider`, if it has a status page: its
+/// own, or `url` when the settings name one (read in the same format).
+pub fn request_from(provider: ProviderId, url: Option<&crate::transport::Url>) -> Option<Request> {
     let feed = Feed::of(provider)?;
+    let (origin, path) = match url {
+        Some(url) => {
+            let origin = url.origin().ascii_serialization();
+            let path = match url.query() {
+                Some(query) => format!("{}?{query}", url.path()),
+                None => url.path().to_owned(),
+            };
+            (origin, path)
+        }
+        None => (feed.origin().to_owned(), feed.path().to_owned()),
+    };
     Some(Request {
         provider,
         purpose: Purpose::StatusPage,
         method: Method::Get,
-        origin: feed.origin().to_owned(),
-        path: feed.path().to_owned(),
+        origin,
+        path,
         headers: vec![("accept".to_owned(), "application/json".to_owned())],
         secret_headers: Vec::new(),
         body: None,

@@ -16,7 +16,7 @@ use serde_json::{Map, Value};
 
 use crate::events::{Event, HostEvent, Stream};
 use crate::machines::controller::{
-    self, Context, Controller, Effect, Facts, FetchAnswer, Input, ProviderFacts, Trigger,
+    self, Context, Controller, Cycled, Effect, Facts, FetchAnswer, Input, ProviderFacts, Trigger,
 };
 use crate::providers::ProviderId;
 use crate::providers::detect::detect;
@@ -55,6 +55,15 @@ pub enum EngineEvent {
         /// The settings now in force.
         settings: Value,
     },
+    /// `cycle_provider` found no other provider to show: the one shown
+    /// stays. (When it moves, the answer is the new `update_current`.)
+    CycleUnchanged {
+        /// `none_enabled`: no provider is enabled; `none_available`: every
+        /// enabled provider was probed and none other has anything to show.
+        reason: Cycled,
+        /// The provider still shown.
+        provider: Option<ProviderId>,
+    },
     /// An alert fired (once per crossing; see `alerts.rs`).
     Alert(Box<crate::alerts::Alert>),
     /// An input could not be used; nothing changed.
@@ -82,6 +91,21 @@ pub struct Shown {
 pub(crate) struct Told([Option<String>; 2]);
 
 impl Told {
+    /// The one of `updates` the host asked for (`which`, see [`query`]),
+    /// sent whether or not it changed, and remembered as sent.
+    pub(crate) fn answer(&mut self, updates: [EngineEvent; 2], which: usize) -> EngineEvent {
+        let [current, all] = updates;
+        let event = if which == 0 { current } else { all };
+        self.0[which] = Some(serde_json::to_string(&event).expect("engine events serialize"));
+        event
+    }
+
+    /// Forgets the last `update_current`, so the next one is sent even if
+    /// it is the same (the answer to a cycle that moved).
+    pub(crate) fn forget_current(&mut self) {
+        self.0[0] = None;
+    }
+
     /// The updates that differ from the last ones sent (now the last ones).
     pub(crate) fn changed(&mut self, updates: [EngineEvent; 2]) -> Vec<EngineEvent> {
         let mut told = Vec::new();
@@ -93,6 +117,22 @@ impl Told {
             }
         }
         told
+    }
+}
+
+/// What the host is told, beyond the views, of what its cycle came to:
+/// `cycle_unchanged` when the provider shown stays; nothing when it moved
+/// (the new `update_current`, always sent, says so).
+pub(crate) fn cycled_answer(told: &mut Told, cycled: Cycled, current: Option<ProviderId>) -> Option<EngineEvent> {
+    match cycled {
+        Cycled::Selected(_) => {
+            told.forget_current();
+            None
+        }
+        reason => Some(EngineEvent::CycleUnchanged {
+            reason,
+            provider: current,
+        }),
     }
 }
 
@@ -152,6 +192,9 @@ pub(crate) fn facts(store: &Store, settings: &Settings, model: Option<ProviderId
             let facts = ProviderFacts {
                 available: entry.credentials.is_some(),
                 has_windows: !entry.windows.is_empty(),
+                // The engine's to say (`Engine::status_page_due`): it
+                // knows the trackers and the status TTL.
+                status_due: false,
                 failing: entry.last_error.is_some(),
                 last_good: entry.last_good,
                 last_attempt: entry.last_attempt,
@@ -190,9 +233,23 @@ pub(crate) fn decisions(context: &Context) -> Vec<(Timestamp, Stream, Event)> {
         .collect()
 }
 
-/// The controller's trigger for a host event.
+/// The view a host asked for, when `host` is a query rather than an
+/// event: 0 for `update_current`, 1 for `update_all` (the order of
+/// [`updates`]). Queries never reach the controller.
+pub fn query(host: &HostEvent) -> Option<usize> {
+    match host {
+        HostEvent::GetCurrent => Some(0),
+        HostEvent::GetAll => Some(1),
+        _ => None,
+    }
+}
+
+/// The controller's trigger for a host event (a query is answered before
+/// the controller is asked, so it has none of its own: read as an
+/// interval, it would only show the view).
 pub fn trigger(host: &HostEvent) -> Trigger {
     match host {
+        HostEvent::GetCurrent | HostEvent::GetAll => Trigger::Interval,
         HostEvent::SessionStart => Trigger::SessionStart,
         HostEvent::TurnStart => Trigger::TurnStart,
         HostEvent::ToolResult => Trigger::ToolResult,
@@ -246,8 +303,9 @@ impl Follower {
     }
 
     /// The effects of one host event; `snapshot` is what a cycle moves
-    /// through.
+    /// through. A cycle's answer comes first ([`Effect::EmitCycled`]).
     pub fn handle(&mut self, host: &HostEvent, snapshot: Option<&Status>) -> Vec<Effect> {
+        let mut effects = Vec::new();
         match host {
             HostEvent::ModelChanged { provider, model } => {
                 self.current = detect(provider.as_deref(), model);
@@ -269,18 +327,44 @@ impl Follower {
                 };
                 let next = controller::cycle_order(&order, self.current)
                     .find(|id| Some(*id) != self.current && controller::worth_showing(&facts(*id)));
+                let cycled = match next {
+                    Some(next) => Cycled::Selected(next),
+                    None if order.is_empty() => Cycled::NoneEnabled,
+                    None => Cycled::NoneAvailable,
+                };
                 if let Some(next) = next {
                     self.current = Some(next);
                 }
+                effects.push(Effect::EmitCycled(cycled));
             }
             _ => {}
         }
-        self.input(Input::Trigger(trigger(host)))
+        effects.extend(self.input(Input::Trigger(trigger(host))));
+        effects
+    }
+
+    /// What the host is told of its cycle's outcome beyond the views.
+    pub fn cycled(&mut self, cycled: Cycled) -> Option<EngineEvent> {
+        cycled_answer(&mut self.told, cycled, self.current)
     }
 
     /// The provider the host shows.
     pub fn current(&self) -> Option<ProviderId> {
         self.current
+    }
+
+    /// The answer to a host's query (`get_current`, `get_all`) from
+    /// `snapshot` at `now`; `None` when `host` is not a query.
+    pub fn answer(&mut self, host: &HostEvent, snapshot: &Status, now: Timestamp) -> Option<EngineEvent> {
+        let which = query(host)?;
+        let updates = updates(
+            snapshot,
+            self.current,
+            self.model_id.as_deref(),
+            snapshot.providers.iter(),
+            now,
+        );
+        Some(self.told.answer(updates, which))
     }
 
     /// What the host is told from `snapshot` at `now`: its provider and

@@ -9,6 +9,11 @@
 //! cache_ttl_s = 60          # a value younger than this is served without a fetch
 //! status_pages = true
 //! status_ttl_s = 300
+//! stale_after_s = 600       # unset: max(3 × refresh_interval_s, 180)
+//!
+//! [status_page.codex]       # one provider's status page (the whole table is replaced by a patch)
+//! enabled = true            # false: this provider's page is never read
+//! url = "https://status.example/api/v2/summary.json"  # read this page instead (same format)
 //!
 //! [display]
 //! bar = true                # a progress bar on the first window of the line
@@ -40,6 +45,7 @@
 //! made from checked settings ([`Settings::rules`]), so a crafted log
 //! cannot hand the machines an interval that overflows time arithmetic.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -69,6 +75,12 @@ pub struct Settings {
     pub status_pages: bool,
     /// Seconds a status page reading lasts.
     pub status_ttl_s: u64,
+    /// A last good value older than this many seconds reads `stale`;
+    /// `None`: [`Settings::stale_after`]'s function of the interval.
+    pub stale_after_s: Option<u64>,
+    /// Per provider: its status page off, or read from another URL. Only
+    /// the providers named are listed.
+    pub status_page: BTreeMap<ProviderId, StatusPage>,
     /// How the status line looks.
     pub display: Display,
     /// How long the log keeps what (not part of the settings hosts see).
@@ -76,6 +88,16 @@ pub struct Settings {
     pub retention: Retention,
     /// When alerts fire and where they go.
     pub alerts: Alerts,
+}
+
+/// `[status_page.<provider>]`: one provider's status page.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StatusPage {
+    /// Read it (when `status_pages` is on); default true.
+    pub enabled: bool,
+    /// The page to read instead of the provider's own (same format): an
+    /// absolute http or https URL.
+    pub url: Option<String>,
 }
 
 /// `[retention]`: how long the log keeps fetch bodies and events.
@@ -163,6 +185,8 @@ impl Default for Settings {
             cache_ttl_s: 60,
             status_pages: true,
             status_ttl_s: 300,
+            stale_after_s: None,
+            status_page: BTreeMap::new(),
             display: Display { bar: true },
             retention: Retention::default(),
             alerts: Alerts::default(),
@@ -228,6 +252,8 @@ impl Bound {
     pub const CACHE_TTL: Bound = Bound::seconds("cache_ttl_s", MIN_SECONDS);
     /// `status_ttl_s`: status pages are not read more than once a minute.
     pub const STATUS_TTL: Bound = Bound::seconds("status_ttl_s", 60);
+    /// `stale_after_s`.
+    pub const STALE_AFTER: Bound = Bound::seconds("stale_after_s", MIN_SECONDS);
 
     const fn seconds(key: &'static str, least: u64) -> Bound {
         Bound {
@@ -258,13 +284,15 @@ impl Bound {
 }
 
 /// The keys, in the order the file documents them.
-pub const KEYS: [&str; 9] = [
+pub const KEYS: [&str; 11] = [
     "providers",
     "refresh_interval_s",
     "min_interval_s",
     "cache_ttl_s",
     "status_pages",
     "status_ttl_s",
+    "stale_after_s",
+    "status_page",
     "display",
     "retention",
     "alerts",
@@ -284,6 +312,9 @@ pub const MAX_ALERT_MINUTES: u64 = 1_440;
 
 /// The most thresholds an `[alerts]` table lists.
 pub const MAX_THRESHOLDS: usize = 8;
+
+/// The least `stale` threshold derived from the interval (3 × 60 s).
+pub const STALE_FLOOR_S: u64 = 180;
 
 /// The least update interval and TTL: providers are not polled faster.
 pub const MIN_SECONDS: u64 = 10;
@@ -330,9 +361,31 @@ impl Settings {
         Bound::duration(self.cache_ttl_s)
     }
 
+    /// How old a last good value may be before it reads `stale`:
+    /// `stale_after_s` when set, else three refresh intervals and never
+    /// less than [`STALE_FLOOR_S`] (three missed cycles is a missed fetch
+    /// for sure, and at short intervals the floor keeps one slow answer
+    /// from flickering the state).
+    pub fn stale_after(&self) -> SignedDuration {
+        let derived = self.refresh_interval_s.saturating_mul(3).max(STALE_FLOOR_S);
+        Bound::duration(self.stale_after_s.unwrap_or(derived))
+    }
+
     /// How long a status page reading lasts; `None` when pages are off.
     pub fn status_ttl(&self) -> Option<Duration> {
         self.status_pages.then(|| Duration::from_secs(self.status_ttl_s))
+    }
+
+    /// Whether `provider`'s status page is read (pages on, and not turned
+    /// off for it).
+    pub fn status_page_on(&self, provider: ProviderId) -> bool {
+        self.status_pages && self.status_page.get(&provider).is_none_or(|page| page.enabled)
+    }
+
+    /// The URL `provider`'s status page is read from instead of its own.
+    pub fn status_page_url(&self, provider: ProviderId) -> Option<crate::transport::Url> {
+        let url = self.status_page.get(&provider)?.url.as_deref()?;
+        crate::transport::Url::parse(url).ok()
     }
 
     /// These settings with `patch` applied, or the first problem in it.
@@ -384,7 +437,14 @@ impl Settings {
             "min_interval_s" => self.min_interval_s = Bound::MIN_INTERVAL.check(value)?,
             "cache_ttl_s" => self.cache_ttl_s = Bound::CACHE_TTL.check(value)?,
             "status_ttl_s" => self.status_ttl_s = Bound::STATUS_TTL.check(value)?,
+            "stale_after_s" => {
+                self.stale_after_s = match value {
+                    Value::Null => None,
+                    _ => Some(Bound::STALE_AFTER.check(value)?),
+                }
+            }
             "status_pages" => self.status_pages = boolean(key, value)?,
+            "status_page" => self.status_page = status_page(value)?,
             "display" => {
                 let Value::Object(display) = value else {
                     return Err(invalid(key, "a table with `bar`", value));
@@ -590,6 +650,71 @@ fn key_line(text: &str, key: &str) -> Option<usize> {
         }
     }
     None
+}
+
+/// `[status_page]`: a table of providers, each with `enabled` and `url`;
+/// it replaces the one in force as a whole.
+fn status_page(value: &Value) -> Result<BTreeMap<ProviderId, StatusPage>, SettingsError> {
+    let Value::Object(table) = value else {
+        return Err(invalid(
+            "status_page",
+            "a table of providers, each with `enabled` and `url`",
+            value,
+        ));
+    };
+    let mut pages = BTreeMap::new();
+    for (name, entry) in table {
+        let key = format!("status_page.{name}");
+        let provider = ProviderId::ALL
+            .into_iter()
+            .find(|id| id.as_str() == name)
+            .ok_or_else(|| SettingsError::Unknown {
+                key: key.clone(),
+                known: ProviderId::ALL.map(|id| format!("status_page.{id}")).join(", "),
+            })?;
+        let Value::Object(fields) = entry else {
+            return Err(invalid(&key, "a table with `enabled` and `url`", entry));
+        };
+        let mut page = StatusPage {
+            enabled: true,
+            url: None,
+        };
+        for (field, value) in fields {
+            match field.as_str() {
+                "enabled" => page.enabled = boolean(&format!("{key}.enabled"), value)?,
+                "url" => page.url = page_url(&format!("{key}.url"), value)?,
+                _ => {
+                    return Err(SettingsError::Unknown {
+                        key: format!("{key}.{field}"),
+                        known: format!("{key}.enabled, {key}.url"),
+                    });
+                }
+            }
+        }
+        pages.insert(provider, page);
+    }
+    Ok(pages)
+}
+
+/// A status page URL: absolute http or https with a host, no user info
+/// (a status page needs no login), or null for the provider's own.
+fn page_url(key: &str, value: &Value) -> Result<Option<String>, SettingsError> {
+    if value.is_null() {
+        return Ok(None);
+    }
+    // Not quoted back: a URL with a user name may hold a password.
+    let fail = || SettingsError::Invalid {
+        key: key.to_owned(),
+        allowed: "an absolute http or https URL with a host and no user name or password".to_owned(),
+        got: "a value that is not one".to_owned(),
+    };
+    let text = value.as_str().filter(|text| text.len() <= 2_048).ok_or_else(fail)?;
+    let url = crate::transport::Url::parse(text.trim()).map_err(|_| fail())?;
+    let web = matches!(url.scheme(), "http" | "https")
+        && url.host_str().is_some_and(|host| !host.is_empty())
+        && url.username().is_empty()
+        && url.password().is_none();
+    web.then(|| Some(url.to_string())).ok_or_else(fail)
 }
 
 fn boolean(key: &str, value: &Value) -> Result<bool, SettingsError> {

@@ -41,7 +41,8 @@ pub struct StatusOptions {
 }
 
 impl Default for StatusOptions {
-    /// Three missed 60 s cycles.
+    /// Three missed 60 s cycles: what the default settings give
+    /// (`Settings::stale_after`).
     fn default() -> Self {
         StatusOptions {
             stale_after: SignedDuration::from_secs(180),

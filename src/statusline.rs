@@ -29,6 +29,7 @@ use serde_json::Value;
 
 use crate::providers::ProviderId;
 use crate::render::{self, Options};
+use crate::settings::Settings;
 use crate::status::{self, StatusOptions};
 use crate::wire::{Freshness, ProviderStatus, Status, StatusWindow, Window, rfc3339_seconds, round6};
 
@@ -131,8 +132,9 @@ pub fn with_claude(mut view: Status, windows: Vec<Window>, now: Timestamp) -> St
 }
 
 /// The line `statusline claude` prints for `input` (Claude Code's JSON)
-/// over the snapshot in `data_dir`, providers in `order`.
-pub fn claude_line(data_dir: &Path, input: &[u8], order: &[ProviderId], options: &Options) -> String {
+/// over the snapshot in `data_dir`, providers in the order of `settings`,
+/// stale past its threshold.
+pub fn claude_line(data_dir: &Path, input: &[u8], settings: &Settings, options: &Options) -> String {
     let now = options.now;
     let mut view = status::read_snapshot(data_dir)
         .ok()
@@ -145,8 +147,11 @@ pub fn claude_line(data_dir: &Path, input: &[u8], order: &[ProviderId], options:
     if let Some(windows) = claude_windows(input) {
         view = with_claude(view, windows, now);
     }
-    status::settle(&mut view, now, &StatusOptions::default());
-    render::order_by(&mut view, order);
+    let stale = StatusOptions {
+        stale_after: settings.stale_after(),
+    };
+    status::settle(&mut view, now, &stale);
+    render::order_by(&mut view, &settings.providers);
     render::line::line(&view, options)
 }
 

@@ -45,6 +45,15 @@ pub struct Store {
     pub controller: ControllerEntry,
     /// The settings as patched so far (changed keys only; defaults are not stored).
     pub settings: Map<String, Value>,
+    /// The settings file's values as last recorded at a start (the
+    /// engine stream's `settings_changed`).
+    #[serde(default)]
+    pub file_settings: Map<String, Value>,
+    /// The keys hosts patched (the controller stream's
+    /// `settings_changed`) that the file has not changed since: they stay
+    /// in force across restarts.
+    #[serde(default)]
+    pub patched: Map<String, Value>,
 }
 
 /// What the store knows about one provider.
@@ -279,6 +288,14 @@ impl Store {
                 if let Value::Object(patch) = patch {
                     for (key, value) in patch {
                         self.settings.insert(key.clone(), value.clone());
+                        // A host's patch, or the file at a start: a key the
+                        // file changes is the file's again.
+                        if envelope.stream == Stream::Controller {
+                            self.patched.insert(key.clone(), value.clone());
+                        } else {
+                            self.file_settings.insert(key.clone(), value.clone());
+                            self.patched.remove(key);
+                        }
                     }
                 }
             }

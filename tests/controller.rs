@@ -173,6 +173,8 @@ enum Told {
     Ready,
     SettingsUpdated,
     Refused,
+    /// A cycle found nothing else to show.
+    Stayed,
 }
 
 #[derive(Debug, Clone)]
@@ -325,9 +327,14 @@ impl Model {
         });
         let rejected = taken.unwrap_or(n);
         self.path.extend(std::iter::repeat_n("cycle_requested", rejected));
-        if let Some(k) = taken {
-            self.current = Some(self.enabled[(start + k) % n]);
-            self.cycled = true;
+        match taken {
+            Some(k) => {
+                self.current = Some(self.enabled[(start + k) % n]);
+                self.cycled = true;
+                // The answer to a cycle that moved is always sent.
+                self.shown = None;
+            }
+            None => self.told.push(Told::Stayed),
         }
         self.emit();
     }
@@ -338,7 +345,8 @@ impl Model {
         }
         match host {
             Host::SessionStart => {
-                self.path.push("session_start");
+                self.path
+                    .extend(["session_start", "refresh_cache_only", "refresh_status_cache_only"]);
                 self.resolve();
                 self.emit();
             }
@@ -351,7 +359,7 @@ impl Model {
             }
             Host::Cycle => self.cycle_provider(),
             Host::Patch(patch) => {
-                self.path.extend(["settings_loading", "ready"]);
+                self.path.extend(["settings_patched", "settings_loading", "ready"]);
                 match patch {
                     Patch::Providers(order) => {
                         for (p, provider) in self.providers.iter_mut().enumerate() {
@@ -582,6 +590,7 @@ impl Sut {
                 EngineEvent::Ready { .. } => Some(Told::Ready),
                 EngineEvent::SettingsUpdated { .. } => Some(Told::SettingsUpdated),
                 EngineEvent::Error { .. } => Some(Told::Refused),
+                EngineEvent::CycleUnchanged { .. } => Some(Told::Stayed),
                 _ => None,
             })
             .collect();
@@ -715,7 +724,7 @@ prop_state_machine! {
 /// through the snapshot, and nothing is fetched here.
 #[test]
 fn a_follower_forwards_refreshes_and_shows_its_hosts_provider_from_the_snapshot() {
-    use quotatrack::machines::controller::{Effect, Trigger};
+    use quotatrack::machines::controller::{Cycled, Effect, Trigger};
     use quotatrack::session::Follower;
 
     // The owner's snapshot: Claude and Codex with usage.
@@ -749,9 +758,39 @@ fn a_follower_forwards_refreshes_and_shows_its_hosts_provider_from_the_snapshot(
 
     assert_eq!(
         follower.handle(&HostEvent::CycleProvider, Some(&snapshot)),
-        [Effect::EmitCurrent]
+        [
+            Effect::EmitCycled(Cycled::Selected(ProviderId::Anthropic)),
+            Effect::EmitCurrent
+        ]
     );
     assert_eq!(follower.current(), Some(ProviderId::Anthropic), "the cycle wraps round");
+    assert_eq!(follower.cycled(Cycled::Selected(ProviderId::Anthropic)), None);
+    let told = follower.shown(&snapshot, at(0));
+    assert!(
+        matches!(
+            &told[..],
+            [EngineEvent::UpdateCurrent {
+                provider: Some(ProviderId::Anthropic),
+                ..
+            }]
+        ),
+        "the cycle is answered with the provider it moved to: {told:?}"
+    );
+    // With nothing in the snapshot there is nothing to move to, and the
+    // host is told so.
+    let empty = quotatrack::wire::Status {
+        providers: Vec::new(),
+        ..snapshot.clone()
+    };
+    let effects = follower.handle(&HostEvent::CycleProvider, Some(&empty));
+    assert_eq!(effects[0], Effect::EmitCycled(Cycled::NoneEnabled));
+    assert_eq!(
+        follower.cycled(Cycled::NoneEnabled),
+        Some(EngineEvent::CycleUnchanged {
+            reason: Cycled::NoneEnabled,
+            provider: Some(ProviderId::Anthropic)
+        })
+    );
     for shown in [HostEvent::TurnStart, HostEvent::Interval] {
         assert_eq!(
             follower.handle(&shown, Some(&snapshot)),
@@ -762,4 +801,358 @@ fn a_follower_forwards_refreshes_and_shows_its_hosts_provider_from_the_snapshot(
     assert!(!follower.is_shut_down());
     assert_eq!(follower.handle(&HostEvent::SessionShutdown, None), []);
     assert!(follower.is_shut_down());
+    // Queries are answered from the snapshot, each time, even after shutdown.
+    for _ in 0..2 {
+        let answer = follower.answer(&HostEvent::GetCurrent, &snapshot, at(0));
+        assert!(
+            matches!(
+                answer,
+                Some(EngineEvent::UpdateCurrent {
+                    provider: Some(ProviderId::Anthropic),
+                    ..
+                })
+            ),
+            "{answer:?}"
+        );
+        let answer = follower.answer(&HostEvent::GetAll, &snapshot, at(0));
+        assert!(matches!(answer, Some(EngineEvent::UpdateAll { .. })), "{answer:?}");
+    }
+    assert_eq!(follower.answer(&HostEvent::Refresh, &snapshot, at(0)), None);
+}
+
+/// Shutdown is accepted in every state of the diagram: each state is
+/// reached by the inputs that lead there, then `shutdown` ends it there,
+/// logged as a transition from that state.
+#[test]
+fn shutdown_is_accepted_in_every_state() {
+    use quotatrack::events::Cause;
+    use quotatrack::machines::controller::{Context, Controller, Facts, FetchAnswer, Input, ProviderFacts, Trigger};
+
+    let claude = ProviderId::Anthropic;
+    let seen = |facts: ProviderFacts| Facts {
+        now: at(100),
+        cache_ttl: SignedDuration::from_secs(CACHE_TTL),
+        min_interval: SignedDuration::from_secs(MIN_INTERVAL),
+        model_provider: Some(claude),
+        enabled: vec![claude],
+        providers: BTreeMap::from([(claude, facts)]),
+    };
+    let never_read = seen(ProviderFacts {
+        available: true,
+        ..ProviderFacts::default()
+    });
+    let fresh = seen(ProviderFacts {
+        available: true,
+        has_windows: true,
+        last_good: Some(at(90)),
+        ..ProviderFacts::default()
+    });
+    let with_windows = seen(ProviderFacts {
+        available: true,
+        has_windows: true,
+        failing: true,
+        ..ProviderFacts::default()
+    });
+    let nothing = Facts::default();
+    let trigger = Input::Trigger;
+    let owner = [
+        (Input::Start, nothing.clone()),
+        (Input::Guarded { owner: true }, nothing.clone()),
+        (Input::SettingsLoaded { accepted: true }, nothing.clone()),
+    ];
+    let fetch = [
+        (trigger(Trigger::TurnStart), never_read.clone()),
+        (Input::Step, never_read.clone()),
+        (Input::Step, never_read.clone()),
+    ];
+    // Each state's inputs, after the owner's start (`owner`).
+    let then = |steps: &[(Input, Facts)]| [&owner[..], steps].concat();
+    let step = |facts: &Facts| (Input::Step, facts.clone());
+    let session = [
+        (trigger(Trigger::SessionStart), never_read.clone()),
+        step(&never_read),
+        step(&never_read),
+        step(&never_read),
+    ];
+    let fetched =
+        |answer: FetchAnswer, facts: &Facts| [&fetch[..], &[(Input::Fetched(answer), facts.clone())]].concat();
+    let paths: Vec<(&str, Vec<(Input, Facts)>)> = vec![
+        ("boot", vec![]),
+        ("guard_singleton", vec![(Input::Start, nothing.clone())]),
+        (
+            "idle",
+            vec![
+                (Input::Start, nothing.clone()),
+                (Input::Guarded { owner: false }, nothing.clone()),
+            ],
+        ),
+        ("settings_loading", owner[..2].to_vec()),
+        ("ready", owner.to_vec()),
+        (
+            "settings_patched",
+            then(&[(trigger(Trigger::SettingsPatch), nothing.clone())]),
+        ),
+        (
+            "settings_loading",
+            then(&[(trigger(Trigger::SettingsPatch), nothing.clone()), step(&nothing)]),
+        ),
+        ("session_start", then(&session[..1])),
+        ("refresh_cache_only", then(&session[..2])),
+        ("refresh_status_cache_only", then(&session[..3])),
+        ("emit_current", then(&session)),
+        ("resolve_provider", then(&fetch[..1])),
+        (
+            "no_provider",
+            then(&[(trigger(Trigger::TurnStart), nothing.clone()), step(&nothing)]),
+        ),
+        ("hydrate_from_cache", then(&fetch[..2])),
+        (
+            "skip_fetch",
+            then(&[(trigger(Trigger::TurnStart), fresh.clone()), step(&fresh), step(&fresh)]),
+        ),
+        ("fetch_usage", then(&fetch)),
+        ("fetch_success", then(&fetched(FetchAnswer::Usage, &never_read))),
+        (
+            "maybe_fetch_status",
+            then(&[&fetched(FetchAnswer::Usage, &never_read)[..], &[step(&never_read)]].concat()),
+        ),
+        ("fetch_error", then(&fetched(FetchAnswer::Failed, &with_windows))),
+        (
+            "use_cached_fallback",
+            then(&[&fetched(FetchAnswer::Failed, &with_windows)[..], &[step(&with_windows)]].concat()),
+        ),
+        (
+            "cycle_requested",
+            then(&[(trigger(Trigger::Cycle), never_read.clone())]),
+        ),
+        ("shutdown", then(&[(trigger(Trigger::Shutdown), nothing.clone())])),
+    ];
+    for (state, inputs) in paths {
+        let mut machine = Controller::machine();
+        for (input, facts) in inputs {
+            machine.handle_with_context(&input, &mut Context::new(facts));
+        }
+        assert_eq!(machine.state().name(), state, "the inputs lead to {state}");
+        let mut context = Context::new(nothing.clone());
+        machine.handle_with_context(&trigger(Trigger::Shutdown), &mut context);
+        assert_eq!(machine.state().name(), "shutdown", "shutdown from {state}");
+        let logged: Vec<(&str, &str, Cause)> = context
+            .transitions
+            .iter()
+            .map(|transition| (transition.from.name(), transition.to.name(), transition.cause))
+            .collect();
+        let expected = if state == "shutdown" {
+            vec![]
+        } else {
+            vec![(state, "shutdown", Cause::ShutDown)]
+        };
+        assert_eq!(logged, expected, "shutdown from {state} is logged");
+    }
+}
+
+/// `cycle_provider` is always answered: with the provider it moved to,
+/// or, when the one shown stays, with why (every other provider probed
+/// and none has anything to show; none enabled). The session replays with
+/// no divergence.
+#[test]
+fn a_cycle_with_nowhere_to_go_says_so() {
+    use quotatrack::machines::controller::Cycled;
+
+    let mut sut = Sut::new();
+    sut.runtime.block_on(sut.engine.start()).unwrap();
+    sut.runtime.block_on(sut.engine.cycle()).unwrap();
+    let claude = HostEvent::ModelChanged {
+        provider: None,
+        model: "claude-sonnet-4-5".to_owned(),
+    };
+    sut.clock.advance(SignedDuration::from_secs(30));
+    sut.handle(claude);
+    let current = |told: &[EngineEvent]| {
+        told.iter()
+            .find_map(|event| match event {
+                EngineEvent::UpdateCurrent { provider, .. } => Some(*provider),
+                _ => None,
+            })
+            .flatten()
+    };
+    let told = sut.handle(HostEvent::CycleProvider);
+    assert_eq!(current(&told), Some(ProviderId::Codex), "{told:?}");
+    let told = sut.handle(HostEvent::CycleProvider);
+    assert_eq!(
+        current(&told),
+        Some(ProviderId::Anthropic),
+        "the cycle wraps round: {told:?}"
+    );
+
+    // Codex loses its login: Claude is the only provider with anything to show.
+    sut.credentials.lock().unwrap().set(ProviderId::Codex, None);
+    sut.clock.advance(SignedDuration::from_secs(60));
+    sut.runtime.block_on(sut.engine.cycle()).unwrap();
+    let told = sut.handle(HostEvent::CycleProvider);
+    assert!(
+        told.contains(&EngineEvent::CycleUnchanged {
+            reason: Cycled::NoneAvailable,
+            provider: Some(ProviderId::Anthropic)
+        }),
+        "{told:?}"
+    );
+    assert_eq!(
+        serde_json::to_value(&told[0]).unwrap(),
+        json!({"type": "cycle_unchanged", "reason": "none_available", "provider": "anthropic"})
+    );
+
+    sut.handle(HostEvent::SettingsPatch {
+        patch: json!({"providers": []}),
+    });
+    let told = sut.handle(HostEvent::CycleProvider);
+    assert!(
+        told.iter().any(|event| matches!(
+            event,
+            EngineEvent::CycleUnchanged {
+                reason: Cycled::NoneEnabled,
+                ..
+            }
+        )),
+        "{told:?}"
+    );
+
+    let events: Vec<_> = sut.engine.log().unwrap().entries(0).map(Result::unwrap).collect();
+    let report = replay::replay(&events, &replay::Options::default());
+    assert!(report.identical(), "{}", report.divergence.unwrap().line());
+}
+
+/// A host may ask for the views at any time (`get_current`, `get_all`),
+/// before a session starts, between events and after shutdown: each is
+/// answered every time, even when nothing changed, from the store as it
+/// is. Nothing is fetched and nothing is recorded.
+#[test]
+fn a_host_can_ask_for_the_views_at_any_time_without_a_fetch() {
+    let mut sut = Sut::new();
+    sut.runtime.block_on(sut.engine.start()).unwrap();
+    sut.runtime.block_on(sut.engine.cycle()).unwrap();
+    sut.handle(HostEvent::ModelChanged {
+        provider: None,
+        model: "gpt-5-codex".to_owned(),
+    });
+    for round in 0..3 {
+        if round == 2 {
+            sut.handle(HostEvent::SessionShutdown);
+        }
+        // Long enough for every gate to let a fetch through.
+        sut.clock.advance(SignedDuration::from_secs(3600));
+        let asked = sut.transport.asked.lock().unwrap().len();
+        let seq = sut.engine.log().unwrap().next_seq();
+        let current = sut.handle(HostEvent::GetCurrent);
+        let [EngineEvent::UpdateCurrent { provider, display, .. }] = &current[..] else {
+            panic!("{current:?}")
+        };
+        assert_eq!(*provider, Some(ProviderId::Codex));
+        assert!(display.as_deref().unwrap().starts_with("Codex │ 5h"), "{display:?}");
+        let all = sut.handle(HostEvent::GetAll);
+        assert!(
+            matches!(&all[..], [EngineEvent::UpdateAll { providers }] if providers.len() == 2),
+            "{all:?}"
+        );
+        assert_eq!(sut.transport.asked.lock().unwrap().len(), asked, "nothing fetched");
+        assert_eq!(sut.engine.log().unwrap().next_seq(), seq, "nothing recorded");
+    }
+    let json = serde_json::to_value(&sut.handle(HostEvent::GetAll)[0]).unwrap();
+    assert_eq!(json["type"], "update_all");
+}
+
+/// `MaybeFetchStatus`: after a good usage fetch the provider's status page
+/// is read when it is due (never read, or older than the status TTL), and
+/// not otherwise; the decision is a logged transition, and the session
+/// replays with no divergence.
+#[test]
+fn a_good_fetch_reads_the_status_page_when_it_is_due() {
+    use quotatrack::events::Cause;
+    use quotatrack::transport::Purpose;
+
+    struct WithPage(Arc<ManualClock>, Mutex<Vec<Purpose>>);
+    impl Transport for WithPage {
+        fn send<'a>(&'a self, request: &'a Request) -> BoxFuture<'a, Result<RecordedExchange, TransportError>> {
+            let now = self.0.now();
+            self.1.lock().unwrap().push(request.purpose);
+            let name = match request.purpose {
+                Purpose::StatusPage => "status/none",
+                _ => "ok-full",
+            };
+            let mut exchange = exchange(ProviderId::Anthropic, name);
+            exchange.recorded_at = now;
+            Box::pin(std::future::ready(Ok(exchange)))
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(at(0)));
+    let transport = Arc::new(WithPage(clock.clone(), Mutex::new(Vec::new())));
+    let mut engine = Engine::builder()
+        .data_dir(dir.path())
+        .clock(clock.clone())
+        .transport(transport.clone())
+        .credentials(Arc::new(FixedCredentials::present([ProviderId::Anthropic], "test")))
+        .providers(&[ProviderId::Anthropic])
+        .status_pages(Some(std::time::Duration::from_secs(300)))
+        .build()
+        .unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    runtime.block_on(engine.start()).unwrap();
+    // The timer's cycle reads usage and the page (and finds the credentials).
+    runtime.block_on(engine.cycle()).unwrap();
+    assert_eq!(*transport.1.lock().unwrap(), [Purpose::Usage, Purpose::StatusPage]);
+    let mut seen = engine.log().unwrap().next_seq();
+    // One host event after `advance` seconds: what was asked, why
+    // `maybe_fetch_status` went on as it did, and whether a page was read.
+    let mut step = |engine: &mut Engine, host: HostEvent, advance: i64| {
+        clock.advance(SignedDuration::from_secs(advance));
+        let asked = transport.1.lock().unwrap().len();
+        runtime.block_on(engine.handle(host)).unwrap();
+        let log = engine.log().unwrap();
+        let entries: Vec<Event> = log.entries(seen).map(|e| e.unwrap().payload).collect();
+        seen = log.next_seq();
+        let purposes = transport.1.lock().unwrap()[asked..].to_vec();
+        let cause = entries.iter().find_map(|event| match event {
+            Event::Transitioned { from, cause, .. } if from == "maybe_fetch_status" => Some(*cause),
+            _ => None,
+        });
+        let checked = entries.iter().any(|event| matches!(event, Event::StatusChecked { .. }));
+        (purposes, cause, checked)
+    };
+    let claude = HostEvent::ModelChanged {
+        provider: None,
+        model: "claude-sonnet-4-5".to_owned(),
+    };
+    // The page is as old as its TTL: it follows the good fetch.
+    assert_eq!(
+        step(&mut engine, claude, 300),
+        (
+            vec![Purpose::Usage, Purpose::StatusPage],
+            Some(Cause::StatusPageDue),
+            true
+        )
+    );
+    // A minute later the page is fresh: usage alone.
+    assert_eq!(
+        step(&mut engine, HostEvent::Refresh, 60),
+        (vec![Purpose::Usage], Some(Cause::FetchSucceeded), false)
+    );
+    // Past the status TTL it is read again.
+    assert_eq!(
+        step(&mut engine, HostEvent::Refresh, 300),
+        (
+            vec![Purpose::Usage, Purpose::StatusPage],
+            Some(Cause::StatusPageDue),
+            true
+        )
+    );
+    let status = engine.status();
+    let page = serde_json::to_value(status.providers[0].status_page.as_ref().unwrap()).unwrap();
+    assert_eq!(page["indicator"], "none", "{page}");
+
+    let events: Vec<_> = engine.log().unwrap().entries(0).map(Result::unwrap).collect();
+    let report = replay::replay(&events, &replay::Options::default());
+    assert!(report.identical(), "{}", report.divergence.unwrap().line());
 }

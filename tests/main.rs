@@ -63,3 +63,5 @@ mod canary;
 mod oneloop;
 // Alerts: each crossing once (restarts included), replayed; command and webhook delivery, hanging ones too.
 mod alerts;
+// Settings that govern: per-provider status pages, stale after, interval retiming, patches that persist.
+mod settings;

@@ -172,6 +172,7 @@ fn the_owner_loop_runs_over_in_memory_pipes() {
         timeout: Duration::from_secs(5),
         settings: Settings::default(),
         origins: Default::default(),
+        settings_file: None,
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

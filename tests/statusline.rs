@@ -147,3 +147,35 @@ fn a_host_that_never_closes_stdin_still_gets_its_line() {
     let line = String::from_utf8(output.stdout).unwrap();
     assert!(line.starts_with("Claude 7d 61%"), "{line}");
 }
+
+#[test]
+fn values_turn_stale_by_the_settings_threshold_not_a_fixed_one() {
+    let dir = crate::render::demo_dir();
+    let config = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(config.path(), "refresh_interval_s = 600\n").unwrap();
+    // 21 minutes after the last fetch: stale at the default 60 s interval
+    // (180 s), fresh at 600 s (three intervals, 30 minutes).
+    let line = |config: Option<&Path>| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_quotatrack"));
+        if let Some(config) = config {
+            command.args(["--config", config.to_str().unwrap()]);
+        }
+        let output = command
+            .args([
+                "--data-dir",
+                dir.to_str().unwrap(),
+                "--clock-at",
+                "2026-08-22T13:20:00Z",
+            ])
+            .args(["statusline", "claude"])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        String::from_utf8(output.stdout).unwrap()
+    };
+    let by_default = line(None);
+    assert!(by_default.contains("ago"), "{by_default}");
+    let slower = line(Some(config.path()));
+    assert!(!slower.contains("ago"), "{slower}");
+    assert!(slower.contains("Claude 7d 61%"), "{slower}");
+}

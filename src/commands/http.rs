@@ -28,7 +28,10 @@ pub(super) fn serve_http(
 ) -> anyhow::Result<ExitCode> {
     let token = access(address, token_file)?;
     let every = sources.settings.interval().unsigned_abs();
-    let published = Arc::new(Published::follower(&sources.data_dir, sources.clock.clone(), every));
+    let published = Arc::new(
+        Published::follower(&sources.data_dir, sources.clock.clone(), every)
+            .with_stale_after(sources.settings.stale_after()),
+    );
     runtime()?.block_on(async {
         // Bound now, served from the end of the first round.
         let mut pending = Some(Bound::bind(address, token).await?);

@@ -132,6 +132,10 @@ pub struct Sources {
     pub settings: Settings,
     /// `QUOTATRACK_<ID>_BASE_URL`.
     pub origins: BTreeMap<ProviderId, Url>,
+    /// Where `settings` came from (the path, and whether it was named),
+    /// for `watch` to read again at SIGHUP; `None` for a command that
+    /// reads no settings.
+    pub settings_file: Option<(PathBuf, bool)>,
 }
 
 /// Whether `command` reads the settings file: it is then read, and a bad
@@ -149,19 +153,20 @@ fn reads_settings(command: &Command) -> bool {
 }
 
 /// The settings file read, or the defaults when there is none at the
-/// default place.
-fn load_settings(config: Option<&Path>) -> anyhow::Result<Settings> {
+/// default place; and where it is.
+fn load_settings(config: Option<&Path>) -> anyhow::Result<(Settings, (PathBuf, bool))> {
     let (path, explicit) = crate::config::settings_file(config, |name| std::env::var(name).ok());
-    Ok(Settings::load(&path, explicit)?)
+    Ok((Settings::load(&path, explicit)?, (path, explicit)))
 }
 
 /// Runs the command `args` asks for; its exit code, or the error the
 /// binary reports (exit 2, or 3 when [`is_owned`]).
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let settings = if reads_settings(&args.command) {
-        load_settings(args.config.as_deref())?
+    let (settings, settings_file) = if reads_settings(&args.command) {
+        let (settings, file) = load_settings(args.config.as_deref())?;
+        (settings, Some(file))
     } else {
-        Settings::default()
+        (Settings::default(), None)
     };
     // A base URL that cannot be honoured stops every command before it starts.
     let origins = HttpTransport::origins_from(|name| std::env::var(name).ok())?;
@@ -179,6 +184,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         timeout: Duration::from_secs_f64(args.timeout),
         settings,
         origins,
+        settings_file,
     };
     match args.command {
         Command::Parse(parse) => run_parse(parse),
@@ -216,12 +222,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
         Command::Statusline(line) => {
             // A status line never fails: a bad settings file means the defaults.
-            let settings = load_settings(args.config.as_deref()).unwrap_or_default();
+            let settings = load_settings(args.config.as_deref())
+                .map(|(settings, _)| settings)
+                .unwrap_or_default();
             let options = crate::render::terminal::statusline_options(&line, &settings, sources.clock.now());
             let input = crate::statusline::read_stdin();
             println!(
                 "{}",
-                crate::statusline::claude_line(&data_dir, &input, &settings.providers, &options)
+                crate::statusline::claude_line(&data_dir, &input, &settings, &options)
             );
             Ok(ExitCode::SUCCESS)
         }
@@ -298,12 +306,52 @@ pub(crate) async fn shutdown_signal() {
     }
 }
 
+/// Completes at each SIGHUP; never without a handler.
+async fn hung_up(hangup: &mut Option<tokio::signal::unix::Signal>) {
+    match hangup {
+        Some(hangup) => {
+            hangup.recv().await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
+/// `watch` at SIGHUP: the settings file read again and put in force as at
+/// a start (recorded where it changed; keys hosts patched that the file
+/// did not change stay), or, when it is bad, one line saying why and the
+/// settings in force kept.
+fn reload_settings(engine: &mut Engine, sources: &Sources) -> anyhow::Result<()> {
+    let Some((path, explicit)) = &sources.settings_file else {
+        return Ok(());
+    };
+    match Settings::load(path, *explicit) {
+        Ok(mut settings) => {
+            if sources.fixtures.is_some() {
+                // Only the providers the fixtures answer for, as at start.
+                let answered = engine.settings().providers.clone();
+                settings.providers.retain(|id| answered.contains(id));
+            }
+            engine.configure(settings)?;
+            let every = engine.settings().refresh_interval_s;
+            eprintln!(
+                "quotatrack: settings reloaded from {} (refresh_interval_s = {every})",
+                path.display()
+            );
+        }
+        Err(error) => eprintln!("quotatrack: {error}; the settings in force stay"),
+    }
+    Ok(())
+}
+
 /// The owner's latest snapshot, as it stands now.
 pub(crate) fn snapshot(sources: &Sources) -> anyhow::Result<Option<Status>> {
     let Some(mut view) = status::read_snapshot(&sources.data_dir)? else {
         return Ok(None);
     };
-    status::settle(&mut view, sources.clock.now(), &StatusOptions::default());
+    let options = StatusOptions {
+        stale_after: sources.settings.stale_after(),
+    };
+    status::settle(&mut view, sources.clock.now(), &options);
     Ok(Some(view))
 }
 
@@ -411,7 +459,10 @@ fn run_status(sources: &Sources, args: &StatusArgs) -> anyhow::Result<ExitCode> 
             data_dir.display()
         );
     }
-    status::settle(&mut view, now, &StatusOptions::default());
+    let stale = StatusOptions {
+        stale_after: sources.settings.stale_after(),
+    };
+    status::settle(&mut view, now, &stale);
     if !args.providers.is_empty() {
         view.providers.retain(|provider| args.providers.contains(&provider.id));
     }
@@ -540,18 +591,21 @@ fn run_watch(sources: &Sources) -> anyhow::Result<ExitCode> {
         let shutdown = shutdown_signal();
         tokio::pin!(shutdown);
         let mut requests = None;
-        let every = engine.trackers().rules().interval.unsigned_abs();
-        let mut timer = tokio::time::interval(every);
+        // A cycle at once, then every interval of the settings in force
+        // (retimed at once when they change it).
+        let mut ticker = crate::engine::Ticker::starting_now(&engine);
+        let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
         loop {
             tokio::select! {
                 biased;
                 () = &mut shutdown => break,
                 _ = &mut printer => break,
+                () = hung_up(&mut hangup) => reload_settings(&mut engine, sources)?,
                 Some((request, done)) = serve::next_request(&mut requests) => {
                     engine.force_refresh(request.refresh).await?;
                     let _ = done.send(());
                 }
-                _ = timer.tick() => {
+                () = ticker.tick() => {
                     engine.cycle().await?;
                     // Followers may ask once the first snapshot is out.
                     if requests.is_none() {
@@ -559,6 +613,7 @@ fn run_watch(sources: &Sources) -> anyhow::Result<ExitCode> {
                     }
                 }
             }
+            ticker.follow(&engine);
         }
         if requests.is_some() {
             owner::unlisten(&sources.data_dir);

@@ -18,7 +18,7 @@ use super::endpoint::Bound;
 use super::{Sources, engine, is_owned, listen, runtime, snapshot};
 use crate::alerts::Alert;
 use crate::alerts::deliver::Delivery;
-use crate::engine::Engine;
+use crate::engine::{Engine, Ticker};
 use crate::events::HostEvent;
 use crate::http::Published;
 use crate::machines::controller::Effect;
@@ -49,7 +49,10 @@ pub(super) fn run_serve(sources: &Sources, http: Option<(SocketAddr, Option<&Pat
         None => None,
     };
     let every = sources.settings.interval().unsigned_abs();
-    let published = Arc::new(Published::follower(&sources.data_dir, sources.clock.clone(), every));
+    let published = Arc::new(
+        Published::follower(&sources.data_dir, sources.clock.clone(), every)
+            .with_stale_after(sources.settings.stale_after()),
+    );
     runtime()?.block_on(async {
         let server = match http {
             Some((address, token)) => Some(Bound::bind(address, token).await?.serve(&published)?),
@@ -124,8 +127,7 @@ async fn serve_owned<R: AsyncBufRead + Unpin>(
     }
     show(engine);
     *requests = listen(sources);
-    let mut every = engine.settings().interval().unsigned_abs();
-    let mut timer = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    let mut ticker = Ticker::new(engine);
     loop {
         tokio::select! {
             line = input.next() => {
@@ -138,11 +140,7 @@ async fn serve_owned<R: AsyncBufRead + Unpin>(
                             break;
                         }
                         // A patched interval retimes the timer at once.
-                        let now = engine.settings().interval().unsigned_abs();
-                        if now != every {
-                            every = now;
-                            timer = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
-                        }
+                        ticker.follow(engine);
                     }
                     Err(error) => send(out, Some(number), vec![error])?,
                 }
@@ -151,7 +149,7 @@ async fn serve_owned<R: AsyncBufRead + Unpin>(
                 engine.force_refresh(request.refresh).await?;
                 let _ = done.send(());
             }
-            _ = timer.tick() => {
+            () = ticker.tick() => {
                 engine.cycle().await?;
                 send(out, None, engine.handle(HostEvent::Interval).await?)?;
             }
@@ -236,6 +234,16 @@ pub async fn follow<R: AsyncBufRead + Unpin>(
                         continue;
                     }
                 };
+                if crate::session::query(&host).is_some() {
+                    // Answered from the owner's snapshot (empty before its first).
+                    let now = sources.clock.now();
+                    let view = match snapshot(sources)? {
+                        Some(view) => view,
+                        None => crate::status::view(&crate::store::Store::default(), now, &Default::default()),
+                    };
+                    send(out, Some(number), follower.answer(&host, &view, now).into_iter().collect())?;
+                    continue;
+                }
                 match &host {
                     HostEvent::ModelChanged { .. } => model = Some(host.clone()),
                     HostEvent::SettingsPatch { .. } => {
@@ -255,6 +263,9 @@ pub async fn follow<R: AsyncBufRead + Unpin>(
                                     owner = None;
                                 }
                             }
+                        }
+                        Effect::EmitCycled(cycled) => {
+                            send(out, None, follower.cycled(cycled).into_iter().collect())?;
                         }
                         Effect::EmitCurrent => {
                             // Read again: a forwarded refresh has just changed it.

@@ -48,26 +48,59 @@ impl Outside {
     }
 }
 
+/// What a cycle asks of the providers in its scope.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Asked {
+    /// Usage when the tracker says so, and the status page when it is due
+    /// (the timer's cycle, a refresh from a user or a follower).
+    Everything,
+    /// Usage only (the controller's `FetchUsage`: the status page is its
+    /// `MaybeFetchStatus`'s to ask for, after a good fetch).
+    Usage,
+    /// The status page only, when due (the controller's `FetchStatus`).
+    /// Nothing starts it but the controller's decision, so no trigger is
+    /// recorded: the transition that asked for it stands for one.
+    StatusPage,
+}
+
 impl Engine {
     /// Runs one cycle started by `trigger` (a tick, or a refresh, forced or
-    /// not), for `scope` or every provider driven.
+    /// not; none for a status page alone), for `scope` or every provider
+    /// driven, asking what `asked` says.
     pub(super) async fn run_cycle(
         &mut self,
-        trigger: Event,
+        trigger: Option<Event>,
         scope: Option<ProviderId>,
+        asked: Asked,
     ) -> Result<CycleReport, EngineError> {
         let at = self.clock.now();
-        let force = matches!(trigger, Event::RefreshRequested { force: true, .. });
-        let mut items = vec![(at, Stream::Engine, trigger)];
-        items.extend(
-            self.outside
-                .take()
-                .into_iter()
-                .map(|(stream, event)| (at, stream, event)),
-        );
+        let force = matches!(trigger, Some(Event::RefreshRequested { force: true, .. }));
+        let mut items: Vec<_> = trigger
+            .into_iter()
+            .map(|trigger| (at, Stream::Engine, trigger))
+            .collect();
+        // Facts from outside ride on a cycle with a trigger: replay reports
+        // them again before the trigger it reads.
+        if !items.is_empty() {
+            items.extend(
+                self.outside
+                    .take()
+                    .into_iter()
+                    .map(|(stream, event)| (at, stream, event)),
+            );
+        }
         let mut requests = Vec::new();
         for provider in self.trackers.providers() {
             if scope.is_some_and(|only| only != provider) {
+                continue;
+            }
+            if asked == Asked::StatusPage {
+                if self.status_page_due(provider, at) {
+                    requests.extend(health::request_from(
+                        provider,
+                        self.settings.status_page_url(provider).as_ref(),
+                    ));
+                }
                 continue;
             }
             let credential = self.credentials.find(provider);
@@ -85,8 +118,11 @@ impl Engine {
             if let (true, Some(credential)) = (fetch, credential) {
                 requests.push(Request::usage(provider, credential));
             }
-            if self.status_page_due(provider, at) {
-                requests.extend(health::request(provider));
+            if asked == Asked::Everything && self.status_page_due(provider, at) {
+                requests.extend(health::request_from(
+                    provider,
+                    self.settings.status_page_url(provider).as_ref(),
+                ));
             }
         }
         let mut events = self.journal.record(items)?.len();
@@ -151,7 +187,7 @@ impl Engine {
     /// Whether `provider`'s status page is due at `at`: pages are on, the
     /// provider has one and is tracked, and the last reading is older than
     /// the TTL.
-    fn status_page_due(&self, provider: ProviderId, at: Timestamp) -> bool {
+    pub(super) fn status_page_due(&self, provider: ProviderId, at: Timestamp) -> bool {
         let Some(ttl) = self.status_ttl else {
             return false;
         };
@@ -164,6 +200,7 @@ impl Engine {
             .and_then(|entry| entry.status_page.as_ref())
             .map(|page| page.checked_at);
         tracked
+            && self.settings.status_page_on(provider)
             && Feed::of(provider).is_some()
             && checked.is_none_or(|checked| at.duration_since(checked).unsigned_abs() >= ttl)
     }

@@ -11,7 +11,7 @@ use crate::events::{Event, HostEvent, Stream};
 use crate::machines::controller::{self, Context, Controller, Effect, Input};
 use crate::providers::ProviderId;
 use crate::providers::detect::detect;
-use crate::session::{EngineEvent, Told, decisions, facts, fetched, patched, trigger, updates};
+use crate::session::{EngineEvent, Told, cycled_answer, decisions, facts, fetched, patched, query, trigger, updates};
 use crate::status;
 
 /// The controller machine and what it works with.
@@ -66,7 +66,14 @@ impl Engine {
     /// left out of that test: its countdowns move with the clock, and what
     /// is recorded must not depend on the instant the view was drawn, or a
     /// replay could not tell it.
+    ///
+    /// A query (`get_current`, `get_all`) is answered from the store as it
+    /// is, whatever state the controller is in: no fetch, no record.
     pub async fn handle(&mut self, host: HostEvent) -> Result<Vec<EngineEvent>, EngineError> {
+        if let Some(which) = query(&host) {
+            let updates = self.views();
+            return Ok(vec![self.session.told.answer(updates, which)]);
+        }
         let at = self.clock.now();
         let before = (
             self.session.machine.state().clone(),
@@ -118,7 +125,10 @@ impl Engine {
         let mut next = Some(input);
         while let Some(input) = next.take() {
             let now = self.clock.now();
-            let facts = facts(self.journal.store(), &self.settings, self.session.model, now);
+            let mut facts = facts(self.journal.store(), &self.settings, self.session.model, now);
+            for (provider, seen) in &mut facts.providers {
+                seen.status_due = self.status_page_due(*provider, now);
+            }
             let mut context = Context::new(facts);
             self.session.machine.handle_with_context(&input, &mut context);
             if self.session.holding {
@@ -165,16 +175,21 @@ impl Engine {
                 None
             }
             Effect::FetchUsage { provider, force } => {
-                let report = if force {
-                    self.force_refresh(Some(provider)).await?
-                } else {
-                    self.refresh(Some(provider)).await?
-                };
+                let report = self.fetch_usage(provider, force).await?;
                 let sent = report.fetched.contains(&provider);
                 Some(Input::Fetched(fetched(self.journal.store(), provider, sent)))
             }
+            Effect::FetchStatus(provider) => {
+                self.fetch_status(provider).await?;
+                None
+            }
             Effect::EmitCurrent => {
                 self.emit(told);
+                None
+            }
+            Effect::EmitCycled(cycled) => {
+                let current = self.session.machine.inner().current();
+                told.extend(cycled_answer(&mut self.session.told, cycled, current));
                 None
             }
             // Selections were recorded with the transitions; an owner has no
@@ -196,19 +211,25 @@ impl Engine {
                 return Ok(false);
             }
         };
-        self.apply_settings(next, changed)?;
+        self.apply_settings(next, changed, Stream::Controller)?;
         Ok(true)
     }
 
     /// Tells the host the current provider and all providers, each only
     /// when it differs from what it was last told.
     fn emit(&mut self, told: &mut Vec<EngineEvent>) {
+        let updates = self.views();
+        told.extend(self.session.told.changed(updates));
+    }
+
+    /// `update_current` and `update_all` at the clock's reading.
+    fn views(&self) -> [EngineEvent; 2] {
         let now = self.clock.now();
         let view = status::view(self.journal.store(), now, &self.status_options);
         let current = self.session.machine.inner().current();
         let enabled = self.settings.providers.iter();
         let shown = enabled.filter_map(|id| view.providers.iter().find(|p| p.id == *id));
         let model = self.session.model_id.as_deref();
-        told.extend(self.session.told.changed(updates(&view, current, model, shown, now)));
+        updates(&view, current, model, shown, now)
     }
 }

@@ -16,6 +16,7 @@
 mod cycle;
 mod host;
 
+use cycle::Asked;
 pub use cycle::Outside;
 
 use std::path::{Path, PathBuf};
@@ -94,6 +95,53 @@ pub struct Engine {
     retention_stopped: bool,
     /// Facts from outside, recorded by the next cycle (`cycle.rs`).
     outside: Outside,
+}
+
+/// The interval timer of a loop that runs an engine (`serve`, `watch`):
+/// it ticks every `refresh_interval_s` of the settings in force, and a
+/// change of the interval retimes it at once, in both directions: the
+/// next tick comes one new interval after the change, not at the end of
+/// the old interval. Tokio's timer, so tests run it on a paused clock.
+pub struct Ticker {
+    every: Duration,
+    timer: tokio::time::Interval,
+}
+
+impl Ticker {
+    /// A ticker at `engine`'s interval; the first tick is one interval away.
+    pub fn new(engine: &Engine) -> Ticker {
+        let every = engine.settings().interval().unsigned_abs();
+        Ticker {
+            every,
+            timer: tokio::time::interval_at(tokio::time::Instant::now() + every, every),
+        }
+    }
+
+    /// A ticker at `engine`'s interval whose first tick is now.
+    pub fn starting_now(engine: &Engine) -> Ticker {
+        let every = engine.settings().interval().unsigned_abs();
+        Ticker {
+            every,
+            timer: tokio::time::interval_at(tokio::time::Instant::now(), every),
+        }
+    }
+
+    /// Completes at the next tick.
+    pub async fn tick(&mut self) {
+        self.timer.tick().await;
+    }
+
+    /// Retimes the ticker when `engine`'s interval is no longer the one it
+    /// ticks at; call it after anything that may have changed the settings.
+    pub fn follow(&mut self, engine: &Engine) {
+        let every = engine.settings().interval().unsigned_abs();
+        if every != self.every {
+            *self = Ticker {
+                every,
+                timer: tokio::time::interval_at(tokio::time::Instant::now() + every, every),
+            };
+        }
+    }
 }
 
 /// Builds an [`Engine`].
@@ -253,7 +301,7 @@ impl EngineBuilder {
             outside: Outside::default(),
         };
         if self.memory.is_some() {
-            engine.apply_settings(settings, Map::new())?;
+            engine.apply_settings(settings, Map::new(), Stream::Engine)?;
         } else {
             engine.configure(settings)?;
         }
@@ -283,21 +331,36 @@ impl Engine {
 
     /// Runs one update cycle now, for every provider.
     pub async fn cycle(&mut self) -> Result<CycleReport, EngineError> {
-        self.run_cycle(Event::ClockTicked, None).await
+        self.run_cycle(Some(Event::ClockTicked), None, Asked::Everything).await
     }
 
     /// Runs a cycle asked for by a user or host, for one provider or all.
     /// It honours the same rules as the timer: only what is due is fetched.
     pub async fn refresh(&mut self, provider: Option<ProviderId>) -> Result<CycleReport, EngineError> {
         let trigger = Event::RefreshRequested { provider, force: false };
-        self.run_cycle(trigger, provider).await
+        self.run_cycle(Some(trigger), provider, Asked::Everything).await
     }
 
     /// A forced refresh: a healthy provider is fetched once the minimum
     /// interval has passed; backoff and rate limits still hold.
     pub async fn force_refresh(&mut self, provider: Option<ProviderId>) -> Result<CycleReport, EngineError> {
         let trigger = Event::RefreshRequested { provider, force: true };
-        self.run_cycle(trigger, provider).await
+        self.run_cycle(Some(trigger), provider, Asked::Everything).await
+    }
+
+    /// The controller's `FetchUsage`: a refresh of `provider`'s usage
+    /// alone (its status page is the controller's to ask for after).
+    async fn fetch_usage(&mut self, provider: ProviderId, force: bool) -> Result<CycleReport, EngineError> {
+        let trigger = Event::RefreshRequested {
+            provider: Some(provider),
+            force,
+        };
+        self.run_cycle(Some(trigger), Some(provider), Asked::Usage).await
+    }
+
+    /// The controller's `FetchStatus`: `provider`'s status page, if due.
+    async fn fetch_status(&mut self, provider: ProviderId) -> Result<CycleReport, EngineError> {
+        self.run_cycle(None, Some(provider), Asked::StatusPage).await
     }
 
     /// Runs cycles every interval until `shutdown` completes, then returns
@@ -354,11 +417,21 @@ impl Engine {
         &self.settings
     }
 
-    /// Puts `settings` in force (the settings file as read at start): what
-    /// differs from the settings the log last saw is recorded, then applied.
+    /// Puts `settings` in force (the settings file as read at start), with
+    /// the keys hosts patched before laid over it: what differs from the
+    /// file as the log last saw it is recorded, and a key the file changed
+    /// since it was patched is the file's again (the user edited it after
+    /// the patch, so the edit is the newer wish). Replay reaches the same
+    /// settings by folding the recorded change onto the ones in force.
     pub fn configure(&mut self, settings: Settings) -> Result<(), EngineError> {
-        let changed = settings.changes_from(&self.journal.store().settings);
-        self.apply_settings(settings, changed)
+        let store = self.journal.store();
+        let changed = settings.changes_from(&store.file_settings);
+        let kept = store.patched.iter().filter(|(key, _)| !changed.contains_key(*key));
+        let next = kept.fold(settings, |settings, (key, value)| {
+            let one = Value::Object(Map::from_iter([(key.clone(), value.clone())]));
+            settings.patched(&one).unwrap_or(settings)
+        });
+        self.apply_settings(next, changed, Stream::Engine)
     }
 
     /// Puts a recorded settings change in force as it was recorded (replay
@@ -372,22 +445,29 @@ impl Engine {
             let one = Value::Object(Map::from_iter([(key.clone(), value.clone())]));
             settings.patched(&one).unwrap_or(settings)
         });
-        self.apply_settings(next, keys.clone())
+        self.apply_settings(next, keys.clone(), Stream::Engine)
     }
 
     /// Puts `next` in force, recording `changed` (its keys that differ
-    /// from the ones the log last saw) when there are any: the rules, the
-    /// providers driven (in id order; new ones resume from the store) and
-    /// the status pages follow. The one place settings take effect, for
-    /// the settings file, a host's patch and replay alike.
-    fn apply_settings(&mut self, next: Settings, changed: Map<String, Value>) -> Result<(), EngineError> {
+    /// from the ones the log last saw) when there are any, on `stream`:
+    /// the engine's for the file, the controller's for a host's patch
+    /// (which is how the store tells them apart). The rules, the providers
+    /// driven (in id order; new ones resume from the store) and the status
+    /// pages follow. The one place settings take effect, for the settings
+    /// file, a host's patch and replay alike.
+    fn apply_settings(
+        &mut self,
+        next: Settings,
+        changed: Map<String, Value>,
+        stream: Stream,
+    ) -> Result<(), EngineError> {
         let at = self.clock.now();
         let mut items = Vec::new();
         if !changed.is_empty() {
             let event = Event::SettingsChanged {
                 patch: Value::Object(changed),
             };
-            items.push((at, Stream::Engine, event));
+            items.push((at, stream, event));
         }
         let rules = self.fixed_rules.unwrap_or_else(|| next.rules(self.trackers.rules()));
         self.trackers.set_rules(rules);
@@ -397,6 +477,9 @@ impl Engine {
         items.extend(self.trackers.set_providers(&providers, self.journal.store(), at));
         self.journal.record(items)?;
         self.status_ttl = next.status_ttl();
+        self.status_options = StatusOptions {
+            stale_after: next.stale_after(),
+        };
         self.settings = next;
         Ok(())
     }

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use jiff::Timestamp;
+use jiff::{SignedDuration, Timestamp};
 
 use super::metrics::{LogFigures, Observation};
 use super::{Health, Role, Source, Unavailable};
@@ -49,6 +49,8 @@ pub struct Published {
 struct State {
     role: Role,
     interval: Duration,
+    /// How old a value may be before it reads as stale (the settings').
+    stale_after: SignedDuration,
     last_cycle_at: Option<Timestamp>,
     /// An entry of the log that could not be read: lasts.
     log_error: Option<String>,
@@ -85,6 +87,7 @@ impl Published {
             state: Mutex::new(State {
                 role: Role::Follower,
                 interval,
+                stale_after: StatusOptions::default().stale_after,
                 last_cycle_at: None,
                 log_error: None,
                 cycle_error: None,
@@ -99,6 +102,13 @@ impl Published {
         }
     }
 
+    /// Values older than `stale_after` read as stale (the settings'
+    /// [`crate::settings::Settings::stale_after`]; 180 s without it).
+    pub fn with_stale_after(self, stale_after: SignedDuration) -> Published {
+        self.lock().stale_after = stale_after;
+        self
+    }
+
     /// Takes what `engine` (the owner's) holds after a cycle: its fetch
     /// counts, the log's figures, the readings appended since the last
     /// update. The first update reads the whole log once.
@@ -108,6 +118,7 @@ impl Published {
         let mut state = self.lock();
         state.role = Role::Owner;
         state.interval = engine.trackers().rules().interval.unsigned_abs();
+        state.stale_after = engine.settings().stale_after();
         state.last_cycle_at = Some(now);
         state.cycle_error = None;
         state.fetches = engine
@@ -196,7 +207,10 @@ impl Published {
             ))
         })?;
         if let Some(view) = &mut view {
-            status::settle(view, now, &StatusOptions::default());
+            let options = StatusOptions {
+                stale_after: self.lock().stale_after,
+            };
+            status::settle(view, now, &options);
         }
         Ok(view)
     }

@@ -5,15 +5,15 @@
 //! ```text
 //! boot → guard_singleton ─already active→ idle
 //!                        └first instance→ settings_loading → ready
-//! ready ─session start→ session_start → emit_current → ready
+//! ready ─session start→ session_start → refresh_cache_only → refresh_status_cache_only → emit_current → ready
 //! ready ─turn, tool, interval, refresh, model→ refreshing {
 //!     resolve_provider → no_provider | hydrate_from_cache
 //!     hydrate_from_cache → skip_fetch | fetch_usage
-//!     fetch_usage → fetch_success → maybe_fetch_status | fetch_error → use_cached_fallback
+//!     fetch_usage → fetch_success → maybe_fetch_status (status page when due) | fetch_error → use_cached_fallback
 //! } → emit_current → ready
 //! ready ─cycle→ cycle_requested (one cycle_probed per provider tried) → emit_current
-//! ready ─settings patch→ settings_loading → ready
-//! any ─shutdown→ shutdown
+//! ready ─settings patch→ settings_patched → settings_loading → ready (the path a start takes)
+//! every state (superstate alive) ─shutdown→ shutdown
 //! ```
 //!
 //! The gates (`hydrate_from_cache`): a value younger than the cache TTL is
@@ -108,6 +108,9 @@ pub struct ProviderFacts {
     pub available: bool,
     /// The store has windows for it.
     pub has_windows: bool,
+    /// Its status page is due: status pages are on for it, it has one,
+    /// and the last reading is older than the status TTL.
+    pub status_due: bool,
     /// The last fetch failed with a real error (not a missing login).
     pub failing: bool,
     /// When it last read usage.
@@ -188,10 +191,29 @@ pub enum Effect {
         /// A forced refresh.
         force: bool,
     },
+    /// Read the provider's status page (through the one update cycle,
+    /// nothing else asked); no answer.
+    FetchStatus(ProviderId),
     /// Send the current provider's view and every provider's view.
     EmitCurrent,
+    /// Tell the host what its `cycle_provider` came to (it is always
+    /// answered, even when the provider shown stays).
+    EmitCycled(Cycled),
     /// A follower asks the owner to refresh.
     Forward(Trigger),
+}
+
+/// What a cycle came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Cycled {
+    /// It moved to this provider.
+    Selected(ProviderId),
+    /// No provider is enabled: there is nothing to move to.
+    NoneEnabled,
+    /// Every enabled provider was probed and none other than the one
+    /// shown has something to show: it stays.
+    NoneAvailable,
 }
 
 /// A transition, as the hook saw it.
@@ -260,14 +282,14 @@ impl Controller {
     /// Not started.
     ///
     /// - `Start` => `GuardSingleton` (`started`), asks for the guard
-    #[state]
+    #[state(superstate = "alive")]
     fn boot(&mut self, context: &mut Context, input: &Input) -> Outcome<State> {
         match input {
             Input::Start => {
                 context.effects.push(Effect::Guard);
                 self.go(Cause::Started, None, State::guard_singleton())
             }
-            _ => Handled,
+            _ => Super,
         }
     }
 
@@ -275,7 +297,7 @@ impl Controller {
     ///
     /// - `Guarded { owner: true }` => `SettingsLoading` (`started`)
     /// - `Guarded { owner: false }` => `Idle` (`already_active`)
-    #[state]
+    #[state(superstate = "alive")]
     fn guard_singleton(&mut self, context: &mut Context, input: &Input) -> Outcome<State> {
         match input {
             Input::Guarded { owner: true } => {
@@ -286,7 +308,7 @@ impl Controller {
                 context.effects.push(Effect::EmitAlreadyActive);
                 self.go(Cause::AlreadyActive, None, State::idle())
             }
-            _ => Handled,
+            _ => Super,
         }
     }
 
@@ -295,13 +317,13 @@ impl Controller {
     /// over the snapshot). When the owner goes away, the process starts an
     /// owner engine, whose controller begins at `boot`.
     ///
-    /// - `Trigger(Shutdown)` => `Shutdown` (`shut_down`)
+    /// - `Trigger(Shutdown)` => `Shutdown` (`shut_down`), from `alive`
     /// - `Trigger(Refresh | ModelChanged)` => forwarded, then the snapshot is shown
     /// - other triggers => the snapshot is shown
-    #[state]
+    #[state(superstate = "alive")]
     fn idle(&mut self, context: &mut Context, input: &Input) -> Outcome<State> {
         match input {
-            Input::Trigger(Trigger::Shutdown) => self.go(Cause::ShutDown, None, State::shutdown()),
+            Input::Trigger(Trigger::Shutdown) => Super,
             Input::Trigger(trigger) => {
                 if matches!(trigger, Trigger::Refresh | Trigger::ModelChanged) {
                     context.effects.push(Effect::Forward(*trigger));
@@ -309,7 +331,7 @@ impl Controller {
                 context.effects.push(Effect::EmitCurrent);
                 Handled
             }
-            _ => Handled,
+            _ => Super,
         }
     }
 
@@ -317,7 +339,7 @@ impl Controller {
     ///
     /// - `SettingsLoaded` => `Ready` (`settings_loaded`): ready the first
     ///   time, then settings updated or rejected
-    #[state]
+    #[state(superstate = "alive")]
     fn settings_loading(&mut self, context: &mut Context, input: &Input) -> Outcome<State> {
         match input {
             Input::SettingsLoaded { accepted } => {
@@ -329,8 +351,7 @@ impl Controller {
                 self.loaded = true;
                 self.go(Cause::SettingsLoaded, None, State::ready())
             }
-            Input::Trigger(Trigger::Shutdown) => self.go(Cause::ShutDown, None, State::shutdown()),
-            _ => Handled,
+            _ => Super,
         }
     }
 
@@ -340,12 +361,12 @@ impl Controller {
     /// - `TurnStart | ToolResult | TurnEnd | Interval` => `ResolveProvider` (`refresh_requested`)
     /// - `Refresh | ModelChanged` => `ResolveProvider` (`refresh_requested`), forced
     /// - `Cycle` => `CycleRequested` (`cycle_requested`)
-    /// - `SettingsPatch` => `SettingsLoading` (`settings_loaded`)
-    /// - `Shutdown` => `Shutdown` (`shut_down`)
-    #[state]
+    /// - `SettingsPatch` => `SettingsPatched` (`settings_patched`)
+    /// - `Shutdown` => `Shutdown` (`shut_down`), from `alive`
+    #[state(superstate = "alive")]
     fn ready(&mut self, context: &mut Context, input: &Input) -> Outcome<State> {
         let Input::Trigger(trigger) = input else {
-            return Handled;
+            return Super;
         };
         match trigger {
             Trigger::SessionStart => self.go(Cause::SessionStarted, None, State::session_start()),
@@ -364,27 +385,67 @@ impl Controller {
                 self.probes_left = context.facts.enabled.len();
                 self.go(Cause::CycleRequested, None, State::cycle_requested())
             }
-            Trigger::SettingsPatch => {
-                context.effects.push(Effect::LoadSettings);
-                self.go(Cause::SettingsLoaded, None, State::settings_loading())
-            }
-            Trigger::Shutdown => self.go(Cause::ShutDown, None, State::shutdown()),
+            Trigger::SettingsPatch => self.go(Cause::SettingsPatched, None, State::settings_patched()),
+            Trigger::Shutdown => Super,
         }
     }
 
-    /// A session began: the provider is resolved and what is cached is
-    /// shown; nothing is fetched.
+    /// A host patched the settings: they are loaded again through the
+    /// state a start loads them in.
     ///
-    /// - `Step` => `EmitCurrent` (`cache_hit`)
-    #[state]
+    /// - `Step` => `SettingsLoading` (`settings_patched`), asking for the load
+    #[state(superstate = "alive")]
+    fn settings_patched(&mut self, context: &mut Context, input: &Input) -> Outcome<State> {
+        match input {
+            Input::Step => {
+                context.effects.push(Effect::LoadSettings);
+                self.go(Cause::SettingsPatched, None, State::settings_loading())
+            }
+            _ => Super,
+        }
+    }
+
+    /// A session began: the provider is resolved; what follows is
+    /// served from what is cached, nothing is fetched.
+    ///
+    /// - `Step` => `RefreshCacheOnly` (`session_started`)
+    #[state(superstate = "alive")]
     fn session_start(&mut self, context: &mut Context, input: &Input) -> Outcome<State> {
         match input {
             Input::Step => {
                 self.resolve(context);
                 let about = self.current;
+                self.go(Cause::SessionStarted, about, State::refresh_cache_only())
+            }
+            _ => Super,
+        }
+    }
+
+    /// The session's usage refresh, from the cache only (any age).
+    ///
+    /// - `Step` => `RefreshStatusCacheOnly` (`cache_hit`)
+    #[state(superstate = "alive")]
+    fn refresh_cache_only(&mut self, input: &Input) -> Outcome<State> {
+        match input {
+            Input::Step => {
+                let about = self.current;
+                self.go(Cause::CacheHit, about, State::refresh_status_cache_only())
+            }
+            _ => Super,
+        }
+    }
+
+    /// The session's status page refresh, from the cache only.
+    ///
+    /// - `Step` => `EmitCurrent` (`cache_hit`)
+    #[state(superstate = "alive")]
+    fn refresh_status_cache_only(&mut self, input: &Input) -> Outcome<State> {
+        match input {
+            Input::Step => {
+                let about = self.current;
                 self.go(Cause::CacheHit, about, State::emit_current())
             }
-            _ => Handled,
+            _ => Super,
         }
     }
 
@@ -497,19 +558,21 @@ impl Controller {
         }
     }
 
-    /// The status page: the engine's cycle that made the fetch read it
-    /// too when its reading was older than its TTL, so nothing is left to
-    /// ask for here.
+    /// After a good fetch: the provider's status page is read when it is
+    /// due (on for the provider, older than its TTL).
     ///
-    /// - `Step` => `EmitCurrent` (`fetch_succeeded`)
+    /// - `Step` => `EmitCurrent` (`status_page_due`), asking for the page
+    /// - `Step` => `EmitCurrent` (`fetch_succeeded`) when the page is not due
     #[state(superstate = "refreshing")]
-    fn maybe_fetch_status(&mut self, input: &Input) -> Outcome<State> {
-        match input {
-            Input::Step => {
-                let about = self.current;
-                self.go(Cause::FetchSucceeded, about, State::emit_current())
-            }
-            _ => Super,
+    fn maybe_fetch_status(&mut self, context: &mut Context, input: &Input) -> Outcome<State> {
+        let (Input::Step, Some(provider)) = (input, self.current) else {
+            return Super;
+        };
+        if context.facts.of(provider).status_due {
+            context.effects.push(Effect::FetchStatus(provider));
+            self.go(Cause::StatusPageDue, Some(provider), State::emit_current())
+        } else {
+            self.go(Cause::FetchSucceeded, Some(provider), State::emit_current())
         }
     }
 
@@ -542,12 +605,21 @@ impl Controller {
         }
     }
 
-    /// Every refresh state.
+    /// Every refresh state: what they do not handle goes to `alive`.
+    #[superstate(superstate = "alive")]
+    fn refreshing(input: &Input) -> Outcome<State> {
+        let _ = input;
+        Super
+    }
+
+    /// Every state but `shutdown`: the host may end the session whatever
+    /// the controller is doing (a fetch under way is finished by the
+    /// engine first, as every effect is).
     ///
     /// - `Trigger(Shutdown)` => `Shutdown` (`shut_down`)
     /// - anything else is ignored
     #[superstate]
-    fn refreshing(&mut self, input: &Input) -> Outcome<State> {
+    fn alive(&mut self, input: &Input) -> Outcome<State> {
         match input {
             Input::Trigger(Trigger::Shutdown) => self.go(Cause::ShutDown, None, State::shutdown()),
             _ => Handled,
@@ -560,14 +632,21 @@ impl Controller {
     ///
     /// - `Step` => `CycleRequested` (`cycle_probed`, naming the provider rejected)
     /// - `Step` => `EmitCurrent` (`cycle_probed`, naming the provider taken;
-    ///   when every provider was tried, the current one stays)
-    #[state]
+    ///   when every provider was tried, or none is enabled, the current one
+    ///   stays). Either way the host is told what the cycle came to.
+    #[state(superstate = "alive")]
     fn cycle_requested(&mut self, context: &mut Context, input: &Input) -> Outcome<State> {
         if *input != Input::Step {
-            return Handled;
+            return Super;
         }
         let enabled = &context.facts.enabled;
         if self.probes_left == 0 || enabled.is_empty() {
+            let cycled = if enabled.is_empty() {
+                Cycled::NoneEnabled
+            } else {
+                Cycled::NoneAvailable
+            };
+            context.effects.push(Effect::EmitCycled(cycled));
             let about = self.current;
             return self.go(Cause::CycleProbed, about, State::emit_current());
         }
@@ -580,6 +659,7 @@ impl Controller {
             self.current = Some(candidate);
             self.cycled = true;
             context.effects.push(Effect::Select(Some(candidate)));
+            context.effects.push(Effect::EmitCycled(Cycled::Selected(candidate)));
             self.go(Cause::CycleProbed, Some(candidate), State::emit_current())
         } else {
             self.go(Cause::CycleProbed, Some(candidate), State::cycle_requested())
@@ -589,7 +669,7 @@ impl Controller {
     /// The view is sent to the host.
     ///
     /// - `Step` => `Ready` (`emitted`), sending the current and all providers
-    #[state]
+    #[state(superstate = "alive")]
     fn emit_current(&mut self, context: &mut Context, input: &Input) -> Outcome<State> {
         match input {
             Input::Step => {
@@ -597,7 +677,7 @@ impl Controller {
                 let about = self.current;
                 self.go(Cause::Emitted, about, State::ready())
             }
-            _ => Handled,
+            _ => Super,
         }
     }
 
@@ -686,7 +766,10 @@ impl State {
             State::Idle {} => "idle",
             State::SettingsLoading {} => "settings_loading",
             State::Ready {} => "ready",
+            State::SettingsPatched {} => "settings_patched",
             State::SessionStart {} => "session_start",
+            State::RefreshCacheOnly {} => "refresh_cache_only",
+            State::RefreshStatusCacheOnly {} => "refresh_status_cache_only",
             State::ResolveProvider {} => "resolve_provider",
             State::NoProvider {} => "no_provider",
             State::HydrateFromCache {} => "hydrate_from_cache",
