@@ -84,6 +84,8 @@ const MIN_KEYFRAME_TEXT: usize = 2_048;
 /// The checkpoint key of the base: the store folded from the events that
 /// retention removed (see [`retention`]).
 const BASE_KEY: &[u8] = b"base";
+/// The key [`probe`] writes and removes at open.
+const PROBE_KEY: &[u8] = b"probe";
 
 /// The event log of one data dir, owned by this process while open.
 pub struct Log {
@@ -369,6 +371,7 @@ impl Log {
             },
             None => 0,
         };
+        probe(&dir, &checkpoints)?;
         let end = read_end(&dir).map_err(|detail| LogError::Damaged {
             dir: dir.clone(),
             detail,
@@ -1451,6 +1454,20 @@ fn watched_open(data_dir: &Path, config: sled::Config) -> Result<sled::Result<sl
 
 /// Runs one call into sled; a panic inside it, or an error that means the
 /// files are damaged, is [`LogError::Damaged`].
+/// Damage that no read of the events passes through shows when the
+/// checkpoints are read or a tree is written: looked for at open, so that
+/// every command calls such a log damaged alike (and `repair` mends it)
+/// rather than an engine failing at its first append. The written key is
+/// removed at once; a crash in between leaves a key nothing reads.
+fn probe(dir: &Path, checkpoints: &sled::Tree) -> Result<(), LogError> {
+    for key in [CHECKPOINT_KEY, BASE_KEY] {
+        guard(dir, || checkpoints.get(key))?;
+    }
+    guard(dir, || checkpoints.insert(PROBE_KEY, &[]))?;
+    guard(dir, || checkpoints.remove(PROBE_KEY))?;
+    Ok(())
+}
+
 fn guard<T>(dir: &Path, call: impl FnOnce() -> sled::Result<T>) -> Result<T, LogError> {
     quiet_sled_panics();
     match catch_unwind(AssertUnwindSafe(call)) {
