@@ -65,3 +65,5 @@ mod oneloop;
 mod alerts;
 // Settings that govern: per-provider status pages, stale after, interval retiming, patches that persist.
 mod settings;
+// Recorded host sessions of serve --stdio (fixtures/sessions): replayed, each promise it was recorded for.
+mod sessions;
