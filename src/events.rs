@@ -223,6 +223,20 @@ pub enum Event {
         /// Why, in one line (never the webhook's URL).
         reason: String,
     },
+    /// A provider's windows as another tool read them, without a request:
+    /// Claude Code's `rate_limits` given to `statusline claude`. Recorded
+    /// from the spool that command appends to; replay takes it from the
+    /// recording.
+    ReadingReported {
+        /// Whose windows.
+        provider: ProviderId,
+        /// Who read them (`claude_code`).
+        source: String,
+        /// When they were read.
+        read_at: Timestamp,
+        /// The windows, as a fetch's outcome carries them.
+        windows: Vec<Window>,
+    },
 }
 
 /// What an alert is about.
@@ -634,6 +648,10 @@ struct Fields {
     used_ratio: Option<f64>,
     #[serde(default)]
     message: Option<String>,
+    #[serde(default)]
+    read_at: Option<Timestamp>,
+    #[serde(default)]
+    windows: Option<Vec<Window>>,
 }
 
 /// The `type` names of version 1.
@@ -655,6 +673,7 @@ enum TypeName {
     ProviderSelected,
     AlertFired,
     AlertDeliveryFailed,
+    ReadingReported,
 }
 
 /// An [`Outcome`] read in one pass, like [`Fields`].
@@ -759,6 +778,12 @@ impl Fields {
                 via: required(self.via, "via", "alert_delivery_failed")?,
                 reason: required(self.reason, "reason", "alert_delivery_failed")?,
             },
+            TypeName::ReadingReported => Event::ReadingReported {
+                provider: required(provider, "provider", "reading_reported")?,
+                source: required(self.source, "source", "reading_reported")?,
+                read_at: required(self.read_at, "read_at", "reading_reported")?,
+                windows: required(self.windows, "windows", "reading_reported")?,
+            },
         };
         Ok(Envelope {
             stream: self.stream,
@@ -796,6 +821,7 @@ impl Event {
             Event::ProviderSelected { .. } => "provider_selected",
             Event::AlertFired { .. } => "alert_fired",
             Event::AlertDeliveryFailed { .. } => "alert_delivery_failed",
+            Event::ReadingReported { .. } => "reading_reported",
         }
     }
 
@@ -814,7 +840,7 @@ impl Event {
     /// delivery), recorded at the start of the next cycle, which replay
     /// hands the engine again instead of making it happen.
     pub fn is_outside(&self) -> bool {
-        matches!(self, Event::AlertDeliveryFailed { .. })
+        matches!(self, Event::AlertDeliveryFailed { .. } | Event::ReadingReported { .. })
     }
 
     /// The provider named in the event, if any.
@@ -827,7 +853,8 @@ impl Event {
             | Event::StatusChecked { provider, .. }
             | Event::StoreUpdated { provider, .. }
             | Event::AlertFired { provider, .. }
-            | Event::AlertDeliveryFailed { provider, .. } => Some(*provider),
+            | Event::AlertDeliveryFailed { provider, .. }
+            | Event::ReadingReported { provider, .. } => Some(*provider),
             Event::RefreshRequested { provider, .. }
             | Event::ProviderSelected { provider }
             | Event::Transitioned { provider, .. } => *provider,

@@ -436,6 +436,11 @@ impl Log {
         Ok(guard)
     }
 
+    /// The data dir the log is in.
+    pub fn data_dir(&self) -> &Path {
+        &self.dir
+    }
+
     /// The sequence number the next event gets.
     pub fn next_seq(&self) -> u64 {
         self.next_seq

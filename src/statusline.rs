@@ -15,18 +15,24 @@
 //! snapshot alone is shown: a status line never fails in the prompt, it
 //! prints one line and exits 0.
 //!
-//! Not done here: recording the stdin readings in the log as a reading of
-//! their own source (the engine owns the log; a status-line process must
-//! stay as fast as `status`).
+//! Claude's numbers are also kept: the command appends them to a small
+//! spool file in the data dir ([`spool`], one JSON line, never waiting for
+//! a lock), and the engine that owns the log records what waits there at
+//! its next cycle as `reading_reported` events of source `claude_code`
+//! ([`take_spooled`]), so `history` shows them and replay reproduces them.
+//! The status line itself stays as fast as `status`: it never opens the
+//! log.
 
-use std::io::Read;
+use std::io::{Read, Write};
 use std::path::Path;
 use std::sync::mpsc;
 use std::time::Duration;
 
 use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::events::Event;
 use crate::providers::ProviderId;
 use crate::render::{self, Options};
 use crate::settings::Settings;
@@ -145,6 +151,7 @@ pub fn claude_line(data_dir: &Path, input: &[u8], settings: &Settings, options: 
             providers: Vec::new(),
         });
     if let Some(windows) = claude_windows(input) {
+        spool(data_dir, now, &windows);
         view = with_claude(view, windows, now);
     }
     let stale = StatusOptions {
@@ -170,4 +177,92 @@ pub fn read_stdin() -> Vec<u8> {
         let _ = send.send(input);
     });
     receive.recv_timeout(INPUT_WAIT).unwrap_or_default()
+}
+
+/// The spool's name in the data dir.
+pub const SPOOL: &str = "statusline.spool";
+/// A spool this large takes no more until an engine empties it (about a
+/// thousand readings: a day of prompts with no engine running).
+const MAX_SPOOL: u64 = 256 * 1024;
+/// What the source of spooled readings is called in the log.
+pub const SOURCE: &str = "claude_code";
+
+/// One reading waiting in the spool.
+#[derive(Serialize, Deserialize)]
+struct Spooled {
+    read_at: Timestamp,
+    windows: Vec<Window>,
+}
+
+/// Appends Claude's `windows`, read at `at`, to the spool in `data_dir`
+/// for the engine owning the log to record. Never waits and never fails
+/// the prompt: without a data dir, or with the spool locked, full, or not
+/// a plain file, this reading is simply not kept.
+pub fn spool(data_dir: &Path, at: Timestamp, windows: &[Window]) {
+    if !data_dir.is_dir() || windows.is_empty() {
+        return;
+    }
+    let Ok(file) = open_spool(data_dir, true) else {
+        return;
+    };
+    if !locked(&file) || file.metadata().map_or(true, |meta| meta.len() > MAX_SPOOL) {
+        return;
+    }
+    let spooled = Spooled {
+        read_at: at,
+        windows: windows.to_vec(),
+    };
+    if let Ok(mut line) = serde_json::to_vec(&spooled) {
+        line.push(b'\n');
+        let _ = (&file).write_all(&line);
+    }
+}
+
+/// Takes every reading waiting in the spool in `data_dir`, emptying it, as
+/// the events the engine records. A spool another process holds right now
+/// is left for the next cycle; a line that does not read is dropped.
+pub fn take_spooled(data_dir: &Path) -> Vec<Event> {
+    let Ok(mut file) = open_spool(data_dir, false) else {
+        return Vec::new();
+    };
+    if !locked(&file) {
+        return Vec::new();
+    }
+    let mut text = Vec::new();
+    if (&file).take(2 * MAX_SPOOL).read_to_end(&mut text).is_err() || file.set_len(0).is_err() {
+        return Vec::new();
+    }
+    let _ = file.flush();
+    text.split(|byte| *byte == b'\n')
+        .filter_map(|line| serde_json::from_slice::<Spooled>(line).ok())
+        .map(|spooled| Event::ReadingReported {
+            provider: ProviderId::Anthropic,
+            source: SOURCE.to_owned(),
+            read_at: spooled.read_at,
+            windows: spooled.windows,
+        })
+        .collect()
+}
+
+/// The spool, 0600, never through a symbolic link; created when `create`.
+fn open_spool(data_dir: &Path, create: bool) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .append(true)
+        .create(create)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(data_dir.join(SPOOL))?;
+    if !file.metadata()?.is_file() {
+        return Err(std::io::ErrorKind::InvalidInput.into());
+    }
+    Ok(file)
+}
+
+/// Takes the spool's lock without waiting; released when the file closes.
+fn locked(file: &std::fs::File) -> bool {
+    use std::os::fd::AsRawFd;
+    // SAFETY: flock on a descriptor this process owns and keeps open.
+    unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) == 0 }
 }

@@ -309,6 +309,7 @@ impl Store {
             } => self.entry(*provider).fired(window.as_deref(), *kind, *threshold),
             Event::ClockTicked
             | Event::AlertDeliveryFailed { .. }
+            | Event::ReadingReported { .. }
             | Event::HostReported { .. }
             | Event::RefreshRequested { .. }
             | Event::CycleRequested => {}

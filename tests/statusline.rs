@@ -179,3 +179,109 @@ fn values_turn_stale_by_the_settings_threshold_not_a_fixed_one() {
     assert!(!slower.contains("ago"), "{slower}");
     assert!(slower.contains("Claude 7d 61%"), "{slower}");
 }
+
+/// `statusline claude` as Claude Code runs it at `at`, on `data_dir`.
+fn statusline_at(data_dir: &Path, at: &str, input: &[u8]) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_quotatrack"))
+        .args(["--data-dir", data_dir.to_str().unwrap(), "--clock-at", at])
+        .args(["statusline", "claude"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(input).ok();
+    assert!(child.wait_with_output().unwrap().status.success());
+}
+
+fn tool(data_dir: &Path, args: &[&str]) -> String {
+    let output = Command::new(env!("CARGO_BIN_EXE_quotatrack"))
+        .args(["--data-dir", data_dir.to_str().unwrap()])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
+#[test]
+fn claudes_numbers_are_recorded_by_the_engine_and_replay_and_history_show_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("data");
+    std::fs::create_dir(&data_dir).unwrap();
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/example");
+    // Two prompts with rate limits, one without, one broken: two readings.
+    statusline_at(
+        &data_dir,
+        "2026-08-22T12:59:00Z",
+        &payload("claude-with-rate-limits.json"),
+    );
+    statusline_at(
+        &data_dir,
+        "2026-08-22T12:59:30Z",
+        &payload("claude-with-rate-limits.json"),
+    );
+    statusline_at(
+        &data_dir,
+        "2026-08-22T12:59:40Z",
+        &payload("claude-without-rate-limits.json"),
+    );
+    statusline_at(&data_dir, "2026-08-22T12:59:50Z", b"{\"rate_limits\": ");
+    let spool = data_dir.join(quotatrack::statusline::SPOOL);
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(&spool).unwrap().permissions().mode() & 0o777, 0o600);
+    assert_eq!(std::fs::read_to_string(&spool).unwrap().lines().count(), 2);
+
+    // The engine that owns the log takes them in at its next cycle.
+    let fixtures = fixtures.to_str().unwrap();
+    tool(
+        &data_dir,
+        &[
+            "--fixtures",
+            fixtures,
+            "--clock-at",
+            "2026-08-22T13:00:00Z",
+            "status",
+            "--refresh",
+        ],
+    );
+    assert_eq!(std::fs::metadata(&spool).unwrap().len(), 0);
+    let export = tool(&data_dir, &["log", "export"]);
+    let reported: Vec<serde_json::Value> = export
+        .lines()
+        .map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap())
+        .filter(|event| event["type"] == "reading_reported")
+        .collect();
+    assert_eq!(reported.len(), 2, "{export}");
+    assert_eq!(reported[0]["source"], "claude_code");
+    assert_eq!(reported[0]["read_at"], "2026-08-22T12:59:00Z");
+    assert_eq!(reported[0]["windows"][0]["used_ratio"], 0.725);
+
+    // Replay reproduces the recording; history has Claude's reading.
+    let file = dir.path().join("log.jsonl");
+    std::fs::write(&file, &export).unwrap();
+    let replay = tool(&data_dir, &["replay", file.to_str().unwrap()]);
+    assert!(replay.starts_with("replay: identical ("), "{replay}");
+    let csv = tool(
+        &data_dir,
+        &[
+            "--clock-at",
+            "2026-08-22T13:00:00Z",
+            "history",
+            "anthropic",
+            "--window",
+            "5h",
+            "--since",
+            "2026-08-22T12:00:00Z",
+            "--csv",
+        ],
+    );
+    assert!(
+        csv.lines()
+            .any(|line| line.starts_with("anthropic,5h,2026-08-22T12:59:00Z,0.725")),
+        "{csv}"
+    );
+}

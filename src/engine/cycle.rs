@@ -80,8 +80,14 @@ impl Engine {
             .map(|trigger| (at, Stream::Engine, trigger))
             .collect();
         // Facts from outside ride on a cycle with a trigger: replay reports
-        // them again before the trigger it reads.
+        // them again before the trigger it reads. An engine on a data dir
+        // also takes in what `statusline claude` spooled there.
         if !items.is_empty() {
+            if let Some(log) = self.log() {
+                for event in crate::statusline::take_spooled(log.data_dir()) {
+                    self.outside.report(Stream::Tracker(ProviderId::Anthropic), event);
+                }
+            }
             items.extend(
                 self.outside
                     .take()

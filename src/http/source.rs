@@ -217,7 +217,8 @@ impl Published {
 }
 
 impl State {
-    /// Keeps the readings of a successful fetch; counts a failed delivery.
+    /// Keeps the readings of a successful fetch or a reported reading;
+    /// counts a failed delivery.
     fn take(&mut self, event: &Event, at: Timestamp) {
         if let Event::AlertDeliveryFailed { via, .. } = event {
             // Two ways exist; anything else read from a log is not a label.
@@ -226,13 +227,19 @@ impl State {
             }
             return;
         }
-        let Event::FetchCompleted {
-            provider,
-            outcome: Outcome::Usage { windows, .. },
-            ..
-        } = event
-        else {
-            return;
+        let (provider, at, windows) = match event {
+            Event::FetchCompleted {
+                provider,
+                outcome: Outcome::Usage { windows, .. },
+                ..
+            } => (provider, at, windows),
+            Event::ReadingReported {
+                provider,
+                read_at,
+                windows,
+                ..
+            } => (provider, *read_at, windows),
+            _ => return,
         };
         for window in windows {
             let Some(used_ratio) = window.used_ratio else { continue };

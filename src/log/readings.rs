@@ -52,23 +52,30 @@ pub struct Reading {
     pub resets_at: Option<Timestamp>,
 }
 
-/// The readings one event carries: the windows of a successful fetch that
-/// have a used ratio.
+/// The readings one event carries: the windows that have a used ratio of
+/// a successful fetch (at the event's time) or of a reading another tool
+/// reported (at the time it was read).
 pub fn of(envelope: &Envelope) -> impl Iterator<Item = Reading> + '_ {
     let windows = match &envelope.payload {
         Event::FetchCompleted {
             provider,
             outcome: Outcome::Usage { windows, .. },
             ..
-        } => Some((*provider, windows)),
+        } => Some((*provider, envelope.at, windows)),
+        Event::ReadingReported {
+            provider,
+            read_at,
+            windows,
+            ..
+        } => Some((*provider, *read_at, windows)),
         _ => None,
     };
-    windows.into_iter().flat_map(move |(provider, windows)| {
+    windows.into_iter().flat_map(move |(provider, at, windows)| {
         windows.iter().filter_map(move |window| {
             Some(Reading {
                 provider,
                 window: window.id.clone(),
-                at: envelope.at,
+                at,
                 used_ratio: window.used_ratio?,
                 resets_at: window.resets_at.as_deref().and_then(|text| text.parse().ok()),
             })
