@@ -96,7 +96,8 @@ fn main() {
     let began = Instant::now();
     let journal = Journal::open(&big).unwrap();
     let open = began.elapsed();
-    journal.publish(start, &StatusOptions::default()).unwrap();
+    let options = StatusOptions::default();
+    journal.publish(start, &options, options.stale_after).unwrap();
     drop(journal);
 
     let status = time_status(&big, 20);

@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use jiff::Timestamp;
+use jiff::{SignedDuration, Timestamp};
 use serde_json::Value;
 
 use crate::events::{Envelope, Event, Stamped};
@@ -223,10 +223,23 @@ impl Journal {
 
     /// Replaces the snapshot file with the view at `now`, and returns that view.
     /// A journal in memory has no file: it only returns the view.
-    pub fn publish(&self, now: Timestamp, options: &StatusOptions) -> Result<Status, LogError> {
-        let view = status::view(&self.store, now, options);
+    /// `file_stale_after` is the stale threshold the settings file alone
+    /// gives (see [`Status::stale_after_s`]).
+    pub fn publish(
+        &self,
+        now: Timestamp,
+        options: &StatusOptions,
+        file_stale_after: SignedDuration,
+    ) -> Result<Status, LogError> {
+        let mut view = status::view(&self.store, now, options);
         if let Sink::Log(_, data_dir) = &self.sink {
-            status::write_snapshot(data_dir, &view).map_err(LogError::io(&status::snapshot_path(data_dir)))?;
+            // Readers judge freshness by this engine's settings, which may
+            // hold host patches their settings file does not.
+            view.stale_after_s = Some(options.stale_after.as_secs().unsigned_abs());
+            view.file_stale_after_s = Some(file_stale_after.as_secs().unsigned_abs());
+            let written = status::write_snapshot(data_dir, &view);
+            (view.stale_after_s, view.file_stale_after_s) = (None, None);
+            written.map_err(LogError::io(&status::snapshot_path(data_dir)))?;
         }
         Ok(view)
     }

@@ -58,6 +58,8 @@ pub fn view(store: &Store, now: Timestamp, options: &StatusOptions) -> Status {
         .collect();
     let mut status = Status {
         schema: 1,
+        stale_after_s: None,
+        file_stale_after_s: None,
         generated_at: rfc3339_seconds(now),
         providers,
     };
@@ -66,8 +68,20 @@ pub fn view(store: &Store, now: Timestamp, options: &StatusOptions) -> Status {
 }
 
 /// Re-derives the time-dependent fields of a view (from a snapshot file,
-/// say) at `now`.
+/// say) at `now`. A snapshot that carries its engine's stale threshold is
+/// judged by it when `options` (the reader's settings file) gives the
+/// threshold the engine's file gave, else by `options`.
 pub fn settle(status: &mut Status, now: Timestamp, options: &StatusOptions) {
+    // A snapshot's own threshold is its engine's, patches included, unless
+    // the reader's settings file gives another than the engine's did.
+    let seconds = |seconds: u64| SignedDuration::from_secs(i64::try_from(seconds).unwrap_or(i64::MAX));
+    let written = match (status.stale_after_s.take(), status.file_stale_after_s.take()) {
+        (Some(engine), Some(file)) if seconds(file) == options.stale_after => Some(StatusOptions {
+            stale_after: seconds(engine),
+        }),
+        _ => None,
+    };
+    let options = written.as_ref().unwrap_or(options);
     status.generated_at = rfc3339_seconds(now);
     for provider in &mut status.providers {
         settle_provider(provider, now, options);

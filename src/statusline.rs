@@ -147,6 +147,8 @@ pub fn claude_line(data_dir: &Path, input: &[u8], settings: &Settings, options: 
         .flatten()
         .unwrap_or_else(|| Status {
             schema: 1,
+            stale_after_s: None,
+            file_stale_after_s: None,
             generated_at: rfc3339_seconds(now),
             providers: Vec::new(),
         });

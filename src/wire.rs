@@ -267,6 +267,17 @@ pub struct Status {
     pub generated_at: String,
     /// One entry per provider, in display order.
     pub providers: Vec<ProviderStatus>,
+    /// In the snapshot file only: the stale threshold of the engine that
+    /// wrote it (its settings in force, host patches included), in
+    /// seconds, and the one its settings file alone gave. A reader whose
+    /// file gives that same threshold judges by the engine's; one whose
+    /// file was edited since judges by its own (the later edit wins, as
+    /// for patched settings). [`crate::status::settle`] takes both out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stale_after_s: Option<u64>,
+    /// See [`Status::stale_after_s`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file_stale_after_s: Option<u64>,
 }
 
 /// One provider in `status --json`.

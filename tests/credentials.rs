@@ -499,3 +499,44 @@ fn every_store_with_an_expiry_is_honoured() {
     // GitHub tokens carry no expiry in their stores: a dead one is found
     // by its 401, which asks for `gh auth login`.
 }
+
+#[test]
+fn zai_reads_openusage_and_its_own_token_files_in_order() {
+    let home = Home::new();
+    home.file(".zai/token", "zai-home-token\n");
+    home.file(".config/zai/token", "zai-config-token\n");
+    assert_eq!(
+        found(&home, Zai),
+        ("zai-config-token".into(), "~/.config/zai/token".into(), None)
+    );
+    home.file(".config/openusage/zai.json", r#"{"apiKey":"zai-openusage-key"}"#);
+    assert_eq!(
+        found(&home, Zai),
+        ("zai-openusage-key".into(), "~/.config/openusage/zai.json".into(), None)
+    );
+}
+
+#[test]
+fn claude_config_dir_and_gh_config_dir_move_the_files_read() {
+    let mut home = Home::new();
+    // The default places hold other tokens: the variables must win.
+    home.file(
+        ".claude/.credentials.json",
+        r#"{"claudeAiOauth":{"accessToken":"sk-ant-oat01-default"}}"#,
+    );
+    home.file(
+        "moved/claude/.credentials.json",
+        r#"{"claudeAiOauth":{"accessToken":"sk-ant-oat01-moved"}}"#,
+    );
+    home.file(".config/gh/hosts.yml", "github.com:\n    oauth_token: gho_default\n");
+    home.file("moved/gh/hosts.yml", "github.com:\n    oauth_token: gho_moved\n");
+    let moved = home.path().join("moved");
+    home.var("CLAUDE_CONFIG_DIR", moved.join("claude").to_str().unwrap());
+    home.var("GH_CONFIG_DIR", moved.join("gh").to_str().unwrap());
+    let (token, source, _) = found(&home, Anthropic);
+    assert_eq!(token, "sk-ant-oat01-moved");
+    assert_eq!(source, "~/moved/claude/.credentials.json");
+    let (token, source, _) = found(&home, Copilot);
+    assert_eq!(token, "gho_moved");
+    assert_eq!(source, "~/moved/gh/hosts.yml");
+}

@@ -86,6 +86,8 @@ fn provider(id: ProviderId, state: Freshness, windows: Vec<Window>) -> ProviderS
 fn view() -> Status {
     Status {
         schema: 1,
+        stale_after_s: None,
+        file_stale_after_s: None,
         generated_at: rfc3339_seconds(now()),
         providers: vec![
             provider(

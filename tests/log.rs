@@ -239,7 +239,8 @@ fn a_second_process_gets_a_clear_owned_error_and_status_still_works() {
             },
         )])
         .unwrap();
-    journal.publish(at(0), &StatusOptions::default()).unwrap();
+    let options = StatusOptions::default();
+    journal.publish(at(0), &options, options.stale_after).unwrap();
     journal.close().unwrap();
     let snapshot = status::snapshot_path(dir);
     let mode = |path: &Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;

@@ -188,3 +188,45 @@ fn cycling_with_one_provider_or_none_enabled_stays_on_it() {
         .count();
     assert_eq!(cycles, 2);
 }
+
+#[test]
+fn a_hosts_patch_governs_what_status_shows_without_another_cycle() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let data = data.to_str().unwrap();
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/example");
+    let session = concat!(
+        "{\"type\":\"session_start\"}\n",
+        "{\"type\":\"settings_patch\",\"patch\":{\"providers\":[\"anthropic\"],\"refresh_interval_s\":300}}\n",
+        "{\"type\":\"session_shutdown\"}\n",
+    );
+    let served = quotatrack(
+        &[
+            "--data-dir",
+            data,
+            "--fixtures",
+            fixtures.to_str().unwrap(),
+            "--clock-at",
+            "2026-08-22T12:00:00Z",
+            "serve",
+            "--stdio",
+        ],
+        session.as_bytes(),
+    );
+    assert!(served.status.success());
+    let state = |at: &str, provider: &str| {
+        let format = format!("{{{provider}.state}}");
+        let output = quotatrack(
+            &["--data-dir", data, "--clock-at", at, "status", "--format", &format],
+            b"",
+        );
+        String::from_utf8(output.stdout).unwrap().trim().to_owned()
+    };
+    // The providers the patch turned off read inactive at once.
+    assert_eq!(state("2026-08-22T12:00:05Z", "codex"), "inactive");
+    assert_eq!(state("2026-08-22T12:00:05Z", "anthropic"), "fresh");
+    // Stale follows the patched interval (3 × 300 s), not the settings
+    // file's default (180 s): the status reader has no patch of its own.
+    assert_eq!(state("2026-08-22T12:10:00Z", "anthropic"), "fresh");
+    assert_eq!(state("2026-08-22T12:16:00Z", "anthropic"), "stale");
+}

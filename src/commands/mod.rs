@@ -450,6 +450,8 @@ fn run_status(sources: &Sources, args: &StatusArgs) -> anyhow::Result<ExitCode> 
         .context("cannot read the last snapshot")?
         .unwrap_or_else(|| Status {
             schema: 1,
+            stale_after_s: None,
+            file_stale_after_s: None,
             generated_at: rfc3339_seconds(now),
             providers: Vec::new(),
         });

@@ -180,7 +180,9 @@ impl Engine {
             }
         }
         // Subscribers get exactly the view the snapshot file now holds.
-        let view = self.journal.publish(done, &self.status_options)?;
+        let view = self
+            .journal
+            .publish(done, &self.status_options, self.file_stale_after)?;
         let _ = self.updates.send(Arc::new(view));
         self.retain();
         Ok(CycleReport {

@@ -212,6 +212,10 @@ impl Engine {
             }
         };
         self.apply_settings(next, changed, Stream::Controller)?;
+        // What the patch changed (providers turned off, the stale
+        // threshold) is in the snapshot at once, not at the next cycle.
+        self.journal
+            .publish(self.clock.now(), &self.status_options, self.file_stale_after)?;
         Ok(true)
     }
 

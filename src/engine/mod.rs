@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use jiff::Timestamp;
+use jiff::{SignedDuration, Timestamp};
 use serde_json::{Map, Value};
 use tokio::sync::broadcast;
 
@@ -95,6 +95,9 @@ pub struct Engine {
     retention_stopped: bool,
     /// Facts from outside, recorded by the next cycle (`cycle.rs`).
     outside: Outside,
+    /// The stale threshold the settings file alone gives (no patches),
+    /// written beside the engine's own into the snapshot.
+    file_stale_after: SignedDuration,
 }
 
 /// The interval timer of a loop that runs an engine (`serve`, `watch`):
@@ -294,6 +297,7 @@ impl EngineBuilder {
             fixed_rules: self.fixed_rules,
             status_ttl: None,
             status_options: StatusOptions::default(),
+            file_stale_after: Settings::default().stale_after(),
             updates,
             alerts,
             session: Session::new(),
@@ -424,6 +428,7 @@ impl Engine {
     /// the patch, so the edit is the newer wish). Replay reaches the same
     /// settings by folding the recorded change onto the ones in force.
     pub fn configure(&mut self, settings: Settings) -> Result<(), EngineError> {
+        self.file_stale_after = settings.stale_after();
         let store = self.journal.store();
         let changed = settings.changes_from(&store.file_settings);
         let kept = store.patched.iter().filter(|(key, _)| !changed.contains_key(*key));

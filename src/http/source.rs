@@ -270,6 +270,8 @@ impl Source for Published {
         let now = self.clock.now();
         Ok(self.snapshot(now)?.unwrap_or_else(|| Status {
             schema: 1,
+            stale_after_s: None,
+            file_stale_after_s: None,
             generated_at: rfc3339_seconds(now),
             providers: Vec::new(),
         }))

@@ -52,6 +52,8 @@ pub fn line(view: &Status, options: &Options) -> String {
 pub fn segment(provider: &ProviderStatus, options: &Options) -> String {
     let view = crate::render::clean(&Status {
         schema: 1,
+        stale_after_s: None,
+        file_stale_after_s: None,
         generated_at: String::new(),
         providers: vec![provider.clone()],
     });
