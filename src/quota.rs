@@ -253,9 +253,7 @@ impl QuotaDefinition {
     /// any other quota, or a model the table does not list). See
     /// [`QuotaDefinition::table_entry_for`] for how a model id finds its row.
     pub fn multiplier_for(&self, model: &str) -> f64 {
-        self.table_entry_for(model)
-            .and_then(|(_, multiplier)| finite(multiplier))
-            .map_or(1.0, |m| m.max(0.0))
+        self.multiplier_table().map_or(1.0, |table| table.multiplier_for(model))
     }
 
     /// The row of a multiplier quota's table that `model` matches, as
@@ -267,26 +265,21 @@ impl QuotaDefinition {
     /// `gpt-5.1-codex-mini` finds its own row rather than `gpt-5.1`. `None`
     /// for a model the table does not list, or a quota without a table.
     pub fn table_entry_for(&self, model: &str) -> Option<(&str, f64)> {
+        self.multiplier_table()?.entry_for(model)
+    }
+
+    /// A multiplier quota's table with each name split into tokens once,
+    /// for matching many models (a status derives every model of the
+    /// table, a walk quadratic in its length); `None` for any other quota.
+    pub fn multiplier_table(&self) -> Option<MultiplierTable<'_>> {
         let QuotaKind::Multiplier { multipliers, .. } = &self.kind else {
             return None;
         };
-        let model_words: Vec<&str> = words(model).collect();
-        // One pass, each name split once and nothing allocated per name: a
-        // status derives every model of the table (a quadratic walk).
-        let mut best: Option<((usize, usize), &str, f64)> = None;
-        for (name, multiplier) in multipliers {
-            let mut count = 0;
-            let listed = words(name).all(|word| {
-                count += 1;
-                model_words.iter().any(|own| same_word(word, own))
-            });
-            let rank = (count, name.len());
-            // Ties go to the later name, as `max_by_key` would have it.
-            if listed && count > 0 && best.is_none_or(|(best, ..)| rank >= best) {
-                best = Some((rank, name.as_str(), *multiplier));
-            }
-        }
-        best.map(|(_, name, multiplier)| (name, multiplier))
+        let rows = multipliers
+            .iter()
+            .map(|(name, multiplier)| (tokens(name), name.as_str(), *multiplier))
+            .collect();
+        Some(MultiplierTable { rows })
     }
 
     /// The per-model table of a multiplier quota (empty for any other).
@@ -302,9 +295,7 @@ impl QuotaDefinition {
     /// A quotient a rounding error short of a whole number (`0.7 / 0.1`)
     /// counts as that number.
     pub fn requests_left_for(&self, model: &str, remaining: f64) -> Option<f64> {
-        let multiplier = self.multiplier_for(model);
-        let quotient = remaining.max(0.0) / multiplier;
-        (multiplier > 0.0).then(|| (quotient + quotient.abs() * 1e-12).floor())
+        requests_left(self.multiplier_for(model), remaining)
     }
 }
 
@@ -491,29 +482,61 @@ fn models_of(windows: &[ResolvedUsageWindow]) -> Vec<String> {
     models.into_iter().cloned().collect()
 }
 
-/// A model id's tokens: its runs of letters and digits (compared without
-/// case, [`same_word`]).
-fn words(text: &str) -> impl Iterator<Item = &str> {
-    text.split(|c: char| !c.is_alphanumeric())
-        .filter(|word| !word.is_empty())
+/// How many requests costing `multiplier` fit in `remaining` base
+/// requests ([`QuotaDefinition::requests_left_for`]).
+pub fn requests_left(multiplier: f64, remaining: f64) -> Option<f64> {
+    let quotient = remaining.max(0.0) / multiplier;
+    (multiplier > 0.0).then(|| (quotient + quotient.abs() * 1e-12).floor())
 }
 
-/// Two words equal but for case.
-fn same_word(a: &str, b: &str) -> bool {
-    a.chars()
-        .flat_map(char::to_lowercase)
-        .eq(b.chars().flat_map(char::to_lowercase))
+/// A model id's tokens: lower-cased runs of letters and digits.
+fn tokens(text: &str) -> Vec<String> {
+    text.split(|c: char| !c.is_alphanumeric())
+        .filter(|token| !token.is_empty())
+        .map(str::to_lowercase)
+        .collect()
+}
+
+/// A multiplier quota's table, split into tokens once
+/// ([`QuotaDefinition::multiplier_table`]).
+pub struct MultiplierTable<'q> {
+    rows: Vec<(Vec<String>, &'q str, f64)>,
+}
+
+impl<'q> MultiplierTable<'q> {
+    /// The row `model` matches ([`QuotaDefinition::table_entry_for`]).
+    pub fn entry_for(&self, model: &str) -> Option<(&'q str, f64)> {
+        let model_tokens = tokens(model);
+        let mut best: Option<((usize, usize), &'q str, f64)> = None;
+        for (row_tokens, name, multiplier) in &self.rows {
+            let listed = !row_tokens.is_empty() && row_tokens.iter().all(|token| model_tokens.contains(token));
+            let rank = (row_tokens.len(), name.len());
+            // Ties go to the later name, as `max_by_key` would have it.
+            if listed && best.is_none_or(|(best, ..)| rank >= best) {
+                best = Some((rank, name, *multiplier));
+            }
+        }
+        best.map(|(_, name, multiplier)| (name, multiplier))
+    }
+
+    /// The cost of one request to `model` (1 for a model not listed).
+    pub fn multiplier_for(&self, model: &str) -> f64 {
+        self.entry_for(model)
+            .and_then(|(_, multiplier)| finite(multiplier))
+            .map_or(1.0, |m| m.max(0.0))
+    }
 }
 
 /// Effective use of a multiplier quota: Σ requests × multiplier(model).
 fn multiplied_use(quota: &QuotaDefinition, snapshot: &UsageSnapshot) -> Option<f64> {
-    if !quota.is_multiplier() || snapshot.requests_by_model.is_empty() {
+    if snapshot.requests_by_model.is_empty() {
         return None;
     }
+    let table = quota.multiplier_table()?;
     let used = snapshot
         .requests_by_model
         .iter()
-        .filter_map(|(model, requests)| finite(*requests).map(|r| r.max(0.0) * quota.multiplier_for(model)))
+        .filter_map(|(model, requests)| finite(*requests).map(|r| r.max(0.0) * table.multiplier_for(model)))
         .sum();
     Some(used)
 }

@@ -202,12 +202,22 @@ pub fn derive_window(window: &mut StatusWindow, quotas: &[QuotaDefinition], now:
         (Some(used), Some(length)) => Some(round6((used as f64 / length as f64 * 100.0).clamp(0.0, 100.0))),
         _ => None,
     };
-    window.requests_left_by_model = match multiplier_quota(window, quotas) {
-        Some(quota) => quota
+    let table = multiplier_quota(window, quotas).and_then(|quota| Some((quota, quota.multiplier_table()?)));
+    window.requests_left_by_model = match table {
+        Some((quota, table)) => quota
             .multipliers()
             .into_iter()
             .flatten()
-            .map(|(model, _)| (model.clone(), model_requests(quota, window, model)))
+            .map(|(model, _)| {
+                let multiplier = table.multiplier_for(model);
+                let requests = ModelRequests {
+                    multiplier: round6(multiplier),
+                    requests_left: window
+                        .remaining
+                        .and_then(|remaining| crate::quota::requests_left(multiplier, remaining)),
+                };
+                (model.clone(), requests)
+            })
             .collect(),
         None => Default::default(),
     };
