@@ -67,3 +67,22 @@ pub fn set_mode(path: &Path, current: u32, mode: u32) -> io::Result<()> {
     }
     fs::set_permissions(path, fs::Permissions::from_mode(mode))
 }
+
+/// Takes `file`'s exclusive lock without waiting (the lock sled takes on
+/// the log, and `statusline claude` on its spool): `Ok(false)` when another
+/// holder has it. Released when the file closes.
+pub fn try_lock(file: &File) -> io::Result<bool> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: flock on a descriptor the caller keeps open for the call; it
+    // touches no memory. (std's `File::try_lock` is newer than this
+    // crate's minimum Rust.)
+    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+        return Ok(true);
+    }
+    let error = io::Error::last_os_error();
+    if error.kind() == io::ErrorKind::WouldBlock {
+        Ok(false)
+    } else {
+        Err(error)
+    }
+}

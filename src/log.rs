@@ -1047,17 +1047,11 @@ impl Log {
 /// [`LogError::Owned`]; held by this one (a log it has just dropped,
 /// whose threads are finishing) is waited for, briefly.
 fn lock_or_owned(data_dir: &Path, file: fs::File) -> Result<Option<fs::File>, LogError> {
-    use std::os::fd::AsRawFd;
     for _ in 0..200 {
-        // SAFETY: flock on a file descriptor this function owns, open for
-        // the whole call; it touches no memory. (std's `File::try_lock`
-        // is newer than this crate's minimum Rust.)
-        let locked = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-        if locked == 0 {
-            return Ok(Some(file));
-        }
-        if io::Error::last_os_error().kind() != io::ErrorKind::WouldBlock {
-            return Ok(None);
+        match files::try_lock(&file) {
+            Ok(true) => return Ok(Some(file)),
+            Ok(false) => {}
+            Err(_) => return Ok(None),
         }
         let pid = fs::read_to_string(data_dir.join(OWNER_FILE))
             .ok()

@@ -33,6 +33,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::events::Event;
+use crate::files;
 use crate::providers::ProviderId;
 use crate::render::{self, Options};
 use crate::settings::Settings;
@@ -207,7 +208,7 @@ pub fn spool(data_dir: &Path, at: Timestamp, windows: &[Window]) {
     let Ok(file) = open_spool(data_dir, true) else {
         return;
     };
-    if !locked(&file) || file.metadata().map_or(true, |meta| meta.len() > MAX_SPOOL) {
+    if !matches!(files::try_lock(&file), Ok(true)) || file.metadata().map_or(true, |meta| meta.len() > MAX_SPOOL) {
         return;
     }
     let spooled = Spooled {
@@ -227,7 +228,7 @@ pub fn take_spooled(data_dir: &Path) -> Vec<Event> {
     let Ok(mut file) = open_spool(data_dir, false) else {
         return Vec::new();
     };
-    if !locked(&file) {
+    if !matches!(files::try_lock(&file), Ok(true)) {
         return Vec::new();
     }
     let mut text = Vec::new();
@@ -260,11 +261,4 @@ fn open_spool(data_dir: &Path, create: bool) -> std::io::Result<std::fs::File> {
         return Err(std::io::ErrorKind::InvalidInput.into());
     }
     Ok(file)
-}
-
-/// Takes the spool's lock without waiting; released when the file closes.
-fn locked(file: &std::fs::File) -> bool {
-    use std::os::fd::AsRawFd;
-    // SAFETY: flock on a descriptor this process owns and keeps open.
-    unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) == 0 }
 }

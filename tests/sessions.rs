@@ -26,6 +26,27 @@ fn first(events: &[Envelope], matches: impl Fn(&Envelope) -> bool) -> u64 {
     events.iter().find(|e| matches(e)).expect("the session has it").seq
 }
 
+/// `serve --stdio` on `data_dir` over the example responses, as the
+/// sessions were recorded, with `host` as the host's lines.
+fn serve(data_dir: &str, host: &[u8]) -> std::process::Output {
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/example");
+    let fixtures = fixtures.to_str().unwrap();
+    let clock = "2026-08-22T12:00:00Z";
+    quotatrack(
+        &[
+            "--data-dir",
+            data_dir,
+            "--fixtures",
+            fixtures,
+            "--clock-at",
+            clock,
+            "serve",
+            "--stdio",
+        ],
+        host,
+    )
+}
+
 fn patch_of(event: &Event) -> Option<&serde_json::Value> {
     match event {
         Event::SettingsChanged { patch } => Some(patch),
@@ -127,20 +148,7 @@ fn a_restart_after_a_patch_starts_with_the_patched_settings() {
         b"",
     );
     assert!(import.status.success(), "{}", String::from_utf8_lossy(&import.stderr));
-    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/example");
-    let served = quotatrack(
-        &[
-            "--data-dir",
-            data_dir.to_str().unwrap(),
-            "--fixtures",
-            fixtures.to_str().unwrap(),
-            "--clock-at",
-            "2026-08-22T12:00:00Z",
-            "serve",
-            "--stdio",
-        ],
-        b"{\"type\":\"session_shutdown\"}\n",
-    );
+    let served = serve(data_dir.to_str().unwrap(), b"{\"type\":\"session_shutdown\"}\n");
     let stdout = String::from_utf8_lossy(&served.stdout);
     let ready: serde_json::Value = serde_json::from_str(stdout.lines().next().unwrap()).unwrap();
     assert_eq!(ready["type"], "ready", "{stdout}");
@@ -194,25 +202,12 @@ fn a_hosts_patch_governs_what_status_shows_without_another_cycle() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let data = data.to_str().unwrap();
-    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/example");
     let session = concat!(
         "{\"type\":\"session_start\"}\n",
         "{\"type\":\"settings_patch\",\"patch\":{\"providers\":[\"anthropic\"],\"refresh_interval_s\":300}}\n",
         "{\"type\":\"session_shutdown\"}\n",
     );
-    let served = quotatrack(
-        &[
-            "--data-dir",
-            data,
-            "--fixtures",
-            fixtures.to_str().unwrap(),
-            "--clock-at",
-            "2026-08-22T12:00:00Z",
-            "serve",
-            "--stdio",
-        ],
-        session.as_bytes(),
-    );
+    let served = serve(data, session.as_bytes());
     assert!(served.status.success());
     let state = |at: &str, provider: &str| {
         let format = format!("{{{provider}.state}}");

@@ -8,6 +8,8 @@ use std::process::{Command, Stdio};
 
 use quotatrack::statusline::claude_windows;
 
+use crate::support::quotatrack;
+
 const NOW: &str = "2026-08-22T12:59:30Z";
 
 fn payload(name: &str) -> Vec<u8> {
@@ -182,23 +184,17 @@ fn values_turn_stale_by_the_settings_threshold_not_a_fixed_one() {
 
 /// `statusline claude` as Claude Code runs it at `at`, on `data_dir`.
 fn statusline_at(data_dir: &Path, at: &str, input: &[u8]) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_quotatrack"))
-        .args(["--data-dir", data_dir.to_str().unwrap(), "--clock-at", at])
-        .args(["statusline", "claude"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(input).ok();
-    assert!(child.wait_with_output().unwrap().status.success());
+    let data_dir = data_dir.to_str().unwrap();
+    let output = quotatrack(
+        &["--data-dir", data_dir, "--clock-at", at, "statusline", "claude"],
+        input,
+    );
+    assert!(output.status.success());
 }
 
+/// The tool on `data_dir`, which must succeed; its stdout.
 fn tool(data_dir: &Path, args: &[&str]) -> String {
-    let output = Command::new(env!("CARGO_BIN_EXE_quotatrack"))
-        .args(["--data-dir", data_dir.to_str().unwrap()])
-        .args(args)
-        .output()
-        .unwrap();
+    let output = quotatrack(&[&["--data-dir", data_dir.to_str().unwrap()], args].concat(), b"");
     assert!(
         output.status.success(),
         "{args:?}: {}",
