@@ -115,14 +115,20 @@ impl Builder {
     /// [`crate::log::readings::of`]).
     pub fn event(&mut self, envelope: &Envelope) {
         for reading in crate::log::readings::of(envelope) {
-            self.reading(
-                reading.provider,
-                &reading.window,
-                reading.at,
-                reading.used_ratio,
-                reading.resets_at,
-            );
+            self.recorded(&reading);
         }
+    }
+
+    /// Takes one reading of the log's (an event's, or the readings
+    /// record's).
+    pub fn recorded(&mut self, reading: &crate::log::readings::Reading) {
+        self.reading(
+            reading.provider,
+            &reading.window,
+            reading.at,
+            reading.used_ratio,
+            reading.resets_at,
+        );
     }
 
     /// Takes one reading.
@@ -305,15 +311,7 @@ pub fn read(source: &Source, query: Query) -> Result<Read, HistoryError> {
             // the events it does not cover yet.
             let query = &builder.query;
             let (since, until) = (query.since, query.until);
-            let covered = log.readings(since, until, |reading| {
-                builder.reading(
-                    reading.provider,
-                    &reading.window,
-                    reading.at,
-                    reading.used_ratio,
-                    reading.resets_at,
-                )
-            })?;
+            let covered = log.readings(since, until, |reading| builder.recorded(&reading))?;
             read.events = covered.events;
             read.skipped = covered.unreadable;
             for entry in log.entries(covered.end) {
