@@ -302,10 +302,8 @@ pub enum Outcome {
 impl Outcome {
     /// What today's parser reads in a recorded exchange, at `at`.
     pub fn read(exchange: &RecordedExchange, at: Timestamp) -> Outcome {
-        match exchange
-            .response
-            .read(|response| exchange.provider.provider().parse(response, at))
-        {
+        let provider = exchange.provider.provider();
+        match exchange.response.parse(provider, at) {
             Ok(usage) => Outcome::Usage {
                 plan: usage.plan,
                 windows: usage.windows.iter().map(Window::from).collect(),

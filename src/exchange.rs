@@ -9,7 +9,7 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::providers::{ProviderId, Response};
+use crate::providers::{FetchError, ParsedUsage, Provider, ProviderId, Response};
 
 /// A request and its response, as recorded.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -70,6 +70,23 @@ impl RecordedResponse {
     /// Hands the response to `read` as a parser takes it.
     pub fn read<T>(&self, read: impl FnOnce(&Response) -> T) -> T {
         self.read_with_body(&self.body_bytes(), read)
+    }
+
+    /// What `provider` reads in this response at `now`. A body recorded as
+    /// JSON is handed over as it is, not encoded and decoded again (the
+    /// same value: a body is recorded as the JSON its bytes decode to);
+    /// a body recorded as text goes through [`Provider::parse`].
+    pub fn parse(&self, provider: &Provider, now: Timestamp) -> Result<ParsedUsage, FetchError> {
+        if matches!(self.body, Value::String(_)) {
+            return self.read(|response| provider.parse(response, now));
+        }
+        let headers = self.header_pairs();
+        let response = Response {
+            status: self.status,
+            headers: &headers,
+            body: &[],
+        };
+        provider.parse_decoded(&response, Ok(&self.body), now)
     }
 
     /// The same with `body` in place of the recorded one (a body the log

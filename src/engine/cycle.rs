@@ -179,11 +179,15 @@ impl Engine {
                 let _ = self.alerts.send(Arc::new(alert));
             }
         }
-        // Subscribers get exactly the view the snapshot file now holds.
-        let view = self
-            .journal
-            .publish(done, &self.status_options, self.file_stale_after)?;
-        let _ = self.updates.send(Arc::new(view));
+        // Subscribers get exactly the view the snapshot file now holds. The
+        // view is recorded nowhere, so an engine with neither a snapshot
+        // file nor a subscriber (replay, a test in memory) builds none.
+        if self.journal.log().is_some() || self.updates.receiver_count() > 0 {
+            let view = self
+                .journal
+                .publish(done, &self.status_options, self.file_stale_after)?;
+            let _ = self.updates.send(Arc::new(view));
+        }
         self.retain();
         Ok(CycleReport {
             at: Some(at),

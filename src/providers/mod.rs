@@ -297,15 +297,28 @@ impl Provider {
     /// input, linear in the size of the body.
     pub fn parse(&self, response: &Response<'_>, now: Timestamp) -> Result<ParsedUsage, FetchError> {
         let json = serde_json::from_slice::<Value>(response.body);
+        self.parse_decoded(response, json.as_ref(), now)
+    }
+
+    /// The same for a body already decoded: `json` is the body as JSON, or
+    /// why `response.body` is not JSON. A recorded exchange keeps its body
+    /// decoded, so reading it again needs no second decoding (the bytes are
+    /// then only read when `json` is an error).
+    pub fn parse_decoded(
+        &self,
+        response: &Response<'_>,
+        json: Result<&Value, &serde_json::Error>,
+        now: Timestamp,
+    ) -> Result<ParsedUsage, FetchError> {
         if !(200..300).contains(&response.status) {
-            let failure = errors::Failure::new(response, json.as_ref().ok(), now);
+            let failure = errors::Failure::new(response, json.ok(), now);
             return Err((self.classify)(&failure));
         }
-        let json = json.map_err(|error| errors::not_json(response, &error))?;
-        if let Some(error) = errors::rpc_body_error(&json) {
+        let json = json.map_err(|error| errors::not_json(response, error))?;
+        if let Some(error) = errors::rpc_body_error(json) {
             return Err(error);
         }
-        let reading = (self.read)(&json, response, now)?;
+        let reading = (self.read)(json, response, now)?;
         resolve(self, reading)
     }
 }
