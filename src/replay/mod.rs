@@ -103,10 +103,18 @@ impl Divergence {
 /// is given each recorded input in turn, and what it records is compared
 /// with what follows that input in the recording.
 pub fn replay(events: &[Envelope], options: &Options) -> Report {
+    replay_shared(Arc::from(events), options)
+}
+
+/// [`replay`] of a recording the caller shares rather than lends: the
+/// engine's outside world reads the same events the comparison does, with
+/// no copy of the recording made.
+pub fn replay_shared(recording: Arc<[Envelope]>, options: &Options) -> Report {
+    let events = &recording[..];
     let recorded_decisions = events.iter().filter(|e| is_decision(&e.payload)).count();
     let whole = recorded_decisions > 0;
     let memory = Memory::default();
-    let tape = Arc::new(Tape::new(events.to_vec(), memory.clone(), whole));
+    let tape = Arc::new(Tape::new(recording.clone(), memory.clone(), whole));
     let mut builder = Engine::builder()
         .memory(memory.clone())
         .clock(tape.clone())
@@ -279,12 +287,14 @@ fn mentioned_providers(events: &[Envelope]) -> Vec<ProviderId> {
 fn first_difference(events: &[Envelope], start: usize, produced: &[Envelope]) -> Option<Divergence> {
     (start..produced.len()).find_map(|index| {
         let got = &produced[index];
-        let got = (got.at, got.stream, got.payload.clone());
         let expected = events.get(index);
         let same = expected.is_some_and(|expected| {
-            expected.at == got.0 && expected.stream == got.1 && same_event(&expected.payload, &got.2)
+            expected.at == got.at && expected.stream == got.stream && same_event(&expected.payload, &got.payload)
         });
-        (!same).then(|| divergence(events, index, expected, Some(&got)))
+        (!same).then(|| {
+            let got = (got.at, got.stream, got.payload.clone());
+            divergence(events, index, expected, Some(&got))
+        })
     })
 }
 
@@ -603,7 +613,8 @@ pub fn command(input: impl std::io::BufRead, request: &Request) -> Result<Render
         };
         return Ok(Rendered { text, identical: true });
     }
-    let report = replay(&events, &request.options);
+    let events: Arc<[Envelope]> = events.into();
+    let report = replay_shared(events.clone(), &request.options);
     let divergence_line = report.divergence.as_ref().and_then(|divergence| {
         events
             .iter()

@@ -12,8 +12,8 @@
 //! passes over are counted as skipped.
 
 use std::collections::BTreeMap;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use jiff::Timestamp;
 use serde_json::Value;
@@ -29,7 +29,7 @@ use crate::transport::{Purpose, Request};
 
 /// A recording, read by the engine through its seams.
 pub(super) struct Tape {
-    recorded: Vec<Envelope>,
+    recorded: Arc<[Envelope]>,
     memory: Memory,
     /// The recording holds decisions: every event produced has its place.
     whole: bool,
@@ -41,7 +41,7 @@ pub(super) struct Tape {
 }
 
 impl Tape {
-    pub(super) fn new(recorded: Vec<Envelope>, memory: Memory, whole: bool) -> Tape {
+    pub(super) fn new(recorded: Arc<[Envelope]>, memory: Memory, whole: bool) -> Tape {
         Tape {
             recorded,
             memory,
