@@ -246,7 +246,8 @@ fn copilot_states_a_reset_only_when_the_body_does_and_reads_unknown_quotas() {
         body["quota_snapshots"]["not_an_object"] = json!("n/a");
     });
     let usage = parsed(&extra);
-    assert_eq!(ids(&usage), ["premium", "spark-sessions", "agent-mode"]);
+    // Each by its own name, exactly as the body spells it.
+    assert_eq!(ids(&usage), ["premium", "Spark Sessions", "agent_mode"]);
     let spark = &usage.windows[1];
     assert_eq!(
         (spark.used, spark.remaining, spark.limit),
@@ -258,6 +259,81 @@ fn copilot_states_a_reset_only_when_the_body_does_and_reads_unknown_quotas() {
         spark.resets_at, usage.windows[0].resets_at,
         "the body's reset applies to every quota"
     );
+}
+
+/// An unknown Copilot key is a window under the key itself, never a slug
+/// of it (two keys a slug would merge stay two windows); an empty key, or
+/// one naming a window already read, is no window of its own.
+#[test]
+fn copilot_unknown_keys_keep_their_own_names() {
+    let bucket = |left: f64| json!({ "entitlement": 100, "quota_remaining": left, "percent_remaining": left, "unlimited": false });
+    let usage = parsed(&variant(ProviderId::Copilot, "ok-paid", |body| {
+        let snapshots = &mut body["quota_snapshots"];
+        snapshots["fancy_new_thing"] = bucket(10.0);
+        snapshots["fancy-new-thing"] = bucket(20.0);
+        snapshots["Fancy.New Thing"] = bucket(30.0);
+        snapshots[""] = bucket(40.0);
+        snapshots["premium"] = bucket(50.0);
+    }));
+    assert_eq!(
+        ids(&usage),
+        ["premium", "Fancy.New Thing", "fancy-new-thing", "fancy_new_thing"]
+    );
+    let used: Vec<f64> = usage.windows.iter().map(|w| w.used_ratio).collect();
+    assert_eq!(used[1..], [0.7, 0.8, 0.9]);
+    assert_eq!(usage.windows[3].label, "Fancy new thing");
+    assert_eq!(usage.windows[3].quota, "other");
+}
+
+/// A Copilot bucket's two ratios come from one source and add up to 1:
+/// the stated percentage when there is one (whatever the balance says),
+/// else the balance over the entitlement; overage keeps them in 0..1.
+#[test]
+fn copilot_used_and_remaining_ratios_add_up_to_one() {
+    let premium = |bucket: Value| {
+        let usage = parsed(&variant(ProviderId::Copilot, "ok-paid", |body| {
+            body["quota_snapshots"]["premium_interactions"] = bucket;
+        }));
+        let window = usage.windows.into_iter().find(|w| w.id == "premium").unwrap();
+        (window.used_ratio, window.remaining_ratio, window.remaining)
+    };
+    let cases = [
+        // The percentage and the balance disagree: the percentage rules both.
+        (
+            json!({ "entitlement": 1000, "percent_remaining": 40.0, "quota_remaining": 900.0 }),
+            (0.6, 0.4, Some(900.0)),
+        ),
+        (
+            json!({ "entitlement": 300, "percent_remaining": 99.3, "quota_remaining": 198.6, "remaining": 198 }),
+            (0.007, 0.993, Some(198.6)),
+        ),
+        // Overage: 115 % used.
+        (
+            json!({ "entitlement": 300, "percent_remaining": -15.0, "quota_remaining": 0.0 }),
+            (1.0, 0.0, Some(0.0)),
+        ),
+        // No percentage: the balance.
+        (
+            json!({ "entitlement": 200, "quota_remaining": 50.0 }),
+            (0.75, 0.25, Some(50.0)),
+        ),
+        (
+            json!({ "entitlement": 200, "remaining": 150 }),
+            (0.25, 0.75, Some(150.0)),
+        ),
+        // No balance: the percentage, and the amounts from it.
+        (
+            json!({ "entitlement": 200, "percent_remaining": 30.0 }),
+            (0.7, 0.3, Some(60.0)),
+        ),
+    ];
+    for (bucket, (used, remaining, left)) in cases {
+        let got = premium(bucket.clone());
+        assert!((got.0 - used).abs() < 1e-9, "{bucket}: {got:?}");
+        assert!((got.1 - remaining).abs() < 1e-9, "{bucket}: {got:?}");
+        assert!((got.0 + got.1 - 1.0).abs() < 1e-9, "{bucket}: {got:?}");
+        assert_eq!(got.2.map(|l| (l * 1e6).round() / 1e6), left, "{bucket}");
+    }
 }
 
 /// z.ai limits with counts but no percentage have a used share from the
