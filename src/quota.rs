@@ -41,7 +41,7 @@ pub struct QuotaDefinition {
     pub kind: QuotaKind,
     /// How long a window of this quota is when the response gives no
     /// length ([`Length`]).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Length::is_stated")]
     pub length: Length,
 }
 
@@ -63,6 +63,12 @@ pub enum Length {
 }
 
 impl Length {
+    /// True for [`Length::Stated`], the rule a definition leaves out of
+    /// its JSON.
+    pub fn is_stated(&self) -> bool {
+        *self == Length::Stated
+    }
+
     /// The length in seconds of a window that resets at `resets_at`;
     /// `None` when the rule gives none (a calendar month without a reset).
     pub fn seconds(self, resets_at: Option<Timestamp>) -> Option<u64> {
