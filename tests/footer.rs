@@ -288,6 +288,17 @@ fn a_calendar_month_ends_at_the_reset_and_starts_a_month_before() {
     assert_eq!(Length::Stated.seconds(Some(now())), None);
     assert_eq!(Length::Seconds { seconds: 60 }.seconds(None), Some(60));
     assert_eq!(Length::Seconds { seconds: 0 }.seconds(None), None);
+    // A definition's rule survives its JSON.
+    for quota in ProviderId::ALL.iter().flat_map(|id| id.provider().quotas()) {
+        let json = serde_json::to_string(&quota).unwrap();
+        let back: quotatrack::quota::QuotaDefinition = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, quota, "{json}");
+    }
+    let monthly = quotatrack::quota::QuotaDefinition::monthly_amount("m", Unit::Credits);
+    assert_eq!(
+        serde_json::to_value(&monthly).unwrap()["length"],
+        serde_json::json!({"rule": "calendar_month"})
+    );
 }
 
 /// When the reset is further off than the window's length (Codex's review
