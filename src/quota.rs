@@ -24,6 +24,9 @@ use serde::{Deserialize, Serialize};
 /// The total a percentage-only quota is measured against.
 pub const PERCENT_TOTAL: f64 = 100.0;
 
+/// What one request to a model a multiplier table does not list costs.
+pub const DEFAULT_MULTIPLIER: f64 = 1.0;
+
 /// What a provider promises for one quota.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct QuotaDefinition {
@@ -36,6 +39,50 @@ pub struct QuotaDefinition {
     /// The shape of the allowance.
     #[serde(flatten)]
     pub kind: QuotaKind,
+    /// How long a window of this quota is when the response gives no
+    /// length ([`Length`]).
+    #[serde(default, skip_serializing_if = "Length::is_stated")]
+    pub length: Length,
+}
+
+/// A quota's length rule: how long one of its windows is when the
+/// provider's response states no length (Copilot's month, Gemini's day).
+/// A length the response states (`window_seconds`) always wins.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "rule", rename_all = "snake_case")]
+pub enum Length {
+    /// Only what the response states; unknown when it states none.
+    #[default]
+    Stated,
+    /// A fixed number of seconds (a day that ends at the reset).
+    Seconds { seconds: u64 },
+    /// The calendar month that ends at the reset: from the same day and
+    /// time one month before it (UTC; a day the earlier month lacks is
+    /// its last day) to the reset. Unknown without a reset.
+    CalendarMonth,
+}
+
+impl Length {
+    /// True for [`Length::Stated`], the rule a definition leaves out of
+    /// its JSON.
+    pub fn is_stated(&self) -> bool {
+        *self == Length::Stated
+    }
+
+    /// The length in seconds of a window that resets at `resets_at`;
+    /// `None` when the rule gives none (a calendar month without a reset).
+    pub fn seconds(self, resets_at: Option<Timestamp>) -> Option<u64> {
+        match self {
+            Length::Stated => None,
+            Length::Seconds { seconds } => Some(seconds).filter(|seconds| *seconds > 0),
+            Length::CalendarMonth => {
+                let end = resets_at?.to_zoned(jiff::tz::TimeZone::UTC);
+                let start = end.checked_sub(jiff::Span::new().months(1)).ok()?;
+                let seconds = end.timestamp().duration_since(start.timestamp()).as_secs();
+                u64::try_from(seconds).ok().filter(|seconds| *seconds > 0)
+            }
+        }
+    }
 }
 
 /// The five shapes of allowance the tracker design knows.
@@ -169,7 +216,20 @@ impl QuotaDefinition {
             window_type,
             reset_behavior: reset,
             kind,
+            length: Length::Stated,
         }
+    }
+
+    /// The same quota with `length` as its length rule.
+    pub fn with_length(mut self, length: Length) -> Self {
+        self.length = length;
+        self
+    }
+
+    /// The length of this quota's window that resets at `resets_at`, by
+    /// its rule, when the response states none.
+    pub fn length_seconds(&self, resets_at: Option<Timestamp>) -> Option<u64> {
+        self.length.seconds(resets_at)
     }
 
     /// A rolling percent-only window (Claude's week, Codex's windows).
@@ -182,7 +242,8 @@ impl QuotaDefinition {
         )
     }
 
-    /// A countable monthly allowance whose total each snapshot brings.
+    /// A countable monthly allowance whose total each snapshot brings;
+    /// its window is the calendar month that ends at its reset.
     pub fn monthly_amount(id: &str, unit: Unit) -> Self {
         Self::new(
             id,
@@ -190,6 +251,7 @@ impl QuotaDefinition {
             ResetBehavior::Calendar,
             QuotaKind::Amount { amount: 0.0, unit },
         )
+        .with_length(Length::CalendarMonth)
     }
 
     /// Per-model windows combined by `aggregation`.
@@ -253,7 +315,8 @@ impl QuotaDefinition {
     /// any other quota, or a model the table does not list). See
     /// [`QuotaDefinition::table_entry_for`] for how a model id finds its row.
     pub fn multiplier_for(&self, model: &str) -> f64 {
-        self.multiplier_table().map_or(1.0, |table| table.multiplier_for(model))
+        self.multiplier_table()
+            .map_or(DEFAULT_MULTIPLIER, |table| table.multiplier_for(model))
     }
 
     /// The row of a multiplier quota's table that `model` matches, as
@@ -519,11 +582,12 @@ impl<'q> MultiplierTable<'q> {
         best.map(|(_, name, multiplier)| (name, multiplier))
     }
 
-    /// The cost of one request to `model` (1 for a model not listed).
+    /// The cost of one request to `model` ([`DEFAULT_MULTIPLIER`] for a
+    /// model not listed).
     pub fn multiplier_for(&self, model: &str) -> f64 {
         self.entry_for(model)
             .and_then(|(_, multiplier)| finite(multiplier))
-            .map_or(1.0, |m| m.max(0.0))
+            .map_or(DEFAULT_MULTIPLIER, |m| m.max(0.0))
     }
 }
 

@@ -173,10 +173,23 @@ fn settle_provider(provider: &mut ProviderStatus, now: Timestamp, options: &Stat
 /// `null` until the next fetch (its length and allowance stay, they
 /// describe the window, not its state).
 ///
-/// Times: `total_time_s` is the window's length, `remaining_time_s` the
-/// seconds until its reset, `used_time_s` the length less that (never
-/// negative; a calendar month longer than its nominal length has used 0),
-/// and `progress` the used time as a percentage of the length.
+/// Times: the window's length is what the response stated
+/// (`window_seconds`), else what its quota's length rule gives
+/// ([`crate::quota::Length`]: a fixed length such as Gemini's day, or the
+/// calendar month that ends at the reset, such as Copilot's). Then
+/// `remaining_time_s` is the seconds until the reset, `total_time_s` the
+/// length, `used_time_s` the length less the time left, and `progress` the
+/// used time as a percentage of the length. No reset, or no length, leaves
+/// the values that need it `null`.
+///
+/// **When the reset is further away than the length** (Codex's review
+/// week whose reset is eight days off, a Kiro bonus that expires in 88
+/// days under a monthly rule), the length is the larger: `total_time_s`
+/// is the time left, `used_time_s` is 0 and `progress` 0. The time left
+/// is what the provider says and what `resets_in` shows, so it is never
+/// cut down; a window cannot have run a negative time, and what is left of
+/// it cannot exceed its length. So `remaining_time_s ≤ total_time_s` and
+/// `used_time_s + remaining_time_s = total_time_s` always hold.
 pub fn derive_window(window: &mut StatusWindow, quotas: &[QuotaDefinition], now: Timestamp) {
     let reset = parse_time(window.resets_at.as_deref());
     if reset.is_some_and(|reset| reset <= now) {
@@ -190,10 +203,17 @@ pub fn derive_window(window: &mut StatusWindow, quotas: &[QuotaDefinition], now:
     window.total = window.limit;
     window.used_percent = percent(window.used_ratio);
     window.remaining_percent = percent(window.remaining_ratio);
-    window.total_time_s = window.window_seconds.filter(|length| *length > 0);
+    let length = window
+        .window_seconds
+        .filter(|length| *length > 0)
+        .or_else(|| quota_of(window, quotas).and_then(|quota| quota.length_seconds(reset)));
     window.remaining_time_s = reset
         .filter(|reset| *reset > now)
         .map(|reset| reset.duration_since(now).as_secs().unsigned_abs());
+    window.total_time_s = match (length, window.remaining_time_s) {
+        (Some(length), Some(left)) => Some(length.max(left)),
+        (length, _) => length,
+    };
     window.used_time_s = match (window.total_time_s, window.remaining_time_s) {
         (Some(length), Some(left)) => Some(length.saturating_sub(left)),
         _ => None,
@@ -223,12 +243,16 @@ pub fn derive_window(window: &mut StatusWindow, quotas: &[QuotaDefinition], now:
     };
 }
 
+/// The quota `window` measures: the one it names, or for a window
+/// recorded before windows named their quota, the one its id names.
+pub fn quota_of<'q>(window: &Window, quotas: &'q [QuotaDefinition]) -> Option<&'q QuotaDefinition> {
+    let quota = window.quota.as_deref().unwrap_or(&window.id);
+    quotas.iter().find(|definition| definition.id == quota)
+}
+
 /// The multiplier quota `window` measures, if it measures one.
 pub fn multiplier_quota<'q>(window: &Window, quotas: &'q [QuotaDefinition]) -> Option<&'q QuotaDefinition> {
-    let quota = window.quota.as_deref().unwrap_or(&window.id);
-    quotas
-        .iter()
-        .find(|definition| definition.id == quota && definition.is_multiplier())
+    quota_of(window, quotas).filter(|definition| definition.is_multiplier())
 }
 
 /// What a request to `model` costs under `quota` and how many are left in
@@ -257,6 +281,36 @@ pub fn for_model(provider: &ProviderStatus, model: &str) -> ProviderStatus {
             });
         }
     }
+    provider
+}
+
+/// The entry of a provider the store has never read: `unknown`, nothing
+/// else known. The host's `update_all` lists every provider (as pi-sub's
+/// does), read or not.
+pub fn unread(id: ProviderId) -> ProviderStatus {
+    ProviderStatus {
+        id,
+        label: id.provider().label().to_owned(),
+        state: Freshness::Unknown,
+        updated_at: None,
+        age_s: None,
+        blocked_until: None,
+        fails: 0,
+        plan: None,
+        windows: Vec::new(),
+        status_page: None,
+        error: None,
+        credentials_missing: false,
+    }
+}
+
+/// A provider the settings turned off, as the host's `update_all` lists
+/// it: its entry in the view (`seen`, windows kept as `status --json`
+/// keeps them) or, when it was never read, an empty one ([`unread`]), in
+/// either case `inactive`.
+pub fn turned_off(id: ProviderId, seen: Option<&ProviderStatus>) -> ProviderStatus {
+    let mut provider = seen.cloned().unwrap_or_else(|| unread(id));
+    provider.state = Freshness::Inactive;
     provider
 }
 
@@ -367,13 +421,16 @@ fn window_text(window: &Window, now: Timestamp, with_bar: bool) -> String {
 /// 3d19h left ━━───────── 20% used`. Stale values end with their age
 /// (`(3m ago)`), a rate limit with its wait (`⏳ 54m`), a provider without
 /// windows says why in brackets (`Claude (login needed)`), and a status page
-/// that is not all-clear adds its word (`⚠ degraded`). A provider seen
-/// through [`for_model`] whose table lists the host's model ends its
-/// windows with the reference's Copilot extra (`│ Model multiplier: 3x (312
-/// req. left)`).
+/// that is not all-clear adds its word (`⚠ degraded`); a provider turned
+/// off says so whatever it last read (`Claude (off)`). A provider seen
+/// through [`for_model`] ends its multiplier windows with the reference's
+/// Copilot extra (`│ Model multiplier: 3x (312 req. left)`; `1x default`
+/// for a model the table does not list).
 pub fn display(provider: &ProviderStatus, now: Timestamp) -> String {
     let label = &provider.label;
-    let mut text = if provider.windows.is_empty() {
+    let mut text = if provider.state == Freshness::Inactive {
+        format!("{label} (off)")
+    } else if provider.windows.is_empty() {
         let why = match provider.state {
             Freshness::AuthRequired => "login needed".to_owned(),
             Freshness::Inactive => "off".to_owned(),
@@ -394,6 +451,7 @@ pub fn display(provider: &ProviderStatus, now: Timestamp) -> String {
         format!("{label} │ {}", windows.join(" │ "))
     };
     match provider.state {
+        Freshness::Inactive => return text,
         Freshness::Stale | Freshness::Unavailable if !provider.windows.is_empty() => {
             let age = provider.age_s.unwrap_or(0);
             text.push_str(&format!(" ({} ago)", relative(age as i64)));
@@ -423,20 +481,20 @@ fn display_window(window: &Window, now: Timestamp) -> String {
     }
 }
 
-/// The reference's Copilot extra for the host's model, when the table
-/// lists it: `Model multiplier: 1x (165 req. left)`, or `0x (free)`.
+/// The reference's Copilot extra for the host's model: `Model
+/// multiplier: 1x (165 req. left)`, or `0x (free)`. A model the table does
+/// not list costs the default multiplier ([`crate::quota::DEFAULT_MULTIPLIER`],
+/// 1), and says so: `Model multiplier: 1x default (165 req. left)`.
 fn model_multiplier(window: &StatusWindow) -> Option<String> {
-    let current = window
-        .current_model
-        .as_ref()
-        .filter(|current| current.matched.is_some())?;
+    let current = window.current_model.as_ref()?;
     let multiplier = current.requests.multiplier;
+    let default = if current.matched.is_none() { " default" } else { "" };
     let left = match current.requests.requests_left {
         _ if multiplier <= 0.0 => "free".to_owned(),
         Some(left) => format!("{left} req. left"),
         None => "? req. left".to_owned(),
     };
-    Some(format!("Model multiplier: {multiplier}x ({left})"))
+    Some(format!("Model multiplier: {multiplier}x{default} ({left})"))
 }
 
 /// The reference's relative time: `now` when past, `45m`, `2h13m`, `5h`,

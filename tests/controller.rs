@@ -1050,14 +1050,107 @@ fn a_host_can_ask_for_the_views_at_any_time_without_a_fetch() {
         assert!(display.as_deref().unwrap().starts_with("Codex │ 5h"), "{display:?}");
         let all = sut.handle(HostEvent::GetAll);
         assert!(
-            matches!(&all[..], [EngineEvent::UpdateAll { providers }] if providers.len() == 2),
-            "{all:?}"
+            matches!(&all[..], [EngineEvent::UpdateAll { providers }] if providers.len() == ProviderId::ALL.len()),
+            "every provider is listed: {all:?}"
         );
         assert_eq!(sut.transport.asked.lock().unwrap().len(), asked, "nothing fetched");
         assert_eq!(sut.engine.log().unwrap().next_seq(), seq, "nothing recorded");
     }
     let json = serde_json::to_value(&sut.handle(HostEvent::GetAll)[0]).unwrap();
     assert_eq!(json["type"], "update_all");
+}
+
+/// `update_all` lists every provider, as pi-sub's does: the enabled ones
+/// as the store has them (`unknown` before they are read), then each one the settings turn off as
+/// `inactive` with the display `<label> (off)`, whether it was read before
+/// it was turned off (Codex, after a patch) or never (the rest). After the
+/// patch, a cycle's `update_all` and `get_all` agree, and re-enabling
+/// Codex lists it as it was read.
+#[test]
+fn update_all_lists_disabled_providers_as_inactive() {
+    use quotatrack::wire::Freshness;
+
+    let mut sut = Sut::new();
+    sut.runtime.block_on(sut.engine.start()).unwrap();
+    let listed = |told: &[EngineEvent]| -> Vec<(ProviderId, Freshness, String)> {
+        let all = told
+            .iter()
+            .rev()
+            .find_map(|event| match event {
+                EngineEvent::UpdateAll { providers } => Some(providers),
+                _ => None,
+            })
+            .unwrap_or_else(|| panic!("no update_all in {told:?}"));
+        let json = serde_json::to_value(all).unwrap();
+        json.as_array()
+            .unwrap()
+            .iter()
+            .map(|shown| {
+                (
+                    serde_json::from_value(shown["id"].clone()).unwrap(),
+                    serde_json::from_value(shown["state"].clone()).unwrap(),
+                    shown["display"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect()
+    };
+    let off = |id: ProviderId| (id, Freshness::Inactive, format!("{} (off)", id.provider().label()));
+    let others: Vec<_> = ProviderId::ALL
+        .iter()
+        .filter(|id| !PROVIDERS.contains(id))
+        .map(|id| off(*id))
+        .collect();
+
+    // Nothing read yet: the enabled ones are unknown, the rest off.
+    let all = listed(&sut.handle(HostEvent::GetAll));
+    assert_eq!(
+        all[..2],
+        [
+            (
+                ProviderId::Anthropic,
+                Freshness::Unknown,
+                "Claude (no data yet)".to_owned()
+            ),
+            (ProviderId::Codex, Freshness::Unknown, "Codex (no data yet)".to_owned())
+        ]
+    );
+    assert_eq!(all[2..], others[..]);
+
+    sut.runtime.block_on(sut.engine.cycle()).unwrap();
+    let all = listed(&sut.handle(HostEvent::GetAll));
+    assert_eq!(all.len(), ProviderId::ALL.len(), "{all:?}");
+    assert_eq!(all[..2].iter().map(|(id, ..)| *id).collect::<Vec<_>>(), PROVIDERS);
+    assert!(
+        all[..2].iter().all(|(_, state, _)| *state == Freshness::Fresh),
+        "{all:?}"
+    );
+    assert_eq!(all[2..], others[..]);
+
+    sut.handle(HostEvent::SettingsPatch {
+        patch: json!({"providers": ["anthropic"]}),
+    });
+    sut.clock.advance(SignedDuration::from_secs(3600));
+    let cycled = listed(&sut.handle(HostEvent::Refresh));
+    let asked = listed(&sut.handle(HostEvent::GetAll));
+    assert_eq!(cycled, asked);
+    assert_eq!(asked.len(), ProviderId::ALL.len(), "{asked:?}");
+    assert_eq!(asked[0].0, ProviderId::Anthropic);
+    assert_eq!(asked[1], off(ProviderId::Codex), "read before, turned off now");
+    assert_eq!(
+        asked[2..]
+            .iter()
+            .filter(|(_, state, _)| *state == Freshness::Inactive)
+            .count(),
+        ProviderId::ALL.len() - 2
+    );
+
+    sut.handle(HostEvent::SettingsPatch {
+        patch: json!({"providers": ["anthropic", "codex"]}),
+    });
+    let back = listed(&sut.handle(HostEvent::GetAll));
+    assert_eq!(back[1].0, ProviderId::Codex);
+    assert_ne!(back[1].1, Freshness::Inactive, "{back:?}");
+    assert!(back[1].2.starts_with("Codex │ 5h"), "{back:?}");
 }
 
 /// `MaybeFetchStatus`: after a good usage fetch the provider's status page

@@ -6,7 +6,8 @@
 use jiff::{SignedDuration, Timestamp};
 use quotatrack::footer::{self, FooterError, MODEL_VALUES, WINDOW_VALUES};
 use quotatrack::providers::ProviderId;
-use quotatrack::quota::{ResetBehavior, Unit, WindowType};
+use quotatrack::quota::{Length, ResetBehavior, Unit, WindowType};
+use quotatrack::status::{self, derive_window};
 use quotatrack::wire::{Freshness, ProviderStatus, Status, StatusWindow, Window, rfc3339_seconds};
 
 use crate::projection::window;
@@ -44,7 +45,8 @@ fn passed_week() -> Window {
 }
 
 /// Copilot's premium requests: 165 of 300 left, resetting on the 1st
-/// (7d14h = 655 200 s away); a calendar month has no fixed length.
+/// (7d14h = 655 200 s away); its window is November, the calendar month
+/// that ends at the reset (30 days, 2 592 000 s).
 fn copilot_premium() -> Window {
     Window {
         id: "premium".to_owned(),
@@ -153,7 +155,7 @@ fn time_values_are_derived_at_the_clock_the_template_is_rendered_at() {
 }
 
 #[test]
-fn amount_windows_have_amounts_and_a_window_without_a_length_has_no_run_time() {
+fn amount_windows_have_amounts_and_a_monthly_window_is_the_month_that_ends_at_its_reset() {
     assert_eq!(
         check("{copilot.premium.used}/{copilot.premium.total} {copilot.premium.remaining} left").unwrap(),
         "135/300 165 left"
@@ -162,14 +164,182 @@ fn amount_windows_have_amounts_and_a_window_without_a_length_has_no_run_time() {
         check("{copilot.premium.used_percent} {copilot.premium.remaining_percent}").unwrap(),
         "45 55"
     );
-    // The reset is known (2026-12-01), the month's length is not.
     assert_eq!(
         check("{copilot.premium.remaining_time_s} {copilot.premium.remaining_time}").unwrap(),
         "655200 7d"
     );
+    // 2026-11-01 to 2026-12-01: 2 592 000 s, of which 1 936 800 have run
+    // (74.72 %), though the response states no length.
     assert_eq!(
-        check("{copilot.premium.used_time} {copilot.premium.total_time_s} {copilot.premium.progress}").unwrap(),
-        "-- -- --"
+        check("{copilot.premium.used_time_s} {copilot.premium.total_time_s} {copilot.premium.progress}").unwrap(),
+        "1936800 2592000 75"
+    );
+    assert_eq!(
+        check("{copilot.premium.used_time} {copilot.premium.total_time}").unwrap(),
+        "22d 30d"
+    );
+}
+
+/// The status view's window `window` (quota `quota` of `provider`) derived
+/// at `now()`.
+fn derived(provider: ProviderId, quota: &str, window: Window) -> StatusWindow {
+    let mut window = StatusWindow::from(Window {
+        quota: Some(quota.to_owned()),
+        ..window
+    });
+    derive_window(&mut window, &provider.provider().quotas(), now());
+    window
+}
+
+/// Its three time values and progress.
+fn times(window: &StatusWindow) -> (Option<u64>, Option<u64>, Option<u64>, Option<f64>) {
+    (
+        window.used_time_s,
+        window.remaining_time_s,
+        window.total_time_s,
+        window.progress,
+    )
+}
+
+/// A window with no stated length, resetting at `reset`.
+fn unstated(id: &str, reset: Option<Timestamp>) -> Window {
+    Window {
+        window_seconds: None,
+        ..window(id, 0.5, reset)
+    }
+}
+
+/// Each quota whose response gives a reset but no length gets one from its
+/// provider's definition: Copilot's and Kiro's calendar month, Gemini's
+/// day, Antigravity's five hours per model.
+#[test]
+fn every_quota_with_a_reset_and_no_stated_length_has_its_rule_s_length() {
+    use ProviderId::*;
+    let day = 86_400;
+    // Resets on 2026-12-01: November, 30 days; 7d14h (655 200 s) left.
+    let reset: Timestamp = "2026-12-01T00:00:00Z".parse().unwrap();
+    let november = 30 * day;
+    let left = 655_200;
+    let monthly = (Some(november - left), Some(left), Some(november), Some(74.722222));
+    for (provider, quota) in [
+        (Copilot, "premium"),
+        (Copilot, "chat"),
+        (Copilot, "other"),
+        (Kiro, "usage"),
+        (Kiro, "bonus"),
+        (Kiro, "overage"),
+        (Codex, "spend"),
+        (Zai, "tools"),
+    ] {
+        let got = derived(provider, quota, unstated("w", Some(reset)));
+        assert_eq!(times(&got), monthly, "{provider} {quota}");
+    }
+    // Gemini's daily quotas, per model and per family: 6 h left of a day.
+    for quota in ["model", "pro", "flash"] {
+        let got = derived(Gemini, quota, unstated("gemini-2.5-pro", Some(in_seconds(21_600))));
+        assert_eq!(
+            times(&got),
+            (Some(64_800), Some(21_600), Some(day), Some(75.0)),
+            "{quota}"
+        );
+    }
+    // Antigravity's per-model quotas: 2 h left of 5 h.
+    let got = derived(
+        Antigravity,
+        "model",
+        unstated("claude-sonnet-4-5", Some(in_seconds(7_200))),
+    );
+    assert_eq!(times(&got), (Some(10_800), Some(7_200), Some(18_000), Some(60.0)));
+    // No reset: a calendar month has no length, a fixed length stays.
+    let got = derived(Copilot, "premium", unstated("premium", None));
+    assert_eq!(times(&got), (None, None, None, None));
+    let got = derived(Gemini, "model", unstated("gemini-2.5-pro", None));
+    assert_eq!(times(&got), (None, None, Some(day), None));
+    // Quotas with no rule: a stated length only (a Kiro trial, a Claude
+    // credit grant, an Antigravity bucket that names none).
+    for (provider, quota) in [(Kiro, "trial"), (Anthropic, "credits"), (Antigravity, "pool")] {
+        let got = derived(provider, quota, unstated("w", Some(in_seconds(3_600))));
+        assert_eq!(times(&got), (None, Some(3_600), None, None), "{provider} {quota}");
+    }
+    // A length the response states wins over the rule.
+    let stated = Window {
+        window_seconds: Some(7_200),
+        ..unstated("gemini-2.5-pro", Some(in_seconds(3_600)))
+    };
+    let got = derived(Gemini, "model", stated);
+    assert_eq!(times(&got), (Some(3_600), Some(3_600), Some(7_200), Some(50.0)));
+}
+
+/// A calendar month is the span from the same day and time one month
+/// before the reset; a day the earlier month lacks is its last day.
+#[test]
+fn a_calendar_month_ends_at_the_reset_and_starts_a_month_before() {
+    let month = |reset: &str| Length::CalendarMonth.seconds(Some(reset.parse().unwrap()));
+    let day = 86_400;
+    assert_eq!(month("2026-03-01T00:00:00Z"), Some(28 * day));
+    assert_eq!(month("2028-03-01T00:00:00Z"), Some(29 * day));
+    assert_eq!(month("2026-09-01T00:00:00Z"), Some(31 * day));
+    assert_eq!(month("2026-10-01T00:00:00Z"), Some(30 * day));
+    // 2026-02-28T12:00 (no 31st) to 2026-03-31T12:00.
+    assert_eq!(month("2026-03-31T12:00:00Z"), Some(31 * day));
+    // 2026-01-15T09:30 to 2026-02-15T09:30.
+    assert_eq!(month("2026-02-15T09:30:00Z"), Some(31 * day));
+    assert_eq!(Length::CalendarMonth.seconds(None), None);
+    assert_eq!(Length::Stated.seconds(Some(now())), None);
+    assert_eq!(Length::Seconds { seconds: 60 }.seconds(None), Some(60));
+    assert_eq!(Length::Seconds { seconds: 0 }.seconds(None), None);
+    // A definition's rule survives its JSON.
+    for quota in ProviderId::ALL.iter().flat_map(|id| id.provider().quotas()) {
+        let json = serde_json::to_string(&quota).unwrap();
+        let back: quotatrack::quota::QuotaDefinition = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, quota, "{json}");
+    }
+    let monthly = quotatrack::quota::QuotaDefinition::monthly_amount("m", Unit::Credits);
+    assert_eq!(
+        serde_json::to_value(&monthly).unwrap()["length"],
+        serde_json::json!({"rule": "calendar_month"})
+    );
+}
+
+/// When the reset is further off than the window's length (Codex's review
+/// week, a Kiro bonus expiring in 88 days under a monthly rule), the
+/// length is the larger: the time left is kept as the provider says it,
+/// none of the window has run, and what is left never exceeds the length.
+#[test]
+fn a_reset_further_off_than_the_length_makes_the_length_the_time_left() {
+    // A week-long window resetting in eight days.
+    let review = Window {
+        window_seconds: Some(604_800),
+        ..window("review-7d", 0.1, Some(in_seconds(691_200)))
+    };
+    let got = derived(ProviderId::Codex, "window", review);
+    assert_eq!(times(&got), (Some(0), Some(691_200), Some(691_200), Some(0.0)));
+    // A bonus expiring in 88 days, under the calendar-month rule (the
+    // month before the expiry is 31 days).
+    let bonus = unstated("bonus", Some(in_seconds(88 * 86_400)));
+    let got = derived(ProviderId::Kiro, "bonus", bonus);
+    assert_eq!(times(&got), (Some(0), Some(7_603_200), Some(7_603_200), Some(0.0)));
+    // Exactly the length left: the window has just started.
+    let fresh = Window {
+        window_seconds: Some(604_800),
+        ..window("7d", 0.0, Some(in_seconds(604_800)))
+    };
+    let got = derived(ProviderId::Codex, "window", fresh);
+    assert_eq!(times(&got), (Some(0), Some(604_800), Some(604_800), Some(0.0)));
+    // The footer says the same.
+    let mut view = view();
+    view.providers[0].windows.push(StatusWindow::from(Window {
+        window_seconds: Some(604_800),
+        ..window("review-7d", 0.1, Some(in_seconds(691_200)))
+    }));
+    assert_eq!(
+        footer::render(
+            "{anthropic.review-7d.remaining_time_s} {anthropic.review-7d.total_time_s} {anthropic.review-7d.used_time_s} {anthropic.review-7d.progress} {anthropic.review-7d.resets_in}",
+            &view,
+            now()
+        )
+        .unwrap(),
+        "691200 691200 0 0 8d"
     );
 }
 
@@ -355,4 +525,23 @@ fn the_hosts_copilot_model_shows_its_requests_left_in_serve_stdio() {
             .lines()
             .any(|line| line.contains("\"update_all\"") && line.contains("current_model"))
     );
+}
+
+/// The host's model finds its row of Copilot's table, or costs the
+/// default multiplier (1) and the display string says it is the default.
+#[test]
+fn a_model_the_table_does_not_list_shows_the_default_multiplier() {
+    let view = view();
+    let copilot = &view.providers[1];
+    let unlisted = status::for_model(copilot, "mystery-model-9");
+    let current = unlisted.windows[0].current_model.as_ref().unwrap();
+    assert_eq!(current.matched, None);
+    assert_eq!(current.requests.multiplier, quotatrack::quota::DEFAULT_MULTIPLIER);
+    let display = status::display(&unlisted, now());
+    assert!(
+        display.ends_with("│ Model multiplier: 1x default (165 req. left)"),
+        "{display}"
+    );
+    let listed = status::display(&status::for_model(copilot, "claude-opus-4-5"), now());
+    assert!(listed.ends_with("│ Model multiplier: 3x (55 req. left)"), "{listed}");
 }

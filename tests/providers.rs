@@ -246,7 +246,8 @@ fn copilot_states_a_reset_only_when_the_body_does_and_reads_unknown_quotas() {
         body["quota_snapshots"]["not_an_object"] = json!("n/a");
     });
     let usage = parsed(&extra);
-    assert_eq!(ids(&usage), ["premium", "spark-sessions", "agent-mode"]);
+    // Each by its own name, exactly as the body spells it.
+    assert_eq!(ids(&usage), ["premium", "Spark Sessions", "agent_mode"]);
     let spark = &usage.windows[1];
     assert_eq!(
         (spark.used, spark.remaining, spark.limit),
@@ -258,6 +259,81 @@ fn copilot_states_a_reset_only_when_the_body_does_and_reads_unknown_quotas() {
         spark.resets_at, usage.windows[0].resets_at,
         "the body's reset applies to every quota"
     );
+}
+
+/// An unknown Copilot key is a window under the key itself, never a slug
+/// of it (two keys a slug would merge stay two windows); an empty key, or
+/// one naming a window already read, is no window of its own.
+#[test]
+fn copilot_unknown_keys_keep_their_own_names() {
+    let bucket = |left: f64| json!({ "entitlement": 100, "quota_remaining": left, "percent_remaining": left, "unlimited": false });
+    let usage = parsed(&variant(ProviderId::Copilot, "ok-paid", |body| {
+        let snapshots = &mut body["quota_snapshots"];
+        snapshots["fancy_new_thing"] = bucket(10.0);
+        snapshots["fancy-new-thing"] = bucket(20.0);
+        snapshots["Fancy.New Thing"] = bucket(30.0);
+        snapshots[""] = bucket(40.0);
+        snapshots["premium"] = bucket(50.0);
+    }));
+    assert_eq!(
+        ids(&usage),
+        ["premium", "Fancy.New Thing", "fancy-new-thing", "fancy_new_thing"]
+    );
+    let used: Vec<f64> = usage.windows.iter().map(|w| w.used_ratio).collect();
+    assert_eq!(used[1..], [0.7, 0.8, 0.9]);
+    assert_eq!(usage.windows[3].label, "Fancy new thing");
+    assert_eq!(usage.windows[3].quota, "other");
+}
+
+/// A Copilot bucket's two ratios come from one source and add up to 1:
+/// the stated percentage when there is one (whatever the balance says),
+/// else the balance over the entitlement; overage keeps them in 0..1.
+#[test]
+fn copilot_used_and_remaining_ratios_add_up_to_one() {
+    let premium = |bucket: Value| {
+        let usage = parsed(&variant(ProviderId::Copilot, "ok-paid", |body| {
+            body["quota_snapshots"]["premium_interactions"] = bucket;
+        }));
+        let window = usage.windows.into_iter().find(|w| w.id == "premium").unwrap();
+        (window.used_ratio, window.remaining_ratio, window.remaining)
+    };
+    let cases = [
+        // The percentage and the balance disagree: the percentage rules both.
+        (
+            json!({ "entitlement": 1000, "percent_remaining": 40.0, "quota_remaining": 900.0 }),
+            (0.6, 0.4, Some(900.0)),
+        ),
+        (
+            json!({ "entitlement": 300, "percent_remaining": 99.3, "quota_remaining": 198.6, "remaining": 198 }),
+            (0.007, 0.993, Some(198.6)),
+        ),
+        // Overage: 115 % used.
+        (
+            json!({ "entitlement": 300, "percent_remaining": -15.0, "quota_remaining": 0.0 }),
+            (1.0, 0.0, Some(0.0)),
+        ),
+        // No percentage: the balance.
+        (
+            json!({ "entitlement": 200, "quota_remaining": 50.0 }),
+            (0.75, 0.25, Some(50.0)),
+        ),
+        (
+            json!({ "entitlement": 200, "remaining": 150 }),
+            (0.25, 0.75, Some(150.0)),
+        ),
+        // No balance: the percentage, and the amounts from it.
+        (
+            json!({ "entitlement": 200, "percent_remaining": 30.0 }),
+            (0.7, 0.3, Some(60.0)),
+        ),
+    ];
+    for (bucket, (used, remaining, left)) in cases {
+        let got = premium(bucket.clone());
+        assert!((got.0 - used).abs() < 1e-9, "{bucket}: {got:?}");
+        assert!((got.1 - remaining).abs() < 1e-9, "{bucket}: {got:?}");
+        assert!((got.0 + got.1 - 1.0).abs() < 1e-9, "{bucket}: {got:?}");
+        assert_eq!(got.2.map(|l| (l * 1e6).round() / 1e6), left, "{bucket}");
+    }
 }
 
 /// z.ai limits with counts but no percentage have a used share from the
@@ -313,4 +389,152 @@ fn zai_counts_without_a_percentage_give_the_used_share() {
     let usage = parsed(&tools);
     assert_eq!(ids(&usage), ["tools"]);
     assert!((usage.windows[0].used_ratio - 0.1).abs() < 1e-9);
+}
+
+/// Every string in `value`, however deep.
+fn strings(value: &Value) -> Vec<&str> {
+    match value {
+        Value::String(text) => vec![text.as_str()],
+        Value::Array(items) => items.iter().flat_map(strings).collect(),
+        Value::Object(map) => map.values().flat_map(strings).collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// A date and time of day with no zone (`2026-08-23 07:15:30.5`).
+fn zoneless(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    let shape = |at: usize, c: u8| bytes.get(at) == Some(&c);
+    let digits = |range: std::ops::Range<usize>| range.clone().all(|i| bytes.get(i).is_some_and(u8::is_ascii_digit));
+    text.len() >= 16
+        && digits(0..4)
+        && shape(4, b'-')
+        && shape(7, b'-')
+        && (shape(10, b'T') || shape(10, b' '))
+        && digits(11..13)
+        && shape(13, b':')
+        && !text.ends_with('Z')
+        && !text[10..].contains(['+', '-'])
+}
+
+fn body_of(fixture: &Fixture) -> Value {
+    serde_json::from_slice(&fixture.body).unwrap()
+}
+
+/// Issue 19's parser rules (items 13-16) each have at least two bundled
+/// fixtures of their own, and each of those fixtures shows its rule in
+/// what `parse` gives: zone-less resets keep their time of day in UTC,
+/// summary buckets without a `window` are pools by id or name, a Copilot
+/// body with no reset date has no reset, unknown Copilot keys are windows
+/// by their own names, and z.ai counts without a percentage give the used
+/// share.
+#[test]
+fn each_parser_rule_has_two_fixtures_of_its_own() {
+    use ProviderId::*;
+    let load = |provider: ProviderId, name: &str| {
+        Fixture::load(&fixtures_dir().join(provider.as_str()).join(format!("{name}.json")))
+    };
+    // 13: every zone-less time in the body is a reset, to the minute, in UTC.
+    let naive = [
+        (Anthropic, "ok-naive-timestamps"),
+        (Gemini, "ok-naive-reset-times"),
+        (Kiro, "ok-naive-iso-reset"),
+    ];
+    for (provider, name) in naive {
+        let fixture = load(provider, name);
+        let body = body_of(&fixture);
+        let texts: Vec<&str> = strings(&body).into_iter().filter(|t| zoneless(t)).collect();
+        assert!(!texts.is_empty(), "{name}: no zone-less time");
+        let resets: Vec<String> = parsed(&fixture)
+            .windows
+            .iter()
+            .filter_map(|w| w.resets_at)
+            .map(|at| at.strftime("%Y-%m-%d %H:%M").to_string())
+            .collect();
+        for text in texts {
+            let minute = text[..16].replace('T', " ");
+            assert!(resets.contains(&minute), "{name}: {text} not in {resets:?}");
+        }
+    }
+    // 14: no bucket has a `window`, yet pools come out with their lengths.
+    let unwindowed = [
+        "ok-summary-bucket-ids-only",
+        "ok-summary-display-names-only",
+        "ok-summary-unknown-buckets",
+    ];
+    for name in unwindowed {
+        let fixture = load(Antigravity, name);
+        assert!(!String::from_utf8_lossy(&fixture.body).contains("\"window\""), "{name}");
+        let usage = parsed(&fixture);
+        let pools: Vec<_> = usage
+            .windows
+            .iter()
+            .filter(|w| ["5h-gemini", "7d-gemini", "5h-3p", "7d-3p"].contains(&w.id.as_str()))
+            .collect();
+        assert!(pools.len() >= 2, "{name}: {:?}", ids(&usage));
+        assert!(
+            pools.iter().all(|w| matches!(w.window_seconds, Some(18_000 | 604_800))),
+            "{name}"
+        );
+    }
+    // 15: no reset date, or an empty one, and no window has a reset.
+    for name in [
+        "ok-free-no-reset-date",
+        "ok-no-percent-no-reset-date",
+        "ok-reset-date-null",
+    ] {
+        let fixture = load(Copilot, name);
+        let body = body_of(&fixture);
+        for key in ["quota_reset_date", "quota_reset_date_utc"] {
+            assert!(body.get(key).is_none_or(|v| v.is_null() || v == ""), "{name} {key}");
+        }
+        let usage = parsed(&fixture);
+        assert!(usage.windows.iter().all(|w| w.resets_at.is_none()), "{name}");
+    }
+    // 15: every metered key Copilot's table does not know is a window of
+    // that very name.
+    for name in ["ok-unknown-snapshot-keys", "ok-unknown-keys-own-names"] {
+        let fixture = load(Copilot, name);
+        let body = body_of(&fixture);
+        let usage = parsed(&fixture);
+        let unknown: Vec<&String> = body["quota_snapshots"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .filter(|(key, bucket)| {
+                !["premium_interactions", "chat", "completions"].contains(&key.as_str())
+                    && bucket["unlimited"] != true
+                    && bucket["entitlement"].as_f64().is_some_and(|e| e > 0.0)
+            })
+            .map(|(key, _)| key)
+            .collect();
+        assert!(unknown.len() >= 2, "{name}");
+        for key in unknown {
+            assert!(
+                ids(&usage).contains(&key.as_str()),
+                "{name}: {key} not in {:?}",
+                ids(&usage)
+            );
+        }
+    }
+    // 16: no percentage anywhere; the shares are the counts' (worked by hand).
+    let counted = [
+        (
+            "ok-counts-used-and-remaining",
+            [("5h", 0.3), ("7d", 0.25), ("tools", 0.25)],
+        ),
+        (
+            "ok-counts-without-percentage",
+            [("5h", 0.25), ("7d", 0.275), ("tools", 0.06)],
+        ),
+    ];
+    for (name, shares) in counted {
+        let fixture = load(Zai, name);
+        assert!(!String::from_utf8_lossy(&fixture.body).contains("percentage"), "{name}");
+        let usage = parsed(&fixture);
+        for (id, share) in shares {
+            let window = usage.windows.iter().find(|w| w.id == id).unwrap();
+            assert!((window.used_ratio - share).abs() < 1e-9, "{name} {id}: {window:?}");
+        }
+    }
 }

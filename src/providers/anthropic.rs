@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use super::decode::{array_at, at, bool_at, number_at, slug, text_at, timestamp_at};
 use super::{FetchError, Provider, ProviderId, Reading, RequestSpec, Response};
-use crate::quota::{QuotaDefinition, QuotaKind, ResetBehavior, Unit, UsageSnapshot, WindowType};
+use crate::quota::{Length, QuotaDefinition, QuotaKind, ResetBehavior, Unit, UsageSnapshot, WindowType};
 
 pub const PROVIDER: Provider = Provider::new(ProviderId::Anthropic, "Claude", REQUEST, quotas, read);
 
@@ -57,6 +57,8 @@ fn quotas() -> Vec<QuotaDefinition> {
             QuotaKind::PercentageOnly,
         ),
         QuotaDefinition::rolling_percent("7d"),
+        // Sources disagree on the routines window's length (`seven_day_`
+        // keys, a "Daily Routines" name): only a stated one counts.
         QuotaDefinition::new(
             "routines",
             WindowType::Fixed,
@@ -64,7 +66,8 @@ fn quotas() -> Vec<QuotaDefinition> {
             QuotaKind::PercentageOnly,
         ),
         QuotaDefinition::monthly_amount("extra", usd()),
-        QuotaDefinition::monthly_amount("credits", usd()),
+        // A credit grant ends at its expiry; it is no period of use.
+        QuotaDefinition::monthly_amount("credits", usd()).with_length(Length::Stated),
     ]
 }
 

@@ -18,7 +18,7 @@ use super::decode::{array_at, at, bool_at, number, number_at, slug, text, text_a
 use super::errors::Failure;
 use super::google;
 use super::{FetchError, Provider, ProviderId, Reading, RequestSpec, Response};
-use crate::quota::{Aggregation, QuotaDefinition, UsageSnapshot, WindowType};
+use crate::quota::{Aggregation, Length, QuotaDefinition, UsageSnapshot, WindowType};
 
 pub const PROVIDER: Provider =
     Provider::new(ProviderId::Antigravity, "Antigravity", REQUEST, quotas, read).with_classify(classify);
@@ -36,13 +36,25 @@ const HEADERS: [(&str, &str); 4] = [
     ),
 ];
 
+/// The length of a per-model quota's window (5 h).
+const MODEL_WINDOW_SECONDS: u64 = 18_000;
+
 /// Models listed but not metered for the user.
 const HIDDEN_MODELS: [&str; 1] = ["tab_flash_lite_preview"];
 
 fn quotas() -> Vec<QuotaDefinition> {
     vec![
+        // A pool bucket states its length (its `window`, id or name); one
+        // that states none has no known length.
         QuotaDefinition::rolling_percent("pool"),
-        QuotaDefinition::per_model("model", WindowType::Rolling, Aggregation::Individual),
+        // Per-model quotas refill five hours after use starts, as the 5 h
+        // pools of the quota summary that took their place do; the
+        // response gives only the reset.
+        QuotaDefinition::per_model("model", WindowType::Rolling, Aggregation::Individual).with_length(
+            Length::Seconds {
+                seconds: MODEL_WINDOW_SECONDS,
+            },
+        ),
     ]
 }
 

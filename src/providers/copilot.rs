@@ -5,7 +5,13 @@
 //! the real balance, and an `unlimited` bucket has no meter. Premium requests
 //! cost a per-model multiple of one request, so the premium quota is a
 //! multiplier quota. Snapshot keys beyond premium, chat and completions
-//! (GitHub adds some) are windows of their own, named by their key. The
+//! (GitHub adds some) are windows of their own whose id is the key exactly
+//! as GitHub wrote it (`fancy_new_thing`, not a slug of it: the contract
+//! reads windows by their own name, and a slug could merge two keys); a key
+//! that is empty or names a window already read is skipped. A bucket's
+//! ratios both come from `percent_remaining` when it gives one (so they
+//! always add up to 1, whatever `quota_remaining` says), else from what is
+//! left of the entitlement; its amounts come from `quota_remaining`. The
 //! reset is the one the body states (`quota_reset_date_utc`,
 //! `quota_reset_date`, `quota_reset_at`, in a bucket or at the top); when it
 //! states none, or an empty one, `resets_at` is null, never a guessed month
@@ -17,10 +23,10 @@ use std::collections::BTreeMap;
 use jiff::Timestamp;
 use serde_json::Value;
 
-use super::decode::{at, bool_at, number_at, slug, text_at, timestamp_at};
+use super::decode::{at, bool_at, number_at, text_at, timestamp_at};
 use super::errors::{ErrorKind, Failure, seconds_until};
 use super::{AuthScheme, FetchError, Provider, ProviderId, Reading, RequestSpec, Response};
-use crate::quota::{QuotaDefinition, QuotaKind, ResetBehavior, Unit, UsageSnapshot, WindowType};
+use crate::quota::{Length, QuotaDefinition, QuotaKind, ResetBehavior, Unit, UsageSnapshot, WindowType};
 
 pub const PROVIDER: Provider =
     Provider::new(ProviderId::Copilot, "Copilot", REQUEST, quotas, read).with_classify(classify);
@@ -72,7 +78,7 @@ const BUCKETS: [(&str, &str, &str); 3] = [
 ];
 
 /// The quota of snapshot keys the table above does not know: each is read
-/// as a monthly allowance of its own, under its own (slugged) name.
+/// as a monthly allowance of its own, under its own name.
 const OTHER: &str = "other";
 
 /// Where a reset date may be, in order of preference; each may also sit in
@@ -85,8 +91,11 @@ fn quotas() -> Vec<QuotaDefinition> {
         base_amount: DEFAULT_PREMIUM_REQUESTS,
         multipliers,
     };
+    // Every bucket is monthly: it resets on the 1st at 00:00 UTC, so its
+    // window is the calendar month that ends at its reset.
     vec![
-        QuotaDefinition::new("premium", WindowType::Fixed, ResetBehavior::Calendar, premium),
+        QuotaDefinition::new("premium", WindowType::Fixed, ResetBehavior::Calendar, premium)
+            .with_length(Length::CalendarMonth),
         QuotaDefinition::monthly_amount("chat", Unit::Requests),
         QuotaDefinition::monthly_amount("completions", Unit::Requests),
         QuotaDefinition::monthly_amount(OTHER, Unit::Requests),
@@ -103,10 +112,12 @@ fn read(body: &Value, _response: &Response<'_>, _now: Timestamp) -> Result<Readi
     let others = buckets
         .into_iter()
         .flatten()
-        .filter(|(key, _)| !BUCKETS.iter().any(|(known, _, _)| known == key))
+        .filter(|(key, _)| !key.trim().is_empty() && !BUCKETS.iter().any(|(known, id, _)| known == key || id == key))
         .filter_map(|(key, bucket)| {
-            let id = Some(slug(key)).filter(|id| !id.is_empty())?;
-            bucket_snapshot(bucket, OTHER).map(|s| s.window(id, label_of(key)).resets_at(reset_at(bucket).or(reset)))
+            bucket_snapshot(bucket, OTHER).map(|s| {
+                s.window(key.clone(), label_of(key))
+                    .resets_at(reset_at(bucket).or(reset))
+            })
         });
     let mut snapshots: Vec<_> = known.chain(others).collect();
     if snapshots.is_empty() {
@@ -169,7 +180,11 @@ fn bucket_snapshot(bucket: &Value, quota: &str) -> Option<UsageSnapshot> {
     snapshot.limit = Some(entitlement);
     snapshot.remaining = remaining;
     snapshot.used = remaining.map(|left| entitlement - left);
-    snapshot.used_ratio = number_at(bucket, &["percent_remaining"]).map(|left| (100.0 - left) / 100.0);
+    // One source for both ratios: the stated percentage, else the
+    // amounts (resolution derives both from `remaining`).
+    let percent_left = number_at(bucket, &["percent_remaining"]);
+    snapshot.used_ratio = percent_left.map(|left| (100.0 - left) / 100.0);
+    snapshot.remaining_ratio = percent_left.map(|left| left / 100.0);
     (snapshot.remaining.is_some() || snapshot.used_ratio.is_some()).then_some(snapshot)
 }
 

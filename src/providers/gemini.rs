@@ -14,7 +14,7 @@ use super::decode::{array_at, text_at};
 use super::errors::Failure;
 use super::google;
 use super::{FetchError, Provider, ProviderId, Reading, RequestSpec, Response};
-use crate::quota::{Aggregation, QuotaDefinition, UsageSnapshot, WindowType};
+use crate::quota::{Aggregation, Length, QuotaDefinition, UsageSnapshot, WindowType};
 
 pub const PROVIDER: Provider =
     Provider::new(ProviderId::Gemini, "Gemini", REQUEST, quotas, read).with_classify(classify);
@@ -24,12 +24,18 @@ const REQUEST: RequestSpec = RequestSpec::post(google::ORIGIN, "/v1internal:retr
 
 const HEADERS: [(&str, &str); 2] = [("content-type", "application/json"), ("accept", "application/json")];
 
+/// The length of a daily quota's window.
+const DAY: u64 = 86_400;
+
 /// Model families with an aggregate window, checked in order (`flash` first
 /// so that `flash-lite` is not read as `pro`).
 const FAMILIES: [&str; 2] = ["flash", "pro"];
 
 fn quotas() -> Vec<QuotaDefinition> {
-    let daily = |id: &str, aggregation| QuotaDefinition::per_model(id, WindowType::Fixed, aggregation);
+    // Daily quotas: each bucket's `resetTime` ends a day (24 h) of use.
+    let daily = |id: &str, aggregation| {
+        QuotaDefinition::per_model(id, WindowType::Fixed, aggregation).with_length(Length::Seconds { seconds: DAY })
+    };
     vec![
         daily("model", Aggregation::Individual),
         daily("pro", Aggregation::Min),

@@ -12,7 +12,7 @@ use serde_json::Value;
 use super::decode::{after, array_at, at, number_at, slug, text_at, timestamp_at};
 use super::errors::{ErrorKind, Failure, envelope_code};
 use super::{FetchError, Provider, ProviderId, Reading, RequestSpec, Response};
-use crate::quota::{QuotaDefinition, Unit, UsageSnapshot};
+use crate::quota::{Length, QuotaDefinition, Unit, UsageSnapshot};
 
 pub const PROVIDER: Provider = Provider::new(ProviderId::Kiro, "Kiro", REQUEST, quotas, read).with_classify(classify);
 
@@ -40,10 +40,16 @@ const AWS_ERRORS: [(&str, ErrorKind); 6] = [
     ("ServiceUnavailableException", ErrorKind::Unavailable),
 ];
 
+/// Plan credits, overage and bonus credits run by the calendar month that
+/// ends at `nextDateReset` (a bonus that expires later than that month
+/// reads as longer, see [`crate::status::derive_window`]); a free trial
+/// ends at its expiry and has no stated length.
 fn quotas() -> Vec<QuotaDefinition> {
-    ["usage", "overage", "bonus", "trial"]
+    let monthly = ["usage", "overage", "bonus"]
         .into_iter()
-        .map(|id| QuotaDefinition::monthly_amount(id, Unit::Credits))
+        .map(|id| QuotaDefinition::monthly_amount(id, Unit::Credits));
+    monthly
+        .chain([QuotaDefinition::monthly_amount("trial", Unit::Credits).with_length(Length::Stated)])
         .collect()
 }
 
