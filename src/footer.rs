@@ -234,7 +234,8 @@ fn unknown_name(name: &str, view: &Status) -> FooterError {
 fn derived(window: &StatusWindow, quotas: &[QuotaDefinition], now: Timestamp) -> StatusWindow {
     let mut window = window.clone();
     derive_window(&mut window, quotas, now);
-    window.pace = Some(crate::pace::rederive(&window, window.pace.as_ref(), now));
+    let length = crate::status::window_length(&window, quotas);
+    window.pace = Some(crate::pace::rederive(&window, length, window.pace.as_ref(), now));
     window
 }
 

@@ -38,6 +38,12 @@ pub const FAR: f64 = 0.20;
 /// The most readings the store keeps per window ([`keep`]).
 pub const RING: usize = 64;
 
+/// The length a window's ring is spaced by when its response states none
+/// but it has a reset (Copilot's month and Gemini's day come from the
+/// quota's rule, which the fold does not read): a day, so the ring reaches
+/// back at least the last 72 minutes of readings.
+pub const KEPT_WITHOUT_LENGTH: u64 = 86_400;
+
 /// One reading of a window: its used ratio at a time.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Reading {
@@ -288,8 +294,8 @@ fn slope(readings: &[Reading]) -> f64 {
 
 /// The `pace` object of `window` at `now`, from the store's ring of its
 /// recent readings.
-pub fn body(window: &crate::wire::Window, readings: &[Reading], now: Timestamp) -> PaceBody {
-    match of_window(window) {
+pub fn body(window: &crate::wire::Window, length: Option<u64>, readings: &[Reading], now: Timestamp) -> PaceBody {
+    match of_window(window, length) {
         Some(of) => to_body(pace(of, readings, now)),
         None => to_body(Err(Unknown::NoResetTime)),
     }
@@ -299,8 +305,13 @@ pub fn body(window: &crate::wire::Window, readings: &[Reading], now: Timestamp) 
 /// earlier body carries (a snapshot read later): the expected ratio, the
 /// delta and the projection move with the clock, the slope does not. A
 /// window whose reset has passed, or without a number, has no pace.
-pub fn rederive(window: &crate::wire::Window, earlier: Option<&PaceBody>, now: Timestamp) -> PaceBody {
-    let Some(of) = of_window(window) else {
+pub fn rederive(
+    window: &crate::wire::Window,
+    length: Option<u64>,
+    earlier: Option<&PaceBody>,
+    now: Timestamp,
+) -> PaceBody {
+    let Some(of) = of_window(window, length) else {
         return to_body(Err(Unknown::NoResetTime));
     };
     if of.resets_at <= now || window.reset_passed {
@@ -317,9 +328,11 @@ pub fn rederive(window: &crate::wire::Window, earlier: Option<&PaceBody>, now: T
     to_body(Ok(project(of, used_ratio, slope, readings, now)))
 }
 
-/// What pace needs of a window: its length and reset time.
-fn of_window(window: &crate::wire::Window) -> Option<Window> {
-    let seconds = window.window_seconds.filter(|seconds| *seconds > 0)?;
+/// What pace needs of a window: its length (`length`: what the response
+/// stated, else its quota's rule; see [`crate::status::window_length`])
+/// and reset time.
+fn of_window(window: &crate::wire::Window, length: Option<u64>) -> Option<Window> {
+    let seconds = length.filter(|seconds| *seconds > 0)?;
     let resets_at = window.resets_at.as_deref()?.parse().ok()?;
     Some(Window { seconds, resets_at })
 }

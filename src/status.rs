@@ -89,6 +89,7 @@ pub fn settle(status: &mut Status, now: Timestamp, options: &StatusOptions) {
 }
 
 fn provider_view(id: ProviderId, entry: &Entry, now: Timestamp) -> ProviderStatus {
+    let quotas = id.provider().quotas();
     let error = match (&entry.last_error, entry.auth_required) {
         (Some(error), _) => Some(ErrorBody {
             message: with_fix(id, error.kind, &error.message),
@@ -131,7 +132,7 @@ fn provider_view(id: ProviderId, entry: &Entry, now: Timestamp) -> ProviderStatu
             .map(|window| {
                 let readings = entry.readings.get(&window.id).map_or(&[][..], Vec::as_slice);
                 StatusWindow {
-                    pace: Some(pace::body(window, readings, now)),
+                    pace: Some(pace::body(window, window_length(window, &quotas), readings, now)),
                     ..StatusWindow::new(window.clone())
                 }
             })
@@ -163,7 +164,8 @@ fn settle_provider(provider: &mut ProviderStatus, now: Timestamp, options: &Stat
     let quotas = provider.id.provider().quotas();
     for window in &mut provider.windows {
         derive_window(window, &quotas, now);
-        window.pace = Some(pace::rederive(window, window.pace.as_ref(), now));
+        let length = window_length(window, &quotas);
+        window.pace = Some(pace::rederive(window, length, window.pace.as_ref(), now));
     }
 }
 
@@ -203,10 +205,7 @@ pub fn derive_window(window: &mut StatusWindow, quotas: &[QuotaDefinition], now:
     window.total = window.limit;
     window.used_percent = percent(window.used_ratio);
     window.remaining_percent = percent(window.remaining_ratio);
-    let length = window
-        .window_seconds
-        .filter(|length| *length > 0)
-        .or_else(|| quota_of(window, quotas).and_then(|quota| quota.length_seconds(reset)));
+    let length = window_length(window, quotas);
     window.remaining_time_s = reset
         .filter(|reset| *reset > now)
         .map(|reset| reset.duration_since(now).as_secs().unsigned_abs());
@@ -241,6 +240,15 @@ pub fn derive_window(window: &mut StatusWindow, quotas: &[QuotaDefinition], now:
             .collect(),
         None => Default::default(),
     };
+}
+
+/// The length of `window`: what the response stated (`window_seconds`),
+/// else what its quota's length rule gives at its reset.
+pub fn window_length(window: &Window, quotas: &[QuotaDefinition]) -> Option<u64> {
+    window.window_seconds.filter(|length| *length > 0).or_else(|| {
+        let reset = parse_time(window.resets_at.as_deref());
+        quota_of(window, quotas).and_then(|quota| quota.length_seconds(reset))
+    })
 }
 
 /// The quota `window` measures: the one it names, or for a window

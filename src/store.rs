@@ -227,7 +227,10 @@ impl Store {
                             .readings
                             .retain(|id, _| windows.iter().any(|window| &window.id == id));
                         for window in windows {
-                            if let (Some(used_ratio), Some(seconds)) = (window.used_ratio, window.window_seconds) {
+                            let spacing = window
+                                .window_seconds
+                                .or(window.resets_at.is_some().then_some(pace::KEPT_WITHOUT_LENGTH));
+                            if let (Some(used_ratio), Some(seconds)) = (window.used_ratio, spacing) {
                                 let ring = entry.readings.entry(window.id.clone()).or_default();
                                 pace::keep(ring, Reading { at, used_ratio }, seconds);
                             }

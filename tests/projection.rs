@@ -680,3 +680,47 @@ fn a_snapshot_file_from_before_the_window_values_reads_with_them_derived() {
     assert_eq!(read, view);
     assert_eq!(read.providers[0].windows[0].remaining_time_s, Some(7_980));
 }
+
+/// A window whose response states no length (Copilot's month) takes its
+/// length from its quota's rule for pace as for the time values: even use
+/// over a day of readings is on track against the calendar month that
+/// ends at the reset, with a projection from the readings kept.
+#[test]
+fn pace_of_a_window_without_a_stated_length_follows_its_quota_rule() {
+    // 2026-09-01T00:00:00Z: the month that ends there is August, 31 days.
+    let reset: Timestamp = "2026-09-01T00:00:00Z".parse().unwrap();
+    let month = 31 * 86_400;
+    let month_start = reset - SignedDuration::from_secs(month);
+    let now = month_start + SignedDuration::from_hours(24 * 10);
+    let even = |at: Timestamp| at.duration_since(month_start).as_secs_f64() / month as f64;
+    let envelopes: Vec<Envelope> = (0..=24)
+        .map(|hour| {
+            let at = now - SignedDuration::from_hours(24 - hour);
+            let mut premium = window("premium", even(at), Some(reset));
+            premium.window_seconds = None;
+            premium.quota = Some("premium".to_owned());
+            Envelope {
+                stream: Stream::Tracker(ProviderId::Copilot),
+                seq: hour as u64,
+                at,
+                payload: Event::FetchCompleted {
+                    provider: ProviderId::Copilot,
+                    exchange: None,
+                    body_repeated: false,
+                    outcome: usage(vec![premium]),
+                    elapsed_ms: 120,
+                },
+            }
+        })
+        .collect();
+    let store = Store::from_events(&envelopes);
+    let view = status::view(&store, now, &StatusOptions::default());
+    let premium = &view.providers[0].windows[0];
+    assert_eq!(premium.total_time_s, Some(month as u64));
+    let pace = premium.pace.as_ref().expect("a pace");
+    assert_eq!(pace.stage, "on_track", "{pace:?}");
+    assert_eq!(pace.expected_used_ratio, Some(0.322581), "{pace:?}"); // 10 of 31 days
+    assert!(pace.readings >= 2, "{pace:?}");
+    let projected = pace.projected_at_reset.expect("a projection from the readings");
+    assert!((projected - 1.0).abs() < 1e-3, "{pace:?}");
+}
