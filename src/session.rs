@@ -285,6 +285,10 @@ pub struct Follower {
     current: Option<ProviderId>,
     model_id: Option<String>,
     told: Told,
+    /// The providers this process's settings enable: `update_all` lists a
+    /// provider the owner's snapshot does not hold as `unknown` when it is
+    /// one of them and `inactive` when not, as the owner would.
+    enabled: Vec<ProviderId>,
 }
 
 impl Follower {
@@ -295,6 +299,7 @@ impl Follower {
             current: None,
             model_id: None,
             told: Told::default(),
+            enabled: ProviderId::ALL.to_vec(),
         };
         let mut effects = follower.input(Input::Start);
         effects.extend(follower.input(Input::Guarded { owner: false }));
@@ -343,6 +348,17 @@ impl Follower {
         effects
     }
 
+    /// Sets the providers the settings enable (every one until set).
+    pub fn set_enabled(&mut self, enabled: &[ProviderId]) {
+        enabled.clone_into(&mut self.enabled);
+    }
+
+    /// `update_current` and `update_all` from `snapshot` at `now`.
+    fn views(&self, snapshot: &Status, now: Timestamp) -> [EngineEvent; 2] {
+        let shown = status::every_provider(snapshot, &self.enabled);
+        updates(snapshot, self.current, self.model_id.as_deref(), shown.iter(), now)
+    }
+
     /// What the host is told of its cycle's outcome beyond the views.
     pub fn cycled(&mut self, cycled: Cycled) -> Option<EngineEvent> {
         cycled_answer(&mut self.told, cycled, self.current)
@@ -357,26 +373,15 @@ impl Follower {
     /// `snapshot` at `now`; `None` when `host` is not a query.
     pub fn answer(&mut self, host: &HostEvent, snapshot: &Status, now: Timestamp) -> Option<EngineEvent> {
         let which = query(host)?;
-        let updates = updates(
-            snapshot,
-            self.current,
-            self.model_id.as_deref(),
-            snapshot.providers.iter(),
-            now,
-        );
+        let updates = self.views(snapshot, now);
         Some(self.told.answer(updates, which))
     }
 
     /// What the host is told from `snapshot` at `now`: its provider and
     /// every provider, each when it differs from what the host was last told.
     pub fn shown(&mut self, snapshot: &Status, now: Timestamp) -> Vec<EngineEvent> {
-        self.told.changed(updates(
-            snapshot,
-            self.current,
-            self.model_id.as_deref(),
-            snapshot.providers.iter(),
-            now,
-        ))
+        let updates = self.views(snapshot, now);
+        self.told.changed(updates)
     }
 
     /// Whether the host ended the session.

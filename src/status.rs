@@ -312,6 +312,22 @@ pub fn unread(id: ProviderId) -> ProviderStatus {
     }
 }
 
+/// Every provider as `update_all` lists it (pi-sub's view of all
+/// providers): the enabled ones in `enabled`'s order, as `view` has them
+/// or `unknown` when never read ([`unread`]), then every other provider,
+/// `inactive` ([`turned_off`]).
+pub fn every_provider(view: &Status, enabled: &[ProviderId]) -> Vec<ProviderStatus> {
+    let seen = |id: &ProviderId| view.providers.iter().find(|provider| provider.id == *id);
+    let on = enabled
+        .iter()
+        .map(|id| seen(id).cloned().unwrap_or_else(|| unread(*id)));
+    let off = ProviderId::ALL
+        .iter()
+        .filter(|id| !enabled.contains(id))
+        .map(|id| turned_off(*id, seen(id)));
+    on.chain(off).collect()
+}
+
 /// A provider the settings turned off, as the host's `update_all` lists
 /// it: its entry in the view (`seen`, windows kept as `status --json`
 /// keeps them) or, when it was never read, an empty one ([`unread`]), in

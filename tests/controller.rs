@@ -726,6 +726,7 @@ prop_state_machine! {
 fn a_follower_forwards_refreshes_and_shows_its_hosts_provider_from_the_snapshot() {
     use quotatrack::machines::controller::{Cycled, Effect, Trigger};
     use quotatrack::session::Follower;
+    use quotatrack::wire::Freshness;
 
     // The owner's snapshot: Claude and Codex with usage.
     let mut owner = Sut::new();
@@ -733,6 +734,7 @@ fn a_follower_forwards_refreshes_and_shows_its_hosts_provider_from_the_snapshot(
     let snapshot = owner.engine.status();
 
     let (mut follower, first) = Follower::start();
+    follower.set_enabled(&[ProviderId::Anthropic, ProviderId::Codex]);
     assert_eq!(first, [Effect::EmitAlreadyActive]);
     let model = HostEvent::ModelChanged {
         provider: None,
@@ -753,7 +755,30 @@ fn a_follower_forwards_refreshes_and_shows_its_hosts_provider_from_the_snapshot(
     };
     assert_eq!(*provider, Some(ProviderId::Codex));
     assert!(display.as_deref().unwrap().starts_with("Codex │ 5h"), "{display:?}");
-    assert!(matches!(&told[1], EngineEvent::UpdateAll { providers } if providers.len() == 2));
+    // Every provider, as the owner lists them: the two enabled with their
+    // usage, then the five the settings turn off, `inactive`.
+    let EngineEvent::UpdateAll { providers } = &told[1] else {
+        panic!("{told:?}")
+    };
+    let listed: Vec<(ProviderId, Freshness)> = providers
+        .iter()
+        .map(|shown| (shown.usage.id, shown.usage.state))
+        .collect();
+    let off = [
+        ProviderId::Copilot,
+        ProviderId::Gemini,
+        ProviderId::Antigravity,
+        ProviderId::Kiro,
+        ProviderId::Zai,
+    ];
+    let expected: Vec<(ProviderId, Freshness)> = [
+        (ProviderId::Anthropic, Freshness::Fresh),
+        (ProviderId::Codex, Freshness::Fresh),
+    ]
+    .into_iter()
+    .chain(off.map(|id| (id, Freshness::Inactive)))
+    .collect();
+    assert_eq!(listed, expected);
     assert_eq!(follower.shown(&snapshot, at(0)), [], "nothing changed, nothing sent");
 
     assert_eq!(

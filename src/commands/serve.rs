@@ -216,6 +216,7 @@ pub async fn follow<R: AsyncBufRead + Unpin>(
     out: &mut impl Write,
 ) -> anyhow::Result<Option<(Engine, Option<HostEvent>)>> {
     let (mut follower, first) = Follower::start();
+    follower.set_enabled(&sources.settings.providers);
     if first.contains(&Effect::EmitAlreadyActive) {
         send(out, None, vec![EngineEvent::AlreadyActive])?;
     }

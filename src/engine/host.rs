@@ -227,24 +227,12 @@ impl Engine {
     }
 
     /// `update_current` and `update_all` at the clock's reading.
-    /// `update_all` lists every provider, as pi-sub's does: the enabled
-    /// ones in the settings' order (`unknown` when never read,
-    /// [`status::unread`]), then every provider the settings turn off,
-    /// `inactive` ([`status::turned_off`]).
+    /// `update_all` lists every provider ([`status::every_provider`]).
     fn views(&self) -> [EngineEvent; 2] {
         let now = self.clock.now();
         let view = status::view(self.journal.store(), now, &self.status_options);
         let current = self.session.machine.inner().current();
-        let enabled = &self.settings.providers;
-        let seen = |id: &ProviderId| view.providers.iter().find(|p| p.id == *id);
-        let off = ProviderId::ALL
-            .iter()
-            .filter(|id| !enabled.contains(id))
-            .map(|id| status::turned_off(*id, seen(id)));
-        let on = enabled
-            .iter()
-            .map(|id| seen(id).cloned().unwrap_or_else(|| status::unread(*id)));
-        let shown: Vec<_> = on.chain(off).collect();
+        let shown = status::every_provider(&view, &self.settings.providers);
         let model = self.session.model_id.as_deref();
         updates(&view, current, model, shown.iter(), now)
     }
