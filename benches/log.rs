@@ -50,6 +50,7 @@ fn main() {
     }
     let append = began.elapsed();
     let append_cpu = cpu_time() - cpu_began;
+    let append_load = load();
     let appended = journal.next_seq();
     drop(journal);
 
@@ -84,8 +85,9 @@ fn main() {
     let store = log.rebuild().unwrap();
     let rebuild = began.elapsed();
     let rebuild_cpu = cpu_time() - cpu_began;
+    let rebuild_load = load();
     log.write_checkpoint(&store).unwrap();
-    let size = log.stats().size_on_disk;
+    let size = size_of(&big.join("log"));
     drop(log);
 
     // The first open after a crash replays sled's write-ahead log.
@@ -93,9 +95,27 @@ fn main() {
     let log = Log::open(&big).unwrap();
     let sled_open = began.elapsed();
     log.close().unwrap();
+    // The open a status line or an engine start waits for: median of 5
+    // (each a clean close and a new open, as after a shutdown).
+    let mut opens = Vec::new();
+    let mut open_cpus = Vec::new();
+    for _ in 0..4 {
+        let began = Instant::now();
+        let cpu_began = cpu_time();
+        let journal = Journal::open(&big).unwrap();
+        opens.push(began.elapsed());
+        open_cpus.push(cpu_time() - cpu_began);
+        journal.close().unwrap();
+    }
     let began = Instant::now();
+    let cpu_began = cpu_time();
     let journal = Journal::open(&big).unwrap();
-    let open = began.elapsed();
+    opens.push(began.elapsed());
+    open_cpus.push(cpu_time() - cpu_began);
+    opens.sort();
+    open_cpus.sort();
+    let open = opens[2];
+    let open_load = load();
     let options = StatusOptions::default();
     journal.publish(start, &options, options.stale_after).unwrap();
     drop(journal);
@@ -108,7 +128,7 @@ fn main() {
         raw_bytes / 1_000_000
     );
     println!(
-        "append, flushed batch per cycle    {:>10.0} events/s  {:>8.0} cycles/s  ({appended} events in {cycles} cycles; goal ≥ 50,000/s; {:.0} µs cpu per cycle)",
+        "append, flushed batch per cycle    {:>10.0} events/s  {:>8.0} cycles/s  ({appended} events in {cycles} cycles; goal ≥ 50,000/s; {:.0} µs cpu per cycle, all threads; load {append_load})",
         per_s(appended, append),
         per_s(cycles, append),
         append_cpu.as_secs_f64() * 1e6 / cycles as f64
@@ -118,14 +138,17 @@ fn main() {
         per_s(seq, import)
     );
     println!(
-        "full rebuild (goal ≤ 1.5 s at 1M)  {:>10.3} s        {:>8.0} events/s  ({:.3} s cpu, all threads)",
+        "full rebuild (goal ≤ 1.5 s at 1M)  {:>10.3} s        {:>8.0} events/s  ({:.3} s cpu, all threads; load {rebuild_load})",
         rebuild.as_secs_f64(),
         per_s(seq, rebuild),
         rebuild_cpu.as_secs_f64()
     );
     println!(
-        "open with checkpoint (goal ≤ 20 ms) {:>9.1} ms       (first open after a crash: {:.1} ms)",
+        "open with checkpoint (goal ≤ 20 ms) {:>9.1} ms       (median of 5, {:.1}–{:.1} ms; {:.1} ms cpu median; first open after a crash: {:.1} ms; load {open_load})",
         open.as_secs_f64() * 1e3,
+        opens[0].as_secs_f64() * 1e3,
+        opens[4].as_secs_f64() * 1e3,
+        open_cpus[2].as_secs_f64() * 1e3,
         sled_open.as_secs_f64() * 1e3
     );
     println!(
@@ -149,7 +172,7 @@ fn main() {
 /// printing the same snapshot file: median wall of 50 runs each,
 /// interleaved.
 fn compare_status(demo: &Path) {
-    let binary = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/release/quotatrack");
+    let binary = release_binary();
     let snapshot = demo.join("status.json");
     let mut commands: Vec<(&str, Command)> = Vec::new();
     let mut status = Command::new(&binary);
@@ -231,7 +254,10 @@ fn year(demo: &Path, dir: &Path) {
     let mut worst_step = Duration::ZERO;
     let mut worst_kind = Default::default();
     let mut worst_cpu = Duration::ZERO;
+    let mut walls: Vec<Duration> = Vec::new();
     let mut steps = 0u64;
+    let mut append_time = Duration::ZERO;
+    let start_load = load();
     for day in 0..days {
         let shift = SignedDuration::from_hours(24 * day);
         for hour in batches.chunks(per_hour) {
@@ -251,7 +277,9 @@ fn year(demo: &Path, dir: &Path) {
                     })
                     .collect()
             });
+            let began = Instant::now();
             log.append_batches(shifted).unwrap();
+            append_time += began.elapsed();
         }
         let now = template.last().unwrap().at + shift;
         loop {
@@ -259,8 +287,10 @@ fn year(demo: &Path, dir: &Path) {
             let cpu_began = thread_cpu_time();
             let step = log.retain_step(now, &retention).unwrap();
             worst_cpu = worst_cpu.max(thread_cpu_time() - cpu_began);
-            if step_began.elapsed() > worst_step {
-                worst_step = step_began.elapsed();
+            let wall = step_began.elapsed();
+            walls.push(wall);
+            if wall > worst_step {
+                worst_step = wall;
                 worst_kind = step;
             }
             steps += 1;
@@ -274,18 +304,38 @@ fn year(demo: &Path, dir: &Path) {
     let simulated = began.elapsed();
     let size = size_of(dir);
     println!(
-        "simulated year ({days} days of the demo, retention 30/400 d) {:>6.1} MB on disk (goal ≤ 100 MB)  ({events} events, {:.0} s to simulate)",
+        "simulated year ({days} days of the demo, retention 30/400 d) {:>6.1} MB on disk (goal ≤ 100 MB)  ({events} events, {:.0} s to simulate, {:.0} s of it appending; load {start_load} at its start, {} at its end)",
         size as f64 / 1e6,
         simulated.as_secs_f64(),
+        append_time.as_secs_f64(),
+        load()
     );
+    let blobs = dir.join("log/blobs");
+    let blob_count = std::fs::read_dir(&blobs).map_or(0, Iterator::count);
     println!(
-        "retention step over the year (goal ≤ 50 ms) {:>6.1} ms longest of {steps} steps ({worst_kind:?}); the most cpu one step took: {:.1} ms",
+        "  of which: sled's file {:.1} MB, {blob_count} blob files {:.1} MB, snapshots and the rest {:.1} MB",
+        file_len(&dir.join("log/db")) as f64 / 1e6,
+        size_of(&blobs) as f64 / 1e6,
+        (size - file_len(&dir.join("log/db")) - size_of(&blobs)) as f64 / 1e6
+    );
+    walls.sort();
+    let quantile = |q: f64| {
+        walls
+            .get(((walls.len() as f64 - 1.0) * q) as usize)
+            .copied()
+            .unwrap_or_default()
+    };
+    let over = walls.iter().filter(|wall| **wall > Duration::from_millis(50)).count();
+    println!(
+        "retention step over the year (goal ≤ 50 ms) {:>6.1} ms longest of {steps} steps ({worst_kind:?}); p50 {:.1} ms, p99 {:.1} ms, {over} over 50 ms; the most cpu one step took: {:.1} ms",
         worst_step.as_secs_f64() * 1e3,
+        quantile(0.5).as_secs_f64() * 1e3,
+        quantile(0.99).as_secs_f64() * 1e3,
         worst_cpu.as_secs_f64() * 1e3
     );
     // `history` over the whole year, as a person runs it (one process,
     // the default 240 points per series), median of 5 runs.
-    let binary = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/release/quotatrack");
+    let binary = release_binary();
     let now = template.last().unwrap().at + SignedDuration::from_hours(24 * (days - 1));
     let mut times: Vec<Duration> = (0..5)
         .map(|_| {
@@ -301,10 +351,16 @@ fn year(demo: &Path, dir: &Path) {
         .collect();
     times.sort();
     println!(
-        "history over the year (goal < 1 s)  {:>9.3} s median wall, whole process (--since {}d --csv)",
+        "history over the year (goal < 1 s)  {:>9.3} s median wall, whole process (--since {}d --csv; load {})",
         times[2].as_secs_f64(),
-        days + 1
+        days + 1,
+        load()
     );
+}
+
+/// The length of one file (0 when it cannot be read).
+fn file_len(path: &Path) -> u64 {
+    std::fs::metadata(path).map_or(0, |meta| meta.len())
 }
 
 /// Bytes in the files under `dir`.
@@ -392,7 +448,7 @@ fn cycle_events(start: Timestamp, cycle: u64) -> Vec<(Timestamp, Stream, Event)>
 
 /// The median wall time of `quotatrack status` run as a process.
 fn time_status(data_dir: &Path, runs: usize) -> Duration {
-    let binary = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/release/quotatrack");
+    let binary = release_binary();
     let mut times: Vec<Duration> = (0..runs)
         .map(|_| {
             let began = Instant::now();
@@ -406,6 +462,24 @@ fn time_status(data_dir: &Path, runs: usize) -> Duration {
         .collect();
     times.sort();
     times[runs / 2]
+}
+
+/// The `quotatrack` binary of the target dir this benchmark was built in
+/// (`target/release/deps/log-…` → `target/release/quotatrack`).
+fn release_binary() -> std::path::PathBuf {
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| Some(exe.parent()?.parent()?.join("quotatrack")))
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target/release/quotatrack"))
+}
+
+/// The 1-minute load average, as `/proc/loadavg` gives it: a wall time on
+/// a shared machine means little without it.
+fn load() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|text| text.split_whitespace().next().map(str::to_owned))
+        .unwrap_or_else(|| "?".to_owned())
 }
 
 /// The CPU time this process used so far (all threads): what the figures

@@ -40,7 +40,7 @@ use std::time::Duration;
 use jiff::{SignedDuration, Timestamp};
 
 use crate::events::{Envelope, Event, Stream};
-use crate::files::{self, write_private_atomically};
+use crate::files;
 use crate::store::Store;
 
 /// The sled directory inside the data dir.
@@ -102,6 +102,10 @@ pub struct Log {
     retention: Option<retention::Cursor>,
     /// Where the last complete retention pass ended.
     frontier: Option<u64>,
+    /// The end marker, open for in-place writes after the first append.
+    end_file: Option<fs::File>,
+    /// The readings block being gathered by retention's steps.
+    pending_readings: Option<readings::Pending>,
 }
 
 /// The keyframe appends compress against.
@@ -386,7 +390,10 @@ impl Log {
             });
         }
         let owner = dir.join(OWNER_FILE);
-        write_private_atomically(&owner, std::process::id().to_string().as_bytes()).map_err(LogError::io(&owner))?;
+        // Only named in a refusal's message: replaced without an fsync (a
+        // crash leaves the old pid or none, and the lock says who owns).
+        files::replace_private(&owner, std::process::id().to_string().as_bytes(), false)
+            .map_err(LogError::io(&owner))?;
         Ok(Log {
             db,
             events,
@@ -397,6 +404,8 @@ impl Log {
             writer: None,
             retention: None,
             frontier: None,
+            end_file: None,
+            pending_readings: None,
         })
     }
 
@@ -469,13 +478,69 @@ impl Log {
             stored.push(Stored::of(&envelope));
             envelopes.push(envelope);
         }
-        let mut batch = sled::Batch::default();
-        self.put_frames(&stored, APPEND_FRAME, &mut batch)?;
-        self.apply(batch)?;
+        let frames = self.frames(&stored, APPEND_FRAME)?;
+        self.write_frames(frames)?;
         self.flush()?;
         self.next_seq += envelopes.len() as u64;
-        write_end(&self.dir, self.next_seq);
+        self.mark_end();
         Ok(envelopes)
+    }
+
+    /// Writes new frames: one frame (a cycle's batch) as a single insert,
+    /// which sled makes atomic without the manifest and the extra write of
+    /// a batch; several as one batch.
+    fn write_frames(&mut self, mut frames: Vec<(u64, Vec<u8>)>) -> Result<(), LogError> {
+        if frames.len() == 1
+            && let Some((key, value)) = frames.pop()
+        {
+            let inserted = guard(&self.dir, || self.events.insert(key.to_be_bytes(), value).map(drop));
+            if inserted.is_err() {
+                self.writer = None;
+            }
+            return inserted;
+        }
+        let mut batch = sled::Batch::default();
+        for (key, value) in frames {
+            batch.insert(&key.to_be_bytes(), value);
+        }
+        self.apply(batch)
+    }
+
+    /// Records `next_seq` in the end marker after an acknowledged append:
+    /// written in place through a handle kept open (fixed width, so a
+    /// write never leaves a longer old value behind), without a rename or
+    /// an fsync per append. The first write truncates whatever was there;
+    /// a crash then leaves it empty (no marker), and otherwise the page
+    /// holds the old number or the new one, never one ahead of the log.
+    /// Best effort, as [`write_end`].
+    fn mark_end(&mut self) {
+        use std::os::unix::fs::{FileExt, OpenOptionsExt};
+        if self.end_file.is_none() {
+            let path = self.dir.join(END_FILE);
+            let opened = fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .custom_flags(libc::O_NOFOLLOW)
+                .open(&path);
+            match opened {
+                Ok(file) => self.end_file = Some(file),
+                Err(_) => {
+                    write_end(&self.dir, self.next_seq);
+                    return;
+                }
+            }
+        }
+        let text = format!("{:020}", self.next_seq);
+        let written = self
+            .end_file
+            .as_ref()
+            .is_some_and(|file| file.write_all_at(text.as_bytes(), 0).is_ok());
+        if !written {
+            self.end_file = None;
+            write_end(&self.dir, self.next_seq);
+        }
     }
 
     /// Appends several batches, each stored as the engine's appends are
@@ -485,7 +550,7 @@ impl Log {
         &mut self,
         batches: impl IntoIterator<Item = Vec<(Timestamp, Stream, Event)>>,
     ) -> Result<u64, LogError> {
-        let mut batch = sled::Batch::default();
+        let mut frames = Vec::new();
         let mut next = self.next_seq;
         for items in batches {
             let stored: Vec<Stored> = items
@@ -501,13 +566,13 @@ impl Log {
                     Stored::of(&envelope)
                 })
                 .collect();
-            self.put_frames(&stored, APPEND_FRAME, &mut batch)?;
+            frames.extend(self.frames(&stored, APPEND_FRAME)?);
         }
-        self.apply(batch)?;
+        self.write_frames(frames)?;
         self.flush()?;
         let appended = next - self.next_seq;
         self.next_seq = next;
-        write_end(&self.dir, self.next_seq);
+        self.mark_end();
         Ok(appended)
     }
 
@@ -552,6 +617,16 @@ impl Log {
     /// `per_frame` consecutive events each, compressed against the current
     /// keyframe (or as a new one).
     fn put_frames(&mut self, items: &[Stored], per_frame: usize, batch: &mut sled::Batch) -> Result<(), LogError> {
+        for (key, value) in self.frames(items, per_frame)? {
+            batch.insert(&key.to_be_bytes(), value);
+        }
+        Ok(())
+    }
+
+    /// The frames (key and value) holding `items`, as [`Log::put_frames`]
+    /// adds them.
+    fn frames(&mut self, items: &[Stored], per_frame: usize) -> Result<Vec<(u64, Vec<u8>)>, LogError> {
+        let mut frames = Vec::new();
         let mut start = 0;
         while start < items.len() {
             let mut end = start + 1;
@@ -602,9 +677,9 @@ impl Log {
                 self.writer = None;
                 self.storage_message(message)
             })?;
-            batch.insert(&header.first.to_be_bytes(), value);
+            frames.push((header.first, value));
         }
-        Ok(())
+        Ok(frames)
     }
 
     /// Applies a batch to the events tree; on failure the next frame is a

@@ -297,3 +297,52 @@ fn export_import_export_is_byte_identical_and_a_v1_log_is_converted_keeping_its_
     log.close().unwrap();
     assert_eq!(export(&dir), v1);
 }
+
+#[test]
+fn a_readings_block_is_gathered_over_short_steps_and_holds_every_reading_of_its_events() {
+    use quotatrack::log::readings::{self, BLOCK_EVENTS, INDEX_STEP_EVENTS, Reading};
+    let root = tempfile::tempdir().unwrap();
+    let demo = root.path().join("demo");
+    let ran = quotatrack(&["--data-dir", demo.to_str().unwrap(), "demo", "--hours", "3"], b"");
+    assert_eq!(ran.status.code(), Some(0));
+    let text = export(&demo);
+    // Imported: a log whose record is not written yet.
+    let dir = root.path().join("imported");
+    let mut log = Log::open(&dir).unwrap();
+    log.import(text.as_bytes()).unwrap();
+    assert!(log.next_seq() >= BLOCK_EVENTS, "{} events", log.next_seq());
+    let covered = |log: &Log| log.readings(None, None, |_| {}).unwrap().events;
+    assert_eq!(covered(&log), 0);
+    let forever = Retention {
+        bodies: None,
+        events: None,
+    };
+    let now = Timestamp::from_second(2_000_000_000).unwrap();
+    let mut steps = 0;
+    while covered(&log) == 0 {
+        let step = log.retain_step(now, &forever).unwrap();
+        assert!(step.indexed && !step.done, "step {steps}: {step:?}");
+        steps += 1;
+        assert!(steps <= 100, "no block after {steps} steps");
+    }
+    // Each step read at most its share of the block.
+    assert_eq!(
+        steps,
+        BLOCK_EVENTS.div_ceil(INDEX_STEP_EVENTS),
+        "steps to the first block"
+    );
+    assert_eq!(covered(&log), BLOCK_EVENTS);
+    let key = |reading: &Reading| (reading.provider, reading.window.clone(), reading.at);
+    let mut from_events: Vec<Reading> = envelopes(&text)
+        .iter()
+        .filter(|envelope| envelope.seq < BLOCK_EVENTS)
+        .flat_map(|envelope| readings::of(envelope).collect::<Vec<_>>())
+        .collect();
+    from_events.sort_by_key(key);
+    let mut from_record = Vec::new();
+    log.readings(None, None, |reading| from_record.push(reading)).unwrap();
+    from_record.sort_by_key(key);
+    assert!(!from_events.is_empty());
+    assert_eq!(from_record, from_events);
+    log.close().unwrap();
+}

@@ -10,8 +10,9 @@
 //! workload takes a few bytes per reading. Blocks live in their own sled
 //! tree under the big-endian `first`; the record is derived from the
 //! events, so it is written lazily by retention ([`Log::index_readings`])
-//! once [`BLOCK_EVENTS`] events wait, and always before events are folded
-//! away. What it does not cover yet is read from the events themselves.
+//! once [`BLOCK_EVENTS`] events wait, gathered over several steps of at
+//! most [`INDEX_STEP_EVENTS`] events each (kept in memory meanwhile), and
+//! always whole before events are folded away. What it does not cover yet is read from the events themselves.
 //!
 //! Every block starts with [`MAGIC`] and a CRC-32 of the rest; a block that
 //! fails it is skipped by readers (and its events, while still in the log,
@@ -32,6 +33,9 @@ const HEADER: usize = 4 + 4 + 8 + 8 + 8 + 8 + 4;
 /// A block is written once this many events wait (about two hours of the
 /// demo workload: a few thousand readings, compressed together).
 pub const BLOCK_EVENTS: u64 = 2_048;
+/// The most events one retention step reads for the record (a block is
+/// gathered over several steps, so a step stays short).
+pub const INDEX_STEP_EVENTS: u64 = 256;
 /// The most text one block may hold once decompressed.
 const MAX_TEXT: usize = 64 << 20;
 /// The zstd level of blocks.
@@ -268,6 +272,16 @@ fn get_str<'a>(text: &'a [u8], at: &mut usize) -> Option<&'a str> {
     std::str::from_utf8(bytes).ok()
 }
 
+/// A block being gathered by [`Log::index_readings`] over several steps.
+pub(crate) struct Pending {
+    /// Where the block starts (where the record ended when it began).
+    from: u64,
+    /// The next event to read.
+    next: u64,
+    /// The readings of the events `from..next`.
+    readings: Vec<Reading>,
+}
+
 /// What [`Log::readings`] read.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Covered {
@@ -297,18 +311,19 @@ impl Log {
     }
 
     /// Writes the readings of the events from where the record ends up to
-    /// `to` (or, with `None`, one block when [`BLOCK_EVENTS`] wait) without
-    /// flushing: a derived record, flushed with what follows it. Returns
-    /// whether a block was written. An unreadable event is
+    /// `to` (or, with `None`, one bounded part of a block when
+    /// [`BLOCK_EVENTS`] wait: see [`Log::index_part`]) without flushing: a
+    /// derived record, flushed with what follows it. Returns whether it
+    /// did any work. An unreadable event is
     /// [`LogError::Damaged`] and nothing is written.
     pub(crate) fn index_readings(&mut self, to: Option<u64>) -> Result<bool, LogError> {
         let from = self.indexed_end()?;
         let to = match to {
             Some(to) if to > from => to.min(self.next_seq),
             Some(_) => return Ok(false),
-            None if self.next_seq.saturating_sub(from) >= BLOCK_EVENTS => from + BLOCK_EVENTS,
-            None => return Ok(false),
+            None => return self.index_part(from),
         };
+        self.pending_readings = None;
         let mut from = from;
         let mut wrote = false;
         while from < to {
@@ -322,6 +337,50 @@ impl Log {
             }
         }
         Ok(wrote)
+    }
+
+    /// A bounded part of the next block (at most [`INDEX_STEP_EVENTS`]
+    /// events read), when [`BLOCK_EVENTS`] events wait after `from` (where
+    /// the record ends): the readings gathered so far are kept in memory
+    /// (derived, so a crash only loses the work) and the block is written
+    /// by the part that reaches its end. Returns whether it did any work.
+    fn index_part(&mut self, from: u64) -> Result<bool, LogError> {
+        if self.next_seq.saturating_sub(from) < BLOCK_EVENTS {
+            return Ok(false);
+        }
+        let end = from + BLOCK_EVENTS;
+        let (mut next, mut readings) = match self.pending_readings.take() {
+            Some(pending) if pending.from == from && pending.next <= end => (pending.next, pending.readings),
+            _ => (from, Vec::new()),
+        };
+        let stop = (next + INDEX_STEP_EVENTS).min(end);
+        let mut reached = next;
+        for entry in self.entries(next) {
+            let envelope = match entry {
+                Ok(envelope) if envelope.seq >= stop => {
+                    // A gap (a repaired hole) is covered too.
+                    reached = stop;
+                    break;
+                }
+                Ok(envelope) => envelope,
+                Err(LogError::Corrupt { seq, reason }) => {
+                    return Err(self.damaged(format!("event {seq} is unreadable: {reason}")));
+                }
+                Err(error) => return Err(error),
+            };
+            reached = envelope.seq + 1;
+            readings.extend(of(&envelope));
+        }
+        let progressed = reached > next;
+        next = reached.max(next);
+        if next < end {
+            // Nothing read (the log ends before the block does) is no work.
+            self.pending_readings = Some(Pending { from, next, readings });
+            return Ok(progressed);
+        }
+        let value = encode(from, end, &readings).map_err(|message| self.storage_message(message))?;
+        guard(&self.dir, || self.readings.insert(from.to_be_bytes(), value))?;
+        Ok(true)
     }
 
     /// One block of the readings of events `from..to`; returns where it
