@@ -81,7 +81,7 @@ fn main() {
         case("status --json", &["status", "--json"], None),
         case(
             "status --format …",
-            &["status", "--format", "{provider} {used_percent}% {remaining_time}"],
+            &["status", "--format", "{anthropic.5h.used_percent}% · {anthropic.5h.remaining_time} left ({anthropic.state})"],
             None,
         ),
         case("status --output waybar", &["status", "--output", "waybar"], None),
