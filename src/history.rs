@@ -310,7 +310,8 @@ pub struct Read {
 pub fn read(source: &Source, query: Query) -> Result<Read, HistoryError> {
     match source {
         Source::DataDir(data_dir) => {
-            if std::fs::symlink_metadata(data_dir.join(crate::log::DB_DIR)).is_err() {
+            let log_dir = std::fs::symlink_metadata(data_dir.join(crate::log::DB_DIR));
+            if log_dir.is_err_and(|error| error.kind() == std::io::ErrorKind::NotFound) {
                 return Ok(Read::default());
             }
             let log = crate::log::Log::open(data_dir)?;

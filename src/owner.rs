@@ -8,8 +8,8 @@
 //! owner → follower   {"done":true}              once the refresh is in the snapshot
 //!
 //! follower → owner   {"history":{"provider":null,"window":null,"since":"…","until":"…","every_s":3600}}
-//! owner → follower   {"series":[…]}             the series its `/v1/history` shows
-//!                    {"error":"…"}              an owner that serves no history says why
+//! owner → follower   {"series":[…]}             the series, read from the owner's own log
+//!                    {"error":"…"}              why not (stopping, too slow, an unreadable log)
 //! ```
 //!
 //! A history request is answered by the socket's own task, never through
