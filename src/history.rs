@@ -13,8 +13,6 @@
 //! answers its followers with it), and `quotatrack history`
 //! ([`crate::commands::history`]) renders it with [`crate::render::history`].
 
-use std::collections::BTreeMap;
-
 use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 
@@ -85,7 +83,11 @@ pub struct Series {
 #[derive(Debug, Default)]
 pub struct Builder {
     query: Query,
-    series: BTreeMap<ProviderId, BTreeMap<String, Building>>,
+    /// Each window's series being built, in the order first seen.
+    series: Vec<(ProviderId, String, Building)>,
+    /// The series the last reading went to: readings come series by
+    /// series (the readings record's blocks), so most need no search.
+    last: usize,
 }
 
 /// A series being built.
@@ -108,7 +110,8 @@ impl Builder {
     pub fn new(query: Query) -> Builder {
         Builder {
             query,
-            series: BTreeMap::new(),
+            series: Vec::new(),
+            last: 0,
         }
     }
 
@@ -152,23 +155,27 @@ impl Builder {
         }
         let used_ratio = used_ratio.clamp(0.0, 1.0);
         let bucket = self.query.every.map(|every| bucket_of(at, every));
-        let windows = self.series.entry(provider).or_default();
-        let building = match windows.get_mut(window) {
-            Some(building) => building,
-            None => windows.entry(window.to_owned()).or_default(),
-        };
-        building.take(at, used_ratio, resets_at, bucket);
+        let same = |(id, name, _): &(ProviderId, String, Building)| *id == provider && name == window;
+        if !self.series.get(self.last).is_some_and(same) {
+            self.last = match self.series.iter().position(same) {
+                Some(found) => found,
+                None => {
+                    self.series.push((provider, window.to_owned(), Building::default()));
+                    self.series.len() - 1
+                }
+            };
+        }
+        if let Some((_, _, building)) = self.series.get_mut(self.last) {
+            building.take(at, used_ratio, resets_at, bucket);
+        }
     }
 
     /// The series, by provider then window id.
-    pub fn finish(self) -> Vec<Series> {
+    pub fn finish(mut self) -> Vec<Series> {
+        self.series
+            .sort_by(|(a_id, a_name, _), (b_id, b_name, _)| (a_id, a_name).cmp(&(b_id, b_name)));
         self.series
             .into_iter()
-            .flat_map(|(provider, windows)| {
-                windows
-                    .into_iter()
-                    .map(move |(window, building)| (provider, window, building))
-            })
             .map(|(provider, window, building)| {
                 let cycles = building.cycle_peaks.len();
                 let summary = Summary {
@@ -348,7 +355,7 @@ pub fn read_log(log: &crate::log::Log, query: Query) -> Result<Read, HistoryErro
     let (since, until) = (query.since, query.until);
     let mut builder = Builder::new(query);
     let mut read = Read::default();
-    let covered = log.readings(since, until, |reading| builder.recorded(&reading))?;
+    let covered = log.readings(since, until, |reading| builder.recorded(reading))?;
     read.events = covered.events;
     read.skipped = covered.unreadable;
     for entry in log.entries(covered.end) {
