@@ -68,8 +68,9 @@ pub enum Command {
     /// print what a user would have seen.
     Demo(DemoArgs),
     /// Run the engine in the foreground, printing the status line after
-    /// every update, until interrupted.
-    Watch,
+    /// every update (or, with --json, the `status --json` object, one per
+    /// line), until interrupted.
+    Watch(WatchArgs),
     /// Perform PROVIDER's real usage request with your credentials and write
     /// the redacted exchange as a fixture (for a bug report).
     Record(RecordArgs),
@@ -97,6 +98,15 @@ pub enum Command {
 #[derive(Debug, Clone, Copy, ClapArgs)]
 pub struct JsonArgs {
     /// Print one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `quotatrack watch`.
+#[derive(Debug, Clone, Copy, ClapArgs)]
+pub struct WatchArgs {
+    /// After every update print the `status --json` object on one line
+    /// instead of the status line; alerts then go to stderr.
     #[arg(long)]
     pub json: bool,
 }

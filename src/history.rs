@@ -8,11 +8,10 @@
 //! length of the log. A reset always starts a new point, even inside a
 //! bucket, so the chart's drops are where they happened.
 //!
-//! [`Builder`] is pure; [`read`] feeds it from a data dir's log (through a
-//! read copy, as `log export` reads it) or an exported file, and
-//! [`command`] is `quotatrack history`, rendered by [`crate::render::history`].
-
-use std::collections::BTreeMap;
+//! [`Builder`] is pure; [`read`] feeds it from a data dir's log (opened in
+//! place) or an exported file, [`read_log`] from an open log (an owner
+//! answers its followers with it), and `quotatrack history`
+//! ([`crate::commands::history`]) renders it with [`crate::render::history`].
 
 use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
@@ -84,7 +83,11 @@ pub struct Series {
 #[derive(Debug, Default)]
 pub struct Builder {
     query: Query,
-    series: BTreeMap<ProviderId, BTreeMap<String, Building>>,
+    /// Each window's series being built, in the order first seen.
+    series: Vec<(ProviderId, String, Building)>,
+    /// The series the last reading went to: readings come series by
+    /// series (the readings record's blocks), so most need no search.
+    last: usize,
 }
 
 /// A series being built.
@@ -107,7 +110,8 @@ impl Builder {
     pub fn new(query: Query) -> Builder {
         Builder {
             query,
-            series: BTreeMap::new(),
+            series: Vec::new(),
+            last: 0,
         }
     }
 
@@ -151,23 +155,27 @@ impl Builder {
         }
         let used_ratio = used_ratio.clamp(0.0, 1.0);
         let bucket = self.query.every.map(|every| bucket_of(at, every));
-        let windows = self.series.entry(provider).or_default();
-        let building = match windows.get_mut(window) {
-            Some(building) => building,
-            None => windows.entry(window.to_owned()).or_default(),
-        };
-        building.take(at, used_ratio, resets_at, bucket);
+        let same = |(id, name, _): &(ProviderId, String, Building)| *id == provider && name == window;
+        if !self.series.get(self.last).is_some_and(same) {
+            self.last = match self.series.iter().position(same) {
+                Some(found) => found,
+                None => {
+                    self.series.push((provider, window.to_owned(), Building::default()));
+                    self.series.len() - 1
+                }
+            };
+        }
+        if let Some((_, _, building)) = self.series.get_mut(self.last) {
+            building.take(at, used_ratio, resets_at, bucket);
+        }
     }
 
     /// The series, by provider then window id.
-    pub fn finish(self) -> Vec<Series> {
+    pub fn finish(mut self) -> Vec<Series> {
+        self.series
+            .sort_by(|(a_id, a_name, _), (b_id, b_name, _)| (a_id, a_name).cmp(&(b_id, b_name)));
         self.series
             .into_iter()
-            .flat_map(|(provider, windows)| {
-                windows
-                    .into_iter()
-                    .map(move |(window, building)| (provider, window, building))
-            })
             .map(|(provider, window, building)| {
                 let cycles = building.cycle_peaks.len();
                 let summary = Summary {
@@ -257,8 +265,7 @@ pub fn series<'a>(events: impl IntoIterator<Item = &'a Envelope>, query: Query) 
 /// Where `history` reads.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Source {
-    /// The log of a data dir, read through a copy (as `log export` reads
-    /// it), without taking ownership of the data dir.
+    /// The log of a data dir, read in place (see [`read`]).
     DataDir(std::path::PathBuf),
     /// An exported file (`log export` output or an incident), JSON lines.
     File(std::path::PathBuf),
@@ -301,31 +308,27 @@ pub struct Read {
 
 /// Reads `source` into the series `query` keeps, downsampling as it
 /// reads (memory follows the number of buckets, not the log's length).
+///
+/// A data dir's log is opened in place, which takes its owner lock for the
+/// read (without waiting): a data dir another process owns is
+/// [`LogError::Owned`](crate::log::LogError::Owned), and `quotatrack
+/// history` then asks that owner ([`crate::owner::ask_history`]). A data
+/// dir without a log reads as empty, and nothing is created in it.
 pub fn read(source: &Source, query: Query) -> Result<Read, HistoryError> {
-    let mut builder = Builder::new(query);
-    let mut read = Read::default();
     match source {
         Source::DataDir(data_dir) => {
-            let log = crate::log::Log::open_copy(data_dir)?;
-            // The readings record first (it outlives folded events), then
-            // the events it does not cover yet.
-            let query = &builder.query;
-            let (since, until) = (query.since, query.until);
-            let covered = log.readings(since, until, |reading| builder.recorded(&reading))?;
-            read.events = covered.events;
-            read.skipped = covered.unreadable;
-            for entry in log.entries(covered.end) {
-                match entry {
-                    Ok(envelope) => {
-                        read.events += 1;
-                        builder.event(&envelope);
-                    }
-                    Err(crate::log::LogError::Corrupt { .. }) => read.skipped += 1,
-                    Err(error) => return Err(error.into()),
-                }
+            let log_dir = std::fs::symlink_metadata(data_dir.join(crate::log::DB_DIR));
+            if log_dir.is_err_and(|error| error.kind() == std::io::ErrorKind::NotFound) {
+                return Ok(Read::default());
             }
+            let log = crate::log::Log::open(data_dir)?;
+            // Dropped, not closed: nothing was appended, so there is no
+            // write-ahead log for `close` to fold.
+            read_log(&log, query)
         }
         Source::File(path) => {
+            let mut builder = Builder::new(query);
+            let mut read = Read::default();
             let file = std::fs::File::open(path).map_err(|error| HistoryError::File {
                 path: path.clone(),
                 error,
@@ -338,6 +341,31 @@ pub fn read(source: &Source, query: Query) -> Result<Read, HistoryError> {
                 read.events += 1;
                 builder.event(&envelope);
             }
+            read.series = builder.finish();
+            Ok(read)
+        }
+    }
+}
+
+/// Reads an open log (this process's own, or an owner's
+/// [`LogReader`](crate::log::LogReader)) into the series `query` keeps:
+/// the readings record first (it outlives folded events), then the events
+/// it does not cover yet.
+pub fn read_log(log: &crate::log::Log, query: Query) -> Result<Read, HistoryError> {
+    let (since, until) = (query.since, query.until);
+    let mut builder = Builder::new(query);
+    let mut read = Read::default();
+    let covered = log.readings(since, until, |reading| builder.recorded(reading))?;
+    read.events = covered.events;
+    read.skipped = covered.unreadable;
+    for entry in log.entries(covered.end) {
+        match entry {
+            Ok(envelope) => {
+                read.events += 1;
+                builder.event(&envelope);
+            }
+            Err(crate::log::LogError::Corrupt { .. }) => read.skipped += 1,
+            Err(error) => return Err(error.into()),
         }
     }
     read.series = builder.finish();

@@ -1145,6 +1145,37 @@ fn lock_or_owned(data_dir: &Path, file: fs::File) -> Result<Option<fs::File>, Lo
     })
 }
 
+/// A second handle on an open log, for reading it on another thread while
+/// its owner goes on appending (the owner answering `history` over its
+/// control socket): the same sled trees, read-only through `&Log`. It keeps
+/// sled's files open, so the owner drops its readers before [`Log::close`].
+pub struct LogReader(Log);
+
+impl Log {
+    /// A [`LogReader`] on this log.
+    pub fn reader(&self) -> LogReader {
+        LogReader(Log {
+            db: self.db.clone(),
+            events: self.events.clone(),
+            checkpoints: self.checkpoints.clone(),
+            readings: self.readings.clone(),
+            next_seq: self.next_seq,
+            dir: self.dir.clone(),
+            writer: None,
+            retention: None,
+            frontier: None,
+        })
+    }
+}
+
+impl std::ops::Deref for LogReader {
+    type Target = Log;
+
+    fn deref(&self) -> &Log {
+        &self.0
+    }
+}
+
 /// A log opened on a scratch copy of the data dir's log (see
 /// [`Log::open_copy`]); the copy is removed when this is dropped.
 pub struct ReadCopy {

@@ -8,13 +8,18 @@
 //! owner → follower   {"done":true}              once the refresh is in the snapshot
 //!
 //! follower → owner   {"history":{"provider":null,"window":null,"since":"…","until":"…","every_s":3600}}
-//! owner → follower   {"series":[…]}             the series its `/v1/history` shows
-//!                    {"error":"…"}              an owner that serves no history says why
+//! owner → follower   {"series":[…]}             the series, read from the owner's own log
+//!                    {"error":"…"}              why not (stopping, too slow, an unreadable log)
 //! ```
 //!
-//! A history request is answered by the socket's own task from what the
-//! owner gave [`listen_answering`] (a `serve --http` owner's published
-//! readings), never through the engine loop, so it never waits for a cycle.
+//! A history request is answered by the socket's own task, never through
+//! the engine loop, so it never waits for a cycle and never holds one up:
+//! the owner's open log is read (through a [`LogReader`]) on a blocking
+//! thread, one request at a time, and a request not answered within
+//! [`ANSWER_WITHIN`] gets an error instead. Every owner answers: `watch`,
+//! `serve --stdio` and `serve --http`. The socket's tasks hold the reader
+//! weakly: the strong handle is the owner's [`Listening`], dropped before
+//! the engine closes its log.
 //!
 //! The owner binds the socket once it holds the log; a socket left by an
 //! owner that died is removed first (holding the log proves nobody else
@@ -28,7 +33,7 @@
 use std::io;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
@@ -36,9 +41,10 @@ use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{UnixListener, UnixStream};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Semaphore, mpsc, oneshot};
 
 use crate::history::{Query, Series};
+use crate::log::{Log, LogReader};
 use crate::providers::ProviderId;
 
 /// The socket's name in the data dir.
@@ -59,8 +65,31 @@ struct Answer {
 /// A request as the owner receives it, with the way to say it is done.
 pub type Asked = (Request, oneshot::Sender<()>);
 
-/// How an owner answers a history request: the series, or why not.
-pub type Historian = Arc<dyn Fn(Query) -> Result<Vec<Series>, String> + Send + Sync>;
+/// The longest an owner takes to answer a history request (waiting for
+/// the one before it included); after that it answers with an error.
+pub const ANSWER_WITHIN: Duration = Duration::from_secs(10);
+
+/// The owner's end of the socket, bound: the requests that need the
+/// engine, and the handle on the log its history answers are read from.
+pub struct Listening {
+    asked: mpsc::Receiver<Asked>,
+    /// The strong handle; the socket's tasks hold it weakly, so the log is
+    /// released when this is dropped (a read under way finishes first).
+    _log: Option<Arc<LogReader>>,
+}
+
+impl Listening {
+    /// The next request that needs the engine (a refresh).
+    pub async fn next(&mut self) -> Option<Asked> {
+        self.asked.recv().await
+    }
+
+    /// Removes the socket and lets go of the log: history requests from
+    /// now on are refused. Call it before the engine closes its log.
+    pub fn stop(self, data_dir: &Path) {
+        unlisten(data_dir);
+    }
+}
 
 /// A history request on the wire: [`Query`] with its times in RFC 3339
 /// and its step in seconds.
@@ -114,15 +143,11 @@ enum HistoryAnswer {
     Error(String),
 }
 
-/// The owner's end: binds the socket (0600) and passes on every request.
-/// History requests are refused: this owner keeps no series (see
-/// [`listen_answering`]). The error names the socket's path, once.
-pub fn listen(data_dir: &Path) -> io::Result<mpsc::Receiver<Asked>> {
-    listen_answering(data_dir, None)
-}
-
-/// [`listen`], with history requests answered by `historian`.
-pub fn listen_answering(data_dir: &Path, historian: Option<Historian>) -> io::Result<mpsc::Receiver<Asked>> {
+/// The owner's end: binds the socket (0600) and passes on every request
+/// that needs the engine; history requests are answered from `log` (the
+/// owner's open log) on a blocking thread. The error names the socket's
+/// path, once.
+pub fn listen(data_dir: &Path, log: Option<&Log>) -> io::Result<Listening> {
     let path = data_dir.join(SOCKET);
     let at_path = |error: io::Error| io::Error::new(error.kind(), format!("{}: {error}", path.display()));
     match std::fs::symlink_metadata(&path) {
@@ -148,21 +173,57 @@ pub fn listen_answering(data_dir: &Path, historian: Option<Historian>) -> io::Re
     }
     let listener = UnixListener::bind(&path).map_err(at_path)?;
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).map_err(at_path)?;
-    let (sender, receiver) = mpsc::channel(16);
-    let served = data_dir.display().to_string();
-    let historian: Historian = historian.unwrap_or_else(|| {
-        Arc::new(move |_| {
-            Err(format!(
-                "the engine that owns {served} (`watch` or `serve --stdio`) serves no history: run `quotatrack history` once it stops, or run the owner as `serve --http`"
-            ))
-        })
-    });
+    let (sender, asked) = mpsc::channel(16);
+    let log = log.map(|log| Arc::new(log.reader()));
+    let historian = Historian {
+        log: log.as_ref().map_or_else(Weak::new, Arc::downgrade),
+        data_dir: data_dir.to_owned(),
+        one_at_a_time: Arc::new(Semaphore::new(1)),
+    };
     tokio::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
-            tokio::spawn(serve(stream, sender.clone(), Arc::clone(&historian)));
+            tokio::spawn(serve(stream, sender.clone(), historian.clone()));
         }
     });
-    Ok(receiver)
+    Ok(Listening { asked, _log: log })
+}
+
+/// How the socket's tasks answer history requests.
+#[derive(Clone)]
+struct Historian {
+    log: Weak<LogReader>,
+    data_dir: std::path::PathBuf,
+    one_at_a_time: Arc<Semaphore>,
+}
+
+impl Historian {
+    /// The series `query` selects from the owner's log, read on a blocking
+    /// thread, or why not; at most [`ANSWER_WITHIN`].
+    async fn answer(&self, query: Query) -> HistoryAnswer {
+        let dir = self.data_dir.display();
+        let read = async {
+            let _turn = self.one_at_a_time.acquire().await.ok();
+            let log = self.log.clone();
+            let read = tokio::task::spawn_blocking(move || {
+                let log = log.upgrade()?;
+                Some(crate::history::read_log(&log, query).map_err(|error| error.to_string()))
+            });
+            match read.await {
+                Ok(Some(Ok(read))) => HistoryAnswer::Series(read.series),
+                Ok(Some(Err(error))) => {
+                    HistoryAnswer::Error(format!("the engine that owns {dir} cannot read its log: {error}"))
+                }
+                Ok(None) => HistoryAnswer::Error(format!("the engine that owns {dir} is stopping: try again")),
+                Err(_) => HistoryAnswer::Error(format!("the engine that owns {dir} failed reading its log: try again")),
+            }
+        };
+        tokio::time::timeout(ANSWER_WITHIN, read).await.unwrap_or_else(|_| {
+            HistoryAnswer::Error(format!(
+                "the engine that owns {dir} did not read its history within {} s: ask for a shorter span (--since) or try again",
+                ANSWER_WITHIN.as_secs()
+            ))
+        })
+    }
 }
 
 /// Removes the socket `listen` bound, and only a socket: whatever else is
@@ -180,10 +241,7 @@ async fn serve(stream: UnixStream, owner: mpsc::Sender<Asked>, historian: Histor
     let mut lines = BufReader::new(read).lines();
     while let Ok(Some(line)) = lines.next_line().await {
         if let Ok(HistoryLine { history }) = serde_json::from_str::<HistoryLine>(&line) {
-            let answer = match historian(history.into()) {
-                Ok(series) => HistoryAnswer::Series(series),
-                Err(reason) => HistoryAnswer::Error(reason),
-            };
+            let answer = historian.answer(history.into()).await;
             let mut text = serde_json::to_vec(&answer).unwrap_or_default();
             text.push(b'\n');
             if write.write_all(&text).await.is_err() {
@@ -201,7 +259,7 @@ async fn serve(stream: UnixStream, owner: mpsc::Sender<Asked>, historian: Histor
         let answer = Answer {
             done: answered.await.is_ok(),
         };
-        let mut text = serde_json::to_vec(&answer).expect("answers serialize");
+        let mut text = serde_json::to_vec(&answer).unwrap_or_default();
         text.push(b'\n');
         if write.write_all(&text).await.is_err() {
             return;
@@ -209,25 +267,74 @@ async fn serve(stream: UnixStream, owner: mpsc::Sender<Asked>, historian: Histor
     }
 }
 
+/// Why the owner did not give its history.
+#[derive(Debug, thiserror::Error)]
+pub enum AskError {
+    /// Nothing answers on the socket (no owner, one that does not listen,
+    /// or one before its first cycle).
+    #[error("no engine answers on {} ({error}): start one (`quotatrack serve --http`) or run `quotatrack history`", path.display())]
+    Unreachable {
+        /// The socket.
+        path: std::path::PathBuf,
+        /// Why connecting failed.
+        error: io::Error,
+    },
+    /// The owner closed the connection before answering.
+    #[error("the engine that owns {} hung up: {error}", dir.display())]
+    HungUp {
+        /// The data dir.
+        dir: std::path::PathBuf,
+        /// What failed.
+        error: io::Error,
+    },
+    /// No answer in time.
+    #[error("the engine that owns {} did not answer within {} s: try again", dir.display(), limit.as_secs_f64())]
+    Late {
+        /// The data dir.
+        dir: std::path::PathBuf,
+        /// How long the asker waited.
+        limit: Duration,
+    },
+    /// The owner answered with why not.
+    #[error("{0}")]
+    Refused(String),
+    /// The answer is not one this version reads.
+    #[error("the engine that owns {} does not answer history requests (an older version?): restart it", dir.display())]
+    Unknown {
+        /// The data dir.
+        dir: std::path::PathBuf,
+    },
+}
+
 /// Asks the owner of `data_dir` for the history series `query` selects,
 /// on a connection of its own, waiting at most `limit`; the error says
 /// why in one line (no owner, no answer in time, the owner's refusal).
 pub async fn ask_history(data_dir: &Path, query: &Query, limit: Duration) -> Result<Vec<Series>, String> {
+    ask_history_typed(data_dir, query, limit)
+        .await
+        .map_err(|error| error.to_string())
+}
+
+/// [`ask_history`], with the reason typed.
+pub async fn ask_history_typed(data_dir: &Path, query: &Query, limit: Duration) -> Result<Vec<Series>, AskError> {
     let path = data_dir.join(SOCKET);
     let ask = async {
-        let stream = UnixStream::connect(&path).await.map_err(|error| {
-            format!(
-                "no engine answers on {} ({error}): start one (`quotatrack serve --http`) or run `quotatrack history`",
-                path.display()
-            )
-        })?;
+        let stream = UnixStream::connect(&path)
+            .await
+            .map_err(|error| AskError::Unreachable {
+                path: path.clone(),
+                error,
+            })?;
         let (read, mut write) = stream.into_split();
         let mut text = serde_json::to_vec(&HistoryLine {
             history: HistoryRequest::from(query),
         })
-        .map_err(|error| error.to_string())?;
+        .map_err(|error| AskError::Refused(error.to_string()))?;
         text.push(b'\n');
-        let lost = |error: io::Error| format!("the engine that owns {} hung up: {error}", data_dir.display());
+        let lost = |error: io::Error| AskError::HungUp {
+            dir: data_dir.to_owned(),
+            error,
+        };
         write.write_all(&text).await.map_err(lost)?;
         let line = BufReader::new(read)
             .lines()
@@ -237,19 +344,17 @@ pub async fn ask_history(data_dir: &Path, query: &Query, limit: Duration) -> Res
             .ok_or_else(|| lost(io::ErrorKind::UnexpectedEof.into()))?;
         match serde_json::from_str::<HistoryAnswer>(&line) {
             Ok(HistoryAnswer::Series(series)) => Ok(series),
-            Ok(HistoryAnswer::Error(reason)) => Err(reason),
-            Err(_) => Err(format!(
-                "the engine that owns {} does not answer history requests (an older version?): restart it",
-                data_dir.display()
-            )),
+            Ok(HistoryAnswer::Error(reason)) => Err(AskError::Refused(reason)),
+            Err(_) => Err(AskError::Unknown {
+                dir: data_dir.to_owned(),
+            }),
         }
     };
     tokio::time::timeout(limit, ask).await.unwrap_or_else(|_| {
-        Err(format!(
-            "the engine that owns {} did not answer within {} s: try again",
-            data_dir.display(),
-            limit.as_secs_f64()
-        ))
+        Err(AskError::Late {
+            dir: data_dir.to_owned(),
+            limit,
+        })
     })
 }
 

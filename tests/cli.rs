@@ -308,6 +308,73 @@ mod engine_commands {
             "clean shutdown wrote a checkpoint: {verify}"
         );
     }
+
+    /// `watch --json`: each cycle prints one line, the object `status
+    /// --json` prints for the snapshot that cycle wrote. Two cycles (the
+    /// first, then a refresh asked over the control socket a minute later
+    /// by the clock file) are two lines, each parsing as that object.
+    #[test]
+    fn watch_json_prints_the_status_object_once_per_cycle() {
+        use std::io::Write;
+        use std::os::unix::net::UnixStream;
+
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let clock = dir.path().join("clock");
+        std::fs::write(&clock, "2026-08-22T12:00:00Z").unwrap();
+        let fixtures = fixtures();
+        let common = [
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--clock-file",
+            clock.to_str().unwrap(),
+            "--fixtures",
+            &fixtures,
+        ];
+        let mut child = Command::new(env!("CARGO_BIN_EXE_quotatrack"))
+            .args(common)
+            .args(["watch", "--json"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let mut next = || -> serde_json::Value {
+            let line = lines.next().unwrap().unwrap();
+            serde_json::from_str(&line).unwrap_or_else(|error| panic!("{error}: {line}"))
+        };
+        let status_json = || -> serde_json::Value {
+            let output = quotatrack(&[common.as_slice(), &["status", "--json"]].concat(), b"");
+            assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+            serde_json::from_slice(&output.stdout).unwrap()
+        };
+        let first = next();
+        assert_eq!(first["schema"], 1, "{first}");
+        assert_eq!(first["generated_at"], "2026-08-22T12:00:00Z", "{first}");
+        assert!(!first["providers"].as_array().unwrap().is_empty(), "{first}");
+        assert_eq!(first, status_json());
+
+        // The socket is bound before the first cycle's line is printed.
+        std::fs::write(&clock, "2026-08-22T12:01:00Z").unwrap();
+        let mut socket = UnixStream::connect(data.join("control.sock")).unwrap();
+        socket.write_all(b"{\"refresh\":null}\n").unwrap();
+        let mut done = String::new();
+        BufReader::new(&socket).read_line(&mut done).unwrap();
+        assert_eq!(done.trim(), r#"{"done":true}"#);
+        let second = next();
+        assert_eq!(second["generated_at"], "2026-08-22T12:01:00Z", "{second}");
+        assert_ne!(second, first);
+        assert_eq!(second, status_json());
+
+        let kill = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(kill.success());
+        assert_eq!(child.wait().unwrap().code(), Some(0));
+        assert!(lines.next().is_none(), "nothing after the two cycles");
+    }
 }
 
 /// `--fixtures` goes on through the recorded answers from one process to

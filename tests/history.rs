@@ -372,4 +372,95 @@ mod command {
         let chart = |source: &Source| command(source, &args(&["anthropic"]), &Options::plain(at(END), 80)).unwrap();
         assert_eq!(chart(&Source::DataDir(data_dir)), chart(&Source::File(file)));
     }
+
+    /// `history` over a data dir that a running engine (`serve --stdio`)
+    /// owns asks that engine over its control socket, which reads its own
+    /// log: the same series, in CSV and in JSON, as read in place before it
+    /// started and after it stopped.
+    #[test]
+    fn history_asks_the_engine_that_owns_the_data_dir() {
+        use std::io::{BufRead, BufReader, Write};
+        use std::process::{Command, Stdio};
+
+        use quotatrack::log::Log;
+
+        let (dir, file) = generated_log();
+        let data = dir.path().join("data");
+        let mut log = Log::open(&data).unwrap();
+        log.import(std::io::BufReader::new(std::fs::File::open(&file).unwrap()))
+            .unwrap();
+        log.close().unwrap();
+        let data_arg = data.to_str().unwrap();
+        let run = |args: &[&str]| {
+            Command::new(env!("CARGO_BIN_EXE_quotatrack"))
+                .args(["--data-dir", data_arg, "--clock-at", END])
+                .args(args)
+                .env("TZ", "UTC")
+                .output()
+                .unwrap()
+        };
+        // Up to a minute before the owner's own cycle (at END).
+        let queries: [&[&str]; 2] = [
+            &["history", "--since", START, "--until", "2026-08-21T23:59:00Z", "--csv"],
+            &[
+                "history",
+                "anthropic",
+                "--window",
+                "5h",
+                "--since",
+                "1d",
+                "--until",
+                "2026-08-21T23:59:00Z",
+                "--every",
+                "30m",
+                "--json",
+            ],
+        ];
+        let series = || {
+            queries.map(|args| {
+                let output = run(args);
+                assert_eq!(
+                    output.status.code(),
+                    Some(0),
+                    "{args:?}: {}",
+                    String::from_utf8_lossy(&output.stderr)
+                );
+                String::from_utf8(output.stdout).unwrap()
+            })
+        };
+        let before = series();
+        assert!(before[0].lines().count() > 2 * 48 * 6, "{}", before[0]);
+        assert!(before[1].contains("\"ran_out\""), "{}", before[1]);
+
+        let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/providers");
+        let mut owner = Command::new(env!("CARGO_BIN_EXE_quotatrack"))
+            .args(["--data-dir", data_arg, "--clock-at", END])
+            .args(["--fixtures", fixtures.to_str().unwrap(), "serve", "--stdio"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut input = owner.stdin.take().unwrap();
+        let mut output = BufReader::new(owner.stdout.take().unwrap()).lines();
+        // A line that is no host event is answered from the owner's loop,
+        // which starts once the control socket is bound.
+        input.write_all(b"not a host event\n").unwrap();
+        loop {
+            let line = output.next().unwrap().unwrap();
+            if line.contains("\"error\"") && line.contains("\"line\":1") {
+                break;
+            }
+        }
+        let owned = run(&["log", "stats"]);
+        assert_eq!(owned.status.code(), Some(3), "the engine owns the data dir");
+        let during = series();
+        input.write_all(b"{\"type\":\"session_shutdown\"}\n").unwrap();
+        drop(input);
+        for _ in output.by_ref() {}
+        assert!(owner.wait().unwrap().success());
+        let after = series();
+        assert_eq!(during, before);
+        assert_eq!(after, before);
+    }
 }

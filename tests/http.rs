@@ -781,12 +781,8 @@ async fn fetch(url: &str, token: Option<&str>) -> (u16, String) {
     (response.status().as_u16(), response.text().await.unwrap())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_binary_serves_as_owner_and_a_second_one_follows_then_takes_over() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
-    let data = dir.path().to_str().unwrap();
-    // Good readings only, so the history has series to compare.
+/// The fixtures' good answers only (`ok-*`), so every cycle has readings.
+fn good_fixtures() -> TempDir {
     let good = tempfile::tempdir().unwrap();
     for provider in ProviderId::ALL {
         let from = fixtures_dir().join(provider.as_str());
@@ -801,6 +797,16 @@ async fn the_binary_serves_as_owner_and_a_second_one_follows_then_takes_over() {
             }
         }
     }
+    good
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_serves_as_owner_and_a_second_one_follows_then_takes_over() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+    let data = dir.path().to_str().unwrap();
+    // Good readings only, so the history has series to compare.
+    let good = good_fixtures();
     let fixtures = good.path().to_str().unwrap();
     let at = start().to_string();
     let args = [
@@ -878,15 +884,17 @@ async fn the_binary_serves_as_owner_and_a_second_one_follows_then_takes_over() {
     assert!(verify.status.success(), "{}", String::from_utf8_lossy(&verify.stdout));
 }
 
-/// A follower whose owner serves no history (`watch`) answers 503 with a
-/// JSON error saying why, and so does one whose owner cannot be reached.
+/// A follower whose owner is `watch` gets its history from it (read from
+/// the owner's log: the series `quotatrack history` reads in place once
+/// the owner stopped); one whose owner cannot be reached answers 503 with
+/// a JSON error saying why.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_follower_without_an_owner_that_answers_history_says_why() {
+async fn a_follower_gets_history_from_a_watch_owner_and_says_why_without_one() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
     let data = dir.path().to_str().unwrap();
-    let fixtures = fixtures_dir();
-    let fixtures = fixtures.to_str().unwrap();
+    let good = good_fixtures();
+    let fixtures = good.path().to_str().unwrap();
     let at = start().to_string();
     let common = ["--data-dir", data, "--clock-at", &at, "--fixtures", fixtures];
     let mut watch = Command::new(env!("CARGO_BIN_EXE_quotatrack"))
@@ -897,17 +905,15 @@ async fn a_follower_without_an_owner_that_answers_history_says_why() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
+    // Kept open: `watch` stops when its stdout closes.
+    let mut printed = BufReader::new(watch.stdout.take().unwrap());
     let mut first = String::new();
-    BufReader::new(watch.stdout.take().unwrap())
-        .read_line(&mut first)
-        .unwrap();
+    printed.read_line(&mut first).unwrap();
     let follower = Server::start(&[common.as_slice(), &["serve", "--http", "127.0.0.1:0"]].concat());
-    let (code, body) = fetch(&format!("{}/v1/history", follower.base), None).await;
-    assert_eq!(code, 503, "{body}");
-    let body: Value = serde_json::from_str(&body).unwrap();
-    let message = body["error"]["message"].as_str().unwrap();
-    assert!(message.contains("serves no history"), "{message}");
-    assert!(message.contains("serve --http"), "says what to do: {message}");
+    let (code, from_watch) = fetch(&format!("{}/v1/history?since=1d&every=1m", follower.base), None).await;
+    assert_eq!(code, 200, "{from_watch}");
+    let from_watch: Value = serde_json::from_str(&from_watch).unwrap();
+    assert!(!from_watch["series"].as_array().unwrap().is_empty(), "{from_watch}");
     // The owner's socket gone (the follower keeps its snapshot): 503 saying so.
     std::fs::remove_file(dir.path().join("control.sock")).unwrap();
     let (code, body) = fetch(&format!("{}/v1/history", follower.base), None).await;
@@ -925,6 +931,41 @@ async fn a_follower_without_an_owner_that_answers_history_says_why() {
     // SAFETY: a signal to the child this test spawned and still holds.
     unsafe { libc::kill(watch.id() as i32, libc::SIGTERM) };
     watch.wait().unwrap();
+    drop(printed);
+    // The same series (window by window, point by point) as read in place,
+    // the owner gone; `history --json` writes its times and ratios its own way.
+    let read = quotatrack(
+        &[
+            "--data-dir",
+            data,
+            "--clock-at",
+            &at,
+            "history",
+            "--since",
+            "1d",
+            "--every",
+            "1m",
+            "--json",
+        ],
+        b"",
+    );
+    assert!(read.status.success(), "{}", String::from_utf8_lossy(&read.stderr));
+    let read: Value = serde_json::from_slice(&read.stdout).unwrap();
+    let shape = |series: &Value| -> Vec<(String, String, usize)> {
+        series
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|one| {
+                (
+                    one["provider"].to_string(),
+                    one["window"].to_string(),
+                    one["points"].as_array().unwrap().len(),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(shape(&read["series"]), shape(&from_watch["series"]));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

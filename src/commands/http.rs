@@ -11,7 +11,6 @@ use super::endpoint::{Bound, access};
 use super::serve::{fired, next_request, owner_gone, take_over};
 use super::{Sources, runtime, shutdown_signal};
 use crate::http::Published;
-use crate::owner;
 
 /// `quotatrack serve --http ADDR`: the engine as `watch` runs it, and the
 /// HTTP server (`quotatrack::http`) on the same runtime, until SIGINT or
@@ -80,14 +79,8 @@ pub(super) fn serve_http(
                     }
                 }
                 if requests.is_none() {
-                    // Followers ask this owner for its history too.
-                    let historian = Arc::clone(&published);
-                    requests = owner::listen_answering(
-                        &sources.data_dir,
-                        Some(Arc::new(move |query| historian.owned_history(query))),
-                    )
-                    .inspect_err(|error| eprintln!("quotatrack: followers cannot reach this engine: {error}"))
-                    .ok();
+                    // Followers ask this owner for its history too (read from its log).
+                    requests = super::listen(sources, engine);
                 }
             }
             if let Some((_, done)) = asked {
@@ -100,8 +93,8 @@ pub(super) fn serve_http(
         if let Some(server) = server {
             server.stop().await;
         }
-        if requests.is_some() {
-            owner::unlisten(&sources.data_dir);
+        if let Some(requests) = requests {
+            requests.stop(&sources.data_dir);
         }
         if let Some(engine) = engine {
             engine.close()?;

@@ -111,9 +111,13 @@ pub fn is_broken_pipe(error: &anyhow::Error) -> bool {
 /// Whether the data dir is owned by another process (exit 3), however
 /// deep the log's error sits.
 pub fn is_owned(error: &anyhow::Error) -> bool {
-    error
-        .chain()
-        .any(|cause| matches!(log_error(cause), Some(LogError::Owned { .. })))
+    error.chain().any(|cause| {
+        matches!(log_error(cause), Some(LogError::Owned { .. }))
+            || matches!(
+                cause.downcast_ref::<history::CommandError>(),
+                Some(history::CommandError::Unanswered { .. })
+            )
+    })
 }
 
 /// What every engine-running command shares: where, from what, how long.
@@ -145,7 +149,7 @@ fn reads_settings(command: &Command) -> bool {
         command,
         Command::Status(_)
             | Command::Demo(_)
-            | Command::Watch
+            | Command::Watch(_)
             | Command::Serve(_)
             | Command::Record(_)
             | Command::Credentials(_)
@@ -193,7 +197,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Command::Store(output) => run_store(&data_dir, output.json),
         Command::Replay(replay) => run_replay(&replay),
         Command::Demo(demo) => run_demo(args.data_dir.as_deref(), &demo, &sources.settings),
-        Command::Watch => run_watch(&sources),
+        Command::Watch(watch) => run_watch(&sources, watch.json),
         Command::Record(record) => run_record(&sources, &record),
         Command::Credentials(output) => run_credentials(sources.clock.now(), &sources.settings.providers, output.json),
         Command::Serve(serve) => match (serve.http, serve.stdio) {
@@ -283,9 +287,10 @@ pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_current_thread().enable_all().build()?)
 }
 
-/// The owner's control socket, or `None` (said on stderr) when it cannot be bound.
-pub(crate) fn listen(sources: &Sources) -> Option<tokio::sync::mpsc::Receiver<owner::Asked>> {
-    owner::listen(&sources.data_dir)
+/// The owner's control socket, answering history from `engine`'s log, or
+/// `None` (said on stderr) when it cannot be bound.
+pub(crate) fn listen(sources: &Sources, engine: &Engine) -> Option<owner::Listening> {
+    owner::listen(&sources.data_dir, engine.log())
         .inspect_err(|error| eprintln!("quotatrack: followers cannot reach this engine: {error}"))
         .ok()
 }
@@ -556,25 +561,50 @@ fn report_missing_credentials(only: &[ProviderId], enabled: &[ProviderId], now: 
     }
 }
 
-fn run_watch(sources: &Sources) -> anyhow::Result<ExitCode> {
+/// `quotatrack watch`: the engine's cycles until a signal (or a closed
+/// stdout), each update printed as the status line, or with `json` as the
+/// `status --json` object on one line (settled at the clock's reading and
+/// in the settings' provider order, as `status --json` prints the snapshot
+/// the cycle wrote). An alert is a line `alert: …` of its own before its
+/// cycle's update; with `json` it goes to stderr, so every stdout line is
+/// one object.
+fn run_watch(sources: &Sources, json: bool) -> anyhow::Result<ExitCode> {
     let mut engine = engine(sources)?;
     let mut updates = engine.subscribe();
     let mut alerts = engine.subscribe_alerts();
     let delivery = Delivery::from_settings(&engine.settings().alerts).reporting(engine.outside());
+    let clock = Arc::clone(&sources.clock);
+    let stale = StatusOptions {
+        stale_after: sources.settings.stale_after(),
+    };
+    let order = sources.settings.providers.clone();
     runtime()?.block_on(async {
         // Ends when stdout is closed (`quotatrack watch | head -1`): the
-        // engine then stops as at a signal. An alert is one line of its
-        // own (`alert: …`), before the status line of its cycle, and goes
-        // to the command and the webhook in tasks of their own.
+        // engine then stops as at a signal. Alerts go to the command and
+        // the webhook in tasks of their own.
         let mut printer = tokio::spawn(async move {
             loop {
                 let line = tokio::select! {
                     biased;
                     Ok(alert) = alerts.recv() => {
                         delivery.spawn(&alert);
-                        format!("alert: {}", alert.message)
+                        let line = format!("alert: {}", alert.message);
+                        if json {
+                            let _ = writeln!(std::io::stderr().lock(), "quotatrack: {line}");
+                            continue;
+                        }
+                        line
                     }
                     view = updates.recv() => match view {
+                        Ok(view) if json => {
+                            let mut view = Status::clone(&view);
+                            status::settle(&mut view, clock.now(), &stale);
+                            crate::render::order_by(&mut view, &order);
+                            match serde_json::to_string(&view) {
+                                Ok(line) => line,
+                                Err(_) => continue,
+                            }
+                        }
                         Ok(view) => {
                             let options =
                                 crate::render::Options::plain(Timestamp::now(), crate::render::terminal::LINE_WIDTH);
@@ -611,14 +641,14 @@ fn run_watch(sources: &Sources) -> anyhow::Result<ExitCode> {
                     engine.cycle().await?;
                     // Followers may ask once the first snapshot is out.
                     if requests.is_none() {
-                        requests = listen(sources);
+                        requests = listen(sources, &engine);
                     }
                 }
             }
             ticker.follow(&engine);
         }
-        if requests.is_some() {
-            owner::unlisten(&sources.data_dir);
+        if let Some(requests) = requests {
+            requests.stop(&sources.data_dir);
         }
         engine.close()?;
         printer.abort();

@@ -92,8 +92,8 @@ pub async fn own<R: AsyncBufRead + Unpin>(
 ) -> anyhow::Result<()> {
     let mut requests = None;
     let session = serve_owned(&mut engine, sources, model, input, out, &mut requests, published).await;
-    if requests.is_some() {
-        owner::unlisten(&sources.data_dir);
+    if let Some(requests) = requests {
+        requests.stop(&sources.data_dir);
     }
     // The checkpoint is written however the session ended (a closed
     // stdout included); the session's own error, if any, comes after.
@@ -109,7 +109,7 @@ async fn serve_owned<R: AsyncBufRead + Unpin>(
     model: Option<HostEvent>,
     input: &mut HostLines<R>,
     out: &mut impl Write,
-    requests: &mut Option<tokio::sync::mpsc::Receiver<owner::Asked>>,
+    requests: &mut Option<owner::Listening>,
     published: Option<&Published>,
 ) -> anyhow::Result<()> {
     let show = |engine: &Engine| {
@@ -126,7 +126,7 @@ async fn serve_owned<R: AsyncBufRead + Unpin>(
         send(out, None, engine.handle(model).await?)?;
     }
     show(engine);
-    *requests = listen(sources);
+    *requests = listen(sources, engine);
     let mut ticker = Ticker::new(engine);
     loop {
         tokio::select! {
@@ -194,11 +194,9 @@ pub(super) fn fired(
     }
 }
 
-pub(crate) async fn next_request(
-    requests: &mut Option<tokio::sync::mpsc::Receiver<owner::Asked>>,
-) -> Option<owner::Asked> {
+pub(crate) async fn next_request(requests: &mut Option<owner::Listening>) -> Option<owner::Asked> {
     match requests {
-        Some(requests) => requests.recv().await,
+        Some(requests) => requests.next().await,
         None => std::future::pending().await,
     }
 }

@@ -171,8 +171,9 @@ fn parse(value: &[u8]) -> Result<(Header, &[u8]), String> {
     Ok((header, &rest[36..]))
 }
 
-/// The readings of a block, series by series, each in time order.
-fn decode(header: &Header, compressed: &[u8], mut each: impl FnMut(Reading)) -> Result<(), String> {
+/// The readings of a block, series by series, each in time order (one
+/// `Reading` per series, changed in place: no allocation per reading).
+fn decode(header: &Header, compressed: &[u8], mut each: impl FnMut(&Reading)) -> Result<(), String> {
     let text = zstd::bulk::decompress(compressed, header.text_len as usize)
         .map_err(|error| format!("cannot decompress a readings block: {error}"))?;
     let bad = || "a readings block is cut short".to_owned();
@@ -186,6 +187,13 @@ fn decode(header: &Header, compressed: &[u8], mut each: impl FnMut(Reading)) -> 
         let window = get_str(text, &mut at_byte).ok_or_else(bad)?.to_owned();
         let count = get_varint(text, &mut at_byte).ok_or_else(bad)?;
         let mut previous = (0i128, 0u64, 0i128);
+        let mut reading = Reading {
+            provider,
+            window,
+            at: Timestamp::UNIX_EPOCH,
+            used_ratio: 0.0,
+            resets_at: None,
+        };
         for _ in 0..count {
             let at = previous.0 + get_signed(text, &mut at_byte).ok_or_else(bad)?;
             let xor = text.get(at_byte..at_byte + 8).ok_or_else(bad)?;
@@ -202,13 +210,10 @@ fn decode(header: &Header, compressed: &[u8], mut each: impl FnMut(Reading)) -> 
             };
             previous.0 = at;
             previous.1 = bits;
-            each(Reading {
-                provider,
-                window: window.clone(),
-                at: Timestamp::from_nanosecond(at).map_err(|_| bad())?,
-                used_ratio: f64::from_bits(bits),
-                resets_at,
-            });
+            reading.at = Timestamp::from_nanosecond(at).map_err(|_| bad())?;
+            reading.used_ratio = f64::from_bits(bits);
+            reading.resets_at = resets_at;
+            each(&reading);
         }
     }
     Ok(())
@@ -419,7 +424,7 @@ impl Log {
         &self,
         since: Option<Timestamp>,
         until: Option<Timestamp>,
-        mut each: impl FnMut(Reading),
+        mut each: impl FnMut(&Reading),
     ) -> Result<Covered, LogError> {
         let mut covered = Covered::default();
         let iter = guard(&self.dir, || Ok(self.readings.iter()))?;
@@ -482,7 +487,7 @@ mod tests {
         let (header, compressed) = parse(&value).unwrap();
         assert_eq!((header.first, header.end), (7, 19));
         let mut back = Vec::new();
-        decode(&header, compressed, |reading| back.push(reading)).unwrap();
+        decode(&header, compressed, |reading| back.push(reading.clone())).unwrap();
         let mut expected = readings.clone();
         expected.sort_by_key(|reading| (reading.provider, reading.window.clone()));
         assert_eq!(back.len(), 3);
