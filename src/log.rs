@@ -1164,6 +1164,8 @@ impl Log {
             writer: None,
             retention: None,
             frontier: None,
+            end_file: None,
+            pending_readings: None,
         })
     }
 }
