@@ -81,7 +81,11 @@ fn main() {
         case("status --json", &["status", "--json"], None),
         case(
             "status --format …",
-            &["status", "--format", "{anthropic.5h.used_percent}% · {anthropic.5h.remaining_time} left ({anthropic.state})"],
+            &[
+                "status",
+                "--format",
+                "{anthropic.5h.used_percent}% · {anthropic.5h.remaining_time} left ({anthropic.state})",
+            ],
             None,
         ),
         case("status --output waybar", &["status", "--output", "waybar"], None),

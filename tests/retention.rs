@@ -340,7 +340,8 @@ fn a_readings_block_is_gathered_over_short_steps_and_holds_every_reading_of_its_
         .collect();
     from_events.sort_by_key(key);
     let mut from_record = Vec::new();
-    log.readings(None, None, |reading| from_record.push(reading.clone())).unwrap();
+    log.readings(None, None, |reading| from_record.push(reading.clone()))
+        .unwrap();
     from_record.sort_by_key(key);
     assert!(!from_events.is_empty());
     assert_eq!(from_record, from_events);
