@@ -153,9 +153,10 @@ pub struct StatuslineArgs {
     /// The host whose status line this is.
     #[arg(value_enum)]
     pub host: Host,
-    /// The line's budget in columns.
-    #[arg(long, value_name = "COLUMNS", default_value_t = 120, value_parser = parse_width)]
-    pub width: usize,
+    /// The line's budget in columns (default 120, and 160 when it
+    /// carries the ages of stale values).
+    #[arg(long, value_name = "COLUMNS", value_parser = parse_width)]
+    pub width: Option<usize>,
     /// Colour the shares by threshold (Claude Code shows ANSI colours).
     #[arg(long, value_enum, value_name = "WHEN", default_value_t = ColorChoice::Never)]
     pub color: ColorChoice,

@@ -38,6 +38,10 @@ pub struct Options {
     pub now: Timestamp,
     /// The columns the output may use.
     pub width: usize,
+    /// Columns the status line may take beyond `width` when it carries
+    /// ages: nothing when a width was asked for, [`terminal::AGE_ROOM`] on
+    /// the default budget (120 fresh, 160 stale).
+    pub age_room: usize,
     /// ANSI colour.
     pub color: bool,
     /// Where local times (`runs out 14:20`) are told.
@@ -53,6 +57,7 @@ impl Options {
         Options {
             now,
             width,
+            age_room: 0,
             color: false,
             time_zone: Zone::Fixed(TimeZone::UTC),
             bar: true,

@@ -144,13 +144,13 @@ fn the_line_has_one_segment_per_provider_within_120_characters_fresh_and_160_sta
             .iter()
             .all(|provider| provider.state == Freshness::Stale)
     );
-    let stale_line = check(&stale, Form::Line, &Options::plain(late, 120));
+    let stale_line = check(&stale, Form::Line, &default_budget(late));
     assert!(
         stale_line.chars().count() <= 160,
         "{} characters: {stale_line}",
         stale_line.chars().count()
     );
-    assert_eq!(stale_line.matches("20m ago").count(), 7, "{stale_line}");
+    assert_eq!(stale_line.matches("(20m ago)").count(), 7, "{stale_line}");
     insta::assert_snapshot!("demo_line_fresh", fresh);
     insta::assert_snapshot!("demo_line_stale", stale_line);
     // Given room, the line shows window names, a second window above the
@@ -161,6 +161,65 @@ fn the_line_has_one_segment_per_provider_within_120_characters_fresh_and_160_sta
         wide.contains("Antigravity claude-opus-4-5-thinking 100% ↺3h10m · gemini-3-flash 80% ↺4h"),
         "{wide}"
     );
+}
+
+/// The budget `status --line` and `statusline claude` get when no width
+/// is asked for: 120 columns, 160 when the line carries ages.
+fn default_budget(now: Timestamp) -> Options {
+    Options {
+        age_room: render::terminal::AGE_ROOM,
+        ..Options::plain(now, render::terminal::LINE_WIDTH)
+    }
+}
+
+/// The status line's segments, without the shared-age segment.
+fn segments(line: &str) -> Vec<&str> {
+    line.split(" │ ")
+        .filter(|segment| !segment.starts_with("all ("))
+        .collect()
+}
+
+#[test]
+fn every_fresh_segment_keeps_its_countdown_and_every_stale_one_its_age_in_brackets() {
+    // From the demo's end, in steps of 7 hours 13 minutes over 120 days:
+    // fresh for the first minutes, then stale with every kind of age.
+    let end = at(DEMO_END);
+    for step in 0..400 {
+        let now = end + SignedDuration::from_mins(433 * step);
+        let view = demo_view(now);
+        let line = check(&view, Form::Line, &default_budget(now));
+        let fresh = view.providers.iter().all(|provider| provider.state == Freshness::Fresh);
+        let budget = if fresh { 120 } else { 160 };
+        assert!(
+            line.chars().count() <= budget,
+            "{} > {budget} at {now}: {line}",
+            line.chars().count()
+        );
+        assert_eq!(segments(&line).len(), 7, "{line}");
+        for (provider, segment) in view.providers.iter().zip(segments(&line)) {
+            let window = render::most_constraining(provider);
+            let counts_down = window.and_then(|window| window.resets_at.as_deref()).is_some();
+            if provider.state == Freshness::Fresh && counts_down {
+                assert!(segment.contains('↺'), "no countdown at {now} in {segment:?}: {line}");
+            }
+            if provider.state == Freshness::Stale {
+                assert!(segment.ends_with(" ago)"), "no age at {now} in {segment:?}: {line}");
+            }
+        }
+    }
+}
+
+#[test]
+fn a_line_too_narrow_for_every_age_tells_the_shared_one_once() {
+    let late = at(DEMO_END) + SignedDuration::from_hours(3);
+    let view = demo_view(late);
+    let line = check(&view, Form::Line, &Options::plain(late, 120));
+    assert!(line.chars().count() <= 120, "{line}");
+    assert!(line.ends_with(" │ all (3h ago)"), "{line}");
+    assert_eq!(line.matches("ago").count(), 1, "{line}");
+    // Given the room, each provider carries its own, to the minute.
+    let wide = check(&view, Form::Line, &Options::plain(late, 400));
+    assert_eq!(wide.matches("(3h ago)").count(), 7, "{wide}");
 }
 
 #[test]

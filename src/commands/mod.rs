@@ -606,8 +606,10 @@ fn run_watch(sources: &Sources, json: bool) -> anyhow::Result<ExitCode> {
                             }
                         }
                         Ok(view) => {
-                            let options =
-                                crate::render::Options::plain(Timestamp::now(), crate::render::terminal::LINE_WIDTH);
+                            let options = crate::render::Options {
+                                age_room: crate::render::terminal::AGE_ROOM,
+                                ..crate::render::Options::plain(clock.now(), crate::render::terminal::LINE_WIDTH)
+                            };
                             crate::render::line::line(&view, &options)
                         }
                         Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,

@@ -8,16 +8,24 @@
 //! Claude 5h ━━━━━───── 45% ↺2h13m · 7d 91% ↺3d │ Codex 7d 41% ↺4d │ Copilot 38% ↺9d
 //! ```
 //!
-//! Stale values carry their age (`45% (3m ago)`), rate-limited ones their
-//! wait (`⏳ 54m`), missing credentials a hint (`Gemini: login needed`), a
-//! status page that is not all-clear its word (`⚠ degraded`).
+//! Stale values carry their age in brackets (`45% (3m ago)`), rate-limited
+//! ones their wait (`⏳ 54m`), missing credentials a hint (`Gemini: login
+//! needed`), a status page that is not all-clear its word (`⚠ degraded`).
 //!
 //! The line is fitted to the width it is given: it drops detail in a fixed
-//! order until it fits (the bar, then long window names, then second
-//! windows, then long window names, then countdowns a day or more away,
-//! then every window name), and
-//! never drops an age, a wait or a hint (in the tightest form an age loses
-//! its brackets).
+//! order until it fits: the bar, long window names cut to 12 characters,
+//! second windows, countdowns and ages told in their largest unit (`↺3d`
+//! rather than `↺3d19h`, `(4h ago)` rather than `(4h1m ago)`), names cut to
+//! 7, then only short names (`5h`, `7d`), then no names. Only when that is
+//! still too wide do the countdowns of stale values go (a rolling window's
+//! reset may have moved since it was read; the age is what the reader
+//! needs), and last, when every stale provider has the same age, it is told
+//! once at the end (`… │ Z.ai 98% │ all (4h ago)`). The percentage, the
+//! countdown of a fresh value, an age in its brackets, a wait and a hint are
+//! never dropped.
+//!
+//! Every status line quotatrack prints (`status`, `statusline claude`,
+//! `--output tmux|prompt|i3bar|waybar`, `watch`) is made here.
 
 use crate::health::Indicator;
 use crate::render::{Level, Options, WARN_RATIO, constrains_more, most_constraining, paint, reset_of, truncate};
@@ -30,20 +38,58 @@ pub fn line(view: &Status, options: &Options) -> String {
     if view.providers.is_empty() {
         return "no usage data yet".to_owned();
     }
+    let width = if view.providers.iter().any(shows_age) {
+        options.width + options.age_room
+    } else {
+        options.width
+    };
+    let fits = |text: &String| text.chars().count() <= width;
+    let shown = |detail: Detail, unnamed: &[bool]| {
+        if options.color {
+            render(view, options, detail, true, unnamed)
+        } else {
+            render(view, options, detail, false, unnamed)
+        }
+    };
+    let everyone = vec![false; view.providers.len()];
     let mut last = String::new();
     for detail in Detail::LEVELS {
         if detail.bar && !options.bar {
             continue;
         }
-        let plain = render(view, options, detail, false);
-        last = if options.color {
-            render(view, options, detail, true)
-        } else {
-            plain.clone()
-        };
-        if plain.chars().count() <= options.width {
-            break;
+        let plain = render(view, options, detail, false, &everyone);
+        if fits(&plain) {
+            return shown(detail, &everyone);
         }
+        if let Names::Short(_) = detail.names {
+            // Before every short name goes, the segments whose names
+            // take the most room lose theirs, one at a time.
+            let unnamed = Detail {
+                names: Names::None,
+                ..detail
+            };
+            let mut saving: Vec<(usize, usize)> = view
+                .providers
+                .iter()
+                .enumerate()
+                .map(|(index, provider)| {
+                    let named = segment_at(provider, options, detail, false).chars().count();
+                    let bare = segment_at(provider, options, unnamed, false).chars().count();
+                    (named.saturating_sub(bare), index)
+                })
+                .filter(|(saved, _)| *saved > 0)
+                .collect();
+            // The first providers (the settings' order) keep theirs longest.
+            saving.sort_by(|a, b| b.0.cmp(&a.0).then(b.1.cmp(&a.1)));
+            let mut dropped = everyone.clone();
+            for (_, index) in saving {
+                dropped[index] = true;
+                if fits(&render(view, options, detail, false, &dropped)) {
+                    return shown(detail, &dropped);
+                }
+            }
+        }
+        last = shown(detail, &everyone);
     }
     last
 }
@@ -83,94 +129,122 @@ struct Detail {
     second: bool,
     /// Which window names show.
     names: Names,
-    /// Countdowns to resets a day or more away.
-    long_resets: bool,
-    /// Ages in brackets (`(3m ago)`) rather than bare (`3m ago`).
-    bracketed_age: bool,
+    /// Countdowns and ages to the minute (`3d19h`, `4h1m`) rather than in
+    /// their largest unit (`3d`, `4h`).
+    exact: bool,
+    /// Countdowns on stale values.
+    stale_resets: bool,
+    /// One age for the whole line (`│ all (4h ago)`) when every stale
+    /// provider has the same.
+    shared_age: bool,
 }
 
 impl Detail {
-    const LEVELS: [Detail; 9] = [
+    const fn new(bar: bool, second: bool, names: Names, exact: bool) -> Detail {
         Detail {
-            bar: true,
-            second: true,
-            names: Names::All,
-            long_resets: true,
-            bracketed_age: true,
+            bar,
+            second,
+            names,
+            exact,
+            stale_resets: true,
+            shared_age: false,
+        }
+    }
+
+    /// From the most to the least detail; the first that fits is shown.
+    const LEVELS: [Detail; 10] = [
+        Detail::new(true, true, Names::All, true),
+        Detail::new(false, true, Names::All, true),
+        Detail::new(false, true, Names::Cut(12), true),
+        Detail::new(false, false, Names::Cut(12), true),
+        Detail::new(false, false, Names::Cut(12), false),
+        Detail::new(false, false, Names::Cut(7), false),
+        Detail::new(false, false, Names::Short(3), false),
+        Detail::new(false, false, Names::None, false),
+        Detail {
+            stale_resets: false,
+            ..Detail::new(false, false, Names::None, false)
         },
         Detail {
-            bar: false,
-            second: true,
-            names: Names::All,
-            long_resets: true,
-            bracketed_age: true,
-        },
-        Detail {
-            bar: false,
-            second: true,
-            names: Names::Cut(10),
-            long_resets: true,
-            bracketed_age: true,
-        },
-        Detail {
-            bar: false,
-            second: false,
-            names: Names::Cut(10),
-            long_resets: true,
-            bracketed_age: true,
-        },
-        Detail {
-            bar: false,
-            second: false,
-            names: Names::Short(3),
-            long_resets: true,
-            bracketed_age: true,
-        },
-        Detail {
-            bar: false,
-            second: false,
-            names: Names::Short(3),
-            long_resets: false,
-            bracketed_age: true,
-        },
-        Detail {
-            bar: false,
-            second: false,
-            names: Names::None,
-            long_resets: true,
-            bracketed_age: true,
-        },
-        Detail {
-            bar: false,
-            second: false,
-            names: Names::None,
-            long_resets: false,
-            bracketed_age: true,
-        },
-        Detail {
-            bar: false,
-            second: false,
-            names: Names::None,
-            long_resets: false,
-            bracketed_age: false,
+            stale_resets: false,
+            shared_age: true,
+            ..Detail::new(false, false, Names::None, false)
         },
     ];
+
+    /// A duration as this detail tells it.
+    fn duration(self, seconds: i64) -> String {
+        if self.exact {
+            relative(seconds)
+        } else {
+            largest_unit(seconds)
+        }
+    }
 }
 
-fn render(view: &Status, options: &Options, detail: Detail, color: bool) -> String {
-    let segments: Vec<String> = view
+/// A duration in its largest unit, rounded down: `45m`, `4h`, `3d`
+/// (`now` when past).
+fn largest_unit(seconds: i64) -> String {
+    match seconds {
+        ..=0 => "now".to_owned(),
+        1..3_600 => format!("{}m", seconds / 60),
+        3_600..86_400 => format!("{}h", seconds / 3_600),
+        _ => format!("{}d", seconds / 86_400),
+    }
+}
+
+/// The line at `detail`, without window names on the providers `unnamed`
+/// marks.
+fn render(view: &Status, options: &Options, detail: Detail, color: bool, unnamed: &[bool]) -> String {
+    let shared_age = detail.shared_age.then(|| shared_age(view, detail)).flatten();
+    let mut segments: Vec<String> = view
         .providers
         .iter()
         .enumerate()
         .map(|(index, provider)| {
             let detail = Detail {
                 bar: detail.bar && index == 0,
+                shared_age: shared_age.is_some(),
+                names: if unnamed.get(index) == Some(&true) {
+                    Names::None
+                } else {
+                    detail.names
+                },
                 ..detail
             };
             segment_at(provider, options, detail, color)
         })
         .collect();
+    if let Some(age) = shared_age {
+        segments.push(format!("all ({age} ago)"));
+    }
     segments.join(" │ ")
+}
+
+/// Whether a segment ends with the provider's age.
+fn shows_age(provider: &ProviderStatus) -> bool {
+    matches!(provider.state, Freshness::Stale | Freshness::Unavailable)
+        && !provider.windows.is_empty()
+        && provider.age_s.is_some()
+}
+
+/// The age every stale provider shares as `detail` tells it, when there
+/// are at least two and they share one.
+fn shared_age(view: &Status, detail: Detail) -> Option<String> {
+    let mut ages = view
+        .providers
+        .iter()
+        .filter(|provider| shows_age(provider))
+        .map(|provider| detail.duration(provider.age_s.unwrap_or(0) as i64));
+    let first = ages.next()?;
+    let mut count = 1;
+    for age in ages {
+        if age != first {
+            return None;
+        }
+        count += 1;
+    }
+    (count > 1).then_some(first)
 }
 
 fn segment_at(provider: &ProviderStatus, options: &Options, detail: Detail, color: bool) -> String {
@@ -185,19 +259,14 @@ fn segment_at(provider: &ProviderStatus, options: &Options, detail: Detail, colo
         (_, false) => windows_text(provider, options, detail, color),
     };
     match provider.state {
-        Freshness::Stale | Freshness::Unavailable if !provider.windows.is_empty() => {
-            if let Some(age) = provider.age_s {
-                let age = relative(age as i64);
-                if detail.bracketed_age {
-                    text.push_str(&format!(" ({age} ago)"));
-                } else {
-                    text.push_str(&format!(" {age} ago"));
-                }
+        _ if shows_age(provider) => {
+            if let (Some(age), false) = (provider.age_s, detail.shared_age) {
+                text.push_str(&format!(" ({} ago)", detail.duration(age as i64)));
             }
         }
         Freshness::RateLimited => {
             if let Some(wait) = wait_s(provider, options) {
-                text.push_str(&format!(" ⏳ {}", relative(wait)));
+                text.push_str(&format!(" ⏳ {}", detail.duration(wait)));
             }
         }
         _ => {}
@@ -216,10 +285,11 @@ fn windows_text(provider: &ProviderStatus, options: &Options, detail: Detail, co
         let name = name_of(window, detail, named);
         return format!("{} {name}?", provider.label);
     };
+    let stale = matches!(provider.state, Freshness::Stale | Freshness::Unavailable);
     let mut text = format!(
         "{} {}",
         provider.label,
-        window_text(first, options, detail, named, color)
+        window_text(first, options, detail, named, stale, color)
     );
     if detail.second {
         let second = provider
@@ -232,7 +302,10 @@ fn windows_text(provider: &ProviderStatus, options: &Options, detail: Detail, co
             });
         if let Some(second) = second {
             let detail = Detail { bar: false, ..detail };
-            text.push_str(&format!(" · {}", window_text(second, options, detail, true, color)));
+            text.push_str(&format!(
+                " · {}",
+                window_text(second, options, detail, true, stale, color)
+            ));
         }
     }
     text
@@ -248,7 +321,14 @@ fn name_of(window: &StatusWindow, detail: Detail, named: bool) -> String {
     }
 }
 
-fn window_text(window: &StatusWindow, options: &Options, detail: Detail, named: bool, color: bool) -> String {
+fn window_text(
+    window: &StatusWindow,
+    options: &Options,
+    detail: Detail,
+    named: bool,
+    stale: bool,
+    color: bool,
+) -> String {
     let name = name_of(window, detail, named);
     let used = window.used_ratio.unwrap_or(0.0);
     let bar = if detail.bar {
@@ -264,8 +344,8 @@ fn window_text(window: &StatusWindow, options: &Options, detail: Detail, named: 
     );
     let reset = reset_of(window)
         .map(|at| at.duration_since(options.now).as_secs())
-        .filter(|seconds| detail.long_resets || *seconds < 86_400)
-        .map(|seconds| format!(" ↺{}", relative(seconds)))
+        .filter(|_| !stale || detail.stale_resets)
+        .map(|seconds| format!(" ↺{}", detail.duration(seconds)))
         .unwrap_or_default();
     format!("{name}{bar}{percent}{reset}")
 }

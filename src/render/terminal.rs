@@ -15,6 +15,9 @@ pub const DEFAULT_WIDTH: usize = 80;
 /// The status line's budget when stdout is not a terminal (a bar, a
 /// prompt, a pipe): the seven providers fit in it when fresh.
 pub const LINE_WIDTH: usize = 120;
+/// The columns a status line on the default budget may add when it
+/// carries ages: 160 in all, room for seven stale providers.
+pub const AGE_ROOM: usize = 40;
 
 /// What the process knows of where its output goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,9 +99,11 @@ pub fn status_form(args: &StatusArgs, settings: &Settings, now: Timestamp) -> (F
     } else {
         args.width.unwrap_or(fallback)
     };
+    let defaulted = args.width.is_none() && !terminal.is_terminal;
     let options = Options {
         now,
         width,
+        age_room: if defaulted { AGE_ROOM } else { 0 },
         color: terminal.color(args.color),
         time_zone: Zone::System,
         bar: settings.display.bar,
@@ -111,7 +116,8 @@ pub fn status_form(args: &StatusArgs, settings: &Settings, now: Timestamp) -> (F
 pub fn statusline_options(args: &StatuslineArgs, settings: &Settings, now: Timestamp) -> Options {
     Options {
         now,
-        width: args.width,
+        width: args.width.unwrap_or(LINE_WIDTH),
+        age_room: if args.width.is_none() { AGE_ROOM } else { 0 },
         color: args.color == ColorChoice::Always,
         time_zone: Zone::System,
         bar: settings.display.bar,
@@ -125,6 +131,7 @@ pub fn history_options(args: &HistoryArgs, now: Timestamp) -> Options {
     Options {
         now,
         width: terminal.width(args.width, DEFAULT_WIDTH),
+        age_room: 0,
         color: terminal.color(args.color),
         time_zone: Zone::System,
         bar: false,
