@@ -150,6 +150,10 @@ impl Builder {
             || query.since.is_some_and(|since| at < since)
             || query.until.is_some_and(|until| at > until)
             || !used_ratio.is_finite()
+            // A reading quoting a reset that had already passed when it was
+            // taken says nothing of the cycle running then (`status` shows
+            // such a window as unknown, and so does its history).
+            || resets_at.is_some_and(|reset| reset <= at)
         {
             return;
         }

@@ -47,6 +47,25 @@ fn cycles_peaks_and_running_out_are_summarised() {
 }
 
 #[test]
+fn readings_that_quote_a_reset_already_passed_are_not_history() {
+    // A provider kept answering with the cycle that reset at minute 60
+    // (the demo's Claude 5h does): what it said after that time is not
+    // the usage of the cycle then running, as `status` shows it unknown.
+    let mut builder = Builder::new(Query::default());
+    for minute in 0..120 {
+        builder.reading(ProviderId::Anthropic, "5h", at(minute), 0.37, Some(at(60)));
+    }
+    builder.reading(ProviderId::Anthropic, "5h", at(125), 0.05, Some(at(360)));
+    let series = builder.finish();
+    let times: Vec<Timestamp> = series[0].points.iter().map(|point| point.at).collect();
+    assert_eq!(times.len(), 61, "{times:?}");
+    assert_eq!(times[59], at(59));
+    assert_eq!(times[60], at(125));
+    assert!(series[0].points[60].reset);
+    assert_eq!(series[0].summary.cycles, 2);
+}
+
+#[test]
 fn downsampling_keeps_each_buckets_peak_and_every_reset() {
     let mut builder = Builder::new(Query {
         every: Some(SignedDuration::from_hours(1)),
