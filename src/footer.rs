@@ -26,6 +26,16 @@
 //! | `multiplier.<model>` | multiplier quotas: premium requests one request to `<model>` costs | `requests_left_by_model` |
 //! | `state`, `age`, `label`, `plan` | per provider: freshness, age of the values, name, plan | `state`, `age_s`, `label`, `plan` |
 //!
+//! The value may also be written as platform-tracker §1.5 names its
+//! metrics, hyphens and all: `used-percent`, `remaining-time`,
+//! `used-amount` (the amount values), `progress-percentage`,
+//! `quota-used-percentage`, `quota-remaining-percentage`
+//! (`{codex.5h.used-amount}` is `{codex.5h.used}`).
+//!
+//! Whole percents of one window add up: `remaining_percent` is 100 less
+//! the rounded `used_percent` (25.5 % used shows 26 and 74, not 26 and 75).
+//! Durations read like the status line's: `45s`, `54m`, `2h13m`, `3d21h`.
+//!
 //! `<model>` may be any model id: it finds its row of the quota's table as
 //! [`QuotaDefinition::table_entry_for`] says (`claude-sonnet-4-5` finds
 //! `claude-sonnet-4.5`), and a model the table does not list costs 1.
@@ -143,7 +153,9 @@ pub fn render(template: &str, view: &Status, now: Timestamp) -> Result<String, F
         let close = after.find('}').ok_or(FooterError::Unclosed {
             position: template.len() - rest.len() + open,
         })?;
-        let name = after[..close].trim();
+        let written = after[..close].trim();
+        let canonical = canonical_name(written);
+        let name = canonical.as_str();
         match values.get(name) {
             Some(value) => out.push_str(value),
             None => match model_value_by_name(name, view, now) {
@@ -156,6 +168,31 @@ pub fn render(template: &str, view: &Status, now: Timestamp) -> Result<String, F
     }
     out.push_str(rest);
     Ok(out)
+}
+
+/// `name` with its value word in this module's spelling: a §1.5 metric
+/// name (`used-percent`, `used_amount`, `quota-used-percentage`) becomes
+/// the value it is (`used_percent`, `used`, `used_percent`). Other names
+/// are kept as written.
+fn canonical_name(name: &str) -> String {
+    let Some((head, value)) = name.rsplit_once('.') else {
+        return name.to_owned();
+    };
+    if WINDOW_VALUES.contains(&value) || PROVIDER_VALUES.contains(&value) {
+        return name.to_owned();
+    }
+    let snake = value.replace('-', "_");
+    let value = match snake.as_str() {
+        "used_amount" => "used",
+        "remaining_amount" => "remaining",
+        "total_amount" => "total",
+        "progress_percentage" => "progress",
+        "quota_used_percentage" => "used_percent",
+        "quota_remaining_percentage" => "remaining_percent",
+        other if WINDOW_VALUES.contains(&other) => other,
+        _ => return name.to_owned(),
+    };
+    format!("{head}.{value}")
 }
 
 /// A name, taken apart.
@@ -242,7 +279,7 @@ fn derived(window: &StatusWindow, quotas: &[QuotaDefinition], now: Timestamp) ->
 fn provider_value(provider: &ProviderStatus, name: &str) -> String {
     match name {
         "state" => provider.state.as_str().to_owned(),
-        "age" => provider.age_s.map_or_else(|| UNKNOWN.to_owned(), compact_duration),
+        "age" => provider.age_s.map_or_else(|| UNKNOWN.to_owned(), readable_duration),
         "label" => provider.label.clone(),
         "plan" => provider.plan.clone().unwrap_or_else(|| UNKNOWN.to_owned()),
         _ => UNKNOWN.to_owned(),
@@ -257,17 +294,20 @@ fn window_value(window: &StatusWindow, name: &str, now: Timestamp) -> String {
     let amount = |value: Option<f64>| {
         value.map(|v| {
             if is_time {
-                compact_duration(v.max(0.0).round() as u64)
+                readable_duration(v.max(0.0).round() as u64)
             } else {
                 format!("{}", v.round())
             }
         })
     };
-    let duration = |seconds: Option<u64>| seconds.map(compact_duration);
+    let duration = |seconds: Option<u64>| seconds.map(readable_duration);
     let seconds = |seconds: Option<u64>| seconds.map(|s| s.to_string());
     let value = match name {
         "used_percent" => whole_percent(window.used_percent),
-        "remaining_percent" => whole_percent(window.remaining_percent),
+        "remaining_percent" => match window.used_percent {
+            Some(used) if window.remaining_percent.is_some() => whole_percent(Some(100.0 - used.round())),
+            _ => whole_percent(window.remaining_percent),
+        },
         "progress" => whole_percent(window.progress),
         "used" => amount(window.used),
         "remaining" => amount(window.remaining),
@@ -289,10 +329,20 @@ fn window_value(window: &StatusWindow, name: &str, now: Timestamp) -> String {
         "pace_runs_out_in" => pace
             .and_then(|pace| pace.runs_out_at.as_deref())
             .and_then(|at| at.parse::<Timestamp>().ok())
-            .map(|at| compact_duration(at.duration_since(now).as_secs().max(0).unsigned_abs())),
+            .map(|at| readable_duration(at.duration_since(now).as_secs().max(0).unsigned_abs())),
         _ => None,
     };
     value.unwrap_or_else(|| UNKNOWN.to_owned())
+}
+
+/// `45s`, `54m`, `2h13m`, and from a day on `3d21h` (not `3d`): as
+/// exact as the status line at its most detailed.
+fn readable_duration(seconds: u64) -> String {
+    if seconds < 86_400 {
+        compact_duration(seconds)
+    } else {
+        crate::status::relative(seconds as i64)
+    }
 }
 
 fn model_value(requests: &ModelRequests, name: &str) -> String {

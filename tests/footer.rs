@@ -137,7 +137,62 @@ fn a_percent_window_with_a_length_and_a_reset_has_every_time_value() {
         "277200 327600 604800"
     );
     assert_eq!(check("{anthropic.7d-sonnet.progress}").unwrap(), "46");
-    assert_eq!(check("{anthropic.7d-sonnet.used_time}").unwrap(), "3d");
+    // A day or more keeps its hours: 277 200 s is 3d5h, not 3d.
+    assert_eq!(check("{anthropic.7d-sonnet.used_time}").unwrap(), "3d5h");
+    assert_eq!(check("{anthropic.7d-sonnet.resets_in}").unwrap(), "3d19h");
+}
+
+#[test]
+fn the_metric_names_of_the_tracker_read_the_same_values() {
+    // platform-tracker §1.5 spells its metrics with hyphens, and its amounts
+    // as `-used-amount`: each is the value of the same name here.
+    let pairs = [
+        ("{anthropic.5h.used-percent}", "{anthropic.5h.used_percent}"),
+        ("{anthropic.5h.remaining-percent}", "{anthropic.5h.remaining_percent}"),
+        ("{anthropic.5h.quota-used-percentage}", "{anthropic.5h.used_percent}"),
+        (
+            "{anthropic.5h.quota-remaining-percentage}",
+            "{anthropic.5h.remaining_percent}",
+        ),
+        ("{anthropic.5h.progress-percentage}", "{anthropic.5h.progress}"),
+        ("{anthropic.5h.used-time}", "{anthropic.5h.used_time}"),
+        ("{anthropic.5h.remaining-time}", "{anthropic.5h.remaining_time}"),
+        ("{anthropic.5h.total-time}", "{anthropic.5h.total_time}"),
+        ("{copilot.premium.used-amount}", "{copilot.premium.used}"),
+        ("{copilot.premium.remaining_amount}", "{copilot.premium.remaining}"),
+        ("{copilot.premium.total-amount}", "{copilot.premium.total}"),
+    ];
+    for (tracker, ours) in pairs {
+        assert_eq!(check(tracker).unwrap(), check(ours).unwrap(), "{tracker}");
+        assert_ne!(check(tracker).unwrap(), footer::UNKNOWN, "{tracker}");
+    }
+    assert!(matches!(
+        check("{anthropic.5h.used-bogus}"),
+        Err(FooterError::UnknownName { .. })
+    ));
+}
+
+#[test]
+fn the_whole_percents_of_a_window_add_up_to_a_hundred() {
+    for used in [0.255, 0.005, 0.495, 0.505, 0.9951, 0.0, 1.0, 1.0 / 3.0] {
+        let view = Status {
+            providers: vec![provider(
+                ProviderId::Anthropic,
+                Freshness::Fresh,
+                vec![window("5h", used, Some(in_seconds(7_980)))],
+            )],
+            ..view()
+        };
+        let text = footer::render(
+            "{anthropic.5h.used_percent} {anthropic.5h.remaining_percent}",
+            &view,
+            now(),
+        )
+        .unwrap();
+        let (used_text, remaining) = text.split_once(' ').unwrap();
+        let sum: i64 = used_text.parse::<i64>().unwrap() + remaining.parse::<i64>().unwrap();
+        assert_eq!(sum, 100, "{used} used: {text}");
+    }
 }
 
 #[test]
@@ -166,7 +221,7 @@ fn amount_windows_have_amounts_and_a_monthly_window_is_the_month_that_ends_at_it
     );
     assert_eq!(
         check("{copilot.premium.remaining_time_s} {copilot.premium.remaining_time}").unwrap(),
-        "655200 7d"
+        "655200 7d14h"
     );
     // 2026-11-01 to 2026-12-01: 2 592 000 s, of which 1 936 800 have run
     // (74.72 %), though the response states no length.
@@ -176,7 +231,7 @@ fn amount_windows_have_amounts_and_a_monthly_window_is_the_month_that_ends_at_it
     );
     assert_eq!(
         check("{copilot.premium.used_time} {copilot.premium.total_time}").unwrap(),
-        "22d 30d"
+        "22d10h 30d"
     );
 }
 
