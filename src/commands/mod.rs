@@ -502,7 +502,14 @@ fn run_demo(explicit_dir: Option<&Path>, args: &DemoArgs, settings: &Settings) -
         None => &scenario::DEMO,
     };
     let minutes = args.hours.map_or(chosen.minutes, |hours| hours * 60);
-    let temporary = tempfile::tempdir()?;
+    // Private like every directory quotatrack makes (0700, whatever the umask).
+    let temporary = {
+        use std::os::unix::fs::PermissionsExt;
+        tempfile::Builder::new()
+            .prefix("quotatrack-demo")
+            .permissions(std::fs::Permissions::from_mode(0o700))
+            .tempdir()?
+    };
     let data_dir = explicit_dir.unwrap_or(temporary.path());
     if args.json {
         let timeline = runtime()?.block_on(scenario::run(chosen, minutes, data_dir, settings.clone()))?;
