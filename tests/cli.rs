@@ -177,24 +177,6 @@ mod engine_commands {
     }
 
     #[test]
-    fn demo_in_its_own_temporary_dir_keeps_it_private_under_a_loose_umask() {
-        use std::os::unix::process::CommandExt;
-        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_quotatrack"));
-        command.args(["demo", "--hours", "1"]);
-        // SAFETY: umask is async-signal-safe and touches only the child.
-        unsafe {
-            command.pre_exec(|| {
-                libc::umask(0o022);
-                Ok(())
-            });
-        }
-        let output = command.output().unwrap();
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert_eq!(output.status.code(), Some(0), "{stderr}");
-        assert!(!stderr.contains("other users"), "{stderr}");
-    }
-
-    #[test]
     fn demo_prints_a_timeline_and_keeps_a_replayable_log() {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().to_str().unwrap();
@@ -331,6 +313,58 @@ mod engine_commands {
     /// --json` prints for the snapshot that cycle wrote. Two cycles (the
     /// first, then a refresh asked over the control socket a minute later
     /// by the clock file) are two lines, each parsing as that object.
+    #[test]
+    fn watch_json_judges_age_by_the_settings_in_force_patches_included() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let clock = dir.path().join("clock");
+        let config = dir.path().join("config.toml");
+        // No fetch is due again for 50 minutes: values keep the age of the
+        // first fetch.
+        std::fs::write(&config, "refresh_interval_s = 10\nmin_interval_s = 3000\n").unwrap();
+        std::fs::write(&clock, "2026-08-22T12:00:00Z").unwrap();
+        let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/example");
+        let fixtures = example.to_str().unwrap().to_owned();
+        let common = [
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--clock-file",
+            clock.to_str().unwrap(),
+            "--config",
+            config.to_str().unwrap(),
+            "--fixtures",
+            &fixtures,
+        ];
+        // A host patched the stale threshold to 10 minutes; the patch is kept.
+        let patch = [
+            r#"{"type":"settings_patch","patch":{"stale_after_s":600}}"#,
+            r#"{"type":"session_shutdown"}"#,
+        ]
+        .join("\n");
+        let served = quotatrack(&[common.as_slice(), &["serve", "--stdio"]].concat(), patch.as_bytes());
+        assert!(served.status.success(), "{}", String::from_utf8_lossy(&served.stderr));
+        // Four minutes on: stale by the file's 180 s, fresh by the patch.
+        std::fs::write(&clock, "2026-08-22T12:04:00Z").unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_quotatrack"))
+            .args(common)
+            .args(["watch", "--json"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let first: serde_json::Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+        let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+        assert_eq!(child.wait().unwrap().code(), Some(0));
+        let providers = first["providers"].as_array().unwrap();
+        assert!(!providers.is_empty(), "{first}");
+        for provider in providers {
+            assert_eq!(provider["age_s"], 240, "{provider}");
+            assert_eq!(provider["state"], "fresh", "{provider}");
+        }
+    }
+
     #[test]
     fn watch_json_prints_the_status_object_once_per_cycle() {
         use std::io::Write;

@@ -502,14 +502,7 @@ fn run_demo(explicit_dir: Option<&Path>, args: &DemoArgs, settings: &Settings) -
         None => &scenario::DEMO,
     };
     let minutes = args.hours.map_or(chosen.minutes, |hours| hours * 60);
-    // Private like every directory quotatrack makes (0700, whatever the umask).
-    let temporary = {
-        use std::os::unix::fs::PermissionsExt;
-        tempfile::Builder::new()
-            .prefix("quotatrack-demo")
-            .permissions(std::fs::Permissions::from_mode(0o700))
-            .tempdir()?
-    };
+    let temporary = tempfile::tempdir()?;
     let data_dir = explicit_dir.unwrap_or(temporary.path());
     if args.json {
         let timeline = runtime()?.block_on(scenario::run(chosen, minutes, data_dir, settings.clone()))?;
@@ -581,10 +574,17 @@ fn run_watch(sources: &Sources, json: bool) -> anyhow::Result<ExitCode> {
     let mut alerts = engine.subscribe_alerts();
     let delivery = Delivery::from_settings(&engine.settings().alerts).reporting(engine.outside());
     let clock = Arc::clone(&sources.clock);
-    let stale = StatusOptions {
-        stale_after: sources.settings.stale_after(),
+    // How the printer judges age and orders providers: by the settings in
+    // force (the file with the hosts' patches laid over it), again after
+    // every SIGHUP.
+    let in_force = |engine: &Engine| {
+        let settings = engine.settings();
+        let stale = StatusOptions {
+            stale_after: settings.stale_after(),
+        };
+        (stale, settings.providers.clone())
     };
-    let order = sources.settings.providers.clone();
+    let (judging, mut judged) = tokio::sync::watch::channel(in_force(&engine));
     runtime()?.block_on(async {
         // Ends when stdout is closed (`quotatrack watch | head -1`): the
         // engine then stops as at a signal. Alerts go to the command and
@@ -604,7 +604,9 @@ fn run_watch(sources: &Sources, json: bool) -> anyhow::Result<ExitCode> {
                     }
                     view = updates.recv() => match view {
                         Ok(view) if json => {
+                            let (stale, order) = judged.borrow_and_update().clone();
                             let mut view = Status::clone(&view);
+                            view.stale_after_s = None;
                             status::settle(&mut view, clock.now(), &stale);
                             crate::render::order_by(&mut view, &order);
                             match serde_json::to_string(&view) {
@@ -641,7 +643,10 @@ fn run_watch(sources: &Sources, json: bool) -> anyhow::Result<ExitCode> {
                 biased;
                 () = &mut shutdown => break,
                 _ = &mut printer => break,
-                () = hung_up(&mut hangup) => reload_settings(&mut engine, sources)?,
+                () = hung_up(&mut hangup) => {
+                    reload_settings(&mut engine, sources)?;
+                    judging.send_replace(in_force(&engine));
+                }
                 Some((request, done)) = serve::next_request(&mut requests) => {
                     engine.force_refresh(request.refresh).await?;
                     let _ = done.send(());
