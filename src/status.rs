@@ -33,20 +33,51 @@ use crate::wire::{
 /// The snapshot file's name in the data dir.
 pub const SNAPSHOT_FILE: &str = "status.json";
 
-/// How the view judges age.
+/// How the view judges age, and what it leaves out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StatusOptions {
     /// A last good value older than this is stale.
     pub stale_after: SignedDuration,
+    /// Providers whose status page the settings turned off: the page's
+    /// last reading is not shown (it would never be renewed).
+    pub pages_off: ProviderSet,
 }
 
 impl Default for StatusOptions {
     /// Three missed 60 s cycles: what the default settings give
-    /// (`Settings::stale_after`).
+    /// (`Settings::stale_after`); every status page shown.
     fn default() -> Self {
         StatusOptions {
             stale_after: SignedDuration::from_secs(180),
+            pages_off: ProviderSet::default(),
         }
+    }
+}
+
+impl StatusOptions {
+    /// What `settings` say: their stale threshold, and the status pages
+    /// they turned off.
+    pub fn from_settings(settings: &crate::settings::Settings) -> StatusOptions {
+        StatusOptions {
+            stale_after: settings.stale_after(),
+            pages_off: ProviderSet::of(ProviderId::ALL.into_iter().filter(|id| !settings.status_page_on(*id))),
+        }
+    }
+}
+
+/// A set of providers, small enough to copy.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ProviderSet(u16);
+
+impl ProviderSet {
+    /// The providers of `ids`.
+    pub fn of(ids: impl IntoIterator<Item = ProviderId>) -> ProviderSet {
+        ProviderSet(ids.into_iter().fold(0, |bits, id| bits | 1 << id as u16))
+    }
+
+    /// Whether `id` is in the set.
+    pub fn contains(self, id: ProviderId) -> bool {
+        self.0 & 1 << id as u16 != 0
     }
 }
 
@@ -55,6 +86,12 @@ pub fn view(store: &Store, now: Timestamp, options: &StatusOptions) -> Status {
     let providers = ProviderId::ALL
         .iter()
         .filter_map(|id| store.providers.get(id).map(|entry| provider_view(*id, entry, now)))
+        .map(|mut provider| {
+            if options.pages_off.contains(provider.id) {
+                provider.status_page = None;
+            }
+            provider
+        })
         .collect();
     let mut status = Status {
         schema: 1,
@@ -78,6 +115,7 @@ pub fn settle(status: &mut Status, now: Timestamp, options: &StatusOptions) {
     let written = match (status.stale_after_s.take(), status.file_stale_after_s.take()) {
         (Some(engine), Some(file)) if seconds(file) == options.stale_after => Some(StatusOptions {
             stale_after: seconds(engine),
+            ..*options
         }),
         _ => None,
     };
@@ -85,6 +123,9 @@ pub fn settle(status: &mut Status, now: Timestamp, options: &StatusOptions) {
     status.generated_at = rfc3339_seconds(now);
     for provider in &mut status.providers {
         settle_provider(provider, now, options);
+        if options.pages_off.contains(provider.id) {
+            provider.status_page = None;
+        }
     }
 }
 

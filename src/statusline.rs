@@ -157,9 +157,7 @@ pub fn claude_line(data_dir: &Path, input: &[u8], settings: &Settings, options: 
         spool(data_dir, now, &windows);
         view = with_claude(view, windows, now);
     }
-    let stale = StatusOptions {
-        stale_after: settings.stale_after(),
-    };
+    let stale = StatusOptions::from_settings(settings);
     status::settle(&mut view, now, &stale);
     render::order_by(&mut view, &settings.providers);
     render::line::line(&view, options)

@@ -180,6 +180,59 @@ fn a_status_page_is_read_on_its_own_ttl_and_an_unreadable_one_keeps_the_last_rea
 }
 
 #[test]
+fn a_status_page_turned_off_no_longer_shows_its_last_reading() {
+    let server = Server::with_status_pages(
+        vec![Reply::exchange(&exchange(ProviderId::Anthropic, "ok-full"))],
+        vec![status_page("anthropic-minor")],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new("2026-11-22T12:00:00Z".parse().unwrap()));
+    let mut engine = engine_at(dir.path(), clock.clone(), ProviderId::Anthropic, &server.origin);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(engine.cycle()).unwrap();
+    let page = |view: &quotatrack::wire::Status| view.providers[0].status_page.clone();
+    assert_eq!(page(&engine.status()).unwrap().indicator, "minor");
+
+    // Off for this provider (as `[status_page.anthropic] enabled = false`
+    // says): the degraded reading would never be renewed, so it goes from
+    // the view, the snapshot file and a reader with the same settings.
+    let off = engine
+        .settings()
+        .patched(&serde_json::json!({"status_page": {"anthropic": {"enabled": false}}}))
+        .unwrap();
+    engine.configure(off.clone()).unwrap();
+    clock.advance(SignedDuration::from_mins(10));
+    runtime.block_on(engine.cycle()).unwrap();
+    assert_eq!(server.status_requests(), 1, "a page turned off is not read");
+    assert_eq!(page(&engine.status()), None);
+    let mut snapshot = status::read_snapshot(dir.path()).unwrap().unwrap();
+    assert_eq!(page(&snapshot), None);
+    assert!(!status::line(&snapshot, clock.now(), None).contains('⚠'));
+    status::settle(&mut snapshot, clock.now(), &status::StatusOptions::from_settings(&off));
+    assert_eq!(page(&snapshot), None);
+
+    // Every page off (`status_pages = false`) hides it as well.
+    let mut engine_view = engine.status();
+    engine_view.providers[0].status_page = Some(quotatrack::wire::StatusPageBody {
+        indicator: "minor".to_owned(),
+        description: None,
+    });
+    let all_off = quotatrack::settings::Settings {
+        status_pages: false,
+        ..quotatrack::settings::Settings::default()
+    };
+    status::settle(
+        &mut engine_view,
+        clock.now(),
+        &status::StatusOptions::from_settings(&all_off),
+    );
+    assert_eq!(page(&engine_view), None);
+}
+
+#[test]
 fn an_unreachable_status_page_reads_unknown_with_the_reason() {
     let closed = closed_origin();
     let dir = tempfile::tempdir().unwrap();

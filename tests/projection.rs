@@ -377,6 +377,7 @@ fn stale_values_carry_their_age() {
     let store = store_after(vec![fetched(usage(vec![window("5h", 0.45, Some(at(9_000)))]))]);
     let options = StatusOptions {
         stale_after: SignedDuration::from_secs(180),
+        ..StatusOptions::default()
     };
     let fresh = status::view(&store, at(170), &options);
     assert_eq!(fresh.providers[0].state, Freshness::Fresh);

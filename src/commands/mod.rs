@@ -353,9 +353,7 @@ pub(crate) fn snapshot(sources: &Sources) -> anyhow::Result<Option<Status>> {
     let Some(mut view) = status::read_snapshot(&sources.data_dir)? else {
         return Ok(None);
     };
-    let options = StatusOptions {
-        stale_after: sources.settings.stale_after(),
-    };
+    let options = StatusOptions::from_settings(&sources.settings);
     status::settle(&mut view, sources.clock.now(), &options);
     Ok(Some(view))
 }
@@ -466,9 +464,7 @@ fn run_status(sources: &Sources, args: &StatusArgs) -> anyhow::Result<ExitCode> 
             data_dir.display()
         );
     }
-    let stale = StatusOptions {
-        stale_after: sources.settings.stale_after(),
-    };
+    let stale = StatusOptions::from_settings(&sources.settings);
     status::settle(&mut view, now, &stale);
     if !args.providers.is_empty() {
         view.providers.retain(|provider| args.providers.contains(&provider.id));
@@ -579,9 +575,7 @@ fn run_watch(sources: &Sources, json: bool) -> anyhow::Result<ExitCode> {
     // every SIGHUP.
     let in_force = |engine: &Engine| {
         let settings = engine.settings();
-        let stale = StatusOptions {
-            stale_after: settings.stale_after(),
-        };
+        let stale = StatusOptions::from_settings(settings);
         (stale, settings.providers.clone())
     };
     let (judging, mut judged) = tokio::sync::watch::channel(in_force(&engine));

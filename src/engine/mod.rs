@@ -482,9 +482,7 @@ impl Engine {
         items.extend(self.trackers.set_providers(&providers, self.journal.store(), at));
         self.journal.record(items)?;
         self.status_ttl = next.status_ttl();
-        self.status_options = StatusOptions {
-            stale_after: next.stale_after(),
-        };
+        self.status_options = StatusOptions::from_settings(&next);
         self.settings = next;
         Ok(())
     }

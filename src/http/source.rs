@@ -209,6 +209,7 @@ impl Published {
         if let Some(view) = &mut view {
             let options = StatusOptions {
                 stale_after: self.lock().stale_after,
+                ..StatusOptions::default()
             };
             status::settle(view, now, &options);
         }
