@@ -23,7 +23,7 @@ use crate::providers::detect::detect;
 use crate::settings::{Settings, SettingsError};
 use crate::status;
 use crate::store::Store;
-use crate::wire::{ProviderStatus, Status};
+use crate::wire::{Freshness, ProviderStatus, Status};
 
 /// What the engine tells the host (one JSON line each on `serve --stdio`).
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -277,8 +277,9 @@ pub(crate) fn patched(settings: &Settings, patch: &Value) -> Result<(Settings, M
 /// `idle`, and its effects say when to forward a refresh to the owner
 /// ([`Effect::Forward`]) and when to show the owner's snapshot
 /// ([`Effect::EmitCurrent`]). The provider it shows is its own host's:
-/// the model's, or the one `cycle_provider` moved to (the next one in the
-/// snapshot with something to show), until the model changes. Nothing it
+/// the model's, or the one `cycle_provider` moved to (the next one, of the
+/// providers enabled both here and by the owner, with something to show in
+/// the snapshot), until the model changes. Nothing it
 /// decides is logged: the log belongs to the owner.
 pub struct Follower {
     machine: controller::Machine,
@@ -317,10 +318,12 @@ impl Follower {
                 self.model_id = Some(model.clone());
             }
             HostEvent::CycleProvider => {
-                // The controller's own rule, over the snapshot.
+                // The controller's own rule, over the snapshot, through the
+                // providers enabled here that the owner has not turned off
+                // (the snapshot lists those `inactive`).
                 let shown: Vec<&ProviderStatus> =
                     snapshot.map(|view| view.providers.iter().collect()).unwrap_or_default();
-                let order: Vec<ProviderId> = shown.iter().map(|entry| entry.id).collect();
+                let order = self.enabled_by_both(snapshot);
                 let facts = |id: ProviderId| {
                     let entry = shown.iter().find(|entry| entry.id == id);
                     ProviderFacts {
@@ -337,8 +340,11 @@ impl Follower {
                     None if order.is_empty() => Cycled::NoneEnabled,
                     None => Cycled::NoneAvailable,
                 };
-                if let Some(next) = next {
-                    self.current = Some(next);
+                match next {
+                    Some(next) => self.current = Some(next),
+                    // A provider turned off is not shown as current.
+                    None if self.current.is_some_and(|current| !order.contains(&current)) => self.current = None,
+                    None => {}
                 }
                 effects.push(Effect::EmitCycled(cycled));
             }
@@ -346,6 +352,21 @@ impl Follower {
         }
         effects.extend(self.input(Input::Trigger(trigger(host))));
         effects
+    }
+
+    /// The providers a cycle moves through, in this process's settings'
+    /// order: the ones they enable, less those the owner's snapshot lists
+    /// `inactive` (its settings, patches included, turned them off). One
+    /// the snapshot does not list is kept: the owner has not read it yet.
+    fn enabled_by_both(&self, snapshot: Option<&Status>) -> Vec<ProviderId> {
+        let off = |id: &ProviderId| {
+            snapshot.is_some_and(|view| {
+                view.providers
+                    .iter()
+                    .any(|entry| entry.id == *id && entry.state == Freshness::Inactive)
+            })
+        };
+        self.enabled.iter().copied().filter(|id| !off(id)).collect()
     }
 
     /// Sets the providers the settings enable (every one until set).
