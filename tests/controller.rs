@@ -883,6 +883,75 @@ fn a_follower_forwards_refreshes_and_shows_its_hosts_provider_from_the_snapshot(
     assert_eq!(follower.answer(&HostEvent::Refresh, &snapshot, at(0)), None);
 }
 
+/// A follower never shows a provider turned off (by the owner, whose
+/// snapshot lists it `inactive`, or by its own settings), by the owner's
+/// rule: the provider shown, once turned off, gives way to the model's if
+/// enabled, else the first enabled one with something to show; a model
+/// whose provider is off shows none; with none enabled nothing is shown.
+#[test]
+fn a_follower_never_shows_a_provider_turned_off() {
+    use quotatrack::machines::controller::Cycled;
+    use quotatrack::session::Follower;
+    use quotatrack::wire::{Freshness, Status};
+
+    let mut owner = Sut::new();
+    owner.runtime.block_on(owner.engine.cycle()).unwrap();
+    let snapshot = owner.engine.status();
+    let off = |ids: &[ProviderId]| {
+        let mut view: Status = snapshot.clone();
+        for entry in &mut view.providers {
+            if ids.contains(&entry.id) {
+                entry.state = Freshness::Inactive;
+            }
+        }
+        view
+    };
+    let claude = HostEvent::ModelChanged {
+        provider: None,
+        model: "claude-sonnet-4-5".to_owned(),
+    };
+
+    let (mut follower, _) = Follower::start();
+    follower.set_enabled(&PROVIDERS);
+    follower.handle(&claude, Some(&snapshot));
+    assert_eq!(follower.current(), Some(ProviderId::Anthropic));
+    // The owner turns Claude off: the next event shows Codex.
+    follower.handle(&HostEvent::TurnStart, Some(&off(&[ProviderId::Anthropic])));
+    assert_eq!(follower.current(), Some(ProviderId::Codex));
+    // Claude on again: Codex stays until the model changes.
+    follower.handle(&HostEvent::TurnStart, Some(&snapshot));
+    assert_eq!(follower.current(), Some(ProviderId::Codex));
+    follower.handle(&claude, Some(&snapshot));
+    assert_eq!(follower.current(), Some(ProviderId::Anthropic));
+    // Everything off: nothing shown, and a cycle says none is enabled.
+    let everything = off(&PROVIDERS);
+    follower.handle(&HostEvent::CycleProvider, Some(&everything));
+    assert_eq!(follower.current(), None);
+    assert_eq!(
+        follower.cycled(Cycled::NoneEnabled),
+        Some(EngineEvent::CycleUnchanged {
+            reason: Cycled::NoneEnabled,
+            provider: None
+        })
+    );
+
+    // Its own settings count too, and as on the owner a model whose
+    // provider is off shows none: with Codex alone enabled here, a Claude
+    // model shows nothing, a GPT model Codex.
+    let (mut follower, _) = Follower::start();
+    follower.set_enabled(&[ProviderId::Codex]);
+    follower.handle(&claude, Some(&snapshot));
+    assert_eq!(follower.current(), None);
+    let gpt = HostEvent::ModelChanged {
+        provider: None,
+        model: "gpt-5-codex".to_owned(),
+    };
+    follower.handle(&gpt, Some(&snapshot));
+    assert_eq!(follower.current(), Some(ProviderId::Codex));
+    follower.handle(&claude, Some(&snapshot));
+    assert_eq!(follower.current(), None);
+}
+
 /// Shutdown is accepted in every state of the diagram: each state is
 /// reached by the inputs that lead there, then `shutdown` ends it there,
 /// logged as a transition from that state.
