@@ -23,7 +23,7 @@ use crate::providers::detect::detect;
 use crate::settings::{Settings, SettingsError};
 use crate::status;
 use crate::store::Store;
-use crate::wire::{ProviderStatus, Status};
+use crate::wire::{Freshness, ProviderStatus, Status};
 
 /// What the engine tells the host (one JSON line each on `serve --stdio`).
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -277,12 +277,18 @@ pub(crate) fn patched(settings: &Settings, patch: &Value) -> Result<(Settings, M
 /// `idle`, and its effects say when to forward a refresh to the owner
 /// ([`Effect::Forward`]) and when to show the owner's snapshot
 /// ([`Effect::EmitCurrent`]). The provider it shows is its own host's:
-/// the model's, or the one `cycle_provider` moved to (the next one in the
-/// snapshot with something to show), until the model changes. Nothing it
+/// the model's, or the one `cycle_provider` moved to (the next one, of the
+/// providers enabled both here and by the owner, with something to show in
+/// the snapshot), until the model changes. One the owner or these settings
+/// turn off is never shown, as on the owner: a model whose provider is off
+/// shows none, and when the provider shown is turned off, the model's is
+/// shown if enabled, else the first enabled one with something to show. Nothing it
 /// decides is logged: the log belongs to the owner.
 pub struct Follower {
     machine: controller::Machine,
     current: Option<ProviderId>,
+    /// The provider of the host's model.
+    model: Option<ProviderId>,
     model_id: Option<String>,
     told: Told,
     /// The providers this process's settings enable: `update_all` lists a
@@ -297,6 +303,7 @@ impl Follower {
         let mut follower = Follower {
             machine: Controller::machine(),
             current: None,
+            model: None,
             model_id: None,
             told: Told::default(),
             enabled: ProviderId::ALL.to_vec(),
@@ -311,25 +318,33 @@ impl Follower {
     /// through. A cycle's answer comes first ([`Effect::EmitCycled`]).
     pub fn handle(&mut self, host: &HostEvent, snapshot: Option<&Status>) -> Vec<Effect> {
         let mut effects = Vec::new();
+        // The controller's own rules, over the snapshot, through the
+        // providers enabled here that the owner has not turned off (the
+        // snapshot lists those `inactive`).
+        let shown: Vec<&ProviderStatus> = snapshot.map(|view| view.providers.iter().collect()).unwrap_or_default();
+        let order = self.enabled_by_both(snapshot);
+        let facts = |id: ProviderId| {
+            let entry = shown.iter().find(|entry| entry.id == id);
+            ProviderFacts {
+                available: entry.is_some_and(|entry| !entry.credentials_missing),
+                has_windows: entry.is_some_and(|entry| !entry.windows.is_empty()),
+                failing: entry.is_some_and(|entry| entry.error.is_some()),
+                ..ProviderFacts::default()
+            }
+        };
         match host {
             HostEvent::ModelChanged { provider, model } => {
-                self.current = detect(provider.as_deref(), model);
+                // The model's provider when enabled; else none, unless the
+                // one shown was turned off (then the rule below picks).
+                self.model = detect(provider.as_deref(), model);
+                let enabled = self.model.filter(|model| order.contains(model));
+                let shown_off = self.current.is_some_and(|current| !order.contains(&current));
+                if enabled.is_some() || !shown_off {
+                    self.current = enabled;
+                }
                 self.model_id = Some(model.clone());
             }
             HostEvent::CycleProvider => {
-                // The controller's own rule, over the snapshot.
-                let shown: Vec<&ProviderStatus> =
-                    snapshot.map(|view| view.providers.iter().collect()).unwrap_or_default();
-                let order: Vec<ProviderId> = shown.iter().map(|entry| entry.id).collect();
-                let facts = |id: ProviderId| {
-                    let entry = shown.iter().find(|entry| entry.id == id);
-                    ProviderFacts {
-                        available: entry.is_some_and(|entry| !entry.credentials_missing),
-                        has_windows: entry.is_some_and(|entry| !entry.windows.is_empty()),
-                        failing: entry.is_some_and(|entry| entry.error.is_some()),
-                        ..ProviderFacts::default()
-                    }
-                };
                 let next = controller::cycle_order(&order, self.current)
                     .find(|id| Some(*id) != self.current && controller::worth_showing(&facts(*id)));
                 let cycled = match next {
@@ -344,8 +359,32 @@ impl Follower {
             }
             _ => {}
         }
+        // A provider turned off is not shown as current: the model's
+        // provider is, when enabled, else the first enabled one with
+        // something to show, else the first with credentials, else none
+        // (the owner's rule for a provider a patch turned off).
+        if self.current.is_some_and(|current| !order.contains(&current)) {
+            self.current = (self.model.filter(|model| order.contains(model)))
+                .or_else(|| order.iter().copied().find(|id| controller::worth_showing(&facts(*id))))
+                .or_else(|| order.iter().copied().find(|id| facts(*id).available));
+        }
         effects.extend(self.input(Input::Trigger(trigger(host))));
         effects
+    }
+
+    /// The providers a cycle moves through, in this process's settings'
+    /// order: the ones they enable, less those the owner's snapshot lists
+    /// `inactive` (its settings, patches included, turned them off). One
+    /// the snapshot does not list is kept: the owner has not read it yet.
+    fn enabled_by_both(&self, snapshot: Option<&Status>) -> Vec<ProviderId> {
+        let off = |id: &ProviderId| {
+            snapshot.is_some_and(|view| {
+                view.providers
+                    .iter()
+                    .any(|entry| entry.id == *id && entry.state == Freshness::Inactive)
+            })
+        };
+        self.enabled.iter().copied().filter(|id| !off(id)).collect()
     }
 
     /// Sets the providers the settings enable (every one until set).

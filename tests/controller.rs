@@ -266,11 +266,25 @@ impl Model {
         self.fetched.extend(fetching);
     }
 
-    /// The provider to show: the cycled one while usable, else the model's.
+    /// The provider to show: the cycled one while usable, else the model's;
+    /// when neither is and the one shown was turned off, the first enabled
+    /// one with something to show, else with credentials (kept as a cycled
+    /// one is); else none.
     fn resolve(&mut self) -> Option<usize> {
         if !(self.cycled && self.current.is_some_and(|p| self.usable(p))) {
             self.cycled = false;
-            self.current = self.model.filter(|p| self.usable(*p));
+            let model = self.model.filter(|p| self.usable(*p));
+            let disabled = self.current.is_some_and(|p| !self.enabled.contains(&p));
+            self.current = if model.is_none() && disabled {
+                let providers = &self.providers;
+                let worth = |p: &usize| providers[*p].known && (providers[*p].windows || providers[*p].failing);
+                let next = (self.enabled.iter().copied().find(worth))
+                    .or_else(|| self.enabled.iter().copied().find(|p| providers[*p].known));
+                self.cycled = next.is_some();
+                next
+            } else {
+                model
+            };
         }
         self.current
     }
@@ -334,7 +348,14 @@ impl Model {
                 // The answer to a cycle that moved is always sent.
                 self.shown = None;
             }
-            None => self.told.push(Told::Stayed),
+            None => {
+                // A provider turned off is not shown as current.
+                if self.current.is_some_and(|p| !self.enabled.contains(&p)) {
+                    self.current = None;
+                    self.cycled = false;
+                }
+                self.told.push(Told::Stayed);
+            }
         }
         self.emit();
     }
@@ -359,7 +380,7 @@ impl Model {
             }
             Host::Cycle => self.cycle_provider(),
             Host::Patch(patch) => {
-                self.path.extend(["settings_patched", "settings_loading", "ready"]);
+                self.path.extend(["settings_patched", "settings_loading"]);
                 match patch {
                     Patch::Providers(order) => {
                         for (p, provider) in self.providers.iter_mut().enumerate() {
@@ -378,8 +399,13 @@ impl Model {
                         }
                         self.enabled.clone_from(order);
                         self.told.push(Told::SettingsUpdated);
+                        // Then a refresh under the new settings, not forced.
+                        self.refresh(false);
                     }
-                    Patch::Bad => self.told.push(Told::Refused),
+                    Patch::Bad => {
+                        self.told.push(Told::Refused);
+                        self.emit();
+                    }
                 }
             }
             Host::Shutdown => {
@@ -721,7 +747,8 @@ prop_state_machine! {
 /// An engine that does not own its data dir waits in `idle`: refreshes and
 /// model changes go to the owner, everything is answered from the owner's
 /// snapshot (the host's own provider and every provider), a cycle moves
-/// through the snapshot, and nothing is fetched here.
+/// through the providers enabled both here and by the owner (the snapshot
+/// lists those it turned off `inactive`), and nothing is fetched here.
 #[test]
 fn a_follower_forwards_refreshes_and_shows_its_hosts_provider_from_the_snapshot() {
     use quotatrack::machines::controller::{Cycled, Effect, Trigger};
@@ -801,21 +828,32 @@ fn a_follower_forwards_refreshes_and_shows_its_hosts_provider_from_the_snapshot(
         ),
         "the cycle is answered with the provider it moved to: {told:?}"
     );
-    // With nothing in the snapshot there is nothing to move to, and the
-    // host is told so.
+    // With nothing in the snapshot there is nothing to move to (both
+    // providers were probed), and the host is told so.
     let empty = quotatrack::wire::Status {
         providers: Vec::new(),
         ..snapshot.clone()
     };
     let effects = follower.handle(&HostEvent::CycleProvider, Some(&empty));
-    assert_eq!(effects[0], Effect::EmitCycled(Cycled::NoneEnabled));
+    assert_eq!(effects[0], Effect::EmitCycled(Cycled::NoneAvailable));
     assert_eq!(
-        follower.cycled(Cycled::NoneEnabled),
+        follower.cycled(Cycled::NoneAvailable),
         Some(EngineEvent::CycleUnchanged {
-            reason: Cycled::NoneEnabled,
+            reason: Cycled::NoneAvailable,
             provider: Some(ProviderId::Anthropic)
         })
     );
+    // The owner turned Codex off (its snapshot lists it inactive): a cycle
+    // does not move there.
+    let mut codex_off = snapshot.clone();
+    for entry in &mut codex_off.providers {
+        if entry.id == ProviderId::Codex {
+            entry.state = Freshness::Inactive;
+        }
+    }
+    let effects = follower.handle(&HostEvent::CycleProvider, Some(&codex_off));
+    assert_eq!(effects[0], Effect::EmitCycled(Cycled::NoneAvailable));
+    assert_eq!(follower.current(), Some(ProviderId::Anthropic));
     for shown in [HostEvent::TurnStart, HostEvent::Interval] {
         assert_eq!(
             follower.handle(&shown, Some(&snapshot)),
@@ -843,6 +881,75 @@ fn a_follower_forwards_refreshes_and_shows_its_hosts_provider_from_the_snapshot(
         assert!(matches!(answer, Some(EngineEvent::UpdateAll { .. })), "{answer:?}");
     }
     assert_eq!(follower.answer(&HostEvent::Refresh, &snapshot, at(0)), None);
+}
+
+/// A follower never shows a provider turned off (by the owner, whose
+/// snapshot lists it `inactive`, or by its own settings), by the owner's
+/// rule: the provider shown, once turned off, gives way to the model's if
+/// enabled, else the first enabled one with something to show; a model
+/// whose provider is off shows none; with none enabled nothing is shown.
+#[test]
+fn a_follower_never_shows_a_provider_turned_off() {
+    use quotatrack::machines::controller::Cycled;
+    use quotatrack::session::Follower;
+    use quotatrack::wire::{Freshness, Status};
+
+    let mut owner = Sut::new();
+    owner.runtime.block_on(owner.engine.cycle()).unwrap();
+    let snapshot = owner.engine.status();
+    let off = |ids: &[ProviderId]| {
+        let mut view: Status = snapshot.clone();
+        for entry in &mut view.providers {
+            if ids.contains(&entry.id) {
+                entry.state = Freshness::Inactive;
+            }
+        }
+        view
+    };
+    let claude = HostEvent::ModelChanged {
+        provider: None,
+        model: "claude-sonnet-4-5".to_owned(),
+    };
+
+    let (mut follower, _) = Follower::start();
+    follower.set_enabled(&PROVIDERS);
+    follower.handle(&claude, Some(&snapshot));
+    assert_eq!(follower.current(), Some(ProviderId::Anthropic));
+    // The owner turns Claude off: the next event shows Codex.
+    follower.handle(&HostEvent::TurnStart, Some(&off(&[ProviderId::Anthropic])));
+    assert_eq!(follower.current(), Some(ProviderId::Codex));
+    // Claude on again: Codex stays until the model changes.
+    follower.handle(&HostEvent::TurnStart, Some(&snapshot));
+    assert_eq!(follower.current(), Some(ProviderId::Codex));
+    follower.handle(&claude, Some(&snapshot));
+    assert_eq!(follower.current(), Some(ProviderId::Anthropic));
+    // Everything off: nothing shown, and a cycle says none is enabled.
+    let everything = off(&PROVIDERS);
+    follower.handle(&HostEvent::CycleProvider, Some(&everything));
+    assert_eq!(follower.current(), None);
+    assert_eq!(
+        follower.cycled(Cycled::NoneEnabled),
+        Some(EngineEvent::CycleUnchanged {
+            reason: Cycled::NoneEnabled,
+            provider: None
+        })
+    );
+
+    // Its own settings count too, and as on the owner a model whose
+    // provider is off shows none: with Codex alone enabled here, a Claude
+    // model shows nothing, a GPT model Codex.
+    let (mut follower, _) = Follower::start();
+    follower.set_enabled(&[ProviderId::Codex]);
+    follower.handle(&claude, Some(&snapshot));
+    assert_eq!(follower.current(), None);
+    let gpt = HostEvent::ModelChanged {
+        provider: None,
+        model: "gpt-5-codex".to_owned(),
+    };
+    follower.handle(&gpt, Some(&snapshot));
+    assert_eq!(follower.current(), Some(ProviderId::Codex));
+    follower.handle(&claude, Some(&snapshot));
+    assert_eq!(follower.current(), None);
 }
 
 /// Shutdown is accepted in every state of the diagram: each state is
@@ -1026,18 +1133,23 @@ fn a_cycle_with_nowhere_to_go_says_so() {
         json!({"type": "cycle_unchanged", "reason": "none_available", "provider": "anthropic"})
     );
 
-    sut.handle(HostEvent::SettingsPatch {
+    // Every provider turned off: the patch's refresh shows none (a
+    // disabled provider is not kept as current), and a cycle says none is
+    // enabled, without naming one.
+    let told = sut.handle(HostEvent::SettingsPatch {
         patch: json!({"providers": []}),
     });
+    assert!(
+        told.iter()
+            .any(|event| matches!(event, EngineEvent::UpdateCurrent { provider: None, .. })),
+        "{told:?}"
+    );
     let told = sut.handle(HostEvent::CycleProvider);
     assert!(
-        told.iter().any(|event| matches!(
-            event,
-            EngineEvent::CycleUnchanged {
-                reason: Cycled::NoneEnabled,
-                ..
-            }
-        )),
+        told.contains(&EngineEvent::CycleUnchanged {
+            reason: Cycled::NoneEnabled,
+            provider: None
+        }),
         "{told:?}"
     );
 

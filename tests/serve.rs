@@ -210,3 +210,208 @@ fn the_owner_loop_runs_over_in_memory_pipes() {
     let report = quotatrack::replay::replay(&events, &Default::default());
     assert!(report.identical(), "{}", report.divergence.unwrap().line());
 }
+
+/// `serve --stdio` args over the fixtures of [`fixtures`] in `dir/fx`, on
+/// `dir/data`, with `config` as the settings file.
+fn serve_args(dir: &Path, config: &Path) -> Vec<String> {
+    let path = |p: &Path| p.to_str().unwrap().to_owned();
+    vec![
+        "--fixtures".to_owned(),
+        path(&dir.join("fx")),
+        "--data-dir".to_owned(),
+        path(&dir.join("data")),
+        "--config".to_owned(),
+        path(config),
+        "--clock-at".to_owned(),
+        "2026-08-22T12:00:00Z".to_owned(),
+        "serve".to_owned(),
+        "--stdio".to_owned(),
+    ]
+}
+
+/// The events a `serve --stdio` printed.
+fn printed(output: &std::process::Output) -> Vec<Value> {
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect()
+}
+
+/// What the host is told about the providers: `update_current`'s provider,
+/// `update_all`'s providers with their states, and `cycle_unchanged`.
+fn told_about(events: &[Value]) -> Vec<Value> {
+    events
+        .iter()
+        .filter_map(|event| match event["type"].as_str()? {
+            "update_current" => Some(serde_json::json!(["current", event["provider"]])),
+            "update_all" => {
+                let all: Vec<String> = event["providers"]
+                    .as_array()?
+                    .iter()
+                    .map(|p| format!("{} {}", p["id"].as_str().unwrap(), p["state"].as_str().unwrap()))
+                    .collect();
+                Some(serde_json::json!(["all", all]))
+            }
+            "cycle_unchanged" => Some(serde_json::json!(["stayed", event["reason"], event["provider"]])),
+            "settings_updated" => Some(serde_json::json!(["settings", event["settings"]["providers"]])),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A patch ends, as every path does, in the view under the new settings:
+/// the provider it turned off reads inactive and the one shown moves to
+/// an enabled one; with every provider turned off none is shown, and a
+/// cycle says none is enabled without naming a provider. The log replays.
+#[test]
+fn a_settings_patch_is_followed_by_the_view_under_the_new_settings() {
+    let dir = tempfile::tempdir().unwrap();
+    fixtures(&dir.path().join("fx"));
+    let config = dir.path().join("config.toml");
+    std::fs::write(&config, "providers = [\"anthropic\", \"codex\", \"copilot\"]\n").unwrap();
+    let session = concat!(
+        "{\"type\":\"session_start\"}\n",
+        "{\"type\":\"model_changed\",\"provider\":\"anthropic\",\"model\":\"claude-sonnet-4-5\"}\n",
+        "{\"type\":\"settings_patch\",\"patch\":{\"providers\":[\"codex\"]}}\n",
+        "{\"type\":\"cycle_provider\"}\n",
+        "{\"type\":\"settings_patch\",\"patch\":{\"providers\":[]}}\n",
+        "{\"type\":\"cycle_provider\"}\n",
+        "{\"type\":\"session_shutdown\"}\n",
+    );
+    let args = serve_args(dir.path(), &config);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let events = printed(&quotatrack(&args, session.as_bytes()));
+    let told = told_about(&events);
+    let patched = told
+        .iter()
+        .position(|event| event[0] == "settings")
+        .expect("settings_updated");
+    assert_eq!(
+        told[patched - 1],
+        serde_json::json!(["current", "anthropic"]),
+        "{told:#?}"
+    );
+    let inactive = ["anthropic", "copilot", "gemini", "antigravity", "kiro", "zai"].map(|id| format!("{id} inactive"));
+    let all: Vec<String> = ["codex fresh".to_owned()].into_iter().chain(inactive).collect();
+    let every_off: Vec<String> = ["anthropic", "codex", "copilot", "gemini", "antigravity", "kiro", "zai"]
+        .map(|id| format!("{id} inactive"))
+        .to_vec();
+    assert_eq!(
+        told[patched..],
+        [
+            serde_json::json!(["settings", ["codex"]]),
+            serde_json::json!(["current", "codex"]),
+            serde_json::json!(["all", all]),
+            serde_json::json!(["stayed", "none_available", "codex"]),
+            serde_json::json!(["settings", []]),
+            serde_json::json!(["current", null]),
+            serde_json::json!(["all", every_off]),
+            serde_json::json!(["stayed", "none_enabled", null]),
+        ],
+        "{told:#?}"
+    );
+
+    let export = Command::new(env!("CARGO_BIN_EXE_quotatrack"))
+        .args(["--data-dir", dir.path().join("data").to_str().unwrap(), "log", "export"])
+        .output()
+        .unwrap();
+    assert!(export.status.success());
+    let (identical, verdict) = replay(
+        &dir.path().join("session.jsonl"),
+        &String::from_utf8(export.stdout).unwrap(),
+    );
+    assert!(identical, "{verdict}");
+}
+
+/// A follower (a second `serve --stdio` while an owner holds the data
+/// dir) cycles through the providers the owner has not turned off: after
+/// the owner's patch to Codex alone it moves to Codex, then stays on it;
+/// one whose own settings enable no provider says none is enabled. Real
+/// processes; the test waits for the owner's answers, never the clock.
+#[test]
+fn a_follower_cycles_only_through_the_providers_the_owner_enables() {
+    use std::io::{BufRead, BufReader, Write};
+    use std::process::Stdio;
+    use std::time::Duration;
+
+    let dir = tempfile::tempdir().unwrap();
+    fixtures(&dir.path().join("fx"));
+    let config = dir.path().join("config.toml");
+    std::fs::write(&config, "providers = [\"anthropic\", \"codex\", \"copilot\"]\n").unwrap();
+    let mut owner = Command::new(env!("CARGO_BIN_EXE_quotatrack"))
+        .args(serve_args(dir.path(), &config))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let (sender, lines) = std::sync::mpsc::channel();
+    let stdout = owner.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if sender.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let mut stdin = owner.stdin.take().unwrap();
+    writeln!(
+        stdin,
+        r#"{{"type":"settings_patch","patch":{{"providers":["codex"]}}}}"#
+    )
+    .unwrap();
+    stdin.flush().unwrap();
+    // The snapshot carries the patch once the owner says so (a failure
+    // guard, not a pause: the answer comes in milliseconds).
+    loop {
+        let line = lines
+            .recv_timeout(Duration::from_secs(60))
+            .expect("the owner answers the patch");
+        if line.contains(r#""type":"settings_updated""#) {
+            break;
+        }
+    }
+
+    let cycles = concat!(
+        "{\"type\":\"cycle_provider\"}\n",
+        "{\"type\":\"cycle_provider\"}\n",
+        "{\"type\":\"cycle_provider\"}\n",
+        "{\"type\":\"session_shutdown\"}\n",
+    );
+    let args = serve_args(dir.path(), &config);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let events = printed(&quotatrack(&args, cycles.as_bytes()));
+    assert_eq!(events[0]["type"], "already_active", "{events:?}");
+    let told: Vec<Value> = told_about(&events)
+        .into_iter()
+        .filter(|event| event[0] != "all")
+        .collect();
+    assert_eq!(
+        told,
+        [
+            serde_json::json!(["current", "codex"]),
+            serde_json::json!(["stayed", "none_available", "codex"]),
+            serde_json::json!(["stayed", "none_available", "codex"]),
+        ]
+    );
+
+    let none = dir.path().join("none.toml");
+    std::fs::write(&none, "providers = []\n").unwrap();
+    let args = serve_args(dir.path(), &none);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let events = printed(&quotatrack(
+        &args,
+        b"{\"type\":\"cycle_provider\"}\n{\"type\":\"session_shutdown\"}\n",
+    ));
+    assert_eq!(events[0]["type"], "already_active", "{events:?}");
+    let stayed: Vec<Value> = told_about(&events)
+        .into_iter()
+        .filter(|event| event[0] == "stayed")
+        .collect();
+    assert_eq!(stayed, [serde_json::json!(["stayed", "none_enabled", null])]);
+
+    writeln!(stdin, r#"{{"type":"session_shutdown"}}"#).unwrap();
+    drop(stdin);
+    assert!(owner.wait().unwrap().success());
+}

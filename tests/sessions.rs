@@ -174,10 +174,12 @@ fn shutdown_before_the_session_starts_is_taken() {
 }
 
 #[test]
-fn cycling_with_one_provider_or_none_enabled_stays_on_it() {
+fn cycling_with_one_provider_stays_on_it_and_with_none_enabled_shows_none() {
     let events = session("cycle-none");
-    // Each cycle_provider probes and stays on the one provider shown: with
-    // only it enabled, and with none enabled at all.
+    // With only the host's provider enabled, the cycle probes and stays on
+    // it; once a patch turns every provider off, none is shown (a disabled
+    // provider is not kept as current) and the cycle, with nothing
+    // enabled, names none.
     let stayed: Vec<Option<ProviderId>> = events
         .iter()
         .filter_map(|e| match &e.payload {
@@ -189,7 +191,15 @@ fn cycling_with_one_provider_or_none_enabled_stays_on_it() {
             _ => None,
         })
         .collect();
-    assert_eq!(stayed, [Some(ProviderId::Anthropic); 2]);
+    assert_eq!(stayed, [Some(ProviderId::Anthropic), None]);
+    let selected: Vec<Option<ProviderId>> = events
+        .iter()
+        .filter_map(|e| match &e.payload {
+            Event::ProviderSelected { provider } => Some(*provider),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(selected, [Some(ProviderId::Anthropic), None]);
     let cycles = events
         .iter()
         .filter(|e| matches!(&e.payload, Event::HostReported { host } if serde_json::to_value(host).unwrap()["type"] == "cycle_provider"))

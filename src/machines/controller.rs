@@ -12,7 +12,9 @@
 //!     fetch_usage → fetch_success → maybe_fetch_status (status page when due) | fetch_error → use_cached_fallback
 //! } → emit_current → ready
 //! ready ─cycle→ cycle_requested (one cycle_probed per provider tried) → emit_current
-//! ready ─settings patch→ settings_patched → settings_loading → ready (the path a start takes)
+//! ready ─settings patch→ settings_patched → settings_loading (the state a start loads in)
+//!     → refreshing (not forced, under the new settings) → emit_current → ready
+//!     | (patch refused) → emit_current → ready
 //! every state (superstate alive) ─shutdown→ shutdown
 //! ```
 //!
@@ -337,19 +339,36 @@ impl Controller {
 
     /// Settings are being loaded or a patch applied.
     ///
-    /// - `SettingsLoaded` => `Ready` (`settings_loaded`): ready the first
-    ///   time, then settings updated or rejected
+    /// - `SettingsLoaded` => `Ready` (`settings_loaded`) the first time,
+    ///   saying ready
+    /// - `SettingsLoaded { accepted: true }` => `ResolveProvider`
+    ///   (`settings_loaded`) after a patch, saying the settings changed: a
+    ///   refresh (not forced) under the new settings, ending in
+    ///   `EmitCurrent` as every refresh does
+    /// - `SettingsLoaded { accepted: false }` => `EmitCurrent`
+    ///   (`settings_loaded`) after a patch, saying it was refused
     #[state(superstate = "alive")]
     fn settings_loading(&mut self, context: &mut Context, input: &Input) -> Outcome<State> {
         match input {
             Input::SettingsLoaded { accepted } => {
-                context.effects.push(match (self.loaded, accepted) {
-                    (false, _) => Effect::EmitReady,
-                    (true, true) => Effect::EmitSettingsUpdated,
-                    (true, false) => Effect::EmitSettingsRejected,
-                });
+                let first = !self.loaded;
                 self.loaded = true;
-                self.go(Cause::SettingsLoaded, None, State::ready())
+                match (first, accepted) {
+                    (true, _) => {
+                        context.effects.push(Effect::EmitReady);
+                        self.go(Cause::SettingsLoaded, None, State::ready())
+                    }
+                    (false, true) => {
+                        context.effects.push(Effect::EmitSettingsUpdated);
+                        self.force = false;
+                        self.go(Cause::SettingsLoaded, None, State::resolve_provider())
+                    }
+                    (false, false) => {
+                        context.effects.push(Effect::EmitSettingsRejected);
+                        let about = self.current;
+                        self.go(Cause::SettingsLoaded, about, State::emit_current())
+                    }
+                }
             }
             _ => Super,
         }
@@ -633,7 +652,8 @@ impl Controller {
     /// - `Step` => `CycleRequested` (`cycle_probed`, naming the provider rejected)
     /// - `Step` => `EmitCurrent` (`cycle_probed`, naming the provider taken;
     ///   when every provider was tried, or none is enabled, the current one
-    ///   stays). Either way the host is told what the cycle came to.
+    ///   stays, unless the settings turn it off: then none is shown). Either
+    ///   way the host is told what the cycle came to.
     #[state(superstate = "alive")]
     fn cycle_requested(&mut self, context: &mut Context, input: &Input) -> Outcome<State> {
         if *input != Input::Step {
@@ -646,6 +666,12 @@ impl Controller {
             } else {
                 Cycled::NoneAvailable
             };
+            // A provider the settings turn off is not shown as current.
+            if self.current.is_some_and(|current| !enabled.contains(&current)) {
+                self.current = None;
+                self.cycled = false;
+                context.effects.push(Effect::Select(None));
+            }
             context.effects.push(Effect::EmitCycled(cycled));
             let about = self.current;
             return self.go(Cause::CycleProbed, about, State::emit_current());
@@ -739,7 +765,11 @@ impl Controller {
     }
 
     /// The provider to show now: the cycled one while it stays usable, else
-    /// the model's when usable, else none. A change is an effect.
+    /// the model's when usable. When neither is, and the one shown is no
+    /// longer enabled (a patch turned it off), the first enabled provider
+    /// with something to show, else the first with credentials, is taken
+    /// as a cycle would take it (it stays until the model changes); else
+    /// none. A disabled provider is never kept. A change is an effect.
     fn resolve(&mut self, context: &mut Context) -> Option<ProviderId> {
         let facts = &context.facts;
         let keep = self.cycled && self.current.is_some_and(|current| facts.usable(current));
@@ -747,7 +777,20 @@ impl Controller {
             self.current
         } else {
             self.cycled = false;
-            facts.model_provider.filter(|provider| facts.usable(*provider))
+            let model = facts.model_provider.filter(|provider| facts.usable(*provider));
+            let disabled = self.current.is_some_and(|current| !facts.enabled.contains(&current));
+            if model.is_none() && disabled {
+                let next = facts
+                    .enabled
+                    .iter()
+                    .copied()
+                    .find(|provider| worth_showing(&facts.of(*provider)))
+                    .or_else(|| facts.enabled.iter().copied().find(|provider| facts.usable(*provider)));
+                self.cycled = next.is_some();
+                next
+            } else {
+                model
+            }
         };
         if chosen != self.current {
             self.current = chosen;
