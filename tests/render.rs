@@ -343,7 +343,7 @@ fn status_through_the_binary_gives_the_line_off_a_terminal_and_each_form_on_requ
         &["--format", "{anthropic.7d.used_percent}% ↺{anthropic.7d.resets_in}"],
         &[],
     );
-    assert_eq!(formatted.trim_end(), "61% ↺3d");
+    assert_eq!(formatted.trim_end(), "61% ↺3d20h");
 }
 
 #[test]
