@@ -43,55 +43,69 @@ pub fn line(view: &Status, options: &Options) -> String {
     } else {
         options.width
     };
-    let fits = |text: &String| text.chars().count() <= width;
-    let shown = |detail: Detail, unnamed: &[bool]| {
+    let everyone = vec![false; view.providers.len()];
+    let shown = |detail: Detail, unnamed: &[bool], plain: Vec<String>| {
         if options.color {
-            render(view, options, detail, true, unnamed)
+            segments(view, options, detail, true, unnamed).join(SEPARATOR)
         } else {
-            render(view, options, detail, false, unnamed)
+            plain.join(SEPARATOR)
         }
     };
-    let everyone = vec![false; view.providers.len()];
     let mut last = String::new();
     for detail in Detail::LEVELS {
         if detail.bar && !options.bar {
             continue;
         }
-        let plain = render(view, options, detail, false, &everyone);
-        if fits(&plain) {
-            return shown(detail, &everyone);
+        let plain = segments(view, options, detail, false, &everyone);
+        let mut length = columns(&plain);
+        if length <= width {
+            return shown(detail, &everyone, plain);
         }
         if let Names::Short(_) = detail.names {
             // Before every short name goes, the segments whose names
             // take the most room lose theirs, one at a time.
-            let unnamed = Detail {
-                names: Names::None,
-                ..detail
-            };
-            let mut saving: Vec<(usize, usize)> = view
-                .providers
-                .iter()
-                .enumerate()
-                .map(|(index, provider)| {
-                    let named = segment_at(provider, options, detail, false).chars().count();
-                    let bare = segment_at(provider, options, unnamed, false).chars().count();
-                    (named.saturating_sub(bare), index)
+            let bare = segments(
+                view,
+                options,
+                Detail {
+                    names: Names::None,
+                    ..detail
+                },
+                false,
+                &everyone,
+            );
+            let mut saving: Vec<(usize, usize)> = (0..view.providers.len())
+                .map(|index| {
+                    let saved = plain[index].chars().count().saturating_sub(bare[index].chars().count());
+                    (saved, index)
                 })
                 .filter(|(saved, _)| *saved > 0)
                 .collect();
             // The first providers (the settings' order) keep theirs longest.
             saving.sort_by(|a, b| b.0.cmp(&a.0).then(b.1.cmp(&a.1)));
             let mut dropped = everyone.clone();
-            for (_, index) in saving {
+            let mut mixed = plain.clone();
+            for (saved, index) in saving {
                 dropped[index] = true;
-                if fits(&render(view, options, detail, false, &dropped)) {
-                    return shown(detail, &dropped);
+                mixed[index].clone_from(&bare[index]);
+                length -= saved;
+                if length <= width {
+                    return shown(detail, &dropped, mixed);
                 }
             }
         }
-        last = shown(detail, &everyone);
+        last = shown(detail, &everyone, plain);
     }
     last
+}
+
+/// Between two segments.
+const SEPARATOR: &str = " │ ";
+
+/// The columns `segments` take joined.
+fn columns(segments: &[String]) -> usize {
+    let separators = segments.len().saturating_sub(1) * SEPARATOR.chars().count();
+    segments.iter().map(|segment| segment.chars().count()).sum::<usize>() + separators
 }
 
 /// One provider's segment at full detail.
@@ -193,9 +207,9 @@ fn largest_unit(seconds: i64) -> String {
     }
 }
 
-/// The line at `detail`, without window names on the providers `unnamed`
-/// marks.
-fn render(view: &Status, options: &Options, detail: Detail, color: bool, unnamed: &[bool]) -> String {
+/// The segments of the line at `detail`, without window names on the
+/// providers `unnamed` marks (and the shared age last, when it is told).
+fn segments(view: &Status, options: &Options, detail: Detail, color: bool, unnamed: &[bool]) -> Vec<String> {
     let shared_age = detail.shared_age.then(|| shared_age(view, detail)).flatten();
     let mut segments: Vec<String> = view
         .providers
@@ -218,7 +232,7 @@ fn render(view: &Status, options: &Options, detail: Detail, color: bool, unnamed
     if let Some(age) = shared_age {
         segments.push(format!("all ({age} ago)"));
     }
-    segments.join(" │ ")
+    segments
 }
 
 /// Whether a segment ends with the provider's age.
