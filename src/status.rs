@@ -41,6 +41,9 @@ pub struct StatusOptions {
     /// Providers whose status page the settings turned off: the page's
     /// last reading is not shown (it would never be renewed).
     pub pages_off: ProviderSet,
+    /// Providers the settings turned off: `inactive`, whatever they last
+    /// said (a missing login included), as nothing will be asked of them.
+    pub off: ProviderSet,
 }
 
 impl Default for StatusOptions {
@@ -50,6 +53,7 @@ impl Default for StatusOptions {
         StatusOptions {
             stale_after: SignedDuration::from_secs(180),
             pages_off: ProviderSet::default(),
+            off: ProviderSet::default(),
         }
     }
 }
@@ -61,6 +65,11 @@ impl StatusOptions {
         StatusOptions {
             stale_after: settings.stale_after(),
             pages_off: ProviderSet::of(ProviderId::ALL.into_iter().filter(|id| !settings.status_page_on(*id))),
+            off: ProviderSet::of(
+                ProviderId::ALL
+                    .into_iter()
+                    .filter(|id| !settings.providers.contains(id)),
+            ),
         }
     }
 }
@@ -89,6 +98,9 @@ pub fn view(store: &Store, now: Timestamp, options: &StatusOptions) -> Status {
         .map(|mut provider| {
             if options.pages_off.contains(provider.id) {
                 provider.status_page = None;
+            }
+            if options.off.contains(provider.id) {
+                provider.state = Freshness::Inactive;
             }
             provider
         })
@@ -125,6 +137,9 @@ pub fn settle(status: &mut Status, now: Timestamp, options: &StatusOptions) {
         settle_provider(provider, now, options);
         if options.pages_off.contains(provider.id) {
             provider.status_page = None;
+        }
+        if options.off.contains(provider.id) {
+            provider.state = Freshness::Inactive;
         }
     }
 }

@@ -177,6 +177,24 @@ mod engine_commands {
     }
 
     #[test]
+    fn demo_in_its_own_temporary_dir_keeps_it_private_under_a_loose_umask() {
+        use std::os::unix::process::CommandExt;
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_quotatrack"));
+        command.args(["demo", "--hours", "1"]);
+        // SAFETY: umask is async-signal-safe and touches only the child.
+        unsafe {
+            command.pre_exec(|| {
+                libc::umask(0o022);
+                Ok(())
+            });
+        }
+        let output = command.output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(0), "{stderr}");
+        assert!(!stderr.contains("other users"), "{stderr}");
+    }
+
+    #[test]
     fn demo_prints_a_timeline_and_keeps_a_replayable_log() {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().to_str().unwrap();

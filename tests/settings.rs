@@ -378,6 +378,95 @@ async fn a_patched_interval_retimes_the_running_timer_at_once() {
     replays(&engine);
 }
 
+/// A SIGHUP with the settings file unchanged keeps what a host patched
+/// (over `--fixtures`, where the providers are those the fixtures answer
+/// for): the next `serve` starts with the patched providers.
+#[test]
+fn a_sighup_with_the_file_unchanged_keeps_the_hosts_patch() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+
+    use crate::support::{fixtures_dir, quotatrack};
+
+    let dir = tempfile::tempdir().unwrap();
+    let (fixtures, data, config) = (
+        dir.path().join("fx"),
+        dir.path().join("data"),
+        dir.path().join("config.toml"),
+    );
+    for provider in ["anthropic", "codex"] {
+        std::fs::create_dir_all(fixtures.join(provider)).unwrap();
+        let body = if provider == "anthropic" { "ok-full" } else { "ok-plus" };
+        std::fs::copy(
+            fixtures_dir().join(format!("{provider}/{body}.json")),
+            fixtures.join(format!("{provider}/1.json")),
+        )
+        .unwrap();
+    }
+    std::fs::write(&config, "providers = [\"anthropic\", \"codex\"]\n").unwrap();
+    let common = [
+        "--fixtures",
+        fixtures.to_str().unwrap(),
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--config",
+        config.to_str().unwrap(),
+    ];
+    let ready = |input: &str| -> serde_json::Value {
+        let output = quotatrack(&[common.as_slice(), &["serve", "--stdio"]].concat(), input.as_bytes());
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        let first = String::from_utf8(output.stdout).unwrap();
+        serde_json::from_str(first.lines().next().unwrap()).unwrap()
+    };
+    let patch =
+        "{\"type\":\"settings_patch\",\"patch\":{\"providers\":[\"codex\"]}}\n{\"type\":\"session_shutdown\"}\n";
+    ready(patch);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_quotatrack"))
+        .args(common)
+        .args(["watch"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Lines of stdout and stderr as they come, each wait bounded.
+    let (lines, seen) = std::sync::mpsc::channel();
+    for stream in [
+        Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+        Box::new(child.stderr.take().unwrap()),
+    ] {
+        let lines = lines.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                let _ = lines.send(line);
+            }
+        });
+    }
+    let wait_for = |what: &str| loop {
+        let line = seen
+            .recv_timeout(std::time::Duration::from_secs(20))
+            .unwrap_or_else(|_| panic!("no line with {what:?} within 20 s"));
+        if line.contains(what) {
+            return line;
+        }
+    };
+    // The first status line: the signal handler is in place.
+    wait_for("Codex");
+    let hup = Command::new("kill")
+        .args(["-HUP", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(hup.success());
+    wait_for("settings reloaded");
+    let term = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    assert!(child.wait().unwrap().success());
+    let ready = ready("{\"type\":\"session_shutdown\"}\n");
+    assert_eq!(ready["settings"]["providers"], serde_json::json!(["codex"]), "{ready}");
+}
+
 /// `watch` reads its settings file again at SIGHUP (a real process): the
 /// changed interval is recorded and in force at once, and the log replays
 /// with no divergence.
@@ -467,4 +556,61 @@ fn watch_reloads_its_settings_at_sighup() {
         "{}",
         String::from_utf8_lossy(&replayed.stdout)
     );
+}
+
+/// A provider the settings turn off reads `inactive` even when its last
+/// word was a missing login, and `status --refresh` gives login hints
+/// only for the providers in force.
+#[test]
+fn a_provider_turned_off_is_off_not_waiting_for_a_login() {
+    use std::process::Command;
+
+    let dir = tempfile::tempdir().unwrap();
+    let (home, data, config) = (
+        dir.path().join("home"),
+        dir.path().join("data"),
+        dir.path().join("c.toml"),
+    );
+    std::fs::create_dir_all(&home).unwrap();
+    let run = |settings: &str, args: &[&str]| {
+        std::fs::write(&config, settings).unwrap();
+        let mut command = Command::new(env!("CARGO_BIN_EXE_quotatrack"));
+        // No credentials anywhere: nothing is requested.
+        command
+            .env_clear()
+            .env("HOME", &home)
+            .env("PATH", std::env::var_os("PATH").unwrap());
+        let output = command
+            .args([
+                "--data-dir",
+                data.to_str().unwrap(),
+                "--config",
+                config.to_str().unwrap(),
+            ])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        (
+            String::from_utf8(output.stdout).unwrap(),
+            String::from_utf8(output.stderr).unwrap(),
+        )
+    };
+    let (_, hints) = run("status_pages = false\n", &["status", "--refresh", "--json"]);
+    assert!(hints.contains("no credentials found for codex"), "{hints}");
+    let (json, hints) = run(
+        "status_pages = false\nproviders = [\"zai\"]\n",
+        &["status", "--refresh", "--json"],
+    );
+    assert!(hints.contains("no credentials found for zai"), "{hints}");
+    assert!(!hints.contains("for codex"), "{hints}");
+    let view: serde_json::Value = serde_json::from_str(&json).unwrap();
+    for provider in view["providers"].as_array().unwrap() {
+        let expected = if provider["id"] == "zai" {
+            "auth_required"
+        } else {
+            "inactive"
+        };
+        assert_eq!(provider["state"], expected, "{provider}");
+    }
 }

@@ -331,9 +331,11 @@ fn reload_settings(engine: &mut Engine, sources: &Sources) -> anyhow::Result<()>
     };
     match Settings::load(path, *explicit) {
         Ok(mut settings) => {
-            if sources.fixtures.is_some() {
-                // Only the providers the fixtures answer for, as at start.
-                let answered = engine.settings().providers.clone();
+            if let Some(fixtures) = &sources.fixtures {
+                // Only the providers the fixtures answer for, as at start
+                // (not the ones in force: a host's patch of them would read
+                // as a change of the file, and be lost).
+                let answered = ExchangePlayer::from_dir(fixtures, Arc::clone(&sources.clock))?.providers();
                 settings.providers.retain(|id| answered.contains(id));
             }
             engine.configure(settings)?;
@@ -432,11 +434,13 @@ fn run_record(sources: &Sources, args: &RecordArgs) -> anyhow::Result<ExitCode> 
 fn run_status(sources: &Sources, args: &StatusArgs) -> anyhow::Result<ExitCode> {
     let data_dir = sources.data_dir.as_path();
     if args.refresh {
-        if sources.fixtures.is_none() {
-            report_missing_credentials(&args.providers, &sources.settings.providers, sources.clock.now());
-        }
         match engine(sources) {
             Ok(mut engine) => {
+                // Hints for the providers in force: the file's, with what
+                // hosts patched laid over it.
+                if sources.fixtures.is_none() {
+                    report_missing_credentials(&args.providers, &engine.settings().providers, sources.clock.now());
+                }
                 runtime()?.block_on(engine.refresh(None))?;
                 engine.close()?;
             }
@@ -498,7 +502,14 @@ fn run_demo(explicit_dir: Option<&Path>, args: &DemoArgs, settings: &Settings) -
         None => &scenario::DEMO,
     };
     let minutes = args.hours.map_or(chosen.minutes, |hours| hours * 60);
-    let temporary = tempfile::tempdir()?;
+    // Private like every directory quotatrack makes (0700, whatever the umask).
+    let temporary = {
+        use std::os::unix::fs::PermissionsExt;
+        tempfile::Builder::new()
+            .prefix("quotatrack-demo")
+            .permissions(std::fs::Permissions::from_mode(0o700))
+            .tempdir()?
+    };
     let data_dir = explicit_dir.unwrap_or(temporary.path());
     if args.json {
         let timeline = runtime()?.block_on(scenario::run(chosen, minutes, data_dir, settings.clone()))?;
