@@ -102,6 +102,9 @@ pub struct Log {
     retention: Option<retention::Cursor>,
     /// Where the last complete retention pass ended.
     frontier: Option<u64>,
+    /// Where the last pass stopped regrouping units (the units before it
+    /// are one frame each).
+    regrouped: Option<u64>,
     /// The end marker, open for in-place writes after the first append.
     end_file: Option<fs::File>,
     /// The readings block being gathered by retention's steps.
@@ -404,6 +407,7 @@ impl Log {
             writer: None,
             retention: None,
             frontier: None,
+            regrouped: None,
             end_file: None,
             pending_readings: None,
         })
@@ -1037,6 +1041,7 @@ impl Log {
         };
         self.retention = None;
         self.frontier = None;
+        self.regrouped = None;
         let mut shortened = 0;
         loop {
             let step = self.retain_step(now, &retention)?;
@@ -1077,6 +1082,26 @@ impl Log {
             }
         }
         stats
+    }
+
+    /// Entries and stored bytes (keys and values) of each of sled's trees,
+    /// by name: what the log holds, against what its files take on disk.
+    pub fn tree_bytes(&self) -> Vec<(String, u64, u64)> {
+        let mut trees = Vec::new();
+        for name in self.db.tree_names() {
+            let Ok(tree) = guard(&self.dir, || self.db.open_tree(&name)) else {
+                continue;
+            };
+            let (mut entries, mut bytes) = (0, 0);
+            if let Ok(iter) = guard(&self.dir, || Ok(tree.iter())) {
+                for (key, value) in iter.map_while(Result::ok) {
+                    entries += 1;
+                    bytes += (key.len() + value.len()) as u64;
+                }
+            }
+            trees.push((String::from_utf8_lossy(&name).into_owned(), entries, bytes));
+        }
+        trees
     }
 
     /// Clean shutdown: flushes, releases the data dir, and opens and closes
@@ -1164,6 +1189,7 @@ impl Log {
             writer: None,
             retention: None,
             frontier: None,
+            regrouped: None,
             end_file: None,
             pending_readings: None,
         })
