@@ -87,6 +87,9 @@ pub(crate) struct Cursor {
     jump: Option<u64>,
     /// Whether the pass is past the cuts, regrouping units.
     regroup: bool,
+    /// The last unit the pass trimmed or passed over: where the next pass
+    /// starts once this one reaches the cuts (it may straddle them).
+    previous: Option<u64>,
 }
 
 /// A keyframe and its deltas, or a run of format-1 entries.
@@ -135,18 +138,18 @@ impl Log {
         // A new pass starts at the log's start (folding happens there) and
         // goes on where the last pass ended: the units in between had their
         // bodies dropped already.
-        let (mut from, mut jump) = match self.retention.take() {
+        let (mut from, mut jump, mut previous) = match self.retention.take() {
             Some(cursor) if cursor.regroup => return self.regroup_from(cursor.next, 0, budget, step),
-            Some(cursor) => (cursor.next, cursor.jump),
-            None => (0, self.frontier),
+            Some(cursor) => (cursor.next, cursor.jump, cursor.previous),
+            None => (0, self.frontier, None),
         };
-        let mut previous: Option<u64> = None;
         loop {
             if spent >= budget.max(1) {
                 self.retention = Some(Cursor {
                     next: from,
                     jump,
                     regroup: false,
+                    previous,
                 });
                 return Ok(step);
             }
@@ -223,6 +226,7 @@ impl Log {
                     next: from,
                     jump: None,
                     regroup: true,
+                    previous: None,
                 });
                 return Ok(step);
             }
