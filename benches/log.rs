@@ -32,6 +32,17 @@ use quotatrack::status::StatusOptions;
 use quotatrack::wire::Window;
 
 fn main() {
+    // `QUOTATRACK_BENCH_ONLY=year`: the simulated year alone (its size,
+    // split by tree, and its retention steps), without the 1M-event log,
+    // `status` or `history`, for a quick comparison of storage changes.
+    if std::env::var("QUOTATRACK_BENCH_ONLY").is_ok_and(|only| only == "year") {
+        let demo = std::env::var("QUOTATRACK_BENCH_DEMO").expect("QUOTATRACK_BENCH_DEMO names a demo day's data dir");
+        let dir = tempfile::tempdir().unwrap();
+        // `QUOTATRACK_BENCH_YEAR_DIR` keeps the simulated log there.
+        let year_dir = std::env::var("QUOTATRACK_BENCH_YEAR_DIR").map_or_else(|_| dir.path().join("year"), Into::into);
+        year(Path::new(&demo), &year_dir, false);
+        return;
+    }
     let total: u64 = std::env::var("QUOTATRACK_BENCH_EVENTS")
         .ok()
         .and_then(|n| n.parse().ok())
@@ -163,7 +174,7 @@ fn main() {
     if let Ok(demo) = std::env::var("QUOTATRACK_BENCH_DEMO") {
         let demo = Path::new(&demo);
         compare_status(demo);
-        year(demo, &dir.path().join("year"));
+        year(demo, &dir.path().join("year"), true);
     }
 }
 
@@ -223,7 +234,7 @@ fn compare_status(demo: &Path) {
 }
 
 /// The simulated year (see the module doc).
-fn year(demo: &Path, dir: &Path) {
+fn year(demo: &Path, dir: &Path, history: bool) {
     let days: i64 = std::env::var("QUOTATRACK_BENCH_DAYS")
         .ok()
         .and_then(|n| n.parse().ok())
@@ -300,6 +311,7 @@ fn year(demo: &Path, dir: &Path) {
         }
     }
     let events = log.next_seq();
+    let trees = log.tree_bytes();
     log.close().unwrap();
     let simulated = began.elapsed();
     let size = size_of(dir);
@@ -318,6 +330,12 @@ fn year(demo: &Path, dir: &Path) {
         size_of(&blobs) as f64 / 1e6,
         (size - file_len(&dir.join("log/db")) - size_of(&blobs)) as f64 / 1e6
     );
+    let stored = trees
+        .iter()
+        .map(|(name, entries, bytes)| format!("{name} {:.1} MB in {entries}", *bytes as f64 / 1e6))
+        .collect::<Vec<_>>()
+        .join(", ");
+    println!("  stored (keys and values, by tree): {stored}");
     walls.sort();
     let quantile = |q: f64| {
         walls
@@ -333,6 +351,9 @@ fn year(demo: &Path, dir: &Path) {
         quantile(0.99).as_secs_f64() * 1e3,
         worst_cpu.as_secs_f64() * 1e3
     );
+    if !history {
+        return;
+    }
     // `history` over the whole year, as a person runs it (one process,
     // the default 240 points per series), median of 5 runs.
     let binary = release_binary();

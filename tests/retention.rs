@@ -347,3 +347,93 @@ fn a_readings_block_is_gathered_over_short_steps_and_holds_every_reading_of_its_
     assert_eq!(from_record, from_events);
     log.close().unwrap();
 }
+
+/// A pass regroups the complete units newer than the cuts: each unit of
+/// small per-batch frames becomes one frame. The export, the store and
+/// the readings stay the same, the stored bytes drop, appends go on after
+/// it, and a second pass finds nothing left to regroup.
+#[test]
+fn a_pass_stores_complete_units_as_one_frame_each_with_the_same_export() {
+    let root = tempfile::tempdir().unwrap();
+    let demo = root.path().join("demo");
+    let ran = quotatrack(&["--data-dir", demo.to_str().unwrap(), "demo", "--hours", "4"], b"");
+    assert_eq!(ran.status.code(), Some(0));
+    let events: Vec<Envelope> = {
+        let log = Log::open(&demo).unwrap();
+        let events = log.entries(0).map(Result::unwrap).collect();
+        log.close().unwrap();
+        events
+    };
+    // Appended as the engine appends: one batch per clock reading.
+    let mut batches: Vec<Vec<(Timestamp, quotatrack::events::Stream, Event)>> = Vec::new();
+    for envelope in &events {
+        if batches
+            .last()
+            .and_then(|batch| batch.last())
+            .is_none_or(|last| last.0 != envelope.at)
+        {
+            batches.push(Vec::new());
+        }
+        batches
+            .last_mut()
+            .unwrap()
+            .push((envelope.at, envelope.stream, envelope.payload.clone()));
+    }
+    let dir = root.path().join("log");
+    let mut log = Log::open(&dir).unwrap();
+    let (head, tail) = batches.split_at(batches.len() * 3 / 4);
+    log.append_batches(head.iter().cloned()).unwrap();
+    let stored = |log: &Log| -> u64 { log.stats().stored_by_hour.values().sum() };
+    let before_bytes = stored(&log);
+    let before_store = log.rebuild().unwrap();
+    let before_export = export_of(&log);
+    let now = events.last().unwrap().at;
+    let keep = Retention::days(30, 400);
+    let mut regrouped = 0;
+    loop {
+        let step = log.retain_step(now, &keep).unwrap();
+        regrouped += step.regrouped;
+        assert_eq!((step.shortened, step.folded), (0, 0));
+        if step.done {
+            break;
+        }
+    }
+    assert!(regrouped > 0, "nothing regrouped");
+    assert_eq!(export_of(&log), before_export);
+    assert_eq!(log.rebuild().unwrap(), before_store);
+    let after_bytes = stored(&log);
+    assert!(
+        after_bytes * 2 < before_bytes,
+        "stored {before_bytes} bytes before the pass, {after_bytes} after"
+    );
+    // Appends go on; a second pass regroups only what they completed, and
+    // a third nothing.
+    log.append_batches(tail.iter().cloned()).unwrap();
+    for expected_more in [true, false] {
+        let mut again = 0;
+        loop {
+            let step = log.retain_step(now, &keep).unwrap();
+            again += step.regrouped;
+            if step.done {
+                break;
+            }
+        }
+        assert_eq!(again > 0, expected_more, "regrouped {again}");
+    }
+    log.close().unwrap();
+    let whole: String = events
+        .iter()
+        .map(|e| format!("{}\n", String::from_utf8(e.to_json()).unwrap()))
+        .collect();
+    assert_eq!(export(&dir), whole);
+    let log = Log::open(&dir).unwrap();
+    assert_eq!(log.verify().first_problem, None);
+    log.close().unwrap();
+}
+
+/// The export of an open log.
+fn export_of(log: &Log) -> Vec<u8> {
+    let mut out = Vec::new();
+    log.export(0, &mut out).unwrap();
+    out
+}

@@ -461,13 +461,15 @@ pub fn repair(data_dir: &Path, now: Timestamp) -> Result<Option<RepairReport>, L
 
 /// The store of the repaired log: the newest readable checkpoint plus the
 /// kept events after it, when those run without a gap to the last kept
-/// event; else a fold of every kept event.
+/// event and nothing before it was lost; else a fold of every kept event.
 fn projection(readable: &Readable, data_dir: &Path) -> Result<(Store, bool), LogError> {
     let last = readable.events.keys().next_back().copied();
     if let Some(checkpoint) = &readable.checkpoint
         && let Some(applied) = checkpoint.applied
         && last.is_some_and(|last| applied <= last)
         && readable.events.contains_key(&applied)
+        // Events lost before it are in the checkpoint but in no rebuild.
+        && readable.lost.iter().all(|problem| problem.first > applied)
     {
         let tail: Vec<u64> = readable.events.range(applied..).map(|(seq, _)| *seq).collect();
         let contiguous = tail.windows(2).all(|pair| pair[1] == pair[0] + 1);

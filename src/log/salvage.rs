@@ -19,6 +19,9 @@
 //! `QTF\x02`, its length and a CRC-32, so intact frames are found the same
 //! way. A keyframe is read alone; a delta is read once the scan has found
 //! an intact copy of the keyframe it names (number and CRC-32 of its text).
+//! Checkpoints are stored compressed behind `QTC\x01` with a CRC-32
+//! ([`super::CHECKPOINT_MAGIC`]) and found the same way; sealed JSON ones
+//! from older builds are still found by their prefix.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
@@ -171,6 +174,7 @@ fn scan_frames(bytes: &[u8], salvage: &mut Salvage) {
 /// every file is scanned).
 pub fn scan_bytes(bytes: &[u8], salvage: &mut Salvage) {
     scan_frames(bytes, salvage);
+    scan_checkpoints(bytes, salvage);
     let mut from = 0;
     while let Some(found) = next_brace(bytes, from) {
         from = found + 1;
@@ -232,14 +236,40 @@ fn event_at(bytes: &[u8], start: usize, salvage: &mut Salvage) -> Option<usize> 
     }
 }
 
+/// Keeps the compressed checkpoints in `bytes` ([`super::CHECKPOINT_MAGIC`])
+/// that are intact, the newest as [`checkpoint_at`] does.
+fn scan_checkpoints(bytes: &[u8], salvage: &mut Salvage) {
+    let magic = super::CHECKPOINT_MAGIC;
+    let mut from = 0;
+    while let Some(found) = bytes
+        .get(from..)
+        .and_then(|rest| rest.windows(magic.len()).position(|window| window == magic))
+    {
+        let start = from + found;
+        from = start + 1;
+        if let Some((json, len)) = super::unpack_checkpoint(&bytes[start..]) {
+            from = start + len;
+            keep_checkpoint(&json, salvage);
+        }
+    }
+}
+
 /// Keeps the checkpoint at `start` if it is the newest; returns where it
 /// ends when it is intact.
 fn checkpoint_at(bytes: &[u8], start: usize, salvage: &mut Salvage) -> Option<usize> {
     let json = sealed_json_at(bytes, start)?;
     let end = start + json.len();
-    let checkpoint = serde_json::from_slice::<Checkpoint>(json).ok()?;
+    keep_checkpoint(json, salvage);
+    Some(end)
+}
+
+/// Keeps the checkpoint `json` holds if it is readable and the newest.
+fn keep_checkpoint(json: &[u8], salvage: &mut Salvage) {
+    let Ok(checkpoint) = serde_json::from_slice::<Checkpoint>(json) else {
+        return;
+    };
     if checkpoint.v != events::VERSION {
-        return Some(end);
+        return;
     }
     let newer = match &salvage.checkpoint {
         None => true,
@@ -248,7 +278,6 @@ fn checkpoint_at(bytes: &[u8], start: usize, salvage: &mut Salvage) -> Option<us
     if newer {
         salvage.checkpoint = Some(checkpoint.store);
     }
-    Some(end)
 }
 
 /// Regular files under `dir`, `depth` levels deep, in name order.
