@@ -374,14 +374,18 @@ impl Follower {
 
     /// The providers a cycle moves through, in this process's settings'
     /// order: the ones they enable, less those the owner's snapshot lists
-    /// `inactive` (its settings, patches included, turned them off). One
-    /// the snapshot does not list is kept: the owner has not read it yet.
+    /// `inactive` (its settings, patches included, turned them off) or,
+    /// once the owner has written one, does not list at all (its first
+    /// cycle gives every provider it tracks an entry: one it never read is
+    /// one its settings leave out). Before any snapshot, every one is kept.
     fn enabled_by_both(&self, snapshot: Option<&Status>) -> Vec<ProviderId> {
         let off = |id: &ProviderId| {
             snapshot.is_some_and(|view| {
-                view.providers
-                    .iter()
-                    .any(|entry| entry.id == *id && entry.state == Freshness::Inactive)
+                let entry = view.providers.iter().find(|entry| entry.id == *id);
+                match entry {
+                    Some(entry) => entry.state == Freshness::Inactive,
+                    None => !view.providers.is_empty(),
+                }
             })
         };
         self.enabled.iter().copied().filter(|id| !off(id)).collect()
@@ -394,7 +398,7 @@ impl Follower {
 
     /// `update_current` and `update_all` from `snapshot` at `now`.
     fn views(&self, snapshot: &Status, now: Timestamp) -> [EngineEvent; 2] {
-        let shown = status::every_provider(snapshot, &self.enabled);
+        let shown = status::every_provider(snapshot, &self.enabled_by_both(Some(snapshot)));
         updates(snapshot, self.current, self.model_id.as_deref(), shown.iter(), now)
     }
 

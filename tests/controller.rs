@@ -950,6 +950,36 @@ fn a_follower_never_shows_a_provider_turned_off() {
     assert_eq!(follower.current(), Some(ProviderId::Codex));
     follower.handle(&claude, Some(&snapshot));
     assert_eq!(follower.current(), None);
+
+    // An owner whose settings never enabled Claude has no entry for it in
+    // its snapshot: to a follower that enables both, Claude is off (the
+    // owner's first cycle gives every provider it tracks an entry), and
+    // its `update_all` says so.
+    let mut codex_only = snapshot.clone();
+    codex_only.providers.retain(|entry| entry.id == ProviderId::Codex);
+    let (mut follower, _) = Follower::start();
+    follower.set_enabled(&PROVIDERS);
+    follower.handle(&claude, Some(&codex_only));
+    assert_eq!(follower.current(), None);
+    let all = follower
+        .shown(&codex_only, owner.clock.now())
+        .into_iter()
+        .find_map(|event| match event {
+            EngineEvent::UpdateAll { providers } => Some(providers),
+            _ => None,
+        })
+        .expect("update_all");
+    let claude_entry = all
+        .iter()
+        .find(|entry| entry.usage.id == ProviderId::Anthropic)
+        .unwrap();
+    assert_eq!(claude_entry.usage.state, Freshness::Inactive);
+    assert_eq!(all[0].usage.id, ProviderId::Codex, "enabled ones first");
+    // Before the owner's first snapshot nothing is known to be off.
+    let (mut follower, _) = Follower::start();
+    follower.set_enabled(&PROVIDERS);
+    follower.handle(&claude, None);
+    assert_eq!(follower.current(), Some(ProviderId::Anthropic));
 }
 
 /// Shutdown is accepted in every state of the diagram: each state is
