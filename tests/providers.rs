@@ -517,6 +517,36 @@ fn each_parser_rule_has_two_fixtures_of_its_own() {
             );
         }
     }
+    // 15: a bucket that states only its share (no entitlement) is still a
+    // window: an unknown key counted in percent, the premium quota on its
+    // stated share; nothing else is made up (no reset the body lacks).
+    for (name, key, used) in [
+        ("ok-percent-only-snapshots", "immediate_usage_interval", 0.2),
+        ("ok-percent-only-overage", "agent_sessions", 0.645),
+    ] {
+        let fixture = load(Copilot, name);
+        let body = body_of(&fixture);
+        assert!(
+            !String::from_utf8_lossy(&fixture.body).contains("entitlement"),
+            "{name}"
+        );
+        let usage = parsed(&fixture);
+        let window = usage
+            .windows
+            .iter()
+            .find(|w| w.id == key)
+            .unwrap_or_else(|| panic!("{name}: no {key}"));
+        assert!((window.used_ratio - used).abs() < 1e-9, "{name}: {window:?}");
+        assert_eq!(window.limit, Some(100.0), "{name}");
+        let premium = usage.windows.iter().find(|w| w.id == "premium").unwrap();
+        let stated = body["quota_snapshots"]["premium_interactions"]["percent_remaining"]
+            .as_f64()
+            .unwrap();
+        let expected = ((100.0 - stated) / 100.0).clamp(0.0, 1.0);
+        assert!((premium.used_ratio - expected).abs() < 1e-9, "{name}: {premium:?}");
+        let stated_reset = body.get("quota_reset_date_utc").is_some();
+        assert_eq!(window.resets_at.is_some(), stated_reset, "{name}");
+    }
     // 16: no percentage anywhere; the shares are the counts' (worked by hand).
     let counted = [
         (

@@ -11,7 +11,10 @@
 //! that is empty or names a window already read is skipped. A bucket's
 //! ratios both come from `percent_remaining` when it gives one (so they
 //! always add up to 1, whatever `quota_remaining` says), else from what is
-//! left of the entitlement; its amounts come from `quota_remaining`. The
+//! left of the entitlement; its amounts come from `quota_remaining`. A
+//! bucket that states only its share (no entitlement) is a window too:
+//! counted in percent, or for premium requests against the Pro plan's
+//! allowance; a zero entitlement is a placeholder with no meter. The
 //! reset is the one the body states (`quota_reset_date_utc`,
 //! `quota_reset_date`, `quota_reset_at`, in a bucket or at the top); when it
 //! states none, or an empty one, `resets_at` is null, never a guessed month
@@ -174,15 +177,32 @@ fn bucket_snapshot(bucket: &Value, quota: &str) -> Option<UsageSnapshot> {
         snapshot.unlimited = true;
         return premium.then_some(snapshot);
     }
-    let entitlement = number_at(bucket, &["entitlement"]).filter(|e| *e > 0.0)?;
-    let remaining = number_at(bucket, &["quota_remaining"]).or_else(|| number_at(bucket, &["remaining"]));
+    let percent_left = number_at(bucket, &["percent_remaining"]);
     let mut snapshot = UsageSnapshot::of(quota).unit(Unit::Requests);
-    snapshot.limit = Some(entitlement);
-    snapshot.remaining = remaining;
-    snapshot.used = remaining.map(|left| entitlement - left);
+    match number_at(bucket, &["entitlement"]) {
+        Some(entitlement) if entitlement > 0.0 => {
+            let remaining = number_at(bucket, &["quota_remaining"]).or_else(|| number_at(bucket, &["remaining"]));
+            snapshot.limit = Some(entitlement);
+            snapshot.remaining = remaining;
+            snapshot.used = remaining.map(|left| entitlement - left);
+        }
+        // A zero entitlement is a placeholder with no meter.
+        Some(_) => return None,
+        // No entitlement stated: the share alone is the meter (amounts
+        // unknown, never guessed).
+        None => {
+            percent_left?;
+            if !premium {
+                // Counted in percent, as every percentage-only window.
+                snapshot = snapshot.unit(Unit::Percent);
+                snapshot.limit = Some(100.0);
+                snapshot.remaining = percent_left.map(|left| left.clamp(0.0, 100.0));
+                snapshot.used = percent_left.map(|left| (100.0 - left).max(0.0));
+            }
+        }
+    }
     // One source for both ratios: the stated percentage, else the
     // amounts (resolution derives both from `remaining`).
-    let percent_left = number_at(bucket, &["percent_remaining"]);
     snapshot.used_ratio = percent_left.map(|left| (100.0 - left) / 100.0);
     snapshot.remaining_ratio = percent_left.map(|left| left / 100.0);
     (snapshot.remaining.is_some() || snapshot.used_ratio.is_some()).then_some(snapshot)
