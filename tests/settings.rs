@@ -383,7 +383,6 @@ async fn a_patched_interval_retimes_the_running_timer_at_once() {
 /// for): the next `serve` starts with the patched providers.
 #[test]
 fn a_sighup_with_the_file_unchanged_keeps_the_hosts_patch() {
-    use std::io::{BufRead, BufReader};
     use std::process::{Command, Stdio};
 
     use crate::support::{fixtures_dir, quotatrack};
@@ -428,27 +427,7 @@ fn a_sighup_with_the_file_unchanged_keeps_the_hosts_patch() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    // Lines of stdout and stderr as they come, each wait bounded.
-    let (lines, seen) = std::sync::mpsc::channel();
-    for stream in [
-        Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
-        Box::new(child.stderr.take().unwrap()),
-    ] {
-        let lines = lines.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stream).lines().map_while(Result::ok) {
-                let _ = lines.send(line);
-            }
-        });
-    }
-    let wait_for = |what: &str| loop {
-        let line = seen
-            .recv_timeout(std::time::Duration::from_secs(20))
-            .unwrap_or_else(|_| panic!("no line with {what:?} within 20 s"));
-        if line.contains(what) {
-            return line;
-        }
-    };
+    let mut wait_for = output_lines(&mut child);
     // The first status line: the signal handler is in place.
     wait_for("Codex");
     let hup = Command::new("kill")
@@ -472,10 +451,7 @@ fn a_sighup_with_the_file_unchanged_keeps_the_hosts_patch() {
 /// with no divergence.
 #[test]
 fn watch_reloads_its_settings_at_sighup() {
-    use std::io::{BufRead, BufReader};
     use std::process::{Command, Stdio};
-    use std::sync::mpsc;
-    use std::time::Duration;
 
     use crate::support::{fixtures_dir, quotatrack};
 
@@ -504,27 +480,7 @@ fn watch_reloads_its_settings_at_sighup() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    // Lines of stdout and stderr as they come, each wait bounded.
-    let (lines, seen) = mpsc::channel();
-    for stream in [
-        Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
-        Box::new(child.stderr.take().unwrap()),
-    ] {
-        let lines = lines.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stream).lines().map_while(Result::ok) {
-                let _ = lines.send(line);
-            }
-        });
-    }
-    let wait_for = |what: &str| loop {
-        let line = seen
-            .recv_timeout(Duration::from_secs(20))
-            .unwrap_or_else(|_| panic!("no line with {what:?} within 20 s"));
-        if line.contains(what) {
-            return line;
-        }
-    };
+    let mut wait_for = output_lines(&mut child);
     wait_for("Claude");
     std::fs::write(&config, "providers = [\"anthropic\"]\nrefresh_interval_s = 600\n").unwrap();
     let hup = Command::new("kill")
@@ -612,5 +568,32 @@ fn a_provider_turned_off_is_off_not_waiting_for_a_login() {
             "inactive"
         };
         assert_eq!(provider["state"], expected, "{provider}");
+    }
+}
+
+/// A waiter over `child`'s stdout and stderr lines as they come: each call
+/// returns the next line holding its text, waiting at most 20 s for each.
+fn output_lines(child: &mut std::process::Child) -> impl FnMut(&str) -> String + use<> {
+    use std::io::{BufRead, BufReader};
+
+    let (lines, seen) = std::sync::mpsc::channel();
+    for stream in [
+        Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+        Box::new(child.stderr.take().unwrap()),
+    ] {
+        let lines = lines.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                let _ = lines.send(line);
+            }
+        });
+    }
+    move |what: &str| loop {
+        let line = seen
+            .recv_timeout(std::time::Duration::from_secs(20))
+            .unwrap_or_else(|_| panic!("no line with {what:?} within 20 s"));
+        if line.contains(what) {
+            return line;
+        }
     }
 }
