@@ -95,15 +95,6 @@ pub fn view(store: &Store, now: Timestamp, options: &StatusOptions) -> Status {
     let providers = ProviderId::ALL
         .iter()
         .filter_map(|id| store.providers.get(id).map(|entry| provider_view(*id, entry, now)))
-        .map(|mut provider| {
-            if options.pages_off.contains(provider.id) {
-                provider.status_page = None;
-            }
-            if options.off.contains(provider.id) {
-                provider.state = Freshness::Inactive;
-            }
-            provider
-        })
         .collect();
     let mut status = Status {
         schema: 1,
