@@ -51,7 +51,7 @@ pub fn line(view: &Status, options: &Options) -> String {
             plain.join(SEPARATOR)
         }
     };
-    let mut last = String::new();
+    let mut last = None;
     for detail in Detail::LEVELS {
         if detail.bar && !options.bar {
             continue;
@@ -94,9 +94,11 @@ pub fn line(view: &Status, options: &Options) -> String {
                 }
             }
         }
-        last = shown(detail, &everyone, plain);
+        last = Some((detail, plain));
     }
-    last
+    // Nothing fits: the least detail there is.
+    last.map(|(detail, plain)| shown(detail, &everyone, plain))
+        .unwrap_or_default()
 }
 
 /// Between two segments.
