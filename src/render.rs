@@ -19,6 +19,8 @@ pub mod line;
 pub mod table;
 pub mod terminal;
 
+use std::borrow::Cow;
+
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
 
@@ -243,8 +245,25 @@ pub enum StatusTextError {
 /// (labels, window ids and labels, error messages, page descriptions)
 /// stripped of control characters, each replaced by a space: a hostile
 /// response can neither break a line nor drive the terminal through any
-/// renderer. The renderers call it first.
-pub fn clean(view: &Status) -> Status {
+/// renderer. The renderers call it first. A view with nothing to strip,
+/// the usual one, is not copied.
+pub fn clean(view: &Status) -> Cow<'_, Status> {
+    let texts = |provider: &ProviderStatus| {
+        let windows = provider.windows.iter().flat_map(|window| [&window.id, &window.label]);
+        let page = provider
+            .status_page
+            .iter()
+            .flat_map(|page| [Some(&page.indicator), page.description.as_ref()]);
+        std::iter::once(&provider.label)
+            .chain(provider.plan.as_ref())
+            .chain(windows)
+            .chain(provider.error.as_ref().map(|error| &error.message))
+            .chain(page.flatten())
+            .any(|text| text.chars().any(char::is_control))
+    };
+    if !view.providers.iter().any(texts) {
+        return Cow::Borrowed(view);
+    }
     let plain = |text: &mut String| {
         if text.chars().any(char::is_control) {
             *text = text.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
@@ -270,7 +289,7 @@ pub fn clean(view: &Status) -> Status {
             }
         }
     }
-    view
+    Cow::Owned(view)
 }
 
 /// The characters `text` takes on a terminal, escape codes not counted

@@ -660,9 +660,11 @@ pub fn read_snapshot(data_dir: &Path) -> io::Result<Option<Status>> {
         io::Error::new(kind, format!("{}: {error}", path.display()))
     };
     match fs::read(&path) {
-        Ok(bytes) => serde_json::from_slice(&bytes)
-            .map(Some)
-            .map_err(|error| at_path(io::ErrorKind::InvalidData, &error)),
+        // Checked as UTF-8 once, so the parser need not check each string.
+        Ok(bytes) => std::str::from_utf8(&bytes)
+            .map_err(|error| at_path(io::ErrorKind::InvalidData, &error))
+            .and_then(|text| serde_json::from_str(text).map_err(|error| at_path(io::ErrorKind::InvalidData, &error)))
+            .map(Some),
         Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(None),
         Err(error) => Err(at_path(error.kind(), &error)),
     }

@@ -318,6 +318,7 @@ pub struct ProviderStatus {
 /// is `null` when it cannot be known: the window has no length or reset
 /// time, or its reset has passed (`reset_passed`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(from = "StatusWindowFields")]
 pub struct StatusWindow {
     /// The window as fetched.
     #[serde(flatten)]
@@ -418,6 +419,83 @@ impl StatusWindow {
             requests_left_by_model: BTreeMap::new(),
             current_model: None,
             pace: None,
+        }
+    }
+}
+
+/// A [`StatusWindow`] as it is read back: the fields of [`Window`] and its
+/// own side by side. serde reads a `flatten`ed field by buffering the
+/// whole object first, every key and string copied, which cost `status`
+/// about a quarter of its run; a flat struct is read in one pass.
+#[derive(Deserialize)]
+struct StatusWindowFields {
+    id: String,
+    label: String,
+    used_ratio: Option<f64>,
+    remaining_ratio: Option<f64>,
+    used: Option<f64>,
+    remaining: Option<f64>,
+    limit: Option<f64>,
+    unit: Option<Unit>,
+    resets_at: Option<String>,
+    window_seconds: Option<u64>,
+    model: Option<String>,
+    #[serde(default)]
+    quota: Option<String>,
+    #[serde(default)]
+    window_type: Option<WindowType>,
+    #[serde(default)]
+    reset_behavior: Option<ResetBehavior>,
+    #[serde(default)]
+    model_ids: Vec<String>,
+    #[serde(default)]
+    reset_passed: bool,
+    total: Option<f64>,
+    used_percent: Option<f64>,
+    remaining_percent: Option<f64>,
+    progress: Option<f64>,
+    used_time_s: Option<u64>,
+    remaining_time_s: Option<u64>,
+    total_time_s: Option<u64>,
+    #[serde(default)]
+    requests_left_by_model: BTreeMap<String, ModelRequests>,
+    #[serde(default)]
+    current_model: Option<CurrentModelRequests>,
+    #[serde(default)]
+    pace: Option<PaceBody>,
+}
+
+impl From<StatusWindowFields> for StatusWindow {
+    fn from(fields: StatusWindowFields) -> Self {
+        StatusWindow {
+            window: Window {
+                id: fields.id,
+                label: fields.label,
+                used_ratio: fields.used_ratio,
+                remaining_ratio: fields.remaining_ratio,
+                used: fields.used,
+                remaining: fields.remaining,
+                limit: fields.limit,
+                unit: fields.unit,
+                resets_at: fields.resets_at,
+                window_seconds: fields.window_seconds,
+                model: fields.model,
+                quota: fields.quota,
+                window_type: fields.window_type,
+                reset_behavior: fields.reset_behavior,
+                model_ids: fields.model_ids,
+                reset_passed: fields.reset_passed,
+            },
+            total: fields.total,
+            used_percent: fields.used_percent,
+            remaining_percent: fields.remaining_percent,
+            progress: fields.progress,
+            used_time_s: fields.used_time_s,
+            remaining_time_s: fields.remaining_time_s,
+            total_time_s: fields.total_time_s,
+            requests_left_by_model: fields.requests_left_by_model,
+            current_model: fields.current_model,
+            pace: fields.pace,
         }
     }
 }

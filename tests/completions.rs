@@ -4,9 +4,11 @@
 use clap::CommandFactory;
 use quotatrack::cli::Args;
 
-/// Every visible command, `log`'s subcommands as `log export` and so on.
+/// Every visible command, `log`'s subcommands as `log export` and so on
+/// (built first: each command's arguments and subcommands are deferred).
 fn commands() -> Vec<String> {
-    let root = Args::command();
+    let mut root = Args::command();
+    root.build();
     let mut names = Vec::new();
     for command in root.get_subcommands().filter(|c| !c.is_hide_set()) {
         names.push(command.get_name().to_owned());

@@ -6,10 +6,11 @@ use std::path::Path;
 
 use jiff::{SignedDuration, Timestamp};
 use quotatrack::events::{Envelope, read_lines};
+use quotatrack::quota::{ResetBehavior, Unit, WindowType};
 use quotatrack::render::{self, Form, Options};
 use quotatrack::status::{self, StatusOptions};
 use quotatrack::store::Store;
-use quotatrack::wire::{Freshness, Status};
+use quotatrack::wire::{CurrentModelRequests, Freshness, ModelRequests, PaceBody, Status, StatusWindow, Window};
 
 /// The demo's last minute of its first hour: seven providers, all fresh.
 const DEMO_END: &str = "2026-08-22T12:59:30Z";
@@ -85,6 +86,86 @@ fn every_incident_renders_as_a_table_and_a_line() {
         }
         insta::assert_snapshot!(out);
     });
+}
+
+#[test]
+fn every_view_reads_back_from_its_snapshot_unchanged() {
+    // `status` reads the snapshot with a flat list of each window's
+    // fields; one it missed would come back empty here.
+    let mut windows = 0;
+    let mut check = |view: &Status| {
+        let written = serde_json::to_string(view).unwrap();
+        let read: Status = serde_json::from_str(&written).unwrap();
+        assert_eq!(&read, view, "{written}");
+        windows += view
+            .providers
+            .iter()
+            .map(|provider| provider.windows.len())
+            .sum::<usize>();
+    };
+    check(&demo_view(at(DEMO_END)));
+    for entry in std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/incidents")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|extension| extension == "jsonl") {
+            check(&incident_view(&path).0);
+        }
+    }
+    // Every field set, none to its default: a field added to the window
+    // must be added here (the literal names them all) and read back.
+    let mut view = demo_view(at(DEMO_END));
+    view.providers[0].windows[0] = full_window();
+    check(&view);
+    assert!(windows > 40, "only {windows} windows read back");
+}
+
+fn full_window() -> StatusWindow {
+    let requests = ModelRequests {
+        multiplier: 0.33,
+        requests_left: Some(12.0),
+    };
+    StatusWindow {
+        window: Window {
+            id: "premium".into(),
+            label: "Premium".into(),
+            used_ratio: Some(0.25),
+            remaining_ratio: Some(0.75),
+            used: Some(75.0),
+            remaining: Some(225.0),
+            limit: Some(300.0),
+            unit: Some(Unit::Currency("eur".into())),
+            resets_at: Some("2026-09-01T00:00:00Z".into()),
+            window_seconds: Some(2_592_000),
+            model: Some("gpt-5".into()),
+            quota: Some("premium".into()),
+            window_type: Some(WindowType::Fixed),
+            reset_behavior: Some(ResetBehavior::Calendar),
+            model_ids: vec!["gpt-5".into(), "o3".into()],
+            reset_passed: true,
+        },
+        total: Some(300.0),
+        used_percent: Some(25.0),
+        remaining_percent: Some(75.0),
+        progress: Some(70.1),
+        used_time_s: Some(1_800_000),
+        remaining_time_s: Some(792_000),
+        total_time_s: Some(2_592_000),
+        requests_left_by_model: [("o3".to_owned(), requests.clone())].into(),
+        current_model: Some(CurrentModelRequests {
+            model: "o3-mini".into(),
+            matched: Some("o3".into()),
+            requests,
+        }),
+        pace: Some(PaceBody {
+            stage: "ahead".into(),
+            expected_used_ratio: Some(0.2),
+            delta: Some(0.05),
+            projected_at_reset: Some(1.1),
+            runs_out_at: Some("2026-08-30T00:00:00Z".into()),
+            reason: None,
+            slope_per_hour: Some(0.001),
+            readings: 9,
+        }),
+    }
 }
 
 /// The incident as it stood at `now` (every event up to then folded).

@@ -112,13 +112,14 @@ fn columns(segments: &[String]) -> usize {
 
 /// One provider's segment at full detail.
 pub fn segment(provider: &ProviderStatus, options: &Options) -> String {
-    let view = crate::render::clean(&Status {
+    let single = Status {
         schema: 1,
         stale_after_s: None,
         file_stale_after_s: None,
         generated_at: String::new(),
         providers: vec![provider.clone()],
-    });
+    };
+    let view = crate::render::clean(&single);
     segment_at(&view.providers[0], options, Detail::LEVELS[1], options.color)
 }
 
