@@ -15,7 +15,9 @@
 //! the raw files are then scanned keeping only the events sled lacks, and
 //! the events are written by reading sled's again (from the same copy),
 //! merged in order with those. A healthy log costs one extra scan of the
-//! raw files for a tail sled lost, and no event is held.
+//! raw files for a tail sled lost, and no event is held. `verify` keeps
+//! only the numbers of what the raw files alone hold; `export`, `stats`
+//! and `repair` keep those events, so their memory grows with that damage.
 //!
 //! `repair` builds the new log in a fresh directory first, then moves the
 //! damaged `log` directory aside as `log.damaged-<UTC time>` inside the
@@ -267,7 +269,7 @@ impl RepairReport {
 /// `log verify` over a data dir: sled's full check of a copy, and on
 /// damage the combined picture with the raw files.
 pub fn verify(data_dir: &Path) -> Result<Verified, LogError> {
-    let examined = examine(data_dir)?;
+    let examined = examine(data_dir, false)?;
     Ok(Verified {
         sled: examined.sled,
         damaged: examined.damaged,
@@ -287,8 +289,14 @@ struct Examined {
 }
 
 /// sled's full check of a copy of the log, with any tail it lost; when
-/// anything is wrong, also what sled and the raw files can still read.
-fn examine(data_dir: &Path) -> Result<Examined, LogError> {
+/// anything is wrong, also what sled and the raw files can still read
+/// (with the raw files' events when `keep_events`, else their numbers).
+fn examine(data_dir: &Path, keep_events: bool) -> Result<Examined, LogError> {
+    let scan = if keep_events {
+        salvage::scan_except
+    } else {
+        salvage::count_except
+    };
     let log_dir = data_dir.join(DB_DIR);
     let recorded = super::recorded_end(data_dir);
     match Log::open_copy(data_dir) {
@@ -297,8 +305,8 @@ fn examine(data_dir: &Path) -> Result<Examined, LogError> {
             let mut tail_known = false;
             if report.problems.is_empty() {
                 // Only a tail sled lost can be wrong: the raw files past its end.
-                let tail = salvage::scan_except(&log_dir, Covered::default(), log.next_seq());
-                let end = tail.events.keys().next_back().map_or(log.next_seq(), |seq| seq + 1);
+                let tail = salvage::count_except(&log_dir, Covered::default(), log.next_seq());
+                let end = tail.intact.last().map_or(log.next_seq(), |seq| seq + 1);
                 match lost_tail(&log, &tail, recorded) {
                     None => {
                         return Ok(Examined {
@@ -313,7 +321,7 @@ fn examine(data_dir: &Path) -> Result<Examined, LogError> {
                 tail_known = true;
             }
             let mut side = SledSide::read(&log, 0);
-            let salvage = salvage::scan_except(&log_dir, side.covered.clone(), 0);
+            let salvage = scan(&log_dir, side.covered.clone(), 0);
             if !tail_known {
                 report.problems.extend(lost_tail(&log, &salvage, recorded));
             }
@@ -329,7 +337,12 @@ fn examine(data_dir: &Path) -> Result<Examined, LogError> {
         Err(LogError::Damaged { detail, .. } | LogError::Storage { message: detail, .. }) => Ok(Examined {
             sled: None,
             copy: None,
-            damaged: Some(merge(SledSide::failed(detail), salvage::scan(&log_dir), 0, recorded)),
+            damaged: Some(merge(
+                SledSide::failed(detail),
+                scan(&log_dir, Covered::default(), 0),
+                0,
+                recorded,
+            )),
             end: 0,
         }),
         Err(error) => Err(error),
@@ -362,7 +375,7 @@ pub fn export(data_dir: &Path, since: u64, out: &mut impl Write) -> Result<Expor
                 }
             }
             if first_problem.is_none() {
-                let tail = salvage::scan_except(&log_dir, Covered::default(), log.next_seq());
+                let tail = salvage::count_except(&log_dir, Covered::default(), log.next_seq());
                 if lost_tail(&log, &tail, recorded).is_none() {
                     out.flush().map_err(LogError::Output)?;
                     return Ok(report);
@@ -418,7 +431,7 @@ pub fn stats(data_dir: &Path) -> Result<Stats, LogError> {
     let (copy, side, salvage, size) = match Log::open_copy(data_dir) {
         Ok(log) => {
             let stats = log.stats();
-            let tail = salvage::scan_except(&log_dir, Covered::default(), log.next_seq());
+            let tail = salvage::count_except(&log_dir, Covered::default(), log.next_seq());
             let tail = lost_tail(&log, &tail, recorded);
             if stats.unreadable == 0 && stats.damage.is_none() && tail.is_none() {
                 return Ok(stats);
@@ -472,7 +485,7 @@ pub fn import(data_dir: &Path, input: impl std::io::BufRead) -> Result<u64, LogE
 /// log is not damaged (nothing is changed then).
 pub fn repair(data_dir: &Path, now: Timestamp) -> Result<Option<RepairReport>, LogError> {
     let log_dir = data_dir.join(DB_DIR);
-    let examined = examine(data_dir)?;
+    let examined = examine(data_dir, true)?;
     let copy = examined.copy;
     let Some(readable) = examined.damaged else {
         // A sound log behind an unreadable end marker: the marker is what
@@ -552,7 +565,7 @@ pub fn repair(data_dir: &Path, now: Timestamp) -> Result<Option<RepairReport>, L
     let open_ended = readable.open_ended();
     Ok(Some(RepairReport {
         kept: readable.events,
-        kept_ranges: readable.numbers.ranges().to_vec(),
+        kept_ranges: readable.numbers.ranges().collect(),
         from_raw: readable.from_raw,
         lost: readable.lost,
         moved_to,
@@ -578,8 +591,8 @@ fn projection(readable: &Readable, log: Option<&Log>, data_dir: &Path) -> Result
         let contiguous = readable
             .numbers
             .ranges()
-            .last()
-            .is_some_and(|(first, _)| *first <= applied);
+            .next_back()
+            .is_some_and(|(first, _)| first <= applied);
         if contiguous {
             let mut store = checkpoint.clone();
             readable.each(log, applied + 1, |envelope, _| {
@@ -601,7 +614,7 @@ fn projection(readable: &Readable, log: Option<&Log>, data_dir: &Path) -> Result
 /// of at most this many intact events right after the log's last one is
 /// the batch of an append a crash interrupted, never acknowledged and not
 /// part of the log, rather than damage.
-const UNCOMMITTED_BATCH: usize = 256;
+const UNCOMMITTED_BATCH: u64 = 256;
 
 /// Intact events in the raw files past sled's last one: sled dropped the
 /// log's tail while recovering damaged files. A short run that starts
@@ -610,19 +623,19 @@ const UNCOMMITTED_BATCH: usize = 256;
 /// append never returned, so nothing that was acknowledged is missing.
 fn lost_tail(log: &Log, salvage: &Salvage, recorded_end: Option<u64>) -> Option<Problem> {
     let next = log.next_seq();
-    let tail: Vec<u64> = salvage.events.range(next..).map(|(seq, _)| *seq).collect();
-    let unfinished_append = tail.first() == Some(&next)
+    let tail = salvage.intact.from(next);
+    let unfinished_append = tail.first() == Some(next)
         && recorded_end.is_none_or(|end| end <= next)
-        && tail.len() <= UNCOMMITTED_BATCH
-        && tail.windows(2).all(|pair| pair[1] == pair[0] + 1);
+        && tail.count() <= UNCOMMITTED_BATCH
+        && tail.ranges().count() == 1;
     if unfinished_append {
         return None;
     }
     // What the end marker says was acknowledged, though neither sled nor the
     // raw files hold it any more (a deleted or truncated file).
     let acknowledged_last = recorded_end.filter(|end| *end > next).map(|end| end - 1);
-    let last = tail.last().copied().max(acknowledged_last)?;
-    let reason = if tail.is_empty() {
+    let last = tail.last().max(acknowledged_last)?;
+    let reason = if tail.count() == 0 {
         "written (the log's end marker says so) but readable nowhere"
     } else {
         "missing from the log but intact in its raw files (the log lost its tail)"
@@ -701,19 +714,27 @@ impl SledSide {
 /// acknowledged, so the last of them is known to have existed even when
 /// nothing of it is left (a deleted or truncated file).
 fn merge(side: SledSide, salvage: Salvage, since: u64, recorded_end: Option<u64>) -> Readable {
-    let mut numbers = side.covered;
+    let mut numbers = side.covered.clone();
+    let mut from_raw = 0;
+    for (first, last) in salvage.intact.from(since).ranges() {
+        for seq in first..=last {
+            if !numbers.contains(seq) {
+                numbers.insert(seq);
+                from_raw += 1;
+            }
+        }
+    }
     let mut raw = BTreeMap::new();
     let mut salvaged = salvage.events;
     for (seq, event) in salvaged.split_off(&since) {
-        if !numbers.contains(seq) {
-            numbers.insert(seq);
+        if !side.covered.contains(seq) {
             raw.insert(seq, event);
         }
     }
     drop(salvaged);
     let mut readable = Readable {
         events: numbers.count(),
-        from_raw: raw.len() as u64,
+        from_raw,
         problems: side.problems,
         holes: side.holes,
         checkpoint: side.checkpoint,
@@ -768,7 +789,7 @@ fn merge(side: SledSide, salvage: Salvage, since: u64, recorded_end: Option<u64>
             push_lost(lost, from, to, &side.corrupt);
         }
     };
-    for &(range_first, range_last) in numbers.ranges() {
+    for (range_first, range_last) in numbers.ranges() {
         if range_last < seq {
             continue;
         }

@@ -52,8 +52,11 @@ const WINDOW_BYTES: usize = 4 << 20;
 /// What the raw files hold.
 #[derive(Debug, Default)]
 pub struct Salvage {
-    /// Every intact event by sequence number: its envelope and stored JSON.
+    /// Every intact event by sequence number: its envelope and stored JSON
+    /// (none from [`count_except`]).
     pub events: BTreeMap<u64, (Envelope, Vec<u8>)>,
+    /// The numbers of the intact events found (kept or not).
+    pub intact: Covered,
     /// Sequence numbers claimed by copies whose checksum or JSON fails.
     pub damaged: BTreeSet<u64>,
     /// The intact checkpoint that folded the most events.
@@ -63,6 +66,8 @@ pub struct Salvage {
     /// What not to keep: numbers sled reads intact, and those before `from`.
     skip: Covered,
     from: u64,
+    /// Whether intact events are kept, or only their numbers.
+    count_only: bool,
     /// The files scanned, in order (keyframes are read again from them).
     files: Vec<PathBuf>,
     /// Where intact keyframes are, by first number: file index, offset, length.
@@ -73,35 +78,41 @@ pub struct Salvage {
 }
 
 /// Sequence numbers as sorted, disjoint, inclusive ranges: what sled reads
-/// intact, so the scan need not keep a copy.
+/// intact, so the scan need not keep a copy, or what the scan found.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Covered {
-    ranges: Vec<(u64, u64)>,
+    /// First number of each range → its last.
+    ranges: BTreeMap<u64, u64>,
 }
 
 impl Covered {
-    /// Adds `seq` (cheap when numbers come in order, as sled yields them).
+    /// Adds `seq`, in any order (O(log ranges)).
     pub fn insert(&mut self, seq: u64) {
-        match self.ranges.last_mut() {
-            None => self.ranges.push((seq, seq)),
-            Some((_, last)) if *last < u64::MAX && seq == *last + 1 => *last = seq,
-            Some((_, last)) if seq > *last => self.ranges.push((seq, seq)),
-            _ => {
-                if self.contains(seq) {
-                    return;
-                }
-                // Out of order: the range after it starts past `seq`.
-                let at = self.ranges.partition_point(|(first, _)| *first < seq);
-                self.ranges.insert(at, (seq, seq));
-                // Join with the neighbours it touches.
-                if at + 1 < self.ranges.len() && self.ranges[at + 1].0 == seq + 1 {
-                    self.ranges[at].1 = self.ranges[at + 1].1;
-                    self.ranges.remove(at + 1);
-                }
-                if at > 0 && self.ranges[at - 1].1 + 1 == seq {
-                    self.ranges[at - 1].1 = self.ranges[at].1;
-                    self.ranges.remove(at);
-                }
+        let before = self
+            .ranges
+            .range(..=seq)
+            .next_back()
+            .map(|(first, last)| (*first, *last));
+        if before.is_some_and(|(_, last)| last >= seq) {
+            return;
+        }
+        let after = seq
+            .checked_add(1)
+            .and_then(|next| self.ranges.get(&next).copied().map(|last| (next, last)));
+        match (before.filter(|(_, last)| *last + 1 == seq), after) {
+            (Some((first, _)), Some((next, last))) => {
+                self.ranges.remove(&next);
+                self.ranges.insert(first, last);
+            }
+            (Some((first, _)), None) => {
+                self.ranges.insert(first, seq);
+            }
+            (None, Some((next, last))) => {
+                self.ranges.remove(&next);
+                self.ranges.insert(seq, last);
+            }
+            (None, None) => {
+                self.ranges.insert(seq, seq);
             }
         }
     }
@@ -113,15 +124,26 @@ impl Covered {
 
     /// Whether every number of `first..=last` is in.
     pub fn contains_all(&self, first: u64, last: u64) -> bool {
-        let at = self.ranges.partition_point(|(_, end)| *end < first);
         self.ranges
-            .get(at)
-            .is_some_and(|(start, end)| *start <= first && last <= *end)
+            .range(..=first)
+            .next_back()
+            .is_some_and(|(_, end)| last <= *end)
     }
 
     /// The ranges, in order.
-    pub fn ranges(&self) -> &[(u64, u64)] {
-        &self.ranges
+    pub fn ranges(&self) -> impl DoubleEndedIterator<Item = (u64, u64)> + '_ {
+        self.ranges.iter().map(|(first, last)| (*first, *last))
+    }
+
+    /// The numbers from `from` on.
+    pub fn from(&self, from: u64) -> Covered {
+        let mut ranges: BTreeMap<u64, u64> = self.ranges.range(from..).map(|(a, b)| (*a, *b)).collect();
+        if let Some((_, last)) = self.ranges.range(..from).next_back()
+            && *last >= from
+        {
+            ranges.insert(from, *last);
+        }
+        Covered { ranges }
     }
 
     /// How many numbers are in.
@@ -131,12 +153,12 @@ impl Covered {
 
     /// The first number in.
     pub fn first(&self) -> Option<u64> {
-        self.ranges.first().map(|(first, _)| *first)
+        self.ranges.keys().next().copied()
     }
 
     /// The last number in.
     pub fn last(&self) -> Option<u64> {
-        self.ranges.last().map(|(_, last)| *last)
+        self.ranges.values().next_back().copied()
     }
 }
 
@@ -153,6 +175,20 @@ pub fn scan_except(log_dir: &Path, skip: Covered, from: u64) -> Salvage {
     let mut salvage = Salvage {
         skip,
         from,
+        ..Salvage::default()
+    };
+    scan_files(log_dir, &mut salvage, WINDOW_BYTES);
+    salvage
+}
+
+/// As [`scan_except`], but keeping only the numbers of the events found
+/// ([`Salvage::intact`]), not the events: what `log verify` needs, in
+/// memory that follows the ranges, not the events.
+pub fn count_except(log_dir: &Path, skip: Covered, from: u64) -> Salvage {
+    let mut salvage = Salvage {
+        skip,
+        from,
+        count_only: true,
         ..Salvage::default()
     };
     scan_files(log_dir, &mut salvage, WINDOW_BYTES);
@@ -331,10 +367,12 @@ impl Salvage {
             }
             match Envelope::from_json(&line) {
                 Ok(envelope) if envelope.seq == expected => {
-                    let keep = self
-                        .events
-                        .get(&envelope.seq)
-                        .is_none_or(|(_, kept)| line.len() < kept.len());
+                    self.intact.insert(envelope.seq);
+                    let keep = !self.count_only
+                        && self
+                            .events
+                            .get(&envelope.seq)
+                            .is_none_or(|(_, kept)| line.len() < kept.len());
                     if keep {
                         self.events.insert(envelope.seq, (envelope, line));
                     }
@@ -504,7 +542,12 @@ fn event_at(window: &Window, start: usize, salvage: &mut Salvage) -> Step<usize>
     }
     match json.and_then(|json| Some((Envelope::from_json(json).ok()?, json))) {
         Some((envelope, json)) => {
-            let keep = salvage.wanted(envelope.seq)
+            let wanted = salvage.wanted(envelope.seq);
+            if wanted {
+                salvage.intact.insert(envelope.seq);
+            }
+            let keep = wanted
+                && !salvage.count_only
                 && salvage
                     .events
                     .get(&envelope.seq)
@@ -708,12 +751,18 @@ mod tests {
                 covered.insert(seq);
             }
         }
-        assert_eq!(covered.ranges(), &[(0, 99), (110, 299), (1000, 1019)]);
+        assert_eq!(
+            covered.ranges().collect::<Vec<_>>(),
+            [(0, 99), (110, 299), (1000, 1019)]
+        );
         let lacking = scan_except(&log, covered, 0);
         let seqs: Vec<u64> = lacking.events.keys().copied().collect();
         assert_eq!(seqs, (100..110).collect::<Vec<_>>());
         assert_eq!(lacking.events[&105].1, all.events[&105].1);
         assert!(lacking.damaged.is_empty(), "{:?}", lacking.damaged);
+        let counted = count_except(&log, lacking.skip.clone(), 0);
+        assert!(counted.events.is_empty());
+        assert_eq!(counted.intact.ranges().collect::<Vec<_>>(), [(100, 109)]);
         let tail = scan_except(&log, Covered::default(), 295);
         let seqs: Vec<u64> = tail.events.keys().copied().collect();
         assert_eq!(
@@ -731,9 +780,10 @@ mod tests {
         for seq in [5, 6, 7, 1, 3, 2, 9, 8, 20] {
             covered.insert(seq);
         }
-        assert_eq!(covered.ranges(), &[(1, 3), (5, 9), (20, 20)]);
+        assert_eq!(covered.ranges().collect::<Vec<_>>(), [(1, 3), (5, 9), (20, 20)]);
         covered.insert(4);
-        assert_eq!(covered.ranges(), &[(1, 9), (20, 20)]);
+        assert_eq!(covered.ranges().collect::<Vec<_>>(), [(1, 9), (20, 20)]);
+        assert_eq!(covered.from(7).ranges().collect::<Vec<_>>(), [(7, 9), (20, 20)]);
         assert!(covered.contains_all(2, 8) && !covered.contains_all(8, 20) && !covered.contains(0));
         assert_eq!(
             (covered.count(), covered.first(), covered.last()),
