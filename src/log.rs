@@ -1012,20 +1012,13 @@ impl Log {
         Ok(envelopes.len() as u64)
     }
 
-    /// Writes events given as their stored JSON (by sequence number, gaps
+    /// Writes events with their stored JSON (in sequence order, gaps
     /// allowed) into this log as frames, as they are: `log repair` keeps
-    /// the bytes it recovered. A JSON that is not an event is left out.
-    pub(crate) fn write_jsons(&mut self, events: &BTreeMap<u64, Vec<u8>>) -> Result<(), LogError> {
-        let stored: Vec<Stored> = events
-            .values()
-            .filter_map(|json| Some(Stored::with_json(&Envelope::from_json(json).ok()?, json.clone())))
-            .collect();
-        for chunk in stored.chunks(IMPORT_BATCH) {
-            let mut batch = sled::Batch::default();
-            self.put_frames(chunk, BULK_FRAME, &mut batch)?;
-            self.apply(batch)?;
-        }
-        Ok(())
+    /// the bytes it recovered, a batch of at most [`IMPORT_BATCH`] at a time.
+    pub(crate) fn write_stored(&mut self, stored: &[Stored]) -> Result<(), LogError> {
+        let mut batch = sled::Batch::default();
+        self.put_frames(stored, BULK_FRAME, &mut batch)?;
+        self.apply(batch)
     }
 
     /// Reads a JSON-lines file whole and, when every line is valid, imports

@@ -554,3 +554,122 @@ mod crafted {
         }
     }
 }
+
+/// A healthy log of `n` events whose JSON is long (a status description
+/// of 1 KB) but compresses to little: its raw files stay small, while
+/// holding every event in memory takes well over `n` KB.
+fn long_log(dir: &Path, n: u64) {
+    const BATCH: u64 = 1_000;
+    let description = "Elevated errors on Claude Opus for some requests. ".repeat(20);
+    let mut journal = Journal::open(dir).unwrap().checkpoint_every(n);
+    for batch in 0..n.div_ceil(BATCH) {
+        let events = (batch * BATCH..((batch + 1) * BATCH).min(n)).map(|index| {
+            (
+                at(index as i64),
+                Stream::Tracker(ProviderId::Anthropic),
+                Event::StatusChecked {
+                    provider: ProviderId::Anthropic,
+                    indicator: "minor".to_owned(),
+                    description: Some(description.clone()),
+                    exchange: None,
+                    body_repeated: false,
+                },
+            )
+        });
+        journal.record(events).unwrap();
+    }
+    journal.close().unwrap();
+}
+
+/// The most memory (data and heap, as `RLIMIT_DATA` counts it) a log
+/// command gets below: what the commands need over the long log, with room
+/// to spare. Holding its events, as the commands once did, takes more
+/// than twice as much.
+const LOG_COMMAND_DATA_BYTES: u64 = 160 << 20;
+
+/// Runs the binary on `data_dir` with stdout to `stdout` and its memory
+/// limited to [`LOG_COMMAND_DATA_BYTES`] (the limit is the process's own;
+/// its peak RSS as `wait4` reports it would include this test process's);
+/// its exit code, `None` when a signal ended it (an allocation the limit
+/// refused aborts).
+fn run_limited(data_dir: &Path, args: &[&str], stdout: &Path) -> Option<i32> {
+    use std::os::unix::process::CommandExt;
+    let mut command = Command::new(env!("CARGO_BIN_EXE_quotatrack"));
+    command
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(stdout).unwrap())
+        .stderr(Stdio::null());
+    // SAFETY: setrlimit is async-signal-safe and touches no memory of ours.
+    unsafe {
+        command.pre_exec(|| {
+            let limit = libc::rlimit {
+                rlim_cur: LOG_COMMAND_DATA_BYTES,
+                rlim_max: LOG_COMMAND_DATA_BYTES,
+            };
+            if libc::setrlimit(libc::RLIMIT_DATA, &limit) == 0 {
+                Ok(())
+            } else {
+                Err(std::io::Error::last_os_error())
+            }
+        });
+    }
+    command.status().unwrap().code()
+}
+
+/// `log verify`, `export` and `repair` hold neither sled's events nor the
+/// raw files' copies of them: their memory is bounded by the damage, not by
+/// the log's length (verifying a year's log once took 24 GB).
+#[test]
+fn verify_export_and_repair_of_a_long_log_stay_within_a_memory_limit() {
+    const EVENTS: u64 = 150_000;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    long_log(&data, EVENTS);
+    let out = dir.path().join("out");
+    let read = |path: &Path| std::fs::read_to_string(path).unwrap();
+
+    let code = run_limited(&data, &["log", "verify"], &out);
+    assert_eq!(code, Some(0), "log verify: {}", read(&out));
+    assert_eq!(read(&out), format!("ok: {EVENTS} events readable, checkpoint agrees\n"));
+    let code = run_limited(&data, &["log", "export"], &out);
+    assert_eq!(code, Some(0), "log export ended by a signal (the memory limit)");
+    let mut lines = 0;
+    let mut last = String::new();
+    for line in BufReader::new(std::fs::File::open(&out).unwrap()).lines() {
+        last = line.unwrap();
+        lines += 1;
+    }
+    assert_eq!(lines, EVENTS);
+    assert_eq!(Envelope::from_json(last.as_bytes()).unwrap().seq, EVENTS - 1);
+
+    // Damaged at its start: the keyframe of the first frames. What the
+    // commands hold is what the damage touches.
+    alter_stored_value(&data, 0, |value| {
+        let end = value.len() - 1;
+        value[end] ^= 0x55;
+    });
+    let code = run_limited(&data, &["log", "verify"], &out);
+    assert_eq!(code, Some(1), "log verify: {}", read(&out));
+    assert!(
+        read(&out).starts_with("log entry 0: checksum mismatch"),
+        "{}",
+        read(&out)
+    );
+    assert!(
+        read(&out).contains(&format!("damaged: {EVENTS} events readable")),
+        "{}",
+        read(&out)
+    );
+    let code = run_limited(&data, &["log", "repair"], &out);
+    assert_eq!(code, Some(0), "log repair: {}", read(&out));
+    assert!(
+        read(&out).starts_with(&format!("kept {EVENTS} events")),
+        "{}",
+        read(&out)
+    );
+    let code = run_limited(&data, &["log", "verify"], &out);
+    assert_eq!(code, Some(0), "{}", read(&out));
+}

@@ -193,7 +193,7 @@ fn verified_json(verified: &damage::Verified) -> Value {
     });
     let damaged = verified.damaged.as_ref().map(|readable| {
         json!({
-            "readable_events": readable.events.len(),
+            "readable_events": readable.events,
             "from_raw": readable.from_raw,
             "lost": problems_json(&readable.lost),
             "problems": problems_json(&readable.problems),

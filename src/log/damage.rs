@@ -10,6 +10,15 @@
 //! entry, a damaged copy, a gap between readable events, a checkpoint past
 //! the end) and is readable nowhere is *lost*.
 //!
+//! Memory stays bounded by the damage, not by the log's length: sled is
+//! read first, remembering only which numbers it reads intact (ranges),
+//! the raw files are then scanned keeping only the events sled lacks, and
+//! the events are written by reading sled's again (from the same copy),
+//! merged in order with those. A healthy log costs one extra scan of the
+//! raw files for a tail sled lost, and no event is held. `verify` keeps
+//! only the numbers of what the raw files alone hold; `export`, `stats`
+//! and `repair` keep those events, so their memory grows with that damage.
+//!
 //! `repair` builds the new log in a fresh directory first, then moves the
 //! damaged `log` directory aside as `log.damaged-<UTC time>` inside the
 //! data dir (never deleting it) and moves the new one in. The lost ranges
@@ -23,8 +32,11 @@ use std::path::{Path, PathBuf};
 
 use jiff::Timestamp;
 
-use super::salvage::{self, Salvage};
-use super::{DB_DIR, ExportReport, Hole, Log, LogError, Problem, Stats, VerifyReport, guard_apply, write_line};
+use super::salvage::{self, Covered, Salvage};
+use super::{
+    DB_DIR, ExportReport, Hole, IMPORT_BATCH, Log, LogError, Problem, ReadCopy, Stats, Stored, VerifyReport,
+    guard_apply, write_line,
+};
 use crate::events::{Envelope, read_import};
 use crate::status::{self, StatusOptions};
 use crate::store::Store;
@@ -39,10 +51,11 @@ pub struct Verified {
 }
 
 /// What a damaged log still holds, from sled and the raw files together.
+/// The events themselves are not held: [`Readable::each`] reads them.
 #[derive(Debug, Clone, Default)]
 pub struct Readable {
-    /// Every readable event's JSON by sequence number.
-    pub events: BTreeMap<u64, Vec<u8>>,
+    /// How many events are readable.
+    pub events: u64,
     /// How many of them only the raw files held.
     pub from_raw: u64,
     /// Ranges known to have existed that are readable nowhere, with why.
@@ -53,6 +66,12 @@ pub struct Readable {
     pub holes: Vec<Hole>,
     /// The newest readable checkpoint.
     pub checkpoint: Option<Store>,
+    /// The readable numbers, sled's and the raw files', as ranges.
+    numbers: Covered,
+    /// The events only the raw files hold, with their stored JSON.
+    raw: BTreeMap<u64, (Envelope, Vec<u8>)>,
+    /// The first number wanted: sled's events are read again from here.
+    since: u64,
 }
 
 /// What `log repair` did.
@@ -112,7 +131,7 @@ impl Verified {
             }
             lines.push(format!(
                 "damaged: {} events readable{from_raw}, {lost}; run `quotatrack log repair` to rebuild the log from them",
-                readable.events.len()
+                readable.events
             ));
             return lines;
         }
@@ -158,6 +177,41 @@ impl Readable {
     /// Whether sled stopped reading somewhere, so the true end is unknown.
     pub fn open_ended(&self) -> bool {
         self.problems.iter().any(|problem| problem.last.is_none())
+    }
+
+    /// Calls `visit` with every readable event from `from` on, in order:
+    /// sled's, read again from `log` (the copy they were counted on),
+    /// merged with those only the raw files hold. Only one event is held
+    /// at a time, besides the raw files' own.
+    fn each(
+        &self,
+        log: Option<&Log>,
+        from: u64,
+        mut visit: impl FnMut(&Envelope, &[u8]) -> Result<(), LogError>,
+    ) -> Result<(), LogError> {
+        let from = from.max(self.since);
+        let mut raw = self.raw.range(from..).peekable();
+        // Numbers below this were visited (a copy sled yields twice is not).
+        let mut next = from;
+        if let Some(log) = log {
+            for entry in log.read_from(from) {
+                let Ok((envelope, json)) = entry else {
+                    continue;
+                };
+                if envelope.seq < next {
+                    continue;
+                }
+                while let Some((_, (earlier, earlier_json))) = raw.next_if(|(seq, _)| **seq < envelope.seq) {
+                    visit(earlier, earlier_json)?;
+                }
+                visit(&envelope, &json)?;
+                next = envelope.seq + 1;
+            }
+        }
+        for (_, (envelope, json)) in raw {
+            visit(envelope, json)?;
+        }
+        Ok(())
     }
 }
 
@@ -212,47 +266,85 @@ impl RepairReport {
     }
 }
 
-/// `log verify` over a data dir: sled's full check, and on damage the
-/// combined picture with the raw files (scanned before sled opens them:
-/// sled's recovery may write).
+/// `log verify` over a data dir: sled's full check of a copy, and on
+/// damage the combined picture with the raw files.
 pub fn verify(data_dir: &Path) -> Result<Verified, LogError> {
-    let salvage = salvage::scan(&data_dir.join(DB_DIR));
-    let recorded = super::recorded_end(data_dir);
-    let (sled_report, side) = examine(data_dir, &salvage, recorded)?;
-    let Some(side) = side else {
-        return Ok(Verified {
-            sled: sled_report,
-            damaged: None,
-        });
-    };
+    let examined = examine(data_dir, false)?;
     Ok(Verified {
-        sled: sled_report,
-        damaged: Some(merge(side, salvage, 0, recorded)),
+        sled: examined.sled,
+        damaged: examined.damaged,
     })
 }
 
+/// What [`examine`] found.
+struct Examined {
+    /// sled's report; `None` when sled cannot open the log.
+    sled: Option<VerifyReport>,
+    /// The copy sled read, to read its events again.
+    copy: Option<ReadCopy>,
+    /// The combined picture, when anything is wrong.
+    damaged: Option<Readable>,
+    /// One past the last event sled or the raw files past its end hold.
+    end: u64,
+}
+
 /// sled's full check of a copy of the log, with any tail it lost; when
-/// anything is wrong, also what sled can still read, to merge with the
-/// raw files. `(None, Some(_))`: sled cannot open the log at all.
-fn examine(
-    data_dir: &Path,
-    salvage: &Salvage,
-    recorded: Option<u64>,
-) -> Result<(Option<VerifyReport>, Option<SledSide>), LogError> {
+/// anything is wrong, also what sled and the raw files can still read
+/// (with the raw files' events when `keep_events`, else their numbers).
+fn examine(data_dir: &Path, keep_events: bool) -> Result<Examined, LogError> {
+    let scan = if keep_events {
+        salvage::scan_except
+    } else {
+        salvage::count_except
+    };
+    let log_dir = data_dir.join(DB_DIR);
+    let recorded = super::recorded_end(data_dir);
     match Log::open_copy(data_dir) {
         Ok(log) => {
             let mut report = log.verify();
-            report.problems.extend(lost_tail(&log, salvage, recorded));
+            let mut tail_known = false;
             if report.problems.is_empty() {
-                return Ok((Some(report), None));
+                // Only a tail sled lost can be wrong: the raw files past its end.
+                let tail = salvage::count_except(&log_dir, Covered::default(), log.next_seq());
+                let end = tail.intact.last().map_or(log.next_seq(), |seq| seq + 1);
+                match lost_tail(&log, &tail, recorded) {
+                    None => {
+                        return Ok(Examined {
+                            sled: Some(report),
+                            copy: Some(log),
+                            damaged: None,
+                            end,
+                        });
+                    }
+                    Some(problem) => report.problems.push(problem),
+                }
+                tail_known = true;
             }
             let mut side = SledSide::read(&log, 0);
+            let salvage = scan(&log_dir, side.covered.clone(), 0);
+            if !tail_known {
+                report.problems.extend(lost_tail(&log, &salvage, recorded));
+            }
             side.problems = report.problems.clone();
-            Ok((Some(report), Some(side)))
+            let end = log.next_seq();
+            Ok(Examined {
+                sled: Some(report),
+                copy: Some(log),
+                damaged: Some(merge(side, salvage, 0, recorded)),
+                end,
+            })
         }
-        Err(LogError::Damaged { detail, .. } | LogError::Storage { message: detail, .. }) => {
-            Ok((None, Some(SledSide::failed(detail))))
-        }
+        Err(LogError::Damaged { detail, .. } | LogError::Storage { message: detail, .. }) => Ok(Examined {
+            sled: None,
+            copy: None,
+            damaged: Some(merge(
+                SledSide::failed(detail),
+                scan(&log_dir, Covered::default(), 0),
+                0,
+                recorded,
+            )),
+            end: 0,
+        }),
         Err(error) => Err(error),
     }
 }
@@ -262,9 +354,9 @@ fn examine(
 /// the raw files' copies. Lost ranges are in `skipped`.
 pub fn export(data_dir: &Path, since: u64, out: &mut impl Write) -> Result<ExportReport, LogError> {
     let mut report = ExportReport::default();
-    let salvage = salvage::scan(&data_dir.join(DB_DIR));
+    let log_dir = data_dir.join(DB_DIR);
     let recorded = super::recorded_end(data_dir);
-    let (side, from) = match Log::open_copy(data_dir) {
+    let (copy, side, salvage, from) = match Log::open_copy(data_dir) {
         Ok(log) => {
             let mut entries = log.read_from(since);
             let mut next = since;
@@ -282,10 +374,12 @@ pub fn export(data_dir: &Path, since: u64, out: &mut impl Write) -> Result<Expor
                     }
                 }
             }
-            let tail = lost_tail(&log, &salvage, recorded);
-            if first_problem.is_none() && tail.is_none() {
-                out.flush().map_err(LogError::Output)?;
-                return Ok(report);
+            if first_problem.is_none() {
+                let tail = salvage::count_except(&log_dir, Covered::default(), log.next_seq());
+                if lost_tail(&log, &tail, recorded).is_none() {
+                    out.flush().map_err(LogError::Output)?;
+                    return Ok(report);
+                }
             }
             let mut side = SledSide::default();
             if let Some(problem) = first_problem {
@@ -294,21 +388,26 @@ pub fn export(data_dir: &Path, since: u64, out: &mut impl Write) -> Result<Expor
             for entry in entries {
                 side.take(entry, next);
             }
-            side.problems.extend(tail);
+            let salvage = salvage::scan_except(&log_dir, side.covered.clone(), next);
+            side.problems.extend(lost_tail(&log, &salvage, recorded));
             side.holes = log.holes();
             side.checkpoint = log.read_checkpoint();
-            (side, next)
+            (Some(log), side, salvage, next)
         }
-        Err(LogError::Damaged { detail, .. } | LogError::Storage { message: detail, .. }) => {
-            (SledSide::failed(detail), since)
-        }
+        Err(LogError::Damaged { detail, .. } | LogError::Storage { message: detail, .. }) => (
+            None,
+            SledSide::failed(detail),
+            salvage::scan_except(&log_dir, Covered::default(), since),
+            since,
+        ),
         Err(error) => return Err(error),
     };
     let readable = merge(side, salvage, from, recorded);
-    for json in readable.events.values() {
+    readable.each(copy.as_deref(), from, |_, json| {
         write_line(out, json)?;
         report.written += 1;
-    }
+        Ok(())
+    })?;
     out.flush().map_err(LogError::Output)?;
     report.from_raw = readable.from_raw;
     report.damage = Some(
@@ -327,22 +426,27 @@ pub fn export(data_dir: &Path, since: u64, out: &mut impl Write) -> Result<Expor
 
 /// `log stats` over a data dir; on a damaged log, over every readable event.
 pub fn stats(data_dir: &Path) -> Result<Stats, LogError> {
-    let salvage = salvage::scan(&data_dir.join(DB_DIR));
+    let log_dir = data_dir.join(DB_DIR);
     let recorded = super::recorded_end(data_dir);
-    let (side, size) = match Log::open_copy(data_dir) {
+    let (copy, side, salvage, size) = match Log::open_copy(data_dir) {
         Ok(log) => {
             let stats = log.stats();
-            let tail = lost_tail(&log, &salvage, recorded);
+            let tail = salvage::count_except(&log_dir, Covered::default(), log.next_seq());
+            let tail = lost_tail(&log, &tail, recorded);
             if stats.unreadable == 0 && stats.damage.is_none() && tail.is_none() {
                 return Ok(stats);
             }
             let mut side = SledSide::read(&log, 0);
             side.problems.extend(tail);
-            (side, stats.size_on_disk)
+            let salvage = salvage::scan_except(&log_dir, side.covered.clone(), 0);
+            (Some(log), side, salvage, stats.size_on_disk)
         }
-        Err(LogError::Damaged { detail, .. } | LogError::Storage { message: detail, .. }) => {
-            (SledSide::failed(detail), size_of(&data_dir.join(DB_DIR)))
-        }
+        Err(LogError::Damaged { detail, .. } | LogError::Storage { message: detail, .. }) => (
+            None,
+            SledSide::failed(detail),
+            salvage::scan(&log_dir),
+            size_of(&log_dir),
+        ),
         Err(error) => return Err(error),
     };
     let readable = merge(side, salvage, 0, recorded);
@@ -358,11 +462,10 @@ pub fn stats(data_dir: &Path) -> Result<Stats, LogError> {
         ),
         ..Stats::default()
     };
-    for json in readable.events.values() {
-        if let Ok(envelope) = Envelope::from_json(json) {
-            stats.count(&envelope);
-        }
-    }
+    readable.each(copy.as_deref(), 0, |envelope, _| {
+        stats.count(envelope);
+        Ok(())
+    })?;
     Ok(stats)
 }
 
@@ -382,18 +485,16 @@ pub fn import(data_dir: &Path, input: impl std::io::BufRead) -> Result<u64, LogE
 /// log is not damaged (nothing is changed then).
 pub fn repair(data_dir: &Path, now: Timestamp) -> Result<Option<RepairReport>, LogError> {
     let log_dir = data_dir.join(DB_DIR);
-    let salvage = salvage::scan(&log_dir);
-    let recorded = super::recorded_end(data_dir);
-    let (_, side) = examine(data_dir, &salvage, recorded)?;
-    let Some(side) = side else {
+    let examined = examine(data_dir, true)?;
+    let copy = examined.copy;
+    let Some(readable) = examined.damaged else {
         // A sound log behind an unreadable end marker: the marker is what
         // needs mending (a directory in its place stays, and is reported).
         if super::read_end(data_dir).is_err() {
-            super::write_end(data_dir, salvage.events.keys().next_back().map_or(0, |seq| seq + 1));
+            super::write_end(data_dir, examined.end);
         }
         return Ok(None);
     };
-    let readable = merge(side, salvage, 0, recorded);
     let mut holes: Vec<Hole> = readable.holes.clone();
 
     // The new log, built aside.
@@ -419,11 +520,25 @@ pub fn repair(data_dir: &Path, now: Timestamp) -> Result<Option<RepairReport>, L
         moved_to: moved_name.clone(),
     }));
     holes.sort_by_key(|hole| hole.first);
-    let (store, from_checkpoint) = projection(&readable, data_dir)?;
+    let (store, from_checkpoint) = projection(&readable, copy.as_deref(), data_dir)?;
+    let next_seq = readable.numbers.last().map_or(0, |seq| seq + 1);
     {
         let mut log = Log::open(&building)?;
-        log.write_jsons(&readable.events)?;
-        log.next_seq = readable.events.keys().next_back().map_or(0, |seq| seq + 1);
+        let mut batch: Vec<Stored> = Vec::with_capacity(IMPORT_BATCH);
+        readable.each(copy.as_deref(), 0, |envelope, json| {
+            batch.push(Stored::with_json(envelope, json.to_vec()));
+            if batch.len() == IMPORT_BATCH {
+                log.write_stored(&batch)?;
+                batch.clear();
+            }
+            Ok(())
+        })?;
+        if !batch.is_empty() {
+            log.write_stored(&batch)?;
+        }
+        // The scratch copy is done with: removed before the swap.
+        drop(copy);
+        log.next_seq = next_seq;
         for hole in &holes {
             log.record_hole(hole)?;
         }
@@ -435,7 +550,7 @@ pub fn repair(data_dir: &Path, now: Timestamp) -> Result<Option<RepairReport>, L
         fs::rename(&log_dir, &moved_to).map_err(LogError::io(&log_dir))?;
     }
     fs::rename(building.join(DB_DIR), &log_dir).map_err(LogError::io(&building))?;
-    super::write_end(data_dir, readable.events.keys().next_back().map_or(0, |seq| seq + 1));
+    super::write_end(data_dir, next_seq);
     let _ = fs::remove_file(building.join(super::OWNER_FILE));
     let _ = fs::remove_dir(&building);
     if fs::symlink_metadata(&moved_to).is_ok() {
@@ -449,8 +564,8 @@ pub fn repair(data_dir: &Path, now: Timestamp) -> Result<Option<RepairReport>, L
     }
     let open_ended = readable.open_ended();
     Ok(Some(RepairReport {
-        kept: readable.events.len() as u64,
-        kept_ranges: ranges(readable.events.keys().copied()),
+        kept: readable.events,
+        kept_ranges: readable.numbers.ranges().collect(),
         from_raw: readable.from_raw,
         lost: readable.lost,
         moved_to,
@@ -462,34 +577,36 @@ pub fn repair(data_dir: &Path, now: Timestamp) -> Result<Option<RepairReport>, L
 /// The store of the repaired log: the newest readable checkpoint plus the
 /// kept events after it, when those run without a gap to the last kept
 /// event and nothing before it was lost; else a fold of every kept event.
-fn projection(readable: &Readable, data_dir: &Path) -> Result<(Store, bool), LogError> {
-    let last = readable.events.keys().next_back().copied();
+/// Folded before anything is written, so a failure leaves nothing behind.
+fn projection(readable: &Readable, log: Option<&Log>, data_dir: &Path) -> Result<(Store, bool), LogError> {
+    let last = readable.numbers.last();
     if let Some(checkpoint) = &readable.checkpoint
         && let Some(applied) = checkpoint.applied
         && last.is_some_and(|last| applied <= last)
-        && readable.events.contains_key(&applied)
+        && readable.numbers.contains(applied)
         // Events lost before it are in the checkpoint but in no rebuild.
         && readable.lost.iter().all(|problem| problem.first > applied)
     {
-        let tail: Vec<u64> = readable.events.range(applied..).map(|(seq, _)| *seq).collect();
-        let contiguous = tail.windows(2).all(|pair| pair[1] == pair[0] + 1);
+        // Without a gap from it to the last: it is in the last range.
+        let contiguous = readable
+            .numbers
+            .ranges()
+            .next_back()
+            .is_some_and(|(first, _)| first <= applied);
         if contiguous {
             let mut store = checkpoint.clone();
-            for json in readable.events.range(applied + 1..).map(|(_, json)| json) {
-                if let Ok(envelope) = Envelope::from_json(json) {
-                    guard_apply(data_dir, &mut store, &envelope)?;
-                }
-            }
+            readable.each(log, applied + 1, |envelope, _| {
+                guard_apply(data_dir, &mut store, envelope)
+            })?;
             return Ok((store, true));
         }
     }
     let mut store = Store::default();
-    for json in readable.events.values() {
-        if let Ok(envelope) = Envelope::from_json(json) {
-            // A crafted event the fold cannot take is left out of the projection.
-            let _ = guard_apply(data_dir, &mut store, &envelope);
-        }
-    }
+    readable.each(log, 0, |envelope, _| {
+        // A crafted event the fold cannot take is left out of the projection.
+        let _ = guard_apply(data_dir, &mut store, envelope);
+        Ok(())
+    })?;
     Ok((store, false))
 }
 
@@ -497,7 +614,7 @@ fn projection(readable: &Readable, data_dir: &Path) -> Result<(Store, bool), Log
 /// of at most this many intact events right after the log's last one is
 /// the batch of an append a crash interrupted, never acknowledged and not
 /// part of the log, rather than damage.
-const UNCOMMITTED_BATCH: usize = 256;
+const UNCOMMITTED_BATCH: u64 = 256;
 
 /// Intact events in the raw files past sled's last one: sled dropped the
 /// log's tail while recovering damaged files. A short run that starts
@@ -506,19 +623,19 @@ const UNCOMMITTED_BATCH: usize = 256;
 /// append never returned, so nothing that was acknowledged is missing.
 fn lost_tail(log: &Log, salvage: &Salvage, recorded_end: Option<u64>) -> Option<Problem> {
     let next = log.next_seq();
-    let tail: Vec<u64> = salvage.events.range(next..).map(|(seq, _)| *seq).collect();
-    let unfinished_append = tail.first() == Some(&next)
+    let tail = salvage.intact.from(next);
+    let unfinished_append = tail.first() == Some(next)
         && recorded_end.is_none_or(|end| end <= next)
-        && tail.len() <= UNCOMMITTED_BATCH
-        && tail.windows(2).all(|pair| pair[1] == pair[0] + 1);
+        && tail.count() <= UNCOMMITTED_BATCH
+        && tail.ranges().count() == 1;
     if unfinished_append {
         return None;
     }
     // What the end marker says was acknowledged, though neither sled nor the
     // raw files hold it any more (a deleted or truncated file).
     let acknowledged_last = recorded_end.filter(|end| *end > next).map(|end| end - 1);
-    let last = tail.last().copied().max(acknowledged_last)?;
-    let reason = if tail.is_empty() {
+    let last = tail.last().max(acknowledged_last)?;
+    let reason = if tail.count() == 0 {
         "written (the log's end marker says so) but readable nowhere"
     } else {
         "missing from the log but intact in its raw files (the log lost its tail)"
@@ -534,10 +651,10 @@ fn lost_tail(log: &Log, salvage: &Salvage, recorded_end: Option<u64>) -> Option<
 /// number still counts as an event that existed.
 const DAMAGED_COPY_SLACK: u64 = 10_000;
 
-/// What sled gave.
+/// What sled gave: which numbers it reads intact, not the events.
 #[derive(Debug, Default)]
 struct SledSide {
-    events: BTreeMap<u64, Vec<u8>>,
+    covered: Covered,
     corrupt: BTreeMap<u64, String>,
     problems: Vec<Problem>,
     holes: Vec<Hole>,
@@ -557,7 +674,7 @@ impl SledSide {
         }
     }
 
-    /// Everything sled can read from `since` on.
+    /// What sled can read from `since` on.
     fn read(log: &Log, since: u64) -> SledSide {
         let mut side = SledSide::default();
         for entry in log.read_from(since) {
@@ -570,16 +687,14 @@ impl SledSide {
 
     fn take(&mut self, entry: Result<(Envelope, Vec<u8>), LogError>, expected: u64) {
         match entry {
-            Ok((envelope, json)) => {
-                self.events.insert(envelope.seq, json);
-            }
+            Ok((envelope, _)) => self.covered.insert(envelope.seq),
             Err(LogError::Corrupt { seq, reason }) => {
                 if seq < crate::events::MAX_SEQ {
                     self.corrupt.insert(seq, reason);
                 }
             }
             Err(error) => {
-                let first = self.events.keys().next_back().map_or(expected, |last| last + 1);
+                let first = self.covered.last().map_or(expected, |last| last + 1);
                 let reason = match error {
                     LogError::Damaged { detail, .. } => format!("sled cannot read on: {detail}"),
                     other => other.to_string(),
@@ -599,19 +714,34 @@ impl SledSide {
 /// acknowledged, so the last of them is known to have existed even when
 /// nothing of it is left (a deleted or truncated file).
 fn merge(side: SledSide, salvage: Salvage, since: u64, recorded_end: Option<u64>) -> Readable {
+    let mut numbers = side.covered.clone();
+    let mut from_raw = 0;
+    for (first, last) in salvage.intact.from(since).ranges() {
+        for seq in first..=last {
+            if !numbers.contains(seq) {
+                numbers.insert(seq);
+                from_raw += 1;
+            }
+        }
+    }
+    let mut raw = BTreeMap::new();
+    let mut salvaged = salvage.events;
+    for (seq, event) in salvaged.split_off(&since) {
+        if !side.covered.contains(seq) {
+            raw.insert(seq, event);
+        }
+    }
+    drop(salvaged);
     let mut readable = Readable {
-        events: side.events,
+        events: numbers.count(),
+        from_raw,
         problems: side.problems,
         holes: side.holes,
         checkpoint: side.checkpoint,
+        raw,
+        since,
         ..Readable::default()
     };
-    for (seq, (_, json)) in salvage.events.range(since..) {
-        if !readable.events.contains_key(seq) {
-            readable.events.insert(*seq, json.clone());
-            readable.from_raw += 1;
-        }
-    }
     if readable.checkpoint.is_none() {
         readable.checkpoint = salvage.checkpoint;
     }
@@ -639,47 +769,43 @@ fn merge(side: SledSide, salvage: Salvage, since: u64, recorded_end: Option<u64>
         .last()
         .copied()
         .into_iter()
-        .chain(readable.events.keys().next_back().copied())
+        .chain(numbers.last())
         .max()
         .unwrap_or(0)
         .saturating_add(DAMAGED_COPY_SLACK);
     known.extend(salvage.damaged.range(since..horizon));
-    let first = known
-        .first()
-        .copied()
-        .into_iter()
-        .chain(readable.events.keys().next().copied())
-        .min();
-    let last = known
-        .last()
-        .copied()
-        .into_iter()
-        .chain(readable.events.keys().next_back().copied())
-        .max();
+    let first = known.first().copied().into_iter().chain(numbers.first()).min();
+    let last = known.last().copied().into_iter().chain(numbers.last()).max();
     let (Some(first), Some(last)) = (first, last) else {
+        readable.numbers = numbers;
         return readable;
     };
     let mut lost: Vec<Problem> = Vec::new();
+    // Walk the gaps between readable ranges: never as many steps as the
+    // numbers span.
     let mut seq = first;
-    // Walk the gaps between readable events: as many steps as readable
-    // events and gaps, never as many as the numbers span.
-    let mut readable_seqs = readable.events.keys().copied().peekable();
-    while seq <= last {
-        while readable_seqs.peek().is_some_and(|next| *next < seq) {
-            readable_seqs.next();
+    let gap = |from: u64, to: u64, lost: &mut Vec<Problem>| {
+        for (from, to) in super::uncovered(from, to, &readable.holes) {
+            push_lost(lost, from, to, &side.corrupt);
         }
-        match readable_seqs.peek().copied() {
-            Some(next) if next == seq => seq += 1,
-            next => {
-                let gap_end = next.map_or(last, |next| next - 1).min(last);
-                for (from, to) in super::uncovered(seq, gap_end, &readable.holes) {
-                    push_lost(&mut lost, from, to, &side.corrupt);
-                }
-                seq = gap_end + 1;
-            }
+    };
+    for (range_first, range_last) in numbers.ranges() {
+        if range_last < seq {
+            continue;
         }
+        if range_first > last {
+            break;
+        }
+        if range_first > seq {
+            gap(seq, range_first - 1, &mut lost);
+        }
+        seq = range_last + 1;
+    }
+    if seq <= last {
+        gap(seq, last, &mut lost);
     }
     readable.lost = lost;
+    readable.numbers = numbers;
     readable
 }
 
@@ -710,18 +836,6 @@ fn push_range(lost: &mut Vec<Problem>, first: u64, last: u64, reason: &str) {
             reason: reason.to_owned(),
         }),
     }
-}
-
-/// Consecutive numbers as ranges.
-fn ranges(seqs: impl Iterator<Item = u64>) -> Vec<(u64, u64)> {
-    let mut out: Vec<(u64, u64)> = Vec::new();
-    for seq in seqs {
-        match out.last_mut() {
-            Some((_, last)) if *last + 1 == seq => *last = seq,
-            _ => out.push((seq, seq)),
-        }
-    }
-    out
 }
 
 fn count(problem: &Problem) -> u64 {

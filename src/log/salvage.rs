@@ -22,9 +22,18 @@
 //! Checkpoints are stored compressed behind `QTC\x01` with a CRC-32
 //! ([`super::CHECKPOINT_MAGIC`]) and found the same way; sealed JSON ones
 //! from older builds are still found by their prefix.
+//!
+//! Memory is bounded by what sled lacks, not by the log's length: the
+//! commands that merge the two ([`super::damage`]) pass what sled reads
+//! intact ([`Covered`]) and the first number they want, and the scan keeps
+//! no copy of those (a frame it covers whole is not even decompressed).
+//! Keyframes are remembered by where they are and read again only for
+//! the deltas whose events are kept. Files are read a window at a time
+//! ([`WINDOW_BYTES`]), so a year's 40 MB file is never held whole.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
+use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use super::{CRC_BYTES, Checkpoint, frame};
@@ -35,88 +44,335 @@ use crate::store::Store;
 const EVENT_PREFIX: &[u8] = b"{\"v\":1,\"seq\":";
 /// The start of every stored checkpoint's JSON.
 const CHECKPOINT_PREFIX: &[u8] = b"{\"v\":1,\"store\":";
-/// Files larger than this are not read whole; sled's files stay far below.
+/// Files larger than this are not scanned; sled's files stay far below.
 const MAX_FILE_BYTES: u64 = 4 << 30;
+/// Files are read this many bytes at a time (more when one item is larger).
+const WINDOW_BYTES: usize = 4 << 20;
 
 /// What the raw files hold.
 #[derive(Debug, Default)]
 pub struct Salvage {
-    /// Every intact event by sequence number: its envelope and stored JSON.
+    /// Every intact event by sequence number: its envelope and stored JSON
+    /// (none from [`count_except`]).
     pub events: BTreeMap<u64, (Envelope, Vec<u8>)>,
+    /// The numbers of the intact events found (kept or not).
+    pub intact: Covered,
     /// Sequence numbers claimed by copies whose checksum or JSON fails.
     pub damaged: BTreeSet<u64>,
     /// The intact checkpoint that folded the most events.
     pub checkpoint: Option<Store>,
     /// Files that could not be read, with why.
     pub unreadable: Vec<(PathBuf, String)>,
-    /// Keyframes' texts by first number and CRC-32 of the text.
-    keyframes: BTreeMap<(u64, u32), Vec<u8>>,
-    /// Intact delta frames, read once every keyframe is known.
+    /// What not to keep: numbers sled reads intact, and those before `from`.
+    skip: Covered,
+    from: u64,
+    /// Whether intact events are kept, or only their numbers.
+    count_only: bool,
+    /// The files scanned, in order (keyframes are read again from them).
+    files: Vec<PathBuf>,
+    /// Where intact keyframes are, by first number: file index, offset, length.
+    keyframes: BTreeMap<u64, Vec<(usize, u64, usize)>>,
+    /// Intact delta frames holding events to keep, read once every
+    /// keyframe is known.
     deltas: Vec<(frame::Header, Vec<u8>)>,
 }
 
+/// Sequence numbers as sorted, disjoint, inclusive ranges: what sled reads
+/// intact, so the scan need not keep a copy, or what the scan found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Covered {
+    /// First number of each range → its last.
+    ranges: BTreeMap<u64, u64>,
+}
+
+impl Covered {
+    /// Adds `seq`, in any order (O(log ranges)).
+    pub fn insert(&mut self, seq: u64) {
+        let before = self
+            .ranges
+            .range(..=seq)
+            .next_back()
+            .map(|(first, last)| (*first, *last));
+        if before.is_some_and(|(_, last)| last >= seq) {
+            return;
+        }
+        let after = seq
+            .checked_add(1)
+            .and_then(|next| self.ranges.get(&next).copied().map(|last| (next, last)));
+        match (before.filter(|(_, last)| *last + 1 == seq), after) {
+            (Some((first, _)), Some((next, last))) => {
+                self.ranges.remove(&next);
+                self.ranges.insert(first, last);
+            }
+            (Some((first, _)), None) => {
+                self.ranges.insert(first, seq);
+            }
+            (None, Some((next, last))) => {
+                self.ranges.remove(&next);
+                self.ranges.insert(seq, last);
+            }
+            (None, None) => {
+                self.ranges.insert(seq, seq);
+            }
+        }
+    }
+
+    /// Whether `seq` is in.
+    pub fn contains(&self, seq: u64) -> bool {
+        self.contains_all(seq, seq)
+    }
+
+    /// Whether every number of `first..=last` is in.
+    pub fn contains_all(&self, first: u64, last: u64) -> bool {
+        self.ranges
+            .range(..=first)
+            .next_back()
+            .is_some_and(|(_, end)| last <= *end)
+    }
+
+    /// The ranges, in order.
+    pub fn ranges(&self) -> impl DoubleEndedIterator<Item = (u64, u64)> + '_ {
+        self.ranges.iter().map(|(first, last)| (*first, *last))
+    }
+
+    /// The numbers from `from` on.
+    pub fn from(&self, from: u64) -> Covered {
+        let mut ranges: BTreeMap<u64, u64> = self.ranges.range(from..).map(|(a, b)| (*a, *b)).collect();
+        if let Some((_, last)) = self.ranges.range(..from).next_back()
+            && *last >= from
+        {
+            ranges.insert(from, *last);
+        }
+        Covered { ranges }
+    }
+
+    /// How many numbers are in.
+    pub fn count(&self) -> u64 {
+        self.ranges.iter().map(|(first, last)| last - first + 1).sum()
+    }
+
+    /// The first number in.
+    pub fn first(&self) -> Option<u64> {
+        self.ranges.keys().next().copied()
+    }
+
+    /// The last number in.
+    pub fn last(&self) -> Option<u64> {
+        self.ranges.values().next_back().copied()
+    }
+}
+
 /// Scans every regular file under `log_dir` (one level of subdirectories,
-/// which is where sled keeps its blobs). A missing directory holds nothing.
+/// which is where sled keeps its blobs), keeping every intact event. A
+/// missing directory holds nothing.
 pub fn scan(log_dir: &Path) -> Salvage {
-    let mut salvage = Salvage::default();
+    scan_except(log_dir, Covered::default(), 0)
+}
+
+/// As [`scan`], but keeping no event numbered below `from` or in `skip`
+/// (nor noting damaged copies of those): memory grows with what is kept.
+pub fn scan_except(log_dir: &Path, skip: Covered, from: u64) -> Salvage {
+    let mut salvage = Salvage {
+        skip,
+        from,
+        ..Salvage::default()
+    };
+    scan_files(log_dir, &mut salvage, WINDOW_BYTES);
+    salvage
+}
+
+/// As [`scan_except`], but keeping only the numbers of the events found
+/// ([`Salvage::intact`]), not the events: what `log verify` needs, in
+/// memory that follows the ranges, not the events.
+pub fn count_except(log_dir: &Path, skip: Covered, from: u64) -> Salvage {
+    let mut salvage = Salvage {
+        skip,
+        from,
+        count_only: true,
+        ..Salvage::default()
+    };
+    scan_files(log_dir, &mut salvage, WINDOW_BYTES);
+    salvage
+}
+
+/// Scans the files under `log_dir` into `salvage`, `window` bytes at a time.
+fn scan_files(log_dir: &Path, salvage: &mut Salvage, window: usize) {
     for path in files(log_dir, 2, &mut salvage.unreadable) {
-        let bytes = match fs::metadata(&path) {
+        let len = match fs::metadata(&path) {
             Ok(meta) if meta.len() > MAX_FILE_BYTES => {
                 salvage
                     .unreadable
                     .push((path, format!("larger than {MAX_FILE_BYTES} bytes")));
                 continue;
             }
-            Ok(_) => match fs::read(&path) {
-                Ok(bytes) => bytes,
-                Err(error) => {
-                    salvage.unreadable.push((path, error.to_string()));
-                    continue;
-                }
-            },
+            Ok(meta) => meta.len(),
             Err(error) => {
                 salvage.unreadable.push((path, error.to_string()));
                 continue;
             }
         };
-        scan_bytes(&bytes, &mut salvage);
+        salvage.files.push(path.clone());
+        let file = salvage.files.len() - 1;
+        if let Err(error) = scan_file(&path, len, file, salvage, window) {
+            salvage.unreadable.push((path, error.to_string()));
+        }
     }
     salvage.finish();
-    salvage
+}
+
+/// Scans the file at `path` (`len` bytes, number `file` of the scan) a
+/// window at a time. Each of the three scans (frames, checkpoints, JSON
+/// values) goes on from where it stopped; one stops early at an item the
+/// window's end cuts, and the next window starts there (twice as large
+/// when it starts at the same place again), so every item is read whole,
+/// exactly as in the whole file.
+fn scan_file(path: &Path, len: u64, file: usize, salvage: &mut Salvage, window: usize) -> std::io::Result<()> {
+    let mut handle = fs::File::open(path)?;
+    // Where each scan goes on, in the file.
+    let mut cursors = [0_u64; 3];
+    let mut size = window.max(1);
+    let mut last_base = None;
+    loop {
+        let low = cursors.iter().copied().min().unwrap_or(len);
+        if low >= len {
+            return Ok(());
+        }
+        // The checksum in front of a sealed value is read too.
+        let base = low.saturating_sub(CRC_BYTES as u64);
+        size = if last_base == Some(base) {
+            size.saturating_mul(2)
+        } else {
+            window.max(1)
+        };
+        last_base = Some(base);
+        handle.seek(SeekFrom::Start(base))?;
+        let mut bytes = Vec::new();
+        (&mut handle)
+            .take((size as u64).min(len - base))
+            .read_to_end(&mut bytes)?;
+        let end = base + bytes.len() as u64;
+        let window = Window {
+            bytes: &bytes,
+            more: end < len && bytes.len() as u64 == (size as u64).min(len - base),
+            left: len - base,
+        };
+        let at = |cursor: u64| (cursor.saturating_sub(base)) as usize;
+        cursors[0] = base + scan_frames(&window, at(cursors[0]), file, base, salvage) as u64;
+        cursors[1] = base + scan_checkpoints(&window, at(cursors[1]), salvage) as u64;
+        cursors[2] = base + scan_values(&window, at(cursors[2]), salvage) as u64;
+        if !window.more {
+            return Ok(());
+        }
+    }
+}
+
+/// Part of a file being scanned.
+struct Window<'a> {
+    bytes: &'a [u8],
+    /// Whether the file goes on past these bytes.
+    more: bool,
+    /// The bytes of the file from this window's start on.
+    left: u64,
+}
+
+impl Window<'_> {
+    /// Whether an item at `at` that needs `need` bytes is cut by the
+    /// window's end but not by the file's: it is read in the next window.
+    fn cuts(&self, at: usize, need: usize) -> bool {
+        self.more && need > self.bytes.len() - at && (at as u64).saturating_add(need as u64) <= self.left
+    }
+
+    /// Where a scan that is done with this window goes on: past its end,
+    /// less the last `keep` bytes when the file goes on (a magic that
+    /// starts there is not whole yet).
+    fn done(&self, from: usize, keep: usize) -> usize {
+        let end = if self.more {
+            self.bytes.len().saturating_sub(keep)
+        } else {
+            self.bytes.len()
+        };
+        from.max(end)
+    }
 }
 
 impl Salvage {
     /// Reads the deltas whose keyframe was found; a delta whose keyframe
     /// is nowhere counts as damaged.
-    pub fn finish(&mut self) {
+    fn finish(&mut self) {
+        let mut texts: BTreeMap<(u64, u32), Option<Vec<u8>>> = BTreeMap::new();
         for (header, compressed) in std::mem::take(&mut self.deltas) {
-            let text = self
-                .keyframes
-                .get(&(header.base, header.base_crc))
+            let key = (header.base, header.base_crc);
+            if let std::collections::btree_map::Entry::Vacant(entry) = texts.entry(key) {
+                entry.insert(self.keyframe_text(header.base, header.base_crc));
+            }
+            let text = texts
+                .get(&key)
+                .and_then(Option::as_ref)
                 .and_then(|base| frame::text(&header, &compressed, Some(base)).ok());
             match text {
                 Some(text) => self.frame_text(&header, &text),
-                None => {
-                    self.damaged.insert(header.first);
-                }
+                None => self.note_damaged(header.first),
             }
+        }
+        self.keyframes.clear();
+    }
+
+    /// The text of an intact keyframe numbered `first` whose CRC-32 is
+    /// `crc`, read again from where the scan found it.
+    fn keyframe_text(&self, first: u64, crc: u32) -> Option<Vec<u8>> {
+        for (file, offset, len) in self.keyframes.get(&first)? {
+            let Some(bytes) = self.files.get(*file).and_then(|path| read_at(path, *offset, *len)) else {
+                continue;
+            };
+            let Ok((header, compressed, _)) = frame::parse(&bytes) else {
+                continue;
+            };
+            if let Ok(text) = frame::text(&header, compressed, None)
+                && crc32fast::hash(&text) == crc
+            {
+                return Some(text);
+            }
+        }
+        None
+    }
+
+    /// Whether the event numbered `seq` is one to keep.
+    fn wanted(&self, seq: u64) -> bool {
+        seq >= self.from && !self.skip.contains(seq)
+    }
+
+    /// Whether any event of `header`'s frame is one to keep.
+    fn wants_any(&self, header: &frame::Header) -> bool {
+        let last = header.end().saturating_sub(1);
+        last >= self.from && !self.skip.contains_all(header.first.max(self.from), last)
+    }
+
+    /// Notes a damaged copy claiming `seq`, when it is one to keep.
+    fn note_damaged(&mut self, seq: u64) {
+        if self.wanted(seq) {
+            self.damaged.insert(seq);
         }
     }
 
     /// Keeps the events of a frame's text.
     fn frame_text(&mut self, header: &frame::Header, text: &[u8]) {
         let Ok(lines) = frame::unpack(header, text) else {
-            self.damaged.insert(header.first);
+            self.note_damaged(header.first);
             return;
         };
         for (index, line) in lines.into_iter().enumerate() {
             let expected = header.first + index as u64;
+            if !self.wanted(expected) {
+                continue;
+            }
             match Envelope::from_json(&line) {
                 Ok(envelope) if envelope.seq == expected => {
-                    let keep = self
-                        .events
-                        .get(&envelope.seq)
-                        .is_none_or(|(_, kept)| line.len() < kept.len());
+                    self.intact.insert(envelope.seq);
+                    let keep = !self.count_only
+                        && self
+                            .events
+                            .get(&envelope.seq)
+                            .is_none_or(|(_, kept)| line.len() < kept.len());
                     if keep {
                         self.events.insert(envelope.seq, (envelope, line));
                     }
@@ -129,67 +385,111 @@ impl Salvage {
     }
 }
 
-/// Adds the frames in `bytes` to `salvage` (deltas wait for
-/// [`Salvage::finish`]).
-fn scan_frames(bytes: &[u8], salvage: &mut Salvage) {
-    let mut from = 0;
-    while let Some(found) = bytes.get(from..).and_then(|rest| {
-        rest.windows(frame::MAGIC.len())
-            .position(|window| window == frame::MAGIC)
-    }) {
+/// Adds the frames in `window` from `from` on (file number `file` of the
+/// scan, the window at `base` in it) to `salvage` (deltas wait for
+/// [`Salvage::finish`]). Returns where to go on.
+fn scan_frames(window: &Window, mut from: usize, file: usize, base: u64, salvage: &mut Salvage) -> usize {
+    let bytes = window.bytes;
+    while let Some(found) = bytes
+        .get(from..)
+        .and_then(|rest| rest.windows(frame::MAGIC.len()).position(|magic| magic == frame::MAGIC))
+    {
         let start = from + found;
-        from = start + 1;
         match frame::parse(&bytes[start..]) {
             Ok((header, compressed, len)) => {
                 from = start + len;
                 if header.is_keyframe() {
+                    salvage
+                        .keyframes
+                        .entry(header.first)
+                        .or_default()
+                        .push((file, base + start as u64, len));
+                }
+                if !salvage.wants_any(&header) {
+                    // sled reads every event it holds: nothing to decompress.
+                    continue;
+                }
+                if header.is_keyframe() {
                     match frame::text(&header, compressed, None) {
-                        Ok(text) => {
-                            salvage.frame_text(&header, &text);
-                            salvage.keyframes.insert((header.first, crc32fast::hash(&text)), text);
-                        }
-                        Err(_) => {
-                            salvage.damaged.insert(header.first);
-                        }
+                        Ok(text) => salvage.frame_text(&header, &text),
+                        Err(_) => salvage.note_damaged(header.first),
                     }
                 } else {
                     salvage.deltas.push((header, compressed.to_vec()));
                 }
             }
             Err(_) => {
+                if window.cuts(start, frame_needs(&bytes[start..])) {
+                    return start;
+                }
+                from = start + 1;
                 // A damaged frame: the number it claims, when its header
                 // is there to read.
                 if let Some(first) = bytes.get(start + 12..start + 20)
                     && let Ok(first) = <[u8; 8]>::try_from(first)
                     && u64::from_be_bytes(first) < events::MAX_SEQ
                 {
-                    salvage.damaged.insert(u64::from_be_bytes(first));
+                    salvage.note_damaged(u64::from_be_bytes(first));
                 }
             }
         }
     }
+    window.done(from, frame::MAGIC.len() - 1)
 }
 
-/// Adds what `bytes` holds to `salvage` (call [`Salvage::finish`] once
-/// every file is scanned).
-pub fn scan_bytes(bytes: &[u8], salvage: &mut Salvage) {
-    scan_frames(bytes, salvage);
-    scan_checkpoints(bytes, salvage);
-    let mut from = 0;
+/// The bytes the frame at the start of `rest` needs, as its header says.
+fn frame_needs(rest: &[u8]) -> usize {
+    let len = rest
+        .get(4..8)
+        .and_then(|len| <[u8; 4]>::try_from(len).ok())
+        .map_or(0, |len| u32::from_be_bytes(len) as usize);
+    20_usize.max(12 + len)
+}
+
+/// Adds the sealed JSON values (events and checkpoints) in `window` from
+/// `from` on to `salvage`. Returns where to go on.
+fn scan_values(window: &Window, mut from: usize, salvage: &mut Salvage) -> usize {
+    let bytes = window.bytes;
     while let Some(found) = next_brace(bytes, from) {
-        from = found + 1;
         let rest = &bytes[found..];
+        if window.more && rest.len() < EVENT_PREFIX.len().max(CHECKPOINT_PREFIX.len()) {
+            return found;
+        }
+        from = found + 1;
         // An intact value is skipped whole: what it nests is not a copy.
-        if rest.starts_with(EVENT_PREFIX) {
-            if let Some(end) = event_at(bytes, found, salvage) {
-                from = end;
-            }
-        } else if rest.starts_with(CHECKPOINT_PREFIX)
-            && let Some(end) = checkpoint_at(bytes, found, salvage)
-        {
-            from = end;
+        let step = if rest.starts_with(EVENT_PREFIX) {
+            event_at(window, found, salvage)
+        } else if rest.starts_with(CHECKPOINT_PREFIX) {
+            checkpoint_at(window, found, salvage)
+        } else {
+            Step::Broken
+        };
+        match step {
+            Step::Intact(end) => from = end,
+            Step::Broken => {}
+            Step::Cut => return found,
         }
     }
+    window.done(from, 0)
+}
+
+/// What reading one value gave.
+enum Step<T> {
+    /// It is intact (and ends here).
+    Intact(T),
+    /// It is not.
+    Broken,
+    /// The window cuts it: read it in the next.
+    Cut,
+}
+
+/// `len` bytes of the file at `path` from `offset`, if they are there.
+fn read_at(path: &Path, offset: u64, len: usize) -> Option<Vec<u8>> {
+    let mut file = fs::File::open(path).ok()?;
+    file.seek(SeekFrom::Start(offset)).ok()?;
+    let mut bytes = Vec::new();
+    file.take(len as u64).read_to_end(&mut bytes).ok()?;
+    (bytes.len() == len).then_some(bytes)
 }
 
 /// The next `{` at or after `from`.
@@ -198,69 +498,118 @@ fn next_brace(bytes: &[u8], from: usize) -> Option<usize> {
 }
 
 /// The JSON value starting at `start`, if its stored checksum holds.
-fn sealed_json_at(bytes: &[u8], start: usize) -> Option<&[u8]> {
-    let sum = bytes.get(start.checked_sub(CRC_BYTES)?..start)?;
+fn sealed_json_at<'a>(window: &Window<'a>, start: usize) -> Step<&'a [u8]> {
+    let bytes = window.bytes;
+    let Some(sum) = start.checked_sub(CRC_BYTES).and_then(|from| bytes.get(from..start)) else {
+        return Step::Broken;
+    };
     let mut values = serde_json::Deserializer::from_slice(&bytes[start..]).into_iter::<serde::de::IgnoredAny>();
-    values.next()?.ok()?;
+    match values.next() {
+        Some(Ok(_)) => {}
+        Some(Err(error)) if error.is_eof() && window.more => return Step::Cut,
+        _ => return Step::Broken,
+    }
     let json = &bytes[start..start + values.byte_offset()];
-    (sum == crc32fast::hash(json).to_be_bytes()).then_some(json)
+    if sum == crc32fast::hash(json).to_be_bytes() {
+        Step::Intact(json)
+    } else {
+        Step::Broken
+    }
 }
 
-/// Keeps the event at `start`; returns where it ends when it is intact.
-fn event_at(bytes: &[u8], start: usize, salvage: &mut Salvage) -> Option<usize> {
-    let decoded = sealed_json_at(bytes, start).and_then(|json| Some((Envelope::from_json(json).ok()?, json)));
-    match decoded {
+/// Keeps the event at `start`; where it ends when it is intact.
+fn event_at(window: &Window, start: usize, salvage: &mut Salvage) -> Step<usize> {
+    let bytes = window.bytes;
+    let digits = &bytes[start + EVENT_PREFIX.len()..];
+    let end = digits.iter().position(|b| !b.is_ascii_digit()).unwrap_or(digits.len());
+    if end == digits.len() && window.more {
+        return Step::Cut;
+    }
+    let claimed = std::str::from_utf8(&digits[..end.min(20)])
+        .ok()
+        .and_then(|text| text.parse::<u64>().ok())
+        .filter(|seq| *seq < events::MAX_SEQ);
+    let json = match sealed_json_at(window, start) {
+        Step::Intact(json) => Some(json),
+        Step::Broken => None,
+        Step::Cut => return Step::Cut,
+    };
+    if let Some(seq) = claimed
+        && !salvage.wanted(seq)
+    {
+        // Not to keep: only where it ends, so what it nests is skipped.
+        return json.map_or(Step::Broken, |json| Step::Intact(start + json.len()));
+    }
+    match json.and_then(|json| Some((Envelope::from_json(json).ok()?, json))) {
         Some((envelope, json)) => {
-            let keep = salvage
-                .events
-                .get(&envelope.seq)
-                .is_none_or(|(_, kept)| json.len() < kept.len());
+            let wanted = salvage.wanted(envelope.seq);
+            if wanted {
+                salvage.intact.insert(envelope.seq);
+            }
+            let keep = wanted
+                && !salvage.count_only
+                && salvage
+                    .events
+                    .get(&envelope.seq)
+                    .is_none_or(|(_, kept)| json.len() < kept.len());
             let end = start + json.len();
             if keep {
                 salvage.events.insert(envelope.seq, (envelope, json.to_vec()));
             }
-            Some(end)
+            Step::Intact(end)
         }
         None => {
-            let digits = &bytes[start + EVENT_PREFIX.len()..];
-            let end = digits.iter().position(|b| !b.is_ascii_digit()).unwrap_or(digits.len());
-            if let Some(seq) = std::str::from_utf8(&digits[..end.min(20)])
-                .ok()
-                .and_then(|text| text.parse::<u64>().ok())
-                && seq < events::MAX_SEQ
-            {
-                salvage.damaged.insert(seq);
+            if let Some(seq) = claimed {
+                salvage.note_damaged(seq);
             }
-            None
+            Step::Broken
         }
     }
 }
 
-/// Keeps the compressed checkpoints in `bytes` ([`super::CHECKPOINT_MAGIC`])
-/// that are intact, the newest as [`checkpoint_at`] does.
-fn scan_checkpoints(bytes: &[u8], salvage: &mut Salvage) {
+/// Keeps the compressed checkpoints in `window` from `from` on
+/// ([`super::CHECKPOINT_MAGIC`]) that are intact, the newest as
+/// [`checkpoint_at`] does. Returns where to go on.
+fn scan_checkpoints(window: &Window, mut from: usize, salvage: &mut Salvage) -> usize {
+    let bytes = window.bytes;
     let magic = super::CHECKPOINT_MAGIC;
-    let mut from = 0;
     while let Some(found) = bytes
         .get(from..)
-        .and_then(|rest| rest.windows(magic.len()).position(|window| window == magic))
+        .and_then(|rest| rest.windows(magic.len()).position(|candidate| candidate == magic))
     {
         let start = from + found;
         from = start + 1;
-        if let Some((json, len)) = super::unpack_checkpoint(&bytes[start..]) {
-            from = start + len;
-            keep_checkpoint(&json, salvage);
+        match super::unpack_checkpoint(&bytes[start..]) {
+            Some((json, len)) => {
+                from = start + len;
+                keep_checkpoint(&json, salvage);
+            }
+            None => {
+                // Magic, CRC-32, compressed length, JSON length: 16 bytes.
+                let compressed = bytes
+                    .get(start + 8..start + 12)
+                    .and_then(|len| <[u8; 4]>::try_from(len).ok())
+                    .map_or(0, |len| u32::from_be_bytes(len) as usize);
+                if window.cuts(start, 16 + compressed) {
+                    return start;
+                }
+            }
         }
     }
+    window.done(from, magic.len() - 1)
 }
 
-/// Keeps the checkpoint at `start` if it is the newest; returns where it
-/// ends when it is intact.
-fn checkpoint_at(bytes: &[u8], start: usize, salvage: &mut Salvage) -> Option<usize> {
-    let json = sealed_json_at(bytes, start)?;
-    let end = start + json.len();
-    keep_checkpoint(json, salvage);
-    Some(end)
+/// Keeps the checkpoint at `start` if it is the newest; where it ends
+/// when it is intact.
+fn checkpoint_at(window: &Window, start: usize, salvage: &mut Salvage) -> Step<usize> {
+    match sealed_json_at(window, start) {
+        Step::Intact(json) => {
+            keep_checkpoint(json, salvage);
+            Step::Intact(start + json.len())
+        }
+        Step::Broken => Step::Broken,
+        Step::Cut => Step::Cut,
+    }
 }
 
 /// Keeps the checkpoint `json` holds if it is readable and the newest.
@@ -301,4 +650,144 @@ fn files(dir: &Path, depth: u32, unreadable: &mut Vec<(PathBuf, String)>) -> Vec
         }
     }
     found
+}
+
+#[cfg(test)]
+mod tests {
+    use jiff::Timestamp;
+
+    use super::*;
+    use crate::events::{Event, Stream};
+    use crate::journal::Journal;
+    use crate::providers::ProviderId;
+
+    /// A closed log of `n` events (frames and checkpoints), plus a file of
+    /// format-1 sealed events numbered from 1000, one of them altered.
+    fn log_dir(n: u64) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        let mut journal = Journal::open(dir.path()).unwrap().checkpoint_every(50);
+        for index in 0..n {
+            let at = Timestamp::from_second(1_795_000_000 + index as i64).unwrap();
+            let provider = ProviderId::Codex;
+            journal
+                .record([(at, Stream::Tracker(provider), Event::FetchStarted { provider })])
+                .unwrap();
+        }
+        journal.close().unwrap();
+        let mut sealed = b"not an event {\"v\":1,\"seq\":".to_vec();
+        for seq in 1000..1020 {
+            let json = format!(
+                "{{\"v\":1,\"seq\":{seq},\"at\":\"2026-11-20T09:03:00Z\",\"stream\":\"engine\",\"type\":\"clock_ticked\"}}"
+            );
+            let mut sum = crc32fast::hash(json.as_bytes()).to_be_bytes();
+            if seq == 1007 {
+                sum[0] ^= 1;
+            }
+            sealed.extend_from_slice(&sum);
+            sealed.extend_from_slice(json.as_bytes());
+            sealed.extend_from_slice(b" {{ junk ");
+        }
+        fs::write(dir.path().join("log/sealed"), sealed).unwrap();
+        dir
+    }
+
+    /// What a scan found, to compare: events, damaged numbers, the
+    /// checkpoint's last event, unreadable files.
+    type Found = (Vec<(u64, Vec<u8>)>, Vec<u64>, Option<Option<u64>>, usize);
+
+    fn found(salvage: &Salvage) -> Found {
+        (
+            salvage
+                .events
+                .iter()
+                .map(|(seq, (_, json))| (*seq, json.clone()))
+                .collect(),
+            salvage.damaged.iter().copied().collect(),
+            salvage.checkpoint.as_ref().map(|store| store.applied),
+            salvage.unreadable.len(),
+        )
+    }
+
+    #[test]
+    fn a_scan_a_window_at_a_time_finds_what_a_whole_file_scan_finds() {
+        let dir = log_dir(300);
+        let log = dir.path().join("log");
+        // Damage across sled's file.
+        let db = log.join("db");
+        let mut bytes = fs::read(&db).unwrap();
+        for at in (100..bytes.len()).step_by(997) {
+            bytes[at] ^= 0x20;
+        }
+        fs::write(&db, &bytes).unwrap();
+        let mut whole = Salvage::default();
+        scan_files(&log, &mut whole, usize::MAX);
+        let (events, damaged, checkpoint, _) = found(&whole);
+        assert!(
+            events.len() > 250 && events.iter().any(|(seq, _)| *seq == 1000),
+            "{}",
+            events.len()
+        );
+        assert!(damaged.contains(&1007), "{damaged:?}");
+        assert!(checkpoint.is_some());
+        for window in [16, 61, 1_000, 4_096] {
+            let mut windowed = Salvage::default();
+            scan_files(&log, &mut windowed, window);
+            // Compared without printing both (they are long).
+            assert!(
+                found(&windowed) == found(&whole),
+                "window {window}: not what the whole file gave"
+            );
+        }
+    }
+
+    #[test]
+    fn a_scan_keeps_only_the_events_sled_lacks() {
+        let dir = log_dir(300);
+        let log = dir.path().join("log");
+        let all = scan(&log);
+        let mut covered = Covered::default();
+        for seq in (0..300).chain(1000..1020) {
+            if !(100..110).contains(&seq) {
+                covered.insert(seq);
+            }
+        }
+        assert_eq!(
+            covered.ranges().collect::<Vec<_>>(),
+            [(0, 99), (110, 299), (1000, 1019)]
+        );
+        let lacking = scan_except(&log, covered, 0);
+        let seqs: Vec<u64> = lacking.events.keys().copied().collect();
+        assert_eq!(seqs, (100..110).collect::<Vec<_>>());
+        assert_eq!(lacking.events[&105].1, all.events[&105].1);
+        assert!(lacking.damaged.is_empty(), "{:?}", lacking.damaged);
+        let counted = count_except(&log, lacking.skip.clone(), 0);
+        assert!(counted.events.is_empty());
+        assert_eq!(counted.intact.ranges().collect::<Vec<_>>(), [(100, 109)]);
+        let tail = scan_except(&log, Covered::default(), 295);
+        let seqs: Vec<u64> = tail.events.keys().copied().collect();
+        assert_eq!(
+            seqs,
+            (295..300)
+                .chain((1000..1020).filter(|seq| *seq != 1007))
+                .collect::<Vec<_>>()
+        );
+        assert_eq!(tail.damaged.iter().copied().collect::<Vec<_>>(), vec![1007]);
+    }
+
+    #[test]
+    fn covered_numbers_join_into_ranges_in_any_order() {
+        let mut covered = Covered::default();
+        for seq in [5, 6, 7, 1, 3, 2, 9, 8, 20] {
+            covered.insert(seq);
+        }
+        assert_eq!(covered.ranges().collect::<Vec<_>>(), [(1, 3), (5, 9), (20, 20)]);
+        covered.insert(4);
+        assert_eq!(covered.ranges().collect::<Vec<_>>(), [(1, 9), (20, 20)]);
+        assert_eq!(covered.from(7).ranges().collect::<Vec<_>>(), [(7, 9), (20, 20)]);
+        assert!(covered.contains_all(2, 8) && !covered.contains_all(8, 20) && !covered.contains(0));
+        assert_eq!(
+            (covered.count(), covered.first(), covered.last()),
+            (10, Some(1), Some(20))
+        );
+    }
 }
