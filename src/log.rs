@@ -1390,6 +1390,28 @@ pub(crate) fn frame_events(
     keyframe: &mut Option<Keyframe>,
     fetch: impl FnOnce(u64) -> Result<Vec<u8>, String>,
 ) -> Result<Vec<(Envelope, Vec<u8>)>, String> {
+    let (header, lines) = frame_lines(seq, value, keyframe, fetch)?;
+    let mut events = Vec::with_capacity(lines.len());
+    for (index, line) in lines.into_iter().enumerate() {
+        let expected = header.first + index as u64;
+        let envelope = Envelope::from_json(&line).map_err(|error| format!("event {expected}: {error}"))?;
+        if envelope.seq != expected {
+            return Err(format!("holds event {} under key {expected}", envelope.seq));
+        }
+        events.push((envelope, line));
+    }
+    Ok(events)
+}
+
+/// The header and JSON lines of the frame stored under `seq`, checked as
+/// [`frame_events`] checks them but without reading the events (their
+/// numbering is checked by [`line_seq_at`] where a caller needs it).
+pub(crate) fn frame_lines(
+    seq: u64,
+    value: &[u8],
+    keyframe: &mut Option<Keyframe>,
+    fetch: impl FnOnce(u64) -> Result<Vec<u8>, String>,
+) -> Result<(frame::Header, Vec<Vec<u8>>), String> {
     let (header, compressed, _) = frame::parse(value)?;
     if header.first != seq {
         return Err(format!("holds event {} under key {seq}", header.first));
@@ -1428,23 +1450,26 @@ pub(crate) fn frame_events(
             None => frame::text(&header, compressed, None)?,
         }
     };
-    let mut events = Vec::with_capacity(header.count as usize);
-    for (index, line) in frame::unpack(&header, &text)?.into_iter().enumerate() {
-        let expected = header.first + index as u64;
-        let envelope = Envelope::from_json(&line).map_err(|error| format!("event {expected}: {error}"))?;
-        if envelope.seq != expected {
-            return Err(format!("holds event {} under key {expected}", envelope.seq));
-        }
-        events.push((envelope, line));
-    }
-    if events.len() != header.count as usize {
+    let lines = frame::unpack(&header, &text)?;
+    if lines.len() != header.count as usize {
         return Err(format!(
             "holds {} events where its header says {}",
-            events.len(),
+            lines.len(),
             header.count
         ));
     }
-    Ok(events)
+    Ok((header, lines))
+}
+
+/// The clock reading (seconds) of the JSON line of event `seq`, read from
+/// the start every stored line has (`{"v":1,"seq":N,"at":"…"`) without
+/// reading the rest; `None` when the line does not start so.
+pub(crate) fn line_seq_at(seq: u64, line: &[u8]) -> Option<i64> {
+    let start = format!("{{\"v\":1,\"seq\":{seq},\"at\":\"");
+    let rest = line.strip_prefix(start.as_bytes())?;
+    let quote = rest.iter().position(|b| *b == b'"')?;
+    let at: jiff::Timestamp = std::str::from_utf8(&rest[..quote]).ok()?.parse().ok()?;
+    Some(at.as_second())
 }
 
 /// One stored format-1 entry (a CRC-32 and the JSON), checked.
