@@ -131,6 +131,8 @@ pub(crate) struct Stored {
     pub(crate) seq: u64,
     pub(crate) at: i64,
     pub(crate) exchange: bool,
+    /// A `settings_changed` a fold kept ([`frame::FLAG_KEPT`]).
+    pub(crate) kept: bool,
     pub(crate) json: Vec<u8>,
 }
 
@@ -144,6 +146,7 @@ impl Stored {
             seq: envelope.seq,
             at: envelope.at.as_second(),
             exchange: matches!(envelope.payload, Event::FetchCompleted { exchange: Some(_), .. }),
+            kept: false,
             json,
         }
     }
@@ -656,6 +659,10 @@ impl Log {
                     frame::FLAG_EXCHANGES
                 } else {
                     0
+                } | if run.iter().any(|item| item.kept) {
+                    frame::FLAG_KEPT
+                } else {
+                    0
                 },
             };
             let value = match self.writer.as_mut() {
@@ -999,7 +1006,33 @@ impl Log {
                 message: format!("log entry {}: {message}", envelope.seq),
             })?;
         }
-        for chunk in envelopes.chunks(IMPORT_BATCH) {
+        // Settings before a gap are the ones a fold kept: stored as kept
+        // again, with a base folded from them that ends before the events
+        // after the gap (which is where loads and `log verify` start).
+        let gap = envelopes
+            .windows(2)
+            .rposition(|pair| pair[1].seq > pair[0].seq + 1)
+            .map_or(0, |at| at + 1);
+        let (kept, rest) = envelopes.split_at(gap);
+        if let Some(first) = rest.first()
+            && !kept.is_empty()
+        {
+            let stored: Vec<Stored> = kept
+                .iter()
+                .map(|envelope| Stored {
+                    kept: true,
+                    ..Stored::of(envelope)
+                })
+                .collect();
+            let mut batch = sled::Batch::default();
+            self.put_frames(&stored, BULK_FRAME, &mut batch)?;
+            self.apply(batch)?;
+            self.writer = None;
+            let mut base = Store::from_events(kept);
+            base.applied = Some(first.seq - 1);
+            self.put_checkpoint(BASE_KEY, &base)?;
+        }
+        for chunk in rest.chunks(IMPORT_BATCH) {
             let stored: Vec<Stored> = chunk.iter().map(Stored::of).collect();
             let mut batch = sled::Batch::default();
             self.put_frames(&stored, BULK_FRAME, &mut batch)?;

@@ -101,6 +101,8 @@ struct Unit {
     first_at: i64,
     last_at: i64,
     exchanges: bool,
+    /// Settings a fold kept ([`frame::FLAG_KEPT`]): never folded again.
+    kept: bool,
 }
 
 /// A unit's events, frame by frame.
@@ -160,7 +162,7 @@ impl Log {
                 step.done = true;
                 return Ok(step);
             };
-            let folds = event_cut.is_some_and(|cut| unit.last_at < cut);
+            let folds = !unit.kept && event_cut.is_some_and(|cut| unit.last_at < cut);
             if let Some(to) = jump.take()
                 && !folds
                 && !unit.v1
@@ -172,7 +174,7 @@ impl Log {
             let next = unit.keys.last().map_or(u64::MAX, |key| key + 1);
             if !unit.v1 {
                 let trim = body_cut.is_some_and(|cut| unit.exchanges && unit.first_at < cut);
-                let fold = event_cut.is_some_and(|cut| unit.last_at < cut);
+                let fold = folds;
                 if !trim && !fold {
                     let newer = body_cut.is_none_or(|cut| unit.first_at >= cut)
                         && event_cut.is_none_or(|cut| unit.first_at >= cut);
@@ -251,7 +253,7 @@ impl Log {
                 break;
             }
             let next = unit.keys.last().map_or(u64::MAX, |key| key + 1);
-            if unit.v1 || unit.keys.len() < 2 {
+            if unit.v1 || unit.kept || unit.keys.len() < 2 {
                 // Format-1 entries are converted when the pass reaches them.
                 spent += 1;
             } else {
@@ -324,6 +326,7 @@ impl Log {
                 group.push(Stored {
                     seq,
                     at,
+                    kept: header.flags & frame::FLAG_KEPT != 0,
                     exchange: exchanges && line_exchange(&json),
                     json,
                 });
@@ -454,6 +457,7 @@ impl Log {
                         first_at: header.first_at,
                         last_at: header.last_at,
                         exchanges: header.flags & frame::FLAG_EXCHANGES != 0,
+                        kept: header.flags & frame::FLAG_KEPT != 0,
                     });
                     if alone {
                         break;
@@ -468,6 +472,7 @@ impl Log {
                         first_at: i64::MIN,
                         last_at: i64::MIN,
                         exchanges: true,
+                        kept: false,
                     });
                     if !v1 {
                         break;
@@ -616,6 +621,20 @@ impl Log {
         let next = self.carry_bodies(unit, dropped)?;
         for key in &unit.keys {
             batch.remove(&key.to_be_bytes());
+        }
+        // Its settings stay: what the engine runs under, which a replay of
+        // `log export` has to start from too.
+        let kept: Vec<Stored> = frames
+            .iter()
+            .flatten()
+            .filter(|(envelope, _)| matches!(envelope.payload, Event::SettingsChanged { .. }))
+            .map(|(envelope, json)| Stored {
+                kept: true,
+                ..Stored::with_json(envelope, json.clone())
+            })
+            .collect();
+        if let Some(first) = kept.first().map(|first| first.seq) {
+            self.put_stored(first, &[kept], Some(COLD_FRAME), &mut batch)?;
         }
         for (key, frames) in next {
             self.put_stored(key, &frames, None, &mut batch)?;
