@@ -458,7 +458,7 @@ fn export_of(log: &Log) -> Vec<u8> {
 fn a_fold_keeps_the_settings_in_the_export() {
     let root = tempfile::tempdir().unwrap();
     let demo = root.path().join("demo");
-    let ran = quotatrack(&["--data-dir", demo.to_str().unwrap(), "demo", "--hours", "3"], b"");
+    let ran = quotatrack(&["--data-dir", demo.to_str().unwrap(), "demo", "--hours", "5"], b"");
     assert_eq!(ran.status.code(), Some(0));
     let events: Vec<Envelope> = {
         let log = Log::open(&demo).unwrap();
@@ -492,13 +492,15 @@ fn a_fold_keeps_the_settings_in_the_export() {
         .filter(|line| line.windows(18).any(|w| w == b"\"settings_changed\""))
         .collect();
     assert!(settings_lines.len() >= 2);
-    // Events older than an hour fold (bodies are kept).
+    // Events older than 3 h fold, bodies older than 2 h go (so a pass
+    // ends past the fold, where the next one goes on: past units whose
+    // bodies went, which fold later).
     let now = events.last().unwrap().at;
     let keep = Retention {
-        bodies: None,
-        events: Some(SignedDuration::from_hours(1)),
+        bodies: Some(SignedDuration::from_hours(2)),
+        events: Some(SignedDuration::from_hours(3)),
     };
-    let pass = |log: &mut Log| -> u64 {
+    let pass_at = |log: &mut Log, now: Timestamp| -> u64 {
         let mut folded = 0;
         loop {
             let step = log.retain_step(now, &keep).unwrap();
@@ -508,9 +510,10 @@ fn a_fold_keeps_the_settings_in_the_export() {
             }
         }
     };
+    let pass = |log: &mut Log| pass_at(log, now);
     assert!(pass(&mut log) > 1_000, "nothing folded");
     let after = export_of(&log);
-    assert!(after.len() < before.len() / 2);
+    assert!(after.len() < before.len());
     let kept: Vec<&[u8]> = after
         .split(|b| *b == b'\n')
         .filter(|line| line.windows(18).any(|w| w == b"\"settings_changed\""))
@@ -528,6 +531,20 @@ fn a_fold_keeps_the_settings_in_the_export() {
     // A second pass folds nothing more and keeps them once.
     assert_eq!(pass(&mut log), 0);
     assert_eq!(export_of(&log), after);
+    // Later passes fold on after the kept settings.
+    let later = now + SignedDuration::from_mins(80);
+    assert!(pass_at(&mut log, later) > 0, "a later pass folded nothing");
+    let later_export = export_of(&log);
+    let kept_later: Vec<&[u8]> = later_export
+        .split(|b| *b == b'\n')
+        .filter(|line| line.windows(18).any(|w| w == b"\"settings_changed\""))
+        .collect();
+    assert_eq!(kept_later, settings_lines);
+    assert_eq!(log.verify().first_problem, None);
+    log.close().unwrap();
+    // A pass of a fresh open (from the log's start) finds nothing left.
+    let mut log = Log::open(&dir).unwrap();
+    assert_eq!(pass_at(&mut log, later), 0, "a pass passed over units it should fold");
     log.close().unwrap();
     // Export → import → export.
     let file = root.path().join("export.jsonl");
@@ -556,5 +573,42 @@ fn a_fold_keeps_the_settings_in_the_export() {
         Some(0),
         "{}",
         String::from_utf8_lossy(&verify.stdout)
+    );
+}
+
+/// Over days of the engine's own retention (`demo`, bodies 1 day, events
+/// 2 days), the settings kept at the log's start never stop the folds
+/// after them: the export keeps the start's `settings_changed` and then
+/// nothing older than about the event cut.
+#[test]
+fn kept_settings_do_not_stop_later_folds() {
+    let root = tempfile::tempdir().unwrap();
+    let (config, data) = (root.path().join("config.toml"), root.path().join("data"));
+    std::fs::write(&config, "[retention]\nbodies_days = 1\nevents_days = 2\n").unwrap();
+    let ran = quotatrack(
+        &[
+            "--config",
+            config.to_str().unwrap(),
+            "--data-dir",
+            data.to_str().unwrap(),
+            "demo",
+            "--hours",
+            "72",
+        ],
+        b"",
+    );
+    assert_eq!(ran.status.code(), Some(0), "{}", String::from_utf8_lossy(&ran.stderr));
+    let events = envelopes(&export(&data));
+    assert!(matches!(events[0].payload, Event::SettingsChanged { .. }));
+    let first = events
+        .iter()
+        .find(|e| !matches!(e.payload, Event::SettingsChanged { .. }))
+        .unwrap();
+    let last = events.last().unwrap();
+    assert!(
+        first.at >= last.at - SignedDuration::from_hours(49 + 2),
+        "events from {} are still in the log at {}",
+        first.at,
+        last.at
     );
 }

@@ -162,7 +162,14 @@ impl Log {
                 step.done = true;
                 return Ok(step);
             };
-            let folds = !unit.kept && event_cut.is_some_and(|cut| unit.last_at < cut);
+            if unit.kept {
+                // Settings a fold kept, before the base: passed over, and
+                // the pass goes on folding after them (no jump yet).
+                spent += 1;
+                from = unit.keys.last().map_or(u64::MAX, |key| key + 1);
+                continue;
+            }
+            let folds = event_cut.is_some_and(|cut| unit.last_at < cut);
             if let Some(to) = jump.take()
                 && !folds
                 && !unit.v1
