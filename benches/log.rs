@@ -269,6 +269,12 @@ fn year(demo: &Path, dir: &Path, history: bool) {
     let mut steps = 0u64;
     let mut append_time = Duration::ZERO;
     let start_load = load();
+    // `QUOTATRACK_BENCH_SLOW_MS`: print every step longer than this (wall),
+    // with what it did, to see where the long ones go.
+    let slow = std::env::var("QUOTATRACK_BENCH_SLOW_MS")
+        .ok()
+        .and_then(|ms| ms.parse::<u64>().ok())
+        .map(Duration::from_millis);
     for day in 0..days {
         let shift = SignedDuration::from_hours(24 * day);
         for hour in batches.chunks(per_hour) {
@@ -297,8 +303,16 @@ fn year(demo: &Path, dir: &Path, history: bool) {
             let step_began = Instant::now();
             let cpu_began = thread_cpu_time();
             let step = log.retain_step(now, &retention).unwrap();
-            worst_cpu = worst_cpu.max(thread_cpu_time() - cpu_began);
+            let cpu = thread_cpu_time() - cpu_began;
+            worst_cpu = worst_cpu.max(cpu);
             let wall = step_began.elapsed();
+            if slow.is_some_and(|slow| wall > slow) {
+                println!(
+                    "  slow step: day {day}, {:.1} ms wall, {:.1} ms cpu: {step:?}",
+                    wall.as_secs_f64() * 1e3,
+                    cpu.as_secs_f64() * 1e3
+                );
+            }
             walls.push(wall);
             if wall > worst_step {
                 worst_step = wall;

@@ -488,9 +488,13 @@ pub fn read_lines(input: impl std::io::BufRead) -> impl Iterator<Item = Result<E
 /// Reads a file for `log import`, whole, before anything is written: every
 /// non-blank line one event of this version, the first at most
 /// [`MAX_SEQ`], each next one exactly one more than the one before (no gap,
-/// duplicate or step back). The first bad line is named.
+/// duplicate or step back), except after `settings_changed` events alone:
+/// the settings a fold kept before the events it left (see
+/// `log::retention`). The first bad line is named.
 pub fn read_import(input: impl std::io::BufRead) -> Result<Vec<Envelope>, LineError> {
     let mut envelopes: Vec<Envelope> = Vec::new();
+    // Whether every event so far is a `settings_changed`.
+    let mut only_settings = true;
     for (index, line) in input.lines().enumerate() {
         let fail = |message: String| LineError {
             line: index + 1,
@@ -514,6 +518,7 @@ pub fn read_import(input: impl std::io::BufRead) -> Result<Vec<Envelope>, LineEr
                 seq if seq < previous => Some(format!(
                     "event {seq} comes after event {previous} (sequence numbers must increase by one)"
                 )),
+                seq if seq > expected && only_settings => None,
                 seq if seq == expected + 1 => Some(format!(
                     "event {seq} follows event {previous}: event {expected} is missing"
                 )),
@@ -527,6 +532,7 @@ pub fn read_import(input: impl std::io::BufRead) -> Result<Vec<Envelope>, LineEr
                 return Err(fail(problem));
             }
         }
+        only_settings &= matches!(envelope.payload, Event::SettingsChanged { .. });
         envelopes.push(envelope);
     }
     Ok(envelopes)

@@ -131,6 +131,8 @@ pub(crate) struct Stored {
     pub(crate) seq: u64,
     pub(crate) at: i64,
     pub(crate) exchange: bool,
+    /// A `settings_changed` a fold kept ([`frame::FLAG_KEPT`]).
+    pub(crate) kept: bool,
     pub(crate) json: Vec<u8>,
 }
 
@@ -144,6 +146,7 @@ impl Stored {
             seq: envelope.seq,
             at: envelope.at.as_second(),
             exchange: matches!(envelope.payload, Event::FetchCompleted { exchange: Some(_), .. }),
+            kept: false,
             json,
         }
     }
@@ -656,6 +659,10 @@ impl Log {
                     frame::FLAG_EXCHANGES
                 } else {
                     0
+                } | if run.iter().any(|item| item.kept) {
+                    frame::FLAG_KEPT
+                } else {
+                    0
                 },
             };
             let value = match self.writer.as_mut() {
@@ -999,7 +1006,33 @@ impl Log {
                 message: format!("log entry {}: {message}", envelope.seq),
             })?;
         }
-        for chunk in envelopes.chunks(IMPORT_BATCH) {
+        // Settings before a gap are the ones a fold kept: stored as kept
+        // again, with a base folded from them that ends before the events
+        // after the gap (which is where loads and `log verify` start).
+        let gap = envelopes
+            .windows(2)
+            .rposition(|pair| pair[1].seq > pair[0].seq + 1)
+            .map_or(0, |at| at + 1);
+        let (kept, rest) = envelopes.split_at(gap);
+        if let Some(first) = rest.first()
+            && !kept.is_empty()
+        {
+            let stored: Vec<Stored> = kept
+                .iter()
+                .map(|envelope| Stored {
+                    kept: true,
+                    ..Stored::of(envelope)
+                })
+                .collect();
+            let mut batch = sled::Batch::default();
+            self.put_frames(&stored, BULK_FRAME, &mut batch)?;
+            self.apply(batch)?;
+            self.writer = None;
+            let mut base = Store::from_events(kept);
+            base.applied = Some(first.seq - 1);
+            self.put_checkpoint(BASE_KEY, &base)?;
+        }
+        for chunk in rest.chunks(IMPORT_BATCH) {
             let stored: Vec<Stored> = chunk.iter().map(Stored::of).collect();
             let mut batch = sled::Batch::default();
             self.put_frames(&stored, BULK_FRAME, &mut batch)?;
@@ -1383,6 +1416,28 @@ pub(crate) fn frame_events(
     keyframe: &mut Option<Keyframe>,
     fetch: impl FnOnce(u64) -> Result<Vec<u8>, String>,
 ) -> Result<Vec<(Envelope, Vec<u8>)>, String> {
+    let (header, lines) = frame_lines(seq, value, keyframe, fetch)?;
+    let mut events = Vec::with_capacity(lines.len());
+    for (index, line) in lines.into_iter().enumerate() {
+        let expected = header.first + index as u64;
+        let envelope = Envelope::from_json(&line).map_err(|error| format!("event {expected}: {error}"))?;
+        if envelope.seq != expected {
+            return Err(format!("holds event {} under key {expected}", envelope.seq));
+        }
+        events.push((envelope, line));
+    }
+    Ok(events)
+}
+
+/// The header and JSON lines of the frame stored under `seq`, checked as
+/// [`frame_events`] checks them but without reading the events (their
+/// numbering is checked by [`line_seq_at`] where a caller needs it).
+pub(crate) fn frame_lines(
+    seq: u64,
+    value: &[u8],
+    keyframe: &mut Option<Keyframe>,
+    fetch: impl FnOnce(u64) -> Result<Vec<u8>, String>,
+) -> Result<(frame::Header, Vec<Vec<u8>>), String> {
     let (header, compressed, _) = frame::parse(value)?;
     if header.first != seq {
         return Err(format!("holds event {} under key {seq}", header.first));
@@ -1421,23 +1476,26 @@ pub(crate) fn frame_events(
             None => frame::text(&header, compressed, None)?,
         }
     };
-    let mut events = Vec::with_capacity(header.count as usize);
-    for (index, line) in frame::unpack(&header, &text)?.into_iter().enumerate() {
-        let expected = header.first + index as u64;
-        let envelope = Envelope::from_json(&line).map_err(|error| format!("event {expected}: {error}"))?;
-        if envelope.seq != expected {
-            return Err(format!("holds event {} under key {expected}", envelope.seq));
-        }
-        events.push((envelope, line));
-    }
-    if events.len() != header.count as usize {
+    let lines = frame::unpack(&header, &text)?;
+    if lines.len() != header.count as usize {
         return Err(format!(
             "holds {} events where its header says {}",
-            events.len(),
+            lines.len(),
             header.count
         ));
     }
-    Ok(events)
+    Ok((header, lines))
+}
+
+/// The clock reading (seconds) of the JSON line of event `seq`, read from
+/// the start every stored line has (`{"v":1,"seq":N,"at":"…"`) without
+/// reading the rest; `None` when the line does not start so.
+pub(crate) fn line_seq_at(seq: u64, line: &[u8]) -> Option<i64> {
+    let start = format!("{{\"v\":1,\"seq\":{seq},\"at\":\"");
+    let rest = line.strip_prefix(start.as_bytes())?;
+    let quote = rest.iter().position(|b| *b == b'"')?;
+    let at: jiff::Timestamp = std::str::from_utf8(&rest[..quote]).ok()?.parse().ok()?;
+    Some(at.as_second())
 }
 
 /// One stored format-1 entry (a CRC-32 and the JSON), checked.

@@ -155,8 +155,10 @@ fn a_retention_pass_killed_anywhere_leaves_a_log_that_opens_verifies_and_keeps_w
     let original = envelopes(&export(&base));
     let store = Log::open(&base).unwrap().rebuild().unwrap();
     let last = original.last().unwrap().at;
-    // Bodies older than 1 h go, events older than 2 h fold into the base.
-    let (bodies_s, events_s) = (3_600, 2 * 3_600);
+    // Bodies older than 1 h go, events older than 1.5 h fold into the base
+    // (the first unit of the demo's events does; the start's
+    // `settings_changed` before it folds too, but stays in the log).
+    let (bodies_s, events_s) = (3_600, 5_400);
     let body_cut = last - SignedDuration::from_secs(bodies_s);
     let event_cut = last - SignedDuration::from_secs(events_s);
     let args = format!("{} {bodies_s} {events_s}", last.as_second());
@@ -172,7 +174,16 @@ fn a_retention_pass_killed_anywhere_leaves_a_log_that_opens_verifies_and_keeps_w
     assert!(child(&reference, &args, None));
     let reference_export = export(&reference);
     let kept = envelopes(&reference_export);
-    assert!(kept.len() < original.len(), "nothing was folded");
+    assert!(kept.len() + 1_000 < original.len(), "nothing was folded");
+    let settings = |events: &[Envelope]| -> Vec<Envelope> {
+        events
+            .iter()
+            .filter(|e| matches!(e.payload, Event::SettingsChanged { .. }))
+            .cloned()
+            .collect()
+    };
+    assert!(!settings(&original).is_empty());
+    assert_eq!(settings(&kept), settings(&original), "a fold lost the settings");
     assert!(kept.first().unwrap().at < event_cut + SignedDuration::from_hours(1));
     let stripped = kept
         .iter()
@@ -436,4 +447,168 @@ fn export_of(log: &Log) -> Vec<u8> {
     let mut out = Vec::new();
     log.export(0, &mut out).unwrap();
     out
+}
+
+/// Folding keeps the settings: the `settings_changed` events of folded
+/// units stay in the log (and in `log export`, byte for byte), so a replay
+/// of the export starts from the settings the engine had, not the
+/// defaults. Loads, `log verify` and later passes are unchanged by them,
+/// and `log export` → `log import` → `log export` is byte-identical.
+#[test]
+fn a_fold_keeps_the_settings_in_the_export() {
+    let root = tempfile::tempdir().unwrap();
+    let demo = root.path().join("demo");
+    let ran = quotatrack(&["--data-dir", demo.to_str().unwrap(), "demo", "--hours", "5"], b"");
+    assert_eq!(ran.status.code(), Some(0));
+    let events: Vec<Envelope> = {
+        let log = Log::open(&demo).unwrap();
+        let events = log.entries(0).map(Result::unwrap).collect();
+        log.close().unwrap();
+        events
+    };
+    // The demo's events, with a settings file's change and a host's patch
+    // early on, each in a batch of its own.
+    let settings = |stream, patch: Value| (events[0].at, stream, Event::SettingsChanged { patch });
+    let mut batches: Vec<Vec<(Timestamp, quotatrack::events::Stream, Event)>> = vec![
+        vec![settings(
+            quotatrack::events::Stream::Engine,
+            serde_json::json!({"min_interval_s": 120, "status_pages": false}),
+        )],
+        vec![settings(
+            quotatrack::events::Stream::Controller,
+            serde_json::json!({"min_interval_s": 90}),
+        )],
+    ];
+    for envelope in &events {
+        batches.push(vec![(envelope.at, envelope.stream, envelope.payload.clone())]);
+    }
+    let dir = root.path().join("log");
+    let mut log = Log::open(&dir).unwrap();
+    log.append_batches(batches).unwrap();
+    let before = export_of(&log);
+    let store = log.load().unwrap();
+    let settings_lines: Vec<&[u8]> = before
+        .split(|b| *b == b'\n')
+        .filter(|line| line.windows(18).any(|w| w == b"\"settings_changed\""))
+        .collect();
+    assert!(settings_lines.len() >= 2);
+    // Events older than 3 h fold, bodies older than 2 h go (so a pass
+    // ends past the fold, where the next one goes on: past units whose
+    // bodies went, which fold later).
+    let now = events.last().unwrap().at;
+    let keep = Retention {
+        bodies: Some(SignedDuration::from_hours(2)),
+        events: Some(SignedDuration::from_hours(3)),
+    };
+    let pass_at = |log: &mut Log, now: Timestamp| -> u64 {
+        let mut folded = 0;
+        loop {
+            let step = log.retain_step(now, &keep).unwrap();
+            folded += step.folded;
+            if step.done {
+                return folded;
+            }
+        }
+    };
+    let pass = |log: &mut Log| pass_at(log, now);
+    assert!(pass(&mut log) > 1_000, "nothing folded");
+    let after = export_of(&log);
+    assert!(after.len() < before.len());
+    let kept: Vec<&[u8]> = after
+        .split(|b| *b == b'\n')
+        .filter(|line| line.windows(18).any(|w| w == b"\"settings_changed\""))
+        .collect();
+    assert_eq!(kept, settings_lines, "the settings were folded away");
+    // What replay folds from the export: the engine's settings.
+    let exported = envelopes(std::str::from_utf8(&after).unwrap());
+    let replayed = quotatrack::store::Store::from_events(&exported);
+    assert_eq!(
+        (&replayed.settings, &replayed.file_settings, &replayed.patched),
+        (&store.settings, &store.file_settings, &store.patched)
+    );
+    assert_eq!(log.load().unwrap(), store);
+    assert_eq!(log.verify().first_problem, None);
+    // A second pass folds nothing more and keeps them once.
+    assert_eq!(pass(&mut log), 0);
+    assert_eq!(export_of(&log), after);
+    // Later passes fold on after the kept settings.
+    let later = now + SignedDuration::from_mins(80);
+    assert!(pass_at(&mut log, later) > 0, "a later pass folded nothing");
+    let later_export = export_of(&log);
+    let kept_later: Vec<&[u8]> = later_export
+        .split(|b| *b == b'\n')
+        .filter(|line| line.windows(18).any(|w| w == b"\"settings_changed\""))
+        .collect();
+    assert_eq!(kept_later, settings_lines);
+    assert_eq!(log.verify().first_problem, None);
+    log.close().unwrap();
+    // A pass of a fresh open (from the log's start) finds nothing left.
+    let mut log = Log::open(&dir).unwrap();
+    assert_eq!(pass_at(&mut log, later), 0, "a pass passed over units it should fold");
+    log.close().unwrap();
+    // Export → import → export.
+    let file = root.path().join("export.jsonl");
+    std::fs::write(&file, &after).unwrap();
+    let imported = root.path().join("imported");
+    let import = quotatrack(
+        &[
+            "--data-dir",
+            imported.to_str().unwrap(),
+            "log",
+            "import",
+            file.to_str().unwrap(),
+        ],
+        b"",
+    );
+    assert_eq!(
+        import.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&import.stderr)
+    );
+    assert_eq!(export(&imported).into_bytes(), after);
+    let verify = quotatrack(&["--data-dir", imported.to_str().unwrap(), "log", "verify"], b"");
+    assert_eq!(
+        verify.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&verify.stdout)
+    );
+}
+
+/// Over days of the engine's own retention (`demo`, bodies 1 day, events
+/// 2 days), the settings kept at the log's start never stop the folds
+/// after them: the export keeps the start's `settings_changed` and then
+/// nothing older than about the event cut.
+#[test]
+fn kept_settings_do_not_stop_later_folds() {
+    let root = tempfile::tempdir().unwrap();
+    let (config, data) = (root.path().join("config.toml"), root.path().join("data"));
+    std::fs::write(&config, "[retention]\nbodies_days = 1\nevents_days = 2\n").unwrap();
+    let ran = quotatrack(
+        &[
+            "--config",
+            config.to_str().unwrap(),
+            "--data-dir",
+            data.to_str().unwrap(),
+            "demo",
+            "--hours",
+            "72",
+        ],
+        b"",
+    );
+    assert_eq!(ran.status.code(), Some(0), "{}", String::from_utf8_lossy(&ran.stderr));
+    let events = envelopes(&export(&data));
+    assert!(matches!(events[0].payload, Event::SettingsChanged { .. }));
+    let first = events
+        .iter()
+        .find(|e| !matches!(e.payload, Event::SettingsChanged { .. }))
+        .unwrap();
+    let last = events.last().unwrap();
+    assert!(
+        first.at >= last.at - SignedDuration::from_hours(49 + 2),
+        "events from {} are still in the log at {}",
+        first.at,
+        last.at
+    );
 }

@@ -41,6 +41,11 @@ pub const MAX_TEXT: usize = 64 << 20;
 pub const MAX_EVENTS: usize = 4_096;
 /// `flags`: some `fetch_completed` in the frame still holds its exchange.
 pub const FLAG_EXCHANGES: u8 = 1;
+/// `flags`: the frame holds `settings_changed` events a fold kept (their
+/// numbers at or before the base's): retention passes over it, loads and
+/// rebuilds start after the base, and `log export` writes them, so a
+/// replay of the export starts from the settings the engine had.
+pub const FLAG_KEPT: u8 = 4;
 /// `flags`: the text is packed ([`pack`]) and compressed with [`PRELUDE`]
 /// in front of its dictionary. Every frame this build writes has it.
 pub const FLAG_PACKED: u8 = 2;

@@ -344,8 +344,8 @@ impl Log {
         Ok(wrote)
     }
 
-    /// A bounded part of the next block (at most [`INDEX_STEP_EVENTS`]
-    /// events read), when [`BLOCK_EVENTS`] events wait after `from` (where
+    /// A bounded part of the next block ([`INDEX_STEP_EVENTS`] events read,
+    /// up to the end of the frame they end in), when [`BLOCK_EVENTS`] events wait after `from` (where
     /// the record ends): the readings gathered so far are kept in memory
     /// (derived, so a crash only loses the work) and the block is written
     /// by the part that reaches its end. Returns whether it did any work.
@@ -358,7 +358,12 @@ impl Log {
             Some(pending) if pending.from == from && pending.next <= end => (pending.next, pending.readings),
             _ => (from, Vec::new()),
         };
+        // To the end of the frame the budget ends in: a frame is decoded
+        // whole, so the next part starts on a frame and decodes none twice.
         let stop = (next + INDEX_STEP_EVENTS).min(end);
+        let stop = self
+            .frame_end(stop - 1)
+            .map_or(stop, |frame_end| frame_end.max(stop).min(end));
         let mut reached = next;
         for entry in self.entries(next) {
             let envelope = match entry {
@@ -386,6 +391,17 @@ impl Log {
         let value = encode(from, end, &readings).map_err(|message| self.storage_message(message))?;
         guard(&self.dir, || self.readings.insert(from.to_be_bytes(), value))?;
         Ok(true)
+    }
+
+    /// The sequence number after the frame holding event `seq`, when a
+    /// frame holds it.
+    fn frame_end(&self, seq: u64) -> Option<u64> {
+        let (key, value) = guard(&self.dir, || {
+            self.events.range(..=seq.to_be_bytes()).next_back().transpose()
+        })
+        .ok()??;
+        let (header, _, _) = super::frame::parse(&value).ok()?;
+        (key_seq(&key) == Some(header.first) && header.end() > seq).then_some(header.end())
     }
 
     /// One block of the readings of events `from..to`; returns where it

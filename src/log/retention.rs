@@ -28,7 +28,7 @@ use std::collections::BTreeMap;
 use jiff::{SignedDuration, Timestamp};
 use serde_json::Value;
 
-use super::{BULK_FRAME, Log, LogError, Stored, frame, guard, key_seq};
+use super::{BULK_FRAME, Log, LogError, Stored, frame, guard, key_seq, line_seq_at};
 use crate::events::{Envelope, Event};
 use crate::providers::ProviderId;
 
@@ -101,10 +101,14 @@ struct Unit {
     first_at: i64,
     last_at: i64,
     exchanges: bool,
+    /// Settings a fold kept ([`frame::FLAG_KEPT`]): never folded again.
+    kept: bool,
 }
 
 /// A unit's events, frame by frame.
 type Frames = Vec<Vec<(Envelope, Vec<u8>)>>;
+/// A unit's stored lines, frame by frame.
+type Lines = Vec<Vec<Stored>>;
 
 impl Log {
     /// One bounded step of retention at `now` (at most [`STEP_BUDGET`]
@@ -158,6 +162,13 @@ impl Log {
                 step.done = true;
                 return Ok(step);
             };
+            if unit.kept {
+                // Settings a fold kept, before the base: passed over, and
+                // the pass goes on folding after them (no jump yet).
+                spent += 1;
+                from = unit.keys.last().map_or(u64::MAX, |key| key + 1);
+                continue;
+            }
             let folds = event_cut.is_some_and(|cut| unit.last_at < cut);
             if let Some(to) = jump.take()
                 && !folds
@@ -170,7 +181,7 @@ impl Log {
             let next = unit.keys.last().map_or(u64::MAX, |key| key + 1);
             if !unit.v1 {
                 let trim = body_cut.is_some_and(|cut| unit.exchanges && unit.first_at < cut);
-                let fold = event_cut.is_some_and(|cut| unit.last_at < cut);
+                let fold = folds;
                 if !trim && !fold {
                     let newer = body_cut.is_none_or(|cut| unit.first_at >= cut)
                         && event_cut.is_none_or(|cut| unit.first_at >= cut);
@@ -183,6 +194,18 @@ impl Log {
                     }
                     // Headers only: a unit passed over costs one.
                     spent += 1;
+                    previous = Some(unit.keys[0]);
+                    from = next;
+                    continue;
+                }
+            }
+            if !unit.v1 && event_cut.is_none_or(|cut| unit.last_at >= cut) {
+                let lines = self.unit_lines(&unit)?;
+                let events: usize = lines.iter().map(Vec::len).sum();
+                if let Some((shortened, converted)) = self.trim_lines(&unit, lines, body_cut)? {
+                    spent += events;
+                    step.shortened += shortened;
+                    step.converted += converted;
                     previous = Some(unit.keys[0]);
                     from = next;
                     continue;
@@ -237,13 +260,13 @@ impl Log {
                 break;
             }
             let next = unit.keys.last().map_or(u64::MAX, |key| key + 1);
-            if unit.v1 || unit.keys.len() < 2 {
+            if unit.v1 || unit.kept || unit.keys.len() < 2 {
                 // Format-1 entries are converted when the pass reaches them.
                 spent += 1;
             } else {
-                let frames = self.unit_events(&unit)?;
-                spent += frames.iter().map(Vec::len).sum::<usize>();
-                self.regroup_unit(&unit, frames)?;
+                let lines: Vec<Stored> = self.unit_lines(&unit)?.into_iter().flatten().collect();
+                spent += lines.len();
+                self.regroup_unit(&unit, lines)?;
                 step.regrouped += 1;
             }
             from = next;
@@ -258,14 +281,166 @@ impl Log {
     /// of a cycle each carry a header and a zstd frame of their own; one
     /// compression over the unit's events stores them in about a quarter
     /// of the bytes, and sled then holds one value where it held dozens.
-    fn regroup_unit(&mut self, unit: &Unit, frames: Frames) -> Result<(), LogError> {
-        let frames = vec![frames.into_iter().flatten().collect()];
+    fn regroup_unit(&mut self, unit: &Unit, lines: Vec<Stored>) -> Result<(), LogError> {
         let mut batch = sled::Batch::default();
         for key in &unit.keys {
             batch.remove(&key.to_be_bytes());
         }
-        self.put_unit(unit.keys[0], &frames, Some(COLD_FRAME), &mut batch)?;
+        self.put_stored(unit.keys[0], &[lines], Some(COLD_FRAME), &mut batch)?;
         self.apply(batch)
+    }
+
+    /// The events of a unit as their stored lines, without reading them
+    /// as events (most of the cost of a rewrite that changes no event):
+    /// each line's number and clock reading come from the start every
+    /// stored line has, whether a fetch holds its exchange from the few
+    /// fields after it ([`line_exchange`]). A unit of format-1 entries, or
+    /// with a line that does not start as this build writes them, is read
+    /// as events.
+    fn unit_lines(&self, unit: &Unit) -> Result<Vec<Vec<Stored>>, LogError> {
+        let as_events = |log: &Log| -> Result<Vec<Vec<Stored>>, LogError> {
+            Ok(log
+                .unit_events(unit)?
+                .into_iter()
+                .map(|frame_events| {
+                    frame_events
+                        .into_iter()
+                        .map(|(envelope, json)| Stored::with_json(&envelope, json))
+                        .collect()
+                })
+                .collect())
+        };
+        if unit.v1 {
+            return as_events(self);
+        }
+        let mut keyframe = None;
+        let mut lines = Vec::new();
+        for (seq, value) in unit.keys.iter().zip(&unit.values) {
+            let (header, frame_lines) = super::frame_lines(*seq, value, &mut keyframe, |base| {
+                match guard(&self.dir, || self.events.get(base.to_be_bytes())) {
+                    Ok(Some(value)) => Ok(value.to_vec()),
+                    _ => Err(format!("its keyframe {base} is unreadable")),
+                }
+            })
+            .map_err(|reason| self.damaged(format!("event {seq} is unreadable: {reason}")))?;
+            let exchanges = header.flags & frame::FLAG_EXCHANGES != 0;
+            let mut group = Vec::with_capacity(frame_lines.len());
+            for (index, json) in frame_lines.into_iter().enumerate() {
+                let seq = header.first + index as u64;
+                let Some(at) = line_seq_at(seq, &json) else {
+                    return as_events(self);
+                };
+                group.push(Stored {
+                    seq,
+                    at,
+                    kept: header.flags & frame::FLAG_KEPT != 0,
+                    exchange: exchanges && line_exchange(&json),
+                    json,
+                });
+            }
+            lines.push(group);
+        }
+        Ok(lines)
+    }
+
+    /// [`Log::trim_unit`] over a unit's stored lines: only a fetch that
+    /// keeps its body but repeated a dropped one is read as an event; an
+    /// old fetch loses its exchange (and `body_repeated`) from its line,
+    /// which gives the bytes the event without them serializes to. `None`
+    /// when a fetch's line is not of the shape this build writes (the
+    /// caller reads the unit as events); nothing is written then.
+    fn trim_lines(
+        &mut self,
+        unit: &Unit,
+        mut frames: Vec<Vec<Stored>>,
+        body_cut: Option<i64>,
+    ) -> Result<Option<(u64, u64)>, LogError> {
+        let mut dropped: BTreeMap<ProviderId, Body> = BTreeMap::new();
+        let mut shortened = 0;
+        let mut changed = vec![false; frames.len()];
+        for (index, group) in frames.iter_mut().enumerate() {
+            for item in group.iter_mut() {
+                let fetch = match fetch_line(&item.json) {
+                    Some(Ok(fetch)) => fetch,
+                    Some(Err(())) => return Ok(None),
+                    None => continue,
+                };
+                let Some(exchange) = fetch.exchange.clone() else {
+                    dropped.remove(&fetch.provider);
+                    continue;
+                };
+                if body_cut.is_some_and(|cut| item.at < cut) {
+                    if fetch.repeated.is_none() {
+                        dropped.insert(fetch.provider, Body::Line(item.json.clone()));
+                    }
+                    let mut json = Vec::with_capacity(item.json.len());
+                    json.extend_from_slice(&item.json[..exchange.start]);
+                    let rest = fetch.repeated.map_or(exchange.end, |repeated| repeated.end);
+                    json.extend_from_slice(&item.json[rest..]);
+                    item.json = json;
+                    item.exchange = false;
+                    shortened += 1;
+                    changed[index] = true;
+                } else if let Some(body) = dropped.remove(&fetch.provider)
+                    && fetch.repeated.is_some()
+                {
+                    let Ok(mut envelope) = Envelope::from_json(&item.json) else {
+                        return Ok(None);
+                    };
+                    let Event::FetchCompleted {
+                        exchange: Some(held),
+                        body_repeated,
+                        ..
+                    } = &mut envelope.payload
+                    else {
+                        return Ok(None);
+                    };
+                    held.response.body = self.body(body)?;
+                    *body_repeated = false;
+                    item.json = envelope.to_json();
+                    changed[index] = true;
+                }
+            }
+        }
+        if !changed.iter().any(|c| *c) {
+            return Ok(Some((0, 0)));
+        }
+        // A unit all older than the body cut is cold (see `trim_unit`).
+        let cold = body_cut.is_some_and(|cut| frames.iter().flatten().all(|item| item.at < cut));
+        let regroup = if cold {
+            frames = vec![frames.into_iter().flatten().collect()];
+            Some(COLD_FRAME)
+        } else {
+            None
+        };
+        let mut batch = sled::Batch::default();
+        let next = self.carry_bodies(unit, dropped)?;
+        if regroup.is_some() {
+            for key in &unit.keys {
+                batch.remove(&key.to_be_bytes());
+            }
+        }
+        self.put_stored(unit.keys[0], &frames, regroup, &mut batch)?;
+        for (key, frames) in next {
+            self.put_stored(key, &frames, None, &mut batch)?;
+        }
+        self.apply(batch)?;
+        self.flush()?;
+        Ok(Some((shortened, 0)))
+    }
+
+    /// The body a dropped fetch carries along its chain of repeats.
+    fn body(&self, body: Body) -> Result<Value, LogError> {
+        match body {
+            Body::Value(value) => Ok(value),
+            Body::Line(line) => match Envelope::from_json(&line).map(|envelope| envelope.payload) {
+                Ok(Event::FetchCompleted {
+                    exchange: Some(exchange),
+                    ..
+                }) => Ok(exchange.response.body),
+                _ => Err(self.damaged("a fetch whose body was dropped is unreadable".to_owned())),
+            },
+        }
     }
 
     /// The unit starting at the first key from `from` on.
@@ -289,6 +464,7 @@ impl Log {
                         first_at: header.first_at,
                         last_at: header.last_at,
                         exchanges: header.flags & frame::FLAG_EXCHANGES != 0,
+                        kept: header.flags & frame::FLAG_KEPT != 0,
                     });
                     if alone {
                         break;
@@ -303,6 +479,7 @@ impl Log {
                         first_at: i64::MIN,
                         last_at: i64::MIN,
                         exchanges: true,
+                        kept: false,
                     });
                     if !v1 {
                         break;
@@ -388,6 +565,10 @@ impl Log {
             None
         };
         let mut batch = sled::Batch::default();
+        let dropped = dropped
+            .into_iter()
+            .map(|(provider, body)| (provider, Body::Value(body)))
+            .collect();
         let next = self.carry_bodies(unit, dropped)?;
         if regroup.is_some() {
             for key in &unit.keys {
@@ -396,7 +577,7 @@ impl Log {
         }
         self.put_unit(unit.keys[0], &frames, regroup, &mut batch)?;
         for (key, frames) in next {
-            self.put_unit(key, &frames, None, &mut batch)?;
+            self.put_stored(key, &frames, None, &mut batch)?;
         }
         self.apply(batch)?;
         self.flush()?;
@@ -440,12 +621,30 @@ impl Log {
             trim_event(&mut envelope, true, &mut dropped);
         }
         let mut batch = sled::Batch::default();
+        let dropped = dropped
+            .into_iter()
+            .map(|(provider, body)| (provider, Body::Value(body)))
+            .collect();
         let next = self.carry_bodies(unit, dropped)?;
         for key in &unit.keys {
             batch.remove(&key.to_be_bytes());
         }
+        // Its settings stay: what the engine runs under, which a replay of
+        // `log export` has to start from too.
+        let kept: Vec<Stored> = frames
+            .iter()
+            .flatten()
+            .filter(|(envelope, _)| matches!(envelope.payload, Event::SettingsChanged { .. }))
+            .map(|(envelope, json)| Stored {
+                kept: true,
+                ..Stored::with_json(envelope, json.clone())
+            })
+            .collect();
+        if let Some(first) = kept.first().map(|first| first.seq) {
+            self.put_stored(first, &[kept], Some(COLD_FRAME), &mut batch)?;
+        }
         for (key, frames) in next {
-            self.put_unit(key, &frames, None, &mut batch)?;
+            self.put_stored(key, &frames, None, &mut batch)?;
         }
         if self
             .writer
@@ -462,12 +661,14 @@ impl Log {
     /// For each provider whose body this unit dropped while its chain of
     /// repeated bodies goes on: the following units (at most
     /// [`CARRY_UNITS`]) with that provider's next fetch given the body,
-    /// when it repeated it. Only the units that change are returned.
+    /// when it repeated it. Only the units that change are returned, as
+    /// their stored lines: only the fetches given a body are read as
+    /// events.
     fn carry_bodies(
         &mut self,
         unit: &Unit,
-        mut dropped: BTreeMap<ProviderId, Value>,
-    ) -> Result<Vec<(u64, Frames)>, LogError> {
+        mut dropped: BTreeMap<ProviderId, Body>,
+    ) -> Result<Vec<(u64, Lines)>, LogError> {
         let mut changed_units = Vec::new();
         let mut after = unit.keys.last().map_or(u64::MAX, |key| key + 1);
         for _ in 0..CARRY_UNITS {
@@ -481,9 +682,16 @@ impl Log {
             if next.v1 {
                 break;
             }
-            let mut frames = self.unit_events(&next)?;
+            let mut frames = self.unit_lines(&next)?;
             let mut changed = false;
-            for (envelope, json) in frames.iter_mut().flatten() {
+            for item in frames.iter_mut().flatten() {
+                match fetch_line(&item.json) {
+                    None => continue,
+                    Some(Ok(fetch)) if !dropped.contains_key(&fetch.provider) => continue,
+                    Some(_) => {}
+                }
+                let mut envelope = Envelope::from_json(&item.json)
+                    .map_err(|error| self.damaged(format!("event {} is unreadable: {error}", item.seq)))?;
                 if let Event::FetchCompleted {
                     provider,
                     exchange,
@@ -494,10 +702,10 @@ impl Log {
                     && *body_repeated
                     && let Some(exchange) = exchange
                 {
-                    exchange.response.body = body;
+                    exchange.response.body = self.body(body)?;
                     *body_repeated = false;
                     changed = true;
-                    *json = envelope.to_json();
+                    item.json = envelope.to_json();
                 }
             }
             if changed {
@@ -518,15 +726,31 @@ impl Log {
         regroup: Option<usize>,
         batch: &mut sled::Batch,
     ) -> Result<(), LogError> {
-        let saved = self.writer.take().filter(|writer| writer.key != key);
-        let mut put = || -> Result<(), LogError> {
-            for frame_events in frames {
-                let stored: Vec<Stored> = frame_events
+        let frames: Vec<Vec<Stored>> = frames
+            .iter()
+            .map(|frame_events| {
+                frame_events
                     .iter()
                     .map(|(envelope, json)| Stored::with_json(envelope, json.clone()))
-                    .collect();
+                    .collect()
+            })
+            .collect();
+        self.put_stored(key, &frames, regroup, batch)
+    }
+
+    /// [`Log::put_unit`] of events given as their stored lines.
+    fn put_stored(
+        &mut self,
+        key: u64,
+        frames: &[Vec<Stored>],
+        regroup: Option<usize>,
+        batch: &mut sled::Batch,
+    ) -> Result<(), LogError> {
+        let saved = self.writer.take().filter(|writer| writer.key != key);
+        let mut put = || -> Result<(), LogError> {
+            for stored in frames {
                 let per_frame = regroup.unwrap_or(stored.len().max(1));
-                self.put_frames(&stored, per_frame, batch)?;
+                self.put_frames(stored, per_frame, batch)?;
             }
             Ok(())
         };
@@ -534,6 +758,99 @@ impl Log {
         self.writer = saved;
         result
     }
+}
+
+/// A body dropped from a fetch, carried to the next fetch that repeated it:
+/// the body, or the dropped fetch's line (read only when a fetch needs it).
+enum Body {
+    Value(Value),
+    Line(Vec<u8>),
+}
+
+/// Where a `fetch_completed` line holds its exchange and its
+/// `body_repeated`, each with the comma before it.
+struct FetchLine {
+    provider: ProviderId,
+    exchange: Option<std::ops::Range<usize>>,
+    repeated: Option<std::ops::Range<usize>>,
+}
+
+/// A `fetch_completed` line's fields: `None` for another event, `Err`
+/// for a line not of the shape every such line this build writes has
+/// (`"type"`, `"provider"`, the exchange when it has one, `"body_repeated"`
+/// when true, then `"outcome"`).
+fn fetch_line(line: &[u8]) -> Option<Result<FetchLine, ()>> {
+    const TYPE: &[u8] = b"\"type\":\"";
+    const FETCH: &[u8] = b"fetch_completed\",\"provider\":\"";
+    const EXCHANGE: &[u8] = b",\"exchange\":";
+    const REPEATED: &[u8] = b",\"body_repeated\":true";
+    let head = &line[..line.len().min(256)];
+    let Some(at) = head.windows(TYPE.len()).position(|window| window == TYPE) else {
+        return Some(Err(()));
+    };
+    let start = at + TYPE.len();
+    if !line[start..].starts_with(b"fetch_completed\"") {
+        return None;
+    }
+    let read = || -> Result<FetchLine, ()> {
+        let named = line[start..].strip_prefix(FETCH).ok_or(())?;
+        let quote = named.iter().position(|b| *b == b'"').ok_or(())?;
+        let provider = std::str::from_utf8(&named[..quote])
+            .ok()
+            .and_then(|name| name.parse().ok())
+            .ok_or(())?;
+        let mut at = start + FETCH.len() + quote + 1;
+        let exchange = if line[at..].starts_with(EXCHANGE) {
+            let end = object_end(line, at + EXCHANGE.len()).ok_or(())?;
+            let range = at..end;
+            at = end;
+            Some(range)
+        } else {
+            None
+        };
+        let repeated = line[at..].starts_with(REPEATED).then(|| at..at + REPEATED.len());
+        if let Some(range) = &repeated {
+            at = range.end;
+        }
+        if !line[at..].starts_with(b",\"outcome\":") {
+            return Err(());
+        }
+        Ok(FetchLine {
+            provider,
+            exchange,
+            repeated,
+        })
+    };
+    Some(read())
+}
+
+/// The index after the JSON object that starts at `start` in `text`.
+fn object_end(text: &[u8], start: usize) -> Option<usize> {
+    if text.get(start) != Some(&b'{') {
+        return None;
+    }
+    let mut depth = 0usize;
+    let mut at = start;
+    while at < text.len() {
+        match text[at] {
+            b'"' => {
+                at += 1;
+                while at < text.len() && text[at] != b'"' {
+                    at += if text[at] == b'\\' { 2 } else { 1 };
+                }
+            }
+            b'{' | b'[' => depth += 1,
+            b'}' | b']' => {
+                depth = depth.checked_sub(1)?;
+                if depth == 0 {
+                    return Some(at + 1);
+                }
+            }
+            _ => {}
+        }
+        at += 1;
+    }
+    None
 }
 
 /// What [`trim_event`] did.
@@ -576,5 +893,102 @@ fn trim_event(envelope: &mut Envelope, old: bool, dropped: &mut BTreeMap<Provide
             Change::Materialized
         }
         _ => Change::None,
+    }
+}
+
+/// Whether the stored line of an event is a `fetch_completed` holding its
+/// exchange, as [`Stored::with_json`] tells from the event: read from the
+/// fields every such line starts with (`"type"`, `"provider"`, then
+/// `"exchange"` when it has one). A line of another shape counts as
+/// holding one, which only costs a later read.
+fn line_exchange(line: &[u8]) -> bool {
+    const TYPE: &[u8] = b"\"type\":\"";
+    const FETCH: &[u8] = b"fetch_completed\",\"provider\":\"";
+    let head = &line[..line.len().min(256)];
+    let Some(at) = head.windows(TYPE.len()).position(|window| window == TYPE) else {
+        return true;
+    };
+    let rest = &line[at + TYPE.len()..];
+    if !rest.starts_with(b"fetch_completed\"") {
+        return false;
+    }
+    let Some(rest) = rest.strip_prefix(FETCH) else {
+        return true;
+    };
+    let Some(quote) = rest.iter().position(|b| *b == b'"') else {
+        return true;
+    };
+    // Without one, `"exchange"` is left out: what follows the provider is
+    // `"body_repeated"` or the outcome.
+    let after = &rest[quote + 1..];
+    !(after.starts_with(b",\"outcome\":") || after.starts_with(b",\"body_repeated\":"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A stored `fetch_completed` line with an exchange whose body holds
+    /// braces and quotes in strings, optionally repeated.
+    fn fetch(seq: u64, repeated: bool) -> Envelope {
+        let line = format!(
+            concat!(
+                r#"{{"v":1,"seq":{},"at":"2026-11-20T10:00:00Z","stream":"tracker/anthropic","type":"fetch_completed","#,
+                r#""provider":"anthropic","exchange":{{"provider":"anthropic","recorded_at":"2026-11-20T10:00:00Z","#,
+                r#""request":{{"method":"GET","url":"https://example.test/usage","headers":{{}}}},"#,
+                r#""response":{{"status":200,"headers":{{}},"body":{{"note":"}}]{{[\"\\","n":[1,{{"a":null}}]}}}}}},"#,
+                r#""body_repeated":{},"outcome":{{"result":"usage","plan":null,"windows":[]}},"elapsed_ms":3}}"#
+            ),
+            seq, repeated
+        );
+        Envelope::from_json(line.as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn a_fetch_line_loses_its_exchange_as_the_event_does() {
+        for repeated in [false, true] {
+            let envelope = fetch(7, repeated);
+            let json = envelope.to_json();
+            let Some(Ok(line)) = fetch_line(&json) else {
+                panic!("not read as a fetch: {}", String::from_utf8_lossy(&json));
+            };
+            assert_eq!(line.repeated.is_some(), repeated);
+            assert!(line_exchange(&json));
+            let exchange = line.exchange.unwrap();
+            let mut trimmed = json[..exchange.start].to_vec();
+            trimmed.extend_from_slice(&json[line.repeated.map_or(exchange.end, |r| r.end)..]);
+            let mut expected = envelope.clone();
+            trim_event(&mut expected, true, &mut BTreeMap::new());
+            assert_eq!(
+                String::from_utf8(trimmed.clone()).unwrap(),
+                String::from_utf8(expected.to_json()).unwrap()
+            );
+            // Without its exchange the line is still a fetch, holding none.
+            let Some(Ok(again)) = fetch_line(&trimmed) else {
+                panic!("the trimmed line is not read as a fetch");
+            };
+            assert!(again.exchange.is_none() && again.repeated.is_none());
+            assert!(!line_exchange(&trimmed));
+        }
+    }
+
+    #[test]
+    fn other_lines_are_not_fetches_and_odd_ones_are_read_as_events() {
+        let tick = Envelope::from_json(
+            br#"{"v":1,"seq":3,"at":"2026-11-20T10:00:00Z","stream":"engine","type":"clock_ticked"}"#,
+        )
+        .unwrap()
+        .to_json();
+        assert!(fetch_line(&tick).is_none());
+        assert!(!line_exchange(&tick));
+        assert_eq!(line_seq_at(3, &tick), Some(1_795_168_800));
+        assert_eq!(line_seq_at(4, &tick), None);
+        assert!(matches!(
+            fetch_line(br#"{"type":"fetch_completed","provider":"nobody"}"#),
+            Some(Err(()))
+        ));
+        assert!(matches!(fetch_line(b"{}"), Some(Err(()))));
+        assert_eq!(object_end(br#"{"a":"}","b":{"c":[1,"]"]}}tail"#, 0), Some(27));
+        assert_eq!(object_end(br#"{"a":"#, 0), None);
     }
 }
