@@ -100,6 +100,26 @@ fn export(dir: &Path) -> String {
     String::from_utf8(output.stdout).unwrap()
 }
 
+/// `log import FILE` into the data dir `into`, which must succeed.
+fn import(file: &Path, into: &Path) {
+    let output = quotatrack(
+        &[
+            "--data-dir",
+            into.to_str().unwrap(),
+            "log",
+            "import",
+            file.to_str().unwrap(),
+        ],
+        b"",
+    );
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
 fn envelopes(text: &str) -> Vec<Envelope> {
     text.lines()
         .map(|line| Envelope::from_json(line.as_bytes()).unwrap())
@@ -248,22 +268,7 @@ fn export_import_export_is_byte_identical_and_a_v1_log_is_converted_keeping_its_
     let file = root.path().join("demo.jsonl");
     std::fs::write(&file, &first).unwrap();
     let imported = root.path().join("imported");
-    let import = quotatrack(
-        &[
-            "--data-dir",
-            imported.to_str().unwrap(),
-            "log",
-            "import",
-            file.to_str().unwrap(),
-        ],
-        b"",
-    );
-    assert_eq!(
-        import.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&import.stderr)
-    );
+    import(&file, &imported);
     assert_eq!(export(&imported), first);
 
     // The committed format-1 log, written as format 1 (CRC-32 + JSON per
@@ -550,22 +555,7 @@ fn a_fold_keeps_the_settings_in_the_export() {
     let file = root.path().join("export.jsonl");
     std::fs::write(&file, &after).unwrap();
     let imported = root.path().join("imported");
-    let import = quotatrack(
-        &[
-            "--data-dir",
-            imported.to_str().unwrap(),
-            "log",
-            "import",
-            file.to_str().unwrap(),
-        ],
-        b"",
-    );
-    assert_eq!(
-        import.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&import.stderr)
-    );
+    import(&file, &imported);
     assert_eq!(export(&imported).into_bytes(), after);
     let verify = quotatrack(&["--data-dir", imported.to_str().unwrap(), "log", "verify"], b"");
     assert_eq!(
