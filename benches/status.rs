@@ -31,7 +31,7 @@ fn main() {
     let binary = root.join("target/release/quotatrack");
     assert!(
         binary.exists(),
-        "{} is missing: run `cargo build --release --bin quotatrack` first (tools/bench-status does)",
+        "{} is missing: run `cargo build --release --bin quotatrack --bin quotatrack-engine` first (tools/bench-status does)",
         binary.display()
     );
     let runs: usize = std::env::var("QUOTATRACK_BENCH_RUNS")

@@ -12,6 +12,17 @@ use crate::providers::ProviderId;
 #[derive(Debug, Parser)]
 #[command(name = "quotatrack", version, about, long_about = None)]
 pub struct Args {
+    /// The options every command takes.
+    #[command(flatten)]
+    pub globals: Globals,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The options every command takes (before or after the command's name).
+#[derive(Debug, Clone, ClapArgs)]
+pub struct Globals {
     /// Where the log, checkpoints and snapshot live.
     #[arg(long, global = true, env = "QUOTATRACK_DATA_DIR", value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
@@ -45,9 +56,29 @@ pub struct Args {
     /// (for tests that move the clock of several real processes).
     #[arg(long, global = true, hide = true, value_name = "FILE")]
     pub clock_file: Option<PathBuf>,
-    /// What to do.
+}
+
+/// What the `quotatrack` program answers by itself, without starting the
+/// engine: `status` read from the snapshot. The same options and the same
+/// `status` arguments as [`Args`], so what parses here means what it means
+/// there; anything else (another command, `--help`, a usage error) goes to
+/// `quotatrack-engine`, which parses the full command line.
+#[derive(Debug, Parser)]
+#[command(name = "quotatrack")]
+pub struct FrontArgs {
+    /// The options every command takes.
+    #[command(flatten)]
+    pub globals: Globals,
+    /// `status`, the one command answered here.
     #[command(subcommand)]
-    pub command: Command,
+    pub command: FrontCommand,
+}
+
+/// The commands [`FrontArgs`] knows.
+#[derive(Debug, Subcommand)]
+pub enum FrontCommand {
+    /// Print the current view from the snapshot file.
+    Status(StatusArgs),
 }
 
 /// The commands. Each one's arguments are built only when it runs (or

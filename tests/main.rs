@@ -44,6 +44,8 @@ mod controller;
 mod singleton;
 // The status table, the status line and the bar/prompt integrations, over the demo and the incidents.
 mod render;
+// The `quotatrack` front: status answered alone, byte for byte as the engine; every other line handed to the engine.
+mod front;
 // `statusline claude` fed recorded Claude Code payloads, with and without rate_limits, and broken ones.
 mod statusline;
 // Shell completions and the man page name every command.

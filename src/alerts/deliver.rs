@@ -159,6 +159,7 @@ pub async fn run_command(command: &str, alert: &Alert, limit: Duration) -> Resul
     let mut child = tokio::process::Command::new("sh")
         .arg("-c")
         .arg(command)
+        .env_remove(crate::commands::FRONT_VERSION)
         .env("QUOTATRACK_ALERT_KIND", alert.kind.as_str())
         .env("QUOTATRACK_ALERT_PROVIDER", alert.provider.to_string())
         .env("QUOTATRACK_ALERT_WINDOW", alert.window.as_deref().unwrap_or(""))

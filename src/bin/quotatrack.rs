@@ -1,51 +1,59 @@
-//! The `quotatrack` command: parse the arguments, run the command through
-//! the library (`quotatrack::commands`), and map the result to an exit code
-//! here and nowhere else (0 ok, 1 the command's own check failed, 2 usage
-//! or unreadable input, 3 the data dir is owned by another process).
+//! `quotatrack`, the program users run. `status` read from the snapshot,
+//! the command status lines and prompts run again and again, is answered
+//! here: this program holds only that path (the settings, the snapshot,
+//! the renderers), so it starts at about the cost of a hello world. Every
+//! other command, and anything this parser does not take (`--help`, a
+//! usage error, `status --refresh`), replaces this process with
+//! `quotatrack-engine` from the same directory: same pid, same arguments,
+//! same environment, so signals, exit codes and output are the engine's own.
 
+use std::ffi::OsString;
 use std::io::Write;
+use std::os::unix::process::CommandExt;
 use std::process::ExitCode;
 
-use clap::{CommandFactory, FromArgMatches};
-use quotatrack::cli::{Args, Command, ParseArgs, ReplayArgs, StatusArgs};
-use quotatrack::commands::{self, is_broken_pipe, is_owned, one_line};
+use clap::Parser;
+use quotatrack::cli::{FrontArgs, FrontCommand};
+use quotatrack::commands::{self, FRONT_VERSION, Sources};
 
 fn main() -> ExitCode {
-    let args = parse_args();
-    let json = matches!(
-        &args.command,
-        Command::Status(StatusArgs { json: true, .. })
-            | Command::Parse(ParseArgs { json: true, .. })
-            | Command::Replay(ReplayArgs { json: true, .. })
-            | Command::History(quotatrack::cli::HistoryArgs { json: true, .. })
-    );
-    match commands::run(args) {
-        Ok(code) => code,
-        Err(error) if is_broken_pipe(&error) => ExitCode::SUCCESS,
-        Err(error) => {
-            let message = one_line(&error);
-            let _ = writeln!(std::io::stderr().lock(), "quotatrack: {message}");
-            if json {
-                let object = serde_json::json!({"error": {"message": message}});
-                let _ = writeln!(std::io::stdout().lock(), "{object}");
-            }
-            if is_owned(&error) {
-                ExitCode::from(3)
-            } else {
-                ExitCode::from(2)
-            }
+    let argv: Vec<OsString> = std::env::args_os().collect();
+    match FrontArgs::try_parse_from(&argv) {
+        Ok(FrontArgs {
+            globals,
+            command: FrontCommand::Status(status),
+        }) if !status.refresh => {
+            let result = Sources::new(&globals, true).and_then(|sources| commands::print_status(&sources, &status));
+            commands::exit_code(result, status.json)
         }
+        _ => engine(argv),
     }
 }
 
-/// The arguments, as `Args::parse` reads them (a usage error or `--help`
-/// exits here). The parser's command tree, every subcommand's arguments,
-/// is left for the process's exit to free: dropping it costs about a
-/// twentieth of `status`'s whole run.
-fn parse_args() -> Args {
-    let mut command = Args::command();
-    let matches = command.get_matches_mut();
-    let args = Args::from_arg_matches(&matches).unwrap_or_else(|error| error.format(&mut command).exit());
-    std::mem::forget(command);
-    args
+/// Becomes `quotatrack-engine` (found beside this program) with the same
+/// arguments; returns only when it cannot be started.
+fn engine(argv: Vec<OsString>) -> ExitCode {
+    let path = match std::env::current_exe() {
+        Ok(me) => me.with_file_name("quotatrack-engine"),
+        Err(error) => {
+            let _ = writeln!(
+                std::io::stderr().lock(),
+                "quotatrack: cannot find this program's own path: {error}"
+            );
+            return ExitCode::from(2);
+        }
+    };
+    let mut args = argv.into_iter();
+    let mut command = std::process::Command::new(&path);
+    if let Some(name) = args.next() {
+        command.arg0(name);
+    }
+    let error = command.args(args).env(FRONT_VERSION, env!("CARGO_PKG_VERSION")).exec();
+    let _ = writeln!(
+        std::io::stderr().lock(),
+        "quotatrack: cannot start {} ({error}): every command but `status` runs there; install both programs \
+         with `cargo install --locked --path .`",
+        path.display()
+    );
+    ExitCode::from(2)
 }

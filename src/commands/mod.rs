@@ -18,7 +18,7 @@ use anyhow::Context;
 use jiff::{SignedDuration, Timestamp};
 
 use crate::alerts::deliver::Delivery;
-use crate::cli::{Args, Command, DemoArgs, ParseArgs, RecordArgs, ReplayArgs, StatusArgs};
+use crate::cli::{Args, Command, DemoArgs, Globals, ParseArgs, RecordArgs, ReplayArgs, StatusArgs};
 use crate::clock::{Clock, FileClock, ShiftedClock};
 use crate::credentials::{Discovery, FixedCredentials, Lookup};
 use crate::engine::Engine;
@@ -64,7 +64,7 @@ pub mod serve;
 /// The error and its causes on one line, each said once: a cause whose
 /// text its parent already shows (a transparent wrapper, an I/O error
 /// shown by the error that carries it) is not repeated.
-pub fn one_line(error: &anyhow::Error) -> String {
+fn one_line(error: &anyhow::Error) -> String {
     let mut message = String::new();
     for cause in error.chain() {
         let text = cause.to_string();
@@ -96,7 +96,7 @@ pub fn log_error<'e>(cause: &'e (dyn std::error::Error + 'static)) -> Option<&'e
 }
 
 /// A reader that stopped reading (`quotatrack log export | head`) is not an error.
-pub fn is_broken_pipe(error: &anyhow::Error) -> bool {
+fn is_broken_pipe(error: &anyhow::Error) -> bool {
     error.chain().any(|cause| {
         let io = cause
             .downcast_ref::<std::io::Error>()
@@ -108,9 +108,33 @@ pub fn is_broken_pipe(error: &anyhow::Error) -> bool {
     })
 }
 
+/// The exit code for what a command returned, the error reported first:
+/// on stderr as one line, and on stdout as `{"error": {"message"}}` when
+/// the command was asked for JSON. 0 ok, 1 the command's own check failed,
+/// 2 usage or unreadable input, 3 the data dir is owned by another process.
+/// A closed stdout is success: the reader has what it wanted.
+pub fn exit_code(result: anyhow::Result<ExitCode>, json: bool) -> ExitCode {
+    let error = match result {
+        Ok(code) => return code,
+        Err(error) if is_broken_pipe(&error) => return ExitCode::SUCCESS,
+        Err(error) => error,
+    };
+    let message = one_line(&error);
+    let _ = writeln!(std::io::stderr().lock(), "quotatrack: {message}");
+    if json {
+        let object = serde_json::json!({"error": {"message": message}});
+        let _ = writeln!(std::io::stdout().lock(), "{object}");
+    }
+    if is_owned(&error) {
+        ExitCode::from(3)
+    } else {
+        ExitCode::from(2)
+    }
+}
+
 /// Whether the data dir is owned by another process (exit 3), however
 /// deep the log's error sits.
-pub fn is_owned(error: &anyhow::Error) -> bool {
+pub(crate) fn is_owned(error: &anyhow::Error) -> bool {
     error.chain().any(|cause| {
         matches!(log_error(cause), Some(LogError::Owned { .. }))
             || matches!(
@@ -119,6 +143,10 @@ pub fn is_owned(error: &anyhow::Error) -> bool {
             )
     })
 }
+
+/// The environment variable through which `quotatrack` tells the
+/// `quotatrack-engine` it starts its own version (they must match).
+pub const FRONT_VERSION: &str = "QUOTATRACK_FRONT_VERSION";
 
 /// What every engine-running command shares: where, from what, how long.
 pub struct Sources {
@@ -140,6 +168,36 @@ pub struct Sources {
     /// for `watch` to read again at SIGHUP; `None` for a command that
     /// reads no settings.
     pub settings_file: Option<(PathBuf, bool)>,
+}
+
+impl Sources {
+    /// The sources the options name: the settings file read when
+    /// `settings` (else the defaults), the clock, the data dir. A base URL
+    /// that cannot be honoured stops every command before it starts.
+    pub fn new(globals: &Globals, settings: bool) -> anyhow::Result<Sources> {
+        let (settings, settings_file) = if settings {
+            let (settings, file) = load_settings(globals.config.as_deref())?;
+            (settings, Some(file))
+        } else {
+            (Settings::default(), None)
+        };
+        let origins = HttpTransport::origins_from(|name| std::env::var(name).ok())?;
+        Ok(Sources {
+            clock: match &globals.clock_file {
+                Some(path) => Arc::new(FileClock { path: path.clone() }),
+                None => Arc::new(ShiftedClock {
+                    frozen: globals.clock_at,
+                    offset: SignedDuration::from_secs(globals.now_offset),
+                }),
+            },
+            data_dir: crate::config::data_dir(globals.data_dir.as_deref(), |name| std::env::var(name).ok()),
+            fixtures: globals.fixtures.clone(),
+            timeout: Duration::from_secs_f64(globals.timeout),
+            settings,
+            origins,
+            settings_file,
+        })
+    }
 }
 
 /// Whether `command` reads the settings file: it is then read, and a bad
@@ -166,37 +224,15 @@ fn load_settings(config: Option<&Path>) -> anyhow::Result<(Settings, (PathBuf, b
 /// Runs the command `args` asks for; its exit code, or the error the
 /// binary reports (exit 2, or 3 when [`is_owned`]).
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let (settings, settings_file) = if reads_settings(&args.command) {
-        let (settings, file) = load_settings(args.config.as_deref())?;
-        (settings, Some(file))
-    } else {
-        (Settings::default(), None)
-    };
-    // A base URL that cannot be honoured stops every command before it starts.
-    let origins = HttpTransport::origins_from(|name| std::env::var(name).ok())?;
-    let data_dir = crate::config::data_dir(args.data_dir.as_deref(), |name| std::env::var(name).ok());
-    let sources = Sources {
-        clock: match &args.clock_file {
-            Some(path) => Arc::new(FileClock { path: path.clone() }),
-            None => Arc::new(ShiftedClock {
-                frozen: args.clock_at,
-                offset: SignedDuration::from_secs(args.now_offset),
-            }),
-        },
-        data_dir: data_dir.clone(),
-        fixtures: args.fixtures.clone(),
-        timeout: Duration::from_secs_f64(args.timeout),
-        settings,
-        origins,
-        settings_file,
-    };
+    let sources = Sources::new(&args.globals, reads_settings(&args.command))?;
+    let data_dir = sources.data_dir.clone();
     match args.command {
         Command::Parse(parse) => run_parse(parse),
         Command::Status(status) => run_status(&sources, &status),
         Command::Log(log) => log::run_log(&data_dir, log, sources.clock.now()),
         Command::Store(output) => run_store(&data_dir, output.json),
         Command::Replay(replay) => run_replay(&replay),
-        Command::Demo(demo) => run_demo(args.data_dir.as_deref(), &demo, &sources.settings),
+        Command::Demo(demo) => run_demo(args.globals.data_dir.as_deref(), &demo, &sources.settings),
         Command::Watch(watch) => run_watch(&sources, watch.json),
         Command::Record(record) => run_record(&sources, &record),
         Command::Credentials(output) => run_credentials(sources.clock.now(), &sources.settings.providers, output.json),
@@ -226,7 +262,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
         Command::Statusline(line) => {
             // A status line never fails: a bad settings file means the defaults.
-            let settings = load_settings(args.config.as_deref())
+            let settings = load_settings(args.globals.config.as_deref())
                 .map(|(settings, _)| settings)
                 .unwrap_or_default();
             let options = crate::render::terminal::statusline_options(&line, &settings, sources.clock.now());
@@ -432,7 +468,6 @@ fn run_record(sources: &Sources, args: &RecordArgs) -> anyhow::Result<ExitCode> 
 }
 
 fn run_status(sources: &Sources, args: &StatusArgs) -> anyhow::Result<ExitCode> {
-    let data_dir = sources.data_dir.as_path();
     if args.refresh {
         match engine(sources) {
             Ok(mut engine) => {
@@ -452,6 +487,13 @@ fn run_status(sources: &Sources, args: &StatusArgs) -> anyhow::Result<ExitCode> 
             },
         }
     }
+    print_status(sources, args)
+}
+
+/// `status` from the snapshot alone: the settings and the snapshot file
+/// are all it reads (`quotatrack` runs this without starting the engine).
+pub fn print_status(sources: &Sources, args: &StatusArgs) -> anyhow::Result<ExitCode> {
+    let data_dir = sources.data_dir.as_path();
     let now = sources.clock.now();
     let mut view = status::read_snapshot(data_dir)
         .context("cannot read the last snapshot")?

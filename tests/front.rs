@@ -1,0 +1,223 @@
+//! `quotatrack` and `quotatrack-engine`: the front answers `status` from
+//! the snapshot by itself, byte for byte as the engine would, and hands
+//! every other command line to the engine beside it.
+
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use crate::render::demo_dir;
+
+/// Runs `program` as `quotatrack` (its `argv[0]`, which clap's usage
+/// lines name) with `args` and no stdin.
+fn run_as_quotatrack(program: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    Command::new(program)
+        .arg0("quotatrack")
+        .args(args)
+        .envs(env.iter().copied())
+        .env_remove("QUOTATRACK_CONFIG")
+        .env_remove("QUOTATRACK_DATA_DIR")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+fn text(output: &Output) -> String {
+    format!(
+        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+/// A copy of the front alone in a directory of its own: no engine beside it.
+fn lonely_front() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let front = dir.path().join("quotatrack");
+    if std::fs::hard_link(env!("CARGO_BIN_EXE_quotatrack"), &front).is_err() {
+        std::fs::copy(env!("CARGO_BIN_EXE_quotatrack"), &front).unwrap();
+    }
+    (dir, front)
+}
+
+/// The `status` command lines the front answers, over `data`: every
+/// form, width, filter, template and ready output, fresh and late.
+fn status_lines(data: &str, config: &str) -> Vec<Vec<String>> {
+    let forms: &[&[&str]] = &[
+        &[],
+        &["--json"],
+        &["--line"],
+        &["--table"],
+        &["--line", "--width", "40"],
+        &["--line", "--width", "200", "--color", "always"],
+        &["--table", "--width", "80", "--color", "never"],
+        &["--provider", "codex", "--provider", "kiro"],
+        &["--format", "{anthropic.7d.used_percent}% ↺{anthropic.7d.resets_in}"],
+        &["--output", "waybar"],
+        &["--output", "tmux"],
+        &["--output", "i3bar"],
+        &["--output", "prompt"],
+    ];
+    let mut lines = Vec::new();
+    for clock in ["2026-08-22T12:59:30Z", "2026-08-23T12:00:00Z", "2026-11-30T00:00:00Z"] {
+        for form in forms {
+            let mut line: Vec<String> = ["--data-dir", data, "--clock-at", clock, "status"]
+                .iter()
+                .map(|arg| arg.to_string())
+                .collect();
+            line.extend(form.iter().map(|arg| arg.to_string()));
+            lines.push(line);
+        }
+        // The options after the command's name, and a settings file.
+        lines.push(
+            [
+                "status",
+                "--line",
+                "--data-dir",
+                data,
+                "--config",
+                config,
+                "--clock-at",
+                clock,
+            ]
+            .iter()
+            .map(|arg| arg.to_string())
+            .collect(),
+        );
+    }
+    lines
+}
+
+#[test]
+fn the_front_answers_status_alone_and_exactly_as_the_engine_does() {
+    let scratch = tempfile::tempdir().unwrap();
+    let config = scratch.path().join("config.toml");
+    std::fs::write(
+        &config,
+        "providers = [\"codex\", \"anthropic\", \"zai\"]\nstale_after_s = 600\n",
+    )
+    .unwrap();
+    let (_keep, front) = lonely_front();
+    let engine = Path::new(env!("CARGO_BIN_EXE_quotatrack-engine"));
+    let data = demo_dir().to_str().unwrap();
+    let lines = status_lines(data, config.to_str().unwrap());
+    for line in &lines {
+        let args: Vec<&str> = line.iter().map(String::as_str).collect();
+        // The front with no engine beside it: answered here or not at all.
+        let answered = run_as_quotatrack(&front, &args, &[]);
+        let engines = run_as_quotatrack(engine, &args, &[]);
+        assert!(answered.status.success(), "{args:?}\n{}", text(&answered));
+        assert!(!answered.stdout.is_empty(), "{args:?}");
+        assert_eq!(text(&answered), text(&engines), "{args:?}");
+    }
+}
+
+#[test]
+fn the_front_reports_a_bad_snapshot_or_settings_as_the_engine_does() {
+    let scratch = tempfile::tempdir().unwrap();
+    let root = scratch.path();
+    let broken = root.join("broken");
+    std::fs::create_dir(&broken).unwrap();
+    std::fs::write(broken.join("status.json"), b"{\"schema\":1,\"providers\":[{\"id\":").unwrap();
+    let bad_config = root.join("bad.toml");
+    std::fs::write(&bad_config, "refresh_interval_s = \"soon\"\n").unwrap();
+    let data = demo_dir().to_str().unwrap();
+    let empty = root.join("empty");
+    let absent = root.join("absent.toml");
+    let cases: Vec<Vec<&str>> = vec![
+        vec!["--data-dir", broken.to_str().unwrap(), "status"],
+        vec!["--data-dir", broken.to_str().unwrap(), "status", "--json"],
+        vec!["--data-dir", data, "--config", bad_config.to_str().unwrap(), "status"],
+        vec!["--data-dir", data, "--config", absent.to_str().unwrap(), "status"],
+        vec!["--data-dir", empty.to_str().unwrap(), "status"],
+        vec!["--data-dir", empty.to_str().unwrap(), "status", "--json"],
+    ];
+    let (_keep, front) = lonely_front();
+    let engine = Path::new(env!("CARGO_BIN_EXE_quotatrack-engine"));
+    for args in &cases {
+        let answered = run_as_quotatrack(&front, args, &[("COLUMNS", "100")]);
+        let engines = run_as_quotatrack(engine, args, &[("COLUMNS", "100")]);
+        assert_eq!(text(&answered), text(&engines), "{args:?}");
+    }
+    // An unreadable snapshot is a one-line error and exit 2, on stdout as
+    // JSON when JSON was asked for.
+    let json = run_as_quotatrack(&front, &cases[1], &[]);
+    assert_eq!(json.status.code(), Some(2));
+    let stdout = String::from_utf8_lossy(&json.stdout);
+    let object: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert!(
+        object["error"]["message"].as_str().unwrap().contains("snapshot"),
+        "{stdout}"
+    );
+    assert_eq!(String::from_utf8_lossy(&json.stderr).lines().count(), 1);
+}
+
+#[test]
+fn every_other_command_line_runs_in_the_engine_beside_the_front() {
+    let front = Path::new(env!("CARGO_BIN_EXE_quotatrack"));
+    let data = demo_dir().to_str().unwrap();
+    // Answered by the engine: its version, its help, its usage errors
+    // (named as `quotatrack`), its commands.
+    let version = run_as_quotatrack(front, &["--version"], &[]);
+    assert_eq!(
+        String::from_utf8_lossy(&version.stdout).trim(),
+        concat!("quotatrack ", env!("CARGO_PKG_VERSION"))
+    );
+    let help = run_as_quotatrack(front, &["status", "--help"], &[]);
+    assert!(help.status.success());
+    assert!(
+        String::from_utf8_lossy(&help.stdout).contains("Usage: quotatrack status"),
+        "{}",
+        text(&help)
+    );
+    let usage = run_as_quotatrack(front, &["status", "--no-such-flag"], &[]);
+    assert_eq!(usage.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&usage.stderr).contains("Usage: quotatrack status"),
+        "{}",
+        text(&usage)
+    );
+    let stats = run_as_quotatrack(front, &["--data-dir", data, "log", "stats", "--json"], &[]);
+    assert!(stats.status.success(), "{}", text(&stats));
+    let stats: serde_json::Value = serde_json::from_slice(&stats.stdout).unwrap();
+    assert!(stats["events"].as_u64().unwrap() > 0, "{stats}");
+}
+
+#[test]
+fn a_front_without_its_engine_says_so_in_one_line_and_still_answers_status() {
+    let (dir, front) = lonely_front();
+    let data = demo_dir().to_str().unwrap();
+    for args in [
+        vec!["--version"],
+        vec!["--data-dir", data, "log", "stats"],
+        vec!["--data-dir", data, "status", "--refresh"],
+    ] {
+        let output = run_as_quotatrack(&front, &args, &[]);
+        assert_eq!(output.status.code(), Some(2), "{args:?}");
+        assert!(output.stdout.is_empty());
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert!(
+            stderr.contains(&dir.path().join("quotatrack-engine").display().to_string()),
+            "{stderr}"
+        );
+        assert!(stderr.contains("cargo install"), "{stderr}");
+    }
+    let status = run_as_quotatrack(&front, &["--data-dir", data, "status", "--line"], &[]);
+    assert!(status.status.success(), "{}", text(&status));
+}
+
+#[test]
+fn an_engine_from_another_install_refuses_in_one_line() {
+    let engine = Path::new(env!("CARGO_BIN_EXE_quotatrack-engine"));
+    let output = run_as_quotatrack(engine, &["--version"], &[("QUOTATRACK_FRONT_VERSION", "0.0.0-older")]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(output.stdout.is_empty());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("0.0.0-older") && stderr.contains(env!("CARGO_PKG_VERSION")),
+        "{stderr}"
+    );
+}
