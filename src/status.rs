@@ -269,24 +269,27 @@ pub fn derive_window(window: &mut StatusWindow, quotas: &[QuotaDefinition], now:
         _ => None,
     };
     let table = multiplier_quota(window, quotas).and_then(|quota| Some((quota, quota.multiplier_table()?)));
-    window.requests_left_by_model = match table {
-        Some((quota, table)) => quota
-            .multipliers()
-            .into_iter()
-            .flatten()
-            .map(|(model, _)| {
-                let multiplier = table.multiplier_for(model);
-                let requests = ModelRequests {
-                    multiplier: round6(multiplier),
-                    requests_left: window
-                        .remaining
-                        .and_then(|remaining| crate::quota::requests_left(multiplier, remaining)),
-                };
-                (model.clone(), requests)
-            })
-            .collect(),
-        None => Default::default(),
+    let remaining = window.remaining;
+    let requests = |multiplier: f64| ModelRequests {
+        multiplier: round6(multiplier),
+        requests_left: remaining.and_then(|remaining| crate::quota::requests_left(multiplier, remaining)),
     };
+    let Some((quota, table)) = table else {
+        window.requests_left_by_model.clear();
+        return;
+    };
+    let models = quota.multipliers().into_iter().flatten().map(|(model, _)| model);
+    if window.requests_left_by_model.keys().eq(models.clone()) {
+        // Read back from a snapshot, the window already lists the table's
+        // models: their numbers are derived again in place.
+        for (model, entry) in &mut window.requests_left_by_model {
+            *entry = requests(table.multiplier_for(model));
+        }
+    } else {
+        window.requests_left_by_model = models
+            .map(|model| (model.clone(), requests(table.multiplier_for(model))))
+            .collect();
+    }
 }
 
 /// The length of `window`: what the response stated (`window_seconds`),

@@ -12,14 +12,14 @@ use std::io::Write;
 use std::os::unix::process::CommandExt;
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 use quotatrack::cli::{FrontArgs, FrontCommand};
 use quotatrack::commands::{self, FRONT_VERSION, Sources};
 
 fn main() -> ExitCode {
     let argv: Vec<OsString> = std::env::args_os().collect();
-    match FrontArgs::try_parse_from(&argv) {
-        Ok(FrontArgs {
+    match parse(&argv) {
+        Some(FrontArgs {
             globals,
             command: FrontCommand::Status(status),
         }) if !status.refresh => {
@@ -28,6 +28,18 @@ fn main() -> ExitCode {
         }
         _ => engine(argv),
     }
+}
+
+/// The command line as [`FrontArgs`] reads it, `None` when it does not
+/// take it. The parser and its matches are left for the process's exit to
+/// free, as the view is: that would cost a thirtieth of the run.
+fn parse(argv: &[OsString]) -> Option<FrontArgs> {
+    let mut command = FrontArgs::command();
+    let mut matches = command.try_get_matches_from_mut(argv).ok()?;
+    let args = FrontArgs::from_arg_matches_mut(&mut matches).ok();
+    std::mem::forget(matches);
+    std::mem::forget(command);
+    args
 }
 
 /// Becomes `quotatrack-engine` (found beside this program) with the same

@@ -43,10 +43,16 @@ pub fn line(view: &Status, options: &Options) -> String {
     } else {
         options.width
     };
-    let everyone = vec![false; view.providers.len()];
+    // What every level of detail shows of each provider, worked out once.
+    let facts: Vec<Facts> = view
+        .providers
+        .iter()
+        .map(|provider| Facts::of(provider, options))
+        .collect();
+    let everyone = vec![false; facts.len()];
     let shown = |detail: Detail, unnamed: &[bool], plain: Vec<String>| {
         if options.color {
-            segments(view, options, detail, true, unnamed).join(SEPARATOR)
+            segments(&facts, detail, true, unnamed).join(SEPARATOR)
         } else {
             plain.join(SEPARATOR)
         }
@@ -56,7 +62,7 @@ pub fn line(view: &Status, options: &Options) -> String {
         if detail.bar && !options.bar {
             continue;
         }
-        let plain = segments(view, options, detail, false, &everyone);
+        let plain = segments(&facts, detail, false, &everyone);
         let mut length = columns(&plain);
         if length <= width {
             return shown(detail, &everyone, plain);
@@ -65,8 +71,7 @@ pub fn line(view: &Status, options: &Options) -> String {
             // Before every short name goes, the segments whose names
             // take the most room lose theirs, one at a time.
             let bare = segments(
-                view,
-                options,
+                &facts,
                 Detail {
                     names: Names::None,
                     ..detail
@@ -74,7 +79,7 @@ pub fn line(view: &Status, options: &Options) -> String {
                 false,
                 &everyone,
             );
-            let mut saving: Vec<(usize, usize)> = (0..view.providers.len())
+            let mut saving: Vec<(usize, usize)> = (0..facts.len())
                 .map(|index| {
                     let saved = plain[index].chars().count().saturating_sub(bare[index].chars().count());
                     (saved, index)
@@ -120,7 +125,77 @@ pub fn segment(provider: &ProviderStatus, options: &Options) -> String {
         providers: vec![provider.clone()],
     };
     let view = crate::render::clean(&single);
-    segment_at(&view.providers[0], options, Detail::LEVELS[1], options.color)
+    segment_at(
+        &Facts::of(&view.providers[0], options),
+        Detail::LEVELS[1],
+        options.color,
+    )
+}
+
+/// What a provider's segment can show, at any level of detail: the
+/// fitting tries up to ten levels, and each reads these rather than the
+/// provider again.
+struct Facts<'a> {
+    provider: &'a ProviderStatus,
+    /// The most constraining window, and the next one at or above
+    /// [`WARN_RATIO`]; `None` when no window has a number.
+    first: Option<Reading<'a>>,
+    second: Option<Reading<'a>>,
+    /// Whether the provider has more than one window (and so names them).
+    named: bool,
+    /// A stale or unavailable value: its age shows, its countdowns may go.
+    stale: bool,
+    /// How long a rate-limited provider waits before it is asked again.
+    wait: Option<i64>,
+    /// The status page's word when it is not all-clear.
+    health: Option<&'static str>,
+}
+
+/// One window as a segment shows it.
+struct Reading<'a> {
+    window: &'a StatusWindow,
+    /// `61%`, before any colour.
+    percent: String,
+    /// Tenths of the bar that are filled.
+    filled: usize,
+    /// Seconds until the reset.
+    reset_in: Option<i64>,
+}
+
+impl<'a> Facts<'a> {
+    fn of(provider: &'a ProviderStatus, options: &Options) -> Facts<'a> {
+        let reading = |window: &'a StatusWindow| {
+            let used = window.used_ratio.unwrap_or(0.0);
+            Reading {
+                window,
+                percent: format!("{}%", (used * 100.0).round()),
+                filled: (used * 10.0).round().clamp(0.0, 10.0) as usize,
+                reset_in: reset_of(window).map(|at| at.duration_since(options.now).as_secs()),
+            }
+        };
+        let first = most_constraining(provider);
+        let second = first.and_then(|first| {
+            provider
+                .windows
+                .iter()
+                .filter(|window| !std::ptr::eq(*window, first) && window.used_ratio.is_some_and(|r| r >= WARN_RATIO))
+                .fold(None::<&StatusWindow>, |best, window| match best {
+                    Some(best) if !constrains_more(window, best) => Some(best),
+                    _ => Some(window),
+                })
+        });
+        Facts {
+            provider,
+            first: first.map(reading),
+            second: second.map(reading),
+            named: provider.windows.len() > 1,
+            stale: matches!(provider.state, Freshness::Stale | Freshness::Unavailable),
+            wait: matches!(provider.state, Freshness::RateLimited)
+                .then(|| wait_s(provider, options))
+                .flatten(),
+            health: health_word(provider),
+        }
+    }
 }
 
 /// Which window names a segment shows (only a provider with more than
@@ -212,13 +287,12 @@ fn largest_unit(seconds: i64) -> String {
 
 /// The segments of the line at `detail`, without window names on the
 /// providers `unnamed` marks (and the shared age last, when it is told).
-fn segments(view: &Status, options: &Options, detail: Detail, color: bool, unnamed: &[bool]) -> Vec<String> {
-    let shared_age = detail.shared_age.then(|| shared_age(view, detail)).flatten();
-    let mut segments: Vec<String> = view
-        .providers
+fn segments(facts: &[Facts], detail: Detail, color: bool, unnamed: &[bool]) -> Vec<String> {
+    let shared_age = detail.shared_age.then(|| shared_age(facts, detail)).flatten();
+    let mut segments: Vec<String> = facts
         .iter()
         .enumerate()
-        .map(|(index, provider)| {
+        .map(|(index, facts)| {
             let detail = Detail {
                 bar: detail.bar && index == 0,
                 shared_age: shared_age.is_some(),
@@ -229,7 +303,7 @@ fn segments(view: &Status, options: &Options, detail: Detail, color: bool, unnam
                 },
                 ..detail
             };
-            segment_at(provider, options, detail, color)
+            segment_at(facts, detail, color)
         })
         .collect();
     if let Some(age) = shared_age {
@@ -247,10 +321,10 @@ fn shows_age(provider: &ProviderStatus) -> bool {
 
 /// The age every stale provider shares as `detail` tells it, when there
 /// are at least two and they share one.
-fn shared_age(view: &Status, detail: Detail) -> Option<String> {
-    let mut ages = view
-        .providers
+fn shared_age(facts: &[Facts], detail: Detail) -> Option<String> {
+    let mut ages = facts
         .iter()
+        .map(|facts| facts.provider)
         .filter(|provider| shows_age(provider))
         .map(|provider| detail.duration(provider.age_s.unwrap_or(0) as i64));
     let first = ages.next()?;
@@ -264,7 +338,8 @@ fn shared_age(view: &Status, detail: Detail) -> Option<String> {
     (count > 1).then_some(first)
 }
 
-fn segment_at(provider: &ProviderStatus, options: &Options, detail: Detail, color: bool) -> String {
+fn segment_at(facts: &Facts, detail: Detail, color: bool) -> String {
+    let provider = facts.provider;
     let label = &provider.label;
     let mut text = match (provider.state, provider.windows.is_empty()) {
         (Freshness::AuthRequired, _) => format!("{label}: login needed"),
@@ -273,98 +348,83 @@ fn segment_at(provider: &ProviderStatus, options: &Options, detail: Detail, colo
         (Freshness::Unavailable, true) => format!("{label}: unavailable"),
         (Freshness::RateLimited, true) => format!("{label}: rate limited"),
         (_, true) => format!("{label}: no windows"),
-        (_, false) => windows_text(provider, options, detail, color),
+        (_, false) => windows_text(facts, detail, color),
     };
     match provider.state {
         _ if shows_age(provider) => {
             if let (Some(age), false) = (provider.age_s, detail.shared_age) {
-                text.push_str(&format!(" ({} ago)", detail.duration(age as i64)));
+                text.push_str(" (");
+                text.push_str(&detail.duration(age as i64));
+                text.push_str(" ago)");
             }
         }
         Freshness::RateLimited => {
-            if let Some(wait) = wait_s(provider, options) {
-                text.push_str(&format!(" ⏳ {}", detail.duration(wait)));
+            if let Some(wait) = facts.wait {
+                text.push_str(" ⏳ ");
+                text.push_str(&detail.duration(wait));
             }
         }
         _ => {}
     }
-    if let Some(word) = health_word(provider) {
-        text.push_str(&format!(" ⚠ {word}"));
+    if let Some(word) = facts.health {
+        text.push_str(" ⚠ ");
+        text.push_str(word);
     }
     text
 }
 
-fn windows_text(provider: &ProviderStatus, options: &Options, detail: Detail, color: bool) -> String {
-    let named = provider.windows.len() > 1;
-    let Some(first) = most_constraining(provider) else {
+fn windows_text(facts: &Facts, detail: Detail, color: bool) -> String {
+    let provider = facts.provider;
+    let mut text = provider.label.clone();
+    text.push(' ');
+    let Some(first) = &facts.first else {
         // Every window's reset has passed: its numbers are unknown.
-        let window = &provider.windows[0];
-        let name = name_of(window, detail, named);
-        return format!("{} {name}?", provider.label);
+        push_name(&mut text, &provider.windows[0], detail, facts.named);
+        text.push('?');
+        return text;
     };
-    let stale = matches!(provider.state, Freshness::Stale | Freshness::Unavailable);
-    let mut text = format!(
-        "{} {}",
-        provider.label,
-        window_text(first, options, detail, named, stale, color)
-    );
-    if detail.second {
-        let second = provider
-            .windows
-            .iter()
-            .filter(|window| !std::ptr::eq(*window, first) && window.used_ratio.is_some_and(|r| r >= WARN_RATIO))
-            .fold(None::<&StatusWindow>, |best, window| match best {
-                Some(best) if !constrains_more(window, best) => Some(best),
-                _ => Some(window),
-            });
-        if let Some(second) = second {
-            let detail = Detail { bar: false, ..detail };
-            text.push_str(&format!(
-                " · {}",
-                window_text(second, options, detail, true, stale, color)
-            ));
-        }
+    push_reading(&mut text, first, detail, facts.named, facts.stale, color);
+    if let Some(second) = facts.second.as_ref().filter(|_| detail.second) {
+        text.push_str(" · ");
+        let detail = Detail { bar: false, ..detail };
+        push_reading(&mut text, second, detail, true, facts.stale, color);
     }
     text
 }
 
-fn name_of(window: &StatusWindow, detail: Detail, named: bool) -> String {
+/// The window's name and a space, when `detail` shows it.
+fn push_name(text: &mut String, window: &StatusWindow, detail: Detail, named: bool) {
     match detail.names {
-        _ if !named => String::new(),
-        Names::All => format!("{} ", window.id),
-        Names::Cut(width) => format!("{} ", truncate(&window.id, width)),
-        Names::Short(width) if window.id.chars().count() <= width => format!("{} ", window.id),
-        Names::Short(_) | Names::None => String::new(),
+        _ if !named => return,
+        Names::All => text.push_str(&window.id),
+        Names::Cut(width) => text.push_str(&truncate(&window.id, width)),
+        Names::Short(width) if window.id.chars().count() <= width => text.push_str(&window.id),
+        Names::Short(_) | Names::None => return,
     }
+    text.push(' ');
 }
 
-fn window_text(
-    window: &StatusWindow,
-    options: &Options,
-    detail: Detail,
-    named: bool,
-    stale: bool,
-    color: bool,
-) -> String {
-    let name = name_of(window, detail, named);
-    let used = window.used_ratio.unwrap_or(0.0);
-    let bar = if detail.bar {
-        let filled = (used * 10.0).round().clamp(0.0, 10.0) as usize;
-        format!("{}{} ", "━".repeat(filled), "─".repeat(10 - filled))
+/// One window: its name, the bar, the percentage and the countdown.
+fn push_reading(text: &mut String, reading: &Reading, detail: Detail, named: bool, stale: bool, color: bool) {
+    push_name(text, reading.window, detail, named);
+    if detail.bar {
+        for _ in 0..reading.filled {
+            text.push('━');
+        }
+        for _ in reading.filled..10 {
+            text.push('─');
+        }
+        text.push(' ');
+    }
+    if color {
+        text.push_str(&paint(&reading.percent, Level::of(reading.window.used_ratio), true));
     } else {
-        String::new()
-    };
-    let percent = paint(
-        &format!("{}%", (used * 100.0).round()),
-        Level::of(window.used_ratio),
-        color,
-    );
-    let reset = reset_of(window)
-        .map(|at| at.duration_since(options.now).as_secs())
-        .filter(|_| !stale || detail.stale_resets)
-        .map(|seconds| format!(" ↺{}", detail.duration(seconds)))
-        .unwrap_or_default();
-    format!("{name}{bar}{percent}{reset}")
+        text.push_str(&reading.percent);
+    }
+    if let Some(seconds) = reading.reset_in.filter(|_| !stale || detail.stale_resets) {
+        text.push_str(" ↺");
+        text.push_str(&detail.duration(seconds));
+    }
 }
 
 /// Seconds until a rate-limited provider may be asked again (0 when past).
