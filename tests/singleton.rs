@@ -1,9 +1,9 @@
 //! One data dir, three `serve --stdio` processes, one loopback server: the
 //! first owns the data dir, the others follow, forward their refreshes to
-//! it, and one of them takes over when the owner is killed. Every
-//! process reads its clock from one file, so the test moves time for all
-//! of them at once and never waits on the wall clock (it waits for the
-//! processes' answers).
+//! it, and one of them takes over when the owner is killed (keeping the
+//! provider its host was shown). Every process reads its clock from one
+//! file, so the test moves time for all of them at once and never waits on
+//! the wall clock (it waits for the processes' answers).
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
