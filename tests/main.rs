@@ -16,7 +16,7 @@ mod projection;
 mod log;
 // Damaged logs: every damage kind × every command as real processes, then `log repair`.
 mod faults;
-// Retention killed anywhere by SIGKILL, export/import round trips and format-1 conversion with compact storage.
+// Retention killed anywhere by SIGKILL, export/import round trips, format-1 conversion, replay of a folded export.
 mod retention;
 // The engine under paused time: interval, backoff, rate limits, notifications.
 mod engine;
@@ -40,7 +40,7 @@ mod health;
 mod serve;
 // The controller in the engine against a reference model of the diagram (proptest-state-machine).
 mod controller;
-// Three serve processes on one data dir: forwarding, takeover, one request per interval.
+// Three serve processes on one data dir: forwarding, takeover (keeping the host's provider), one request per interval.
 mod singleton;
 // The status table, the status line and the bar/prompt integrations, over the demo and the incidents.
 mod render;

@@ -602,3 +602,117 @@ fn kept_settings_do_not_stop_later_folds() {
         last.at
     );
 }
+
+/// A provider failing on and on across the fold point (7 failures and in
+/// backoff at the cut). The export of the whole log replays identically.
+/// The export after the fold does not: it holds the kept settings and the
+/// events after the cut, not the base, so replay's tracker starts fresh
+/// (no credentials, no failures, no backoff) and diverges at its first
+/// decision, where the live one went on backing off. Until the export
+/// carries the base, replay says so with the divergence.
+#[test]
+fn replay_of_a_folded_export_says_it_starts_without_the_folded_state() {
+    use crate::support::exchange;
+    use crate::support::server::{Reply, Server};
+    use quotatrack::providers::ProviderId;
+    let server = Server::start(vec![
+        Reply::exchange(&exchange(ProviderId::Anthropic, "ok-full")),
+        Reply::exchange(&exchange(ProviderId::Anthropic, "err-unavailable-502-html")),
+    ]);
+    let root = tempfile::tempdir().unwrap();
+    let (config, data) = (root.path().join("config.toml"), root.path().join("data"));
+    std::fs::write(&config, "providers = [\"anthropic\"]\nstatus_pages = false\n").unwrap();
+    let env = [
+        ("QUOTATRACK_ANTHROPIC_BASE_URL", server.origin.as_str()),
+        ("QUOTATRACK_ANTHROPIC_TOKEN", "sk-ant-oat01-retention-test"),
+    ];
+    let start: Timestamp = "2026-08-22T12:00:00Z".parse().unwrap();
+    let minutes = 60;
+    for minute in 0..minutes {
+        let at = (start + SignedDuration::from_mins(minute)).to_string();
+        let ran = crate::live::run(
+            root.path(),
+            &env,
+            &[
+                "--config",
+                config.to_str().unwrap(),
+                "--clock-at",
+                &at,
+                "status",
+                "--refresh",
+            ],
+        );
+        assert!(ran.status.code().is_some(), "{}", String::from_utf8_lossy(&ran.stderr));
+    }
+    let whole = envelopes(&export(&data));
+    let fails = |events: &[Envelope]| -> Vec<u32> {
+        events
+            .iter()
+            .filter_map(|e| match e.payload {
+                Event::StoreUpdated { fails, .. } => Some(fails),
+                _ => None,
+            })
+            .collect()
+    };
+    assert!(fails(&whole).iter().any(|f| *f >= 3), "{:?}", fails(&whole));
+    let report = quotatrack::replay::replay(&whole, &Default::default());
+    assert!(
+        report.identical(),
+        "before the fold: {:?}",
+        report.divergence.map(|d| d.line())
+    );
+
+    // Events older than 30 minutes fold into the base.
+    let now = start + SignedDuration::from_mins(minutes);
+    let keep = Retention {
+        bodies: None,
+        events: Some(SignedDuration::from_mins(30)),
+    };
+    let mut log = Log::open(&data).unwrap();
+    let mut folded = 0;
+    loop {
+        let step = log.retain_step(now, &keep).unwrap();
+        folded += step.folded;
+        if step.done {
+            break;
+        }
+    }
+    log.close().unwrap();
+    assert!(folded > 0, "nothing folded");
+    let after = envelopes(&export(&data));
+    assert!(after.len() < whole.len());
+    let base = after
+        .iter()
+        .find(|e| !matches!(e.payload, Event::SettingsChanged { .. }))
+        .unwrap();
+    let failing_at_cut = whole
+        .iter()
+        .filter(|e| e.seq < base.seq)
+        .filter_map(|e| match e.payload {
+            Event::StoreUpdated { fails, .. } => Some(fails),
+            _ => None,
+        })
+        .next_back();
+    assert!(failing_at_cut.is_some_and(|fails| fails >= 3), "{failing_at_cut:?}");
+    assert_eq!(
+        quotatrack::replay::folded_start(&after),
+        after.iter().position(|e| e.seq == base.seq)
+    );
+    assert_eq!(quotatrack::replay::folded_start(&whole), None);
+    let report = quotatrack::replay::replay(&after, &Default::default());
+    if let Some(divergence) = &report.divergence {
+        let note = divergence.note.as_deref().unwrap_or_default();
+        assert!(
+            note.contains(&format!("starts at seq {}", base.seq)) && note.contains("backoff"),
+            "{divergence:?}"
+        );
+    }
+    // `quotatrack replay` prints the note under the divergence.
+    let file = root.path().join("folded.jsonl");
+    std::fs::write(&file, export(&data)).unwrap();
+    let replayed = quotatrack(&["replay", file.to_str().unwrap()], b"");
+    let text = String::from_utf8_lossy(&replayed.stdout);
+    if replayed.status.code() != Some(0) {
+        assert!(text.contains("  note: the recording starts at seq"), "{text}");
+    }
+}

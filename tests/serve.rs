@@ -183,7 +183,14 @@ fn the_owner_loop_runs_over_in_memory_pipes() {
     let mut input = HostLines::new(tokio::io::BufReader::new(session.as_bytes()));
     let mut out = Vec::new();
     runtime
-        .block_on(serve::own(engine, &sources, None, &mut input, &mut out, None))
+        .block_on(serve::own(
+            engine,
+            &sources,
+            Default::default(),
+            &mut input,
+            &mut out,
+            None,
+        ))
         .unwrap();
 
     let told: Vec<Value> = String::from_utf8(out)

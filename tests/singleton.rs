@@ -1,9 +1,9 @@
 //! One data dir, three `serve --stdio` processes, one loopback server: the
 //! first owns the data dir, the others follow, forward their refreshes to
-//! it, and one of them takes over when the owner is killed. Every
-//! process reads its clock from one file, so the test moves time for all
-//! of them at once and never waits on the wall clock (it waits for the
-//! processes' answers).
+//! it, and one of them takes over when the owner is killed (keeping the
+//! provider its host was shown). Every process reads its clock from one
+//! file, so the test moves time for all of them at once and never waits on
+//! the wall clock (it waits for the processes' answers).
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
@@ -122,11 +122,36 @@ impl Engines {
     /// status pages), Claude's API at `server`, and the clock file
     /// `dir/clock` (returned) at the start.
     fn new(dir: &Path, server: &Server) -> (Engines, std::path::PathBuf) {
+        Engines::serving(dir, &[(ProviderId::Anthropic, server)])
+    }
+
+    /// [`Engines::new`] with `providers` enabled, in that order, each with
+    /// a token and its API at its server.
+    fn serving(dir: &Path, providers: &[(ProviderId, &Server)]) -> (Engines, std::path::PathBuf) {
         let (clock, config, data) = (dir.join("clock"), dir.join("config.toml"), dir.join("data"));
         set_clock(&clock, at(0));
-        std::fs::write(&config, "providers = [\"anthropic\"]\nstatus_pages = false\n").unwrap();
+        let names: Vec<String> = providers.iter().map(|(id, _)| format!("\"{}\"", id.as_str())).collect();
+        std::fs::write(
+            &config,
+            format!("providers = [{}]\nstatus_pages = false\n", names.join(", ")),
+        )
+        .unwrap();
         let path = |p: &Path| p.to_str().unwrap().to_owned();
         let (sender, lines) = channel();
+        let mut env = vec![("HOME", path(dir))];
+        for (id, server) in providers {
+            let (url, token, secret) = match id {
+                ProviderId::Anthropic => (
+                    "QUOTATRACK_ANTHROPIC_BASE_URL",
+                    "QUOTATRACK_ANTHROPIC_TOKEN",
+                    "sk-ant-oat01-singleton-test",
+                ),
+                ProviderId::Zai => ("QUOTATRACK_ZAI_BASE_URL", "QUOTATRACK_ZAI_TOKEN", "singleton-test-zai"),
+                other => panic!("no test token for {other}"),
+            };
+            env.push((url, server.origin.clone()));
+            env.push((token, secret.to_owned()));
+        }
         let engines = Engines {
             children: Vec::new(),
             lines,
@@ -142,11 +167,7 @@ impl Engines {
             ]
             .map(str::to_owned)
             .to_vec(),
-            env: vec![
-                ("HOME", path(dir)),
-                ("QUOTATRACK_ANTHROPIC_BASE_URL", server.origin.clone()),
-                ("QUOTATRACK_ANTHROPIC_TOKEN", "sk-ant-oat01-singleton-test".to_owned()),
-            ],
+            env,
         };
         (engines, clock)
     }
@@ -279,4 +300,79 @@ fn a_watch_owner_serves_forwarded_refreshes_and_hands_over_when_it_stops() {
     engines.expect(&[follower], "ready");
     engines.send(follower, r#"{"type":"session_shutdown"}"#);
     assert!(engines.children[follower].0.wait().unwrap().success());
+}
+
+/// The provider a follower's host cycled to survives the takeover: the
+/// host's footer keeps showing it (with its model) when the owner goes
+/// away, rather than jumping back to the model's provider, and the new
+/// owner's log (the cycles it made to get there included) replays.
+#[test]
+fn a_follower_that_takes_over_keeps_the_provider_its_host_cycled_to() {
+    let claude = Server::start(vec![Reply::exchange(&exchange(ProviderId::Anthropic, "ok-full"))]);
+    let zai = Server::start(vec![Reply::exchange(&exchange(
+        ProviderId::Zai,
+        "ok-counts-used-and-remaining",
+    ))]);
+    let dir = tempfile::tempdir().unwrap();
+    let (mut engines, clock) =
+        Engines::serving(dir.path(), &[(ProviderId::Anthropic, &claude), (ProviderId::Zai, &zai)]);
+    let owner = engines.spawn();
+    engines.expect(&[owner], "ready");
+    engines.settle(owner, r#"{"type":"get_all"}"#);
+    assert_eq!((claude.requests(), zai.requests()), (1, 1), "the owner's first cycle");
+
+    // The follower's host works with a Claude model and cycles to Z.ai.
+    let follower = engines.spawn();
+    engines.expect(&[follower], "already_active");
+    engines.send(
+        follower,
+        r#"{"type":"model_changed","provider":"anthropic","model":"claude-sonnet-4-5"}"#,
+    );
+    let (_, current) = engines.expect(&[follower], "update_current");
+    assert_eq!(current["provider"], "anthropic");
+    engines.settle(follower, r#"{"type":"cycle_provider"}"#);
+    engines.send(follower, r#"{"type":"get_current"}"#);
+    let (_, current) = engines.expect(&[follower], "update_current");
+    assert_eq!(current["provider"], "zai", "{current}");
+
+    // The owner goes away; the follower takes over and still shows Z.ai.
+    set_clock(&clock, at(60));
+    engines.children[owner].0.kill().unwrap();
+    engines.children[owner].0.wait().unwrap();
+    engines.expect(&[follower], "ready");
+    let (_, current) = engines.expect(&[follower], "update_current");
+    assert_eq!(
+        current["provider"], "zai",
+        "the first view after the takeover: {current}"
+    );
+    assert!(current["display"].as_str().unwrap().starts_with("Z.ai"), "{current}");
+    engines.send(follower, r#"{"type":"get_current"}"#);
+    let (_, current) = engines.expect(&[follower], "update_current");
+    assert_eq!(current["provider"], "zai", "{current}");
+    // It stays through the host's turns (a cycled provider stays until the
+    // model changes), and the model's provider comes back when it does.
+    engines.settle(follower, r#"{"type":"turn_start"}"#);
+    engines.send(follower, r#"{"type":"get_current"}"#);
+    let (_, current) = engines.expect(&[follower], "update_current");
+    assert_eq!(current["provider"], "zai", "after a turn: {current}");
+    engines.send(
+        follower,
+        r#"{"type":"model_changed","provider":"anthropic","model":"claude-opus-4-1"}"#,
+    );
+    let (_, current) = engines.expect(&[follower], "update_current");
+    assert_eq!(current["provider"], "anthropic", "{current}");
+    engines.send(follower, r#"{"type":"session_shutdown"}"#);
+    assert!(engines.children[follower].0.wait().unwrap().success());
+    // Both owners' log replays with no divergence.
+    let data = dir.path().join("data");
+    let export = Command::new(env!("CARGO_BIN_EXE_quotatrack"))
+        .args(["--data-dir", data.to_str().unwrap(), "log", "export"])
+        .output()
+        .unwrap();
+    assert!(export.status.success());
+    let events = quotatrack::events::read_lines(&export.stdout[..])
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap();
+    let report = quotatrack::replay::replay(&events, &Default::default());
+    assert!(report.identical(), "{:?}", report.divergence.map(|d| d.line()));
 }

@@ -21,8 +21,9 @@ use crate::alerts::deliver::Delivery;
 use crate::engine::{Engine, Ticker};
 use crate::events::HostEvent;
 use crate::http::Published;
-use crate::machines::controller::Effect;
+use crate::machines::controller::{Effect, worth_showing};
 use crate::owner;
+use crate::providers::ProviderId;
 use crate::session::input::HostLines;
 use crate::session::{EngineEvent, Follower};
 
@@ -37,7 +38,8 @@ use crate::session::{EngineEvent, Follower};
 /// The first engine on a data dir owns it. Another gets `already_active`,
 /// answers every host event from the owner's snapshot, forwards refreshes
 /// to the owner (`control.rs`), and takes the data dir over (saying
-/// `ready`) when the owner goes away.
+/// `ready`) when the owner goes away, showing the provider its host was
+/// shown ([`Resume`]).
 ///
 /// With `--http ADDR` too, the same process serves `serve --http`'s
 /// endpoints from this session's engine (`http` is the address and the
@@ -61,8 +63,8 @@ pub(super) fn run_serve(sources: &Sources, http: Option<(SocketAddr, Option<&Pat
         let session = async {
             let mut out = std::io::stdout().lock();
             let mut input = HostLines::new(tokio::io::BufReader::new(tokio::io::stdin()));
-            let (engine, model) = match engine(sources) {
-                Ok(engine) => (engine, None),
+            let (engine, resume) = match engine(sources) {
+                Ok(engine) => (engine, Resume::default()),
                 Err(error) if is_owned(&error) => match follow(sources, &mut input, &mut out).await? {
                     Some(taken) => taken,
                     None => return Ok(()),
@@ -70,7 +72,7 @@ pub(super) fn run_serve(sources: &Sources, http: Option<(SocketAddr, Option<&Pat
                 Err(error) => return Err(error),
             };
             let shown = server.is_some().then_some(published.as_ref());
-            own(engine, sources, model, &mut input, &mut out, shown).await
+            own(engine, sources, resume, &mut input, &mut out, shown).await
         };
         let session = session.await;
         if let Some(server) = server {
@@ -80,18 +82,29 @@ pub(super) fn run_serve(sources: &Sources, http: Option<(SocketAddr, Option<&Pat
     })
 }
 
+/// What a host session had chosen before this engine owned the data dir
+/// (as a follower's): the owner starts from it, so the host's footer does
+/// not jump back to another provider when a follower takes over.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Resume {
+    /// The host's last model change (`model_changed`).
+    pub model: Option<HostEvent>,
+    /// The provider the host was shown: its model's, or the one it cycled to.
+    pub current: Option<ProviderId>,
+}
+
 /// The owner's loop: host events, the interval, and followers' refreshes,
 /// until `session_shutdown` or the end of input; then the checkpoint.
 pub async fn own<R: AsyncBufRead + Unpin>(
     mut engine: Engine,
     sources: &Sources,
-    model: Option<HostEvent>,
+    resume: Resume,
     input: &mut HostLines<R>,
     out: &mut impl Write,
     published: Option<&Published>,
 ) -> anyhow::Result<()> {
     let mut requests = None;
-    let session = serve_owned(&mut engine, sources, model, input, out, &mut requests, published).await;
+    let session = serve_owned(&mut engine, sources, resume, input, out, &mut requests, published).await;
     if let Some(requests) = requests {
         requests.stop(&sources.data_dir);
     }
@@ -101,12 +114,13 @@ pub async fn own<R: AsyncBufRead + Unpin>(
     session
 }
 
-/// The owner's session itself: `ready`, then the loop until the host is
-/// done; `requests` is the control socket once it is bound.
+/// The owner's session itself: `ready`, the host's choices made as a
+/// follower ([`resumed`]), then the loop until the host is done;
+/// `requests` is the control socket once it is bound.
 async fn serve_owned<R: AsyncBufRead + Unpin>(
     engine: &mut Engine,
     sources: &Sources,
-    model: Option<HostEvent>,
+    resume: Resume,
     input: &mut HostLines<R>,
     out: &mut impl Write,
     requests: &mut Option<owner::Listening>,
@@ -122,9 +136,7 @@ async fn serve_owned<R: AsyncBufRead + Unpin>(
     send(out, None, engine.start().await?)?;
     engine.cycle().await?;
     send(out, None, fired(&mut alerts, engine, &mut delivering))?;
-    if let Some(model) = model {
-        send(out, None, engine.handle(model).await?)?;
-    }
+    send(out, None, resumed(engine, sources, resume).await?)?;
     show(engine);
     *requests = listen(sources, engine);
     let mut ticker = Ticker::new(engine);
@@ -164,6 +176,64 @@ async fn serve_owned<R: AsyncBufRead + Unpin>(
         let _ = tokio::time::timeout_at(grace, task).await;
     }
     Ok(())
+}
+
+/// Makes the host's choices as a follower the owner's: its model change,
+/// then as many `cycle_provider` as it takes to show the provider the host
+/// was shown (host events like any other, so the log records them and
+/// replays). When the provider is not one a cycle can move to here (not
+/// enabled, nothing to show), the model's rule stands. Returns what the
+/// host is told: the views as they end (not the ones along the way, so
+/// the footer does not flicker through other providers).
+async fn resumed(engine: &mut Engine, sources: &Sources, resume: Resume) -> anyhow::Result<Vec<EngineEvent>> {
+    let mut told = Vec::new();
+    if let Some(model) = resume.model {
+        told.extend(engine.handle(model).await?);
+    }
+    let Some(wanted) = resume.current.filter(|wanted| cycles_to(engine, sources, *wanted)) else {
+        return Ok(told);
+    };
+    let mut shown = shown_provider(engine).await?;
+    for _ in 0..engine.settings().providers.len() {
+        if shown == Some(wanted) {
+            break;
+        }
+        let cycled = engine.handle(HostEvent::CycleProvider).await?;
+        let stayed = cycled
+            .iter()
+            .any(|event| matches!(event, EngineEvent::CycleUnchanged { .. }));
+        told.extend(cycled);
+        if stayed {
+            break;
+        }
+        shown = shown_provider(engine).await?;
+    }
+    told.retain(|event| {
+        !matches!(
+            event,
+            EngineEvent::UpdateCurrent { .. } | EngineEvent::UpdateAll { .. } | EngineEvent::CycleUnchanged { .. }
+        )
+    });
+    told.extend(engine.handle(HostEvent::GetCurrent).await?);
+    told.extend(engine.handle(HostEvent::GetAll).await?);
+    Ok(told)
+}
+
+/// The provider the owner shows (a query: nothing fetched or recorded).
+async fn shown_provider(engine: &mut Engine) -> anyhow::Result<Option<ProviderId>> {
+    let told = engine.handle(HostEvent::GetCurrent).await?;
+    Ok(told.into_iter().find_map(|event| match event {
+        EngineEvent::UpdateCurrent { provider, .. } => provider,
+        _ => None,
+    }))
+}
+
+/// Whether the owner's cycle can move to `provider` now: the settings
+/// enable it and the store has something to show for it (the rule a
+/// cycle probes with), so cycles reach it before they wrap around.
+fn cycles_to(engine: &Engine, sources: &Sources, provider: ProviderId) -> bool {
+    let facts = crate::session::facts(engine.store(), engine.settings(), None, sources.clock.now());
+    facts.enabled.contains(&provider) && facts.providers.get(&provider).is_some_and(worth_showing)
 }
 
 /// A delivery under way.
@@ -206,13 +276,13 @@ pub(crate) async fn next_request(requests: &mut Option<owner::Listening>) -> Opt
 /// refresh the host's provider (the owner's gates apply to everyone).
 /// When the owner goes away (its connection closes, or, without one, at
 /// each interval) this engine tries to take the data dir over; it returns
-/// the engine and the host's last model change when it did, `None` when
-/// the host finished.
+/// the engine and what the host had chosen (its last model change, the
+/// provider it was shown) when it did, `None` when the host finished.
 pub async fn follow<R: AsyncBufRead + Unpin>(
     sources: &Sources,
     input: &mut HostLines<R>,
     out: &mut impl Write,
-) -> anyhow::Result<Option<(Engine, Option<HostEvent>)>> {
+) -> anyhow::Result<Option<(Engine, Resume)>> {
     let (mut follower, first) = Follower::start();
     follower.set_enabled(&sources.settings.providers);
     if first.contains(&Effect::EmitAlreadyActive) {
@@ -286,7 +356,8 @@ pub async fn follow<R: AsyncBufRead + Unpin>(
                 // Its lock goes as its process ends: keep trying a while.
                 owner = None;
                 if let Some(engine) = take_over(sources, &mut owner, 200).await? {
-                    return Ok(Some((engine, model)));
+                    let current = follower.current();
+                    return Ok(Some((engine, Resume { model, current })));
                 }
                 continue;
             }
@@ -297,7 +368,8 @@ pub async fn follow<R: AsyncBufRead + Unpin>(
             }
         }
         if let Some(engine) = take_over(sources, &mut owner, 1).await? {
-            return Ok(Some((engine, model)));
+            let current = follower.current();
+            return Ok(Some((engine, Resume { model, current })));
         }
     }
 }

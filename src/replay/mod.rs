@@ -75,6 +75,10 @@ pub struct Divergence {
     pub got: Option<String>,
     /// Up to three recorded events before it.
     pub context: Vec<String>,
+    /// Why the divergence may not be a change of code: the recording
+    /// starts after events it does not hold ([`folded_start`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 impl Report {
@@ -186,6 +190,9 @@ pub fn replay_shared(recording: Arc<[Envelope]>, options: &Options) -> Report {
                 tape.skip();
             }
         }
+    }
+    if let (Some(divergence), Some(start)) = (&mut report.divergence, folded_start(events)) {
+        divergence.note = Some(folded_note(events, start));
     }
     report.produced = memory
         .lock()
@@ -333,8 +340,35 @@ impl Divergence {
                 .iter()
                 .map(|e| format!("seq {} {} {}", e.seq, e.stream, describe(&e.payload)))
                 .collect(),
+            note: None,
         }
     }
+}
+
+/// Where a recording's own events start when it lacks the ones before
+/// them: the index of its first event other than `settings_changed`, when
+/// that event's number does not follow the one before it (from 0). This is
+/// a `log export` after retention folded old events into the log's base
+/// (the base is not exported; only the folded `settings_changed` are
+/// kept), or a file cut from a longer log.
+pub fn folded_start(events: &[Envelope]) -> Option<usize> {
+    let first = events
+        .iter()
+        .position(|e| !matches!(e.payload, Event::SettingsChanged { .. }))?;
+    let follows = first.checked_sub(1).map_or(0, |before| events[before].seq + 1);
+    (events[first].seq > follows).then_some(first)
+}
+
+/// The note a divergence of a recording that starts at `events[start]`,
+/// after events it does not hold, carries.
+fn folded_note(events: &[Envelope], start: usize) -> String {
+    format!(
+        "the recording starts at seq {} without the events before it (retention folds old events into \
+         the log's base, which `log export` does not write): replay starts from fresh trackers and \
+         controller, without the credentials, failure counts, backoff and provider those events left, \
+         so this divergence may be that rather than a change of code",
+        events[start].seq
+    )
 }
 
 /// Whether a replayed event matches the recorded one. The exchange of a
@@ -661,6 +695,7 @@ pub fn command(input: impl std::io::BufRead, request: &Request) -> Result<Render
                 out.push(format!("  recorded at line {line} of the file"));
             }
             out.extend(divergence.context.iter().map(|line| format!("  after {line}")));
+            out.extend(divergence.note.iter().map(|note| format!("  note: {note}")));
         }
     }
     Ok(Rendered {
