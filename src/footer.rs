@@ -51,7 +51,7 @@ use jiff::Timestamp;
 
 use crate::providers::ProviderId;
 use crate::quota::{QuotaDefinition, Unit};
-use crate::status::{compact_duration, derive_window, model_requests, multiplier_quota};
+use crate::status::{compact_duration, model_requests, multiplier_quota};
 use crate::wire::{ModelRequests, ProviderStatus, Status, StatusWindow};
 
 /// What a window offers.
@@ -270,9 +270,7 @@ fn unknown_name(name: &str, view: &Status) -> FooterError {
 /// `window` with its values derived at `now`.
 fn derived(window: &StatusWindow, quotas: &[QuotaDefinition], now: Timestamp) -> StatusWindow {
     let mut window = window.clone();
-    derive_window(&mut window, quotas, now);
-    let length = crate::status::window_length(&window, quotas);
-    window.pace = Some(crate::pace::rederive(&window, length, window.pace.as_ref(), now));
+    crate::status::settle_window(&mut window, quotas, now);
     window
 }
 

@@ -305,13 +305,19 @@ pub fn body(window: &crate::wire::Window, length: Option<u64>, readings: &[Readi
 /// earlier body carries (a snapshot read later): the expected ratio, the
 /// delta and the projection move with the clock, the slope does not. A
 /// window whose reset has passed, or without a number, has no pace.
+/// `reset` is the window's `resets_at`, parsed.
 pub fn rederive(
     window: &crate::wire::Window,
     length: Option<u64>,
+    reset: Option<Timestamp>,
     earlier: Option<&PaceBody>,
     now: Timestamp,
 ) -> PaceBody {
-    let Some(of) = of_window(window, length) else {
+    let of = length
+        .filter(|seconds| *seconds > 0)
+        .zip(reset)
+        .map(|(seconds, resets_at)| Window { seconds, resets_at });
+    let Some(of) = of else {
         return to_body(Err(Unknown::NoResetTime));
     };
     if of.resets_at <= now || window.reset_passed {

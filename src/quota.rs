@@ -16,6 +16,7 @@
 //!   zero total derives no ratios from amounts, and amounts derived from ratios
 //!   are 0.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use jiff::Timestamp;
@@ -553,17 +554,27 @@ pub fn requests_left(multiplier: f64, remaining: f64) -> Option<f64> {
 }
 
 /// A model id's tokens: lower-cased runs of letters and digits.
-fn tokens(text: &str) -> Vec<String> {
+fn tokens(text: &str) -> Vec<Cow<'_, str>> {
     text.split(|c: char| !c.is_alphanumeric())
         .filter(|token| !token.is_empty())
-        .map(str::to_lowercase)
+        .map(|token| {
+            // Most names are lower-case ASCII already: those need no copy.
+            if token
+                .bytes()
+                .all(|byte| byte.is_ascii_lowercase() || byte.is_ascii_digit())
+            {
+                Cow::Borrowed(token)
+            } else {
+                Cow::Owned(token.to_lowercase())
+            }
+        })
         .collect()
 }
 
 /// A multiplier quota's table, split into tokens once
 /// ([`QuotaDefinition::multiplier_table`]).
 pub struct MultiplierTable<'q> {
-    rows: Vec<(Vec<String>, &'q str, f64)>,
+    rows: Vec<(Vec<Cow<'q, str>>, &'q str, f64)>,
 }
 
 impl<'q> MultiplierTable<'q> {

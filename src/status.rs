@@ -210,10 +210,17 @@ fn settle_provider(provider: &mut ProviderStatus, now: Timestamp, options: &Stat
     };
     let quotas = provider.id.provider().quotas();
     for window in &mut provider.windows {
-        derive_window(window, &quotas, now);
-        let length = window_length(window, &quotas);
-        window.pace = Some(pace::rederive(window, length, window.pace.as_ref(), now));
+        settle_window(window, &quotas, now);
     }
+}
+
+/// Everything of `window` that moves with the clock, at `now`: the values
+/// [`derive_window`] derives and the pace re-derived from the slope the
+/// window carries.
+pub fn settle_window(window: &mut StatusWindow, quotas: &[QuotaDefinition], now: Timestamp) {
+    let reset = parse_time(window.resets_at.as_deref());
+    let length = derive_window_at(window, quotas, reset, now);
+    window.pace = Some(pace::rederive(window, length, reset, window.pace.as_ref(), now));
 }
 
 /// Derives every time-dependent value of `window` at `now`, given the
@@ -240,7 +247,17 @@ fn settle_provider(provider: &mut ProviderStatus, now: Timestamp, options: &Stat
 /// it cannot exceed its length. So `remaining_time_s ≤ total_time_s` and
 /// `used_time_s + remaining_time_s = total_time_s` always hold.
 pub fn derive_window(window: &mut StatusWindow, quotas: &[QuotaDefinition], now: Timestamp) {
-    let reset = parse_time(window.resets_at.as_deref());
+    derive_window_at(window, quotas, parse_time(window.resets_at.as_deref()), now);
+}
+
+/// [`derive_window`] with the window's reset already parsed; the window's
+/// length.
+fn derive_window_at(
+    window: &mut StatusWindow,
+    quotas: &[QuotaDefinition],
+    reset: Option<Timestamp>,
+    now: Timestamp,
+) -> Option<u64> {
     if reset.is_some_and(|reset| reset <= now) {
         window.reset_passed = true;
         window.used_ratio = None;
@@ -252,7 +269,7 @@ pub fn derive_window(window: &mut StatusWindow, quotas: &[QuotaDefinition], now:
     window.total = window.limit;
     window.used_percent = percent(window.used_ratio);
     window.remaining_percent = percent(window.remaining_ratio);
-    let length = window_length(window, quotas);
+    let length = length_at(window, quotas, reset);
     window.remaining_time_s = reset
         .filter(|reset| *reset > now)
         .map(|reset| reset.duration_since(now).as_secs().unsigned_abs());
@@ -276,7 +293,7 @@ pub fn derive_window(window: &mut StatusWindow, quotas: &[QuotaDefinition], now:
     };
     let Some((quota, table)) = table else {
         window.requests_left_by_model.clear();
-        return;
+        return length;
     };
     let models = quota.multipliers().into_iter().flatten().map(|(model, _)| model);
     if window.requests_left_by_model.keys().eq(models.clone()) {
@@ -290,15 +307,21 @@ pub fn derive_window(window: &mut StatusWindow, quotas: &[QuotaDefinition], now:
             .map(|model| (model.clone(), requests(table.multiplier_for(model))))
             .collect();
     }
+    length
 }
 
 /// The length of `window`: what the response stated (`window_seconds`),
 /// else what its quota's length rule gives at its reset.
 pub fn window_length(window: &Window, quotas: &[QuotaDefinition]) -> Option<u64> {
-    window.window_seconds.filter(|length| *length > 0).or_else(|| {
-        let reset = parse_time(window.resets_at.as_deref());
-        quota_of(window, quotas).and_then(|quota| quota.length_seconds(reset))
-    })
+    length_at(window, quotas, parse_time(window.resets_at.as_deref()))
+}
+
+/// [`window_length`] with the window's reset already parsed.
+fn length_at(window: &Window, quotas: &[QuotaDefinition], reset: Option<Timestamp>) -> Option<u64> {
+    window
+        .window_seconds
+        .filter(|length| *length > 0)
+        .or_else(|| quota_of(window, quotas).and_then(|quota| quota.length_seconds(reset)))
 }
 
 /// The quota `window` measures: the one it names, or for a window
