@@ -59,17 +59,18 @@ pub struct Globals {
 }
 
 /// What the `quotatrack` program answers by itself, without starting the
-/// engine: `status` read from the snapshot. The same options and the same
-/// `status` arguments as [`Args`], so what parses here means what it means
-/// there; anything else (another command, `--help`, a usage error) goes to
-/// `quotatrack-engine`, which parses the full command line.
+/// engine: `status` read from the snapshot and a host's `statusline`, the
+/// commands status lines and prompts run again and again. The same options
+/// and the same arguments as [`Args`], so what parses here means what it
+/// means there; anything else (another command, `--help`, a usage error)
+/// goes to `quotatrack-engine`, which parses the full command line.
 #[derive(Debug, Parser)]
 #[command(name = "quotatrack")]
 pub struct FrontArgs {
     /// The options every command takes.
     #[command(flatten)]
     pub globals: Globals,
-    /// `status`, the one command answered here.
+    /// The command.
     #[command(subcommand)]
     pub command: FrontCommand,
 }
@@ -79,6 +80,8 @@ pub struct FrontArgs {
 pub enum FrontCommand {
     /// Print the current view from the snapshot file.
     Status(StatusArgs),
+    /// A host's status-line command.
+    Statusline(StatuslineArgs),
 }
 
 /// The commands. Each one's arguments are built only when it runs (or

@@ -221,3 +221,66 @@ fn an_engine_from_another_install_refuses_in_one_line() {
         "{stderr}"
     );
 }
+
+/// Runs `program` as `quotatrack` with `input` on stdin, then stdin closed.
+fn run_with_input(program: &Path, args: &[&str], input: &[u8]) -> Output {
+    use std::io::Write;
+    let mut child = Command::new(program)
+        .arg0("quotatrack")
+        .args(args)
+        .env_remove("QUOTATRACK_CONFIG")
+        .env_remove("NO_COLOR")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(input).ok();
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn the_front_answers_claudes_statusline_and_spools_as_the_engine_does() {
+    let payloads = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/statusline");
+    let mut inputs: Vec<Vec<u8>> = std::fs::read_dir(&payloads)
+        .unwrap()
+        .map(|entry| std::fs::read(entry.unwrap().path()).unwrap())
+        .collect();
+    inputs.push(Vec::new());
+    inputs.push(b"{\"rate_limits\": [1, 2".to_vec());
+    assert!(inputs.len() >= 4);
+    let (_keep, front) = lonely_front();
+    let engine = Path::new(env!("CARGO_BIN_EXE_quotatrack-engine"));
+    let snapshot = std::fs::read(demo_dir().join("status.json")).unwrap();
+    let mut spooled = 0;
+    for input in &inputs {
+        for extra in [&[][..], &["--width", "60"], &["--color", "always"]] {
+            // Each its own data dir: the line spools Claude's numbers there.
+            let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
+            let outputs: Vec<(String, Option<Vec<u8>>)> = [front.as_path(), engine]
+                .iter()
+                .zip(&dirs)
+                .map(|(program, dir)| {
+                    std::fs::write(dir.path().join("status.json"), &snapshot).unwrap();
+                    let data = dir.path().to_str().unwrap();
+                    let mut args = vec![
+                        "--data-dir",
+                        data,
+                        "--clock-at",
+                        "2026-08-22T12:59:30Z",
+                        "statusline",
+                        "claude",
+                    ];
+                    args.extend_from_slice(extra);
+                    let output = run_with_input(program, &args, input);
+                    assert!(output.status.success(), "{}", text(&output));
+                    (text(&output), std::fs::read(dir.path().join("statusline.spool")).ok())
+                })
+                .collect();
+            assert_eq!(outputs[0], outputs[1], "{extra:?} {}", String::from_utf8_lossy(input));
+            spooled += usize::from(outputs[0].1.is_some());
+        }
+    }
+    // The payload with `rate_limits` was spooled, at each of its three runs.
+    assert_eq!(spooled, 3);
+}

@@ -1,7 +1,8 @@
-//! `quotatrack`, the program users run. `status` read from the snapshot,
-//! the command status lines and prompts run again and again, is answered
-//! here: this program holds only that path (the settings, the snapshot,
-//! the renderers), so it starts at about the cost of a hello world. Every
+//! `quotatrack`, the program users run. `status` read from the snapshot and
+//! `statusline claude`, the commands status lines and prompts run again and
+//! again, are answered here: this program holds only that path (the
+//! settings, the snapshot, the renderers), so it starts at about the cost of
+//! a hello world. Every
 //! other command, and anything this parser does not take (`--help`, a
 //! usage error, `status --refresh`), replaces this process with
 //! `quotatrack-engine` from the same directory: same pid, same arguments,
@@ -25,6 +26,14 @@ fn main() -> ExitCode {
         }) if !status.refresh => {
             let result = Sources::new(&globals, true).and_then(|sources| commands::print_status(&sources, &status));
             commands::exit_code(result, status.json)
+        }
+        Some(FrontArgs {
+            globals,
+            command: FrontCommand::Statusline(line),
+        }) => {
+            let result = Sources::new(&globals, false)
+                .and_then(|sources| commands::print_statusline(&sources, globals.config.as_deref(), &line));
+            commands::exit_code(result, false)
         }
         _ => engine(argv),
     }

@@ -18,7 +18,7 @@ use anyhow::Context;
 use jiff::{SignedDuration, Timestamp};
 
 use crate::alerts::deliver::Delivery;
-use crate::cli::{Args, Command, DemoArgs, Globals, ParseArgs, RecordArgs, ReplayArgs, StatusArgs};
+use crate::cli::{Args, Command, DemoArgs, Globals, ParseArgs, RecordArgs, ReplayArgs, StatusArgs, StatuslineArgs};
 use crate::clock::{Clock, FileClock, ShiftedClock};
 use crate::credentials::{Discovery, FixedCredentials, Lookup};
 use crate::engine::Engine;
@@ -260,19 +260,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             std::io::stdout().lock().write_all(&crate::cli::manpage())?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Statusline(line) => {
-            // A status line never fails: a bad settings file means the defaults.
-            let settings = load_settings(args.globals.config.as_deref())
-                .map(|(settings, _)| settings)
-                .unwrap_or_default();
-            let options = crate::render::terminal::statusline_options(&line, &settings, sources.clock.now());
-            let input = crate::statusline::read_stdin();
-            println!(
-                "{}",
-                crate::statusline::claude_line(&data_dir, &input, &settings, &options)
-            );
-            Ok(ExitCode::SUCCESS)
-        }
+        Command::Statusline(line) => print_statusline(&sources, args.globals.config.as_deref(), &line),
     }
 }
 
@@ -488,6 +476,20 @@ fn run_status(sources: &Sources, args: &StatusArgs) -> anyhow::Result<ExitCode> 
         }
     }
     print_status(sources, args)
+}
+
+/// `statusline HOST`: the host's JSON on stdin, the snapshot, one line
+/// (`quotatrack` runs this without starting the engine too). A status line
+/// never fails: a bad settings file means the defaults.
+pub fn print_statusline(sources: &Sources, config: Option<&Path>, args: &StatuslineArgs) -> anyhow::Result<ExitCode> {
+    let settings = load_settings(config).map(|(settings, _)| settings).unwrap_or_default();
+    let options = crate::render::terminal::statusline_options(args, &settings, sources.clock.now());
+    let input = crate::statusline::read_stdin();
+    println!(
+        "{}",
+        crate::statusline::claude_line(&sources.data_dir, &input, &settings, &options)
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 /// `status` from the snapshot alone: the settings and the snapshot file
