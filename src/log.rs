@@ -295,8 +295,14 @@ pub struct Stats {
     pub by_type: BTreeMap<&'static str, u64>,
     /// Events by provider (`-` for none).
     pub by_provider: BTreeMap<String, u64>,
-    /// The first and last clock readings.
+    /// The oldest clock reading of the log's history (after the fold,
+    /// when retention folded events: not the settings it kept).
     pub first_at: Option<Timestamp>,
+    /// Of the events, the `settings_changed` folds kept from before their
+    /// base ([`frame::FLAG_KEPT`]).
+    pub kept_settings: u64,
+    /// The oldest clock reading of those.
+    pub kept_first_at: Option<Timestamp>,
     /// The last clock reading.
     pub last_at: Option<Timestamp>,
     /// Bytes on disk.
@@ -339,10 +345,19 @@ impl Stats {
                 )
             ),
             format!("first         {}", time(self.first_at)),
+        ];
+        if self.kept_settings > 0 {
+            lines.push(format!(
+                "kept settings {} settings_changed a fold kept, from {} (before the first event)",
+                self.kept_settings,
+                time(self.kept_first_at)
+            ));
+        }
+        lines.extend([
             format!("first body    {}", time(self.oldest_body)),
             format!("last          {}", time(self.last_at)),
             "by type:".to_owned(),
-        ];
+        ]);
         lines.extend(self.by_type.iter().map(|(name, count)| format!("  {name:<20} {count}")));
         lines.push("by provider:".to_owned());
         lines.extend(
@@ -1096,9 +1111,10 @@ impl Log {
             size_on_disk: damage::size_of(&self.dir.join(DB_DIR)),
             ..Stats::default()
         };
+        let folded = self.read_base().and_then(|base| base.applied);
         for entry in self.entries(0) {
             match entry {
-                Ok(envelope) => stats.count(&envelope),
+                Ok(envelope) => stats.count(&envelope, folded.is_some_and(|base| envelope.seq <= base)),
                 Err(LogError::Corrupt { .. }) => stats.unreadable += 1,
                 Err(error) => stats.damage = Some(error.to_string()),
             }
@@ -1291,13 +1307,18 @@ fn copy_tree(from: &Path, to: &Path) -> Result<(), LogError> {
 }
 
 impl Stats {
-    /// Counts one readable event.
-    fn count(&mut self, envelope: &Envelope) {
+    /// Counts one readable event; `kept` when it is a setting a fold kept.
+    fn count(&mut self, envelope: &Envelope, kept: bool) {
         self.events += 1;
         *self.by_type.entry(envelope.payload.name()).or_default() += 1;
         let provider = envelope.provider().map_or("-".to_owned(), |id| id.to_string());
         *self.by_provider.entry(provider).or_default() += 1;
-        self.first_at.get_or_insert(envelope.at);
+        if kept {
+            self.kept_settings += 1;
+            self.kept_first_at.get_or_insert(envelope.at);
+        } else {
+            self.first_at.get_or_insert(envelope.at);
+        }
         if matches!(envelope.payload, Event::FetchCompleted { exchange: Some(_), .. }) {
             self.oldest_body.get_or_insert(envelope.at);
         }

@@ -311,7 +311,11 @@ fn every_command_on_every_damage_ends_in_time_and_repair_restores_the_data_dir()
 fn check_case(data_dir: &Path, fixtures: &Path, before: &BTreeMap<u64, Envelope>, damage: &str) {
     let fixtures = fixtures.to_str().unwrap();
     // What the raw files hold, read before any command touches them.
-    let raw = salvage::scan(&data_dir.join("log"));
+    let raw: BTreeMap<u64, Envelope> = salvage::scan(&data_dir.join("log"))
+        .index
+        .events(0)
+        .map(|(envelope, _)| (envelope.seq, envelope))
+        .collect();
 
     let status = run(data_dir, &["status", "--json"], b"", damage);
     assert_eq!(status.code, 0, "{damage}: status: {}", status.stderr);
@@ -342,7 +346,7 @@ fn check_case(data_dir: &Path, fixtures: &Path, before: &BTreeMap<u64, Envelope>
         seqs.windows(2).all(|pair| pair[0] < pair[1]),
         "{damage}: export out of order"
     );
-    for seq in raw.events.keys() {
+    for seq in raw.keys() {
         assert!(
             seqs.contains(seq),
             "{damage}: event {seq} is in the raw files but not exported"
@@ -392,7 +396,11 @@ fn check_case(data_dir: &Path, fixtures: &Path, before: &BTreeMap<u64, Envelope>
 
     // sled's own recovery, when an engine command opens the damaged files,
     // may cut them short: what repair must keep is what is left then.
-    let raw = salvage::scan(&data_dir.join("log"));
+    let raw: BTreeMap<u64, Envelope> = salvage::scan(&data_dir.join("log"))
+        .index
+        .events(0)
+        .map(|(envelope, _)| (envelope.seq, envelope))
+        .collect();
     let repair = run(data_dir, &["log", "repair"], b"", damage);
     assert_eq!(repair.code, 0, "{damage}: repair: {}{}", repair.stdout, repair.stderr);
     if damaged {
@@ -410,7 +418,7 @@ fn check_case(data_dir: &Path, fixtures: &Path, before: &BTreeMap<u64, Envelope>
     let export = run(data_dir, &["log", "export"], b"", damage);
     assert_eq!(export.code, 0, "{damage}: export after repair: {}", export.stderr);
     let after = exported(&export.stdout);
-    for (seq, (envelope, _)) in &raw.events {
+    for (seq, envelope) in &raw {
         let kept = after
             .get(seq)
             .unwrap_or_else(|| panic!("{damage}: repair lost readable event {seq}"));

@@ -673,3 +673,217 @@ fn verify_export_and_repair_of_a_long_log_stay_within_a_memory_limit() {
     let code = run_limited(&data, &["log", "verify"], &out);
     assert_eq!(code, Some(0), "{}", read(&out));
 }
+
+/// Removes every stored value from the frame holding `from` on from sled's
+/// tree, as a recovery that lost the log's tail does: sled then ends
+/// early, while its raw files still hold the removed frames' copies.
+fn drop_tail(dir: &Path, from: u64) {
+    let db = (0..1_000_000)
+        .find_map(|_| {
+            sled::Config::new()
+                .path(dir.join("log"))
+                .segment_size(16 * 1024)
+                .open()
+                .inspect_err(|_| std::thread::yield_now())
+                .ok()
+        })
+        .expect("the log stays locked");
+    let events = db.open_tree("events").unwrap();
+    let start = events
+        .range(..=from.to_be_bytes())
+        .next_back()
+        .map_or(from.to_be_bytes().to_vec(), |entry| entry.unwrap().0.to_vec());
+    let keys: Vec<sled::IVec> = events.range(start..).map(|entry| entry.unwrap().0).collect();
+    assert!(!keys.is_empty(), "nothing stored from {from} on");
+    for key in keys {
+        events.remove(key).unwrap();
+    }
+    db.flush().unwrap();
+}
+
+/// `log verify`, `export`, `stats` and `repair` of a long log whose tail
+/// sled lost (its raw files hold the rest) hold no copy of what only the
+/// raw files have: memory is bounded by a constant and a small index, not
+/// by the events sled lacks, and every event is still exported and kept.
+#[test]
+fn a_long_log_whose_tail_sled_lost_is_exported_and_repaired_within_a_memory_limit() {
+    const EVENTS: u64 = 150_000;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    long_log(&data, EVENTS);
+    let out = dir.path().join("out");
+    let read = |path: &Path| std::fs::read_to_string(path).unwrap();
+    let before = dir.path().join("before");
+    assert_eq!(run_limited(&data, &["log", "export"], &before), Some(0));
+
+    drop_tail(&data, 10_000);
+    let code = run_limited(&data, &["log", "verify"], &out);
+    assert_eq!(code, Some(1), "log verify: {}", read(&out));
+    assert!(
+        read(&out).contains(&format!("damaged: {EVENTS} events readable")),
+        "{}",
+        read(&out)
+    );
+    assert!(read(&out).contains("none known lost"), "{}", read(&out));
+
+    // Every event, byte for byte, in order: sled's then the raw files'.
+    let code = run_limited(&data, &["log", "export"], &out);
+    assert_eq!(code, Some(1), "log export ended by a signal (the memory limit)");
+    assert!(std::fs::read(&out).unwrap() == std::fs::read(&before).unwrap());
+
+    let code = run_limited(&data, &["log", "stats"], &out);
+    assert_eq!(code, Some(0), "log stats ended by a signal (the memory limit)");
+    assert!(
+        read(&out).starts_with(&format!("events        {EVENTS}\n")),
+        "{}",
+        read(&out)
+    );
+
+    let code = run_limited(&data, &["log", "repair"], &out);
+    assert_eq!(code, Some(0), "log repair ended by a signal (the memory limit)");
+    assert!(
+        read(&out).starts_with(&format!("kept {EVENTS} events (0–{})", EVENTS - 1)),
+        "{}",
+        read(&out)
+    );
+    let code = run_limited(&data, &["log", "verify"], &out);
+    assert_eq!(code, Some(0), "{}", read(&out));
+    assert_eq!(run_limited(&data, &["log", "export"], &out), Some(0));
+    assert!(std::fs::read(&out).unwrap() == std::fs::read(&before).unwrap());
+}
+
+/// A log whose older half retention folded, keeping two
+/// `settings_changed` from before its base (a host's patch and a settings
+/// file's change, early on), closed; sled's raw files still hold old
+/// copies of folded events. Returns the log's export.
+fn folded_log(root: &Path, dir: &Path) -> Vec<u8> {
+    use quotatrack::log::retention::Retention;
+    let demo = root.join("demo");
+    let ran = quotatrack(&["--data-dir", demo.to_str().unwrap(), "demo", "--hours", "5"], b"");
+    assert_eq!(ran.status.code(), Some(0));
+    let log = Log::open(&demo).unwrap();
+    let events: Vec<Envelope> = log.entries(0).map(Result::unwrap).collect();
+    log.close().unwrap();
+    let settings = |stream, patch: serde_json::Value| vec![(events[0].at, stream, Event::SettingsChanged { patch })];
+    let mut batches = vec![
+        settings(Stream::Engine, serde_json::json!({"min_interval_s": 120})),
+        settings(Stream::Controller, serde_json::json!({"min_interval_s": 90})),
+    ];
+    batches.extend(
+        events
+            .iter()
+            .map(|envelope| vec![(envelope.at, envelope.stream, envelope.payload.clone())]),
+    );
+    let mut log = Log::open(dir).unwrap();
+    log.append_batches(batches).unwrap();
+    let keep = Retention {
+        bodies: Some(SignedDuration::from_hours(2)),
+        events: Some(SignedDuration::from_hours(3)),
+    };
+    let now = events.last().unwrap().at;
+    let mut folded = 0;
+    loop {
+        let step = log.retain_step(now, &keep).unwrap();
+        folded += step.folded;
+        if step.done {
+            break;
+        }
+    }
+    assert!(folded > 1_000, "nothing folded");
+    log.close().unwrap();
+    let export = run(dir, &["log", "export"]);
+    assert_eq!(export.status.code(), Some(0), "{}", text(&export.stderr));
+    export.stdout
+}
+
+/// A folded log keeps the settings its folds kept before its base; the
+/// numbers between them were folded, not lost. When sled loses the log's
+/// tail, `verify`, `export`, `stats` and `repair` bring back neither the
+/// folded events nor report them lost: the export stays the healthy one,
+/// byte for byte, and the repaired log keeps its base and its kept
+/// settings (no holes). `stats` gives the oldest event history still has,
+/// and the kept settings apart.
+#[test]
+fn a_folded_log_that_lost_its_tail_is_read_and_repaired_as_folded() {
+    let root = tempfile::tempdir().unwrap();
+    let data = root.path().join("data");
+    let before = folded_log(root.path(), &data);
+    let lines: Vec<Envelope> = text(&before)
+        .lines()
+        .map(|line| Envelope::from_json(line.as_bytes()).unwrap())
+        .collect();
+    // The kept settings, then a gap (the folded events), then the rest.
+    let gap = lines
+        .windows(2)
+        .position(|pair| pair[1].seq > pair[0].seq + 1)
+        .expect("a fold leaves a gap")
+        + 1;
+    let (kept, first) = (&lines[..gap], &lines[gap]);
+    assert!(kept.len() >= 2, "the fold kept the settings");
+    assert!(kept.iter().all(|e| matches!(e.payload, Event::SettingsChanged { .. })));
+    assert!(first.seq > 1_000, "events after the base start at {}", first.seq);
+    let stats_lines = |data: &Path| {
+        let stats = run(data, &["log", "stats"]);
+        assert_eq!(stats.status.code(), Some(0));
+        text(&stats.stdout)
+    };
+    let expect_stats = |stats: &str| {
+        assert!(
+            stats.starts_with(&format!("events        {}\n", lines.len())),
+            "{stats}"
+        );
+        let oldest = format!("first         {}\n", quotatrack::wire::rfc3339_seconds(first.at));
+        assert!(stats.contains(&oldest), "{stats}");
+        let kept_line = format!(
+            "kept settings {} settings_changed a fold kept, from {} (before the first event)\n",
+            kept.len(),
+            quotatrack::wire::rfc3339_seconds(kept[0].at)
+        );
+        assert!(stats.contains(&kept_line), "{stats}");
+    };
+    expect_stats(&stats_lines(&data));
+
+    drop_tail(&data, lines[lines.len() - 1_000].seq);
+    let verify = run(&data, &["log", "verify"]);
+    assert_eq!(verify.status.code(), Some(1), "{}", text(&verify.stdout));
+    assert!(
+        text(&verify.stdout).contains(&format!("damaged: {} events readable", lines.len())),
+        "{}",
+        text(&verify.stdout)
+    );
+    assert!(
+        text(&verify.stdout).contains("none known lost"),
+        "{}",
+        text(&verify.stdout)
+    );
+    let export = run(&data, &["log", "export"]);
+    assert_eq!(export.status.code(), Some(1));
+    assert!(
+        export.stdout == before,
+        "the export of the damaged log is not the healthy one"
+    );
+    expect_stats(&stats_lines(&data));
+
+    let repair = run(&data, &["log", "repair"]);
+    assert_eq!(repair.status.code(), Some(0), "{}", text(&repair.stderr));
+    assert!(
+        text(&repair.stdout).contains("\nlost none\n"),
+        "{}",
+        text(&repair.stdout)
+    );
+    let verify = run(&data, &["log", "verify"]);
+    assert_eq!(verify.status.code(), Some(0), "{}", text(&verify.stdout));
+    assert!(!text(&verify.stdout).contains("holes"), "{}", text(&verify.stdout));
+    let export = run(&data, &["log", "export"]);
+    assert_eq!(export.status.code(), Some(0));
+    assert!(
+        export.stdout == before,
+        "the repaired log's export is not the healthy one"
+    );
+    expect_stats(&stats_lines(&data));
+    // The repaired log loads from its base, kept settings included.
+    let log = Log::open(&data).unwrap();
+    assert_eq!(log.read_base().and_then(|base| base.applied), Some(first.seq - 1));
+    assert!(log.load().is_ok());
+    log.close().unwrap();
+}

@@ -126,6 +126,8 @@ pub(super) fn run_log(data_dir: &Path, args: LogArgs, now: Timestamp) -> anyhow:
                     "by_type": stats.by_type,
                     "by_provider": stats.by_provider,
                     "first_at": time(stats.first_at),
+                    "kept_settings": stats.kept_settings,
+                    "kept_settings_first_at": time(stats.kept_first_at),
                     "last_at": time(stats.last_at),
                     "size_on_disk_bytes": stats.size_on_disk,
                     "oldest_body_at": time(stats.oldest_body),

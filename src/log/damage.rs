@@ -10,14 +10,25 @@
 //! entry, a damaged copy, a gap between readable events, a checkpoint past
 //! the end) and is readable nowhere is *lost*.
 //!
-//! Memory stays bounded by the damage, not by the log's length: sled is
-//! read first, remembering only which numbers it reads intact (ranges),
-//! the raw files are then scanned keeping only the events sled lacks, and
-//! the events are written by reading sled's again (from the same copy),
-//! merged in order with those. A healthy log costs one extra scan of the
-//! raw files for a tail sled lost, and no event is held. `verify` keeps
-//! only the numbers of what the raw files alone hold; `export`, `stats`
-//! and `repair` keep those events, so their memory grows with that damage.
+//! Memory stays bounded whatever the damage, not by the log's length nor
+//! by what sled lacks: sled is read first, remembering only which numbers
+//! it reads intact (ranges), the raw files are then scanned noting only
+//! where the copies of the events sled lacks are ([`salvage::Index`]: a
+//! few words per frame, or per format-1 value), and the events are written
+//! by reading sled's again (from the same copy), merged in order with the
+//! raw files' read again from where they are. A healthy log costs one
+//! extra scan of the raw files for a tail sled lost, and no event is held.
+//! `verify` keeps only the numbers of what the raw files alone hold.
+//!
+//! A folded log ([`super::retention`]) starts with the `settings_changed`
+//! events its folds kept ([`super::frame::FLAG_KEPT`]), numbered at or
+//! before its base's last event, then the events after the base. Those
+//! kept events are readable events like any other; the numbers between
+//! them were folded, not lost, and old copies of folded events the raw
+//! files still hold are not brought back. `repair` keeps the base and
+//! stores the kept events as kept again. (When sled cannot open the log,
+//! its base cannot be told from its checkpoint: a folded log is then read
+//! as an unfolded one.)
 //!
 //! `repair` builds the new log in a fresh directory first, then moves the
 //! damaged `log` directory aside as `log.damaged-<UTC time>` inside the
@@ -66,10 +77,13 @@ pub struct Readable {
     pub holes: Vec<Hole>,
     /// The newest readable checkpoint.
     pub checkpoint: Option<Store>,
+    /// The base of the folds, when retention folded events: its last
+    /// event is the last number folded.
+    pub base: Option<Store>,
     /// The readable numbers, sled's and the raw files', as ranges.
     numbers: Covered,
-    /// The events only the raw files hold, with their stored JSON.
-    raw: BTreeMap<u64, (Envelope, Vec<u8>)>,
+    /// Where the events only the raw files hold are.
+    raw: salvage::Index,
     /// The first number wanted: sled's events are read again from here.
     since: u64,
 }
@@ -174,6 +188,12 @@ impl Verified {
 }
 
 impl Readable {
+    /// The last number a fold removed, if any: the events at or before it
+    /// are the settings the folds kept.
+    pub fn folded(&self) -> Option<u64> {
+        self.base.as_ref().and_then(|base| base.applied)
+    }
+
     /// Whether sled stopped reading somewhere, so the true end is unknown.
     pub fn open_ended(&self) -> bool {
         self.problems.iter().any(|problem| problem.last.is_none())
@@ -181,8 +201,8 @@ impl Readable {
 
     /// Calls `visit` with every readable event from `from` on, in order:
     /// sled's, read again from `log` (the copy they were counted on),
-    /// merged with those only the raw files hold. Only one event is held
-    /// at a time, besides the raw files' own.
+    /// merged with those only the raw files hold (read again from where
+    /// they are). Only the events of a few stored values are held at once.
     fn each(
         &self,
         log: Option<&Log>,
@@ -190,7 +210,7 @@ impl Readable {
         mut visit: impl FnMut(&Envelope, &[u8]) -> Result<(), LogError>,
     ) -> Result<(), LogError> {
         let from = from.max(self.since);
-        let mut raw = self.raw.range(from..).peekable();
+        let mut raw = self.raw.events(from).peekable();
         // Numbers below this were visited (a copy sled yields twice is not).
         let mut next = from;
         if let Some(log) = log {
@@ -201,15 +221,15 @@ impl Readable {
                 if envelope.seq < next {
                     continue;
                 }
-                while let Some((_, (earlier, earlier_json))) = raw.next_if(|(seq, _)| **seq < envelope.seq) {
-                    visit(earlier, earlier_json)?;
+                while let Some((earlier, earlier_json)) = raw.next_if(|(earlier, _)| earlier.seq < envelope.seq) {
+                    visit(&earlier, &earlier_json)?;
                 }
                 visit(&envelope, &json)?;
                 next = envelope.seq + 1;
             }
         }
-        for (_, (envelope, json)) in raw {
-            visit(envelope, json)?;
+        for (envelope, json) in raw {
+            visit(&envelope, &json)?;
         }
         Ok(())
     }
@@ -305,7 +325,7 @@ fn examine(data_dir: &Path, keep_events: bool) -> Result<Examined, LogError> {
             let mut tail_known = false;
             if report.problems.is_empty() {
                 // Only a tail sled lost can be wrong: the raw files past its end.
-                let tail = salvage::count_except(&log_dir, Covered::default(), log.next_seq());
+                let tail = salvage::count_except(&log_dir, Covered::default(), log.next_seq(), None);
                 let end = tail.intact.last().map_or(log.next_seq(), |seq| seq + 1);
                 match lost_tail(&log, &tail, recorded) {
                     None => {
@@ -321,7 +341,7 @@ fn examine(data_dir: &Path, keep_events: bool) -> Result<Examined, LogError> {
                 tail_known = true;
             }
             let mut side = SledSide::read(&log, 0);
-            let salvage = scan(&log_dir, side.covered.clone(), 0);
+            let salvage = scan(&log_dir, side.covered.clone(), 0, side.folded());
             if !tail_known {
                 report.problems.extend(lost_tail(&log, &salvage, recorded));
             }
@@ -339,7 +359,7 @@ fn examine(data_dir: &Path, keep_events: bool) -> Result<Examined, LogError> {
             copy: None,
             damaged: Some(merge(
                 SledSide::failed(detail),
-                scan(&log_dir, Covered::default(), 0),
+                scan(&log_dir, Covered::default(), 0, None),
                 0,
                 recorded,
             )),
@@ -375,7 +395,7 @@ pub fn export(data_dir: &Path, since: u64, out: &mut impl Write) -> Result<Expor
                 }
             }
             if first_problem.is_none() {
-                let tail = salvage::count_except(&log_dir, Covered::default(), log.next_seq());
+                let tail = salvage::count_except(&log_dir, Covered::default(), log.next_seq(), None);
                 if lost_tail(&log, &tail, recorded).is_none() {
                     out.flush().map_err(LogError::Output)?;
                     return Ok(report);
@@ -388,7 +408,8 @@ pub fn export(data_dir: &Path, since: u64, out: &mut impl Write) -> Result<Expor
             for entry in entries {
                 side.take(entry, next);
             }
-            let salvage = salvage::scan_except(&log_dir, side.covered.clone(), next);
+            side.base = log.read_base();
+            let salvage = salvage::scan_except(&log_dir, side.covered.clone(), next, side.folded());
             side.problems.extend(lost_tail(&log, &salvage, recorded));
             side.holes = log.holes();
             side.checkpoint = log.read_checkpoint();
@@ -397,7 +418,7 @@ pub fn export(data_dir: &Path, since: u64, out: &mut impl Write) -> Result<Expor
         Err(LogError::Damaged { detail, .. } | LogError::Storage { message: detail, .. }) => (
             None,
             SledSide::failed(detail),
-            salvage::scan_except(&log_dir, Covered::default(), since),
+            salvage::scan_except(&log_dir, Covered::default(), since, None),
             since,
         ),
         Err(error) => return Err(error),
@@ -431,14 +452,14 @@ pub fn stats(data_dir: &Path) -> Result<Stats, LogError> {
     let (copy, side, salvage, size) = match Log::open_copy(data_dir) {
         Ok(log) => {
             let stats = log.stats();
-            let tail = salvage::count_except(&log_dir, Covered::default(), log.next_seq());
+            let tail = salvage::count_except(&log_dir, Covered::default(), log.next_seq(), None);
             let tail = lost_tail(&log, &tail, recorded);
             if stats.unreadable == 0 && stats.damage.is_none() && tail.is_none() {
                 return Ok(stats);
             }
             let mut side = SledSide::read(&log, 0);
             side.problems.extend(tail);
-            let salvage = salvage::scan_except(&log_dir, side.covered.clone(), 0);
+            let salvage = salvage::scan_except(&log_dir, side.covered.clone(), 0, side.folded());
             (Some(log), side, salvage, stats.size_on_disk)
         }
         Err(LogError::Damaged { detail, .. } | LogError::Storage { message: detail, .. }) => (
@@ -462,8 +483,9 @@ pub fn stats(data_dir: &Path) -> Result<Stats, LogError> {
         ),
         ..Stats::default()
     };
+    let folded = readable.folded();
     readable.each(copy.as_deref(), 0, |envelope, _| {
-        stats.count(envelope);
+        stats.count(envelope, folded.is_some_and(|base| envelope.seq <= base));
         Ok(())
     })?;
     Ok(stats)
@@ -525,8 +547,19 @@ pub fn repair(data_dir: &Path, now: Timestamp) -> Result<Option<RepairReport>, L
     {
         let mut log = Log::open(&building)?;
         let mut batch: Vec<Stored> = Vec::with_capacity(IMPORT_BATCH);
+        let folded = readable.folded();
         readable.each(copy.as_deref(), 0, |envelope, json| {
-            batch.push(Stored::with_json(envelope, json.to_vec()));
+            // The settings a fold kept stay kept, in frames of their own.
+            let kept = folded.is_some_and(|base| envelope.seq <= base);
+            if batch.last().is_some_and(|last| last.kept != kept) {
+                log.write_stored(&batch)?;
+                batch.clear();
+                log.writer = None;
+            }
+            batch.push(Stored {
+                kept,
+                ..Stored::with_json(envelope, json.to_vec())
+            });
             if batch.len() == IMPORT_BATCH {
                 log.write_stored(&batch)?;
                 batch.clear();
@@ -541,6 +574,9 @@ pub fn repair(data_dir: &Path, now: Timestamp) -> Result<Option<RepairReport>, L
         log.next_seq = next_seq;
         for hole in &holes {
             log.record_hole(hole)?;
+        }
+        if let Some(base) = &readable.base {
+            log.put_checkpoint(super::BASE_KEY, base)?;
         }
         log.write_checkpoint(&store)?;
         log.close()?;
@@ -576,7 +612,8 @@ pub fn repair(data_dir: &Path, now: Timestamp) -> Result<Option<RepairReport>, L
 
 /// The store of the repaired log: the newest readable checkpoint plus the
 /// kept events after it, when those run without a gap to the last kept
-/// event and nothing before it was lost; else a fold of every kept event.
+/// event and nothing before it was lost; else a fold of every kept event
+/// (of a folded log: its base and every kept event after it).
 /// Folded before anything is written, so a failure leaves nothing behind.
 fn projection(readable: &Readable, log: Option<&Log>, data_dir: &Path) -> Result<(Store, bool), LogError> {
     let last = readable.numbers.last();
@@ -601,8 +638,12 @@ fn projection(readable: &Readable, log: Option<&Log>, data_dir: &Path) -> Result
             return Ok((store, true));
         }
     }
-    let mut store = Store::default();
-    readable.each(log, 0, |envelope, _| {
+    // A folded log: its base, then the events after it.
+    let (mut store, from) = match &readable.base {
+        Some(base) => (base.clone(), readable.folded().map_or(0, |last| last.saturating_add(1))),
+        None => (Store::default(), 0),
+    };
+    readable.each(log, from, |envelope, _| {
         // A crafted event the fold cannot take is left out of the projection.
         let _ = guard_apply(data_dir, &mut store, envelope);
         Ok(())
@@ -659,6 +700,8 @@ struct SledSide {
     problems: Vec<Problem>,
     holes: Vec<Hole>,
     checkpoint: Option<Store>,
+    /// The base of the folds, if retention folded events.
+    base: Option<Store>,
 }
 
 impl SledSide {
@@ -682,7 +725,13 @@ impl SledSide {
         }
         side.holes = log.holes();
         side.checkpoint = log.read_checkpoint();
+        side.base = log.read_base();
         side
+    }
+
+    /// The last number a fold removed, if any.
+    fn folded(&self) -> Option<u64> {
+        self.base.as_ref().and_then(|base| base.applied)
     }
 
     fn take(&mut self, entry: Result<(Envelope, Vec<u8>), LogError>, expected: u64) {
@@ -714,6 +763,10 @@ impl SledSide {
 /// acknowledged, so the last of them is known to have existed even when
 /// nothing of it is left (a deleted or truncated file).
 fn merge(side: SledSide, salvage: Salvage, since: u64, recorded_end: Option<u64>) -> Readable {
+    // Numbers at or before the base's last were folded, not lost: only the
+    // kept settings are there, and only a damaged copy of one is lost.
+    let folded = side.folded();
+    let floor = folded.map_or(since, |base| since.max(base.saturating_add(1)));
     let mut numbers = side.covered.clone();
     let mut from_raw = 0;
     for (first, last) in salvage.intact.from(since).ranges() {
@@ -724,21 +777,14 @@ fn merge(side: SledSide, salvage: Salvage, since: u64, recorded_end: Option<u64>
             }
         }
     }
-    let mut raw = BTreeMap::new();
-    let mut salvaged = salvage.events;
-    for (seq, event) in salvaged.split_off(&since) {
-        if !side.covered.contains(seq) {
-            raw.insert(seq, event);
-        }
-    }
-    drop(salvaged);
     let mut readable = Readable {
         events: numbers.count(),
         from_raw,
         problems: side.problems,
         holes: side.holes,
         checkpoint: side.checkpoint,
-        raw,
+        base: side.base,
+        raw: salvage.index,
         since,
         ..Readable::default()
     };
@@ -774,13 +820,30 @@ fn merge(side: SledSide, salvage: Salvage, since: u64, recorded_end: Option<u64>
         .unwrap_or(0)
         .saturating_add(DAMAGED_COPY_SLACK);
     known.extend(salvage.damaged.range(since..horizon));
-    let first = known.first().copied().into_iter().chain(numbers.first()).min();
+    let mut lost: Vec<Problem> = Vec::new();
+    // Before the fold: a damaged kept event, readable nowhere.
+    let folded_known = {
+        let mut after = known.split_off(&floor);
+        std::mem::swap(&mut known, &mut after);
+        after
+    };
+    for seq in folded_known {
+        if !numbers.contains(seq) && (side.corrupt.contains_key(&seq) || salvage.damaged.contains(&seq)) {
+            push_lost(&mut lost, seq, seq, &side.corrupt);
+        }
+    }
+    let first = known
+        .first()
+        .copied()
+        .into_iter()
+        .chain(numbers.from(floor).first())
+        .min();
     let last = known.last().copied().into_iter().chain(numbers.last()).max();
     let (Some(first), Some(last)) = (first, last) else {
+        readable.lost = lost;
         readable.numbers = numbers;
         return readable;
     };
-    let mut lost: Vec<Problem> = Vec::new();
     // Walk the gaps between readable ranges: never as many steps as the
     // numbers span.
     let mut seq = first;

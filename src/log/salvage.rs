@@ -23,15 +23,25 @@
 //! ([`super::CHECKPOINT_MAGIC`]) and found the same way; sealed JSON ones
 //! from older builds are still found by their prefix.
 //!
-//! Memory is bounded by what sled lacks, not by the log's length: the
-//! commands that merge the two ([`super::damage`]) pass what sled reads
-//! intact ([`Covered`]) and the first number they want, and the scan keeps
-//! no copy of those (a frame it covers whole is not even decompressed).
-//! Keyframes are remembered by where they are and read again only for
-//! the deltas whose events are kept. Files are read a window at a time
+//! Memory is bounded by a constant and a small index, not by the log's
+//! length nor by what sled lacks: the commands that merge the two
+//! ([`super::damage`]) pass what sled reads intact ([`Covered`]) and the
+//! first number they want, and the scan keeps no copy of those (a frame it
+//! covers whole is not even decompressed). Of the events it keeps it
+//! remembers only where their copies are ([`Index`]: file, offset and
+//! length of each frame or sealed value, and of the keyframe a delta was
+//! read with), and [`Index::events`] reads them again, in order, when
+//! they are written. Identical copies (same place in the numbering, same
+//! checksum and length) are read once. Files are read a window at a time
 //! ([`WINDOW_BYTES`]), so a year's 40 MB file is never held whole.
+//!
+//! A fold ([`super::retention`]) removes the events before its base but
+//! keeps their `settings_changed` in frames flagged [`frame::FLAG_KEPT`];
+//! sled's raw files may still hold old copies of the folded events. Given
+//! the base's last number, the scan keeps nothing numbered at or before it
+//! but the events of kept frames (and notes no damaged copy there).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::fs;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
@@ -52,9 +62,9 @@ const WINDOW_BYTES: usize = 4 << 20;
 /// What the raw files hold.
 #[derive(Debug, Default)]
 pub struct Salvage {
-    /// Every intact event by sequence number: its envelope and stored JSON
-    /// (none from [`count_except`]).
-    pub events: BTreeMap<u64, (Envelope, Vec<u8>)>,
+    /// Where the intact events kept are, to read them again in order
+    /// (empty from [`count_except`]).
+    pub index: Index,
     /// The numbers of the intact events found (kept or not).
     pub intact: Covered,
     /// Sequence numbers claimed by copies whose checksum or JSON fails.
@@ -63,18 +73,87 @@ pub struct Salvage {
     pub checkpoint: Option<Store>,
     /// Files that could not be read, with why.
     pub unreadable: Vec<(PathBuf, String)>,
-    /// What not to keep: numbers sled reads intact, and those before `from`.
-    skip: Covered,
-    from: u64,
     /// Whether intact events are kept, or only their numbers.
     count_only: bool,
-    /// The files scanned, in order (keyframes are read again from them).
+    /// Where intact keyframes are, by first number.
+    keyframes: BTreeMap<u64, Vec<Place>>,
+    /// Intact delta frames holding events to keep, with where they are and
+    /// their rank, read once every keyframe is known.
+    deltas: Vec<(frame::Header, Place, u64)>,
+    /// Copies read already: first number (or claimed number), checksum,
+    /// length. An identical copy holds nothing new.
+    seen: HashSet<(u64, u32, u32)>,
+    /// Ranks given so far (see [`Source::rank`]).
+    ranked: u64,
+}
+
+/// Which events to keep.
+#[derive(Debug, Clone, Default)]
+struct Wanted {
+    /// Numbers sled reads intact.
+    skip: Covered,
+    /// The first number wanted.
+    from: u64,
+    /// The last number a fold removed (its base's): before it, only the
+    /// events of kept frames.
+    folded: Option<u64>,
+}
+
+impl Wanted {
+    /// Whether the event numbered `seq` (in a kept frame when `kept`) is
+    /// one to keep.
+    fn wants(&self, seq: u64, kept: bool) -> bool {
+        seq >= self.from && (kept || self.folded.is_none_or(|base| seq > base)) && !self.skip.contains(seq)
+    }
+
+    /// Whether any event of `header`'s frame is one to keep.
+    fn wants_any(&self, header: &frame::Header) -> bool {
+        let last = header.end().saturating_sub(1);
+        let mut first = header.first.max(self.from);
+        if header.flags & frame::FLAG_KEPT == 0
+            && let Some(base) = self.folded
+        {
+            first = first.max(base.saturating_add(1));
+        }
+        first <= last && !self.skip.contains_all(first, last)
+    }
+}
+
+/// Where a stored value is in the files scanned: file number, offset,
+/// length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Place {
+    file: u32,
+    offset: u64,
+    len: u32,
+}
+
+/// One intact copy holding events to keep: a frame or a sealed value.
+#[derive(Debug, Clone, Copy)]
+struct Source {
+    /// The first and last numbers it holds.
+    first: u64,
+    last: u64,
+    /// Where it is.
+    place: Place,
+    /// For a frame, whether it is a frame (else a sealed JSON value), and
+    /// for a delta, where the keyframe it was read with is.
+    frame: bool,
+    keyframe: Option<Place>,
+    /// The order in which the scan took it: of two intact copies of one
+    /// event, the shorter is kept, and of two as long the first taken.
+    rank: u64,
+}
+
+/// Where the events a scan kept are, to read again in order.
+#[derive(Debug, Clone, Default)]
+pub struct Index {
+    /// The files scanned, in order.
     files: Vec<PathBuf>,
-    /// Where intact keyframes are, by first number: file index, offset, length.
-    keyframes: BTreeMap<u64, Vec<(usize, u64, usize)>>,
-    /// Intact delta frames holding events to keep, read once every
-    /// keyframe is known.
-    deltas: Vec<(frame::Header, Vec<u8>)>,
+    /// The copies holding events to keep, by first number then rank.
+    sources: Vec<Source>,
+    /// Which of their events to keep.
+    wanted: Wanted,
 }
 
 /// Sequence numbers as sorted, disjoint, inclusive ranges: what sled reads
@@ -166,15 +245,19 @@ impl Covered {
 /// which is where sled keeps its blobs), keeping every intact event. A
 /// missing directory holds nothing.
 pub fn scan(log_dir: &Path) -> Salvage {
-    scan_except(log_dir, Covered::default(), 0)
+    scan_except(log_dir, Covered::default(), 0, None)
 }
 
 /// As [`scan`], but keeping no event numbered below `from` or in `skip`
-/// (nor noting damaged copies of those): memory grows with what is kept.
-pub fn scan_except(log_dir: &Path, skip: Covered, from: u64) -> Salvage {
+/// (nor noting damaged copies of those), and none at or before `folded`
+/// (the last number a fold removed) but those of kept frames: the index
+/// grows with the frames kept, never with their events' text.
+pub fn scan_except(log_dir: &Path, skip: Covered, from: u64, folded: Option<u64>) -> Salvage {
     let mut salvage = Salvage {
-        skip,
-        from,
+        index: Index {
+            wanted: Wanted { skip, from, folded },
+            ..Index::default()
+        },
         ..Salvage::default()
     };
     scan_files(log_dir, &mut salvage, WINDOW_BYTES);
@@ -182,12 +265,14 @@ pub fn scan_except(log_dir: &Path, skip: Covered, from: u64) -> Salvage {
 }
 
 /// As [`scan_except`], but keeping only the numbers of the events found
-/// ([`Salvage::intact`]), not the events: what `log verify` needs, in
+/// ([`Salvage::intact`]), not where they are: what `log verify` needs, in
 /// memory that follows the ranges, not the events.
-pub fn count_except(log_dir: &Path, skip: Covered, from: u64) -> Salvage {
+pub fn count_except(log_dir: &Path, skip: Covered, from: u64, folded: Option<u64>) -> Salvage {
     let mut salvage = Salvage {
-        skip,
-        from,
+        index: Index {
+            wanted: Wanted { skip, from, folded },
+            ..Index::default()
+        },
         count_only: true,
         ..Salvage::default()
     };
@@ -211,8 +296,8 @@ fn scan_files(log_dir: &Path, salvage: &mut Salvage, window: usize) {
                 continue;
             }
         };
-        salvage.files.push(path.clone());
-        let file = salvage.files.len() - 1;
+        salvage.index.files.push(path.clone());
+        let file = salvage.index.files.len() - 1;
         if let Err(error) = scan_file(&path, len, file, salvage, window) {
             salvage.unreadable.push((path, error.to_string()));
         }
@@ -259,7 +344,7 @@ fn scan_file(path: &Path, len: u64, file: usize, salvage: &mut Salvage, window: 
         let at = |cursor: u64| (cursor.saturating_sub(base)) as usize;
         cursors[0] = base + scan_frames(&window, at(cursors[0]), file, base, salvage) as u64;
         cursors[1] = base + scan_checkpoints(&window, at(cursors[1]), salvage) as u64;
-        cursors[2] = base + scan_values(&window, at(cursors[2]), salvage) as u64;
+        cursors[2] = base + scan_values(&window, at(cursors[2]), (file, base), salvage) as u64;
         if !window.more {
             return Ok(());
         }
@@ -296,91 +381,237 @@ impl Window<'_> {
 }
 
 impl Salvage {
-    /// Reads the deltas whose keyframe was found; a delta whose keyframe
-    /// is nowhere counts as damaged.
+    /// Reads the deltas whose keyframe was found, grouped by keyframe so
+    /// one keyframe's text is held at a time (a delta whose keyframe is
+    /// nowhere counts as damaged), then orders the index.
     fn finish(&mut self) {
-        let mut texts: BTreeMap<(u64, u32), Option<Vec<u8>>> = BTreeMap::new();
-        for (header, compressed) in std::mem::take(&mut self.deltas) {
+        let mut deltas = std::mem::take(&mut self.deltas);
+        deltas.sort_by_key(|(header, _, rank)| (header.base, header.base_crc, *rank));
+        // The keyframe read last: its number and CRC-32, where it is and its text.
+        let mut keyframe: Option<(KeyframeId, Option<KeyframeText>)> = None;
+        let mut cache = None;
+        for (header, place, rank) in deltas {
             let key = (header.base, header.base_crc);
-            if let std::collections::btree_map::Entry::Vacant(entry) = texts.entry(key) {
-                entry.insert(self.keyframe_text(header.base, header.base_crc));
+            if keyframe.as_ref().is_none_or(|(kept, _)| *kept != key) {
+                keyframe = Some((key, self.keyframe_text(header.base, header.base_crc)));
             }
-            let text = texts
-                .get(&key)
-                .and_then(Option::as_ref)
-                .and_then(|base| frame::text(&header, &compressed, Some(base)).ok());
-            match text {
-                Some(text) => self.frame_text(&header, &text),
-                None => self.note_damaged(header.first),
+            let base = keyframe.as_ref().and_then(|(_, found)| found.as_ref());
+            let text = base.and_then(|(_, base_text)| {
+                let bytes = self.index.read(place)?;
+                let (again, compressed, _) = frame::parse(&bytes).ok()?;
+                (again == header).then_some(())?;
+                frame::text_with(&header, compressed, Some(base_text), Some(&mut cache)).ok()
+            });
+            match (text, base) {
+                (Some(text), Some((at, _))) => {
+                    let at = *at;
+                    self.frame_text(&header, &text, place, Some(at), rank);
+                }
+                _ => self.note_damaged(header.first),
             }
         }
         self.keyframes.clear();
+        self.seen = HashSet::new();
+        self.index.sources.sort_by_key(|source| (source.first, source.rank));
     }
 
     /// The text of an intact keyframe numbered `first` whose CRC-32 is
-    /// `crc`, read again from where the scan found it.
-    fn keyframe_text(&self, first: u64, crc: u32) -> Option<Vec<u8>> {
-        for (file, offset, len) in self.keyframes.get(&first)? {
-            let Some(bytes) = self.files.get(*file).and_then(|path| read_at(path, *offset, *len)) else {
-                continue;
-            };
-            let Ok((header, compressed, _)) = frame::parse(&bytes) else {
-                continue;
-            };
-            if let Ok(text) = frame::text(&header, compressed, None)
-                && crc32fast::hash(&text) == crc
-            {
-                return Some(text);
-            }
-        }
-        None
+    /// `crc`, read again from where the scan found it, and where.
+    fn keyframe_text(&self, first: u64, crc: u32) -> Option<KeyframeText> {
+        self.keyframes
+            .get(&first)?
+            .iter()
+            .find_map(|place| Some((*place, self.index.keyframe_text(*place, crc)?)))
     }
 
-    /// Whether the event numbered `seq` is one to keep.
-    fn wanted(&self, seq: u64) -> bool {
-        seq >= self.from && !self.skip.contains(seq)
-    }
-
-    /// Whether any event of `header`'s frame is one to keep.
-    fn wants_any(&self, header: &frame::Header) -> bool {
-        let last = header.end().saturating_sub(1);
-        last >= self.from && !self.skip.contains_all(header.first.max(self.from), last)
-    }
-
-    /// Notes a damaged copy claiming `seq`, when it is one to keep.
+    /// Notes a damaged copy claiming `seq`, when it is one to keep (a
+    /// damaged frame does not say whether a fold kept it).
     fn note_damaged(&mut self, seq: u64) {
-        if self.wanted(seq) {
+        if self.index.wanted.wants(seq, false) {
             self.damaged.insert(seq);
         }
     }
 
-    /// Keeps the events of a frame's text.
-    fn frame_text(&mut self, header: &frame::Header, text: &[u8]) {
+    /// Notes the intact events of a frame's text (at `place`, read with the
+    /// keyframe at `keyframe`), and where they are when one is kept.
+    fn frame_text(&mut self, header: &frame::Header, text: &[u8], place: Place, keyframe: Option<Place>, rank: u64) {
         let Ok(lines) = frame::unpack(header, text) else {
             self.note_damaged(header.first);
             return;
         };
+        let kept = header.flags & frame::FLAG_KEPT != 0;
+        let mut any = false;
         for (index, line) in lines.into_iter().enumerate() {
             let expected = header.first + index as u64;
-            if !self.wanted(expected) {
+            if !self.index.wanted.wants(expected, kept) {
                 continue;
             }
             match Envelope::from_json(&line) {
                 Ok(envelope) if envelope.seq == expected => {
-                    self.intact.insert(envelope.seq);
-                    let keep = !self.count_only
-                        && self
-                            .events
-                            .get(&envelope.seq)
-                            .is_none_or(|(_, kept)| line.len() < kept.len());
-                    if keep {
-                        self.events.insert(envelope.seq, (envelope, line));
-                    }
+                    self.intact.insert(expected);
+                    any = true;
                 }
                 _ => {
                     self.damaged.insert(expected);
                 }
             }
+        }
+        if any && !self.count_only {
+            self.index.sources.push(Source {
+                first: header.first,
+                last: header.end().saturating_sub(1),
+                place,
+                frame: true,
+                keyframe,
+                rank,
+            });
+        }
+    }
+
+    /// The next rank of a copy taken as the scan finds it (deltas, read at
+    /// the end, rank after every one of those).
+    fn rank(&mut self) -> u64 {
+        self.ranked += 1;
+        self.ranked
+    }
+}
+
+/// A keyframe as a delta names it: first number, CRC-32 of its text.
+type KeyframeId = (u64, u32);
+/// A keyframe found: where it is, its text.
+type KeyframeText = (Place, Vec<u8>);
+
+/// Deltas rank after every copy the scan takes as it finds it.
+const DELTA_RANKS: u64 = 1 << 63;
+
+impl Index {
+    /// The bytes at `place`, when they are there.
+    fn read(&self, place: Place) -> Option<Vec<u8>> {
+        read_at(self.files.get(place.file as usize)?, place.offset, place.len as usize)
+    }
+
+    /// The text of the keyframe at `place`, when its CRC-32 is `crc`.
+    fn keyframe_text(&self, place: Place, crc: u32) -> Option<Vec<u8>> {
+        let bytes = self.read(place)?;
+        let (header, compressed, _) = frame::parse(&bytes).ok()?;
+        let text = frame::text(&header, compressed, None).ok()?;
+        (header.is_keyframe() && crc32fast::hash(&text) == crc).then_some(text)
+    }
+
+    /// Every event the scan kept from `from` on, in order, read again from
+    /// the files: at most the events of the copies that overlap the one
+    /// being read are held at once.
+    pub fn events(&self, from: u64) -> RawEvents<'_> {
+        RawEvents {
+            index: self,
+            from,
+            next: 0,
+            pending: BTreeMap::new(),
+            keyframes: Vec::new(),
+        }
+    }
+}
+
+/// Keyframes [`RawEvents`] keeps read (the deltas of one region name a
+/// few at most: the copies of its generations).
+const KEYFRAMES_HELD: usize = 4;
+
+/// The events an [`Index`] points at, in order ([`Index::events`]).
+pub struct RawEvents<'a> {
+    index: &'a Index,
+    from: u64,
+    /// The next source to read.
+    next: usize,
+    /// The best copy read so far of each event not yet given: its rank,
+    /// envelope and JSON.
+    pending: BTreeMap<u64, (u64, Envelope, Vec<u8>)>,
+    /// Keyframes read, newest last: where, text, a decompressor loaded
+    /// with it.
+    keyframes: Vec<(Place, Vec<u8>, Option<frame::Decompressor>)>,
+}
+
+impl Iterator for RawEvents<'_> {
+    type Item = (Envelope, Vec<u8>);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            let due = self.pending.keys().next().copied();
+            match self.index.sources.get(self.next).copied() {
+                // Every copy that may hold the next event is read first.
+                Some(source) if due.is_none_or(|seq| source.first <= seq) => {
+                    self.next += 1;
+                    if source.last >= self.from {
+                        self.read(&source);
+                    }
+                }
+                _ => {
+                    let (_, (_, envelope, json)) = self.pending.pop_first()?;
+                    return Some((envelope, json));
+                }
+            }
+        }
+    }
+}
+
+impl RawEvents<'_> {
+    /// Reads the events of `source` into `pending`.
+    fn read(&mut self, source: &Source) {
+        let Some(bytes) = self.index.read(source.place) else {
+            return;
+        };
+        if !source.frame {
+            self.offer(source.first, source.rank, false, bytes);
+            return;
+        }
+        let Ok((header, compressed, _)) = frame::parse(&bytes) else {
+            return;
+        };
+        let text = if header.is_keyframe() {
+            frame::text(&header, compressed, None)
+        } else {
+            let Some(at) = source.keyframe else {
+                return;
+            };
+            let held = match self.keyframes.iter().position(|(place, _, _)| *place == at) {
+                Some(held) => held,
+                None => {
+                    let Some(text) = self.index.keyframe_text(at, header.base_crc) else {
+                        return;
+                    };
+                    if self.keyframes.len() == KEYFRAMES_HELD {
+                        self.keyframes.remove(0);
+                    }
+                    self.keyframes.push((at, text, None));
+                    self.keyframes.len() - 1
+                }
+            };
+            let (_, base_text, decompressor) = &mut self.keyframes[held];
+            frame::text_with(&header, compressed, Some(base_text), Some(decompressor))
+        };
+        let Ok(lines) = text.and_then(|text| frame::unpack(&header, &text)) else {
+            return;
+        };
+        let kept = header.flags & frame::FLAG_KEPT != 0;
+        for (index, line) in lines.into_iter().enumerate() {
+            self.offer(header.first + index as u64, source.rank, kept, line);
+        }
+    }
+
+    /// Keeps `json` as event `seq` when it is one to keep, intact, and
+    /// shorter than the copy kept (or as long and ranked first).
+    fn offer(&mut self, seq: u64, rank: u64, kept: bool, json: Vec<u8>) {
+        if seq < self.from || !self.index.wanted.wants(seq, kept) {
+            return;
+        }
+        if let Some((held_rank, _, held)) = self.pending.get(&seq)
+            && (held.len(), *held_rank) <= (json.len(), rank)
+        {
+            return;
+        }
+        if let Ok(envelope) = Envelope::from_json(&json)
+            && envelope.seq == seq
+        {
+            self.pending.insert(seq, (rank, envelope, json));
         }
     }
 }
@@ -398,24 +629,36 @@ fn scan_frames(window: &Window, mut from: usize, file: usize, base: u64, salvage
         match frame::parse(&bytes[start..]) {
             Ok((header, compressed, len)) => {
                 from = start + len;
-                if header.is_keyframe() {
-                    salvage
-                        .keyframes
-                        .entry(header.first)
-                        .or_default()
-                        .push((file, base + start as u64, len));
+                let place = Place {
+                    file: file as u32,
+                    offset: base + start as u64,
+                    len: len as u32,
+                };
+                let wanted = salvage.index.wanted.wants_any(&header);
+                // An identical copy of a frame read already holds nothing new.
+                let crc =
+                    u32::from_be_bytes([bytes[start + 8], bytes[start + 9], bytes[start + 10], bytes[start + 11]]);
+                if wanted && !salvage.seen.insert((header.first, crc, place.len)) {
+                    continue;
                 }
-                if !salvage.wants_any(&header) {
+                if header.is_keyframe() {
+                    salvage.keyframes.entry(header.first).or_default().push(place);
+                }
+                if !wanted {
                     // sled reads every event it holds: nothing to decompress.
                     continue;
                 }
                 if header.is_keyframe() {
                     match frame::text(&header, compressed, None) {
-                        Ok(text) => salvage.frame_text(&header, &text),
+                        Ok(text) => {
+                            let rank = salvage.rank();
+                            salvage.frame_text(&header, &text, place, None, rank);
+                        }
                         Err(_) => salvage.note_damaged(header.first),
                     }
                 } else {
-                    salvage.deltas.push((header, compressed.to_vec()));
+                    let rank = DELTA_RANKS + salvage.deltas.len() as u64;
+                    salvage.deltas.push((header, place, rank));
                 }
             }
             Err(_) => {
@@ -448,7 +691,7 @@ fn frame_needs(rest: &[u8]) -> usize {
 
 /// Adds the sealed JSON values (events and checkpoints) in `window` from
 /// `from` on to `salvage`. Returns where to go on.
-fn scan_values(window: &Window, mut from: usize, salvage: &mut Salvage) -> usize {
+fn scan_values(window: &Window, mut from: usize, at: (usize, u64), salvage: &mut Salvage) -> usize {
     let bytes = window.bytes;
     while let Some(found) = next_brace(bytes, from) {
         let rest = &bytes[found..];
@@ -458,7 +701,7 @@ fn scan_values(window: &Window, mut from: usize, salvage: &mut Salvage) -> usize
         from = found + 1;
         // An intact value is skipped whole: what it nests is not a copy.
         let step = if rest.starts_with(EVENT_PREFIX) {
-            event_at(window, found, salvage)
+            event_at(window, found, at, salvage)
         } else if rest.starts_with(CHECKPOINT_PREFIX) {
             checkpoint_at(window, found, salvage)
         } else {
@@ -517,8 +760,10 @@ fn sealed_json_at<'a>(window: &Window<'a>, start: usize) -> Step<&'a [u8]> {
     }
 }
 
-/// Keeps the event at `start`; where it ends when it is intact.
-fn event_at(window: &Window, start: usize, salvage: &mut Salvage) -> Step<usize> {
+/// Notes the event at `start` (in file number `file`, the window at
+/// `base` in it), and where it is when it is kept; where it ends when it
+/// is intact.
+fn event_at(window: &Window, start: usize, (file, base): (usize, u64), salvage: &mut Salvage) -> Step<usize> {
     let bytes = window.bytes;
     let digits = &bytes[start + EVENT_PREFIX.len()..];
     let end = digits.iter().position(|b| !b.is_ascii_digit()).unwrap_or(digits.len());
@@ -535,28 +780,40 @@ fn event_at(window: &Window, start: usize, salvage: &mut Salvage) -> Step<usize>
         Step::Cut => return Step::Cut,
     };
     if let Some(seq) = claimed
-        && !salvage.wanted(seq)
+        && !salvage.index.wanted.wants(seq, false)
     {
         // Not to keep: only where it ends, so what it nests is skipped.
         return json.map_or(Step::Broken, |json| Step::Intact(start + json.len()));
     }
+    if let (Some(seq), Some(json)) = (claimed, json) {
+        // An identical copy read already holds nothing new.
+        let crc = crc32fast::hash(json);
+        if !salvage.seen.insert((seq, crc, json.len() as u32)) {
+            return Step::Intact(start + json.len());
+        }
+    }
     match json.and_then(|json| Some((Envelope::from_json(json).ok()?, json))) {
         Some((envelope, json)) => {
-            let wanted = salvage.wanted(envelope.seq);
+            let wanted = salvage.index.wanted.wants(envelope.seq, false);
             if wanted {
                 salvage.intact.insert(envelope.seq);
             }
-            let keep = wanted
-                && !salvage.count_only
-                && salvage
-                    .events
-                    .get(&envelope.seq)
-                    .is_none_or(|(_, kept)| json.len() < kept.len());
-            let end = start + json.len();
-            if keep {
-                salvage.events.insert(envelope.seq, (envelope, json.to_vec()));
+            if wanted && !salvage.count_only {
+                let rank = salvage.rank();
+                salvage.index.sources.push(Source {
+                    first: envelope.seq,
+                    last: envelope.seq,
+                    place: Place {
+                        file: file as u32,
+                        offset: base + start as u64,
+                        len: json.len() as u32,
+                    },
+                    frame: false,
+                    keyframe: None,
+                    rank,
+                });
             }
-            Step::Intact(end)
+            Step::Intact(start + json.len())
         }
         None => {
             if let Some(seq) = claimed {
@@ -695,13 +952,18 @@ mod tests {
     /// checkpoint's last event, unreadable files.
     type Found = (Vec<(u64, Vec<u8>)>, Vec<u64>, Option<Option<u64>>, usize);
 
+    /// The events a scan kept, read again.
+    fn kept(salvage: &Salvage) -> BTreeMap<u64, Vec<u8>> {
+        salvage
+            .index
+            .events(0)
+            .map(|(envelope, json)| (envelope.seq, json))
+            .collect()
+    }
+
     fn found(salvage: &Salvage) -> Found {
         (
-            salvage
-                .events
-                .iter()
-                .map(|(seq, (_, json))| (*seq, json.clone()))
-                .collect(),
+            kept(salvage).into_iter().collect(),
             salvage.damaged.iter().copied().collect(),
             salvage.checkpoint.as_ref().map(|store| store.applied),
             salvage.unreadable.len(),
@@ -755,16 +1017,16 @@ mod tests {
             covered.ranges().collect::<Vec<_>>(),
             [(0, 99), (110, 299), (1000, 1019)]
         );
-        let lacking = scan_except(&log, covered, 0);
-        let seqs: Vec<u64> = lacking.events.keys().copied().collect();
+        let lacking = scan_except(&log, covered, 0, None);
+        let seqs: Vec<u64> = kept(&lacking).keys().copied().collect();
         assert_eq!(seqs, (100..110).collect::<Vec<_>>());
-        assert_eq!(lacking.events[&105].1, all.events[&105].1);
+        assert_eq!(kept(&lacking)[&105], kept(&all)[&105]);
         assert!(lacking.damaged.is_empty(), "{:?}", lacking.damaged);
-        let counted = count_except(&log, lacking.skip.clone(), 0);
-        assert!(counted.events.is_empty());
+        let counted = count_except(&log, lacking.index.wanted.skip.clone(), 0, None);
+        assert!(kept(&counted).is_empty());
         assert_eq!(counted.intact.ranges().collect::<Vec<_>>(), [(100, 109)]);
-        let tail = scan_except(&log, Covered::default(), 295);
-        let seqs: Vec<u64> = tail.events.keys().copied().collect();
+        let tail = scan_except(&log, Covered::default(), 295, None);
+        let seqs: Vec<u64> = kept(&tail).keys().copied().collect();
         assert_eq!(
             seqs,
             (295..300)
