@@ -179,19 +179,21 @@ fn main() {
 }
 
 /// `status` over the demo's snapshot against a hello-world binary built
-/// with the same profile (`QUOTATRACK_BENCH_HELLO`) and against `node -e`
-/// printing the same snapshot file: median wall of 50 runs each,
-/// interleaved.
+/// with the same profile (`QUOTATRACK_BENCH_HELLO`), alternating, median
+/// wall of 400 runs each; then `node -e` printing the same snapshot file,
+/// 20 runs on its own: node's start evicts enough caches that whatever ran
+/// right after it would start cold.
 fn compare_status(demo: &Path) {
     let binary = release_binary();
     let snapshot = demo.join("status.json");
-    let mut commands: Vec<(&str, Command)> = Vec::new();
     let mut status = Command::new(&binary);
     status.args(["--data-dir", demo.to_str().unwrap(), "status"]);
-    commands.push(("quotatrack status", status));
+    let mut pair: Vec<(&str, Command)> = vec![("quotatrack status", status)];
     if let Ok(hello) = std::env::var("QUOTATRACK_BENCH_HELLO") {
-        commands.push(("hello world (same profile)", Command::new(hello)));
+        pair.push(("hello world (same profile)", Command::new(hello)));
     }
+    let mut medians = median_walls(&mut pair, 400);
+    let mut names: Vec<&str> = pair.iter().map(|(name, _)| *name).collect();
     if Command::new("node")
         .arg("--version")
         .output()
@@ -203,34 +205,42 @@ fn compare_status(demo: &Path) {
             "process.stdout.write(require('fs').readFileSync(process.argv[1]))",
             snapshot.to_str().unwrap(),
         ]);
-        commands.push(("node -e (print the snapshot)", node));
+        let mut alone = vec![("node -e (print the snapshot)", node)];
+        medians.extend(median_walls(&mut alone, 20));
+        names.push(alone[0].0);
     } else {
         println!("node -e                            skipped: node is not installed");
     }
-    let runs = 50;
-    let mut times: Vec<Vec<Duration>> = vec![Vec::new(); commands.len()];
-    for _ in 0..runs {
-        for (index, (_, command)) in commands.iter_mut().enumerate() {
-            let began = Instant::now();
-            let output = command.output().expect("the command starts");
-            assert!(output.status.success());
-            times[index].push(began.elapsed());
-        }
-    }
-    let medians: Vec<Duration> = times
-        .iter_mut()
-        .map(|times| {
-            times.sort();
-            times[runs / 2]
-        })
-        .collect();
-    for ((name, _), median) in commands.iter().zip(&medians) {
+    for (name, median) in names.iter().zip(&medians) {
         println!(
-            "{name:<34} {:>10.2} ms median wall  ({:.2}× quotatrack status)",
+            "{name:<34} {:>10.3} ms median wall  ({:.2}× quotatrack status)",
             median.as_secs_f64() * 1e3,
             median.as_secs_f64() / medians[0].as_secs_f64()
         );
     }
+}
+
+/// The median wall time of each command, run `runs` times in turn (after
+/// a round not counted), each a whole process with its output read.
+fn median_walls(commands: &mut [(&str, Command)], runs: usize) -> Vec<Duration> {
+    let mut times: Vec<Vec<Duration>> = vec![Vec::new(); commands.len()];
+    for round in 0..=runs {
+        for (index, (_, command)) in commands.iter_mut().enumerate() {
+            let began = Instant::now();
+            let output = command.output().expect("the command starts");
+            assert!(output.status.success());
+            if round > 0 {
+                times[index].push(began.elapsed());
+            }
+        }
+    }
+    times
+        .iter_mut()
+        .map(|times| {
+            times.sort();
+            times[times.len() / 2]
+        })
+        .collect()
 }
 
 /// The simulated year (see the module doc).
