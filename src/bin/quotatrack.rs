@@ -2,11 +2,11 @@
 //! `statusline claude`, the commands status lines and prompts run again and
 //! again, are answered here: this program holds only that path (the
 //! settings, the snapshot, the renderers), so it starts at about the cost of
-//! a hello world. Every
-//! other command, and anything this parser does not take (`--help`, a
-//! usage error, `status --refresh`), replaces this process with
-//! `quotatrack-engine` from the same directory: same pid, same arguments,
-//! same environment, so signals, exit codes and output are the engine's own.
+//! a hello world. Every other command, and anything this parser does not
+//! take (`--help`, a usage error, `status --refresh`), replaces this process
+//! with `quotatrack-engine` from the same directory: same pid, same
+//! arguments, same environment, so signals, exit codes and output are the
+//! engine's own.
 
 use std::ffi::OsString;
 use std::io::Write;
@@ -59,7 +59,7 @@ fn engine(argv: Vec<OsString>) -> ExitCode {
         Err(error) => {
             let _ = writeln!(
                 std::io::stderr().lock(),
-                "quotatrack: cannot find this program's own path: {error}"
+                "quotatrack: cannot find this program's own path ({error}); run quotatrack-engine with the same arguments"
             );
             return ExitCode::from(2);
         }
@@ -72,8 +72,8 @@ fn engine(argv: Vec<OsString>) -> ExitCode {
     let error = command.args(args).env(FRONT_VERSION, env!("CARGO_PKG_VERSION")).exec();
     let _ = writeln!(
         std::io::stderr().lock(),
-        "quotatrack: cannot start {} ({error}): every command but `status` runs there; install both programs \
-         with `cargo install --locked --path .`",
+        "quotatrack: cannot start {} ({error}): every command but `status` and `statusline` runs there; install \
+         both programs with `cargo install --locked --path .`",
         path.display()
     );
     ExitCode::from(2)
