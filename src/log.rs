@@ -896,6 +896,14 @@ impl Log {
         let after_base = base.as_ref().and_then(|store| store.applied).map(|seq| seq + 1);
         let mut full = base.unwrap_or_default();
         let mut expected: Option<u64> = after_base;
+        // The settings a fold kept are events of the log too, as `log
+        // stats` and `log export` count them; the base already holds them.
+        if let Some(after) = after_base {
+            report.events += self
+                .entries(0)
+                .take_while(|entry| entry.as_ref().is_ok_and(|envelope| envelope.seq < after))
+                .count() as u64;
+        }
         for entry in self.entries(after_base.unwrap_or(0)) {
             match entry {
                 Ok(envelope) => {
