@@ -284,3 +284,110 @@ fn the_front_answers_claudes_statusline_and_spools_as_the_engine_does() {
     // The payload with `rate_limits` was spooled, at each of its three runs.
     assert_eq!(spooled, 3);
 }
+
+/// Runs `program` with `args` and no stdin, at most 20 s (a hang fails the
+/// test rather than stopping the suite).
+fn bounded(program: &Path, args: &[&str]) -> Output {
+    let child = Command::new(program)
+        .arg0("quotatrack")
+        .args(args)
+        .env_remove("QUOTATRACK_FRONT_VERSION")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let (sender, receiver) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = sender.send(child.wait_with_output());
+    });
+    match receiver.recv_timeout(std::time::Duration::from_secs(20)) {
+        Ok(output) => output.unwrap(),
+        Err(_) => {
+            let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
+            panic!("{} {args:?} did not finish", program.display());
+        }
+    }
+}
+
+#[test]
+fn a_snapshot_that_is_a_fifo_or_a_device_neither_hangs_nor_fills_memory() {
+    let scratch = tempfile::tempdir().unwrap();
+    let fifo = scratch.path().join("fifo");
+    std::fs::create_dir(&fifo).unwrap();
+    let name = std::ffi::CString::new(fifo.join("status.json").to_str().unwrap()).unwrap();
+    // SAFETY: a NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(name.as_ptr(), 0o600) }, 0);
+    let device = scratch.path().join("device");
+    std::fs::create_dir(&device).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", device.join("status.json")).unwrap();
+    let front = Path::new(env!("CARGO_BIN_EXE_quotatrack"));
+    for dir in [&fifo, &device] {
+        let data = dir.to_str().unwrap();
+        let status = bounded(front, &["--data-dir", data, "status"]);
+        assert_eq!(status.status.code(), Some(2), "{}", text(&status));
+        let stderr = String::from_utf8_lossy(&status.stderr);
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert!(stderr.contains("not a plain file"), "{stderr}");
+        // A status line never fails: it shows what it has.
+        let line = bounded(front, &["--data-dir", data, "statusline", "claude"]);
+        assert!(line.status.success(), "{}", text(&line));
+        assert_eq!(String::from_utf8_lossy(&line.stdout).trim(), "no usage data yet");
+    }
+}
+
+#[test]
+fn a_front_installed_as_the_engine_is_refused_not_run_again_and_again() {
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    for name in ["quotatrack", "quotatrack-engine"] {
+        std::fs::copy(env!("CARGO_BIN_EXE_quotatrack"), dir.path().join(name)).unwrap();
+    }
+    let output = bounded(&dir.path().join("quotatrack"), &["--version"]);
+    assert_eq!(output.status.code(), Some(2), "{}", text(&output));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("not the engine"), "{stderr}");
+}
+
+#[test]
+fn a_long_running_command_is_still_named_quotatrack() {
+    use std::io::{BufRead, BufReader, Write};
+    let data = tempfile::tempdir().unwrap();
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/example");
+    let mut serve = Command::new(env!("CARGO_BIN_EXE_quotatrack"))
+        .args(["--data-dir", data.path().to_str().unwrap(), "--fixtures"])
+        .arg(&fixtures)
+        .args(["--clock-at", "2026-08-22T12:00:00Z", "serve", "--stdio"])
+        .env_remove("QUOTATRACK_CONFIG")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = serve.id();
+    let stdout = serve.stdout.take().unwrap();
+    let (sender, lines) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if sender.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let mut stdin = serve.stdin.take().unwrap();
+    writeln!(stdin, r#"{{"type":"session_start"}}"#).unwrap();
+    stdin.flush().unwrap();
+    // The engine answers once it runs (a failure guard, not a pause).
+    lines
+        .recv_timeout(std::time::Duration::from_secs(60))
+        .expect("serve answers session_start");
+    let exe = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap();
+    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap();
+    drop(stdin);
+    let _ = serve.kill();
+    let _ = serve.wait();
+    // The engine runs in the process the user started, under its name.
+    assert_eq!(exe.file_name().unwrap(), "quotatrack-engine");
+    assert_eq!(comm.trim(), "quotatrack");
+}

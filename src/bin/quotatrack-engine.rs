@@ -27,6 +27,14 @@ fn main() -> ExitCode {
         );
         return ExitCode::from(2);
     }
+    if std::env::var_os(FRONT_VERSION).is_some() {
+        // Started as `quotatrack`: named so again, so that `killall
+        // quotatrack`, `pgrep -x quotatrack` and `ps -C quotatrack` find a
+        // `watch` or a `serve` (the name would be `quotatrack-engi`).
+        // SAFETY: PR_SET_NAME reads a NUL-terminated string of at most
+        // 16 bytes, which this is; it changes only the thread's name.
+        unsafe { libc::prctl(libc::PR_SET_NAME, c"quotatrack".as_ptr()) };
+    }
     let args = parse_args();
     let json = matches!(
         &args.command,

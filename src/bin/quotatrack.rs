@@ -61,12 +61,27 @@ fn engine(argv: Vec<OsString>) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if std::env::var_os(FRONT_VERSION).is_some() {
+        // Started by a front: what is installed as the engine is a front
+        // too, and would start itself again and again.
+        let _ = writeln!(
+            std::io::stderr().lock(),
+            "quotatrack: {} is not the engine but another quotatrack; install both programs with `cargo install \
+             --locked --path .`",
+            path.display()
+        );
+        return ExitCode::from(2);
+    }
+    // Set in this process's own environment, which then passes on exactly
+    // as it is (a variable set twice keeps the value a reader takes first).
+    // SAFETY: no other thread runs yet: the front starts none before this.
+    unsafe { std::env::set_var(FRONT_VERSION, env!("CARGO_PKG_VERSION")) };
     let mut args = argv.into_iter();
     let mut command = std::process::Command::new(&path);
     if let Some(name) = args.next() {
         command.arg0(name);
     }
-    let error = command.args(args).env(FRONT_VERSION, env!("CARGO_PKG_VERSION")).exec();
+    let error = command.args(args).exec();
     let _ = writeln!(
         std::io::stderr().lock(),
         "quotatrack: cannot start {} ({error}): every command but `status` and `statusline` runs there; install \
