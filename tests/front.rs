@@ -391,3 +391,27 @@ fn a_long_running_command_is_still_named_quotatrack() {
     assert_eq!(exe.file_name().unwrap(), "quotatrack-engine");
     assert_eq!(comm.trim(), "quotatrack");
 }
+
+#[test]
+fn an_error_about_a_path_with_a_newline_is_still_one_line() {
+    let scratch = tempfile::tempdir().unwrap();
+    let dir = scratch.path().join("two\nlines");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::write(dir.join("status.json"), b"{\"schema\":").unwrap();
+    let data = dir.to_str().unwrap();
+    for program in [
+        env!("CARGO_BIN_EXE_quotatrack"),
+        env!("CARGO_BIN_EXE_quotatrack-engine"),
+    ] {
+        for args in [
+            vec!["--data-dir", data, "status"],
+            vec!["--data-dir", data, "status", "--json"],
+        ] {
+            let output = run_as_quotatrack(Path::new(program), &args, &[]);
+            assert_eq!(output.status.code(), Some(2), "{}", text(&output));
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            assert_eq!(stderr.lines().count(), 1, "{stderr}");
+            assert!(stderr.contains("two\\nlines"), "{stderr}");
+        }
+    }
+}

@@ -63,7 +63,9 @@ pub mod serve;
 
 /// The error and its causes on one line, each said once: a cause whose
 /// text its parent already shows (a transparent wrapper, an I/O error
-/// shown by the error that carries it) is not repeated.
+/// shown by the error that carries it) is not repeated. A control
+/// character (a newline in a path) is written as its escape, so the line
+/// stays one.
 fn one_line(error: &anyhow::Error) -> String {
     let mut message = String::new();
     for cause in error.chain() {
@@ -74,6 +76,18 @@ fn one_line(error: &anyhow::Error) -> String {
             }
             message.push_str(&text);
         }
+    }
+    if message.contains(char::is_control) {
+        message = message
+            .chars()
+            .map(|c| {
+                if c.is_control() {
+                    c.escape_default().to_string()
+                } else {
+                    c.to_string()
+                }
+            })
+            .collect();
     }
     message
 }
