@@ -295,7 +295,8 @@ fn slope(readings: &[Reading]) -> f64 {
 /// The `pace` object of `window` at `now`, from the store's ring of its
 /// recent readings.
 pub fn body(window: &crate::wire::Window, length: Option<u64>, readings: &[Reading], now: Timestamp) -> PaceBody {
-    match of_window(window, length) {
+    let reset = window.resets_at.as_deref().and_then(|text| text.parse().ok());
+    match of_window(length, reset) {
         Some(of) => to_body(pace(of, readings, now)),
         None => to_body(Err(Unknown::NoResetTime)),
     }
@@ -313,11 +314,7 @@ pub fn rederive(
     earlier: Option<&PaceBody>,
     now: Timestamp,
 ) -> PaceBody {
-    let of = length
-        .filter(|seconds| *seconds > 0)
-        .zip(reset)
-        .map(|(seconds, resets_at)| Window { seconds, resets_at });
-    let Some(of) = of else {
+    let Some(of) = of_window(length, reset) else {
         return to_body(Err(Unknown::NoResetTime));
     };
     if of.resets_at <= now || window.reset_passed {
@@ -336,11 +333,13 @@ pub fn rederive(
 
 /// What pace needs of a window: its length (`length`: what the response
 /// stated, else its quota's rule; see [`crate::status::window_length`])
-/// and reset time.
-fn of_window(window: &crate::wire::Window, length: Option<u64>) -> Option<Window> {
+/// and its reset time, parsed.
+fn of_window(length: Option<u64>, reset: Option<Timestamp>) -> Option<Window> {
     let seconds = length.filter(|seconds| *seconds > 0)?;
-    let resets_at = window.resets_at.as_deref()?.parse().ok()?;
-    Some(Window { seconds, resets_at })
+    Some(Window {
+        seconds,
+        resets_at: reset?,
+    })
 }
 
 fn to_body(pace: Result<Pace, Unknown>) -> PaceBody {

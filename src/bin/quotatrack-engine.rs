@@ -13,21 +13,19 @@ use quotatrack::cli::{Args, Command, ParseArgs, ReplayArgs, StatusArgs};
 use quotatrack::commands::{self, FRONT_VERSION};
 
 fn main() -> ExitCode {
-    // Started by a `quotatrack` of another version: the two must be one
-    // install, or a command would run code the user did not install.
-    if let Some(front) = std::env::var_os(FRONT_VERSION)
-        && front != env!("CARGO_PKG_VERSION")
-    {
-        let _ = writeln!(
-            std::io::stderr().lock(),
-            "quotatrack: this quotatrack ({}) and the quotatrack-engine beside it ({}) come from different \
-             installs; install both again with `cargo install --locked --path .`",
-            front.to_string_lossy(),
-            env!("CARGO_PKG_VERSION")
-        );
-        return ExitCode::from(2);
-    }
-    if std::env::var_os(FRONT_VERSION).is_some() {
+    if let Some(front) = std::env::var_os(FRONT_VERSION) {
+        // Started by a `quotatrack` of another version: the two must be
+        // one install, or a command would run code the user did not install.
+        if front != env!("CARGO_PKG_VERSION") {
+            let _ = writeln!(
+                std::io::stderr().lock(),
+                "quotatrack: this quotatrack ({}) and the quotatrack-engine beside it ({}) come from different \
+                 installs; install both again with `cargo install --locked --path .`",
+                front.to_string_lossy(),
+                env!("CARGO_PKG_VERSION")
+            );
+            return ExitCode::from(2);
+        }
         // Started as `quotatrack`: named so again, so that `killall
         // quotatrack`, `pgrep -x quotatrack` and `ps -C quotatrack` find a
         // `watch` or a `serve` (the name would be `quotatrack-engi`).

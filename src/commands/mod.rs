@@ -77,19 +77,18 @@ fn one_line(error: &anyhow::Error) -> String {
             message.push_str(&text);
         }
     }
-    if message.contains(char::is_control) {
-        message = message
-            .chars()
-            .map(|c| {
-                if c.is_control() {
-                    c.escape_default().to_string()
-                } else {
-                    c.to_string()
-                }
-            })
-            .collect();
+    if !message.contains(char::is_control) {
+        return message;
     }
-    message
+    let mut escaped = String::with_capacity(message.len() + 8);
+    for c in message.chars() {
+        if c.is_control() {
+            escaped.extend(c.escape_default());
+        } else {
+            escaped.push(c);
+        }
+    }
+    escaped
 }
 
 /// The log error a cause is or carries (the engine and the demo's
