@@ -19,7 +19,7 @@ use std::time::Duration;
 use quotatrack::events::Envelope;
 use quotatrack::log::salvage;
 
-use crate::support::Rng;
+use crate::support::{Rng, finish_within};
 
 /// How long any one command may take.
 const LIMIT: Duration = Duration::from_secs(60);
@@ -44,21 +44,7 @@ fn run(data_dir: &Path, args: &[&str], stdin: &[u8], what: &str) -> Ran {
         .spawn()
         .unwrap();
     child.stdin.take().unwrap().write_all(stdin).ok();
-    let pid = child.id();
-    let (sender, receiver) = mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = sender.send(child.wait_with_output());
-    });
-    let output = match receiver.recv_timeout(LIMIT) {
-        Ok(output) => output.unwrap(),
-        Err(_) => {
-            let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
-            panic!(
-                "{what}: `quotatrack {}` did not finish within {LIMIT:?}",
-                args.join(" ")
-            );
-        }
-    };
+    let output = finish_within(child, LIMIT, &format!("{what}: `quotatrack {}`", args.join(" ")));
     let ran = Ran {
         code: output.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&output.stdout).into_owned(),

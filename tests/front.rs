@@ -5,21 +5,36 @@
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+use std::time::Duration;
 
 use crate::render::demo_dir;
+use crate::support::finish_within;
 
 /// Runs `program` as `quotatrack` (its `argv[0]`, which clap's usage
-/// lines name) with `args` and no stdin.
-fn run_as_quotatrack(program: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
-    Command::new(program)
+/// lines name) with `args`, `env` over an environment without the
+/// settings, data dir, colour or front variables a developer may have set,
+/// and `input` on stdin, then stdin closed; at most 20 s.
+fn run_as_quotatrack(program: &Path, args: &[&str], env: &[(&str, &str)], input: &[u8]) -> Output {
+    use std::io::Write;
+    let mut child = Command::new(program)
         .arg0("quotatrack")
         .args(args)
-        .envs(env.iter().copied())
         .env_remove("QUOTATRACK_CONFIG")
         .env_remove("QUOTATRACK_DATA_DIR")
-        .stdin(Stdio::null())
-        .output()
-        .unwrap()
+        .env_remove("NO_COLOR")
+        .env_remove("QUOTATRACK_FRONT_VERSION")
+        .envs(env.iter().copied())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(input).ok();
+    finish_within(
+        child,
+        Duration::from_secs(20),
+        &format!("{} {args:?}", program.display()),
+    )
 }
 
 fn text(output: &Output) -> String {
@@ -105,8 +120,8 @@ fn the_front_answers_status_alone_and_exactly_as_the_engine_does() {
     for line in &lines {
         let args: Vec<&str> = line.iter().map(String::as_str).collect();
         // The front with no engine beside it: answered here or not at all.
-        let answered = run_as_quotatrack(&front, &args, &[]);
-        let engines = run_as_quotatrack(engine, &args, &[]);
+        let answered = run_as_quotatrack(&front, &args, &[], b"");
+        let engines = run_as_quotatrack(engine, &args, &[], b"");
         assert!(answered.status.success(), "{args:?}\n{}", text(&answered));
         assert!(!answered.stdout.is_empty(), "{args:?}");
         assert_eq!(text(&answered), text(&engines), "{args:?}");
@@ -136,13 +151,13 @@ fn the_front_reports_a_bad_snapshot_or_settings_as_the_engine_does() {
     let (_keep, front) = lonely_front();
     let engine = Path::new(env!("CARGO_BIN_EXE_quotatrack-engine"));
     for args in &cases {
-        let answered = run_as_quotatrack(&front, args, &[("COLUMNS", "100")]);
-        let engines = run_as_quotatrack(engine, args, &[("COLUMNS", "100")]);
+        let answered = run_as_quotatrack(&front, args, &[("COLUMNS", "100")], b"");
+        let engines = run_as_quotatrack(engine, args, &[("COLUMNS", "100")], b"");
         assert_eq!(text(&answered), text(&engines), "{args:?}");
     }
     // An unreadable snapshot is a one-line error and exit 2, on stdout as
     // JSON when JSON was asked for.
-    let json = run_as_quotatrack(&front, &cases[1], &[]);
+    let json = run_as_quotatrack(&front, &cases[1], &[], b"");
     assert_eq!(json.status.code(), Some(2));
     let stdout = String::from_utf8_lossy(&json.stdout);
     let object: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
@@ -159,26 +174,26 @@ fn every_other_command_line_runs_in_the_engine_beside_the_front() {
     let data = demo_dir().to_str().unwrap();
     // Answered by the engine: its version, its help, its usage errors
     // (named as `quotatrack`), its commands.
-    let version = run_as_quotatrack(front, &["--version"], &[]);
+    let version = run_as_quotatrack(front, &["--version"], &[], b"");
     assert_eq!(
         String::from_utf8_lossy(&version.stdout).trim(),
         concat!("quotatrack ", env!("CARGO_PKG_VERSION"))
     );
-    let help = run_as_quotatrack(front, &["status", "--help"], &[]);
+    let help = run_as_quotatrack(front, &["status", "--help"], &[], b"");
     assert!(help.status.success());
     assert!(
         String::from_utf8_lossy(&help.stdout).contains("Usage: quotatrack status"),
         "{}",
         text(&help)
     );
-    let usage = run_as_quotatrack(front, &["status", "--no-such-flag"], &[]);
+    let usage = run_as_quotatrack(front, &["status", "--no-such-flag"], &[], b"");
     assert_eq!(usage.status.code(), Some(2));
     assert!(
         String::from_utf8_lossy(&usage.stderr).contains("Usage: quotatrack status"),
         "{}",
         text(&usage)
     );
-    let stats = run_as_quotatrack(front, &["--data-dir", data, "log", "stats", "--json"], &[]);
+    let stats = run_as_quotatrack(front, &["--data-dir", data, "log", "stats", "--json"], &[], b"");
     assert!(stats.status.success(), "{}", text(&stats));
     let stats: serde_json::Value = serde_json::from_slice(&stats.stdout).unwrap();
     assert!(stats["events"].as_u64().unwrap() > 0, "{stats}");
@@ -193,7 +208,7 @@ fn a_front_without_its_engine_says_so_in_one_line_and_still_answers_status() {
         vec!["--data-dir", data, "log", "stats"],
         vec!["--data-dir", data, "status", "--refresh"],
     ] {
-        let output = run_as_quotatrack(&front, &args, &[]);
+        let output = run_as_quotatrack(&front, &args, &[], b"");
         assert_eq!(output.status.code(), Some(2), "{args:?}");
         assert!(output.stdout.is_empty());
         let stderr = String::from_utf8_lossy(&output.stderr);
@@ -204,14 +219,19 @@ fn a_front_without_its_engine_says_so_in_one_line_and_still_answers_status() {
         );
         assert!(stderr.contains("cargo install"), "{stderr}");
     }
-    let status = run_as_quotatrack(&front, &["--data-dir", data, "status", "--line"], &[]);
+    let status = run_as_quotatrack(&front, &["--data-dir", data, "status", "--line"], &[], b"");
     assert!(status.status.success(), "{}", text(&status));
 }
 
 #[test]
 fn an_engine_from_another_install_refuses_in_one_line() {
     let engine = Path::new(env!("CARGO_BIN_EXE_quotatrack-engine"));
-    let output = run_as_quotatrack(engine, &["--version"], &[("QUOTATRACK_FRONT_VERSION", "0.0.0-older")]);
+    let output = run_as_quotatrack(
+        engine,
+        &["--version"],
+        &[("QUOTATRACK_FRONT_VERSION", "0.0.0-older")],
+        b"",
+    );
     assert_eq!(output.status.code(), Some(2));
     assert!(output.stdout.is_empty());
     let stderr = String::from_utf8_lossy(&output.stderr);
@@ -220,23 +240,6 @@ fn an_engine_from_another_install_refuses_in_one_line() {
         stderr.contains("0.0.0-older") && stderr.contains(env!("CARGO_PKG_VERSION")),
         "{stderr}"
     );
-}
-
-/// Runs `program` as `quotatrack` with `input` on stdin, then stdin closed.
-fn run_with_input(program: &Path, args: &[&str], input: &[u8]) -> Output {
-    use std::io::Write;
-    let mut child = Command::new(program)
-        .arg0("quotatrack")
-        .args(args)
-        .env_remove("QUOTATRACK_CONFIG")
-        .env_remove("NO_COLOR")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(input).ok();
-    child.wait_with_output().unwrap()
 }
 
 #[test]
@@ -272,7 +275,7 @@ fn the_front_answers_claudes_statusline_and_spools_as_the_engine_does() {
                         "claude",
                     ];
                     args.extend_from_slice(extra);
-                    let output = run_with_input(program, &args, input);
+                    let output = run_as_quotatrack(program, &args, &[], input);
                     assert!(output.status.success(), "{}", text(&output));
                     (text(&output), std::fs::read(dir.path().join("statusline.spool")).ok())
                 })
@@ -283,32 +286,6 @@ fn the_front_answers_claudes_statusline_and_spools_as_the_engine_does() {
     }
     // The payload with `rate_limits` was spooled, at each of its three runs.
     assert_eq!(spooled, 3);
-}
-
-/// Runs `program` with `args` and no stdin, at most 20 s (a hang fails the
-/// test rather than stopping the suite).
-fn bounded(program: &Path, args: &[&str]) -> Output {
-    let child = Command::new(program)
-        .arg0("quotatrack")
-        .args(args)
-        .env_remove("QUOTATRACK_FRONT_VERSION")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let pid = child.id();
-    let (sender, receiver) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = sender.send(child.wait_with_output());
-    });
-    match receiver.recv_timeout(std::time::Duration::from_secs(20)) {
-        Ok(output) => output.unwrap(),
-        Err(_) => {
-            let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
-            panic!("{} {args:?} did not finish", program.display());
-        }
-    }
 }
 
 #[test]
@@ -325,13 +302,13 @@ fn a_snapshot_that_is_a_fifo_or_a_device_neither_hangs_nor_fills_memory() {
     let front = Path::new(env!("CARGO_BIN_EXE_quotatrack"));
     for dir in [&fifo, &device] {
         let data = dir.to_str().unwrap();
-        let status = bounded(front, &["--data-dir", data, "status"]);
+        let status = run_as_quotatrack(front, &["--data-dir", data, "status"], &[], b"");
         assert_eq!(status.status.code(), Some(2), "{}", text(&status));
         let stderr = String::from_utf8_lossy(&status.stderr);
         assert_eq!(stderr.lines().count(), 1, "{stderr}");
         assert!(stderr.contains("not a plain file"), "{stderr}");
         // A status line never fails: it shows what it has.
-        let line = bounded(front, &["--data-dir", data, "statusline", "claude"]);
+        let line = run_as_quotatrack(front, &["--data-dir", data, "statusline", "claude"], &[], b"");
         assert!(line.status.success(), "{}", text(&line));
         assert_eq!(String::from_utf8_lossy(&line.stdout).trim(), "no usage data yet");
     }
@@ -343,7 +320,7 @@ fn a_front_installed_as_the_engine_is_refused_not_run_again_and_again() {
     for name in ["quotatrack", "quotatrack-engine"] {
         std::fs::copy(env!("CARGO_BIN_EXE_quotatrack"), dir.path().join(name)).unwrap();
     }
-    let output = bounded(&dir.path().join("quotatrack"), &["--version"]);
+    let output = run_as_quotatrack(&dir.path().join("quotatrack"), &["--version"], &[], b"");
     assert_eq!(output.status.code(), Some(2), "{}", text(&output));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
@@ -407,7 +384,7 @@ fn an_error_about_a_path_with_a_newline_is_still_one_line() {
             vec!["--data-dir", data, "status"],
             vec!["--data-dir", data, "status", "--json"],
         ] {
-            let output = run_as_quotatrack(Path::new(program), &args, &[]);
+            let output = run_as_quotatrack(Path::new(program), &args, &[], b"");
             assert_eq!(output.status.code(), Some(2), "{}", text(&output));
             let stderr = String::from_utf8_lossy(&output.stderr);
             assert_eq!(stderr.lines().count(), 1, "{stderr}");

@@ -23,7 +23,7 @@ use quotatrack::providers::ProviderId;
 use quotatrack::replay::{self, ReplayError, Request};
 use serde_json::{Value, json};
 
-use crate::support::fixtures_dir;
+use crate::support::{finish_within, fixtures_dir};
 
 /// No process here may run longer than this.
 const LIMIT: Duration = Duration::from_secs(120);
@@ -95,18 +95,7 @@ fn output(command: &mut Command) -> Output {
 }
 
 fn finish(child: Child) -> Output {
-    let pid = child.id();
-    let (sender, receiver) = mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = sender.send(child.wait_with_output());
-    });
-    match receiver.recv_timeout(LIMIT) {
-        Ok(output) => output.unwrap(),
-        Err(_) => {
-            let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
-            panic!("process {pid} still running after {LIMIT:?}");
-        }
-    }
+    finish_within(child, LIMIT, "quotatrack")
 }
 
 fn terminate(child: &Child) {

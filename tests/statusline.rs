@@ -132,18 +132,11 @@ fn a_host_that_never_closes_stdin_still_gets_its_line() {
     // Half an object, and stdin held open.
     let mut stdin = child.stdin.take().unwrap();
     stdin.write_all(b"{\"rate_limits\": {\"five_hour\": ").unwrap();
-    let (sender, receiver) = std::sync::mpsc::channel();
-    let pid = child.id();
-    std::thread::spawn(move || {
-        let _ = sender.send(child.wait_with_output());
-    });
-    let output = match receiver.recv_timeout(std::time::Duration::from_secs(20)) {
-        Ok(output) => output.unwrap(),
-        Err(_) => {
-            let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
-            panic!("statusline claude waited for stdin to close");
-        }
-    };
+    let output = crate::support::finish_within(
+        child,
+        std::time::Duration::from_secs(20),
+        "statusline claude, waiting for stdin to close,",
+    );
     drop(stdin);
     assert!(output.status.success());
     let line = String::from_utf8(output.stdout).unwrap();

@@ -5,7 +5,8 @@ pub mod server;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
 
 use jiff::Timestamp;
 use quotatrack::exchange::RecordedExchange;
@@ -120,6 +121,24 @@ pub fn quotatrack(args: &[&str], stdin: &[u8]) -> Output {
         .unwrap();
     child.stdin.take().unwrap().write_all(stdin).ok();
     child.wait_with_output().unwrap()
+}
+
+/// The output of `child` once it ends; if it runs past `limit`, it is
+/// killed (SIGKILL) and the test fails saying `what` hung: a hang fails
+/// one test rather than stopping the suite.
+pub fn finish_within(child: Child, limit: Duration, what: &str) -> Output {
+    let pid = child.id();
+    let (sender, receiver) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = sender.send(child.wait_with_output());
+    });
+    match receiver.recv_timeout(limit) {
+        Ok(output) => output.unwrap(),
+        Err(_) => {
+            let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
+            panic!("{what} (pid {pid}) still running after {limit:?}");
+        }
+    }
 }
 
 /// The recorded exchange `fixtures/providers/<provider>/<name>.json`.
