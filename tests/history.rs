@@ -372,15 +372,9 @@ mod command {
             bodies: Some(SignedDuration::from_hours(24)),
             events: Some(SignedDuration::from_hours(24)),
         };
-        let (mut folded, mut indexed) = (0, 0);
-        loop {
-            let step = log.retain_step(at(END), &retention).unwrap();
-            folded += step.folded;
-            indexed += u64::from(step.indexed);
-            if step.done {
-                break;
-            }
-        }
+        let steps = crate::support::retention_pass(&mut log, at(END), &retention);
+        let folded: u64 = steps.iter().map(|step| step.folded).sum();
+        let indexed = steps.iter().filter(|step| step.indexed).count() as u64;
         let first_kept = log.entries(0).next().unwrap().unwrap();
         log.close().unwrap();
         assert!(folded > 1_000, "{folded} folded");

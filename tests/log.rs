@@ -16,7 +16,7 @@ use quotatrack::providers::ProviderId;
 use quotatrack::status::{self, StatusOptions};
 
 use crate::projection::{at, window};
-use crate::support::{Rng, quotatrack};
+use crate::support::{Rng, quotatrack, retention_pass};
 
 fn v1_log() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/logs/v1-every-event.jsonl")
@@ -148,10 +148,11 @@ fn log_of(dir: &Path, n: u64) {
     journal.close().unwrap();
 }
 
-/// Rewrites the stored value of `seq` through `alter`, as a disk error would.
-fn alter_stored_value(dir: &Path, seq: u64, alter: impl FnOnce(&mut Vec<u8>)) {
+/// The sled database of the closed log in `dir`, opened as sled itself,
+/// below the log's own checks.
+fn raw_sled(dir: &Path) -> sled::Db {
     // sled releases a closed log's lock when its background threads end.
-    let db = (0..1_000_000)
+    (0..1_000_000)
         .find_map(|_| {
             // The log's segment size (see `log::segment_size`): sled refuses another.
             sled::Config::new()
@@ -161,7 +162,12 @@ fn alter_stored_value(dir: &Path, seq: u64, alter: impl FnOnce(&mut Vec<u8>)) {
                 .inspect_err(|_| std::thread::yield_now())
                 .ok()
         })
-        .expect("the log stays locked");
+        .expect("the log stays locked")
+}
+
+/// Rewrites the stored value of `seq` through `alter`, as a disk error would.
+fn alter_stored_value(dir: &Path, seq: u64, alter: impl FnOnce(&mut Vec<u8>)) {
+    let db = raw_sled(dir);
     let events = db.open_tree("events").unwrap();
     let mut value = events.get(seq.to_be_bytes()).unwrap().unwrap().to_vec();
     alter(&mut value);
@@ -678,16 +684,7 @@ fn verify_export_and_repair_of_a_long_log_stay_within_a_memory_limit() {
 /// tree, as a recovery that lost the log's tail does: sled then ends
 /// early, while its raw files still hold the removed frames' copies.
 fn drop_tail(dir: &Path, from: u64) {
-    let db = (0..1_000_000)
-        .find_map(|_| {
-            sled::Config::new()
-                .path(dir.join("log"))
-                .segment_size(16 * 1024)
-                .open()
-                .inspect_err(|_| std::thread::yield_now())
-                .ok()
-        })
-        .expect("the log stays locked");
+    let db = raw_sled(dir);
     let events = db.open_tree("events").unwrap();
     let start = events
         .range(..=from.to_be_bytes())
@@ -781,14 +778,10 @@ fn folded_log(root: &Path, dir: &Path) -> Vec<u8> {
         events: Some(SignedDuration::from_hours(3)),
     };
     let now = events.last().unwrap().at;
-    let mut folded = 0;
-    loop {
-        let step = log.retain_step(now, &keep).unwrap();
-        folded += step.folded;
-        if step.done {
-            break;
-        }
-    }
+    let folded: u64 = retention_pass(&mut log, now, &keep)
+        .iter()
+        .map(|step| step.folded)
+        .sum();
     assert!(folded > 1_000, "nothing folded");
     log.close().unwrap();
     let export = run(dir, &["log", "export"]);

@@ -17,7 +17,7 @@ use quotatrack::log::Log;
 use quotatrack::log::retention::Retention;
 use serde_json::Value;
 
-use crate::support::{Rng, quotatrack};
+use crate::support::{Rng, quotatrack, retention_pass};
 
 /// Set in a child process: the data dir it runs retention passes on.
 const CHILD_DIR: &str = "QUOTATRACK_RETENTION_CHILD";
@@ -406,13 +406,9 @@ fn a_pass_stores_complete_units_as_one_frame_each_with_the_same_export() {
     let now = events.last().unwrap().at;
     let keep = Retention::days(30, 400);
     let mut regrouped = 0;
-    loop {
-        let step = log.retain_step(now, &keep).unwrap();
+    for step in retention_pass(&mut log, now, &keep) {
         regrouped += step.regrouped;
         assert_eq!((step.shortened, step.folded), (0, 0));
-        if step.done {
-            break;
-        }
     }
     assert!(regrouped > 0, "nothing regrouped");
     assert_eq!(export_of(&log), before_export);
@@ -426,14 +422,10 @@ fn a_pass_stores_complete_units_as_one_frame_each_with_the_same_export() {
     // a third nothing.
     log.append_batches(tail.iter().cloned()).unwrap();
     for expected_more in [true, false] {
-        let mut again = 0;
-        loop {
-            let step = log.retain_step(now, &keep).unwrap();
-            again += step.regrouped;
-            if step.done {
-                break;
-            }
-        }
+        let again: u64 = retention_pass(&mut log, now, &keep)
+            .iter()
+            .map(|step| step.regrouped)
+            .sum();
         assert_eq!(again > 0, expected_more, "regrouped {again}");
     }
     log.close().unwrap();
@@ -505,16 +497,8 @@ fn a_fold_keeps_the_settings_in_the_export() {
         bodies: Some(SignedDuration::from_hours(2)),
         events: Some(SignedDuration::from_hours(3)),
     };
-    let pass_at = |log: &mut Log, now: Timestamp| -> u64 {
-        let mut folded = 0;
-        loop {
-            let step = log.retain_step(now, &keep).unwrap();
-            folded += step.folded;
-            if step.done {
-                return folded;
-            }
-        }
-    };
+    let pass_at =
+        |log: &mut Log, now: Timestamp| -> u64 { retention_pass(log, now, &keep).iter().map(|step| step.folded).sum() };
     let pass = |log: &mut Log| pass_at(log, now);
     assert!(pass(&mut log) > 1_000, "nothing folded");
     let after = export_of(&log);
@@ -672,14 +656,10 @@ fn replay_of_a_folded_export_says_it_starts_without_the_folded_state() {
         events: Some(SignedDuration::from_mins(30)),
     };
     let mut log = Log::open(&data).unwrap();
-    let mut folded = 0;
-    loop {
-        let step = log.retain_step(now, &keep).unwrap();
-        folded += step.folded;
-        if step.done {
-            break;
-        }
-    }
+    let folded: u64 = retention_pass(&mut log, now, &keep)
+        .iter()
+        .map(|step| step.folded)
+        .sum();
     log.close().unwrap();
     assert!(folded > 0, "nothing folded");
     let after = envelopes(&export(&data));

@@ -10,6 +10,8 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 use quotatrack::exchange::RecordedExchange;
+use quotatrack::log::Log;
+use quotatrack::log::retention::{Retention, Step};
 use quotatrack::providers::{FetchError, ParsedUsage, ProviderId, Response};
 
 /// A recorded exchange from `fixtures/providers/<id>/<scenario>.json`.
@@ -137,6 +139,18 @@ pub fn finish_within(child: Child, limit: Duration, what: &str) -> Output {
         Err(_) => {
             let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
             panic!("{what} (pid {pid}) still running after {limit:?}");
+        }
+    }
+}
+
+/// Every step of one whole retention pass over `log` at `now`.
+pub fn retention_pass(log: &mut Log, now: Timestamp, keep: &Retention) -> Vec<Step> {
+    let mut steps = Vec::new();
+    loop {
+        let step = log.retain_step(now, keep).unwrap();
+        steps.push(step);
+        if step.done {
+            return steps;
         }
     }
 }
