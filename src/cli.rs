@@ -1,6 +1,7 @@
 //! The command line's argument types (clap derive), with no I/O. Turning
 //! them into work is the binary's job (`src/bin/quotatrack.rs`).
 
+use std::ffi::OsString;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 
@@ -33,7 +34,7 @@ pub struct Globals {
     #[arg(long, global = true, value_name = "DIR")]
     pub fixtures: Option<PathBuf>,
     /// The bound on one provider request, in seconds (more than 0, at most 300).
-    #[arg(long, global = true, env = "QUOTATRACK_TIMEOUT", value_name = "SECONDS", default_value_t = 5.0,
+    #[arg(long, global = true, env = "QUOTATRACK_TIMEOUT", value_name = "SECONDS", default_value_t = DEFAULT_TIMEOUT_S,
           value_parser = parse_timeout, allow_negative_numbers = true)]
     pub timeout: f64,
     /// Run as if the clock read this many seconds later (for tests of the
@@ -73,6 +74,90 @@ pub struct FrontArgs {
     /// The command.
     #[command(subcommand)]
     pub command: FrontCommand,
+}
+
+impl FrontArgs {
+    /// The command lines status lines and prompts run again and again,
+    /// read without building clap's parser (a fifth of `status`'s run):
+    /// `status` or `statusline claude` with nothing after it, preceded by
+    /// any of `--data-dir DIR`, `--config FILE` and `--clock-at TIME`,
+    /// each at most once, as two words or joined by `=`. `env` reads the
+    /// environment.
+    ///
+    /// `None` for anything else, which clap then reads and answers the
+    /// same way: another option or form, a value clap would refuse (empty,
+    /// starting with `-`, not a time), `QUOTATRACK_TIMEOUT` set (clap
+    /// checks it), or `QUOTATRACK_DATA_DIR` or `QUOTATRACK_CONFIG` set
+    /// empty for an option the line does not give.
+    pub fn plain(argv: &[OsString], env: impl Fn(&str) -> Option<OsString>) -> Option<FrontArgs> {
+        let mut globals = Globals {
+            data_dir: None,
+            config: None,
+            fixtures: None,
+            timeout: DEFAULT_TIMEOUT_S,
+            now_offset: 0,
+            clock_at: None,
+            clock_file: None,
+        };
+        let mut words = argv.iter().skip(1);
+        let command = loop {
+            let word = words.next()?.to_str()?;
+            if word == "status" || word == "statusline" {
+                break word;
+            }
+            let (name, value) = match word.split_once('=') {
+                Some((name, value)) => (name, OsString::from(value)),
+                None => (word, words.next()?.clone()),
+            };
+            if value.is_empty() || value.as_encoded_bytes().starts_with(b"-") {
+                return None;
+            }
+            match name {
+                "--data-dir" if globals.data_dir.is_none() => globals.data_dir = Some(value.into()),
+                "--config" if globals.config.is_none() => globals.config = Some(value.into()),
+                "--clock-at" if globals.clock_at.is_none() => globals.clock_at = Some(value.to_str()?.parse().ok()?),
+                _ => return None,
+            }
+        };
+        if env("QUOTATRACK_TIMEOUT").is_some() {
+            return None;
+        }
+        for (slot, name) in [
+            (&mut globals.data_dir, "QUOTATRACK_DATA_DIR"),
+            (&mut globals.config, "QUOTATRACK_CONFIG"),
+        ] {
+            if slot.is_none()
+                && let Some(value) = env(name)
+            {
+                if value.is_empty() {
+                    return None;
+                }
+                *slot = Some(PathBuf::from(value));
+            }
+        }
+        let command = match (command, words.next()) {
+            ("status", None) => FrontCommand::Status(StatusArgs {
+                refresh: false,
+                format: None,
+                json: false,
+                providers: Vec::new(),
+                line: false,
+                table: false,
+                output: None,
+                color: ColorChoice::Auto,
+                width: None,
+            }),
+            ("statusline", Some(host)) if host == "claude" && words.next().is_none() => {
+                FrontCommand::Statusline(StatuslineArgs {
+                    host: Host::Claude,
+                    width: None,
+                    color: ColorChoice::Never,
+                })
+            }
+            _ => return None,
+        };
+        Some(FrontArgs { globals, command })
+    }
 }
 
 /// The commands [`FrontArgs`] knows.
@@ -308,6 +393,9 @@ pub struct RecordArgs {
 
 /// The shortest and longest `--timeout`, in seconds.
 pub const TIMEOUT_RANGE_S: (f64, f64) = (0.1, 300.0);
+
+/// The bound on one provider request when none is given, in seconds.
+pub const DEFAULT_TIMEOUT_S: f64 = 5.0;
 /// The most `--now-offset` moves the clock either way: ten years, in seconds.
 pub const MAX_NOW_OFFSET_S: i64 = 10 * 365 * 86_400;
 /// The longest `demo --hours`: a week of virtual time.
@@ -601,4 +689,94 @@ pub fn parse_at(text: &str) -> Result<jiff::Timestamp, String> {
         .ok_or_else(|| {
             format!("{text:?} is not a time: give RFC 3339 (2026-08-22T12:10:00Z) or a local date and time (2026-08-22 14:10)")
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    fn words(line: &str) -> Vec<OsString> {
+        std::iter::once("quotatrack")
+            .chain(line.split(' ').filter(|word| !word.is_empty()))
+            .map(OsString::from)
+            .collect()
+    }
+
+    /// What clap makes of `argv` in the test's own environment, as text.
+    fn clap_reads(argv: &[OsString]) -> Option<String> {
+        FrontArgs::try_parse_from(argv).ok().map(|args| format!("{args:?}"))
+    }
+
+    #[test]
+    fn a_plain_command_line_reads_as_clap_reads_it() {
+        let env = |name: &str| std::env::var_os(name);
+        for line in [
+            "status",
+            "--data-dir /d status",
+            "--data-dir=/d status",
+            "--data-dir /d --config /c.toml status",
+            "--config=/c.toml --clock-at 2026-08-23T12:00:00Z --data-dir=d status",
+            "--clock-at=2026-08-23T12:00:00+02:00 status",
+            "--data-dir /a=b status",
+            "statusline claude",
+            "--data-dir /d statusline claude",
+        ] {
+            let argv = words(line);
+            let plain = FrontArgs::plain(&argv, env).map(|args| format!("{args:?}"));
+            assert!(plain.is_some(), "{line} is not read as plain");
+            assert_eq!(plain, clap_reads(&argv), "{line}");
+        }
+    }
+
+    #[test]
+    fn anything_else_is_left_to_clap() {
+        let env = |_: &str| None;
+        for line in [
+            "",
+            "status --json",
+            "status --refresh",
+            "status --data-dir /d",
+            "--data-dir /d --data-dir /e status",
+            "--data-dir= status",
+            "--data-dir",
+            "--data-dir -d status",
+            "--data-dir=-d status",
+            "--clock-at soon status",
+            "--clock-at -002026-01-01T00:00:00Z status",
+            "--timeout 1 status",
+            "--fixtures /f status",
+            "--now-offset 5 status",
+            "--help",
+            "-h status",
+            "status=1",
+            "statusline",
+            "statusline codex",
+            "statusline claude --width 40",
+            "log stats",
+        ] {
+            assert!(FrontArgs::plain(&words(line), env).is_none(), "{line:?}");
+        }
+        let argv = words("--data-dir /d status");
+        let set = |value: &'static str| move |name: &str| (name == "QUOTATRACK_TIMEOUT").then(|| value.into());
+        assert!(FrontArgs::plain(&argv, set("0.5")).is_none(), "clap checks the timeout");
+        let empty = |wanted: &'static str| move |name: &str| (name == wanted).then(OsString::new);
+        assert!(FrontArgs::plain(&words("status"), empty("QUOTATRACK_DATA_DIR")).is_none());
+        assert!(FrontArgs::plain(&argv, empty("QUOTATRACK_CONFIG")).is_none());
+        // A value given on the line is not looked up.
+        assert!(FrontArgs::plain(&words("--config /c status"), empty("QUOTATRACK_CONFIG")).is_some());
+    }
+
+    #[test]
+    fn the_environment_gives_what_the_line_does_not() {
+        let env = |name: &str| match name {
+            "QUOTATRACK_DATA_DIR" => Some(OsString::from("/from-env")),
+            "QUOTATRACK_CONFIG" => Some(OsString::from("/env.toml")),
+            _ => None,
+        };
+        let args = FrontArgs::plain(&words("--data-dir /line status"), env).unwrap();
+        assert_eq!(args.globals.data_dir, Some(PathBuf::from("/line")));
+        assert_eq!(args.globals.config, Some(PathBuf::from("/env.toml")));
+    }
 }

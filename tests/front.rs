@@ -12,7 +12,7 @@ use crate::support::finish_within;
 
 /// Runs `program` as `quotatrack` (its `argv[0]`, which clap's usage
 /// lines name) with `args`, `env` over an environment without the
-/// settings, data dir, colour or front variables a developer may have set,
+/// settings, data dir, timeout, colour or front variables a developer may have set,
 /// and `input` on stdin, then stdin closed; at most 20 s.
 fn run_as_quotatrack(program: &Path, args: &[&str], env: &[(&str, &str)], input: &[u8]) -> Output {
     use std::io::Write;
@@ -21,6 +21,7 @@ fn run_as_quotatrack(program: &Path, args: &[&str], env: &[(&str, &str)], input:
         .args(args)
         .env_remove("QUOTATRACK_CONFIG")
         .env_remove("QUOTATRACK_DATA_DIR")
+        .env_remove("QUOTATRACK_TIMEOUT")
         .env_remove("NO_COLOR")
         .env_remove("QUOTATRACK_FRONT_VERSION")
         .envs(env.iter().copied())
@@ -125,6 +126,72 @@ fn the_front_answers_status_alone_and_exactly_as_the_engine_does() {
         assert!(answered.status.success(), "{args:?}\n{}", text(&answered));
         assert!(!answered.stdout.is_empty(), "{args:?}");
         assert_eq!(text(&answered), text(&engines), "{args:?}");
+    }
+}
+
+/// A command line and the environment it runs in.
+type Case<'a> = (Vec<&'a str>, Vec<(&'a str, &'a str)>);
+
+/// The plain lines the front reads without clap, and their near misses
+/// that clap reads (or refuses), with the environment variables the
+/// options fall back on: every one answers exactly as the engine does.
+#[test]
+fn the_plain_status_lines_and_their_near_misses_answer_as_the_engine_does() {
+    let scratch = tempfile::tempdir().unwrap();
+    let config = scratch.path().join("config.toml");
+    std::fs::write(&config, "providers = [\"zai\", \"codex\"]\n").unwrap();
+    let config = config.to_str().unwrap();
+    let data = demo_dir().to_str().unwrap();
+    let at = "--clock-at=2026-08-23T12:00:00Z";
+    let data_eq = format!("--data-dir={data}");
+    let config_eq = format!("--config={config}");
+    let answered: Vec<Case> = vec![
+        (vec![at, "status"], vec![("QUOTATRACK_DATA_DIR", data)]),
+        (vec![at, &data_eq, "status"], vec![]),
+        (vec!["--data-dir", data, at, "--config", config, "status"], vec![]),
+        (vec![&config_eq, at, "--data-dir", data, "status"], vec![]),
+        (
+            vec!["--data-dir", data, at, "status"],
+            vec![("QUOTATRACK_CONFIG", config)],
+        ),
+        (
+            vec!["--data-dir", data, at, "status"],
+            vec![("QUOTATRACK_TIMEOUT", "0.5")],
+        ),
+        (
+            vec!["--data-dir", data, at, "status"],
+            vec![("QUOTATRACK_DATA_DIR", "/nowhere")],
+        ),
+        (vec![at, "status", "--data-dir", data], vec![]),
+    ];
+    let refused: Vec<Case> = vec![
+        (vec![at, "status"], vec![("QUOTATRACK_DATA_DIR", "")]),
+        (vec!["--data-dir", data, at, "status"], vec![("QUOTATRACK_CONFIG", "")]),
+        (
+            vec!["--data-dir", data, at, "status"],
+            vec![("QUOTATRACK_TIMEOUT", "soon")],
+        ),
+        (vec!["--data-dir", data, "--data-dir", data, "status"], vec![]),
+        (vec!["--data-dir=", "status"], vec![]),
+        (vec!["--data-dir", "-d", "status"], vec![]),
+        (vec!["--clock-at", "noon", "--data-dir", data, "status"], vec![]),
+        (vec!["--data-dir", data, "status", "now"], vec![]),
+        (vec!["--data-dir", data, "statusline", "codex"], vec![]),
+    ];
+    let front = Path::new(env!("CARGO_BIN_EXE_quotatrack"));
+    let engine = Path::new(env!("CARGO_BIN_EXE_quotatrack-engine"));
+    let (_keep, lonely) = lonely_front();
+    for (cases, ok) in [(&answered, true), (&refused, false)] {
+        for (args, env) in cases {
+            let fronts = run_as_quotatrack(front, args, env, b"");
+            let engines = run_as_quotatrack(engine, args, env, b"");
+            assert_eq!(fronts.status.success(), ok, "{args:?} {env:?}\n{}", text(&fronts));
+            assert_eq!(text(&fronts), text(&engines), "{args:?} {env:?}");
+            if ok {
+                // Answered by the front itself: no engine needed.
+                assert_eq!(text(&run_as_quotatrack(&lonely, args, env, b"")), text(&engines));
+            }
+        }
     }
 }
 

@@ -2,8 +2,11 @@
 //! `statusline claude`, the commands status lines and prompts run again and
 //! again, are answered here: this program holds only that path (the
 //! settings, the snapshot, the renderers), so it starts at about the cost of
-//! a hello world. Every other command, and anything this parser does not
-//! take (`--help`, a usage error, `status --refresh`), replaces this process
+//! a hello world. The plainest lines (`quotatrack status`, `quotatrack
+//! statusline claude`, with a data dir, settings file or clock) are read
+//! without building clap's parser ([`FrontArgs::plain`]); the rest through
+//! it. Every other command, and anything the parser does not take
+//! (`--help`, a usage error, `status --refresh`), replaces this process
 //! with `quotatrack-engine` from the same directory: same pid, same
 //! arguments, same environment, so signals, exit codes and output are the
 //! engine's own.
@@ -19,7 +22,8 @@ use quotatrack::commands::{self, FRONT_VERSION, Sources};
 
 fn main() -> ExitCode {
     let argv: Vec<OsString> = std::env::args_os().collect();
-    match parse(&argv) {
+    let args = FrontArgs::plain(&argv, |name| std::env::var_os(name)).or_else(|| parse(&argv));
+    match args {
         Some(FrontArgs {
             globals,
             command: FrontCommand::Status(status),
