@@ -286,8 +286,39 @@ fn a_front_without_its_engine_says_so_in_one_line_and_still_answers_status() {
         );
         assert!(stderr.contains("cargo install"), "{stderr}");
     }
+    // Asked for JSON, the reason is also a JSON object on stdout.
+    let json = run_as_quotatrack(&front, &["--data-dir", data, "log", "stats", "--json"], &[], b"");
+    assert_eq!(json.status.code(), Some(2));
+    let object: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    let message = object["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("quotatrack-engine") && message.contains("cargo install"),
+        "{message}"
+    );
     let status = run_as_quotatrack(&front, &["--data-dir", data, "status", "--line"], &[], b"");
     assert!(status.status.success(), "{}", text(&status));
+}
+
+#[test]
+fn an_engine_that_is_not_a_program_is_refused_not_run_by_the_shell() {
+    use std::os::unix::fs::PermissionsExt;
+    let (dir, front) = lonely_front();
+    let marker = dir.path().join("ran");
+    let engine = dir.path().join("quotatrack-engine");
+    // No `#!` line: `exec` would hand it to /bin/sh.
+    std::fs::write(&engine, format!("touch {}\n", marker.display())).unwrap();
+    std::fs::set_permissions(&engine, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let output = run_as_quotatrack(&front, &["log", "stats"], &[], b"");
+    assert_eq!(output.status.code(), Some(2), "{}", text(&output));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("is not a program"), "{stderr}");
+    assert!(!marker.exists(), "the shell ran the engine file");
+    // A script with its interpreter named is a program (a packager's wrapper).
+    std::fs::write(&engine, format!("#!/bin/sh\ntouch {}\n", marker.display())).unwrap();
+    let output = run_as_quotatrack(&front, &["log", "stats"], &[], b"");
+    assert!(output.status.success(), "{}", text(&output));
+    assert!(marker.exists());
 }
 
 #[test]

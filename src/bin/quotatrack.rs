@@ -11,11 +11,14 @@
 //! arguments, same environment, so signals, exit codes and output are the
 //! engine's own.
 
+use std::convert::Infallible;
 use std::ffi::OsString;
-use std::io::Write;
+use std::fs::File;
+use std::io::Read;
 use std::os::unix::process::CommandExt;
 use std::process::ExitCode;
 
+use anyhow::{anyhow, bail};
 use clap::{CommandFactory, FromArgMatches};
 use quotatrack::cli::{FrontArgs, FrontCommand};
 use quotatrack::commands::{self, FRONT_VERSION, Sources};
@@ -53,28 +56,42 @@ fn parse(argv: &[OsString]) -> Option<FrontArgs> {
 }
 
 /// Becomes `quotatrack-engine` (found beside this program) with the same
-/// arguments; returns only when it cannot be started.
+/// arguments; returns only when it cannot be started, with a one-line
+/// error (and on stdout as JSON when the line asks for `--json`).
 fn engine(argv: Vec<OsString>) -> ExitCode {
-    let path = match std::env::current_exe() {
-        Ok(me) => me.with_file_name("quotatrack-engine"),
-        Err(error) => {
-            let _ = writeln!(
-                std::io::stderr().lock(),
-                "quotatrack: cannot find this program's own path ({error}); run quotatrack-engine with the same arguments"
-            );
-            return ExitCode::from(2);
-        }
-    };
+    let json = argv
+        .iter()
+        .skip(1)
+        .take_while(|word| *word != "--")
+        .any(|word| word == "--json");
+    commands::exit_code(exec_engine(argv).map(|never| match never {}), json)
+}
+
+/// Replaces this process with the engine; the error says why it did not.
+fn exec_engine(argv: Vec<OsString>) -> anyhow::Result<Infallible> {
+    let me = std::env::current_exe().map_err(|error| {
+        anyhow!("cannot find this program's own path ({error}); run quotatrack-engine with the same arguments")
+    })?;
+    let path = me.with_file_name("quotatrack-engine");
+    let reinstall = "install both programs with `cargo install --locked --path .`";
     if std::env::var_os(FRONT_VERSION).is_some() {
         // Started by a front: what is installed as the engine is a front
         // too, and would start itself again and again.
-        let _ = writeln!(
-            std::io::stderr().lock(),
-            "quotatrack: {} is not the engine but another quotatrack; install both programs with `cargo install \
-             --locked --path .`",
+        bail!(
+            "{} is not the engine but another quotatrack; {reinstall}",
             path.display()
         );
-        return ExitCode::from(2);
+    }
+    // A file that is neither a program nor a script would be handed to
+    // /bin/sh by `exec` and run as shell commands.
+    let mut head = [0u8; 4];
+    if File::open(&path)
+        .and_then(|mut file| file.read_exact(&mut head))
+        .is_ok()
+        && head != *b"\x7fELF"
+        && !head.starts_with(b"#!")
+    {
+        bail!("{} is not a program; {reinstall}", path.display());
     }
     // Set in this process's own environment, which then passes on exactly
     // as it is (a variable set twice keeps the value a reader takes first).
@@ -86,11 +103,8 @@ fn engine(argv: Vec<OsString>) -> ExitCode {
         command.arg0(name);
     }
     let error = command.args(args).exec();
-    let _ = writeln!(
-        std::io::stderr().lock(),
-        "quotatrack: cannot start {} ({error}): every command but `status` and `statusline` runs there; install \
-         both programs with `cargo install --locked --path .`",
+    bail!(
+        "cannot start {} ({error}): every command but `status` and `statusline` runs there; {reinstall}",
         path.display()
-    );
-    ExitCode::from(2)
+    )
 }
