@@ -144,7 +144,6 @@ pub fn values(view: &Status, now: Timestamp) -> BTreeMap<String, String> {
 /// Renders `template`, replacing each `{name}` with its value. A known
 /// provider with no windows yet renders its window values as `--`.
 pub fn render(template: &str, view: &Status, now: Timestamp) -> Result<String, FooterError> {
-    let values = values(view, now);
     let mut out = String::with_capacity(template.len());
     let mut rest = template;
     while let Some(open) = rest.find('{') {
@@ -156,8 +155,8 @@ pub fn render(template: &str, view: &Status, now: Timestamp) -> Result<String, F
         let written = after[..close].trim();
         let canonical = canonical_name(written);
         let name = canonical.as_str();
-        match values.get(name) {
-            Some(value) => out.push_str(value),
+        match value(name, view, now) {
+            Some(value) => out.push_str(&value),
             None => match model_value_by_name(name, view, now) {
                 Some(value) => out.push_str(&value),
                 None if awaits_data(name, view) => out.push_str(UNKNOWN),
@@ -168,6 +167,30 @@ pub fn render(template: &str, view: &Status, now: Timestamp) -> Result<String, F
     }
     out.push_str(rest);
     Ok(out)
+}
+
+/// The value [`values`] holds under `name`, found without deriving the
+/// others: a template names a few of the view's hundreds of values. As in
+/// [`values`], a later provider or window of the same id wins.
+fn value(name: &str, view: &Status, now: Timestamp) -> Option<String> {
+    let (id, rest) = name.split_once('.')?;
+    let mut providers = view.providers.iter().rev().filter(|p| p.id.as_str() == id);
+    providers.find_map(|provider| {
+        if PROVIDER_VALUES.contains(&rest) {
+            return Some(provider_value(provider, rest));
+        }
+        let quotas = provider.id.provider().quotas();
+        provider.windows.iter().rev().find_map(|window| {
+            let tail = rest.strip_prefix(window.id.as_str())?.strip_prefix('.')?;
+            if WINDOW_VALUES.contains(&tail) {
+                return Some(window_value(&derived(window, &quotas, now), tail, now));
+            }
+            let (word, model) = tail.split_once('.')?;
+            let word = MODEL_VALUES.iter().find(|value| **value == word)?;
+            let window = derived(window, &quotas, now);
+            Some(model_value(window.requests_left_by_model.get(model)?, word))
+        })
+    })
 }
 
 /// `name` with its value word in this module's spelling: a §1.5 metric

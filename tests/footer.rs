@@ -457,6 +457,29 @@ fn every_name_is_listed_for_every_window_and_every_row_of_the_table() {
     assert!(!values.keys().any(|name| name.starts_with("anthropic.5h.requests_left")));
 }
 
+/// A template is resolved name by name, not through the whole table of
+/// values: every name of the table renders to its value there, in the
+/// test's view and in the demo's snapshot, at several clock readings.
+#[test]
+fn every_listed_name_renders_to_its_listed_value() {
+    let demo = quotatrack::status::read_snapshot(crate::render::demo_dir())
+        .unwrap()
+        .unwrap();
+    let clocks = ["2026-08-22T12:59:30Z", "2026-08-23T12:00:00Z", "2026-11-30T00:00:00Z"];
+    let mut cases = vec![(view(), now()), (view(), in_seconds(8_000))];
+    cases.extend(clocks.iter().map(|at| (demo.clone(), at.parse().unwrap())));
+    let mut names = 0;
+    for (view, at) in &cases {
+        let values = footer::values(view, *at);
+        for (name, value) in &values {
+            let rendered = footer::render(&format!("[{{{name}}}]"), view, *at).unwrap();
+            assert_eq!(rendered, format!("[{value}]"), "{name} at {at}");
+        }
+        names += values.len();
+    }
+    assert!(names > 1_500, "{names} names");
+}
+
 #[test]
 fn provider_values_render() {
     assert_eq!(
