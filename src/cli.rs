@@ -88,7 +88,7 @@ impl FrontArgs {
     /// same way: another option or form, a value clap would refuse (empty,
     /// starting with `-`, not a time), `QUOTATRACK_TIMEOUT` set (clap
     /// checks it), or `QUOTATRACK_DATA_DIR` or `QUOTATRACK_CONFIG` set
-    /// empty for an option the line does not give.
+    /// empty (clap refuses that even when the line gives the option).
     pub fn plain(argv: &[OsString], env: impl Fn(&str) -> Option<OsString>) -> Option<FrontArgs> {
         let mut globals = Globals {
             data_dir: None,
@@ -126,13 +126,11 @@ impl FrontArgs {
             (&mut globals.data_dir, "QUOTATRACK_DATA_DIR"),
             (&mut globals.config, "QUOTATRACK_CONFIG"),
         ] {
-            if slot.is_none()
-                && let Some(value) = env(name)
-            {
-                if value.is_empty() {
-                    return None;
-                }
-                *slot = Some(PathBuf::from(value));
+            match env(name) {
+                // Refused by clap even for an option the line gives.
+                Some(value) if value.is_empty() => return None,
+                Some(value) if slot.is_none() => *slot = Some(PathBuf::from(value)),
+                _ => {}
             }
         }
         let command = match (command, words.next()) {
@@ -764,8 +762,9 @@ mod tests {
         let empty = |wanted: &'static str| move |name: &str| (name == wanted).then(OsString::new);
         assert!(FrontArgs::plain(&words("status"), empty("QUOTATRACK_DATA_DIR")).is_none());
         assert!(FrontArgs::plain(&argv, empty("QUOTATRACK_CONFIG")).is_none());
-        // A value given on the line is not looked up.
-        assert!(FrontArgs::plain(&words("--config /c status"), empty("QUOTATRACK_CONFIG")).is_some());
+        // Set empty, it is refused even when the line gives the option.
+        assert!(FrontArgs::plain(&words("--config /c status"), empty("QUOTATRACK_CONFIG")).is_none());
+        assert!(FrontArgs::plain(&argv, empty("QUOTATRACK_DATA_DIR")).is_none());
     }
 
     #[test]

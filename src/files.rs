@@ -3,12 +3,47 @@
 //! temporary file renamed over the old one, so a reader sees the old file
 //! or the new one, never a torn one, and a symlink in the way is replaced,
 //! never followed); directories are 0700. Used by the status snapshot and
-//! by the log, which both sit above this module.
+//! by the log, which both sit above this module. Files a short command
+//! reads (the snapshot, the settings) are read by [`read_plain`], which
+//! neither waits on a FIFO nor reads a device without end.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::Path;
+
+/// The bytes of the plain file at `path`, at most `max` of them. Opened
+/// without waiting, so a FIFO in its place returns at once. Errors, by
+/// kind: `NotFound` as the system gives it, `IsADirectory` for a
+/// directory, `InvalidInput` for anything else that is not a plain file (a
+/// FIFO, a device, a socket), `FileTooLarge` above `max` bytes; each
+/// message says which, and the caller names `path`.
+pub fn read_plain(path: &Path, max: u64) -> io::Result<Vec<u8>> {
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)?;
+    let meta = file.metadata()?;
+    if meta.is_dir() {
+        return Err(io::Error::new(io::ErrorKind::IsADirectory, "is a directory"));
+    }
+    if !meta.is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "not a plain file (a FIFO, a device or a socket)",
+        ));
+    }
+    if meta.len() > max {
+        return Err(io::Error::new(
+            io::ErrorKind::FileTooLarge,
+            format!("{} bytes, more than the {max} it may hold", meta.len()),
+        ));
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    // Bounded again: the file may grow while it is read.
+    (&file).take(max).read_to_end(&mut bytes)?;
+    Ok(bytes)
+}
 
 /// Writes `bytes` to `path` through a 0600 temporary file, fsync and a
 /// rename, then fsyncs the directory. Whatever is in the way at `path` (a

@@ -310,6 +310,10 @@ pub const ALERT_KEYS: [&str; 5] = [
 /// The largest number of minutes an alert delay takes (a day).
 pub const MAX_ALERT_MINUTES: u64 = 1_440;
 
+/// The most a settings file may hold, in bytes (a full one is a few
+/// hundred).
+pub const MAX_SETTINGS_FILE: u64 = 1024 * 1024;
+
 /// The most thresholds an `[alerts]` table lists.
 pub const MAX_THRESHOLDS: usize = 8;
 
@@ -409,8 +413,10 @@ impl Settings {
             line,
             message,
         };
-        let text = match std::fs::read_to_string(path) {
-            Ok(text) => text,
+        // A FIFO or a device named as the settings file is refused, not
+        // waited on or read without end.
+        let bytes = match crate::files::read_plain(path, MAX_SETTINGS_FILE) {
+            Ok(bytes) => bytes,
             Err(error) if error.kind() == std::io::ErrorKind::NotFound && !explicit => {
                 return Ok(Settings::default());
             }
@@ -419,6 +425,8 @@ impl Settings {
             }
             Err(error) => return Err(fail(None, format!("cannot read the settings file: {error}"))),
         };
+        let text = String::from_utf8(bytes)
+            .map_err(|error| fail(None, format!("cannot read the settings file: not UTF-8 text ({error})")))?;
         let table: toml::Table = toml::from_str(&text).map_err(|error| {
             let line = error.span().map(|span| line_of(&text, span.start));
             fail(line, one_line(error.message()))

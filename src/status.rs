@@ -13,7 +13,6 @@
 //! left per model. And pace ([`crate::pace`]): the view carries each
 //! window's recent slope, from which a later reader re-derives the rest.
 
-use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
@@ -681,45 +680,23 @@ pub fn write_snapshot(data_dir: &Path, status: &Status) -> io::Result<()> {
 /// Reads the snapshot file; `Ok(None)` when there is none yet.
 /// The error names the snapshot's path.
 pub fn read_snapshot(data_dir: &Path) -> io::Result<Option<Status>> {
-    use std::io::Read;
-    use std::os::unix::fs::OpenOptionsExt;
     let path = snapshot_path(data_dir);
     let at_path = |kind: io::ErrorKind, error: &dyn std::fmt::Display| {
         io::Error::new(kind, format!("{}: {error}", path.display()))
     };
-    // Opened without waiting, and read only as a plain file of a bounded
-    // size: a FIFO or a device in its place must not hang a status line
-    // or fill the memory.
-    let file = match fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK)
-        .open(&path)
-    {
-        Ok(file) => file,
+    // Read only as a plain file of a bounded size: a FIFO or a device in
+    // its place must not hang a status line or fill the memory.
+    let bytes = match crate::files::read_plain(&path, MAX_SNAPSHOT) {
+        Ok(bytes) => bytes,
         Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(error) if matches!(error.kind(), io::ErrorKind::InvalidInput | io::ErrorKind::FileTooLarge) => {
+            return Err(at_path(
+                io::ErrorKind::InvalidData,
+                &format!("{error}; remove it and the engine writes a new one"),
+            ));
+        }
         Err(error) => return Err(at_path(error.kind(), &error)),
     };
-    let meta = file.metadata().map_err(|error| at_path(error.kind(), &error))?;
-    if !meta.is_file() {
-        return Err(at_path(
-            io::ErrorKind::InvalidData,
-            &"not a plain file; remove it and the engine writes a new one",
-        ));
-    }
-    if meta.len() > MAX_SNAPSHOT {
-        return Err(at_path(
-            io::ErrorKind::InvalidData,
-            &format!(
-                "{} bytes, more than a snapshot holds ({MAX_SNAPSHOT} at most); remove it and the engine writes a new one",
-                meta.len()
-            ),
-        ));
-    }
-    let mut bytes = Vec::with_capacity(meta.len() as usize);
-    (&file)
-        .take(MAX_SNAPSHOT)
-        .read_to_end(&mut bytes)
-        .map_err(|error| at_path(error.kind(), &error))?;
     // Checked as UTF-8 once, so the parser need not check each string.
     std::str::from_utf8(&bytes)
         .map_err(|error| at_path(io::ErrorKind::InvalidData, &error))

@@ -169,6 +169,18 @@ fn the_plain_status_lines_and_their_near_misses_answer_as_the_engine_does() {
         (vec!["--data-dir", data, at, "status"], vec![("QUOTATRACK_CONFIG", "")]),
         (
             vec!["--data-dir", data, at, "status"],
+            vec![("QUOTATRACK_DATA_DIR", "")],
+        ),
+        (
+            vec![&config_eq, "--data-dir", data, at, "status"],
+            vec![("QUOTATRACK_CONFIG", "")],
+        ),
+        (
+            vec!["--data-dir", data, at, "statusline", "claude"],
+            vec![("QUOTATRACK_DATA_DIR", "")],
+        ),
+        (
+            vec!["--data-dir", data, at, "status"],
             vec![("QUOTATRACK_TIMEOUT", "soon")],
         ),
         (vec!["--data-dir", data, "--data-dir", data, "status"], vec![]),
@@ -305,17 +317,46 @@ fn an_engine_that_is_not_a_program_is_refused_not_run_by_the_shell() {
     let (dir, front) = lonely_front();
     let marker = dir.path().join("ran");
     let engine = dir.path().join("quotatrack-engine");
-    // No `#!` line: `exec` would hand it to /bin/sh.
-    std::fs::write(&engine, format!("touch {}\n", marker.display())).unwrap();
-    std::fs::set_permissions(&engine, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let touch = format!("touch {}\n", marker.display());
+    let mut truncated = std::fs::read(env!("CARGO_BIN_EXE_quotatrack-engine")).unwrap();
+    truncated.truncate(64);
+    // Files the system will not run, which `execvp` would hand to /bin/sh:
+    // shell text, shell text under an ELF header, a truncated program, a
+    // file too short for any header.
+    let bad: Vec<Vec<u8>> = vec![
+        touch.clone().into_bytes(),
+        [b"\x7fELF\n".as_slice(), touch.as_bytes()].concat(),
+        truncated,
+        b"id\n".to_vec(),
+    ];
+    for contents in &bad {
+        std::fs::write(&engine, contents).unwrap();
+        std::fs::set_permissions(&engine, std::fs::Permissions::from_mode(0o755)).unwrap();
+        for args in [&["log", "stats"][..], &["log", "stats", "--json"]] {
+            let output = run_as_quotatrack(&front, args, &[], b"");
+            assert_eq!(output.status.code(), Some(2), "{}", text(&output));
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            assert_eq!(stderr.lines().count(), 1, "{stderr}");
+            assert!(stderr.contains("cannot start"), "{stderr}");
+            assert!(!marker.exists(), "the shell ran the engine file");
+            let json = args.contains(&"--json");
+            assert_eq!(
+                serde_json::from_slice::<serde_json::Value>(&output.stdout).is_ok(),
+                json
+            );
+        }
+    }
+    // A FIFO in the engine's place is not waited on.
+    std::fs::remove_file(&engine).unwrap();
+    let name = std::ffi::CString::new(engine.to_str().unwrap()).unwrap();
+    // SAFETY: a NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(name.as_ptr(), 0o700) }, 0);
     let output = run_as_quotatrack(&front, &["log", "stats"], &[], b"");
     assert_eq!(output.status.code(), Some(2), "{}", text(&output));
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(stderr.lines().count(), 1, "{stderr}");
-    assert!(stderr.contains("is not a program"), "{stderr}");
-    assert!(!marker.exists(), "the shell ran the engine file");
     // A script with its interpreter named is a program (a packager's wrapper).
-    std::fs::write(&engine, format!("#!/bin/sh\ntouch {}\n", marker.display())).unwrap();
+    std::fs::remove_file(&engine).unwrap();
+    std::fs::write(&engine, format!("#!/bin/sh\n{touch}")).unwrap();
+    std::fs::set_permissions(&engine, std::fs::Permissions::from_mode(0o755)).unwrap();
     let output = run_as_quotatrack(&front, &["log", "stats"], &[], b"");
     assert!(output.status.success(), "{}", text(&output));
     assert!(marker.exists());
@@ -387,7 +428,7 @@ fn the_front_answers_claudes_statusline_and_spools_as_the_engine_does() {
 }
 
 #[test]
-fn a_snapshot_that_is_a_fifo_or_a_device_neither_hangs_nor_fills_memory() {
+fn a_snapshot_or_settings_file_that_is_a_fifo_or_a_device_neither_hangs_nor_fills_memory() {
     let scratch = tempfile::tempdir().unwrap();
     let fifo = scratch.path().join("fifo");
     std::fs::create_dir(&fifo).unwrap();
@@ -409,6 +450,26 @@ fn a_snapshot_that_is_a_fifo_or_a_device_neither_hangs_nor_fills_memory() {
         let line = run_as_quotatrack(front, &["--data-dir", data, "statusline", "claude"], &[], b"");
         assert!(line.status.success(), "{}", text(&line));
         assert_eq!(String::from_utf8_lossy(&line.stdout).trim(), "no usage data yet");
+    }
+    // The same for a settings file, in the front and in the engine.
+    let demo = demo_dir().to_str().unwrap();
+    let engine = Path::new(env!("CARGO_BIN_EXE_quotatrack-engine"));
+    for config in [fifo.join("status.json"), device.join("status.json")] {
+        let config = config.to_str().unwrap();
+        for (program, args) in [
+            (front, &["--data-dir", demo, "--config", config, "status"][..]),
+            (engine, &["--data-dir", demo, "--config", config, "status", "--json"]),
+            (engine, &["--config", config, "credentials"]),
+        ] {
+            let output = run_as_quotatrack(program, args, &[], b"");
+            assert_eq!(output.status.code(), Some(2), "{args:?} {}", text(&output));
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            assert_eq!(stderr.lines().count(), 1, "{stderr}");
+            assert!(
+                stderr.contains("not a plain file") && stderr.contains(config),
+                "{stderr}"
+            );
+        }
     }
 }
 

@@ -12,10 +12,9 @@
 //! engine's own.
 
 use std::convert::Infallible;
-use std::ffi::OsString;
-use std::fs::File;
-use std::io::Read;
-use std::os::unix::process::CommandExt;
+use std::ffi::{CString, OsStr, OsString};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{anyhow, bail};
@@ -82,29 +81,42 @@ fn exec_engine(argv: Vec<OsString>) -> anyhow::Result<Infallible> {
             path.display()
         );
     }
-    // A file that is neither a program nor a script would be handed to
-    // /bin/sh by `exec` and run as shell commands.
-    let mut head = [0u8; 4];
-    if File::open(&path)
-        .and_then(|mut file| file.read_exact(&mut head))
-        .is_ok()
-        && head != *b"\x7fELF"
-        && !head.starts_with(b"#!")
-    {
-        bail!("{} is not a program; {reinstall}", path.display());
-    }
     // Set in this process's own environment, which then passes on exactly
     // as it is (a variable set twice keeps the value a reader takes first).
     // SAFETY: no other thread runs yet: the front starts none before this.
     unsafe { std::env::set_var(FRONT_VERSION, env!("CARGO_PKG_VERSION")) };
-    let mut args = argv.into_iter();
-    let mut command = std::process::Command::new(&path);
-    if let Some(name) = args.next() {
-        command.arg0(name);
-    }
-    let error = command.args(args).exec();
+    let error = exec(&path, argv);
     bail!(
         "cannot start {} ({error}): every command but `status` and `statusline` runs there; {reinstall}",
         path.display()
     )
+}
+
+/// `execv`: the program at `path` with `argv` (its `argv[0]` as given) and
+/// this process's environment; returns only on failure. Not
+/// `Command::exec`, whose `execvp` hands a file the system will not run
+/// (no ELF header or `#!` line, a truncated program) to `/bin/sh`.
+fn exec(path: &Path, argv: Vec<OsString>) -> std::io::Error {
+    let to_c = |text: &OsStr| CString::new(text.as_bytes()).map_err(std::io::Error::other);
+    let words = (|| {
+        let program = to_c(path.as_os_str())?;
+        let mut words = argv
+            .iter()
+            .map(|word| to_c(word))
+            .collect::<std::io::Result<Vec<_>>>()?;
+        if words.is_empty() {
+            words.push(program.clone());
+        }
+        Ok::<_, std::io::Error>((program, words))
+    })();
+    let (program, words) = match words {
+        Ok(words) => words,
+        Err(error) => return error,
+    };
+    let mut pointers: Vec<*const libc::c_char> = words.iter().map(|word| word.as_ptr()).collect();
+    pointers.push(std::ptr::null());
+    // SAFETY: `program` and every pointer of `pointers` are NUL-terminated
+    // strings that outlive the call, and `pointers` ends with a null.
+    unsafe { libc::execv(program.as_ptr(), pointers.as_ptr()) };
+    std::io::Error::last_os_error()
 }
