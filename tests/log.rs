@@ -165,14 +165,72 @@ fn raw_sled(dir: &Path) -> sled::Db {
         .expect("the log stays locked")
 }
 
+/// Edits the `events` tree of the closed log in `dir` as sled itself,
+/// below the log's own checks, as damage would, and returns once sled has
+/// let go of the files. The raw files keep every copy they held: sled
+/// removes the file of a blob (a stored node over a quarter of a segment)
+/// once no page refers to it, on its own threads, in some runs before the
+/// edit ends and in others never, so a removed or replaced frame's only
+/// copy would be there or not by timing (issue 18: the folded log's test
+/// lost a frame of its tail in one run of five). A blob file it removed is
+/// put back, unreferenced, as an old copy: what sled no longer holds stays
+/// in its raw files, as when sled loses entries while recovering.
+fn edit_raw_sled(dir: &Path, edit: impl FnOnce(&sled::Tree)) {
+    let blobs = dir.join("log/blobs");
+    let held: Vec<(PathBuf, Vec<u8>)> = std::fs::read_dir(&blobs)
+        .map(|entries| {
+            entries
+                .map(|entry| entry.unwrap().path())
+                .map(|path| {
+                    let bytes = std::fs::read(&path).unwrap();
+                    (path, bytes)
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let db = raw_sled(dir);
+    edit(&db.open_tree("events").unwrap());
+    db.flush().unwrap();
+    drop(db);
+    sled_released(dir);
+    for (path, bytes) in held {
+        if std::fs::symlink_metadata(&path).is_err() {
+            std::fs::write(&path, bytes).unwrap();
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        }
+    }
+}
+
+/// Waits, at most a minute, until nothing holds the lock on the log's
+/// `db` file: sled's threads keep its files open (and may still write or
+/// remove them) for a while after the last handle is dropped, and a
+/// command started meanwhile would find the log owned.
+fn sled_released(dir: &Path) {
+    use std::os::fd::AsRawFd;
+    let file = std::fs::File::open(dir.join("log/db")).unwrap();
+    let (sender, receiver) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        // SAFETY: flock on a descriptor this thread owns; it touches no memory.
+        let locked = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } == 0;
+        // Closing the file releases the lock before anyone is told.
+        drop(file);
+        let _ = sender.send(locked);
+    });
+    let limit = std::time::Duration::from_secs(60);
+    match receiver.recv_timeout(limit) {
+        Ok(true) => {}
+        Ok(false) => panic!("cannot lock {}/log/db", dir.display()),
+        Err(_) => panic!("sled still holds {}/log/db after {limit:?}", dir.display()),
+    }
+}
+
 /// Rewrites the stored value of `seq` through `alter`, as a disk error would.
 fn alter_stored_value(dir: &Path, seq: u64, alter: impl FnOnce(&mut Vec<u8>)) {
-    let db = raw_sled(dir);
-    let events = db.open_tree("events").unwrap();
-    let mut value = events.get(seq.to_be_bytes()).unwrap().unwrap().to_vec();
-    alter(&mut value);
-    events.insert(seq.to_be_bytes(), value).unwrap();
-    db.flush().unwrap();
+    edit_raw_sled(dir, |events| {
+        let mut value = events.get(seq.to_be_bytes()).unwrap().unwrap().to_vec();
+        alter(&mut value);
+        events.insert(seq.to_be_bytes(), value).unwrap();
+    });
 }
 
 #[test]
@@ -684,18 +742,17 @@ fn verify_export_and_repair_of_a_long_log_stay_within_a_memory_limit() {
 /// tree, as a recovery that lost the log's tail does: sled then ends
 /// early, while its raw files still hold the removed frames' copies.
 fn drop_tail(dir: &Path, from: u64) {
-    let db = raw_sled(dir);
-    let events = db.open_tree("events").unwrap();
-    let start = events
-        .range(..=from.to_be_bytes())
-        .next_back()
-        .map_or(from.to_be_bytes().to_vec(), |entry| entry.unwrap().0.to_vec());
-    let keys: Vec<sled::IVec> = events.range(start..).map(|entry| entry.unwrap().0).collect();
-    assert!(!keys.is_empty(), "nothing stored from {from} on");
-    for key in keys {
-        events.remove(key).unwrap();
-    }
-    db.flush().unwrap();
+    edit_raw_sled(dir, |events| {
+        let start = events
+            .range(..=from.to_be_bytes())
+            .next_back()
+            .map_or(from.to_be_bytes().to_vec(), |entry| entry.unwrap().0.to_vec());
+        let keys: Vec<sled::IVec> = events.range(start..).map(|entry| entry.unwrap().0).collect();
+        assert!(!keys.is_empty(), "nothing stored from {from} on");
+        for key in keys {
+            events.remove(key).unwrap();
+        }
+    });
 }
 
 /// `log verify`, `export`, `stats` and `repair` of a long log whose tail
