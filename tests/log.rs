@@ -16,7 +16,7 @@ use quotatrack::providers::ProviderId;
 use quotatrack::status::{self, StatusOptions};
 
 use crate::projection::{at, window};
-use crate::support::{Rng, quotatrack, retention_pass};
+use crate::support::{Rng, quotatrack, retention_pass, sled_released};
 
 fn v1_log() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/logs/v1-every-event.jsonl")
@@ -198,29 +198,6 @@ fn edit_raw_sled(dir: &Path, edit: impl FnOnce(&sled::Tree)) {
             std::fs::write(&path, bytes).unwrap();
             std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
         }
-    }
-}
-
-/// Waits, at most a minute, until nothing holds the lock on the log's
-/// `db` file: sled's threads keep its files open (and may still write or
-/// remove them) for a while after the last handle is dropped, and a
-/// command started meanwhile would find the log owned.
-fn sled_released(dir: &Path) {
-    use std::os::fd::AsRawFd;
-    let file = std::fs::File::open(dir.join("log/db")).unwrap();
-    let (sender, receiver) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        // SAFETY: flock on a descriptor this thread owns; it touches no memory.
-        let locked = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } == 0;
-        // Closing the file releases the lock before anyone is told.
-        drop(file);
-        let _ = sender.send(locked);
-    });
-    let limit = std::time::Duration::from_secs(60);
-    match receiver.recv_timeout(limit) {
-        Ok(true) => {}
-        Ok(false) => panic!("cannot lock {}/log/db", dir.display()),
-        Err(_) => panic!("sled still holds {}/log/db after {limit:?}", dir.display()),
     }
 }
 
