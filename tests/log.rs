@@ -16,7 +16,7 @@ use quotatrack::providers::ProviderId;
 use quotatrack::status::{self, StatusOptions};
 
 use crate::projection::{at, window};
-use crate::support::{Rng, quotatrack, retention_pass};
+use crate::support::{Rng, quotatrack, retention_pass, sled_released};
 
 fn v1_log() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/logs/v1-every-event.jsonl")
@@ -165,14 +165,49 @@ fn raw_sled(dir: &Path) -> sled::Db {
         .expect("the log stays locked")
 }
 
+/// Edits the `events` tree of the closed log in `dir` as sled itself,
+/// below the log's own checks, as damage would, and returns once sled has
+/// let go of the files. The raw files keep every copy they held: sled
+/// removes the file of a blob (a stored node over a quarter of a segment)
+/// once no page refers to it, on its own threads, in some runs before the
+/// edit ends and in others never, so a removed or replaced frame's only
+/// copy would be there or not by timing (issue 18: the folded log's test
+/// lost a frame of its tail in one run of five). A blob file it removed is
+/// put back, unreferenced, as an old copy: what sled no longer holds stays
+/// in its raw files, as when sled loses entries while recovering.
+fn edit_raw_sled(dir: &Path, edit: impl FnOnce(&sled::Tree)) {
+    let blobs = dir.join("log/blobs");
+    let held: Vec<(PathBuf, Vec<u8>)> = std::fs::read_dir(&blobs)
+        .map(|entries| {
+            entries
+                .map(|entry| entry.unwrap().path())
+                .map(|path| {
+                    let bytes = std::fs::read(&path).unwrap();
+                    (path, bytes)
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let db = raw_sled(dir);
+    edit(&db.open_tree("events").unwrap());
+    db.flush().unwrap();
+    drop(db);
+    sled_released(dir);
+    for (path, bytes) in held {
+        if std::fs::symlink_metadata(&path).is_err() {
+            std::fs::write(&path, bytes).unwrap();
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        }
+    }
+}
+
 /// Rewrites the stored value of `seq` through `alter`, as a disk error would.
 fn alter_stored_value(dir: &Path, seq: u64, alter: impl FnOnce(&mut Vec<u8>)) {
-    let db = raw_sled(dir);
-    let events = db.open_tree("events").unwrap();
-    let mut value = events.get(seq.to_be_bytes()).unwrap().unwrap().to_vec();
-    alter(&mut value);
-    events.insert(seq.to_be_bytes(), value).unwrap();
-    db.flush().unwrap();
+    edit_raw_sled(dir, |events| {
+        let mut value = events.get(seq.to_be_bytes()).unwrap().unwrap().to_vec();
+        alter(&mut value);
+        events.insert(seq.to_be_bytes(), value).unwrap();
+    });
 }
 
 #[test]
@@ -684,18 +719,17 @@ fn verify_export_and_repair_of_a_long_log_stay_within_a_memory_limit() {
 /// tree, as a recovery that lost the log's tail does: sled then ends
 /// early, while its raw files still hold the removed frames' copies.
 fn drop_tail(dir: &Path, from: u64) {
-    let db = raw_sled(dir);
-    let events = db.open_tree("events").unwrap();
-    let start = events
-        .range(..=from.to_be_bytes())
-        .next_back()
-        .map_or(from.to_be_bytes().to_vec(), |entry| entry.unwrap().0.to_vec());
-    let keys: Vec<sled::IVec> = events.range(start..).map(|entry| entry.unwrap().0).collect();
-    assert!(!keys.is_empty(), "nothing stored from {from} on");
-    for key in keys {
-        events.remove(key).unwrap();
-    }
-    db.flush().unwrap();
+    edit_raw_sled(dir, |events| {
+        let start = events
+            .range(..=from.to_be_bytes())
+            .next_back()
+            .map_or(from.to_be_bytes().to_vec(), |entry| entry.unwrap().0.to_vec());
+        let keys: Vec<sled::IVec> = events.range(start..).map(|entry| entry.unwrap().0).collect();
+        assert!(!keys.is_empty(), "nothing stored from {from} on");
+        for key in keys {
+            events.remove(key).unwrap();
+        }
+    });
 }
 
 /// `log verify`, `export`, `stats` and `repair` of a long log whose tail
@@ -789,6 +823,124 @@ fn folded_log(root: &Path, dir: &Path) -> Vec<u8> {
     export.stdout
 }
 
+/// A folded log's export, what it holds and what the damage commands must
+/// give back for it.
+struct Folded {
+    /// The healthy log's export.
+    before: Vec<u8>,
+    /// Its events.
+    lines: Vec<Envelope>,
+    /// How many of them are settings a fold kept (they come first).
+    kept: usize,
+}
+
+impl Folded {
+    /// The folded log of [`folded_log`] in `data`, and what it holds.
+    fn new(root: &Path, data: &Path) -> Folded {
+        let before = folded_log(root, data);
+        let lines: Vec<Envelope> = text(&before)
+            .lines()
+            .map(|line| Envelope::from_json(line.as_bytes()).unwrap())
+            .collect();
+        // The kept settings, then a gap (the folded events), then the rest.
+        let kept = lines
+            .windows(2)
+            .position(|pair| pair[1].seq > pair[0].seq + 1)
+            .expect("a fold leaves a gap")
+            + 1;
+        assert!(kept >= 2, "the fold kept the settings");
+        assert!(
+            lines[..kept]
+                .iter()
+                .all(|e| matches!(e.payload, Event::SettingsChanged { .. }))
+        );
+        assert!(
+            lines[kept].seq > 1_000,
+            "events after the base start at {}",
+            lines[kept].seq
+        );
+        Folded { before, lines, kept }
+    }
+
+    /// The first event after the base.
+    fn first(&self) -> &Envelope {
+        &self.lines[self.kept]
+    }
+
+    /// `log stats` on `data` counts the events, gives the oldest event
+    /// history still has and the kept settings apart.
+    fn expect_stats(&self, data: &Path) {
+        let stats = run(data, &["log", "stats"]);
+        assert_eq!(stats.status.code(), Some(0), "{}", text(&stats.stderr));
+        let stats = text(&stats.stdout);
+        assert!(
+            stats.starts_with(&format!("events        {}\n", self.lines.len())),
+            "{stats}"
+        );
+        let oldest = format!("first         {}\n", quotatrack::wire::rfc3339_seconds(self.first().at));
+        assert!(stats.contains(&oldest), "{stats}");
+        let kept_line = format!(
+            "kept settings {} settings_changed a fold kept, from {} (before the first event)\n",
+            self.kept,
+            quotatrack::wire::rfc3339_seconds(self.lines[0].at)
+        );
+        assert!(stats.contains(&kept_line), "{stats}");
+    }
+
+    /// `log verify` on the damaged log in `data` exits 1 and finds every
+    /// event readable and none lost; `log export` writes the healthy
+    /// export, byte for byte; `log stats` is the healthy one's. Returns
+    /// what `verify` printed.
+    fn expect_damaged_but_whole(&self, data: &Path) -> String {
+        let verify = run(data, &["log", "verify"]);
+        let said = text(&verify.stdout);
+        assert_eq!(verify.status.code(), Some(1), "{said}{}", text(&verify.stderr));
+        assert!(
+            said.contains(&format!("damaged: {} events readable", self.lines.len())),
+            "{said}"
+        );
+        assert!(said.contains("none known lost"), "{said}");
+        let export = run(data, &["log", "export"]);
+        assert_eq!(export.status.code(), Some(1), "{}", text(&export.stderr));
+        assert!(
+            export.stdout == self.before,
+            "the export of the damaged log is not the healthy one"
+        );
+        self.expect_stats(data);
+        said
+    }
+
+    /// `log repair` on `data` loses nothing; the repaired log verifies
+    /// without holes, exports the healthy export and loads from its base,
+    /// kept settings included.
+    fn expect_repaired(&self, data: &Path) {
+        let repair = run(data, &["log", "repair"]);
+        assert_eq!(repair.status.code(), Some(0), "{}", text(&repair.stderr));
+        assert!(
+            text(&repair.stdout).contains("\nlost none\n"),
+            "{}",
+            text(&repair.stdout)
+        );
+        let verify = run(data, &["log", "verify"]);
+        assert_eq!(verify.status.code(), Some(0), "{}", text(&verify.stdout));
+        assert!(!text(&verify.stdout).contains("holes"), "{}", text(&verify.stdout));
+        let export = run(data, &["log", "export"]);
+        assert_eq!(export.status.code(), Some(0));
+        assert!(
+            export.stdout == self.before,
+            "the repaired log's export is not the healthy one"
+        );
+        self.expect_stats(data);
+        let log = Log::open(data).unwrap();
+        assert_eq!(
+            log.read_base().and_then(|base| base.applied),
+            Some(self.first().seq - 1)
+        );
+        assert!(log.load().is_ok());
+        log.close().unwrap();
+    }
+}
+
 /// A folded log keeps the settings its folds kept before its base; the
 /// numbers between them were folded, not lost. When sled loses the log's
 /// tail, `verify`, `export`, `stats` and `repair` bring back neither the
@@ -800,83 +952,26 @@ fn folded_log(root: &Path, dir: &Path) -> Vec<u8> {
 fn a_folded_log_that_lost_its_tail_is_read_and_repaired_as_folded() {
     let root = tempfile::tempdir().unwrap();
     let data = root.path().join("data");
-    let before = folded_log(root.path(), &data);
-    let lines: Vec<Envelope> = text(&before)
-        .lines()
-        .map(|line| Envelope::from_json(line.as_bytes()).unwrap())
-        .collect();
-    // The kept settings, then a gap (the folded events), then the rest.
-    let gap = lines
-        .windows(2)
-        .position(|pair| pair[1].seq > pair[0].seq + 1)
-        .expect("a fold leaves a gap")
-        + 1;
-    let (kept, first) = (&lines[..gap], &lines[gap]);
-    assert!(kept.len() >= 2, "the fold kept the settings");
-    assert!(kept.iter().all(|e| matches!(e.payload, Event::SettingsChanged { .. })));
-    assert!(first.seq > 1_000, "events after the base start at {}", first.seq);
-    let stats_lines = |data: &Path| {
-        let stats = run(data, &["log", "stats"]);
-        assert_eq!(stats.status.code(), Some(0));
-        text(&stats.stdout)
-    };
-    let expect_stats = |stats: &str| {
-        assert!(
-            stats.starts_with(&format!("events        {}\n", lines.len())),
-            "{stats}"
-        );
-        let oldest = format!("first         {}\n", quotatrack::wire::rfc3339_seconds(first.at));
-        assert!(stats.contains(&oldest), "{stats}");
-        let kept_line = format!(
-            "kept settings {} settings_changed a fold kept, from {} (before the first event)\n",
-            kept.len(),
-            quotatrack::wire::rfc3339_seconds(kept[0].at)
-        );
-        assert!(stats.contains(&kept_line), "{stats}");
-    };
-    expect_stats(&stats_lines(&data));
+    let folded = Folded::new(root.path(), &data);
+    folded.expect_stats(&data);
+    drop_tail(&data, folded.lines[folded.lines.len() - 1_000].seq);
+    folded.expect_damaged_but_whole(&data);
+    folded.expect_repaired(&data);
+}
 
-    drop_tail(&data, lines[lines.len() - 1_000].seq);
-    let verify = run(&data, &["log", "verify"]);
-    assert_eq!(verify.status.code(), Some(1), "{}", text(&verify.stdout));
-    assert!(
-        text(&verify.stdout).contains(&format!("damaged: {} events readable", lines.len())),
-        "{}",
-        text(&verify.stdout)
-    );
-    assert!(
-        text(&verify.stdout).contains("none known lost"),
-        "{}",
-        text(&verify.stdout)
-    );
-    let export = run(&data, &["log", "export"]);
-    assert_eq!(export.status.code(), Some(1));
-    assert!(
-        export.stdout == before,
-        "the export of the damaged log is not the healthy one"
-    );
-    expect_stats(&stats_lines(&data));
-
-    let repair = run(&data, &["log", "repair"]);
-    assert_eq!(repair.status.code(), Some(0), "{}", text(&repair.stderr));
-    assert!(
-        text(&repair.stdout).contains("\nlost none\n"),
-        "{}",
-        text(&repair.stdout)
-    );
-    let verify = run(&data, &["log", "verify"]);
-    assert_eq!(verify.status.code(), Some(0), "{}", text(&verify.stdout));
-    assert!(!text(&verify.stdout).contains("holes"), "{}", text(&verify.stdout));
-    let export = run(&data, &["log", "export"]);
-    assert_eq!(export.status.code(), Some(0));
-    assert!(
-        export.stdout == before,
-        "the repaired log's export is not the healthy one"
-    );
-    expect_stats(&stats_lines(&data));
-    // The repaired log loads from its base, kept settings included.
-    let log = Log::open(&data).unwrap();
-    assert_eq!(log.read_base().and_then(|base| base.applied), Some(first.seq - 1));
-    assert!(log.load().is_ok());
-    log.close().unwrap();
+/// A folded log that sled cannot open at all (its `conf` garbage, as
+/// tests/faults.rs breaks it) is still read as folded: its raw files say
+/// which stored checkpoint is the base. `verify`, `export`, `stats` and
+/// `repair` then read it as when sled loses only its tail: the numbers
+/// before the base were folded, not lost, and the repaired log keeps its
+/// base and its kept settings.
+#[test]
+fn a_folded_log_sled_cannot_open_is_read_and_repaired_as_folded() {
+    let root = tempfile::tempdir().unwrap();
+    let data = root.path().join("data");
+    let folded = Folded::new(root.path(), &data);
+    std::fs::write(data.join("log/conf"), [0x5a; 62]).unwrap();
+    let said = folded.expect_damaged_but_whole(&data);
+    assert!(said.contains("sled cannot open the log"), "{said}");
+    folded.expect_repaired(&data);
 }

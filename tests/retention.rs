@@ -17,7 +17,7 @@ use quotatrack::log::Log;
 use quotatrack::log::retention::Retention;
 use serde_json::Value;
 
-use crate::support::{Rng, quotatrack, retention_pass};
+use crate::support::{Rng, quotatrack, retention_pass, sled_released};
 
 /// Set in a child process: the data dir it runs retention passes on.
 const CHILD_DIR: &str = "QUOTATRACK_RETENTION_CHILD";
@@ -291,6 +291,7 @@ fn export_import_export_is_byte_identical_and_a_v1_log_is_converted_keeping_its_
         }
         db.flush().unwrap();
     }
+    sled_released(&dir);
     assert_eq!(export(&dir), v1);
     let mut log = Log::open(&dir).unwrap();
     let before = log.rebuild().unwrap();

@@ -26,9 +26,10 @@
 //! kept events are readable events like any other; the numbers between
 //! them were folded, not lost, and old copies of folded events the raw
 //! files still hold are not brought back. `repair` keeps the base and
-//! stores the kept events as kept again. (When sled cannot open the log,
-//! its base cannot be told from its checkpoint: a folded log is then read
-//! as an unfolded one.)
+//! stores the kept events as kept again. When sled cannot open the log,
+//! the base is the raw files' ([`salvage::find_base`]: a base says it is
+//! one); a base written by a build before that one cannot be told from a
+//! checkpoint, and its log is then read as an unfolded one.
 //!
 //! `repair` builds the new log in a fresh directory first, then moves the
 //! damaged `log` directory aside as `log.damaged-<UTC time>` inside the
@@ -354,17 +355,16 @@ fn examine(data_dir: &Path, keep_events: bool) -> Result<Examined, LogError> {
                 end,
             })
         }
-        Err(LogError::Damaged { detail, .. } | LogError::Storage { message: detail, .. }) => Ok(Examined {
-            sled: None,
-            copy: None,
-            damaged: Some(merge(
-                SledSide::failed(detail),
-                scan(&log_dir, Covered::default(), 0, None),
-                0,
-                recorded,
-            )),
-            end: 0,
-        }),
+        Err(LogError::Damaged { detail, .. } | LogError::Storage { message: detail, .. }) => {
+            let side = SledSide::failed(detail, &log_dir);
+            let salvage = scan(&log_dir, Covered::default(), 0, side.folded());
+            Ok(Examined {
+                sled: None,
+                copy: None,
+                damaged: Some(merge(side, salvage, 0, recorded)),
+                end: 0,
+            })
+        }
         Err(error) => Err(error),
     }
 }
@@ -415,12 +415,11 @@ pub fn export(data_dir: &Path, since: u64, out: &mut impl Write) -> Result<Expor
             side.checkpoint = log.read_checkpoint();
             (Some(log), side, salvage, next)
         }
-        Err(LogError::Damaged { detail, .. } | LogError::Storage { message: detail, .. }) => (
-            None,
-            SledSide::failed(detail),
-            salvage::scan_except(&log_dir, Covered::default(), since, None),
-            since,
-        ),
+        Err(LogError::Damaged { detail, .. } | LogError::Storage { message: detail, .. }) => {
+            let side = SledSide::failed(detail, &log_dir);
+            let salvage = salvage::scan_except(&log_dir, Covered::default(), since, side.folded());
+            (None, side, salvage, since)
+        }
         Err(error) => return Err(error),
     };
     let readable = merge(side, salvage, from, recorded);
@@ -462,12 +461,11 @@ pub fn stats(data_dir: &Path) -> Result<Stats, LogError> {
             let salvage = salvage::scan_except(&log_dir, side.covered.clone(), 0, side.folded());
             (Some(log), side, salvage, stats.size_on_disk)
         }
-        Err(LogError::Damaged { detail, .. } | LogError::Storage { message: detail, .. }) => (
-            None,
-            SledSide::failed(detail),
-            salvage::scan(&log_dir),
-            size_of(&log_dir),
-        ),
+        Err(LogError::Damaged { detail, .. } | LogError::Storage { message: detail, .. }) => {
+            let side = SledSide::failed(detail, &log_dir);
+            let salvage = salvage::scan_except(&log_dir, Covered::default(), 0, side.folded());
+            (None, side, salvage, size_of(&log_dir))
+        }
         Err(error) => return Err(error),
     };
     let readable = merge(side, salvage, 0, recorded);
@@ -576,7 +574,7 @@ pub fn repair(data_dir: &Path, now: Timestamp) -> Result<Option<RepairReport>, L
             log.record_hole(hole)?;
         }
         if let Some(base) = &readable.base {
-            log.put_checkpoint(super::BASE_KEY, base)?;
+            log.put_base(base)?;
         }
         log.write_checkpoint(&store)?;
         log.close()?;
@@ -705,14 +703,16 @@ struct SledSide {
 }
 
 impl SledSide {
-    /// sled could not open the log.
-    fn failed(detail: String) -> SledSide {
+    /// sled could not open the log in `log_dir`: its base, if retention
+    /// folded it, is the one its raw files hold.
+    fn failed(detail: String, log_dir: &Path) -> SledSide {
         SledSide {
             problems: vec![Problem {
                 first: 0,
                 last: None,
                 reason: format!("sled cannot open the log: {detail}"),
             }],
+            base: salvage::find_base(log_dir),
             ..SledSide::default()
         }
     }

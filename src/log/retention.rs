@@ -31,6 +31,7 @@ use serde_json::Value;
 use super::{BULK_FRAME, Log, LogError, Stored, frame, guard, key_seq, line_seq_at};
 use crate::events::{Envelope, Event};
 use crate::providers::ProviderId;
+use crate::store::Store;
 
 /// The most events one step reads or rewrites (about 10 ms of work in a
 /// release build on a small machine; a unit is at most 1,024 events, and a
@@ -90,6 +91,35 @@ pub(crate) struct Cursor {
     /// The last unit the pass trimmed or passed over: where the next pass
     /// starts once this one reaches the cuts (it may straddle them).
     previous: Option<u64>,
+}
+
+/// The base's stored shape: a checkpoint ([`super::Checkpoint`], which
+/// every reader of the base reads, passing over the extra field) that
+/// says it is the base. The salvage scan finds every copy of either
+/// checkpoint in sled's raw files without their key; this is how it tells
+/// a base from the checkpoint, so that a folded log sled cannot open is
+/// still read as folded ([`super::salvage::Salvage::base`]).
+#[derive(serde::Serialize)]
+struct BaseCheckpoint<'a> {
+    v: u32,
+    store: &'a Store,
+    base: bool,
+}
+
+impl Log {
+    /// Stores `store` as the log's base (the store as of the last event a
+    /// fold removed), marked as the base, and flushes.
+    pub(crate) fn put_base(&self, store: &Store) -> Result<(), LogError> {
+        let json = serde_json::to_vec(&BaseCheckpoint {
+            v: crate::events::VERSION,
+            store,
+            base: true,
+        })
+        .map_err(|error| self.storage_message(error.to_string()))?;
+        let value = super::pack_checkpoint(&json).unwrap_or_else(|| super::seal(&json));
+        guard(&self.dir, || self.checkpoints.insert(super::BASE_KEY, value))?;
+        self.flush()
+    }
 }
 
 /// A keyframe and its deltas, or a run of format-1 entries.
@@ -613,7 +643,7 @@ impl Log {
             }
             // The base first: a crash before the removal leaves events the
             // base covers, which the next pass only removes.
-            self.put_checkpoint(super::BASE_KEY, &store)?;
+            self.put_base(&store)?;
         }
         let mut dropped = BTreeMap::new();
         for envelope in &events {

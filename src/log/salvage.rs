@@ -39,14 +39,17 @@
 //! keeps their `settings_changed` in frames flagged [`frame::FLAG_KEPT`];
 //! sled's raw files may still hold old copies of the folded events. Given
 //! the base's last number, the scan keeps nothing numbered at or before it
-//! but the events of kept frames (and notes no damaged copy there).
+//! but the events of kept frames (and notes no damaged copy there). The
+//! base is a checkpoint that says it is one, so when sled cannot tell it
+//! from the checkpoint (it cannot open the log), the raw files do
+//! ([`find_base`]).
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::fs;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
-use super::{CRC_BYTES, Checkpoint, frame};
+use super::{CRC_BYTES, frame};
 use crate::events::{self, Envelope};
 use crate::store::Store;
 
@@ -69,12 +72,20 @@ pub struct Salvage {
     pub intact: Covered,
     /// Sequence numbers claimed by copies whose checksum or JSON fails.
     pub damaged: BTreeSet<u64>,
-    /// The intact checkpoint that folded the most events.
+    /// The intact checkpoint that folded the most events (bases aside).
     pub checkpoint: Option<Store>,
+    /// The intact copy of a fold's base that folded the most events: the
+    /// log's base, whose last event is the last number folded (a fold only
+    /// moves it on). Only bases written marked as such are told apart
+    /// (see `retention::BaseCheckpoint`); an older build's base counts as a
+    /// checkpoint.
+    pub base: Option<Store>,
     /// Files that could not be read, with why.
     pub unreadable: Vec<(PathBuf, String)>,
     /// Whether intact events are kept, or only their numbers.
     count_only: bool,
+    /// Whether only checkpoints are looked for ([`find_base`]).
+    checkpoints_only: bool,
     /// Where intact keyframes are, by first number.
     keyframes: BTreeMap<u64, Vec<Place>>,
     /// Intact delta frames holding events to keep, with where they are and
@@ -280,6 +291,20 @@ pub fn count_except(log_dir: &Path, skip: Covered, from: u64, folded: Option<u64
     salvage
 }
 
+/// The log's base as the raw files under `log_dir` hold it
+/// ([`Salvage::base`]), looked for alone: what a scan of a log sled cannot
+/// open needs first, to keep no old copy of a folded event
+/// ([`scan_except`]'s `folded`).
+pub fn find_base(log_dir: &Path) -> Option<Store> {
+    let mut salvage = Salvage {
+        count_only: true,
+        checkpoints_only: true,
+        ..Salvage::default()
+    };
+    scan_files(log_dir, &mut salvage, WINDOW_BYTES);
+    salvage.base
+}
+
 /// Scans the files under `log_dir` into `salvage`, `window` bytes at a time.
 fn scan_files(log_dir: &Path, salvage: &mut Salvage, window: usize) {
     for path in files(log_dir, 2, &mut salvage.unreadable) {
@@ -313,8 +338,13 @@ fn scan_files(log_dir: &Path, salvage: &mut Salvage, window: usize) {
 /// exactly as in the whole file.
 fn scan_file(path: &Path, len: u64, file: usize, salvage: &mut Salvage, window: usize) -> std::io::Result<()> {
     let mut handle = fs::File::open(path)?;
-    // Where each scan goes on, in the file.
+    // Where each scan goes on, in the file (frames, checkpoints, values).
     let mut cursors = [0_u64; 3];
+    if salvage.checkpoints_only {
+        // Sealed checkpoints of older builds are JSON values: those are
+        // read, no event is.
+        cursors[0] = len;
+    }
     let mut size = window.max(1);
     let mut last_base = None;
     loop {
@@ -342,7 +372,9 @@ fn scan_file(path: &Path, len: u64, file: usize, salvage: &mut Salvage, window: 
             left: len - base,
         };
         let at = |cursor: u64| (cursor.saturating_sub(base)) as usize;
-        cursors[0] = base + scan_frames(&window, at(cursors[0]), file, base, salvage) as u64;
+        if cursors[0] < len {
+            cursors[0] = base + scan_frames(&window, at(cursors[0]), file, base, salvage) as u64;
+        }
         cursors[1] = base + scan_checkpoints(&window, at(cursors[1]), salvage) as u64;
         cursors[2] = base + scan_values(&window, at(cursors[2]), (file, base), salvage) as u64;
         if !window.more {
@@ -700,7 +732,7 @@ fn scan_values(window: &Window, mut from: usize, at: (usize, u64), salvage: &mut
         }
         from = found + 1;
         // An intact value is skipped whole: what it nests is not a copy.
-        let step = if rest.starts_with(EVENT_PREFIX) {
+        let step = if rest.starts_with(EVENT_PREFIX) && !salvage.checkpoints_only {
             event_at(window, found, at, salvage)
         } else if rest.starts_with(CHECKPOINT_PREFIX) {
             checkpoint_at(window, found, salvage)
@@ -869,20 +901,32 @@ fn checkpoint_at(window: &Window, start: usize, salvage: &mut Salvage) -> Step<u
     }
 }
 
-/// Keeps the checkpoint `json` holds if it is readable and the newest.
+/// A stored checkpoint as the scan reads it: [`super::Checkpoint`], and whether
+/// it says it is a fold's base.
+#[derive(serde::Deserialize)]
+struct Found {
+    v: u32,
+    store: Store,
+    #[serde(default)]
+    base: bool,
+}
+
+/// Keeps the checkpoint `json` holds if it is readable and the newest of
+/// its kind (a base or a checkpoint).
 fn keep_checkpoint(json: &[u8], salvage: &mut Salvage) {
-    let Ok(checkpoint) = serde_json::from_slice::<Checkpoint>(json) else {
+    let Ok(found) = serde_json::from_slice::<Found>(json) else {
         return;
     };
-    if checkpoint.v != events::VERSION {
+    if found.v != events::VERSION {
         return;
     }
-    let newer = match &salvage.checkpoint {
-        None => true,
-        Some(kept) => checkpoint.store.applied > kept.applied,
+    let kept = if found.base {
+        &mut salvage.base
+    } else {
+        &mut salvage.checkpoint
     };
-    if newer {
-        salvage.checkpoint = Some(checkpoint.store);
+    if kept.as_ref().is_none_or(|kept| found.store.applied > kept.applied) {
+        *kept = Some(found.store);
     }
 }
 
@@ -1034,6 +1078,30 @@ mod tests {
                 .collect::<Vec<_>>()
         );
         assert_eq!(tail.damaged.iter().copied().collect::<Vec<_>>(), vec![1007]);
+    }
+
+    #[test]
+    fn a_base_is_told_from_a_checkpoint_by_what_it_says() {
+        let json = |applied: u64, base: Option<bool>| {
+            let store = Store {
+                applied: Some(applied),
+                ..Store::default()
+            };
+            let mut value = serde_json::json!({"v": events::VERSION, "store": store});
+            if let Some(base) = base {
+                value["base"] = base.into();
+            }
+            serde_json::to_vec(&value).unwrap()
+        };
+        let mut salvage = Salvage::default();
+        // The checkpoint (or an older build's base, alike), an older
+        // copy of the base, the base, a checkpoint saying it is none.
+        for (applied, base) in [(900, None), (200, Some(true)), (300, Some(true)), (800, Some(false))] {
+            keep_checkpoint(&json(applied, base), &mut salvage);
+        }
+        let applied = |store: &Option<Store>| store.as_ref().and_then(|store| store.applied);
+        assert_eq!(applied(&salvage.checkpoint), Some(900));
+        assert_eq!(applied(&salvage.base), Some(300));
     }
 
     #[test]

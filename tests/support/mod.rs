@@ -143,6 +143,30 @@ pub fn finish_within(child: Child, limit: Duration, what: &str) -> Output {
     }
 }
 
+/// Waits, at most a minute, until nothing holds the lock on the `db` file
+/// of the log in the data dir `dir`, after a test opened it as sled
+/// itself: sled's threads keep its files open (and may still write or
+/// remove them) for a while after the last handle is dropped, and a
+/// command started meanwhile would find the log owned.
+pub fn sled_released(dir: &Path) {
+    use std::os::fd::AsRawFd;
+    let file = std::fs::File::open(dir.join("log/db")).unwrap();
+    let (sender, receiver) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        // SAFETY: flock on a descriptor this thread owns; it touches no memory.
+        let locked = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } == 0;
+        // Closing the file releases the lock before anyone is told.
+        drop(file);
+        let _ = sender.send(locked);
+    });
+    let limit = std::time::Duration::from_secs(60);
+    match receiver.recv_timeout(limit) {
+        Ok(true) => {}
+        Ok(false) => panic!("cannot lock {}/log/db", dir.display()),
+        Err(_) => panic!("sled still holds {}/log/db after {limit:?}", dir.display()),
+    }
+}
+
 /// Every step of one whole retention pass over `log` at `now`.
 pub fn retention_pass(log: &mut Log, now: Timestamp, keep: &Retention) -> Vec<Step> {
     let mut steps = Vec::new();
