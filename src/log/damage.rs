@@ -48,7 +48,7 @@ use super::{
     DB_DIR, ExportReport, Hole, IMPORT_BATCH, Log, LogError, Problem, ReadCopy, Stats, Stored, VerifyReport,
     guard_apply, write_line,
 };
-use crate::events::{Envelope, read_import};
+use crate::events::Envelope;
 use crate::status::{self, StatusOptions};
 use crate::store::Store;
 
@@ -378,6 +378,7 @@ pub fn export(data_dir: &Path, since: u64, out: &mut impl Write) -> Result<Expor
     let recorded = super::recorded_end(data_dir);
     let (copy, side, salvage, from) = match Log::open_copy(data_dir) {
         Ok(log) => {
+            log.write_base_line(since, out)?;
             let mut entries = log.read_from(since);
             let mut next = since;
             let mut first_problem = None;
@@ -493,12 +494,12 @@ pub fn stats(data_dir: &Path) -> Result<Stats, LogError> {
 
 /// `log import`: the whole file is checked before the data dir is touched.
 pub fn import(data_dir: &Path, input: impl std::io::BufRead) -> Result<u64, LogError> {
-    let envelopes = read_import(input).map_err(|error| LogError::Import {
+    let exported = super::read_export(input).map_err(|error| LogError::Import {
         line: error.line,
         message: error.message,
     })?;
     let mut log = Log::open(data_dir)?;
-    let imported = log.import_checked(&envelopes)?;
+    let imported = log.import_export(&exported)?;
     log.close()?;
     Ok(imported)
 }
