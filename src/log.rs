@@ -2102,9 +2102,14 @@ fn check_base(base: &Store, envelopes: &[Envelope], lines_before: usize) -> Resu
             ),
         });
     }
-    if let Some(next) = envelopes.get(after)
-        && next.seq != applied + 1
-    {
+    let Some(next) = envelopes.get(after) else {
+        // A log's events never all fold: loads and `log verify` start
+        // after the base, from an event of the log.
+        return Err(at_base(format!(
+            "the base ends at event {applied} and no event follows it"
+        )));
+    };
+    if next.seq != applied + 1 {
         let missing = match next.seq - applied {
             2 => format!("event {} is missing", applied + 1),
             _ => format!("events {}–{} are missing", applied + 1, next.seq - 1),

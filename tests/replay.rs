@@ -827,4 +827,17 @@ fn an_export_after_a_fold_carries_its_base_and_replays_to_the_same_decisions() {
     assert!(stderr.contains("line 1") && stderr.contains("version 2"), "{stderr}");
     let replayed = quotatrack(&["replay", &newer], b"");
     assert_eq!(replayed.status.code(), Some(2));
+    let alone = path("alone.jsonl");
+    std::fs::write(
+        &alone,
+        &exported[..exported.iter().position(|b| *b == b'\n').unwrap() + 1],
+    )
+    .unwrap();
+    let refused = quotatrack(&["--data-dir", &path("alone"), "log", "import", &alone], b"");
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("line 1") && stderr.contains("no event follows it"),
+        "{stderr}"
+    );
 }

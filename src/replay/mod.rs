@@ -130,7 +130,7 @@ pub fn replay_shared(recording: Arc<[Envelope]>, options: &Options) -> Report {
         .clock(tape.clone())
         .credentials(tape.clone())
         .answers(tape.clone());
-    let mut settings = initial_settings(events);
+    let mut settings = initial_settings(events, options.base.as_ref());
     // With a base, what comes before the first input after it is where
     // the engine starts: taken as recorded (never compared), folded into
     // the store it starts from, its settings in force.
@@ -268,8 +268,9 @@ fn at_once<T>(future: impl Future<Output = T>) -> Result<T, EngineError> {
 /// The settings the recording starts under: the defaults, except for
 /// keys recordings made before they existed never name. Those take what
 /// such recordings ran with: the providers the recording mentions, and
-/// status pages only when it holds a status page reading.
-fn initial_settings(events: &[Envelope]) -> Settings {
+/// status pages only when it holds a status page reading. A base's
+/// tracked providers count as mentioned.
+fn initial_settings(events: &[Envelope], base: Option<&Store>) -> Settings {
     let named = |key: &str| {
         events.iter().any(|e| match &e.payload {
             Event::SettingsChanged { patch } => patch.get(key).is_some(),
@@ -278,7 +279,16 @@ fn initial_settings(events: &[Envelope]) -> Settings {
     };
     let mut settings = Settings::default();
     if !named("providers") {
-        settings.providers = mentioned_providers(events);
+        let mut providers: BTreeSet<ProviderId> = mentioned_providers(events).into_iter().collect();
+        if let Some(base) = base {
+            providers.extend(
+                base.providers
+                    .iter()
+                    .filter(|(_, entry)| entry.active == Some(true))
+                    .map(|(id, _)| *id),
+            );
+        }
+        settings.providers = providers.into_iter().collect();
     }
     if !named("status_pages") {
         settings.status_pages = events.iter().any(|e| matches!(e.payload, Event::StatusChecked { .. }));
