@@ -712,7 +712,7 @@ pub fn command(input: impl std::io::BufRead, request: &Request) -> Result<Render
         return Ok(Rendered { text, identical });
     }
     if let (Some(provider), Some(time)) = (request.why, request.at) {
-        let explained = explain::why(&events, provider, time, &zone);
+        let explained = explain::why_from(base.as_ref(), &events, provider, time, &zone);
         let text = if request.json {
             serde_json::json!({ "provider": provider, "at": rfc3339_seconds(time), "why": explained }).to_string()
         } else {
