@@ -2042,6 +2042,20 @@ pub fn split_base(bytes: &[u8]) -> Result<(Option<Store>, &[u8], usize), crate::
     Ok((None, bytes, 0))
 }
 
+/// Passes over the base line an export after a fold starts with (as
+/// [`base_line`] writes it), reading no more of `reader` than that line;
+/// returns how many lines it passed over (0 or 1). For readers of an
+/// export's events that have no use for the base (`history --from`).
+pub fn skip_base_line(reader: &mut impl io::BufRead) -> io::Result<usize> {
+    let start = format!("{{\"v\":{},\"type\":\"{BASE_LINE_TYPE}\"", crate::events::VERSION);
+    if !reader.fill_buf()?.starts_with(start.as_bytes()) {
+        return Ok(0);
+    }
+    let mut skipped = Vec::new();
+    reader.read_until(b'\n', &mut skipped)?;
+    Ok(1)
+}
+
 /// Reads a JSON-lines file for `log import` whole: [`split_base`], then
 /// [`crate::events::read_import`] over the events, line numbers counted
 /// in the whole file.

@@ -797,6 +797,10 @@ fn an_export_after_a_fold_carries_its_base_and_replays_to_the_same_decisions() {
         );
     }
 
+    // `history --from` reads the events of either the same.
+    let history = |file: &str| succeeds(&["--clock-at", "2026-08-25T12:00:00Z", "history", "--from", file], b"");
+    assert_eq!(history(&file), history(&old));
+
     // A base line whose events do not follow it, or of another version,
     // is refused with its line.
     let text = std::str::from_utf8(&exported).unwrap();
