@@ -337,10 +337,18 @@ pub fn read(source: &Source, query: Query) -> Result<Read, HistoryError> {
                 path: path.clone(),
                 error,
             })?;
-            for line in crate::events::read_lines(std::io::BufReader::new(file)) {
-                let envelope = line.map_err(|error| HistoryError::Line {
-                    path: path.clone(),
-                    error,
+            let mut reader = std::io::BufReader::new(file);
+            let skipped = crate::log::skip_base_line(&mut reader).map_err(|error| HistoryError::File {
+                path: path.clone(),
+                error,
+            })?;
+            for line in crate::events::read_lines(reader) {
+                let envelope = line.map_err(|mut error| {
+                    error.line += skipped;
+                    HistoryError::Line {
+                        path: path.clone(),
+                        error,
+                    }
                 })?;
                 read.events += 1;
                 builder.event(&envelope);

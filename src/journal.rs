@@ -89,7 +89,13 @@ impl Journal {
 
     /// A journal that records into `memory`, starting from an empty store.
     pub fn in_memory(memory: Memory) -> Journal {
-        Journal::on(Sink::Memory(memory), Store::default())
+        Journal::in_memory_from(memory, Store::default())
+    }
+
+    /// A journal that records into `memory`, starting from `store`: replay
+    /// of a recording that starts from a folded base.
+    pub fn in_memory_from(memory: Memory, store: Store) -> Journal {
+        Journal::on(Sink::Memory(memory), store)
     }
 
     fn on(sink: Sink, store: Store) -> Journal {

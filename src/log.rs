@@ -989,6 +989,7 @@ impl Log {
     /// what only the raw files still hold.
     pub fn export(&self, since: u64, out: &mut impl Write) -> Result<ExportReport, LogError> {
         let mut report = ExportReport::default();
+        self.write_base_line(since, out)?;
         for entry in self.read_from(since) {
             match entry {
                 Ok((_, json)) => {
@@ -1006,54 +1007,109 @@ impl Log {
         Ok(report)
     }
 
+    /// The base an export from `since` starts with ([`base_line`]): the
+    /// store retention folded the log's oldest events into, when the export
+    /// reaches back to its end and it holds more than the `settings_changed`
+    /// the fold kept (which the export writes anyway: a log imported from
+    /// an export without a base line has only those, and exports as it
+    /// was imported).
+    pub fn export_base(&self, since: u64) -> Option<Store> {
+        export_base(self.read_base()?, since, self.entries(0).map_while(Result::ok))
+    }
+
+    /// Writes the base line of an export from `since`, when it has one
+    /// ([`Log::export_base`]).
+    pub(crate) fn write_base_line(&self, since: u64, out: &mut impl Write) -> Result<(), LogError> {
+        match self.export_base(since) {
+            Some(base) => {
+                let line = base_line(&base).map_err(|error| self.storage_message(error.to_string()))?;
+                write_line(out, &line)
+            }
+            None => Ok(()),
+        }
+    }
+
     /// Appends `envelopes` (checked by [`crate::events::read_import`]) to
     /// this empty log, keeping their sequence numbers, then checkpoints the
     /// folded store. Returns how many events were imported.
     pub fn import_checked(&mut self, envelopes: &[Envelope]) -> Result<u64, LogError> {
+        self.import_export(&Exported {
+            base: None,
+            envelopes: envelopes.to_vec(),
+            lines_before: 0,
+        })
+    }
+
+    /// Imports an export read by [`read_export`] into this empty log: its
+    /// events as [`Log::import_checked`] does and, when it starts with a
+    /// base line, that base as the log's base (the events up to its end,
+    /// `settings_changed` a fold kept, stored as kept again), so the log
+    /// loads, verifies, replays and exports as the one exported did.
+    pub fn import_export(&mut self, exported: &Exported) -> Result<u64, LogError> {
+        let envelopes = &exported.envelopes[..];
+        let line_of = |index: usize| exported.lines_before + index + 1;
         if !self.is_empty() {
             return Err(LogError::NotEmpty {
                 dir: self.dir.clone(),
                 events: self.stored_events() as usize,
             });
         }
+        // With a base line, the events up to the base's end are the
+        // settings the fold kept (already folded into it) and the rest
+        // follow it at once.
+        let gap = match &exported.base {
+            Some(base) => {
+                let applied = check_base(base, envelopes, exported.lines_before)?;
+                envelopes.partition_point(|envelope| envelope.seq <= applied)
+            }
+            // Settings before a gap are the ones a fold kept: stored as kept
+            // again, with a base folded from them that ends before the
+            // events after the gap (which is where loads and `log verify`
+            // start).
+            None => envelopes
+                .windows(2)
+                .rposition(|pair| pair[1].seq > pair[0].seq + 1)
+                .map_or(0, |at| at + 1),
+        };
         // Folded first: an event the store cannot take rejects the file
         // before anything is written.
-        let mut store = Store::default();
+        let mut store = exported.base.clone().unwrap_or_default();
         for (index, envelope) in envelopes.iter().enumerate() {
-            guard_apply(&self.dir, &mut store, envelope).map_err(|_| LogError::Import {
-                line: index + 1,
-                message: format!("event {} has a value the store cannot take", envelope.seq),
-            })?;
+            if exported.base.is_none() || index >= gap {
+                guard_apply(&self.dir, &mut store, envelope).map_err(|_| LogError::Import {
+                    line: line_of(index),
+                    message: format!("event {} has a value the store cannot take", envelope.seq),
+                })?;
+            }
             out_of_bounds(envelope).map_err(|message| LogError::Import {
-                line: index + 1,
+                line: line_of(index),
                 message: format!("log entry {}: {message}", envelope.seq),
             })?;
         }
-        // Settings before a gap are the ones a fold kept: stored as kept
-        // again, with a base folded from them that ends before the events
-        // after the gap (which is where loads and `log verify` start).
-        let gap = envelopes
-            .windows(2)
-            .rposition(|pair| pair[1].seq > pair[0].seq + 1)
-            .map_or(0, |at| at + 1);
         let (kept, rest) = envelopes.split_at(gap);
-        if let Some(first) = rest.first()
-            && !kept.is_empty()
-        {
-            let stored: Vec<Stored> = kept
-                .iter()
-                .map(|envelope| Stored {
-                    kept: true,
-                    ..Stored::of(envelope)
-                })
-                .collect();
-            let mut batch = sled::Batch::default();
-            self.put_frames(&stored, BULK_FRAME, &mut batch)?;
-            self.apply(batch)?;
-            self.writer = None;
-            let mut base = Store::from_events(kept);
-            base.applied = Some(first.seq - 1);
-            self.put_checkpoint(BASE_KEY, &base)?;
+        let base = match &exported.base {
+            Some(base) => Some(base.clone()),
+            None => rest.first().filter(|_| !kept.is_empty()).map(|first| {
+                let mut base = Store::from_events(kept);
+                base.applied = Some(first.seq - 1);
+                base
+            }),
+        };
+        if let Some(base) = base {
+            if !kept.is_empty() {
+                let stored: Vec<Stored> = kept
+                    .iter()
+                    .map(|envelope| Stored {
+                        kept: true,
+                        ..Stored::of(envelope)
+                    })
+                    .collect();
+                let mut batch = sled::Batch::default();
+                self.put_frames(&stored, BULK_FRAME, &mut batch)?;
+                self.apply(batch)?;
+                self.writer = None;
+            }
+            self.put_base(&base)?;
         }
         for chunk in rest.chunks(IMPORT_BATCH) {
             let stored: Vec<Stored> = chunk.iter().map(Stored::of).collect();
@@ -1062,6 +1118,9 @@ impl Log {
             self.apply(batch)?;
         }
         self.next_seq = envelopes.last().map_or(self.next_seq, |last| last.seq + 1);
+        if let Some(applied) = exported.base.as_ref().and_then(|base| base.applied) {
+            self.next_seq = self.next_seq.max(applied + 1);
+        }
         self.write_checkpoint(&store)?;
         write_end(&self.dir, self.next_seq);
         secure_files(&self.dir.join(DB_DIR))?;
@@ -1080,11 +1139,11 @@ impl Log {
     /// Reads a JSON-lines file whole and, when every line is valid, imports
     /// it into this empty log; nothing is written when a line is not.
     pub fn import(&mut self, input: impl io::BufRead) -> Result<u64, LogError> {
-        let envelopes = crate::events::read_import(input).map_err(|error| LogError::Import {
+        let exported = read_export(input).map_err(|error| LogError::Import {
             line: error.line,
             message: error.message,
         })?;
-        self.import_checked(&envelopes)
+        self.import_export(&exported)
     }
 
     /// Retention by hand (`log compact`): fetch bodies older than `keep`
@@ -1873,6 +1932,212 @@ fn secure_files(log_dir: &Path) -> Result<(), LogError> {
         files::set_mode(&path, meta.permissions().mode(), wanted).map_err(LogError::io(&path))?;
     }
     Ok(())
+}
+
+/// The `type` of an export's base line.
+const BASE_LINE_TYPE: &str = "base";
+
+/// An export's base line as written: `{"v":1,"type":"base","store":{…}}`.
+#[derive(serde::Serialize)]
+struct BaseLineOut<'a> {
+    v: u32,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    store: &'a Store,
+}
+
+/// An export's base line as read.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BaseLineIn {
+    v: u32,
+    #[serde(rename = "type")]
+    #[allow(dead_code)]
+    kind: String,
+    store: Store,
+}
+
+/// Only the `type` of a line, to tell a base line from an event.
+#[derive(serde::Deserialize)]
+struct LineType {
+    #[serde(rename = "type")]
+    kind: Option<String>,
+}
+
+/// [`Log::export_base`] for `base` and the log's events in order
+/// (`events`; only those up to the base's last are read).
+pub(crate) fn export_base(base: Store, since: u64, events: impl Iterator<Item = Envelope>) -> Option<Store> {
+    let applied = base.applied?;
+    if since > applied.saturating_add(1) {
+        return None;
+    }
+    let kept: Vec<Envelope> = events.take_while(|envelope| envelope.seq <= applied).collect();
+    let mut settings_only = Store::from_events(&kept);
+    settings_only.applied = base.applied;
+    (settings_only != base).then_some(base)
+}
+
+/// The first line of a `log export` of a log whose oldest events
+/// retention folded ([`retention`]): the base they were folded into (the
+/// store as of its `applied`, the last folded event), so an import
+/// rebuilds the same log and a replay starts where the events do.
+pub fn base_line(base: &Store) -> Result<Vec<u8>, serde_json::Error> {
+    serde_json::to_vec(&BaseLineOut {
+        v: crate::events::VERSION,
+        kind: BASE_LINE_TYPE,
+        store: base,
+    })
+}
+
+/// A JSON-lines file read as an export: its base line, if it starts with
+/// one, and its events.
+#[derive(Debug, Clone, Default)]
+pub struct Exported {
+    /// The folded base the events continue ([`base_line`]).
+    pub base: Option<Store>,
+    /// The events, checked by [`crate::events::read_import`].
+    pub envelopes: Vec<Envelope>,
+    /// The file's lines before the events' (the base line and blank lines
+    /// before it), for line numbers.
+    pub lines_before: usize,
+}
+
+/// Splits a JSON-lines file into its base line (the first non-blank line,
+/// when its `type` is `base`) and the rest; returns the base, the rest and
+/// how many lines came before it. An export without a base line is all
+/// rest.
+pub fn split_base(bytes: &[u8]) -> Result<(Option<Store>, &[u8], usize), crate::events::LineError> {
+    let mut start = 0;
+    let mut line = 0;
+    while start < bytes.len() {
+        line += 1;
+        let end = bytes[start..]
+            .iter()
+            .position(|b| *b == b'\n')
+            .map_or(bytes.len(), |at| start + at);
+        let text = &bytes[start..end];
+        let next = (end + 1).min(bytes.len());
+        if text.iter().all(u8::is_ascii_whitespace) {
+            start = next;
+            continue;
+        }
+        let is_base = serde_json::from_slice::<LineType>(text)
+            .ok()
+            .and_then(|found| found.kind)
+            .is_some_and(|kind| kind == BASE_LINE_TYPE);
+        if !is_base {
+            return Ok((None, bytes, 0));
+        }
+        let fail = |message: String| crate::events::LineError { line, message };
+        let read: BaseLineIn =
+            serde_json::from_slice(text).map_err(|error| fail(format!("a base line that cannot be read: {error}")))?;
+        if read.v != crate::events::VERSION {
+            return Err(fail(format!(
+                "a base of version {} (this quotatrack reads version {})",
+                read.v,
+                crate::events::VERSION
+            )));
+        }
+        return Ok((Some(read.store), &bytes[next..], line));
+    }
+    Ok((None, bytes, 0))
+}
+
+/// Passes over the base line an export after a fold starts with (as
+/// [`base_line`] writes it), reading no more of `reader` than that line;
+/// returns how many lines it passed over (0 or 1). For readers of an
+/// export's events that have no use for the base (`history --from`).
+pub fn skip_base_line(reader: &mut impl io::BufRead) -> io::Result<usize> {
+    let start = format!("{{\"v\":{},\"type\":\"{BASE_LINE_TYPE}\"", crate::events::VERSION);
+    if !reader.fill_buf()?.starts_with(start.as_bytes()) {
+        return Ok(0);
+    }
+    let mut skipped = Vec::new();
+    reader.read_until(b'\n', &mut skipped)?;
+    Ok(1)
+}
+
+/// Reads a JSON-lines file for `log import` whole: [`split_base`], then
+/// [`crate::events::read_import`] over the events, line numbers counted
+/// in the whole file.
+pub fn read_export(mut input: impl io::BufRead) -> Result<Exported, crate::events::LineError> {
+    let mut bytes = Vec::new();
+    if let Err(error) = input.read_to_end(&mut bytes) {
+        let line = bytes.iter().filter(|b| **b == b'\n').count() + 1;
+        return Err(crate::events::LineError {
+            line,
+            message: format!("cannot read it: {error}"),
+        });
+    }
+    let (base, rest, lines_before) = split_base(&bytes)?;
+    let envelopes = crate::events::read_import(rest).map_err(|error| crate::events::LineError {
+        line: error.line + lines_before,
+        message: error.message,
+    })?;
+    Ok(Exported {
+        base,
+        envelopes,
+        lines_before,
+    })
+}
+
+/// Checks an imported base against the events after its line: it names
+/// the last folded event, the events up to it are `settings_changed` (the
+/// ones the fold kept), the next one follows it, and the settings it holds
+/// are within bounds. Returns its last event.
+fn check_base(base: &Store, envelopes: &[Envelope], lines_before: usize) -> Result<u64, LogError> {
+    let at_base = |message: String| LogError::Import {
+        line: lines_before,
+        message,
+    };
+    let applied = base
+        .applied
+        .ok_or_else(|| at_base("the base names no last event (`applied`)".to_owned()))?;
+    if applied >= crate::events::MAX_SEQ {
+        return Err(at_base(format!(
+            "the base ends at event {applied}, out of range (a log's are below {})",
+            crate::events::MAX_SEQ
+        )));
+    }
+    for settings in [&base.settings, &base.file_settings, &base.patched] {
+        crate::settings::check_recorded(&serde_json::Value::Object(settings.clone()))
+            .map_err(|error| at_base(format!("the base's settings: {error}")))?;
+    }
+    let after = envelopes.partition_point(|envelope| envelope.seq <= applied);
+    if let Some((index, envelope)) = envelopes[..after]
+        .iter()
+        .enumerate()
+        .find(|(_, envelope)| !matches!(envelope.payload, Event::SettingsChanged { .. }))
+    {
+        return Err(LogError::Import {
+            line: lines_before + index + 1,
+            message: format!(
+                "event {} is within the base (which ends at event {applied}) but is not a settings_changed a fold keeps",
+                envelope.seq
+            ),
+        });
+    }
+    let Some(next) = envelopes.get(after) else {
+        // A log's events never all fold: loads and `log verify` start
+        // after the base, from an event of the log.
+        return Err(at_base(format!(
+            "the base ends at event {applied} and no event follows it"
+        )));
+    };
+    if next.seq != applied + 1 {
+        let missing = match next.seq - applied {
+            2 => format!("event {} is missing", applied + 1),
+            _ => format!("events {}–{} are missing", applied + 1, next.seq - 1),
+        };
+        return Err(LogError::Import {
+            line: lines_before + after + 1,
+            message: format!(
+                "event {} follows the base, which ends at event {applied}: {missing}",
+                next.seq
+            ),
+        });
+    }
+    Ok(applied)
 }
 
 fn write_line(out: &mut impl Write, json: &[u8]) -> Result<(), LogError> {

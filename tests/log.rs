@@ -838,7 +838,10 @@ impl Folded {
     /// The folded log of [`folded_log`] in `data`, and what it holds.
     fn new(root: &Path, data: &Path) -> Folded {
         let before = folded_log(root, data);
-        let lines: Vec<Envelope> = text(&before)
+        // The export starts with the base line, then the events.
+        let (base, events, _) = quotatrack::log::split_base(&before).unwrap();
+        assert!(base.is_some(), "the export carries the base");
+        let lines: Vec<Envelope> = text(events)
             .lines()
             .map(|line| Envelope::from_json(line.as_bytes()).unwrap())
             .collect();

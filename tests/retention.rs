@@ -121,7 +121,10 @@ fn import(file: &Path, into: &Path) {
 }
 
 fn envelopes(text: &str) -> Vec<Envelope> {
-    text.lines()
+    let (_, events, _) = quotatrack::log::split_base(text.as_bytes()).unwrap();
+    std::str::from_utf8(events)
+        .unwrap()
+        .lines()
         .map(|line| Envelope::from_json(line.as_bytes()).unwrap())
         .collect()
 }
@@ -592,14 +595,13 @@ fn kept_settings_do_not_stop_later_folds() {
 }
 
 /// A provider failing on and on across the fold point (7 failures and in
-/// backoff at the cut). The export of the whole log replays identically.
-/// The export after the fold does not: it holds the kept settings and the
-/// events after the cut, not the base, so replay's tracker starts fresh
-/// (no credentials, no failures, no backoff) and diverges at its first
-/// decision, where the live one went on backing off. Until the export
-/// carries the base, replay says so with the divergence.
+/// backoff at the cut). The export of the whole log replays identically,
+/// and so does the export after the fold: its base line carries the
+/// tracker's credentials, failures and backoff, and replay starts from
+/// it. The same events without the base line (an export from before the
+/// base was written) start from fresh trackers, and a divergence says so.
 #[test]
-fn replay_of_a_folded_export_says_it_starts_without_the_folded_state() {
+fn replay_of_a_folded_export_starts_from_its_base() {
     use crate::support::exchange;
     use crate::support::server::{Reply, Server};
     use quotatrack::providers::ProviderId;
@@ -683,6 +685,21 @@ fn replay_of_a_folded_export_says_it_starts_without_the_folded_state() {
         after.iter().position(|e| e.seq == base.seq)
     );
     assert_eq!(quotatrack::replay::folded_start(&whole), None);
+    let exported = export(&data);
+    let (carried, _, _) = quotatrack::log::split_base(exported.as_bytes()).unwrap();
+    let carried = carried.expect("the export after a fold starts with its base");
+    assert_eq!(carried.applied, Some(base.seq - 1));
+    let options = quotatrack::replay::Options {
+        base: Some(carried),
+        ..Default::default()
+    };
+    let report = quotatrack::replay::replay(&after, &options);
+    assert!(
+        report.identical(),
+        "from the base: {:?}",
+        report.divergence.map(|d| d.line())
+    );
+    // Without the base line, a divergence carries the note.
     let report = quotatrack::replay::replay(&after, &Default::default());
     if let Some(divergence) = &report.divergence {
         let note = divergence.note.as_deref().unwrap_or_default();
@@ -691,12 +708,11 @@ fn replay_of_a_folded_export_says_it_starts_without_the_folded_state() {
             "{divergence:?}"
         );
     }
-    // `quotatrack replay` prints the note under the divergence.
+    // `quotatrack replay` of the export: identical, exit 0.
     let file = root.path().join("folded.jsonl");
-    std::fs::write(&file, export(&data)).unwrap();
+    std::fs::write(&file, &exported).unwrap();
     let replayed = quotatrack(&["replay", file.to_str().unwrap()], b"");
     let text = String::from_utf8_lossy(&replayed.stdout);
-    if replayed.status.code() != Some(0) {
-        assert!(text.contains("  note: the recording starts at seq"), "{text}");
-    }
+    assert_eq!(replayed.status.code(), Some(0), "{text}");
+    assert!(text.starts_with("replay: identical ("), "{text}");
 }

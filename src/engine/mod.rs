@@ -162,6 +162,7 @@ pub struct EngineBuilder {
     fetch_timeout: Duration,
     status_ttl: Option<Duration>,
     checkpoint_every: Option<u64>,
+    start: Option<Store>,
 }
 
 impl EngineBuilder {
@@ -199,6 +200,15 @@ impl EngineBuilder {
     /// (nothing is recorded for them): how replay runs the engine.
     pub fn memory(mut self, memory: Memory) -> Self {
         self.memory = Some(memory);
+        self
+    }
+
+    /// With [`EngineBuilder::memory`]: start from `store` instead of an
+    /// empty store, the trackers resuming from it as a restarted engine's
+    /// do (replay of an export that carries the base retention folded its
+    /// oldest events into).
+    pub fn starting_from(mut self, store: Store) -> Self {
+        self.start = Some(store);
         self
     }
 
@@ -266,7 +276,7 @@ impl EngineBuilder {
             (None, None) => return Err(EngineError::Missing("a transport")),
         };
         let journal = match (self.memory.clone(), &self.data_dir) {
-            (Some(memory), _) => Journal::in_memory(memory),
+            (Some(memory), _) => Journal::in_memory_from(memory, self.start.unwrap_or_default()),
             (None, Some(data_dir)) => Journal::open(data_dir)?,
             (None, None) => return Err(EngineError::Missing("a data dir")),
         };
@@ -330,6 +340,7 @@ impl Engine {
             fetch_timeout: FETCH_TIMEOUT,
             status_ttl: Some(STATUS_TTL),
             checkpoint_every: None,
+            start: None,
         }
     }
 
@@ -446,10 +457,7 @@ impl Engine {
         let Value::Object(keys) = patch else {
             return Ok(());
         };
-        let next = keys.iter().fold(self.settings.clone(), |settings, (key, value)| {
-            let one = Value::Object(Map::from_iter([(key.clone(), value.clone())]));
-            settings.patched(&one).unwrap_or(settings)
-        });
+        let next = recorded_settings(self.settings.clone(), keys);
         self.apply_settings(next, keys.clone(), Stream::Engine)
     }
 
@@ -513,4 +521,14 @@ impl Engine {
     pub fn close(self) -> Result<(), EngineError> {
         Ok(self.journal.close()?)
     }
+}
+
+/// `settings` with a recorded change laid over them, key by key, as the
+/// engine puts one in force: a key this version does not know, or a value
+/// it refuses, leaves that key as it was.
+pub(crate) fn recorded_settings(settings: Settings, keys: &Map<String, Value>) -> Settings {
+    keys.iter().fold(settings, |settings, (key, value)| {
+        let one = Value::Object(Map::from_iter([(key.clone(), value.clone())]));
+        settings.patched(&one).unwrap_or(settings)
+    })
 }

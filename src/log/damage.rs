@@ -49,7 +49,7 @@ use super::{
     DB_DIR, ExportReport, Hole, IMPORT_BATCH, Log, LogError, Problem, ReadCopy, Stats, Stored, VerifyReport,
     guard_apply, write_line,
 };
-use crate::events::{Envelope, read_import};
+use crate::events::Envelope;
 use crate::status::{self, StatusOptions};
 use crate::store::Store;
 
@@ -378,6 +378,7 @@ pub fn export(data_dir: &Path, since: u64, out: &mut impl Write) -> Result<Expor
     let recorded = super::recorded_end(data_dir);
     let (copy, side, salvage, from) = match Log::open_copy(data_dir) {
         Ok(log) => {
+            log.write_base_line(since, out)?;
             let mut entries = log.read_from(since);
             let mut next = since;
             let mut first_problem = None;
@@ -423,6 +424,22 @@ pub fn export(data_dir: &Path, since: u64, out: &mut impl Write) -> Result<Expor
         Err(error) => return Err(error),
     };
     let readable = merge(side, salvage, from, recorded);
+    if copy.is_none() {
+        // sled could not open the log: the base line, as the healthy
+        // log's export writes it, from the base and kept settings the raw
+        // files hold.
+        let base = readable.base.clone().and_then(|base| {
+            let events = readable.raw.events(0).map(|(envelope, _)| envelope);
+            super::export_base(base, since, events)
+        });
+        if let Some(base) = base {
+            let line = super::base_line(&base).map_err(|error| LogError::Storage {
+                dir: data_dir.to_owned(),
+                message: error.to_string(),
+            })?;
+            write_line(out, &line)?;
+        }
+    }
     readable.each(copy.as_deref(), from, |_, json| {
         write_line(out, json)?;
         report.written += 1;
@@ -491,12 +508,12 @@ pub fn stats(data_dir: &Path) -> Result<Stats, LogError> {
 
 /// `log import`: the whole file is checked before the data dir is touched.
 pub fn import(data_dir: &Path, input: impl std::io::BufRead) -> Result<u64, LogError> {
-    let envelopes = read_import(input).map_err(|error| LogError::Import {
+    let exported = super::read_export(input).map_err(|error| LogError::Import {
         line: error.line,
         message: error.message,
     })?;
     let mut log = Log::open(data_dir)?;
-    let imported = log.import_checked(&envelopes)?;
+    let imported = log.import_export(&exported)?;
     log.close()?;
     Ok(imported)
 }

@@ -23,9 +23,10 @@ use crate::events::{Envelope, Event, Outcome, Stream};
 use crate::machines::tracker::Rules;
 use crate::providers::ProviderId;
 use crate::settings::Settings;
+use crate::store::Store;
 use crate::wire::{ErrorBody, Window, rfc3339_seconds};
 
-use super::store_at;
+use super::store_at_from;
 use super::tape::{Bodies, starts};
 
 /// Local times for people: the zone given, else the machine's (`TZ` honoured).
@@ -519,6 +520,18 @@ pub fn timeline(events: &[Envelope], zone: &Zone) -> Vec<String> {
 /// Why `provider` was or was not fetched at `time`, the chain of
 /// decisions that led there, and what the store showed then.
 pub fn why(events: &[Envelope], provider: ProviderId, time: Timestamp, zone: &Zone) -> Vec<String> {
+    why_from(None, events, provider, time, zone)
+}
+
+/// [`why`] of a recording that continues `base` (an export's base line):
+/// what the store showed is the base and the events after it.
+pub fn why_from(
+    base: Option<&Store>,
+    events: &[Envelope],
+    provider: ProviderId,
+    time: Timestamp,
+    zone: &Zone,
+) -> Vec<String> {
     let mentioned = events.iter().any(|e| e.provider() == Some(provider));
     let mut out = vec![format!("why {provider} at {} ({}):", zone.full(time), zone.name(time))];
     if !mentioned {
@@ -645,7 +658,7 @@ pub fn why(events: &[Envelope], provider: ProviderId, time: Timestamp, zone: &Zo
     for (at, line) in chain {
         out.push(format!("    {:<8} {line}", zone.clock(*at)));
     }
-    let store = store_at(events, time);
+    let store = store_at_from(base, events, time);
     let view = crate::status::view(&store, time, &crate::status::StatusOptions::default());
     match view.providers.iter().find(|shown| shown.id == provider) {
         Some(shown) => {

@@ -42,6 +42,12 @@ use tape::{Tape, is_decision, starts};
 pub struct Options {
     /// Rules to use instead of the recorded settings (to try a change).
     pub rules: Option<Rules>,
+    /// The base the recording continues: the store retention folded the
+    /// log's oldest events into, from an export's base line
+    /// ([`crate::log::base_line`]). Replay then starts where a restarted
+    /// engine would, from that store and the recording's events up to its
+    /// first input after the base.
+    pub base: Option<Store>,
 }
 
 /// What a replay found.
@@ -123,8 +129,31 @@ pub fn replay_shared(recording: Arc<[Envelope]>, options: &Options) -> Report {
         .memory(memory.clone())
         .clock(tape.clone())
         .credentials(tape.clone())
-        .answers(tape.clone())
-        .settings(initial_settings(events));
+        .answers(tape.clone());
+    let mut settings = initial_settings(events, options.base.as_ref());
+    // With a base, what comes before the first input after it is where
+    // the engine starts: taken as recorded (never compared), folded into
+    // the store it starts from, its settings in force.
+    let prefix = options.base.as_ref().map_or(0, |base| resumed_at(events, base));
+    if let Some(base) = &options.base {
+        let mut store = base.clone();
+        let applied = base.applied;
+        for envelope in &events[..prefix] {
+            if let Event::SettingsChanged {
+                patch: Value::Object(keys),
+            } = &envelope.payload
+            {
+                settings = crate::engine::recorded_settings(settings, keys);
+            }
+            if applied.is_none_or(|applied| envelope.seq > applied) {
+                store.apply(envelope);
+            }
+        }
+        tape.resume(&store, &events[..prefix]);
+        memory.lock().events.extend(events[..prefix].iter().cloned());
+        builder = builder.starting_from(store);
+    }
+    builder = builder.settings(settings);
     if let Some(rules) = options.rules {
         builder = builder.fixed_rules(rules);
     }
@@ -191,12 +220,10 @@ pub fn replay_shared(recording: Arc<[Envelope]>, options: &Options) -> Report {
             }
         }
     }
-    if let (Some(divergence), Some(start)) = (&mut report.divergence, folded_start(events)) {
+    if let (Some(divergence), Some(start), None) = (&mut report.divergence, folded_start(events), &options.base) {
         divergence.note = Some(folded_note(events, start));
     }
-    report.produced = memory
-        .lock()
-        .events
+    report.produced = memory.lock().events[prefix..]
         .iter()
         .map(|e| format!("{} {} {}", rfc3339_seconds(e.at), e.stream, describe(&e.payload)))
         .collect();
@@ -241,8 +268,9 @@ fn at_once<T>(future: impl Future<Output = T>) -> Result<T, EngineError> {
 /// The settings the recording starts under: the defaults, except for
 /// keys recordings made before they existed never name. Those take what
 /// such recordings ran with: the providers the recording mentions, and
-/// status pages only when it holds a status page reading.
-fn initial_settings(events: &[Envelope]) -> Settings {
+/// status pages only when it holds a status page reading. A base's
+/// tracked providers count as mentioned.
+fn initial_settings(events: &[Envelope], base: Option<&Store>) -> Settings {
     let named = |key: &str| {
         events.iter().any(|e| match &e.payload {
             Event::SettingsChanged { patch } => patch.get(key).is_some(),
@@ -251,7 +279,16 @@ fn initial_settings(events: &[Envelope]) -> Settings {
     };
     let mut settings = Settings::default();
     if !named("providers") {
-        settings.providers = mentioned_providers(events);
+        let mut providers: BTreeSet<ProviderId> = mentioned_providers(events).into_iter().collect();
+        if let Some(base) = base {
+            providers.extend(
+                base.providers
+                    .iter()
+                    .filter(|(_, entry)| entry.active == Some(true))
+                    .map(|(id, _)| *id),
+            );
+        }
+        settings.providers = providers.into_iter().collect();
     }
     if !named("status_pages") {
         settings.status_pages = events.iter().any(|e| matches!(e.payload, Event::StatusChecked { .. }));
@@ -259,9 +296,39 @@ fn initial_settings(events: &[Envelope]) -> Settings {
     settings
 }
 
+/// Where replay of a recording that continues `base` starts: the index of
+/// its first input (an event that starts something) after the base's last
+/// event; the events before it (the `settings_changed` the fold kept, and
+/// the rest of a cycle the fold cut) are where the engine resumes from.
+pub fn resumed_at(events: &[Envelope], base: &Store) -> usize {
+    let after = base
+        .applied
+        .map_or(0, |applied| events.partition_point(|e| e.seq <= applied));
+    events[after..]
+        .iter()
+        .position(starts)
+        .map_or(events.len(), |index| after + index)
+}
+
 /// The store as the recording had it at `time`: every event up to then, folded.
 pub fn store_at(events: &[Envelope], time: Timestamp) -> Store {
     Store::from_events(events.iter().filter(|e| e.at <= time))
+}
+
+/// [`store_at`] of a recording that continues `base` (an export's base
+/// line): the base, and the events after it up to `time`, folded.
+pub fn store_at_from(base: Option<&Store>, events: &[Envelope], time: Timestamp) -> Store {
+    let Some(base) = base else {
+        return store_at(events, time);
+    };
+    let mut store = base.clone();
+    for envelope in events
+        .iter()
+        .filter(|e| e.at <= time && base.applied.is_none_or(|applied| e.seq > applied))
+    {
+        store.apply(envelope);
+    }
+    store
 }
 
 /// The recorded decisions, with the credential changes and responses
@@ -348,9 +415,10 @@ impl Divergence {
 /// Where a recording's own events start when it lacks the ones before
 /// them: the index of its first event other than `settings_changed`, when
 /// that event's number does not follow the one before it (from 0). This is
-/// a `log export` after retention folded old events into the log's base
-/// (the base is not exported; only the folded `settings_changed` are
-/// kept), or a file cut from a longer log.
+/// an export after retention folded old events into the log's base
+/// written without the base line (only the folded `settings_changed`
+/// kept), or a file cut from a longer log. An export's base line
+/// ([`Options::base`]) is where such a recording starts instead.
 pub fn folded_start(events: &[Envelope]) -> Option<usize> {
     let first = events
         .iter()
@@ -363,10 +431,10 @@ pub fn folded_start(events: &[Envelope]) -> Option<usize> {
 /// after events it does not hold, carries.
 fn folded_note(events: &[Envelope], start: usize) -> String {
     format!(
-        "the recording starts at seq {} without the events before it (retention folds old events into \
-         the log's base, which `log export` does not write): replay starts from fresh trackers and \
-         controller, without the credentials, failure counts, backoff and provider those events left, \
-         so this divergence may be that rather than a change of code",
+        "the recording starts at seq {} without the events before it and without a base line (retention \
+         folds old events into the log's base, which `log export` writes first since it carries one): \
+         replay starts from fresh trackers and controller, without the credentials, failure counts, \
+         backoff and provider those events left, so this divergence may be that rather than a change of code",
         events[start].seq
     )
 }
@@ -588,8 +656,17 @@ fn check_numbered(events: &[Envelope], lines: &[usize]) -> Result<(), ReplayErro
     Ok(())
 }
 
-/// Reads a JSON-lines file: its events, and each event's line number.
-fn read_numbered(mut input: impl std::io::BufRead) -> Result<(Vec<Envelope>, Vec<usize>), ReplayError> {
+/// A JSON-lines file as replay reads it: its base line (if it starts
+/// with one), its events, and each event's line number.
+struct Numbered {
+    base: Option<Store>,
+    events: Vec<Envelope>,
+    lines: Vec<usize>,
+}
+
+/// Reads a JSON-lines file: its base line, its events, and each event's
+/// line number.
+fn read_numbered(mut input: impl std::io::BufRead) -> Result<Numbered, ReplayError> {
     let mut bytes = Vec::new();
     if let Err(error) = input.read_to_end(&mut bytes) {
         let line = bytes.iter().filter(|b| **b == b'\n').count() + 1;
@@ -599,20 +676,26 @@ fn read_numbered(mut input: impl std::io::BufRead) -> Result<(Vec<Envelope>, Vec
         }
         .into());
     }
-    let events = crate::events::read_lines(bytes.as_slice()).collect::<Result<Vec<_>, _>>()?;
-    let lines: Vec<usize> = bytes
+    let (base, rest, before) = crate::log::split_base(&bytes)?;
+    let events = crate::events::read_lines(rest)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|error| crate::events::LineError {
+            line: error.line + before,
+            message: error.message,
+        })?;
+    let lines: Vec<usize> = rest
         .split(|b| *b == b'\n')
         .enumerate()
         .filter(|(_, line)| !String::from_utf8_lossy(line).trim().is_empty())
-        .map(|(index, _)| index + 1)
+        .map(|(index, _)| index + 1 + before)
         .collect();
-    Ok((events, lines))
+    Ok(Numbered { base, events, lines })
 }
 
 /// Runs the `replay` command (shared by `quotatrack replay` and the
 /// `replay` tool) over a JSON-lines file.
 pub fn command(input: impl std::io::BufRead, request: &Request) -> Result<Rendered, ReplayError> {
-    let (events, lines) = read_numbered(input)?;
+    let Numbered { base, events, lines } = read_numbered(input)?;
     check_numbered(&events, &lines)?;
     let zone = request
         .zone
@@ -629,7 +712,7 @@ pub fn command(input: impl std::io::BufRead, request: &Request) -> Result<Render
         return Ok(Rendered { text, identical });
     }
     if let (Some(provider), Some(time)) = (request.why, request.at) {
-        let explained = explain::why(&events, provider, time, &zone);
+        let explained = explain::why_from(base.as_ref(), &events, provider, time, &zone);
         let text = if request.json {
             serde_json::json!({ "provider": provider, "at": rfc3339_seconds(time), "why": explained }).to_string()
         } else {
@@ -638,7 +721,7 @@ pub fn command(input: impl std::io::BufRead, request: &Request) -> Result<Render
         return Ok(Rendered { text, identical: true });
     }
     if let Some(time) = request.at {
-        let store = store_at(&events, time);
+        let store = store_at_from(base.as_ref(), &events, time);
         let view = crate::status::view(&store, time, &crate::status::StatusOptions::default());
         let text = if request.json {
             serde_json::to_string(&view).unwrap_or_default()
@@ -648,7 +731,11 @@ pub fn command(input: impl std::io::BufRead, request: &Request) -> Result<Render
         return Ok(Rendered { text, identical: true });
     }
     let events: Arc<[Envelope]> = events.into();
-    let report = replay_shared(events.clone(), &request.options);
+    let options = Options {
+        base,
+        ..request.options.clone()
+    };
+    let report = replay_shared(events.clone(), &options);
     let divergence_line = report.divergence.as_ref().and_then(|divergence| {
         events
             .iter()

@@ -25,6 +25,7 @@ use crate::events::{Envelope, Event, Stream};
 use crate::exchange::RecordedExchange;
 use crate::journal::Memory;
 use crate::providers::{ErrorKind, ProviderId};
+use crate::store::Store;
 use crate::transport::{Purpose, Request};
 
 /// A recording, read by the engine through its seams.
@@ -62,6 +63,47 @@ impl Tape {
             recorded + memory.held.iter().filter(|decision| !**decision).count()
         };
         taken + self.skipped.load(Ordering::Relaxed)
+    }
+
+    /// Takes what a recording that continues a folded base already holds
+    /// where replay starts: the credentials `store` has (a provider's
+    /// source is the last recorded in `prefix`, else unknown) and the
+    /// bodies `prefix` recorded, which later fetches may repeat.
+    pub(super) fn resume(&self, store: &Store, prefix: &[Envelope]) {
+        let mut known = self.known.lock().unwrap_or_else(|poison| poison.into_inner());
+        let mut bodies = self.bodies.lock().unwrap_or_else(|poison| poison.into_inner());
+        let mut sources = BTreeMap::new();
+        for envelope in prefix {
+            match &envelope.payload {
+                Event::CredentialsFound { provider, source, .. } => {
+                    sources.insert(*provider, source.clone());
+                }
+                Event::FetchCompleted {
+                    provider,
+                    exchange,
+                    body_repeated,
+                    ..
+                } => {
+                    bodies.restored((*provider, false), exchange.as_deref(), *body_repeated);
+                }
+                Event::StatusChecked {
+                    provider,
+                    exchange,
+                    body_repeated,
+                    ..
+                } => {
+                    bodies.restored((*provider, true), exchange.as_deref(), *body_repeated);
+                }
+                _ => {}
+            }
+        }
+        for (provider, entry) in &store.providers {
+            let credential = entry.credentials.clone().map(|fingerprint| {
+                let source = sources.get(provider).cloned().unwrap_or_default();
+                (fingerprint, source)
+            });
+            known.insert(*provider, credential);
+        }
     }
 
     /// Passes over one recorded event that no input stands for.
