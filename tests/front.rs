@@ -51,10 +51,17 @@ fn text(output: &Output) -> String {
 fn lonely_front() -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
     let front = dir.path().join("quotatrack");
-    if std::fs::hard_link(env!("CARGO_BIN_EXE_quotatrack"), &front).is_err() {
-        std::fs::copy(env!("CARGO_BIN_EXE_quotatrack"), &front).unwrap();
-    }
+    place_front(&front);
     (dir, front)
+}
+
+/// The front at `path`: a hard link where it can be, as a copy is open for
+/// writing while it is made, and a process another test forks meanwhile
+/// would keep it so (then running it fails with "text file busy").
+fn place_front(path: &Path) {
+    if std::fs::hard_link(env!("CARGO_BIN_EXE_quotatrack"), path).is_err() {
+        std::fs::copy(env!("CARGO_BIN_EXE_quotatrack"), path).unwrap();
+    }
 }
 
 /// The `status` command lines the front answers, over `data`: every
@@ -477,7 +484,7 @@ fn a_snapshot_or_settings_file_that_is_a_fifo_or_a_device_neither_hangs_nor_fill
 fn a_front_installed_as_the_engine_is_refused_not_run_again_and_again() {
     let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
     for name in ["quotatrack", "quotatrack-engine"] {
-        std::fs::copy(env!("CARGO_BIN_EXE_quotatrack"), dir.path().join(name)).unwrap();
+        place_front(&dir.path().join(name));
     }
     let output = run_as_quotatrack(&dir.path().join("quotatrack"), &["--version"], &[], b"");
     assert_eq!(output.status.code(), Some(2), "{}", text(&output));
