@@ -2057,18 +2057,24 @@ pub fn skip_base_line(reader: &mut impl io::BufRead) -> io::Result<usize> {
     Ok(1)
 }
 
+/// All of a JSON-lines input; a read that fails names the line it
+/// stopped in.
+pub fn read_whole(mut input: impl io::Read) -> Result<Vec<u8>, crate::events::LineError> {
+    let mut bytes = Vec::new();
+    match input.read_to_end(&mut bytes) {
+        Ok(_) => Ok(bytes),
+        Err(error) => Err(crate::events::LineError {
+            line: bytes.iter().filter(|b| **b == b'\n').count() + 1,
+            message: format!("cannot read it: {error}"),
+        }),
+    }
+}
+
 /// Reads a JSON-lines file for `log import` whole: [`split_base`], then
 /// [`crate::events::read_import`] over the events, line numbers counted
 /// in the whole file.
-pub fn read_export(mut input: impl io::BufRead) -> Result<Exported, crate::events::LineError> {
-    let mut bytes = Vec::new();
-    if let Err(error) = input.read_to_end(&mut bytes) {
-        let line = bytes.iter().filter(|b| **b == b'\n').count() + 1;
-        return Err(crate::events::LineError {
-            line,
-            message: format!("cannot read it: {error}"),
-        });
-    }
+pub fn read_export(input: impl io::BufRead) -> Result<Exported, crate::events::LineError> {
+    let bytes = read_whole(input)?;
     let (base, rest, lines_before) = split_base(&bytes)?;
     let envelopes = crate::events::read_import(rest).map_err(|error| crate::events::LineError {
         line: error.line + lines_before,

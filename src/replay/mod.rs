@@ -666,16 +666,8 @@ struct Numbered {
 
 /// Reads a JSON-lines file: its base line, its events, and each event's
 /// line number.
-fn read_numbered(mut input: impl std::io::BufRead) -> Result<Numbered, ReplayError> {
-    let mut bytes = Vec::new();
-    if let Err(error) = input.read_to_end(&mut bytes) {
-        let line = bytes.iter().filter(|b| **b == b'\n').count() + 1;
-        return Err(crate::events::LineError {
-            line,
-            message: format!("cannot read it: {error}"),
-        }
-        .into());
-    }
+fn read_numbered(input: impl std::io::BufRead) -> Result<Numbered, ReplayError> {
+    let bytes = crate::log::read_whole(input)?;
     let (base, rest, before) = crate::log::split_base(&bytes)?;
     let events = crate::events::read_lines(rest)
         .collect::<Result<Vec<_>, _>>()
