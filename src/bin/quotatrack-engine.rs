@@ -32,9 +32,10 @@ fn main() -> ExitCode {
         // SAFETY: PR_SET_NAME reads a NUL-terminated string of at most
         // 16 bytes, which this is; it changes only the thread's name.
         unsafe { libc::prctl(libc::PR_SET_NAME, c"quotatrack".as_ptr()) };
-        // Read; not passed on: a command this engine runs (an alert's
-        // hook) that runs `quotatrack log stats` starts a front of its own,
-        // which must not take it for a front started by a front.
+        // Read; not passed on: a process this engine ever starts that runs
+        // `quotatrack log stats` starts a front of its own, which must not
+        // take it for a front started by a front. (None does today: alerts
+        // go to a webhook, not a command.)
         // SAFETY: no other thread runs yet.
         unsafe { std::env::remove_var(FRONT_VERSION) };
     }
