@@ -179,7 +179,8 @@ fn main() {
 }
 
 /// `status` over the demo's snapshot against a hello-world binary built
-/// with the same profile (`QUOTATRACK_BENCH_HELLO`), alternating, median
+/// with the same profile (`QUOTATRACK_BENCH_HELLO`, and linked statically
+/// as the front is, `QUOTATRACK_BENCH_HELLO_STATIC`), alternating, median
 /// wall of 400 runs each; then `node -e` printing the same snapshot file,
 /// 20 runs on its own: node's start evicts enough caches that whatever ran
 /// right after it would start cold.
@@ -191,6 +192,11 @@ fn compare_status(demo: &Path) {
     let mut pair: Vec<(&str, Command)> = vec![("quotatrack status", status)];
     if let Ok(hello) = std::env::var("QUOTATRACK_BENCH_HELLO") {
         pair.push(("hello world (same profile)", Command::new(hello)));
+    }
+    // The front is linked statically (build.rs); the same hello so linked
+    // shows what the loader's share was.
+    if let Ok(hello) = std::env::var("QUOTATRACK_BENCH_HELLO_STATIC") {
+        pair.push(("hello world (same, static)", Command::new(hello)));
     }
     let mut medians = median_walls(&mut pair, 400);
     let mut names: Vec<&str> = pair.iter().map(|(name, _)| *name).collect();

@@ -11,7 +11,9 @@
 //! and the median CPU time (user + system of the child) beside it, with the
 //! load average at start and end. `QUOTATRACK_BENCH_RUNS` sets the rounds
 //! (default 200). `QUOTATRACK_BENCH_HELLO=PATH` adds a hello-world binary
-//! built with the same release profile (what `tools/bench-status` does).
+//! built with the same release profile, and `QUOTATRACK_BENCH_HELLO_STATIC`
+//! the same hello linked statically as the front is (what
+//! `tools/bench-status` does).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -106,6 +108,16 @@ fn main() {
     if let Ok(hello) = std::env::var("QUOTATRACK_BENCH_HELLO") {
         cases.push(Case {
             name: "hello world (same profile)",
+            program: PathBuf::from(hello),
+            args: Vec::new(),
+            stdin: None,
+        });
+    }
+    // The front is linked statically (build.rs); the same hello so linked
+    // shows what the loader's share was.
+    if let Ok(hello) = std::env::var("QUOTATRACK_BENCH_HELLO_STATIC") {
+        cases.push(Case {
+            name: "hello world (same, static)",
             program: PathBuf::from(hello),
             args: Vec::new(),
             stdin: None,
