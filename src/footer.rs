@@ -124,7 +124,7 @@ pub fn values(view: &Status, now: Timestamp) -> BTreeMap<String, String> {
         }
         let quotas = id.provider().quotas();
         for window in &provider.windows {
-            let window = derived(window, &quotas, now);
+            let window = derived(window, quotas, now);
             for name in WINDOW_VALUES {
                 values.insert(format!("{id}.{}.{name}", window.id), window_value(&window, name, now));
             }
@@ -183,11 +183,11 @@ fn value(name: &str, view: &Status, now: Timestamp) -> Option<String> {
         provider.windows.iter().rev().find_map(|window| {
             let tail = rest.strip_prefix(window.id.as_str())?.strip_prefix('.')?;
             if WINDOW_VALUES.contains(&tail) {
-                return Some(window_value(&derived(window, &quotas, now), tail, now));
+                return Some(window_value(&derived(window, quotas, now), tail, now));
             }
             let (word, model) = tail.split_once('.')?;
             let word = MODEL_VALUES.iter().find(|value| **value == word)?;
-            let window = derived(window, &quotas, now);
+            let window = derived(window, quotas, now);
             Some(model_value(window.requests_left_by_model.get(model)?, word))
         })
     })
@@ -257,8 +257,8 @@ fn model_value_by_name(name: &str, view: &Status, now: Timestamp) -> Option<Stri
     let provider = view.providers.iter().find(|p| p.id == id)?;
     let window = provider.windows.iter().find(|w| w.id == window_id)?;
     let quotas = id.provider().quotas();
-    let window = derived(window, &quotas, now);
-    let quota = multiplier_quota(&window, &quotas)?;
+    let window = derived(window, quotas, now);
+    let quota = multiplier_quota(&window, quotas)?;
     Some(model_value(&model_requests(quota, &window, model), value))
 }
 

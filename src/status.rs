@@ -178,7 +178,7 @@ fn provider_view(id: ProviderId, entry: &Entry, now: Timestamp) -> ProviderStatu
             .map(|window| {
                 let readings = entry.readings.get(&window.id).map_or(&[][..], Vec::as_slice);
                 StatusWindow {
-                    pace: Some(pace::body(window, window_length(window, &quotas), readings, now)),
+                    pace: Some(pace::body(window, window_length(window, quotas), readings, now)),
                     ..StatusWindow::new(window.clone())
                 }
             })
@@ -209,7 +209,7 @@ fn settle_provider(provider: &mut ProviderStatus, now: Timestamp, options: &Stat
     };
     let quotas = provider.id.provider().quotas();
     for window in &mut provider.windows {
-        settle_window(window, &quotas, now);
+        settle_window(window, quotas, now);
     }
 }
 
@@ -353,7 +353,7 @@ pub fn for_model(provider: &ProviderStatus, model: &str) -> ProviderStatus {
     let mut provider = provider.clone();
     let quotas = provider.id.provider().quotas();
     for window in &mut provider.windows {
-        if let Some(quota) = multiplier_quota(window, &quotas) {
+        if let Some(quota) = multiplier_quota(window, quotas) {
             window.current_model = Some(CurrentModelRequests {
                 model: model.to_owned(),
                 matched: quota.table_entry_for(model).map(|(name, _)| name.to_owned()),
@@ -671,10 +671,71 @@ pub fn snapshot_path(data_dir: &Path) -> PathBuf {
 
 /// Replaces the snapshot file atomically: write a temporary file (0600),
 /// fsync it, rename it over the old one, fsync the directory. A reader sees
-/// the old file or the new one, never a torn one.
+/// the old file or the new one, never a torn one. The file holds the view
+/// as [`stored`] keeps it.
 pub fn write_snapshot(data_dir: &Path, status: &Status) -> io::Result<()> {
-    let bytes = serde_json::to_vec(status).map_err(io::Error::other)?;
+    let bytes = serde_json::to_vec(&stored(status).map_err(io::Error::other)?).map_err(io::Error::other)?;
     write_private_atomically(&snapshot_path(data_dir), &bytes)
+}
+
+/// The view as the snapshot file keeps it: what [`settle`] cannot derive
+/// again at the reader's clock. A provider's `age_s`, a window's
+/// [`DERIVED`] values and its pace but for [`PACE_KEPT`] are left out, and
+/// so is every `null`; a reader settles the file and gets every value
+/// back, as `status --json` prints it (so does a reader built before the
+/// file was cut down: everything left out is optional to it). This halves
+/// the file (18 KB for the demo's seven providers become 9 KB), and
+/// `status` reads it on every run.
+pub fn stored(status: &Status) -> serde_json::Result<serde_json::Value> {
+    use serde_json::Value;
+    // Through its text rather than `to_value`: the engine has both of these
+    // already, and a serializer into `Value` for the whole view is 15 KB of
+    // code more in a binary kept under 8 MB.
+    let mut value: Value = serde_json::from_slice(&serde_json::to_vec(status)?)?;
+    let providers = value.get_mut("providers").and_then(Value::as_array_mut);
+    for provider in providers.into_iter().flatten().filter_map(Value::as_object_mut) {
+        provider.remove("age_s");
+        let windows = provider.get_mut("windows").and_then(Value::as_array_mut);
+        for window in windows.into_iter().flatten().filter_map(Value::as_object_mut) {
+            window.retain(|key, _| !DERIVED.contains(&key.as_str()));
+            if let Some(pace) = window.get_mut("pace").and_then(Value::as_object_mut) {
+                pace.retain(|key, _| PACE_KEPT.contains(&key.as_str()));
+            }
+        }
+    }
+    without_nulls(&mut value);
+    Ok(value)
+}
+
+/// The values of a window [`derive_window`] derives from the rest at the
+/// reader's clock.
+pub const DERIVED: [&str; 8] = [
+    "total",
+    "used_percent",
+    "remaining_percent",
+    "progress",
+    "used_time_s",
+    "remaining_time_s",
+    "total_time_s",
+    "requests_left_by_model",
+];
+
+/// What the snapshot keeps of a window's pace: the slope and the readings
+/// behind it, from which the rest is derived again, and the stage, which
+/// readers built before the file was cut down require.
+pub const PACE_KEPT: [&str; 3] = ["slope_per_hour", "readings", "stage"];
+
+/// `value` without the members of its objects that are `null` (every one
+/// the snapshot holds is optional and reads back as `null`).
+fn without_nulls(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::Object(members) => {
+            members.retain(|_, member| !member.is_null());
+            members.values_mut().for_each(without_nulls);
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(without_nulls),
+        _ => {}
+    }
 }
 
 /// Reads the snapshot file; `Ok(None)` when there is none yet.

@@ -242,7 +242,7 @@ fn derived(provider: ProviderId, quota: &str, window: Window) -> StatusWindow {
         quota: Some(quota.to_owned()),
         ..window
     });
-    derive_window(&mut window, &provider.provider().quotas(), now());
+    derive_window(&mut window, provider.provider().quotas(), now());
     window
 }
 
@@ -347,7 +347,7 @@ fn a_calendar_month_ends_at_the_reset_and_starts_a_month_before() {
     for quota in ProviderId::ALL.iter().flat_map(|id| id.provider().quotas()) {
         let json = serde_json::to_string(&quota).unwrap();
         let back: quotatrack::quota::QuotaDefinition = serde_json::from_str(&json).unwrap();
-        assert_eq!(back, quota, "{json}");
+        assert_eq!(&back, quota, "{json}");
     }
     let monthly = quotatrack::quota::QuotaDefinition::monthly_amount("m", Unit::Credits);
     assert_eq!(

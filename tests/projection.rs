@@ -725,3 +725,59 @@ fn pace_of_a_window_without_a_stated_length_follows_its_quota_rule() {
     let projected = pace.projected_at_reset.expect("a projection from the readings");
     assert!((projected - 1.0).abs() < 1e-3, "{pace:?}");
 }
+
+/// The snapshot file keeps only what settling cannot derive again, and a
+/// reader settles it back to the whole view: for every bundled response
+/// (read three times, twenty minutes apart, so pace has a slope; the error
+/// responses after a good one), at the clock it was written, a day later
+/// and a fortnight later (every reset passed).
+#[test]
+fn the_snapshot_file_settles_back_to_the_whole_view() {
+    for fixture in crate::support::all_fixtures() {
+        let exchange: RecordedExchange = serde_json::from_slice(&std::fs::read(&fixture.path).unwrap()).unwrap();
+        let good = crate::support::all_fixtures()
+            .into_iter()
+            .find(|other| other.provider == fixture.provider && other.name().starts_with("ok-"))
+            .unwrap();
+        let good: RecordedExchange = serde_json::from_slice(&std::fs::read(&good.path).unwrap()).unwrap();
+        let now = fixture.recorded_at;
+        let readings = [(&good, 40), (&good, 20), (&exchange, 0)];
+        let envelopes: Vec<Envelope> = readings
+            .iter()
+            .enumerate()
+            .map(|(seq, (exchange, minutes_before))| {
+                let at = now - SignedDuration::from_mins(*minutes_before);
+                Envelope {
+                    stream: Stream::Tracker(fixture.provider),
+                    seq: seq as u64,
+                    at,
+                    payload: Event::FetchCompleted {
+                        provider: fixture.provider,
+                        exchange: None,
+                        body_repeated: false,
+                        outcome: Outcome::read(exchange, at),
+                        elapsed_ms: 120,
+                    },
+                }
+            })
+            .collect();
+        let view = status::view(&Store::from_events(&envelopes), now, &StatusOptions::default());
+        let data = tempfile::tempdir().unwrap();
+        status::write_snapshot(data.path(), &view).unwrap();
+        let file = std::fs::read_to_string(status::snapshot_path(data.path())).unwrap();
+        let name = fixture.name();
+        assert!(!file.contains("null"), "{name}: {file}");
+        for derived in status::DERIVED {
+            assert!(!file.contains(&format!("\"{derived}\"")), "{name}: {derived} in {file}");
+        }
+        assert!(file.len() < serde_json::to_string(&view).unwrap().len(), "{name}");
+        for later in [0, 24, 24 * 14] {
+            let at = now + SignedDuration::from_hours(later);
+            let mut whole = view.clone();
+            status::settle(&mut whole, at, &StatusOptions::default());
+            let mut read = status::read_snapshot(data.path()).unwrap().unwrap();
+            status::settle(&mut read, at, &StatusOptions::default());
+            assert_eq!(read, whole, "{name} +{later} h");
+        }
+    }
+}

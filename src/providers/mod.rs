@@ -23,6 +23,7 @@ pub mod zai;
 
 use std::fmt;
 use std::str::FromStr;
+use std::sync::OnceLock;
 
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
@@ -288,9 +289,13 @@ impl Provider {
         self.request.clone()
     }
 
-    /// The quotas this provider's snapshots are resolved against.
-    pub fn quotas(&self) -> Vec<QuotaDefinition> {
-        (self.quotas)()
+    /// The quotas this provider's snapshots are resolved against, built
+    /// once per process: every status settles each provider's windows
+    /// against them, and Copilot's table alone is twenty named rows.
+    pub fn quotas(&self) -> &'static [QuotaDefinition] {
+        static QUOTAS: [OnceLock<Vec<QuotaDefinition>>; ProviderId::ALL.len()] =
+            [const { OnceLock::new() }; ProviderId::ALL.len()];
+        QUOTAS[self.id as usize].get_or_init(self.quotas)
     }
 
     /// Parses one response. Pure: no I/O, no clock but `now`, no panic on any
@@ -332,7 +337,7 @@ fn resolve(provider: &Provider, reading: Reading) -> Result<ParsedUsage, FetchEr
     // Display order is the snapshot order; an aggregated window (one for many
     // snapshots) comes after every window of its own. Linear in snapshots.
     let mut keyed: Vec<(usize, ResolvedUsageWindow)> = Vec::new();
-    for quota in &quotas {
+    for quota in quotas {
         let (indexes, snapshots): (Vec<usize>, Vec<&UsageSnapshot>) = reading
             .snapshots
             .iter()
