@@ -372,12 +372,14 @@ fn an_engine_that_is_not_a_program_is_refused_not_run_by_the_shell() {
 #[test]
 fn an_engine_from_another_install_refuses_in_one_line() {
     let engine = Path::new(env!("CARGO_BIN_EXE_quotatrack-engine"));
-    let output = run_as_quotatrack(
-        engine,
-        &["--version"],
-        &[("QUOTATRACK_FRONT_VERSION", "0.0.0-older")],
-        b"",
-    );
+    // As an older front would start it: the mark set, then `exec` (the
+    // shell's pid, `$$`, is the engine's).
+    let output = Command::new("sh")
+        .arg("-c")
+        .arg(r#"QUOTATRACK_FRONT_VERSION="0.0.0-older $$" exec "$0" --version"#)
+        .arg(engine)
+        .output()
+        .unwrap();
     assert_eq!(output.status.code(), Some(2));
     assert!(output.stdout.is_empty());
     let stderr = String::from_utf8_lossy(&output.stderr);
@@ -555,6 +557,31 @@ fn an_error_about_a_path_with_a_newline_is_still_one_line() {
             let stderr = String::from_utf8_lossy(&output.stderr);
             assert_eq!(stderr.lines().count(), 1, "{stderr}");
             assert!(stderr.contains("two\\nlines"), "{stderr}");
+        }
+    }
+}
+
+/// `QUOTATRACK_FRONT_VERSION` set by anyone but the front this process was
+/// (a user, a parent that is a front) is not a front's word: neither the
+/// front nor the engine refuses for it, and the engine answers as usual.
+#[test]
+fn a_front_mark_the_process_inherited_is_ignored() {
+    let front = Path::new(env!("CARGO_BIN_EXE_quotatrack"));
+    let engine = Path::new(env!("CARGO_BIN_EXE_quotatrack-engine"));
+    let expected = run_as_quotatrack(engine, &["--version"], &[], b"");
+    assert!(expected.status.success(), "{}", text(&expected));
+    let parent = format!("{} 1", env!("CARGO_PKG_VERSION"));
+    for value in [
+        "0.0.0-older",
+        "0.0.0-older 1",
+        parent.as_str(),
+        "",
+        "garbage 99999999999",
+    ] {
+        for program in [front, engine] {
+            let output = run_as_quotatrack(program, &["--version"], &[("QUOTATRACK_FRONT_VERSION", value)], b"");
+            assert!(output.status.success(), "{program:?} with {value:?}: {}", text(&output));
+            assert_eq!(output.stdout, expected.stdout, "{program:?} with {value:?}");
         }
     }
 }

@@ -13,31 +13,32 @@ use quotatrack::cli::{Args, Command, ParseArgs, ReplayArgs, StatusArgs};
 use quotatrack::commands::{self, FRONT_VERSION};
 
 fn main() -> ExitCode {
-    if let Some(front) = std::env::var_os(FRONT_VERSION) {
-        // Started by a `quotatrack` of another version: the two must be
-        // one install, or a command would run code the user did not install.
-        if front != env!("CARGO_PKG_VERSION") {
-            let _ = writeln!(
-                std::io::stderr().lock(),
-                "quotatrack: this quotatrack ({}) and the quotatrack-engine beside it ({}) come from different \
-                 installs; install both again with `cargo install --locked --path .`",
-                front.to_string_lossy(),
-                env!("CARGO_PKG_VERSION")
-            );
-            return ExitCode::from(2);
-        }
-        // Started as `quotatrack`: named so again, so that `killall
-        // quotatrack`, `pgrep -x quotatrack` and `ps -C quotatrack` find a
-        // `watch` or a `serve` (the name would be `quotatrack-engi`).
-        // SAFETY: PR_SET_NAME reads a NUL-terminated string of at most
-        // 16 bytes, which this is; it changes only the thread's name.
-        unsafe { libc::prctl(libc::PR_SET_NAME, c"quotatrack".as_ptr()) };
-        // Read; not passed on: a process this engine ever starts that runs
-        // `quotatrack log stats` starts a front of its own, which must not
-        // take it for a front started by a front. (None does today: alerts
-        // go to a webhook, not a command.)
+    if let Some(value) = std::env::var_os(FRONT_VERSION) {
+        // Read; not passed on: a process this engine starts (an alert's
+        // command) that runs `quotatrack` starts a front of its own.
         // SAFETY: no other thread runs yet.
         unsafe { std::env::remove_var(FRONT_VERSION) };
+        // Set by the front this process was a moment ago (a value set by
+        // anyone else is no front's word, and is ignored).
+        if let Some(front) = commands::front_version_here(&value) {
+            // A front of another version: the two must be one install, or
+            // a command would run code the user did not install.
+            if front != env!("CARGO_PKG_VERSION") {
+                let _ = writeln!(
+                    std::io::stderr().lock(),
+                    "quotatrack: this quotatrack ({front}) and the quotatrack-engine beside it ({}) come from \
+                     different installs; install both again with `cargo install --locked --path .`",
+                    env!("CARGO_PKG_VERSION")
+                );
+                return ExitCode::from(2);
+            }
+            // Started as `quotatrack`: named so again, so that `killall
+            // quotatrack`, `pgrep -x quotatrack` and `ps -C quotatrack` find
+            // a `watch` or a `serve` (the name would be `quotatrack-engi`).
+            // SAFETY: PR_SET_NAME reads a NUL-terminated string of at most
+            // 16 bytes, which this is; it changes only the thread's name.
+            unsafe { libc::prctl(libc::PR_SET_NAME, c"quotatrack".as_ptr()) };
+        }
     }
     let args = parse_args();
     let json = matches!(

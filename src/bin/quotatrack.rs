@@ -73,9 +73,10 @@ fn exec_engine(argv: Vec<OsString>) -> anyhow::Result<Infallible> {
     })?;
     let path = me.with_file_name("quotatrack-engine");
     let reinstall = "install both programs with `cargo install --locked --path .`";
-    if std::env::var_os(FRONT_VERSION).is_some() {
-        // Started by a front: what is installed as the engine is a front
-        // too, and would start itself again and again.
+    if std::env::var_os(FRONT_VERSION).is_some_and(|value| commands::front_version_here(&value).is_some()) {
+        // This process was a front before: what is installed as the engine
+        // is a front too, and would start itself again and again. (A value
+        // inherited from elsewhere is not ours, and is replaced below.)
         bail!(
             "{} is not the engine but another quotatrack; {reinstall}",
             path.display()
@@ -84,7 +85,7 @@ fn exec_engine(argv: Vec<OsString>) -> anyhow::Result<Infallible> {
     // Set in this process's own environment, which then passes on exactly
     // as it is (a variable set twice keeps the value a reader takes first).
     // SAFETY: no other thread runs yet: the front starts none before this.
-    unsafe { std::env::set_var(FRONT_VERSION, env!("CARGO_PKG_VERSION")) };
+    unsafe { std::env::set_var(FRONT_VERSION, commands::front_mark()) };
     let error = exec(&path, argv);
     bail!(
         "cannot start {} ({error}): every command but `status` and `statusline` runs there; {reinstall}",

@@ -158,8 +158,25 @@ pub(crate) fn is_owned(error: &anyhow::Error) -> bool {
 }
 
 /// The environment variable through which `quotatrack` tells the
-/// `quotatrack-engine` it starts its own version (they must match).
+/// `quotatrack-engine` it starts its own version (they must match), as
+/// [`front_mark`] writes it.
 pub const FRONT_VERSION: &str = "QUOTATRACK_FRONT_VERSION";
+
+/// [`FRONT_VERSION`]'s value: the front's version and its process id,
+/// which `exec` keeps. So the engine, or a front that finds the variable
+/// set, tells a value this very process set (it was a front a moment ago)
+/// from one it inherited: set by a user, or by a front that started it as
+/// a child.
+pub fn front_mark() -> String {
+    format!("{} {}", env!("CARGO_PKG_VERSION"), std::process::id())
+}
+
+/// The version a front set in `value` before becoming this process;
+/// `None` for a value set by anyone else, or not in [`front_mark`]'s form.
+pub fn front_version_here(value: &std::ffi::OsStr) -> Option<&str> {
+    let (version, pid) = value.to_str()?.rsplit_once(' ')?;
+    (pid.parse::<u32>().ok()? == std::process::id()).then_some(version)
+}
 
 /// What every engine-running command shares: where, from what, how long.
 pub struct Sources {
