@@ -12,7 +12,10 @@
 //!   unreadable one costs a full rebuild, never data.
 //! - **Ownership.** sled's file lock makes one process the owner. A second
 //!   opener gets [`LogError::Owned`] at once, with the owner's pid from
-//!   `owner.pid`, never a hang.
+//!   `owner.pid`, never a hang. sled lets go of the lock only when its
+//!   background threads end, so [`Log::close`] and a dropped `Log` wait
+//!   for that (bounded, see `log::Release`): the same process, or a command
+//!   started next, opens the log at once.
 //! - **Damage is bounded.** Every call into sled runs behind a guard: a
 //!   panic inside sled becomes [`LogError::Damaged`], opening is watched
 //!   and given up after [`OPEN_PATIENCE`], and a read that fails ends the
@@ -113,6 +116,10 @@ pub struct Log {
     end_file: Option<fs::File>,
     /// The readings block being gathered by retention's steps.
     pending_readings: Option<readings::Pending>,
+    /// Shared with the log's readers; the last one dropped waits until
+    /// sled has let go of the log. Keep this field last: fields drop in
+    /// order, so every sled handle above is gone before it.
+    release: std::sync::Arc<Release>,
 }
 
 /// The keyframe appends compress against.
@@ -378,7 +385,11 @@ impl Log {
         for dir in [log_dir.clone(), log_dir.join(BLOBS_DIR)] {
             private_dir(data_dir, &dir)?;
         }
+        // Declared before the db, so dropped after it on every early
+        // return: an open that fails leaves the log free too.
+        let mut release = Release::new(data_dir);
         let db = open_db(data_dir)?;
+        release.hold();
         let dir = data_dir.to_owned();
         secure_files(&log_dir)?;
         let events = guard(&dir, || db.open_tree("events"))?;
@@ -432,6 +443,7 @@ impl Log {
             regrouped: None,
             end_file: None,
             pending_readings: None,
+            release: std::sync::Arc::new(release),
         })
     }
 
@@ -450,7 +462,7 @@ impl Log {
         let guard = ReadCopy {
             log: None,
             scratch: scratch.clone(),
-            _lock: lock,
+            lock,
         };
         files::create_private_dir(&scratch, false).map_err(LogError::io(&scratch))?;
         copy_tree(&log_dir, &scratch.join(DB_DIR))?;
@@ -1226,17 +1238,32 @@ impl Log {
     /// sled once more. sled folds its write-ahead log into a snapshot only
     /// while opening, so doing that here moves the cost of replaying a
     /// day's appends from the next start (where a status line waits for
-    /// it) to this shutdown.
+    /// it) to this shutdown. Returns once sled has let go of the log (see
+    /// `Release`): this process or the next command opens it at once.
     pub fn close(self) -> Result<(), LogError> {
         self.flush()?;
         let dir = self.dir.clone();
+        let readers = std::sync::Arc::strong_count(&self.release) > 1;
         drop(self);
+        if readers {
+            // A reader still holds sled's files (a history answer in
+            // flight): the log stays this process's until the last reader
+            // drops, which waits for sled then. The reopen is left to the
+            // next open, which does the same work.
+            return secure_files(&dir.join(DB_DIR));
+        }
+        let mut release = Release::new(&dir);
         let result = match open_db(&dir) {
-            Ok(db) => guard(&dir, || db.flush().map(drop)),
-            // Another process took the dir in between; its open did this work.
+            Ok(db) => {
+                release.hold();
+                guard(&dir, || db.flush().map(drop))
+            }
+            // Another process took the dir in between (our own sled was
+            // waited for, so this is not it); its open did this work.
             Err(LogError::Owned { .. }) => Ok(()),
             Err(error) => Err(error),
         };
+        drop(release);
         result?;
         secure_files(&dir.join(DB_DIR))
     }
@@ -1262,30 +1289,216 @@ impl Log {
 }
 
 /// Locks the log's `db` file as sled does; held by another process is
-/// [`LogError::Owned`]; held by this one (a log it has just dropped,
-/// whose threads are finishing) is waited for, briefly.
+/// [`LogError::Owned`] at once; held by this one while it lets go of the
+/// log (see [`Release`]) is waited for, at most [`RELEASE_PATIENCE`].
 fn lock_or_owned(data_dir: &Path, file: fs::File) -> Result<Option<fs::File>, LogError> {
-    for _ in 0..200 {
+    let (mut waited, mut retried) = (false, false);
+    loop {
         match files::try_lock(&file) {
             Ok(true) => return Ok(Some(file)),
             Ok(false) => {}
             Err(_) => return Ok(None),
         }
-        let pid = fs::read_to_string(data_dir.join(OWNER_FILE))
-            .ok()
-            .and_then(|text| text.trim().parse().ok());
-        if pid != Some(std::process::id()) {
-            return Err(LogError::Owned {
-                dir: data_dir.to_owned(),
-                pid,
-            });
+        if !settle_own(data_dir, &mut waited, &mut retried) {
+            return Err(owned(data_dir));
         }
-        std::thread::sleep(Duration::from_millis(10));
     }
-    Err(LogError::Owned {
+}
+
+/// After a try to lock the log in `data_dir` met a lock: whether to try
+/// again. Once, after waiting, when this process is letting go of the log
+/// ([`Release::wait_for_own`]); once more at once otherwise, as this
+/// process's helper thread may have let go between the try and the look
+/// at [`RELEASING`] (it lets go before it unlists the file). Then no: the
+/// lock is another owner's.
+fn settle_own(data_dir: &Path, waited: &mut bool, retried: &mut bool) -> bool {
+    if !*waited && Release::wait_for_own(data_dir) {
+        *waited = true;
+        return true;
+    }
+    !std::mem::replace(retried, true)
+}
+
+/// [`LogError::Owned`] naming the pid in `owner.pid`, when there is one.
+fn owned(data_dir: &Path) -> LogError {
+    LogError::Owned {
         dir: data_dir.to_owned(),
-        pid: Some(std::process::id()),
-    })
+        pid: owner_pid(data_dir),
+    }
+}
+
+/// The pid `owner.pid` in `data_dir` names.
+fn owner_pid(data_dir: &Path) -> Option<u32> {
+    fs::read_to_string(data_dir.join(OWNER_FILE))
+        .ok()
+        .and_then(|text| text.trim().parse().ok())
+}
+
+/// How long closing or dropping a log waits for sled to let go of it,
+/// and an open that finds this process still letting go of it waits
+/// again. sled's threads end within milliseconds; this bounds a machine
+/// so loaded that they do not.
+const RELEASE_PATIENCE: Duration = Duration::from_secs(5);
+
+/// sled keeps its lock on the log's `db` file until its last background
+/// thread lets go of the file, after the last handle is dropped. An open
+/// log holds this, shared with its readers: when the last of them is
+/// dropped (after its sled handles), it waits until that lock is free,
+/// with a blocking `flock` on its own descriptor of the file (`flock`
+/// conflicts between two open files even in one process) on a helper
+/// thread, at most [`RELEASE_PATIENCE`]. So [`Log::close`] and a dropped
+/// `Log` return with the log free: this process reopens it, and a command
+/// started next opens it, without finding it owned.
+///
+/// Never a hang: when the bound passes, the drop goes on as before it
+/// waited (a shutdown is not held up by sled's threads), and the file
+/// stays listed as this process's to let go of until the helper thread
+/// gets the lock: an open in this process that meets the lock meanwhile
+/// waits once more ([`Release::wait_for_own`]) rather than calling itself
+/// another owner; an open in another process is refused as owned, as it
+/// would be while the log is open. The wait also ends as soon as
+/// `owner.pid` names another process: it opened the log, so sled let go.
+struct Release {
+    dir: PathBuf,
+    /// The log's `db` file, opened once sled holds it; `None` until then
+    /// (or when it cannot be opened: nothing is waited for).
+    file: Option<fs::File>,
+}
+
+/// Identifies a `db` file: device and inode.
+type FileKey = (u64, u64);
+
+/// The `db` files this process is letting go of (a file once per drop in
+/// progress): a lock on one of these is this process's own, not another
+/// owner's.
+static RELEASING: std::sync::Mutex<Vec<FileKey>> = std::sync::Mutex::new(Vec::new());
+
+impl Release {
+    /// Nothing held yet, for the log in the data dir `dir`.
+    fn new(dir: &Path) -> Release {
+        Release {
+            dir: dir.to_owned(),
+            file: None,
+        }
+    }
+
+    /// Opens the log's `db` file, once sled has opened (and locked) it.
+    fn hold(&mut self) {
+        self.file = fs::File::open(self.dir.join(DB_DIR).join("db")).ok();
+    }
+
+    /// When this process is letting go of the log in `data_dir` and sled
+    /// still holds it: waits (at most [`RELEASE_PATIENCE`]) and returns
+    /// true. Otherwise false at once: the lock is another process's.
+    fn wait_for_own(data_dir: &Path) -> bool {
+        let Ok(file) = fs::File::open(data_dir.join(DB_DIR).join("db")) else {
+            return false;
+        };
+        let pending = file_key(&file).is_some_and(|key| releasing().contains(&key));
+        if pending {
+            wait_unlocked(data_dir, file, None);
+        }
+        pending
+    }
+}
+
+impl Drop for Release {
+    fn drop(&mut self) {
+        let Some(file) = self.file.take() else {
+            return;
+        };
+        let Some(key) = file_key(&file) else {
+            return;
+        };
+        releasing().push(key);
+        wait_unlocked(&self.dir, file, Some(key));
+    }
+}
+
+/// The list of files being let go of; a panic elsewhere while it was
+/// held leaves it as it was, which is still a list.
+fn releasing() -> std::sync::MutexGuard<'static, Vec<FileKey>> {
+    RELEASING.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn file_key(file: &fs::File) -> Option<FileKey> {
+    use std::os::unix::fs::MetadataExt;
+    file.metadata().ok().map(|meta| (meta.dev(), meta.ino()))
+}
+
+/// Waits until `file`'s `flock` can be taken (then lets go of it at once),
+/// at most [`RELEASE_PATIENCE`], or until `owner.pid` in `data_dir` names
+/// another process. The lock is taken on a helper thread, which removes
+/// `key` from [`RELEASING`] once it has let go, also after the wait gave
+/// up. A thread that cannot start waits for nothing.
+fn wait_unlocked(data_dir: &Path, file: fs::File, key: Option<FileKey>) {
+    use std::sync::mpsc::RecvTimeoutError;
+    let (sender, receiver) = std::sync::mpsc::channel();
+    let spawned = std::thread::Builder::new()
+        .name("quotatrack-sled-release".to_owned())
+        .spawn(move || {
+            if lock_blocking(&file) {
+                unlock(&file);
+            }
+            drop(file);
+            if let Some(key) = key {
+                unlist(key);
+            }
+            let _ = sender.send(());
+        });
+    if spawned.is_err() {
+        if let Some(key) = key {
+            unlist(key);
+        }
+        return;
+    }
+    let deadline = std::time::Instant::now() + RELEASE_PATIENCE;
+    loop {
+        match receiver.recv_timeout(Duration::from_millis(50)) {
+            Ok(()) | Err(RecvTimeoutError::Disconnected) => return,
+            Err(RecvTimeoutError::Timeout) => {
+                let other = owner_pid(data_dir).is_some_and(|pid| pid != std::process::id());
+                if other || std::time::Instant::now() >= deadline {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Removes one listing of `key` from [`RELEASING`].
+fn unlist(key: FileKey) {
+    let mut list = releasing();
+    if let Some(index) = list.iter().position(|listed| *listed == key) {
+        list.swap_remove(index);
+    }
+}
+
+/// A blocking exclusive `flock` on `file`, retried when a signal
+/// interrupts it: whether it was taken (any other failure: there is
+/// nothing to wait on).
+fn lock_blocking(file: &fs::File) -> bool {
+    use std::os::fd::AsRawFd;
+    loop {
+        // SAFETY: flock on a descriptor the caller keeps open for the
+        // call; it touches no memory.
+        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } == 0 {
+            return true;
+        }
+        if io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
+            return false;
+        }
+    }
+}
+
+/// Lets go of `file`'s `flock` now. Closing the file alone may not: a
+/// child this process is starting holds a copy of every descriptor until
+/// it execs, and with it the lock.
+fn unlock(file: &fs::File) {
+    use std::os::fd::AsRawFd;
+    // SAFETY: flock on a descriptor the caller keeps open for the call;
+    // it touches no memory.
+    unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_UN) };
 }
 
 /// A second handle on an open log, for reading it on another thread while
@@ -1310,6 +1523,7 @@ impl Log {
             regrouped: None,
             end_file: None,
             pending_readings: None,
+            release: self.release.clone(),
         })
     }
 }
@@ -1327,7 +1541,7 @@ impl std::ops::Deref for LogReader {
 pub struct ReadCopy {
     log: Option<Log>,
     scratch: PathBuf,
-    _lock: Option<fs::File>,
+    lock: Option<fs::File>,
 }
 
 impl std::ops::Deref for ReadCopy {
@@ -1343,6 +1557,9 @@ impl Drop for ReadCopy {
         drop(self.log.take());
         // Our own scratch copy, never the user's files.
         let _ = fs::remove_dir_all(&self.scratch);
+        if let Some(lock) = self.lock.take() {
+            unlock(&lock);
+        }
     }
 }
 
@@ -1672,15 +1889,16 @@ fn check_segments(data_dir: &Path) -> Result<(), LogError> {
     Ok(())
 }
 
-/// Opens sled in `data_dir`. A lock held by another process is reported at
-/// once. A lock held by this process is a log it has just dropped: sled
-/// lets go of its file only when its background threads finish, so that
-/// is waited for, briefly. Opening runs on its own thread, watched: a
+/// Opens sled in `data_dir`. A lock held by another process (or by a log
+/// this process has open) is reported at once. A lock held by a log this
+/// process is still letting go of (a drop whose wait for sled gave up,
+/// see [`Release`]) is waited for, once, at most [`RELEASE_PATIENCE`].
+/// Opening runs on its own thread, watched: a
 /// panic or an open that takes longer than [`OPEN_PATIENCE`] (sled
 /// replaying a damaged file) is [`LogError::Damaged`].
 fn open_db(data_dir: &Path) -> Result<sled::Db, LogError> {
     check_segments(data_dir)?;
-    let mut attempts = 0;
+    let (mut waited, mut retried) = (false, false);
     loop {
         let config = sled::Config::new()
             .path(data_dir.join(DB_DIR))
@@ -1694,17 +1912,11 @@ fn open_db(data_dir: &Path) -> Result<sled::Db, LogError> {
         if !locked {
             return Err(classify(data_dir, error));
         }
-        let pid = fs::read_to_string(data_dir.join(OWNER_FILE))
-            .ok()
-            .and_then(|text| text.trim().parse().ok());
-        attempts += 1;
-        if pid != Some(std::process::id()) || attempts > 200 {
-            return Err(LogError::Owned {
-                dir: data_dir.to_owned(),
-                pid,
-            });
+        // Another process's lock is refused at once; this process's own,
+        // while it lets go of the log, is waited for once.
+        if !settle_own(data_dir, &mut waited, &mut retried) {
+            return Err(owned(data_dir));
         }
-        std::thread::sleep(std::time::Duration::from_millis(10));
     }
 }
 

@@ -69,3 +69,5 @@ mod alerts;
 mod settings;
 // Recorded host sessions of serve --stdio (fixtures/sessions): replayed, each promise it was recorded for.
 mod sessions;
+// Closing or dropping a log leaves it free at once: the same process and the next command open it.
+mod close;

@@ -145,9 +145,10 @@ pub fn finish_within(child: Child, limit: Duration, what: &str) -> Output {
 
 /// Waits, at most a minute, until nothing holds the lock on the `db` file
 /// of the log in the data dir `dir`, after a test opened it as sled
-/// itself: sled's threads keep its files open (and may still write or
-/// remove them) for a while after the last handle is dropped, and a
-/// command started meanwhile would find the log owned.
+/// itself, below `Log`: sled's threads keep its files open (and may still
+/// write or remove them) for a while after the last handle is dropped,
+/// and a command started meanwhile would find the log owned. (A closed or
+/// dropped `Log` waits for this itself.)
 pub fn sled_released(dir: &Path) {
     use std::os::fd::AsRawFd;
     let file = std::fs::File::open(dir.join("log/db")).unwrap();
