@@ -69,3 +69,5 @@ mod alerts;
 mod settings;
 // Recorded host sessions of serve --stdio (fixtures/sessions): replayed, each promise it was recorded for.
 mod sessions;
+// An export after a fold: its readings carried to the import, a fold cut only between cycles.
+mod foldexport;
