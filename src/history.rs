@@ -340,11 +340,13 @@ pub fn read(source: &Source, query: Query) -> Result<Read, HistoryError> {
             let mut reader = std::io::BufReader::new(file);
             // An export after a fold: its base line passed over, the
             // readings of its folded events read from the lines after it.
-            let (skipped, covered, first) = crate::log::read_head(&mut reader, |reading| builder.recorded(reading))
-                .map_err(|error| HistoryError::Line {
-                    path: path.clone(),
-                    error,
-                })?;
+            let (skipped, covered, first) = crate::log::read_head(&mut reader, &mut |reading| {
+                builder.recorded(reading)
+            })
+            .map_err(|error| HistoryError::Line {
+                path: path.clone(),
+                error,
+            })?;
             let rest = std::io::Read::chain(std::io::Cursor::new(first), reader);
             for line in crate::events::read_lines(rest) {
                 let envelope = line.map_err(|mut error| {

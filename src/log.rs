@@ -1974,15 +1974,17 @@ pub fn readings_line(block: &[u8]) -> String {
     )
 }
 
-/// An export's readings line as read.
-#[derive(serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ReadingsLineIn {
-    v: u32,
-    #[serde(rename = "type")]
-    #[allow(dead_code)]
-    kind: String,
-    block: String,
+/// The block of a readings line exactly as [`readings_line`] writes it
+/// (a trailing newline or carriage return passed over); `None` for any
+/// other line.
+fn readings_block(line: &[u8]) -> Option<Vec<u8>> {
+    let line = line.trim_ascii_end();
+    let start = format!(
+        "{{\"v\":{},\"type\":\"{READINGS_LINE_TYPE}\",\"block\":\"",
+        crate::events::VERSION
+    );
+    let text = line.strip_prefix(start.as_bytes())?.strip_suffix(b"\"}")?;
+    readings::from_base64(std::str::from_utf8(text).ok()?)
 }
 
 /// An export's base line as read.
@@ -2103,11 +2105,9 @@ pub fn split_export(bytes: &[u8]) -> Result<Head<'_>, crate::events::LineError> 
                 head.base = Some(read.store);
             }
             (Some(READINGS_LINE_TYPE), Some(_)) => {
-                let read: ReadingsLineIn = serde_json::from_slice(text)
-                    .map_err(|error| fail(format!("a readings line that cannot be read: {error}")))?;
-                version(read.v, "readings")?;
-                let block = readings::from_base64(&read.block)
-                    .ok_or_else(|| fail("a readings line whose block is not base64".to_owned()))?;
+                let block = readings_block(text).ok_or_else(|| {
+                    fail("a readings line that cannot be read (`{\"v\":1,\"type\":\"readings\",\"block\":\"<base64>\"}`)".to_owned())
+                })?;
                 head.readings.push(block);
             }
             (Some(READINGS_LINE_TYPE), None) => {
@@ -2140,7 +2140,7 @@ pub fn split_base(bytes: &[u8]) -> Result<(Option<Store>, &[u8], usize), crate::
 /// the first line after the head, read already (with its newline).
 pub fn read_head(
     reader: &mut impl io::BufRead,
-    mut each: impl FnMut(&readings::Reading),
+    each: &mut dyn FnMut(&readings::Reading),
 ) -> Result<(usize, u64, Vec<u8>), crate::events::LineError> {
     let start = |kind: &str| format!("{{\"v\":{},\"type\":\"{kind}\"", crate::events::VERSION);
     let (base, blocks) = (start(BASE_LINE_TYPE), start(READINGS_LINE_TYPE));
@@ -2160,12 +2160,9 @@ pub fn read_head(
             return Ok((lines, end, line));
         }
         if is_block {
-            let block = serde_json::from_slice::<ReadingsLineIn>(&line)
-                .ok()
-                .and_then(|read| readings::from_base64(&read.block))
-                .ok_or_else(|| fail("a readings line that cannot be read".to_owned()))?;
+            let block = readings_block(&line).ok_or_else(|| fail("a readings line that cannot be read".to_owned()))?;
             let (_, block_end) =
-                readings::read_block(&block, &mut each).map_err(|error| fail(format!("a readings block: {error}")))?;
+                readings::read_block(&block, each).map_err(|error| fail(format!("a readings block: {error}")))?;
             end = end.max(block_end);
         }
         lines += 1;
@@ -2283,7 +2280,7 @@ fn check_readings(exported: &Exported) -> Result<(), LogError> {
             message,
         };
         let (first, block_end) =
-            readings::read_block(block, |_| {}).map_err(|error| fail(format!("a readings block: {error}")))?;
+            readings::read_block(block, &mut |_| {}).map_err(|error| fail(format!("a readings block: {error}")))?;
         if first < end || first > applied || block_end > next {
             return Err(fail(format!(
                 "a readings block of events {first}–{} out of place: blocks follow one another, each starts \

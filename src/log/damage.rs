@@ -591,7 +591,7 @@ pub fn repair(data_dir: &Path, now: Timestamp) -> Result<Option<RepairReport>, L
             let blocks = copy.blocks_through(u64::MAX)?;
             let within = blocks
                 .iter()
-                .take_while(|block| super::readings::read_block(block, |_| {}).is_ok_and(|(_, end)| end <= next_seq));
+                .take_while(|block| super::readings::block_span(block).is_some_and(|(_, end)| end <= next_seq));
             log.put_blocks(&within.cloned().collect::<Vec<_>>())?;
         }
         // The scratch copy is done with: removed before the swap.

@@ -343,12 +343,17 @@ pub struct Covered {
     pub end: u64,
 }
 
+/// The events `first..end` of a stored block whose checksum holds.
+pub(crate) fn block_span(value: &[u8]) -> Option<(u64, u64)> {
+    parse(value).ok().map(|(header, _)| (header.first, header.end))
+}
+
 /// A stored block as an export carries it ([`crate::log::readings_line`]):
 /// its events `first..end` once its checksum holds and every reading in it
 /// decodes, each handed to `each`.
-pub(crate) fn read_block(value: &[u8], mut each: impl FnMut(&Reading)) -> Result<(u64, u64), String> {
+pub(crate) fn read_block(value: &[u8], each: &mut dyn FnMut(&Reading)) -> Result<(u64, u64), String> {
     let (header, compressed) = parse(value)?;
-    decode(&header, compressed, &mut each)?;
+    decode(&header, compressed, each)?;
     Ok((header.first, header.end))
 }
 
@@ -495,7 +500,7 @@ impl Log {
         let iter = guard(&self.dir, || Ok(self.readings.range(..=last.to_be_bytes())))?;
         for item in iter {
             let (key, value) = guard(&self.dir, || item)?;
-            let Ok((first, block_end)) = read_block(&value, |_| {}) else {
+            let Some((first, block_end)) = block_span(&value) else {
                 continue;
             };
             if key_seq(&key) != Some(first) || first < end {
@@ -507,13 +512,13 @@ impl Log {
         Ok(blocks)
     }
 
-    /// Stores blocks an import checked ([`read_block`]) as they are.
+    /// Stores blocks an import or a repair checked ([`block_span`]) as
+    /// they are, each under its first event (after magic and CRC).
     pub(crate) fn put_blocks(&self, blocks: &[Vec<u8>]) -> Result<(), LogError> {
         for value in blocks {
-            let (header, _) = parse(value).map_err(|message| self.storage_message(message))?;
-            guard(&self.dir, || {
-                self.readings.insert(header.first.to_be_bytes(), value.as_slice())
-            })?;
+            if let Some(key) = value.get(8..16) {
+                guard(&self.dir, || self.readings.insert(key, value.as_slice()))?;
+            }
         }
         Ok(())
     }

@@ -704,23 +704,17 @@ impl Log {
     /// Whether the unit's first event starts a cycle (its first frame read
     /// alone).
     fn starts_a_cycle(&self, unit: &Unit) -> Result<bool, LogError> {
-        let (seq, value) = (unit.keys[0], &unit.values[0]);
-        let first = if unit.v1 {
-            super::decode(seq, value)
-                .map(|(envelope, _)| envelope)
-                .map_err(|error| error.to_string())
-        } else {
-            super::frame_events(seq, value, &mut None, |base| {
-                match guard(&self.dir, || self.events.get(base.to_be_bytes())) {
-                    Ok(Some(value)) => Ok(value.to_vec()),
-                    _ => Err(format!("its keyframe {base} is unreadable")),
-                }
-            })
-            .and_then(|events| events.into_iter().next().ok_or_else(|| "an empty frame".to_owned()))
-            .map(|(envelope, _)| envelope)
+        let first = Unit {
+            keys: vec![unit.keys[0]],
+            values: vec![unit.values[0].clone()],
+            ..*unit
         };
-        let first = first.map_err(|reason| self.damaged(format!("event {seq} is unreadable: {reason}")))?;
-        Ok(crate::replay::starts(&first))
+        let frames = self.unit_events(&first)?;
+        Ok(frames
+            .iter()
+            .flatten()
+            .next()
+            .is_some_and(|(envelope, _)| crate::replay::starts(envelope)))
     }
 
     /// Rewrites `unit` and the `following` units ([`Log::cycle_after`]) in
