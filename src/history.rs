@@ -338,11 +338,17 @@ pub fn read(source: &Source, query: Query) -> Result<Read, HistoryError> {
                 error,
             })?;
             let mut reader = std::io::BufReader::new(file);
-            let skipped = crate::log::skip_base_line(&mut reader).map_err(|error| HistoryError::File {
+            // An export after a fold: its base line passed over, the
+            // readings of its folded events read from the lines after it.
+            let (skipped, covered, first) = crate::log::read_head(&mut reader, &mut |reading| {
+                builder.recorded(reading)
+            })
+            .map_err(|error| HistoryError::Line {
                 path: path.clone(),
                 error,
             })?;
-            for line in crate::events::read_lines(reader) {
+            let rest = std::io::Read::chain(std::io::Cursor::new(first), reader);
+            for line in crate::events::read_lines(rest) {
                 let envelope = line.map_err(|mut error| {
                     error.line += skipped;
                     HistoryError::Line {
@@ -351,7 +357,9 @@ pub fn read(source: &Source, query: Query) -> Result<Read, HistoryError> {
                     }
                 })?;
                 read.events += 1;
-                builder.event(&envelope);
+                if envelope.seq >= covered {
+                    builder.event(&envelope);
+                }
             }
             read.series = builder.finish();
             Ok(read)

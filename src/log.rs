@@ -1030,12 +1030,20 @@ impl Log {
     }
 
     /// Writes the base line of an export from `since`, when it has one
-    /// ([`Log::export_base`]).
+    /// ([`Log::export_base`]), and after it a line per block of the
+    /// readings record that holds readings of folded events
+    /// ([`readings_line`]).
     pub(crate) fn write_base_line(&self, since: u64, out: &mut impl Write) -> Result<(), LogError> {
         match self.export_base(since) {
             Some(base) => {
                 let line = base_line(&base).map_err(|error| self.storage_message(error.to_string()))?;
-                write_line(out, &line)
+                write_line(out, &line)?;
+                // The readings of the folded events, which `history` of the
+                // imported log reads as it does here.
+                for block in self.blocks_through(base.applied.unwrap_or(0))? {
+                    write_line(out, readings_line(&block).as_bytes())?;
+                }
+                Ok(())
             }
             None => Ok(()),
         }
@@ -1047,6 +1055,7 @@ impl Log {
     pub fn import_checked(&mut self, envelopes: &[Envelope]) -> Result<u64, LogError> {
         self.import_export(&Exported {
             base: None,
+            readings: Vec::new(),
             envelopes: envelopes.to_vec(),
             lines_before: 0,
         })
@@ -1083,6 +1092,7 @@ impl Log {
                 .rposition(|pair| pair[1].seq > pair[0].seq + 1)
                 .map_or(0, |at| at + 1),
         };
+        check_readings(exported)?;
         // Folded first: an event the store cannot take rejects the file
         // before anything is written.
         let mut store = exported.base.clone().unwrap_or_default();
@@ -1123,6 +1133,7 @@ impl Log {
             }
             self.put_base(&base)?;
         }
+        self.put_blocks(&exported.readings)?;
         for chunk in rest.chunks(IMPORT_BATCH) {
             let stored: Vec<Stored> = chunk.iter().map(Stored::of).collect();
             let mut batch = sled::Batch::default();
@@ -2158,6 +2169,36 @@ struct BaseLineOut<'a> {
     store: &'a Store,
 }
 
+/// The `type` of an export's readings lines.
+const READINGS_LINE_TYPE: &str = "readings";
+
+/// A line of an export after its base line: a stored block of the readings
+/// record ([`readings`]) that holds readings of folded events, as
+/// `{"v":1,"type":"readings","block":"<base64>"}`, so that `history` of an
+/// imported log (or `history --from` the export) has every reading the
+/// folded events had. Readers without readings lines refuse the line as an
+/// unknown type.
+pub fn readings_line(block: &[u8]) -> String {
+    format!(
+        "{{\"v\":{},\"type\":\"{READINGS_LINE_TYPE}\",\"block\":\"{}\"}}",
+        crate::events::VERSION,
+        readings::to_base64(block)
+    )
+}
+
+/// The block of a readings line exactly as [`readings_line`] writes it
+/// (a trailing newline or carriage return passed over); `None` for any
+/// other line.
+fn readings_block(line: &[u8]) -> Option<Vec<u8>> {
+    let line = line.trim_ascii_end();
+    let start = format!(
+        "{{\"v\":{},\"type\":\"{READINGS_LINE_TYPE}\",\"block\":\"",
+        crate::events::VERSION
+    );
+    let text = line.strip_prefix(start.as_bytes())?.strip_suffix(b"\"}")?;
+    readings::from_base64(std::str::from_utf8(text).ok()?)
+}
+
 /// An export's base line as read.
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -2207,6 +2248,8 @@ pub fn base_line(base: &Store) -> Result<Vec<u8>, serde_json::Error> {
 pub struct Exported {
     /// The folded base the events continue ([`base_line`]).
     pub base: Option<Store>,
+    /// The stored readings blocks after the base line ([`readings_line`]).
+    pub readings: Vec<Vec<u8>>,
     /// The events, checked by [`crate::events::read_import`].
     pub envelopes: Vec<Envelope>,
     /// The file's lines before the events' (the base line and blank lines
@@ -2214,11 +2257,30 @@ pub struct Exported {
     pub lines_before: usize,
 }
 
+/// The head of a JSON-lines file ([`split_export`]).
+pub struct Head<'a> {
+    /// The base line's store.
+    pub base: Option<Store>,
+    /// The readings blocks after it, decoded from base64 (checked by
+    /// [`Log::import_export`]).
+    pub readings: Vec<Vec<u8>>,
+    /// The events' lines.
+    pub rest: &'a [u8],
+    /// How many lines came before them.
+    pub lines_before: usize,
+}
+
 /// Splits a JSON-lines file into its base line (the first non-blank line,
-/// when its `type` is `base`) and the rest; returns the base, the rest and
-/// how many lines came before it. An export without a base line is all
-/// rest.
-pub fn split_base(bytes: &[u8]) -> Result<(Option<Store>, &[u8], usize), crate::events::LineError> {
+/// when its `type` is `base`), the readings lines after it, and the rest.
+/// An export without a base line is all rest; a readings line without a
+/// base line before it is refused.
+pub fn split_export(bytes: &[u8]) -> Result<Head<'_>, crate::events::LineError> {
+    let mut head = Head {
+        base: None,
+        readings: Vec::new(),
+        rest: bytes,
+        lines_before: 0,
+    };
     let mut start = 0;
     let mut line = 0;
     while start < bytes.len() {
@@ -2233,40 +2295,90 @@ pub fn split_base(bytes: &[u8]) -> Result<(Option<Store>, &[u8], usize), crate::
             start = next;
             continue;
         }
-        let is_base = serde_json::from_slice::<LineType>(text)
+        let kind = serde_json::from_slice::<LineType>(text)
             .ok()
-            .and_then(|found| found.kind)
-            .is_some_and(|kind| kind == BASE_LINE_TYPE);
-        if !is_base {
-            return Ok((None, bytes, 0));
-        }
+            .and_then(|found| found.kind);
         let fail = |message: String| crate::events::LineError { line, message };
-        let read: BaseLineIn =
-            serde_json::from_slice(text).map_err(|error| fail(format!("a base line that cannot be read: {error}")))?;
-        if read.v != crate::events::VERSION {
-            return Err(fail(format!(
-                "a base of version {} (this quotatrack reads version {})",
-                read.v,
-                crate::events::VERSION
-            )));
+        let version = |v: u32, what: &str| {
+            if v == crate::events::VERSION {
+                Ok(())
+            } else {
+                Err(fail(format!(
+                    "{what} of version {v} (this quotatrack reads version {})",
+                    crate::events::VERSION
+                )))
+            }
+        };
+        match (kind.as_deref(), &head.base) {
+            (Some(BASE_LINE_TYPE), None) => {
+                let read: BaseLineIn = serde_json::from_slice(text)
+                    .map_err(|error| fail(format!("a base line that cannot be read: {error}")))?;
+                version(read.v, "a base")?;
+                head.base = Some(read.store);
+            }
+            (Some(READINGS_LINE_TYPE), Some(_)) => {
+                let block = readings_block(text).ok_or_else(|| {
+                    fail("a readings line that cannot be read (`{\"v\":1,\"type\":\"readings\",\"block\":\"<base64>\"}`)".to_owned())
+                })?;
+                head.readings.push(block);
+            }
+            (Some(READINGS_LINE_TYPE), None) => {
+                return Err(fail(
+                    "a readings line before any base line (an export writes them right after its base line)".to_owned(),
+                ));
+            }
+            _ => return Ok(head),
         }
-        return Ok((Some(read.store), &bytes[next..], line));
+        head.rest = &bytes[next..];
+        head.lines_before = line;
+        start = next;
     }
-    Ok((None, bytes, 0))
+    Ok(head)
 }
 
-/// Passes over the base line an export after a fold starts with (as
-/// [`base_line`] writes it), reading no more of `reader` than that line;
-/// returns how many lines it passed over (0 or 1). For readers of an
-/// export's events that have no use for the base (`history --from`).
-pub fn skip_base_line(reader: &mut impl io::BufRead) -> io::Result<usize> {
-    let start = format!("{{\"v\":{},\"type\":\"{BASE_LINE_TYPE}\"", crate::events::VERSION);
-    if !reader.fill_buf()?.starts_with(start.as_bytes()) {
-        return Ok(0);
+/// [`split_export`] without the readings: the base, the rest and how many
+/// lines came before it.
+pub fn split_base(bytes: &[u8]) -> Result<(Option<Store>, &[u8], usize), crate::events::LineError> {
+    let head = split_export(bytes)?;
+    Ok((head.base, head.rest, head.lines_before))
+}
+
+/// Reads the head of an export for readers of its events that have no
+/// use for the base (`history --from`): passes over the base line (as
+/// [`base_line`] writes it) and hands `each` every reading of the readings
+/// lines after it ([`readings_line`]). Returns how many lines it passed
+/// over, the sequence number after the last event the readings cover (0
+/// without any: the events before it have had their readings given), and
+/// the first line after the head, read already (with its newline).
+pub fn read_head(
+    reader: &mut impl io::BufRead,
+    each: &mut dyn FnMut(&readings::Reading),
+) -> Result<(usize, u64, Vec<u8>), crate::events::LineError> {
+    let start = |kind: &str| format!("{{\"v\":{},\"type\":\"{kind}\"", crate::events::VERSION);
+    let (base, blocks) = (start(BASE_LINE_TYPE), start(READINGS_LINE_TYPE));
+    let (mut lines, mut end) = (0, 0);
+    loop {
+        let fail = |message: String| crate::events::LineError {
+            line: lines + 1,
+            message,
+        };
+        let mut line = Vec::new();
+        reader
+            .read_until(b'\n', &mut line)
+            .map_err(|error| fail(format!("cannot read it: {error}")))?;
+        let is_block = lines > 0 && line.starts_with(blocks.as_bytes());
+        let is_base = lines == 0 && line.starts_with(base.as_bytes());
+        if !(is_block || is_base) {
+            return Ok((lines, end, line));
+        }
+        if is_block {
+            let block = readings_block(&line).ok_or_else(|| fail("a readings line that cannot be read".to_owned()))?;
+            let (_, block_end) =
+                readings::read_block(&block, each).map_err(|error| fail(format!("a readings block: {error}")))?;
+            end = end.max(block_end);
+        }
+        lines += 1;
     }
-    let mut skipped = Vec::new();
-    reader.read_until(b'\n', &mut skipped)?;
-    Ok(1)
 }
 
 /// All of a JSON-lines input; a read that fails names the line it
@@ -2287,13 +2399,19 @@ pub fn read_whole(mut input: impl io::Read) -> Result<Vec<u8>, crate::events::Li
 /// in the whole file.
 pub fn read_export(input: impl io::BufRead) -> Result<Exported, crate::events::LineError> {
     let bytes = read_whole(input)?;
-    let (base, rest, lines_before) = split_base(&bytes)?;
+    let Head {
+        base,
+        readings,
+        rest,
+        lines_before,
+    } = split_export(&bytes)?;
     let envelopes = crate::events::read_import(rest).map_err(|error| crate::events::LineError {
         line: error.line + lines_before,
         message: error.message,
     })?;
     Ok(Exported {
         base,
+        readings,
         envelopes,
         lines_before,
     })
@@ -2356,6 +2474,35 @@ fn check_base(base: &Store, envelopes: &[Envelope], lines_before: usize) -> Resu
         });
     }
     Ok(applied)
+}
+
+/// Checks an export's readings blocks (after its base, checked by
+/// [`check_base`]): each reads whole, they follow one another, each starts
+/// within the base and none reaches past the events.
+fn check_readings(exported: &Exported) -> Result<(), LogError> {
+    let (Some(base), count) = (&exported.base, exported.readings.len()) else {
+        return Ok(());
+    };
+    let applied = base.applied.unwrap_or(0);
+    let next = exported.envelopes.last().map_or(0, |last| last.seq + 1);
+    let mut end = 0;
+    for (index, block) in exported.readings.iter().enumerate() {
+        let fail = |message: String| LogError::Import {
+            line: exported.lines_before + index + 1 - count,
+            message,
+        };
+        let (first, block_end) =
+            readings::read_block(block, &mut |_| {}).map_err(|error| fail(format!("a readings block: {error}")))?;
+        if first < end || first > applied || block_end > next {
+            return Err(fail(format!(
+                "a readings block of events {first}–{} out of place: blocks follow one another, each starts \
+                 within the base (which ends at event {applied}) and none goes past the last event",
+                block_end - 1
+            )));
+        }
+        end = block_end;
+    }
+    Ok(())
 }
 
 fn write_line(out: &mut impl Write, json: &[u8]) -> Result<(), LogError> {

@@ -71,3 +71,5 @@ mod settings;
 mod sessions;
 // Closing or dropping a log leaves it free at once: the same process and the next command open it.
 mod close;
+// An export after a fold: its readings carried to the import, a fold cut only between cycles.
+mod foldexport;

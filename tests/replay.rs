@@ -751,7 +751,15 @@ fn an_export_after_a_fold_carries_its_base_and_replays_to_the_same_decisions() {
     let exported = export(&data);
     let (base, events, before) = quotatrack::log::split_base(&exported).unwrap();
     let base = base.expect("an export after a fold starts with its base");
-    assert_eq!(before, 1);
+    // The base line, then the folded readings' lines.
+    assert!(before > 1);
+    assert!(
+        exported
+            .split(|b| *b == b'\n')
+            .take(before)
+            .skip(1)
+            .all(|line| line.starts_with(br#"{"v":1,"type":"readings","block":""#))
+    );
     let applied = base.applied.expect("the base names its last event");
     let first = read_lines(events)
         .map(Result::unwrap)
@@ -797,9 +805,25 @@ fn an_export_after_a_fold_carries_its_base_and_replays_to_the_same_decisions() {
         );
     }
 
-    // `history --from` reads the events of either the same.
-    let history = |file: &str| succeeds(&["--clock-at", "2026-08-25T12:00:00Z", "history", "--from", file], b"");
-    assert_eq!(history(&file), history(&old));
+    // `history --from` the export reads the folded readings from its
+    // readings lines: the data dir's history; without them, only the
+    // events' (the folded days are missing).
+    let history = |source: &[&str]| {
+        let mut args = vec!["--clock-at", "2026-08-25T12:00:00Z"];
+        args.extend(source);
+        args.push("history");
+        String::from_utf8(succeeds(&args, b"")).unwrap()
+    };
+    let from = |file: &str| {
+        String::from_utf8(succeeds(
+            &["--clock-at", "2026-08-25T12:00:00Z", "history", "--from", file],
+            b"",
+        ))
+        .unwrap()
+    };
+    assert_eq!(from(&file), history(&["--data-dir", &data]));
+    assert_eq!(history(&["--data-dir", &imported]), history(&["--data-dir", &data]));
+    assert_ne!(from(&old), from(&file));
 
     // A base line whose events do not follow it, or of another version,
     // is refused with its line.

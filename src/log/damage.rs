@@ -584,6 +584,16 @@ pub fn repair(data_dir: &Path, now: Timestamp) -> Result<Option<RepairReport>, L
         if !batch.is_empty() {
             log.write_stored(&batch)?;
         }
+        // The readings record, which keeps the readings of folded events:
+        // its blocks as sled reads them (none when it cannot open the log),
+        // up to the repaired log's end.
+        if let Some(copy) = copy.as_deref() {
+            let blocks = copy.blocks_through(u64::MAX)?;
+            let within = blocks
+                .iter()
+                .take_while(|block| super::readings::block_span(block).is_some_and(|(_, end)| end <= next_seq));
+            log.put_blocks(&within.cloned().collect::<Vec<_>>())?;
+        }
         // The scratch copy is done with: removed before the swap.
         drop(copy);
         log.next_seq = next_seq;

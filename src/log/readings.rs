@@ -219,6 +219,49 @@ fn decode(header: &Header, compressed: &[u8], mut each: impl FnMut(&Reading)) ->
     Ok(())
 }
 
+/// The standard base64 alphabet, for blocks in an export.
+const BASE64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+/// `bytes` as standard, padded base64.
+pub(crate) fn to_base64(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let n = chunk.iter().fold(0u32, |n, b| (n << 8) | u32::from(*b)) << (8 * (3 - chunk.len()));
+        for i in 0..4 {
+            out.push(if i <= chunk.len() {
+                BASE64[((n >> (18 - 6 * i)) & 63) as usize] as char
+            } else {
+                '='
+            });
+        }
+    }
+    out
+}
+
+/// Standard, padded base64 back to bytes; `None` for anything else.
+pub(crate) fn from_base64(text: &str) -> Option<Vec<u8>> {
+    let text = text.as_bytes();
+    if text.len() % 4 != 0 {
+        return None;
+    }
+    let mut out = Vec::with_capacity(text.len() / 4 * 3);
+    for (index, chunk) in text.chunks(4).enumerate() {
+        let last = index + 1 == text.len() / 4;
+        let pad = chunk.iter().rev().take_while(|c| **c == b'=').count();
+        if pad > 2 || (pad > 0 && !last) {
+            return None;
+        }
+        let mut n = 0u32;
+        for c in &chunk[..4 - pad] {
+            let value = BASE64.iter().position(|a| a == c)?;
+            n = (n << 6) | value as u32;
+        }
+        n <<= 6 * pad as u32;
+        out.extend_from_slice(&n.to_be_bytes()[1..4 - pad]);
+    }
+    Some(out)
+}
+
 fn put_varint(out: &mut Vec<u8>, mut value: u64) {
     while value >= 0x80 {
         out.push(value as u8 | 0x80);
@@ -298,6 +341,20 @@ pub struct Covered {
     /// The sequence number after the last event the blocks cover: the
     /// events from here on are read from the log.
     pub end: u64,
+}
+
+/// The events `first..end` of a stored block whose checksum holds.
+pub(crate) fn block_span(value: &[u8]) -> Option<(u64, u64)> {
+    parse(value).ok().map(|(header, _)| (header.first, header.end))
+}
+
+/// A stored block as an export carries it ([`crate::log::readings_line`]):
+/// its events `first..end` once its checksum holds and every reading in it
+/// decodes, each handed to `each`.
+pub(crate) fn read_block(value: &[u8], each: &mut dyn FnMut(&Reading)) -> Result<(u64, u64), String> {
+    let (header, compressed) = parse(value)?;
+    decode(&header, compressed, each)?;
+    Ok((header.first, header.end))
 }
 
 impl Log {
@@ -431,6 +488,39 @@ impl Log {
         let value = encode(from, end, &readings).map_err(|message| self.storage_message(message))?;
         guard(&self.dir, || self.readings.insert(from.to_be_bytes(), value))?;
         Ok(Some(end))
+    }
+
+    /// Every readable stored block (as [`Log::readings`] reads them) that
+    /// starts at or before `last`: with the base's last event, the blocks
+    /// an export after a fold carries, which together hold the readings of
+    /// every folded event.
+    pub(crate) fn blocks_through(&self, last: u64) -> Result<Vec<Vec<u8>>, LogError> {
+        let mut blocks = Vec::new();
+        let mut end = 0;
+        let iter = guard(&self.dir, || Ok(self.readings.range(..=last.to_be_bytes())))?;
+        for item in iter {
+            let (key, value) = guard(&self.dir, || item)?;
+            let Some((first, block_end)) = block_span(&value) else {
+                continue;
+            };
+            if key_seq(&key) != Some(first) || first < end {
+                continue;
+            }
+            end = block_end;
+            blocks.push(value.to_vec());
+        }
+        Ok(blocks)
+    }
+
+    /// Stores blocks an import or a repair checked ([`block_span`]) as
+    /// they are, each under its first event (after magic and CRC).
+    pub(crate) fn put_blocks(&self, blocks: &[Vec<u8>]) -> Result<(), LogError> {
+        for value in blocks {
+            if let Some(key) = value.get(8..16) {
+                guard(&self.dir, || self.readings.insert(key, value.as_slice()))?;
+            }
+        }
+        Ok(())
     }
 
     /// Calls `each` with every reading the record holds between `since`

@@ -122,6 +122,18 @@ impl Log {
     }
 }
 
+/// Where the cycle a unit ends in ends ([`Log::cycle_after`]).
+enum After {
+    /// With the unit: the event after it starts a cycle (or no cycle
+    /// start comes within [`frame::MAX_EVENTS`] events).
+    Ends,
+    /// In the last of these following units (with their events), which
+    /// holds the next cycle start.
+    Goes(Vec<(Unit, Frames)>),
+    /// Nowhere yet: no cycle starts after the unit in the log.
+    Open,
+}
+
 /// A keyframe and its deltas, or a run of format-1 entries.
 struct Unit {
     keys: Vec<u64>,
@@ -161,7 +173,7 @@ impl Log {
         let cut =
             |keep: Option<SignedDuration>| keep.map(|keep| now.checked_sub(keep).unwrap_or(Timestamp::MIN).as_second());
         let body_cut = cut(retention.bodies);
-        let event_cut = cut(retention.events);
+        let mut event_cut = cut(retention.events);
         let mut step = Step::default();
         // The readings record first: a step writes at most one block.
         if self.index_readings(None)? {
@@ -249,7 +261,41 @@ impl Log {
                 .flatten()
                 .last()
                 .map_or(unit.last_at, |(e, _)| e.at.as_second());
-            if event_cut.is_some_and(|cut| last_at < cut) {
+            let mut fold = event_cut.is_some_and(|cut| last_at < cut);
+            if fold {
+                // A fold never cuts a cycle: a unit that ends inside one is
+                // cut again at the cycle's start and end (events
+                // unchanged), and the pass goes on from the same key.
+                let last_start = frames
+                    .iter()
+                    .flatten()
+                    .enumerate()
+                    .filter(|(_, (envelope, _))| crate::replay::starts(envelope))
+                    .map(|(at, _)| at)
+                    .last();
+                let last = frames.iter().flatten().last().map_or(0, |(envelope, _)| envelope.seq);
+                match self.cycle_after(&unit, events, last)? {
+                    After::Ends => {}
+                    After::Goes(following) => {
+                        self.realign(&unit, frames, following)?;
+                        continue;
+                    }
+                    // The log's last cycle, still open: what comes before
+                    // it may fold, it never does (nor anything after it
+                    // in this pass).
+                    After::Open if last_start.is_some_and(|at| at > 0) => {
+                        self.realign(&unit, frames, Vec::new())?;
+                        continue;
+                    }
+                    After::Open if last_start.is_some() => {
+                        fold = false;
+                        event_cut = None;
+                    }
+                    // No cycle in the unit to cut.
+                    After::Open => {}
+                }
+            }
+            if fold {
                 step.folded += self.fold_unit(&unit, frames)?;
             } else {
                 let (shortened, converted) = self.trim_unit(&unit, frames, body_cut)?;
@@ -612,6 +658,102 @@ impl Log {
         self.apply(batch)?;
         self.flush()?;
         Ok((shortened, converted))
+    }
+
+    /// Whether the cycle the unit ends in ends with it ([`After`]), reading
+    /// the units after it up to the next cycle start
+    /// ([`crate::replay::starts`]).
+    /// `events` is how many the unit holds, `last` its last one's number;
+    /// a gap in the numbers (a repaired hole) ends a cycle too.
+    fn cycle_after(&self, unit: &Unit, events: usize, last: u64) -> Result<After, LogError> {
+        let mut following = Vec::new();
+        let mut from = unit.keys.last().map_or(u64::MAX, |key| key + 1);
+        let (mut gathered, mut expected) = (events, last.saturating_add(1));
+        loop {
+            let Some(next) = self.unit_at(from)? else {
+                return Ok(After::Open);
+            };
+            from = next.keys.last().map_or(u64::MAX, |key| key + 1);
+            if next.keys[0] != expected || (following.is_empty() && self.starts_a_cycle(&next)?) {
+                return Ok(After::Ends);
+            }
+            let frames = self.unit_events(&next)?;
+            gathered += frames.iter().map(Vec::len).sum::<usize>();
+            let whole = frames.iter().flatten().all(|(envelope, _)| {
+                let follows = envelope.seq == expected;
+                expected = envelope.seq.saturating_add(1);
+                follows
+            });
+            if gathered > frame::MAX_EVENTS || !whole {
+                // No engine records a cycle this long: a stretch without
+                // cycles (a log written by other means) is cut as it falls,
+                // and so is one with a hole.
+                return Ok(After::Ends);
+            }
+            let starts = frames
+                .iter()
+                .flatten()
+                .any(|(envelope, _)| crate::replay::starts(envelope));
+            following.push((next, frames));
+            if starts {
+                return Ok(After::Goes(following));
+            }
+        }
+    }
+
+    /// Whether the unit's first event starts a cycle (its first frame read
+    /// alone).
+    fn starts_a_cycle(&self, unit: &Unit) -> Result<bool, LogError> {
+        let first = Unit {
+            keys: vec![unit.keys[0]],
+            values: vec![unit.values[0].clone()],
+            ..*unit
+        };
+        let frames = self.unit_events(&first)?;
+        Ok(frames
+            .iter()
+            .flatten()
+            .next()
+            .is_some_and(|(envelope, _)| crate::replay::starts(envelope)))
+    }
+
+    /// Rewrites `unit` and the `following` units ([`Log::cycle_after`]) in
+    /// one batch, events unchanged, so that units end between cycles: the
+    /// unit's events before the start of the cycle it ends in, that cycle
+    /// whole, and the rest of the last following unit, each a unit of its
+    /// own. A fold then never cuts a cycle, so a base is always the store
+    /// between two cycles.
+    fn realign(&mut self, unit: &Unit, frames: Frames, following: Vec<(Unit, Frames)>) -> Result<(), LogError> {
+        let mut events: Vec<(Envelope, Vec<u8>)> = frames.into_iter().flatten().collect();
+        let own = events.len();
+        let mut batch = sled::Batch::default();
+        let mut keys: Vec<u64> = unit.keys.clone();
+        for (next, frames) in following {
+            keys.extend(&next.keys);
+            events.extend(frames.into_iter().flatten());
+        }
+        let cycle = events[..own]
+            .iter()
+            .rposition(|(envelope, _)| crate::replay::starts(envelope))
+            .unwrap_or(0);
+        let rest = events[own..]
+            .iter()
+            .position(|(envelope, _)| crate::replay::starts(envelope))
+            .map_or(events.len(), |at| own + at);
+        for key in &keys {
+            batch.remove(&key.to_be_bytes());
+        }
+        if self.writer.as_ref().is_some_and(|writer| keys.contains(&writer.key)) {
+            self.writer = None;
+        }
+        let mut parts = vec![&events[..cycle], &events[cycle..rest], &events[rest..]];
+        parts.retain(|part| !part.is_empty());
+        for part in parts {
+            // One frame each, so each is one unit.
+            self.put_unit(part[0].0.seq, &vec![part.to_vec()], Some(part.len()), &mut batch)?;
+        }
+        self.apply(batch)?;
+        self.flush()
     }
 
     /// Folds the unit into the base and removes it.

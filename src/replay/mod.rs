@@ -35,7 +35,8 @@ use crate::wire::rfc3339_seconds;
 pub mod explain;
 mod tape;
 
-use tape::{Tape, is_decision, starts};
+pub(crate) use tape::starts;
+use tape::{Tape, is_decision};
 
 /// How to replay.
 #[derive(Debug, Clone, Default)]
@@ -299,7 +300,8 @@ fn initial_settings(events: &[Envelope], base: Option<&Store>) -> Settings {
 /// Where replay of a recording that continues `base` starts: the index of
 /// its first input (an event that starts something) after the base's last
 /// event; the events before it (the `settings_changed` the fold kept, and
-/// the rest of a cycle the fold cut) are where the engine resumes from.
+/// the rest of a cycle a fold of an earlier build cut: folds now cut only
+/// between cycles) are where the engine resumes from.
 pub fn resumed_at(events: &[Envelope], base: &Store) -> usize {
     let after = base
         .applied

@@ -301,7 +301,7 @@ pub(super) fn is_decision(event: &Event) -> bool {
 /// Whether a recorded event starts something the engine was asked to do:
 /// a cycle, a refresh, settings read at start, a host event, a host
 /// session (the controller's `boot`).
-pub(super) fn starts(envelope: &Envelope) -> bool {
+pub(crate) fn starts(envelope: &Envelope) -> bool {
     match (&envelope.stream, &envelope.payload) {
         (Stream::Engine, Event::ClockTicked | Event::RefreshRequested { .. } | Event::SettingsChanged { .. }) => true,
         (_, Event::HostReported { .. }) => true,
