@@ -32,6 +32,7 @@ use std::process::Command;
 
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
+    bundle_fixtures();
     println!("cargo:rerun-if-env-changed=QUOTATRACK_DYNAMIC_FRONT");
     let var = |name: &str| std::env::var(name).unwrap_or_default();
     if var("CARGO_CFG_TARGET_OS") != "linux" || var("PROFILE") != "release" {
@@ -40,8 +41,12 @@ fn main() {
     println!("cargo:rustc-link-arg-bins=-Wl,-z,pack-relative-relocs");
     let glibc = var("CARGO_CFG_TARGET_ENV") == "gnu";
     let native = var("TARGET") == var("HOST");
-    // A linker of the user's own (`RUSTC_LINKER`) may not take these flags.
-    let own_linker = std::env::var_os("RUSTC_LINKER").is_some();
+    // A linker of the user's own (`RUSTC_LINKER`, or `-C linker` in the
+    // flags) may not take these flags.
+    let own_linker = std::env::var_os("RUSTC_LINKER").is_some()
+        || var("CARGO_ENCODED_RUSTFLAGS")
+            .split('\x1f')
+            .any(|flag| flag.contains("linker") || flag.contains("link-self-contained"));
     if glibc && native && !own_linker && std::env::var_os("QUOTATRACK_DYNAMIC_FRONT").is_none() {
         let out = PathBuf::from(var("OUT_DIR")).join("static-front");
         match static_libraries(&out) {
@@ -80,11 +85,13 @@ fn static_libraries(dir: &Path) -> Result<(), String> {
     Ok(())
 }
 
-/// The full path of a file the C compiler links from, as it finds it;
-/// an error when it finds none (it then answers with the bare name).
+/// The full path of a file the linker driver (`cc`, as rustc runs it)
+/// links from, as it finds it; an error when it finds none (it then
+/// answers with the bare name). A change to the file (a new compiler or C
+/// library) links the front again.
 fn archive(name: &str) -> Result<String, String> {
-    let compiler = std::env::var("CC").unwrap_or_else(|_| "cc".to_owned());
-    let output = Command::new(&compiler)
+    let compiler = "cc";
+    let output = Command::new(compiler)
         .arg(format!("-print-file-name={name}"))
         .output()
         .map_err(|error| format!("cannot run {compiler}: {error}"))?;
@@ -100,5 +107,53 @@ fn archive(name: &str) -> Result<String, String> {
     if text.contains([' ', '(', ')', '"']) {
         return Err(format!("{text}: a path a linker script cannot name"));
     }
+    println!("cargo:rerun-if-changed={text}");
     Ok(text.to_owned())
+}
+
+/// The provider fixtures `demo` runs from (`scenario::BUNDLED`), as they
+/// are compiled in: `OUT_DIR/fixtures/<provider>/<name>.json`, each the
+/// recorded file without the whitespace between its tokens (a third of
+/// it, indentation mostly), every string and number byte for byte.
+fn bundle_fixtures() {
+    let from = Path::new("fixtures/providers");
+    println!("cargo:rerun-if-changed={}", from.display());
+    let to = PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets OUT_DIR")).join("fixtures");
+    let providers = std::fs::read_dir(from).expect("fixtures/providers is part of the package");
+    for provider in providers.flatten().filter(|entry| entry.path().is_dir()) {
+        println!("cargo:rerun-if-changed={}", provider.path().display());
+        let dir = to.join(provider.file_name());
+        std::fs::create_dir_all(&dir).expect("OUT_DIR is writable");
+        for file in std::fs::read_dir(provider.path())
+            .expect("a fixture directory")
+            .flatten()
+        {
+            let path = file.path();
+            if path.extension().is_some_and(|extension| extension == "json") {
+                let text = std::fs::read(&path).expect("a fixture file");
+                std::fs::write(dir.join(file.file_name()), without_spaces(&text)).expect("OUT_DIR is writable");
+            }
+        }
+    }
+}
+
+/// JSON text without the whitespace outside its strings.
+fn without_spaces(json: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(json.len());
+    let (mut in_string, mut escaped) = (false, false);
+    for &byte in json {
+        if in_string {
+            out.push(byte);
+            match byte {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+        } else if !matches!(byte, b' ' | b'\t' | b'\n' | b'\r') {
+            in_string = byte == b'"';
+            out.push(byte);
+        }
+    }
+    out
 }

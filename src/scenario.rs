@@ -261,7 +261,8 @@ macro_rules! fixture {
         (
             $provider,
             $name,
-            include_str!(concat!("../fixtures/providers/", $dir, "/", $name, ".json")),
+            // As build.rs bundles them: without the whitespace between tokens.
+            include_str!(concat!(env!("OUT_DIR"), "/fixtures/", $dir, "/", $name, ".json")),
         )
     };
 }
