@@ -66,44 +66,35 @@ fn verify_in_a_process(dir: &Path, round: u64, events: u64) {
     assert_eq!(report["sled"]["events"], events, "round {round}");
 }
 
-#[test]
-fn a_closed_log_is_free_at_once_and_opens_again_in_the_same_process() {
+/// `ROUNDS` rounds of open, append and `end` (close or drop, named `how`):
+/// the log is free right after each, and opens again in this process.
+fn free_after_each_round(how: &str, end: impl Fn(Log)) {
     let dir = tempfile::tempdir().unwrap();
     let mut busy = 0;
     for round in 0..ROUNDS {
         let mut log = open(dir.path(), round);
         assert_eq!(log.next_seq(), round, "round {round}");
         append_one(&mut log, round);
-        log.close().unwrap();
+        end(log);
         if !lock_is_free(dir.path()) {
             busy += 1;
         }
     }
     assert_eq!(
         busy, 0,
-        "the log was still locked right after close in {busy} of {ROUNDS} rounds"
+        "the log was still locked right after {how} in {busy} of {ROUNDS} rounds"
     );
     assert_eq!(open(dir.path(), ROUNDS).next_seq(), ROUNDS);
 }
 
 #[test]
+fn a_closed_log_is_free_at_once_and_opens_again_in_the_same_process() {
+    free_after_each_round("close", |log| log.close().unwrap());
+}
+
+#[test]
 fn a_dropped_log_is_free_at_once_and_opens_again_in_the_same_process() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut busy = 0;
-    for round in 0..ROUNDS {
-        let mut log = open(dir.path(), round);
-        assert_eq!(log.next_seq(), round, "round {round}");
-        append_one(&mut log, round);
-        drop(log);
-        if !lock_is_free(dir.path()) {
-            busy += 1;
-        }
-    }
-    assert_eq!(
-        busy, 0,
-        "the log was still locked right after drop in {busy} of {ROUNDS} rounds"
-    );
-    assert_eq!(open(dir.path(), ROUNDS).next_seq(), ROUNDS);
+    free_after_each_round("drop", drop);
 }
 
 #[test]
