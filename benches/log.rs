@@ -43,6 +43,13 @@ fn main() {
         year(Path::new(&demo), &year_dir, false);
         return;
     }
+    // `QUOTATRACK_BENCH_ONLY=rebuild`: the full rebuild alone, run
+    // `QUOTATRACK_BENCH_RUNS` times (5) over the 1M-event log, which is
+    // kept in `QUOTATRACK_BENCH_BIG_DIR` when set (and reused when there).
+    if std::env::var("QUOTATRACK_BENCH_ONLY").is_ok_and(|only| only == "rebuild") {
+        rebuild_only();
+        return;
+    }
     let total: u64 = std::env::var("QUOTATRACK_BENCH_EVENTS")
         .ok()
         .and_then(|n| n.parse().ok())
@@ -67,23 +74,8 @@ fn main() {
 
     // A large log, written by import (batched, one flush at the end).
     let big = dir.path().join("big");
-    let mut lines = Vec::new();
-    let mut seq = 0;
-    let mut cycle = 0;
-    while seq < total {
-        for (at, stream, payload) in cycle_events(start, cycle) {
-            let envelope = quotatrack::events::Envelope {
-                stream,
-                seq,
-                at,
-                payload,
-            };
-            lines.extend_from_slice(&envelope.to_json());
-            lines.push(b'\n');
-            seq += 1;
-        }
-        cycle += 1;
-    }
+    let lines = big_log_lines(total, start);
+    let seq = lines.iter().filter(|byte| **byte == b'\n').count() as u64;
     let mut log = Log::open(&big).unwrap();
     let began = Instant::now();
     log.import(lines.as_slice()).unwrap();
@@ -175,6 +167,62 @@ fn main() {
         let demo = Path::new(&demo);
         compare_status(demo);
         year(demo, &dir.path().join("year"), true);
+    }
+}
+
+/// The JSON lines of the 1M-event log: `cycle_events` from `start` until
+/// `total` events.
+fn big_log_lines(total: u64, start: Timestamp) -> Vec<u8> {
+    let mut lines = Vec::new();
+    let mut seq = 0;
+    let mut cycle = 0;
+    while seq < total {
+        for (at, stream, payload) in cycle_events(start, cycle) {
+            let envelope = quotatrack::events::Envelope {
+                stream,
+                seq,
+                at,
+                payload,
+            };
+            lines.extend_from_slice(&envelope.to_json());
+            lines.push(b'\n');
+            seq += 1;
+        }
+        cycle += 1;
+    }
+    lines
+}
+
+/// The full rebuild alone, several runs over one log (see `main`).
+fn rebuild_only() {
+    let total: u64 = std::env::var("QUOTATRACK_BENCH_EVENTS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(1_000_000);
+    let runs: usize = std::env::var("QUOTATRACK_BENCH_RUNS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(5);
+    let dir = tempfile::tempdir().unwrap();
+    let big = std::env::var("QUOTATRACK_BENCH_BIG_DIR").map_or_else(|_| dir.path().join("big"), Into::into);
+    if !big.join("log").exists() {
+        let lines = big_log_lines(total, Timestamp::from_second(1_795_000_000).unwrap());
+        let mut log = Log::open(&big).unwrap();
+        log.import(lines.as_slice()).unwrap();
+        log.close().unwrap();
+    }
+    let log = Log::open(&big).unwrap();
+    for run in 1..=runs {
+        let load = load();
+        let began = Instant::now();
+        let cpu_began = cpu_time();
+        let store = log.rebuild().unwrap();
+        println!(
+            "full rebuild {run}/{runs}: {:.3} s wall, {:.3} s cpu (all threads), {} events, load {load}",
+            began.elapsed().as_secs_f64(),
+            (cpu_time() - cpu_began).as_secs_f64(),
+            store.applied.map_or(0, |seq| seq + 1)
+        );
     }
 }
 

@@ -903,7 +903,18 @@ impl Serialize for Stream {
 
 impl<'de> Deserialize<'de> for Stream {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(deserializer)?;
-        text.parse().map_err(serde::de::Error::custom)
+        /// Reads the name where it is (every event has one: a rebuild
+        /// reads a million) rather than into a `String` first.
+        struct Name;
+        impl serde::de::Visitor<'_> for Name {
+            type Value = Stream;
+            fn expecting(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
+                formatter.write_str("a stream name")
+            }
+            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Stream, E> {
+                text.parse().map_err(E::custom)
+            }
+        }
+        deserializer.deserialize_str(Name)
     }
 }

@@ -27,6 +27,7 @@
 //!   data dir the user made is never chmod-ed, only warned about.
 
 pub mod damage;
+mod decode;
 pub mod frame;
 pub mod readings;
 pub mod retention;
@@ -45,6 +46,7 @@ use jiff::{SignedDuration, Timestamp};
 use crate::events::{Envelope, Event, Stream};
 use crate::files;
 use crate::store::Store;
+use decode::Decoder;
 
 /// The sled directory inside the data dir.
 pub const DB_DIR: &str = "log";
@@ -618,12 +620,19 @@ impl Log {
     /// are `Err(Corrupt)` in their place, so a caller can report and go on.
     /// A failure of sled itself is the last item.
     pub fn entries(&self, since: u64) -> impl Iterator<Item = Result<Envelope, LogError>> + '_ {
-        self.read_from(since).map(|entry| entry.map(|(envelope, _)| envelope))
+        self.checked(since, false)
+            .map(|entry| entry.map(|(envelope, _)| envelope))
     }
 
     /// Each entry from `since` on, decoded and checked, with its stored
     /// value. Ends after the first error of sled itself.
     fn read_from(&self, since: u64) -> Checked<'_> {
+        self.checked(since, true)
+    }
+
+    /// [`Log::read_from`]; without `lines`, a frame's events come with
+    /// an empty line instead of their JSON.
+    fn checked(&self, since: u64, lines: bool) -> Checked<'_> {
         let start = self.frame_start(since);
         Checked {
             inner: guard(&self.dir, || Ok(self.events.range(start.to_be_bytes()..))).ok(),
@@ -631,8 +640,10 @@ impl Log {
             dir: &self.dir,
             done: false,
             since,
+            lines,
             pending: VecDeque::new(),
             keyframe: None,
+            decoder: Decoder::default(),
         }
     }
 
@@ -801,32 +812,48 @@ impl Log {
             .max(after_base)
             .min(self.next_seq);
         let n_chunks = (self.next_seq - first).div_ceil(CHUNK);
+        type Batch = Vec<Result<Envelope, LogError>>;
         std::thread::scope(|scope| {
-            let receivers: Vec<_> = (0..WORKERS)
+            // Each worker reads every other chunk into a batch; the batch
+            // comes back once applied, and the worker empties and refills
+            // it: what a worker allocates it frees, so the two never wait
+            // on each other's allocator locks.
+            let lanes: Vec<_> = (0..WORKERS)
                 .map(|worker| {
-                    let (sender, receiver) = std::sync::mpsc::sync_channel::<Vec<Result<Envelope, LogError>>>(2);
+                    let (full, filled) = std::sync::mpsc::sync_channel::<Batch>(2);
+                    let (spent, emptied) = std::sync::mpsc::channel::<Batch>();
                     scope.spawn(move || {
                         for chunk in (worker..n_chunks).step_by(WORKERS as usize) {
                             let end = first + (chunk + 1) * CHUNK;
-                            let entries = self.entries(first + chunk * CHUNK).take_while(|entry| match entry {
+                            let mut batch = emptied.try_recv().unwrap_or_default();
+                            batch.clear();
+                            batch.reserve(CHUNK as usize);
+                            batch.extend(self.entries(first + chunk * CHUNK).take_while(|entry| match entry {
                                 Ok(envelope) => envelope.seq < end,
                                 Err(LogError::Corrupt { seq, .. }) => *seq < end,
                                 Err(_) => true,
-                            });
-                            if sender.send(entries.collect()).is_err() {
+                            }));
+                            if full.send(batch).is_err() {
                                 return;
                             }
                         }
                     });
-                    receiver
+                    (filled, spent)
                 })
                 .collect();
             let mut store = base.unwrap_or_default();
             for chunk in 0..n_chunks {
-                let entries = receivers[(chunk % WORKERS) as usize].recv().unwrap_or_default();
-                for envelope in entries {
-                    guard_apply(&self.dir, &mut store, &envelope?)?;
+                let (filled, spent) = &lanes[(chunk % WORKERS) as usize];
+                let mut batch = filled.recv().unwrap_or_default();
+                let failed = batch.iter().position(Result::is_err);
+                for envelope in batch.iter().take(failed.unwrap_or(batch.len())).flatten() {
+                    guard_apply(&self.dir, &mut store, envelope)?;
                 }
+                if let Some(Err(error)) = failed.map(|index| batch.swap_remove(index)) {
+                    return Err(error);
+                }
+                // The worker may have finished: then the batch is freed here.
+                let _ = spent.send(batch);
             }
             Ok(store)
         })
@@ -1634,10 +1661,13 @@ struct Checked<'a> {
     done: bool,
     /// Events before this are not yielded (the first frame may start earlier).
     since: u64,
+    /// Whether a frame's events come with their JSON lines.
+    lines: bool,
     pending: VecDeque<Read>,
     /// The last keyframe read: its number, the CRC-32 of its text, a
     /// decompressor loaded with it.
     keyframe: Option<Keyframe>,
+    decoder: Decoder,
 }
 
 /// A keyframe's text, ready to decompress its deltas.
@@ -1710,7 +1740,16 @@ impl Checked<'_> {
                 Err(error) => Err(format!("its keyframe {base} is unreadable: {error}")),
             }
         };
-        match frame_events(seq, value, &mut self.keyframe, fetch) {
+        let lines = self.lines;
+        let read = frame_read(
+            seq,
+            value,
+            &mut self.keyframe,
+            fetch,
+            &mut self.decoder,
+            |envelope, line| (envelope, if lines { line.to_vec() } else { Vec::new() }),
+        );
+        match read {
             Ok(events) => {
                 for (envelope, json) in events {
                     if envelope.seq >= self.since {
@@ -1732,17 +1771,45 @@ pub(crate) fn frame_events(
     keyframe: &mut Option<Keyframe>,
     fetch: impl FnOnce(u64) -> Result<Vec<u8>, String>,
 ) -> Result<Vec<(Envelope, Vec<u8>)>, String> {
-    let (header, lines) = frame_lines(seq, value, keyframe, fetch)?;
-    let mut events = Vec::with_capacity(lines.len());
-    for (index, line) in lines.into_iter().enumerate() {
-        let expected = header.first + index as u64;
-        let envelope = Envelope::from_json(&line).map_err(|error| format!("event {expected}: {error}"))?;
-        if envelope.seq != expected {
-            return Err(format!("holds event {} under key {expected}", envelope.seq));
+    let mut decoder = Decoder::default();
+    frame_read(seq, value, keyframe, fetch, &mut decoder, |envelope, line| {
+        (envelope, line.to_vec())
+    })
+}
+
+/// [`frame_events`], each event made into what `make` makes of it and its
+/// JSON line (in a buffer reused for the next line, so a reader that does
+/// not keep the line allocates nothing for it). Errors are reported in the
+/// order of [`frame_lines`]: the text, the count, then each event.
+fn frame_read<T>(
+    seq: u64,
+    value: &[u8],
+    keyframe: &mut Option<Keyframe>,
+    fetch: impl FnOnce(u64) -> Result<Vec<u8>, String>,
+    decoder: &mut Decoder,
+    mut make: impl FnMut(Envelope, &[u8]) -> T,
+) -> Result<Vec<T>, String> {
+    let (header, text) = frame_text(seq, value, keyframe, fetch)?;
+    let mut events = Vec::with_capacity(header.count as usize);
+    let mut invalid = None;
+    let count = frame::unpack_each(&header, &text, |index, line, parts| {
+        if invalid.is_none() {
+            let expected = header.first + index as u64;
+            match decoder.decode(expected, line, parts) {
+                Ok(envelope) if envelope.seq == expected => events.push(make(envelope, line)),
+                Ok(envelope) => invalid = Some(format!("holds event {} under key {expected}", envelope.seq)),
+                Err(error) => invalid = Some(format!("event {expected}: {error}")),
+            }
         }
-        events.push((envelope, line));
+        Ok(())
+    })?;
+    if count != header.count as usize {
+        return Err(format!("holds {count} events where its header says {}", header.count));
     }
-    Ok(events)
+    match invalid {
+        Some(reason) => Err(reason),
+        None => Ok(events),
+    }
 }
 
 /// The header and JSON lines of the frame stored under `seq`, checked as
@@ -1754,6 +1821,26 @@ pub(crate) fn frame_lines(
     keyframe: &mut Option<Keyframe>,
     fetch: impl FnOnce(u64) -> Result<Vec<u8>, String>,
 ) -> Result<(frame::Header, Vec<Vec<u8>>), String> {
+    let (header, text) = frame_text(seq, value, keyframe, fetch)?;
+    let lines = frame::unpack(&header, &text)?;
+    if lines.len() != header.count as usize {
+        return Err(format!(
+            "holds {} events where its header says {}",
+            lines.len(),
+            header.count
+        ));
+    }
+    Ok((header, lines))
+}
+
+/// The header and decompressed (still packed) text of the frame stored
+/// under `seq`, its keyframe found as [`frame_events`] says.
+fn frame_text(
+    seq: u64,
+    value: &[u8],
+    keyframe: &mut Option<Keyframe>,
+    fetch: impl FnOnce(u64) -> Result<Vec<u8>, String>,
+) -> Result<(frame::Header, Vec<u8>), String> {
     let (header, compressed, _) = frame::parse(value)?;
     if header.first != seq {
         return Err(format!("holds event {} under key {seq}", header.first));
@@ -1792,15 +1879,7 @@ pub(crate) fn frame_lines(
             None => frame::text(&header, compressed, None)?,
         }
     };
-    let lines = frame::unpack(&header, &text)?;
-    if lines.len() != header.count as usize {
-        return Err(format!(
-            "holds {} events where its header says {}",
-            lines.len(),
-            header.count
-        ));
-    }
-    Ok((header, lines))
+    Ok((header, text))
 }
 
 /// The clock reading (seconds) of the JSON line of event `seq`, read from

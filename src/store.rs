@@ -220,7 +220,14 @@ impl Store {
                     Outcome::Usage { .. } => "ok",
                     Outcome::Failed { error } => error.kind.as_str(),
                 };
-                *entry.fetches.entry(result.to_owned()).or_default() += 1;
+                // Keys are allocated once per kind, not per fetch (a
+                // rebuild applies a million of these).
+                match entry.fetches.get_mut(result) {
+                    Some(count) => *count += 1,
+                    None => {
+                        entry.fetches.insert(result.to_owned(), 1);
+                    }
+                }
                 match outcome {
                     Outcome::Usage { plan, windows } => {
                         entry
@@ -231,8 +238,12 @@ impl Store {
                                 .window_seconds
                                 .or(window.resets_at.is_some().then_some(pace::KEPT_WITHOUT_LENGTH));
                             if let (Some(used_ratio), Some(seconds)) = (window.used_ratio, spacing) {
-                                let ring = entry.readings.entry(window.id.clone()).or_default();
-                                pace::keep(ring, Reading { at, used_ratio }, seconds);
+                                if !entry.readings.contains_key(&window.id) {
+                                    entry.readings.insert(window.id.clone(), Vec::new());
+                                }
+                                if let Some(ring) = entry.readings.get_mut(&window.id) {
+                                    pace::keep(ring, Reading { at, used_ratio }, seconds);
+                                }
                             }
                         }
                         entry.windows.clone_from(windows);
@@ -282,8 +293,8 @@ impl Store {
                 entry.blocked_until = *blocked_until;
             }
             Event::Transitioned { to, .. } => match envelope.stream {
-                Stream::Tracker(provider) => self.entry(provider).machine_state = Some(to.clone()),
-                Stream::Controller => self.controller.state = Some(to.clone()),
+                Stream::Tracker(provider) => set_text(&mut self.entry(provider).machine_state, to),
+                Stream::Controller => set_text(&mut self.controller.state, to),
                 Stream::Engine => {}
             },
             Event::ProviderSelected { provider } => self.controller.provider = *provider,
@@ -321,6 +332,18 @@ impl Store {
 
     fn entry(&mut self, provider: ProviderId) -> &mut Entry {
         self.providers.entry(provider).or_default()
+    }
+}
+
+/// Sets `slot` to `text`, reusing the text it holds (a state name is
+/// written on every transition; a rebuild writes a million).
+fn set_text(slot: &mut Option<String>, text: &str) {
+    match slot {
+        Some(held) => {
+            held.clear();
+            held.push_str(text);
+        }
+        None => *slot = Some(text.to_owned()),
     }
 }
 

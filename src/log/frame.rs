@@ -277,12 +277,34 @@ fn dictionary(base_text: &[u8]) -> Vec<u8> {
 
 /// The lines of a frame's text (each event's JSON, without the newline).
 fn lines(text: &[u8]) -> impl Iterator<Item = &[u8]> {
-    text.split(|b| *b == b'\n').filter(|line| !line.is_empty())
+    split_lines(text).filter(|line| !line.is_empty())
+}
+
+/// `text` split at each newline, as `split` would (an empty piece after a
+/// final newline too), found a word at a time.
+fn split_lines(text: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut start = 0;
+    memchr::memchr_iter(b'\n', text)
+        .chain(std::iter::once(text.len()))
+        .map(move |end| {
+            let line = &text[start..end];
+            start = end + 1;
+            line
+        })
 }
 
 /// The start every event's JSON has, up to its clock reading's text.
 fn line_start(seq: u64) -> Vec<u8> {
-    format!("{{\"v\":1,\"seq\":{seq},\"at\":\"").into_bytes()
+    let mut start = Vec::with_capacity(40);
+    push_line_start(seq, &mut start);
+    start
+}
+
+/// [`line_start`], appended to `out`.
+fn push_line_start(seq: u64, out: &mut Vec<u8>) {
+    out.extend_from_slice(b"{\"v\":1,\"seq\":");
+    out.extend_from_slice(itoa::Buffer::new().format(seq).as_bytes());
+    out.extend_from_slice(b",\"at\":\"");
 }
 
 /// Marks a packed line: kept whole, clock reading as the line before's,
@@ -315,17 +337,21 @@ fn shorten_recorded(rest: &[u8], at: &[u8], text: &mut Vec<u8>) {
     text.extend_from_slice(rest);
 }
 
-/// [`shorten_recorded`] undone.
-fn restore_recorded(rest: &[u8], at: &[u8], json: &mut Vec<u8>) {
-    match rest.iter().position(|b| *b == RECORDED_AT) {
+/// [`shorten_recorded`] undone; whether there was anything to restore.
+fn restore_recorded(rest: &[u8], at: &[u8], json: &mut Vec<u8>) -> bool {
+    match memchr::memchr(RECORDED_AT, rest) {
         Some(mark) => {
             json.extend_from_slice(&rest[..mark]);
             json.push(b'"');
             json.extend_from_slice(at);
             json.push(b'"');
             json.extend_from_slice(&rest[mark + 1..]);
+            true
         }
-        None => json.extend_from_slice(rest),
+        None => {
+            json.extend_from_slice(rest);
+            false
+        }
     }
 }
 
@@ -367,45 +393,83 @@ pub fn pack<'a>(first: u64, lines: impl IntoIterator<Item = &'a [u8]>) -> Vec<u8
 /// The JSON lines of a frame's text, restored; unpacked text (a frame
 /// without [`FLAG_PACKED`]) is split as it is.
 pub fn unpack(header: &Header, text: &[u8]) -> Result<Vec<Vec<u8>>, String> {
-    if header.flags & FLAG_PACKED == 0 {
-        return Ok(lines(text).map(<[u8]>::to_vec).collect());
-    }
     let mut out = Vec::with_capacity(header.count as usize);
+    unpack_each(header, text, |_, line, _| {
+        out.push(line.to_vec());
+        Ok(())
+    })?;
+    Ok(out)
+}
+
+/// A restored line in its two parts when it is exactly
+/// `{"v":1,"seq":N,"at":"` + `at` + `"` + `rest`: what every line says
+/// after its number and clock reading, the same bytes each time the same
+/// thing is said again (see [`crate::log`]'s decoder).
+#[derive(Clone, Copy)]
+pub struct Parts<'a> {
+    /// The clock reading's JSON text, between its quotes.
+    pub at: &'a [u8],
+    /// Everything after the clock reading's closing quote.
+    pub rest: &'a [u8],
+}
+
+/// [`unpack`] a line at a time: `visit` gets each line's index in the
+/// frame, its restored JSON (in one buffer reused for every line, so
+/// reading a frame allocates nothing per event) and, for a packed line, its
+/// [`Parts`]. Stops at the first error of the text's or of `visit`; the
+/// number of lines visited otherwise.
+pub fn unpack_each(
+    header: &Header,
+    text: &[u8],
+    mut visit: impl FnMut(usize, &[u8], Option<Parts<'_>>) -> Result<(), String>,
+) -> Result<usize, String> {
+    if header.flags & FLAG_PACKED == 0 {
+        let mut count = 0;
+        for line in lines(text) {
+            visit(count, line, None)?;
+            count += 1;
+        }
+        return Ok(count);
+    }
+    let mut count = 0;
+    let mut json = Vec::new();
     let mut previous_at: Option<&[u8]> = None;
-    for (index, line) in text.split(|b| *b == b'\n').enumerate() {
+    for (index, line) in split_lines(text).enumerate() {
         let Some((mark, rest)) = line.split_first() else {
             continue;
         };
         let seq = header.first + index as u64;
-        let mut json = Vec::with_capacity(line.len() + 48);
-        match *mark {
-            WHOLE => json.extend_from_slice(rest),
+        json.clear();
+        let parts = match *mark {
+            WHOLE => {
+                json.extend_from_slice(rest);
+                previous_at = None;
+                None
+            }
             SAME_AT => {
                 let at = previous_at.ok_or_else(|| format!("event {seq} repeats a clock reading it has not got"))?;
-                json.extend_from_slice(&line_start(seq));
+                push_line_start(seq, &mut json);
                 json.extend_from_slice(at);
                 json.push(b'"');
-                restore_recorded(rest, at, &mut json);
+                let restored = restore_recorded(rest, at, &mut json);
+                (!restored).then_some(Parts { at, rest })
             }
             NEW_AT => {
-                let quote = rest
-                    .iter()
-                    .position(|b| *b == b'"')
-                    .ok_or_else(|| format!("event {seq} has no clock reading"))?;
+                let quote = memchr::memchr(b'"', rest).ok_or_else(|| format!("event {seq} has no clock reading"))?;
                 let at = &rest[..quote];
                 previous_at = Some(at);
-                json.extend_from_slice(&line_start(seq));
+                push_line_start(seq, &mut json);
                 json.extend_from_slice(&rest[..=quote]);
-                restore_recorded(&rest[quote + 1..], at, &mut json);
+                let rest = &rest[quote + 1..];
+                let restored = restore_recorded(rest, at, &mut json);
+                (!restored).then_some(Parts { at, rest })
             }
             _ => return Err(format!("event {seq} is not a packed line")),
-        }
-        if *mark == WHOLE {
-            previous_at = None;
-        }
-        out.push(json);
+        };
+        visit(count, &json, parts)?;
+        count += 1;
     }
-    Ok(out)
+    Ok(count)
 }
 
 /// A zstd compressor loaded with one keyframe's text.
