@@ -32,6 +32,7 @@ pub mod frame;
 pub mod readings;
 pub mod retention;
 pub mod salvage;
+pub mod vacuum;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::fs;

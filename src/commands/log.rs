@@ -153,12 +153,24 @@ pub(super) fn run_log(data_dir: &Path, args: LogArgs, now: Timestamp) -> anyhow:
                 let keep = SignedDuration::from_hours(24 * i64::from(keep_days));
                 let shortened = log.compact(now, keep)?;
                 log.close()?;
-                anyhow::Ok(shortened)
+                // What was dropped is given back to the disk.
+                let vacuumed = crate::log::vacuum::vacuum(data_dir)?;
+                anyhow::Ok((shortened, vacuumed))
             })?;
+            let (shortened, vacuumed) = shortened;
             if json {
-                print_json(&json!({"bodies_dropped": shortened, "keep_days": keep_days}))?;
+                print_json(&json!({
+                    "bodies_dropped": shortened,
+                    "keep_days": keep_days,
+                    "bytes_before": vacuumed.before,
+                    "bytes_after": vacuumed.after,
+                }))?;
             } else {
                 println!("dropped the bodies of {shortened} fetches older than {keep_days} days");
+                println!(
+                    "rewrote the log: {} bytes on disk, {} before",
+                    vacuumed.after, vacuumed.before
+                );
             }
             Ok(ExitCode::SUCCESS)
         }
