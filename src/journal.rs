@@ -42,6 +42,9 @@ pub struct Journal {
     /// Events written just before whatever is recorded next, or dropped
     /// ([`Journal::hold`]).
     held: Vec<Stamped>,
+    /// Whether retention dropped or folded anything since the start: the
+    /// clean close then gives the space back when worth it.
+    freed: bool,
 }
 
 /// Where recorded events go.
@@ -106,6 +109,7 @@ impl Journal {
             since_checkpoint: 0,
             bodies: BTreeMap::new(),
             held: Vec::new(),
+            freed: false,
         }
     }
 
@@ -269,6 +273,7 @@ impl Journal {
         let step = log.retain_step(now, retention)?;
         if step.shortened > 0 || step.folded > 0 {
             self.bodies.clear();
+            self.freed = true;
         }
         Ok(step)
     }
@@ -282,12 +287,19 @@ impl Journal {
     }
 
     /// Clean shutdown: a checkpoint of the current store, then the log's
-    /// own clean close (see [`Log::close`]).
+    /// own clean close (see [`Log::close`]); when retention freed space,
+    /// the space given back to the disk if worth it
+    /// ([`crate::log::vacuum::vacuum_if_worth`]; a failure there leaves
+    /// the log as it was, and `log compact` can do it).
     pub fn close(self) -> Result<(), LogError> {
         match self.sink {
-            Sink::Log(log, _) => {
+            Sink::Log(log, data_dir) => {
                 log.write_checkpoint(&self.store)?;
-                (*log).close()
+                (*log).close()?;
+                if self.freed {
+                    let _ = crate::log::vacuum::vacuum_if_worth(&data_dir);
+                }
+                Ok(())
             }
             Sink::Memory(_) => Ok(()),
         }

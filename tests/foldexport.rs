@@ -307,39 +307,77 @@ fn bytes_below(dir: &Path) -> u64 {
         .sum()
 }
 
-/// `log compact` gives back to the disk what retention freed. After the
-/// 72 h demo with bodies kept a day and events two, sled's files are about
-/// three times what the same demo takes without retention; compact
-/// rewrites them to less than half, changes nothing the log holds (the
-/// export byte for byte, `log verify`), keeps its files private, and
+/// Retention gives back to the disk what it freed. sled never shrinks its
+/// files: before, the 72 h demo with bodies kept a day and events two took
+/// 1.7 MB, three times the same demo without retention. The engine's clean
+/// close now rewrites the log when worth it, and `log compact` always does:
+/// after a pass by hand, compact shrinks the files, changes nothing the log
+/// holds (the export byte for byte, `log verify`), keeps them private, and
 /// leaves no copy beside it: a copy a killed compact left is removed too.
 #[test]
-fn compact_gives_back_the_space_retention_freed() {
+fn retention_gives_back_the_space_it_freed() {
     use std::os::unix::fs::PermissionsExt;
     let root = tempfile::tempdir().unwrap();
     let config = root.path().join("config.toml");
     std::fs::write(&config, "[retention]\nbodies_days = 1\nevents_days = 2\n").unwrap();
     let data = root.path().join("data");
+    let log_dir = data.join("log");
     demo(&data, Some(&config), "72");
+    let demoed = bytes_below(&log_dir);
+    assert!(demoed < 1_000_000, "the 72 h demo with retention left {demoed} bytes");
+    let dir = data.to_str().unwrap();
+    run_ok(&["--data-dir", dir, "log", "verify"]);
+
+    // Passes by hand, as an older build's engine left them: nothing given
+    // back.
     let exported = export(&data);
-    let before = bytes_below(&data.join("log"));
+    let last = Envelope::from_json(exported.split(|b| *b == b'\n').rfind(|l| !l.is_empty()).unwrap())
+        .unwrap()
+        .at;
+    {
+        let mut log = Log::open(&data).unwrap();
+        for (bodies, events) in [(18, 44), (12, 38), (6, 32)] {
+            let keep = Retention {
+                bodies: Some(SignedDuration::from_hours(bodies)),
+                events: Some(SignedDuration::from_hours(events)),
+            };
+            retention_pass(&mut log, last, &keep);
+        }
+        log.close().unwrap();
+    }
+    let exported = export(&data);
+    let before = bytes_below(&log_dir);
     let stale = data.join(".vacuum-1");
     std::fs::create_dir_all(stale.join("log")).unwrap();
     std::fs::write(stale.join("log").join("db"), b"a copy a killed compact left").unwrap();
 
     // At the demo's last minute, so compact's own cut drops no body.
-    let last = Envelope::from_json(exported.split(|b| *b == b'\n').rfind(|l| !l.is_empty()).unwrap())
-        .unwrap()
-        .at
-        .to_string();
-    let dir = data.to_str().unwrap();
-    let said = run_ok(&["--data-dir", dir, "--clock-at", &last, "log", "compact", "--json"]);
+    let said = run_ok(&[
+        "--data-dir",
+        dir,
+        "--clock-at",
+        &last.to_string(),
+        "log",
+        "compact",
+        "--json",
+    ]);
     let said: serde_json::Value = serde_json::from_slice(&said).unwrap();
     assert_eq!(said["bodies_dropped"], 0, "{said}");
-    let after = bytes_below(&data.join("log"));
-    assert!(after * 2 < before, "{before} bytes before compact, {after} after");
-    // What it says is what it did (its "before" is after its own open).
-    assert!(said["bytes_before"].as_u64().unwrap() > 2 * after, "{said}");
+    let after = bytes_below(&log_dir);
+    let held: u64 = {
+        let log = Log::open(&data).unwrap();
+        let held = log.tree_bytes().iter().map(|(_, _, bytes)| bytes).sum();
+        log.close().unwrap();
+        held
+    };
+    eprintln!("demo {demoed}, after the passes {before}, after compact {after}, held {held}: {said}");
+    // Near what the log holds (sled's own overhead aside: a few segments);
+    // before, the demo's log alone took seven times it.
+    assert!(
+        after < 3 * held + 128 * 1024,
+        "{after} bytes on disk for {held} bytes held ({before} before compact)"
+    );
+    // What it says is what it did.
     assert_eq!(said["bytes_after"].as_u64(), Some(after), "{said}");
 
     assert!(export(&data) == exported, "compact changed what the log holds");
@@ -352,6 +390,6 @@ fn compact_gives_back_the_space_retention_freed() {
         .collect();
     assert!(!names.iter().any(|name| name.starts_with(".vacuum")), "{names:?}");
     let mode = |path: &Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
-    assert_eq!(mode(&data.join("log")), 0o700);
-    assert_eq!(mode(&data.join("log").join("db")), 0o600);
+    assert_eq!(mode(&log_dir), 0o700);
+    assert_eq!(mode(&log_dir.join("db")), 0o600);
 }
