@@ -1804,9 +1804,7 @@ fn frame_read<T>(
         }
         Ok(())
     })?;
-    if count != header.count as usize {
-        return Err(format!("holds {count} events where its header says {}", header.count));
-    }
+    counted(&header, count)?;
     match invalid {
         Some(reason) => Err(reason),
         None => Ok(events),
@@ -1824,14 +1822,16 @@ pub(crate) fn frame_lines(
 ) -> Result<(frame::Header, Vec<Vec<u8>>), String> {
     let (header, text) = frame_text(seq, value, keyframe, fetch)?;
     let lines = frame::unpack(&header, &text)?;
-    if lines.len() != header.count as usize {
-        return Err(format!(
-            "holds {} events where its header says {}",
-            lines.len(),
-            header.count
-        ));
-    }
+    counted(&header, lines.len())?;
     Ok((header, lines))
+}
+
+/// Whether a frame's text held the `count` events its header says.
+fn counted(header: &frame::Header, count: usize) -> Result<(), String> {
+    if count == header.count as usize {
+        return Ok(());
+    }
+    Err(format!("holds {count} events where its header says {}", header.count))
 }
 
 /// The header and decompressed (still packed) text of the frame stored

@@ -220,13 +220,8 @@ impl Store {
                     Outcome::Usage { .. } => "ok",
                     Outcome::Failed { error } => error.kind.as_str(),
                 };
-                // Keys are allocated once per kind, not per fetch (a
-                // rebuild applies a million of these).
-                match entry.fetches.get_mut(result) {
-                    Some(count) => *count += 1,
-                    None => {
-                        entry.fetches.insert(result.to_owned(), 1);
-                    }
+                if let Some(count) = slot(&mut entry.fetches, result) {
+                    *count += 1;
                 }
                 match outcome {
                     Outcome::Usage { plan, windows } => {
@@ -238,10 +233,7 @@ impl Store {
                                 .window_seconds
                                 .or(window.resets_at.is_some().then_some(pace::KEPT_WITHOUT_LENGTH));
                             if let (Some(used_ratio), Some(seconds)) = (window.used_ratio, spacing) {
-                                if !entry.readings.contains_key(&window.id) {
-                                    entry.readings.insert(window.id.clone(), Vec::new());
-                                }
-                                if let Some(ring) = entry.readings.get_mut(&window.id) {
+                                if let Some(ring) = slot(&mut entry.readings, &window.id) {
                                     pace::keep(ring, Reading { at, used_ratio }, seconds);
                                 }
                             }
@@ -333,6 +325,16 @@ impl Store {
     fn entry(&mut self, provider: ProviderId) -> &mut Entry {
         self.providers.entry(provider).or_default()
     }
+}
+
+/// The value under `key`, put there as its default first if missing. The
+/// key is allocated only then, not on every call (a fetch's counts and
+/// readings are kept by name; a rebuild keeps a million). Always `Some`.
+fn slot<'m, V: Default>(map: &'m mut BTreeMap<String, V>, key: &str) -> Option<&'m mut V> {
+    if !map.contains_key(key) {
+        map.insert(key.to_owned(), V::default());
+    }
+    map.get_mut(key)
 }
 
 /// Sets `slot` to `text`, reusing the text it holds (a state name is

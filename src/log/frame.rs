@@ -293,14 +293,8 @@ fn split_lines(text: &[u8]) -> impl Iterator<Item = &[u8]> {
         })
 }
 
-/// The start every event's JSON has, up to its clock reading's text.
-fn line_start(seq: u64) -> Vec<u8> {
-    let mut start = Vec::with_capacity(40);
-    push_line_start(seq, &mut start);
-    start
-}
-
-/// [`line_start`], appended to `out`.
+/// The start every event's JSON has, up to its clock reading's text,
+/// appended to `out`.
 fn push_line_start(seq: u64, out: &mut Vec<u8>) {
     out.extend_from_slice(b"{\"v\":1,\"seq\":");
     out.extend_from_slice(itoa::Buffer::new().format(seq).as_bytes());
@@ -361,8 +355,10 @@ fn restore_recorded(rest: &[u8], at: &[u8], json: &mut Vec<u8>) -> bool {
 pub fn pack<'a>(first: u64, lines: impl IntoIterator<Item = &'a [u8]>) -> Vec<u8> {
     let mut text = Vec::new();
     let mut previous_at: Option<&[u8]> = None;
+    let mut start = Vec::new();
     for (index, line) in lines.into_iter().enumerate() {
-        let start = line_start(first + index as u64);
+        start.clear();
+        push_line_start(first + index as u64, &mut start);
         let split = line.strip_prefix(start.as_slice()).and_then(|rest| {
             let quote = rest.iter().position(|b| *b == b'"')?;
             Some((&rest[..quote], &rest[quote + 1..]))

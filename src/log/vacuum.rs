@@ -36,7 +36,8 @@ pub struct Vacuumed {
 /// the copy removed.
 pub fn vacuum(data_dir: &Path) -> Result<Vacuumed, LogError> {
     let log = Log::open(data_dir)?;
-    vacuum_open(log, data_dir)
+    let before = damage::size_of(&data_dir.join(DB_DIR));
+    vacuum_open(log, data_dir, before)
 }
 
 /// What the engine's clean close does once its retention dropped or
@@ -50,7 +51,7 @@ pub fn vacuum_if_worth(data_dir: &Path) -> Result<Option<Vacuumed>, LogError> {
     if held > AUTOMATIC_MOST || on_disk <= 2 * held + (1 << 20) {
         return Ok(None);
     }
-    vacuum_open(log, data_dir).map(Some)
+    vacuum_open(log, data_dir, on_disk).map(Some)
 }
 
 /// The most a clean close copies on its own: about a second here (a log of
@@ -58,14 +59,15 @@ pub fn vacuum_if_worth(data_dir: &Path) -> Result<Option<Vacuumed>, LogError> {
 /// is given back by `log compact`.
 pub const AUTOMATIC_MOST: u64 = 4 << 20;
 
-fn vacuum_open(old: Log, data_dir: &Path) -> Result<Vacuumed, LogError> {
+/// [`vacuum`] of the log `old`, open on `data_dir`, whose files take
+/// `before` bytes.
+fn vacuum_open(old: Log, data_dir: &Path, before: u64) -> Result<Vacuumed, LogError> {
     let log_dir = data_dir.join(DB_DIR);
     // Owned for the whole vacuum: no other process opens the old log
     // while it is copied and exchanged.
     old.flush()?;
     remove_stale(data_dir);
     let building = data_dir.join(format!("{BUILDING_PREFIX}{}", std::process::id()));
-    let before = damage::size_of(&log_dir);
     let copied = copy(&old, &building);
     if let Err(error) = copied {
         let _ = fs::remove_dir_all(&building);
@@ -86,30 +88,34 @@ fn vacuum_open(old: Log, data_dir: &Path) -> Result<Vacuumed, LogError> {
 }
 
 /// Copies every tree of `old` into a new log in the data dir `building`,
-/// checks each copied tree against the log's ([`digest`]), and closes it.
+/// checks each copied tree against the log's ([`Digest`]), and closes it.
 fn copy(old: &Log, building: &Path) -> Result<(), LogError> {
     // Small batches leave sled the fewest rewritten nodes behind (the
     // 72 h demo's copy: about 435 KB in batches of 16, 600 KB in batches
     // of 1,024 or more).
-    const BATCH: usize = 16;
+    const BATCH: u64 = 16;
     let new = Log::open(building)?;
     for name in old.db.tree_names() {
         // Under one guard: sled reading a damaged page panics in `next`.
         let (kept, copied) = guard(&old.dir, || {
             let (from, to) = (old.db.open_tree(&name)?, new.db.open_tree(&name)?);
             let mut batch = sled::Batch::default();
-            let mut held = 0;
+            let mut kept = Digest::default();
             for entry in from.iter() {
                 let (key, value) = entry?;
+                kept.add(&key, &value);
                 batch.insert(key, value);
-                held += 1;
-                if held == BATCH {
+                if kept.entries % BATCH == 0 {
                     to.apply_batch(std::mem::take(&mut batch))?;
-                    held = 0;
                 }
             }
             to.apply_batch(batch)?;
-            Ok((digest(&from)?, digest(&to)?))
+            let mut copied = Digest::default();
+            for entry in to.iter() {
+                let (key, value) = entry?;
+                copied.add(&key, &value);
+            }
+            Ok((kept.finish(), copied.finish()))
         })?;
         if kept != copied {
             return Err(LogError::Damaged {
@@ -123,18 +129,24 @@ fn copy(old: &Log, building: &Path) -> Result<(), LogError> {
 
 /// A tree's entries and a CRC-32 of every key and value in order, each
 /// after its length.
-fn digest(tree: &sled::Tree) -> sled::Result<(u64, u32)> {
-    let mut sum = crc32fast::Hasher::new();
-    let mut entries = 0;
-    for entry in tree.iter() {
-        let (key, value) = entry?;
-        for part in [&key, &value] {
-            sum.update(&(part.len() as u64).to_be_bytes());
-            sum.update(part);
+#[derive(Default)]
+struct Digest {
+    entries: u64,
+    sum: crc32fast::Hasher,
+}
+
+impl Digest {
+    fn add(&mut self, key: &[u8], value: &[u8]) {
+        for part in [key, value] {
+            self.sum.update(&(part.len() as u64).to_be_bytes());
+            self.sum.update(part);
         }
-        entries += 1;
+        self.entries += 1;
     }
-    Ok((entries, sum.finalize()))
+
+    fn finish(self) -> (u64, u32) {
+        (self.entries, self.sum.finalize())
+    }
 }
 
 /// Exchanges the directories `a` and `b`, both in `parent`, in one step
